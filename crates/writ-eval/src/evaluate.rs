@@ -1,0 +1,397 @@
+//! The decision procedure.
+//!
+//! 1. Resolve the principal: the request's agent id, its roles (from the
+//!    request, from the declared agent, and from a token prefix), tier and tags.
+//! 2. Ceilings: every agent or role entry that bounds the principal checks
+//!    its model, tool and host lists (block list first) and its limits. A
+//!    request outside a ceiling is denied, naming the list or limit.
+//! 3. Rules: a rule applies when an action pattern matches, a target pattern
+//!    matches (or it has none), the principal is in its scope and its
+//!    condition holds. An applying rule's constraints are then checked (a
+//!    failure denies) and, for allow rules, its limit.
+//! 4. Combining: first-match takes the first applying rule; deny-overrides
+//!    takes the first deny, else the first approve, else the first allow. No
+//!    applying rule: the policy default.
+//! 5. Only an allow is counted against limits and budgets.
+
+use std::cmp::Ordering;
+
+use writ_ir::{
+    Agent, CmpOp, Combining, Condition, Effect, Field, Metric, PolicySet, Rule, Subject, Tier, TimeOfDay, Value,
+    Weekday,
+};
+
+use crate::limiter::{LimitKey, Limiter};
+use crate::{Decision, Request};
+
+/// Who is asking, after roles and tokens are resolved.
+struct Principal<'r> {
+    id: &'r str,
+    roles: Vec<&'r str>,
+    tier: Option<Tier>,
+    tags: Vec<&'r str>,
+}
+
+/// The request's time in the policy's time zone.
+struct Clock {
+    time: TimeOfDay,
+    weekday: Weekday,
+    millis: i64,
+}
+
+/// A limit that must be committed if the decision ends as allow.
+struct Pending {
+    key: LimitKey,
+    amount: u64,
+}
+
+/// The reference evaluator over one policy set, with its own limit counters.
+#[derive(Debug)]
+pub struct Evaluator<'p> {
+    set: &'p PolicySet,
+    limiter: Limiter,
+}
+
+impl<'p> Evaluator<'p> {
+    #[must_use]
+    pub fn new(set: &'p PolicySet) -> Self {
+        Evaluator { set, limiter: Limiter::default() }
+    }
+
+    /// Decides a request. `now` is used when the request carries no `at`.
+    pub fn check(&mut self, req: &Request, now: jiff::Timestamp) -> Decision {
+        let at = req.at.unwrap_or(now);
+        let zoned = at.to_zoned(self.set.settings.timezone.value.tz.clone());
+        let secs = u32::from(zoned.hour().unsigned_abs()) * 3600
+            + u32::from(zoned.minute().unsigned_abs()) * 60
+            + u32::from(zoned.second().unsigned_abs());
+        let weekday = match zoned.weekday() {
+            jiff::civil::Weekday::Monday => Weekday::Monday,
+            jiff::civil::Weekday::Tuesday => Weekday::Tuesday,
+            jiff::civil::Weekday::Wednesday => Weekday::Wednesday,
+            jiff::civil::Weekday::Thursday => Weekday::Thursday,
+            jiff::civil::Weekday::Friday => Weekday::Friday,
+            jiff::civil::Weekday::Saturday => Weekday::Saturday,
+            jiff::civil::Weekday::Sunday => Weekday::Sunday,
+        };
+        let clock = Clock { time: TimeOfDay::from_seconds(secs), weekday, millis: at.as_millisecond() };
+
+        let principal = match self.principal(req) {
+            Ok(p) => p,
+            Err(reason) => return self.deny(None, None, reason, None),
+        };
+        let mut pending = Vec::new();
+        if let Some(denied) = self.ceilings(req, &principal, &clock, &mut pending) {
+            return denied;
+        }
+        let decision = self.rules(req, &principal, &clock, &mut pending);
+        if decision.effect == Effect::Allow {
+            for p in pending {
+                self.limiter.commit(p.key, p.amount, clock.millis);
+            }
+        }
+        decision
+    }
+
+    fn policy_name(&self, rule_policy: writ_ir::PolicyId) -> Option<String> {
+        self.set.policy(rule_policy).map(|p| p.name.clone())
+    }
+
+    fn deny(&self, rule: Option<&Rule>, agent: Option<&Agent>, reason: String, retry: Option<u64>) -> Decision {
+        let policy = rule.map(|r| r.policy).or(agent.map(|a| a.policy)).and_then(|p| self.policy_name(p));
+        Decision {
+            effect: Effect::Deny,
+            rule: rule.map(|r| r.name.value.clone()),
+            policy,
+            reason: Some(reason),
+            risk: rule.and_then(|r| r.risk.as_ref().map(|r| r.value)).or(self.set.settings.default_risk.as_ref().map(|r| r.value)),
+            retry_after_s: retry,
+        }
+    }
+
+    fn principal<'r>(&self, req: &'r Request) -> Result<Principal<'r>, String>
+    where
+        'p: 'r,
+    {
+        let mut p = Principal { id: &req.agent, roles: req.roles.iter().map(String::as_str).collect(), tier: None, tags: req.tags.iter().map(String::as_str).collect() };
+        for a in self.set.agents.iter().filter(|a| a.subject == Subject::Agent && a.name.value == req.agent) {
+            p.roles.extend(a.roles.iter().map(|r| r.value.as_str()));
+            p.tags.extend(a.tags.iter().map(|t| t.value.as_str()));
+            p.tier = p.tier.max(a.tier.as_ref().map(|t| t.value));
+            if let (Some(prefix), Some(token)) = (&a.token_prefix, &req.token)
+                && !token.starts_with(&prefix.value)
+            {
+                return Err(format!("token does not belong to agent `{}`", req.agent));
+            }
+        }
+        if let Some(token) = &req.token {
+            let mut any_prefix = false;
+            let mut matched = false;
+            for a in &self.set.agents {
+                if let Some(prefix) = &a.token_prefix {
+                    any_prefix = true;
+                    if token.starts_with(&prefix.value) {
+                        matched = true;
+                        if a.subject == Subject::Role {
+                            p.roles.push(&a.name.value);
+                        }
+                    }
+                }
+            }
+            if any_prefix && !matched {
+                return Err("token matches no declared `token_prefix`".to_owned());
+            }
+        }
+        Ok(p)
+    }
+
+    fn bounds(agent: &Agent, p: &Principal<'_>) -> bool {
+        match agent.subject {
+            Subject::Agent => agent.name.value == p.id,
+            Subject::Role => p.roles.contains(&agent.name.value.as_str()),
+            Subject::Everyone => true,
+        }
+    }
+
+    fn ceilings(&mut self, req: &Request, p: &Principal<'_>, clock: &Clock, pending: &mut Vec<Pending>) -> Option<Decision> {
+        let target = req.target.as_deref().unwrap_or("");
+        for agent in self.set.agents.iter().filter(|a| Self::bounds(a, p)) {
+            let who = match agent.subject {
+                Subject::Agent => format!("agent `{}`", agent.name.value),
+                Subject::Role => format!("role `{}`", agent.name.value),
+                Subject::Everyone => format!("`{}`", agent.name.value),
+            };
+            let (list, noun) = match req.action.as_str() {
+                "model:use" => (&agent.models, "model"),
+                "tool:call" => (&agent.tools, "tool"),
+                "net:connect" => (&agent.hosts, "host"),
+                _ => (&writ_ir::AccessList { allow: None, block: None }, ""),
+            };
+            if let Some(block) = &list.block
+                && block.matches(target)
+            {
+                return Some(self.deny(None, Some(agent), format!("{noun} `{target}` is in {} of {who}", block.key), None));
+            }
+            if let Some(allow) = &list.allow
+                && !allow.matches(target)
+            {
+                return Some(self.deny(None, Some(agent), format!("{noun} `{target}` is not in {} of {who}", allow.key), None));
+            }
+            if req.action == "net:connect"
+                && agent.require_tls.as_ref().is_some_and(|t| t.value)
+                && req.context.get("scheme").and_then(Value::as_str) != Some("https")
+            {
+                return Some(self.deny(None, Some(agent), format!("{who} requires TLS: context `scheme` must be `https`"), None));
+            }
+            for (i, limit) in agent.limits.iter().enumerate() {
+                if limit.actions.as_ref().is_some_and(|a| !a.is_match(&req.action)) {
+                    continue;
+                }
+                let amount = match limit.metric {
+                    Metric::Requests => 1,
+                    Metric::Tokens => req.tokens,
+                };
+                let key = LimitKey::Agent(agent.id, i, p.id.to_owned());
+                if let Err(retry) = self.limiter.check(&key, limit.rate, amount, clock.millis) {
+                    let what = match limit.metric {
+                        Metric::Requests => "requests",
+                        Metric::Tokens => "tokens",
+                    };
+                    let reason = format!("{who} is over its {what} limit `{}` ({}: {})", limit.rate, limit.key, limit.rate.count);
+                    return Some(self.deny(None, Some(agent), reason, Some(retry)));
+                }
+                pending.push(Pending { key, amount });
+            }
+        }
+        None
+    }
+
+    fn rules(&mut self, req: &Request, p: &Principal<'_>, clock: &Clock, pending: &mut Vec<Pending>) -> Decision {
+        let set = self.set;
+        let mut best: Option<(Decision, Vec<Pending>)> = None;
+        let mut allow_limits: Vec<Pending> = Vec::new();
+        for rule in &set.rules {
+            if !applies(rule, req, p, clock) {
+                continue;
+            }
+            let (decision, limits) = self.outcome(rule, req, p, clock);
+            match set.settings.combining.value {
+                Combining::FirstMatch => {
+                    pending.extend(limits);
+                    return decision;
+                }
+                Combining::DenyOverrides => {
+                    if decision.effect == Effect::Allow {
+                        allow_limits.extend(limits);
+                    }
+                    let rank = |e: Effect| match e {
+                        Effect::Deny => 2,
+                        Effect::Approve => 1,
+                        Effect::Allow => 0,
+                    };
+                    if best.as_ref().is_none_or(|(b, _)| rank(decision.effect) > rank(b.effect)) {
+                        best = Some((decision, Vec::new()));
+                    }
+                }
+            }
+        }
+        if let Some((decision, _)) = best {
+            if decision.effect == Effect::Allow {
+                pending.extend(allow_limits);
+            }
+            return decision;
+        }
+        let s = &set.settings;
+        let effect = s.default_effect.value;
+        let reason = s.default_reason.as_ref().map_or_else(
+            || format!("no rule matched action `{}`; the policy default is {effect}", req.action),
+            |r| expand(&r.value, req),
+        );
+        Decision {
+            effect,
+            rule: None,
+            policy: None,
+            reason: Some(reason),
+            risk: s.default_risk.as_ref().map(|r| r.value),
+            retry_after_s: None,
+        }
+    }
+
+    /// The decision of an applying rule: constraints, then its limit.
+    fn outcome(&mut self, rule: &Rule, req: &Request, p: &Principal<'_>, clock: &Clock) -> (Decision, Vec<Pending>) {
+        for c in &rule.constraints {
+            let value = lookup(&c.field, req).or_else(|| c.alternate.as_ref().and_then(|f| lookup(f, req)));
+            let failure = match value {
+                None | Some(Value::Null) => Some(format!("`{}` is missing, required by {}", c.field, c.name)),
+                Some(Value::List(items)) => items
+                    .iter()
+                    .find(|v| !c.values.iter().any(|a| a.loosely_equals(v)))
+                    .map(|v| format!("{} not in {}", show(v), c.name)),
+                Some(v) => (!c.values.iter().any(|a| a.loosely_equals(&v))).then(|| format!("{} not in {}", show(&v), c.name)),
+            };
+            if let Some(reason) = failure {
+                return (self.deny(Some(rule), None, reason, None), Vec::new());
+            }
+        }
+        let mut limits = Vec::new();
+        if rule.effect.value == Effect::Allow
+            && let Some(limit) = &rule.limit
+        {
+            let key = LimitKey::Rule(rule.id, p.id.to_owned());
+            if let Err(retry) = self.limiter.check(&key, limit.value, 1, clock.millis) {
+                let reason = format!("rate limit `{}` of rule `{}` reached for agent `{}`", limit.value, rule.name.value, p.id);
+                return (self.deny(Some(rule), None, reason, Some(retry)), Vec::new());
+            }
+            limits.push(Pending { key, amount: 1 });
+        }
+        let decision = Decision {
+            effect: rule.effect.value,
+            rule: Some(rule.name.value.clone()),
+            policy: self.policy_name(rule.policy),
+            reason: rule.reason.as_ref().map(|r| expand(&r.value, req)),
+            risk: rule.risk.as_ref().map(|r| r.value).or(self.set.settings.default_risk.as_ref().map(|r| r.value)),
+            retry_after_s: None,
+        };
+        (decision, limits)
+    }
+}
+
+/// `{action}`, `{target}` and `{agent}` in reasons are replaced by the request's.
+fn expand(template: &str, req: &Request) -> String {
+    if !template.contains('{') {
+        return template.to_owned();
+    }
+    template
+        .replace("{action}", &req.action)
+        .replace("{target}", req.target.as_deref().unwrap_or(""))
+        .replace("{agent}", &req.agent)
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    }
+}
+
+fn applies(rule: &Rule, req: &Request, p: &Principal<'_>, clock: &Clock) -> bool {
+    if !rule.actions.iter().any(|a| a.is_match(&req.action)) {
+        return false;
+    }
+    if !rule.targets.is_empty() {
+        let target = req.target.as_deref().unwrap_or("");
+        if !rule.targets.iter().any(|t| t.is_match(target)) {
+            return false;
+        }
+    }
+    let s = &rule.scope;
+    if !s.agents.is_empty() && !s.agents.iter().any(|a| a.value == p.id) {
+        return false;
+    }
+    if !s.roles.is_empty() && !s.roles.iter().any(|r| p.roles.contains(&r.value.as_str())) {
+        return false;
+    }
+    if !s.tiers.is_empty() && !s.tiers.iter().any(|t| p.tier == Some(t.value)) {
+        return false;
+    }
+    if !s.tags.is_empty() && !s.tags.iter().any(|t| p.tags.contains(&t.value.as_str())) {
+        return false;
+    }
+    rule.condition.as_ref().is_none_or(|c| holds(c, req, clock))
+}
+
+fn lookup(field: &Field, req: &Request) -> Option<Value> {
+    match field {
+        Field::Target => req.target.clone().map(Value::String),
+        Field::Context(path) => path.lookup(&req.context).cloned(),
+    }
+}
+
+/// Whether a condition holds. A comparison on an absent (or null) value is false.
+fn holds(c: &Condition, req: &Request, clock: &Clock) -> bool {
+    match c {
+        Condition::Compare { field, op, value, .. } => {
+            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else { return false };
+            compare(&actual, *op, value)
+        }
+        Condition::In { field, values, negated, .. } => {
+            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else { return false };
+            values.iter().any(|v| v.loosely_equals(&actual)) != *negated
+        }
+        Condition::Glob { field, pattern, .. } => {
+            matches!(lookup(field, req), Some(Value::String(s)) if pattern.is_match(&s))
+        }
+        Condition::Contains { field, value, .. } => match lookup(field, req) {
+            Some(Value::List(items)) => items.iter().any(|i| i.loosely_equals(value)),
+            Some(Value::String(s)) => value.as_str().is_some_and(|needle| s.contains(needle)),
+            _ => false,
+        },
+        Condition::Exists { field, .. } => lookup(field, req).is_some_and(|v| v != Value::Null),
+        Condition::Time { window, .. } => window.contains(clock.time),
+        Condition::Weekdays { days, .. } => days.contains(clock.weekday),
+        Condition::All(parts) => parts.iter().all(|p| holds(p, req, clock)),
+        Condition::Any(parts) => parts.iter().any(|p| holds(p, req, clock)),
+        Condition::Not(inner, _) => !holds(inner, req, clock),
+    }
+}
+
+fn compare(actual: &Value, op: CmpOp, expected: &Value) -> bool {
+    match op {
+        CmpOp::Eq => actual.loosely_equals(expected),
+        CmpOp::Ne => !actual.loosely_equals(expected),
+        _ => {
+            let ord = match (actual, expected) {
+                (Value::Number(a), Value::Number(b)) => a.partial_cmp(b),
+                (Value::String(a), Value::String(b)) => Some(a.cmp(b)),
+                _ => None,
+            };
+            match (ord, op) {
+                (Some(o), CmpOp::Lt) => o == Ordering::Less,
+                (Some(o), CmpOp::Le) => o != Ordering::Greater,
+                (Some(o), CmpOp::Gt) => o == Ordering::Greater,
+                (Some(o), CmpOp::Ge) => o != Ordering::Less,
+                _ => false,
+            }
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The reference evaluator: a plain tree walk over the IR.
+//!
+//! It is written to be obviously correct rather than fast: every request
+//! looks at every rule in order. It is the oracle the compiled automaton is
+//! tested against, so keep it simple and keep it.
+//!
+//! Evaluation fails closed: a request the evaluator cannot judge (unknown
+//! token, value of the wrong kind, missing context) never becomes an allow.
+
+mod evaluate;
+mod limiter;
+mod request;
+
+pub use evaluate::Evaluator;
+pub use limiter::Limiter;
+pub use request::{Decision, Request, RequestError};

@@ -1,0 +1,171 @@
+//! Requests in and decisions out, with their JSON forms (the CLI contract).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use writ_ir::{Effect, Risk, Value};
+
+/// One question: may `agent` take `action` on `target` now?
+#[derive(Clone, Debug, PartialEq)]
+pub struct Request {
+    pub agent: String,
+    pub roles: Vec<String>,
+    pub tags: Vec<String>,
+    pub token: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub context: BTreeMap<String, Value>,
+    /// `None`: the caller's clock decides.
+    pub at: Option<jiff::Timestamp>,
+    pub tokens: u64,
+}
+
+impl Request {
+    /// A request with only the two required fields.
+    #[must_use]
+    pub fn new(agent: &str, action: &str) -> Request {
+        Request {
+            agent: agent.to_owned(),
+            roles: Vec::new(),
+            tags: Vec::new(),
+            token: None,
+            action: action.to_owned(),
+            target: None,
+            context: BTreeMap::new(),
+            at: None,
+            tokens: 0,
+        }
+    }
+}
+
+/// A malformed request; the message is lowercase and names the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestError {
+    pub message: String,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRequest {
+    agent: String,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    token: Option<String>,
+    action: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    context: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    tokens: Option<u64>,
+}
+
+fn to_value(v: serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => n.as_f64().map_or(Value::Null, Value::Number),
+        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::Array(a) => Value::List(a.into_iter().map(to_value).collect()),
+        serde_json::Value::Object(o) => Value::Map(o.into_iter().map(|(k, v)| (k, to_value(v))).collect()),
+    }
+}
+
+impl Request {
+    /// Parses the JSON form: `{"agent", "action"}` required; `roles`, `tags`,
+    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens` optional.
+    /// Unknown fields are errors, so a misspelt `contxt` is not silently dropped.
+    ///
+    /// # Errors
+    /// When the text is not JSON, a field has the wrong type or is unknown,
+    /// a required field is missing or empty, or `at` is not an RFC 3339 time.
+    pub fn from_json(text: &str) -> Result<Request, RequestError> {
+        let wire: WireRequest = serde_json::from_str(text).map_err(|e| RequestError { message: clean_serde(&e) })?;
+        if wire.agent.trim().is_empty() {
+            return Err(RequestError { message: "`agent` must not be empty".to_owned() });
+        }
+        if wire.action.trim().is_empty() {
+            return Err(RequestError { message: "`action` must not be empty".to_owned() });
+        }
+        let at = match wire.at {
+            None => None,
+            Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|e| RequestError {
+                message: format!("`at` is not an RFC 3339 time (`{s}`): {e}; write e.g. `2025-01-15T10:23:01Z`"),
+            })?),
+        };
+        Ok(Request {
+            agent: wire.agent,
+            roles: wire.roles,
+            tags: wire.tags,
+            token: wire.token,
+            action: wire.action,
+            target: wire.target,
+            context: wire.context.unwrap_or_default().into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+            at,
+            tokens: wire.tokens.unwrap_or(0),
+        })
+    }
+}
+
+fn clean_serde(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg.replace("unknown field", "unknown request field").replace("missing field", "missing request field");
+    format!("malformed request: {msg}")
+}
+
+/// The answer to a request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision {
+    pub effect: Effect,
+    pub rule: Option<String>,
+    pub policy: Option<String>,
+    pub reason: Option<String>,
+    pub risk: Option<Risk>,
+    pub retry_after_s: Option<u64>,
+}
+
+#[derive(Serialize)]
+struct WireDecision<'a> {
+    decision: &'static str,
+    rule: Option<&'a str>,
+    policy: Option<&'a str>,
+    reason: Option<&'a str>,
+    risk: Option<&'static str>,
+    retry_after_s: Option<u64>,
+}
+
+impl Decision {
+    #[must_use]
+    pub fn is_allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The JSON object the CLI prints, one line.
+    #[must_use]
+    pub fn to_json(&self) -> String {
+        let wire = WireDecision {
+            decision: self.effect.as_str(),
+            rule: self.rule.as_deref(),
+            policy: self.policy.as_deref(),
+            reason: self.reason.as_deref(),
+            risk: self.risk.map(Risk::as_str),
+            retry_after_s: self.retry_after_s,
+        };
+        // Serializing plain strings and numbers cannot fail; fall back to a
+        // deny rather than ever printing nothing.
+        serde_json::to_string(&wire).unwrap_or_else(|_| r#"{"decision":"deny","reason":"internal error"}"#.to_owned())
+    }
+}

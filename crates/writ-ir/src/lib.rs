@@ -1,0 +1,28 @@
+//! The typed policy IR.
+//!
+//! Every front end (writ's YAML schema, the MeshGuard, Aegis and Sekuire
+//! dialects, and later the writ language) lowers into these types, and
+//! everything downstream (the reference evaluator, the delegation graph, the
+//! compiler) reads only them. The IR is resolved and total: patterns are
+//! compiled, times parsed, enums closed. It carries no serde: it is not a
+//! wire format. Every node keeps the span of the source it came from.
+
+mod condition;
+mod dump;
+mod merge;
+mod model;
+mod pattern;
+mod time;
+mod value;
+
+pub use condition::{CmpOp, Condition, Field};
+pub use dump::dump;
+pub use merge::{PartialSettings, PolicyFile, merge};
+pub use model::{
+    AccessList, Agent, AgentId, AgentLimit, Combining, Constraint, Dialect, Effect, Metric,
+    NamedList, Policy, PolicyId, PolicySet, Rate, RateUnit, Risk, Rule, RuleId, Scope, Setting,
+    Settings, Spanned, Subject, Tier, Timezone,
+};
+pub use pattern::{Pattern, PatternError};
+pub use time::{TimeOfDay, TimeWindow, Weekday, WeekdaySet};
+pub use value::{Path, Value};

@@ -1,0 +1,158 @@
+//! Glob patterns over action names, targets, model names, tools and hosts.
+//!
+//! Patterns use `*` (any run of characters, including none and including
+//! `:` and `/`), `?` (one character), `[abc]` / `[!abc]` classes and
+//! `{a,b}` alternatives; `\` escapes. Matching is by `globset`. The source
+//! text is kept so that the compiler (a later phase) can classify patterns
+//! as exact names, prefixes or suffixes without re-parsing.
+
+use std::fmt;
+
+use globset::{GlobBuilder, GlobMatcher};
+use writ_diagnostics::Span;
+
+/// A compiled glob with its source text and span.
+#[derive(Clone)]
+pub struct Pattern {
+    text: String,
+    matcher: GlobMatcher,
+    case_insensitive: bool,
+    pub span: Span,
+}
+
+/// Why a glob does not compile; the message is lowercase and user-facing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PatternError {
+    pub message: String,
+}
+
+impl Pattern {
+    /// Compiles a case-sensitive pattern.
+    ///
+    /// # Errors
+    /// When the text is not a valid glob (e.g. an unclosed `[` or `{`).
+    pub fn new(text: &str, span: Span) -> Result<Pattern, PatternError> {
+        Pattern::build(text, span, false)
+    }
+
+    /// Compiles a pattern that ignores ASCII case (used for host names).
+    ///
+    /// # Errors
+    /// When the text is not a valid glob.
+    pub fn new_case_insensitive(text: &str, span: Span) -> Result<Pattern, PatternError> {
+        Pattern::build(text, span, true)
+    }
+
+    fn build(text: &str, span: Span, case_insensitive: bool) -> Result<Pattern, PatternError> {
+        if text.is_empty() {
+            return Err(PatternError { message: "empty pattern".to_owned() });
+        }
+        let glob = GlobBuilder::new(text)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .case_insensitive(case_insensitive)
+            .empty_alternates(true)
+            .build()
+            .map_err(|e| PatternError { message: describe(e.kind()) })?;
+        Ok(Pattern { text: text.to_owned(), matcher: glob.compile_matcher(), case_insensitive, span })
+    }
+
+    #[must_use]
+    pub fn is_match(&self, candidate: &str) -> bool {
+        self.matcher.is_match(candidate)
+    }
+
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    #[must_use]
+    pub fn is_case_insensitive(&self) -> bool {
+        self.case_insensitive
+    }
+
+    /// True when the pattern has no glob syntax and so matches one exact name.
+    #[must_use]
+    pub fn is_literal(&self) -> bool {
+        !self.text.contains(['*', '?', '[', '{', '\\'])
+    }
+
+    /// True when the pattern matches every string (`*`, `**`, ...).
+    #[must_use]
+    pub fn matches_everything(&self) -> bool {
+        !self.text.is_empty() && self.text.chars().all(|c| c == '*')
+    }
+}
+
+fn describe(kind: &globset::ErrorKind) -> String {
+    use globset::ErrorKind as K;
+    match kind {
+        K::UnclosedClass => "unclosed character class: a `[` has no matching `]`".to_owned(),
+        K::InvalidRange(a, b) => format!("invalid character range `{a}-{b}`"),
+        K::UnopenedAlternates => "a `}` has no matching `{`".to_owned(),
+        K::UnclosedAlternates => "unclosed alternatives: a `{` has no matching `}`".to_owned(),
+        K::NestedAlternates => "alternatives `{...}` cannot be nested".to_owned(),
+        K::DanglingEscape => "the pattern ends with a lone `\\`".to_owned(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({:?})", self.text)
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text && self.case_insensitive == other.case_insensitive
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use writ_diagnostics::FileId;
+
+    fn p(t: &str) -> Pattern {
+        match Pattern::new(t, Span::file_start(FileId(0))) {
+            Ok(p) => p,
+            Err(e) => unreachable!("{t}: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn star_crosses_separators_and_question_is_one_char() {
+        assert!(p("write_*").is_match("write_record"));
+        assert!(p("write_*").is_match("write_"));
+        assert!(!p("write_*").is_match("delete_record"));
+        assert!(p("*").is_match("agent:delegate"));
+        assert!(p("tool:*").is_match("tool:a/b"));
+        assert!(p("search?").is_match("search1"));
+        assert!(!p("search?").is_match("search"));
+        assert!(!p("search?").is_match("search12"));
+    }
+
+    #[test]
+    fn hosts_ignore_case() {
+        let h = Pattern::new_case_insensitive("*.wikipedia.org", Span::file_start(FileId(0)));
+        assert!(matches!(h, Ok(ref h) if h.is_match("EN.Wikipedia.org")));
+        assert!(matches!(h, Ok(ref h) if !h.is_match("wikipedia.org")));
+    }
+
+    #[test]
+    fn bad_globs_are_errors() {
+        let span = Span::file_start(FileId(0));
+        assert!(Pattern::new("[abc", span).is_err());
+        assert!(Pattern::new("{a,b", span).is_err());
+        assert!(Pattern::new("", span).is_err());
+    }
+
+    #[test]
+    fn literal_detection() {
+        assert!(p("read:customer_data").is_literal());
+        assert!(!p("read:*").is_literal());
+        assert!(p("**").matches_everything());
+    }
+}

@@ -1,0 +1,312 @@
+//! The lowering context: typed readers over the YAML tree that report every
+//! problem as a diagnostic and keep going.
+//!
+//! Each reader returns `None` (or an empty list) after reporting, so one bad
+//! value never stops the file: the author sees every error of a file at once.
+
+use writ_diagnostics::{Code, Diagnostic, did_you_mean};
+use writ_ir::{Pattern, Rate, Spanned, TimeOfDay, TimeWindow, Timezone, Value};
+
+use crate::tree::{Key, Kind, Node};
+
+pub(crate) struct Cx<'a> {
+    pub source: &'a str,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(source: &'a str) -> Self {
+        Cx { source, diags: Vec::new() }
+    }
+
+    pub fn report(&mut self, d: Diagnostic) {
+        self.diags.push(d);
+    }
+
+    pub fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
+        self.report(
+            Diagnostic::new(
+                Code::WrongType,
+                node.span,
+                format!("{what} must be {expected}, found {}", node.type_name()),
+            )
+            .with_label_message(format!("expected {expected}")),
+        );
+    }
+
+    /// The entries of a mapping whose keys are in `known`; every other key
+    /// is reported (E0103) with the closest known key as a suggestion.
+    pub fn map<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Vec<(&'n Key, &'n Node)> {
+        let Some(entries) = node.as_map() else {
+            if node.kind != Kind::Null {
+                self.wrong_type(node, what, "a mapping");
+            }
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (k, v) in entries {
+            if known.contains(&k.text.as_str()) {
+                out.push((k, v));
+            } else {
+                self.unknown_key(k, what, known);
+            }
+        }
+        out
+    }
+
+    pub fn unknown_key(&mut self, key: &Key, what: &str, known: &[&str]) {
+        let suggestion = did_you_mean(&key.text, known.iter().copied());
+        let help = match suggestion {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("the keys allowed here are: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+        };
+        self.report(
+            Diagnostic::new(Code::UnknownKey, key.span, format!("unknown key `{}` in {what}", key.text))
+                .with_label_message("not a key of this section")
+                .with_help(help),
+        );
+    }
+
+    /// Reports a missing key at the start of the mapping that lacks it.
+    pub fn missing(&mut self, node: &Node, key: &str, what: &str) {
+        let span = first_key_span(node);
+        self.report(
+            Diagnostic::new(Code::MissingKey, span, format!("{what} needs `{key}`"))
+                .with_label_message(format!("this {what} has no `{key}`")),
+        );
+    }
+
+    /// A scalar read as text (`1.0` stays `1.0`).
+    pub fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
+        match &node.kind {
+            Kind::Str(_) | Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
+                node.scalar_text(self.source).map(|t| Spanned::new(t, node.span))
+            }
+            _ => {
+                self.wrong_type(node, what, "a string");
+                None
+            }
+        }
+    }
+
+    /// A list of scalars, or one scalar standing for a list of one.
+    pub fn strings(&mut self, node: &Node, what: &str) -> Vec<Spanned<String>> {
+        match &node.kind {
+            Kind::Seq(items) => items.iter().filter_map(|i| self.string(i, what)).collect(),
+            Kind::Null => Vec::new(),
+            _ => self.string(node, what).into_iter().collect(),
+        }
+    }
+
+    pub fn pattern(&mut self, s: &Spanned<String>, what: &str, case_insensitive: bool) -> Option<Pattern> {
+        let compiled = if case_insensitive {
+            Pattern::new_case_insensitive(&s.value, s.span)
+        } else {
+            Pattern::new(&s.value, s.span)
+        };
+        match compiled {
+            Ok(p) => Some(p),
+            Err(e) => {
+                self.report(
+                    Diagnostic::new(Code::InvalidGlob, s.span, format!("invalid pattern `{}` in {what}: {}", s.value, e.message))
+                        .with_help("patterns use `*` for any run of characters and `?` for one; escape a literal `[`, `{` or `*` with `\\`"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn patterns(&mut self, node: &Node, what: &str, case_insensitive: bool) -> Vec<Pattern> {
+        let items = self.strings(node, what);
+        items.iter().filter_map(|s| self.pattern(s, what, case_insensitive)).collect()
+    }
+
+    /// One word of a closed set (effects, risk levels, tiers, ...).
+    pub fn word<T>(&mut self, node: &Node, what: &str, parse: fn(&str) -> Option<T>, words: &[&str]) -> Option<Spanned<T>> {
+        let s = self.string(node, what)?;
+        if let Some(v) = parse(&s.value) {
+            return Some(Spanned::new(v, s.span));
+        }
+        let help = match did_you_mean(&s.value, words.iter().copied()) {
+            Some(w) => format!("did you mean `{w}`?"),
+            None => format!("use one of {}", words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")),
+        };
+        self.report(
+            Diagnostic::new(Code::InvalidValue, s.span, format!("`{}` is not a valid {what}", s.value))
+                .with_label_message(format!("expected one of {}", words.join(", ")))
+                .with_help(help),
+        );
+        None
+    }
+
+    pub fn number(&mut self, node: &Node, what: &str) -> Option<f64> {
+        match &node.kind {
+            Kind::Int(i) => Some(*i as f64),
+            Kind::Float(f) if f.is_finite() => Some(*f),
+            Kind::Str(s) => match s.trim().parse::<f64>() {
+                Ok(f) if f.is_finite() => Some(f),
+                _ => {
+                    self.report(Diagnostic::new(Code::InvalidNumber, node.span, format!("{what} must be a number, found `{s}`")));
+                    None
+                }
+            },
+            _ => {
+                self.wrong_type(node, what, "a number");
+                None
+            }
+        }
+    }
+
+    /// A whole number ≥ 1.
+    pub fn count(&mut self, node: &Node, what: &str) -> Option<u64> {
+        let n = self.number(node, what)?;
+        if n >= 1.0 && n.fract() == 0.0 && n <= 1e15 {
+            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked whole and in range above")]
+            Some(n as u64)
+        } else {
+            self.report(
+                Diagnostic::new(Code::InvalidNumber, node.span, format!("{what} must be a whole number of at least 1, found `{n}`"))
+                    .with_help("to forbid something entirely, write a deny rule"),
+            );
+            None
+        }
+    }
+
+    pub fn boolean(&mut self, node: &Node, what: &str) -> Option<Spanned<bool>> {
+        match node.kind {
+            Kind::Bool(b) => Some(Spanned::new(b, node.span)),
+            _ => {
+                self.wrong_type(node, what, "`true` or `false`");
+                None
+            }
+        }
+    }
+
+    pub fn rate(&mut self, node: &Node, what: &str) -> Option<Spanned<Rate>> {
+        let s = self.string(node, what)?;
+        match Rate::parse(&s.value) {
+            Ok(r) => Some(Spanned::new(r, s.span)),
+            Err(msg) => {
+                self.report(
+                    Diagnostic::new(Code::InvalidRate, s.span, format!("invalid {what}: {msg}"))
+                        .with_help("write the rate as `N/unit` with unit second, minute, hour or day, e.g. `30/hour`"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn time_of_day(&mut self, node: &Node, what: &str) -> Option<TimeOfDay> {
+        let s = self.string(node, what)?;
+        match TimeOfDay::parse(&s.value) {
+            Ok(t) if t != TimeOfDay::END_OF_DAY => Some(t),
+            Ok(_) => {
+                self.report(Diagnostic::new(Code::InvalidTime, s.span, format!("{what} cannot be `24:00`")).with_help("use `00:00`"));
+                None
+            }
+            Err(msg) => {
+                self.report(
+                    Diagnostic::new(Code::InvalidTime, s.span, format!("invalid {what}: {msg}"))
+                        .with_help("times are `HH:MM` on a 24-hour clock, from `00:00` to `23:59`"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn time_window(&mut self, node: &Node, what: &str) -> Option<TimeWindow> {
+        let s = self.string(node, what)?;
+        match TimeWindow::parse(&s.value) {
+            Ok(w) => Some(w),
+            Err(msg) => {
+                self.report(
+                    Diagnostic::new(Code::InvalidTime, s.span, format!("invalid {what}: {msg}"))
+                        .with_help("write a window as `HH:MM-HH:MM`; it may wrap midnight, e.g. `22:00-06:00`"),
+                );
+                None
+            }
+        }
+    }
+
+    pub fn timezone(&mut self, node: &Node) -> Option<Spanned<Timezone>> {
+        let s = self.string(node, "time zone")?;
+        match Timezone::get(&s.value) {
+            Some(tz) => Some(Spanned::new(tz, s.span)),
+            None => {
+                const COMMON: &[&str] = &[
+                    "UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
+                    "America/Los_Angeles", "Asia/Tokyo", "Asia/Singapore", "Australia/Sydney",
+                ];
+                let help = did_you_mean(&s.value, COMMON.iter().copied())
+                    .map_or_else(|| "use an IANA time zone name such as `UTC` or `Europe/Paris`".to_owned(), |c| format!("did you mean `{c}`?"));
+                self.report(Diagnostic::new(Code::UnknownTimezone, s.span, format!("unknown time zone `{}`", s.value)).with_help(help));
+                None
+            }
+        }
+    }
+
+    /// A literal value as written.
+    pub fn value(&mut self, node: &Node) -> Value {
+        match &node.kind {
+            Kind::Null => Value::Null,
+            Kind::Bool(b) => Value::Bool(*b),
+            Kind::Int(i) => Value::Number(*i as f64),
+            Kind::Float(f) => Value::Number(*f),
+            Kind::Str(s) => Value::String(s.clone()),
+            Kind::Seq(items) => Value::List(items.iter().map(|i| self.value(i)).collect()),
+            Kind::Map(entries) => Value::Map(entries.iter().map(|(k, v)| (k.text.clone(), self.value(v))).collect()),
+        }
+    }
+
+    pub fn values(&mut self, node: &Node) -> Vec<Value> {
+        match &node.kind {
+            Kind::Seq(items) => items.iter().map(|i| self.value(i)).collect(),
+            _ => vec![self.value(node)],
+        }
+    }
+
+    /// Warns that an empty list can never match (W0102).
+    pub fn warn_if_empty(&mut self, node: &Node, what: &str, consequence: &str) {
+        if matches!(&node.kind, Kind::Seq(items) if items.is_empty()) {
+            self.report(
+                Diagnostic::new(Code::EmptyList, node.span, format!("{what} is an empty list: {consequence}"))
+                    .with_help("list at least one entry, or remove the key"),
+            );
+        }
+    }
+}
+
+/// A rule name made from the effect and the first action, for rules the
+/// author left unnamed: `allow_write_refund`, `deny_any`.
+pub(crate) fn generated_rule_name(effect: writ_ir::Effect, first_action: Option<&str>) -> String {
+    let action = first_action.unwrap_or("any");
+    let mut slug = String::new();
+    for ch in action.chars() {
+        if ch.is_ascii_alphanumeric() {
+            slug.push(ch.to_ascii_lowercase());
+        } else if !slug.ends_with('_') && !slug.is_empty() {
+            slug.push('_');
+        }
+    }
+    let slug = slug.trim_end_matches('_');
+    let slug = if slug.is_empty() { "any" } else { slug };
+    format!("{effect}_{slug}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::generated_rule_name;
+    use writ_ir::Effect;
+
+    #[test]
+    fn generated_names_are_readable_slugs() {
+        assert_eq!(generated_rule_name(Effect::Allow, Some("write:refund")), "allow_write_refund");
+        assert_eq!(generated_rule_name(Effect::Deny, Some("*")), "deny_any");
+        assert_eq!(generated_rule_name(Effect::Allow, Some("handoff:Billing Specialist")), "allow_handoff_billing_specialist");
+    }
+}
+
+/// Where to point for a problem with a whole mapping: its first key.
+pub(crate) fn first_key_span(node: &Node) -> writ_diagnostics::Span {
+    node.as_map().and_then(|m| m.first()).map_or(node.span, |(k, _)| k.span)
+}

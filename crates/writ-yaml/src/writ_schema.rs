@@ -1,0 +1,348 @@
+//! writ's own YAML schema (documented in `docs/schema.md`, JSON Schema in
+//! `schemas/writ-policy.schema.json`).
+
+use writ_diagnostics::{Code, Diagnostic, Span};
+use writ_ir::{
+    Agent, AgentId, AgentLimit, CmpOp, Combining, Condition, Constraint, Effect, Field, Metric, NamedList, Path,
+    PolicyId, Rate, Risk, Spanned, Subject, Tier,
+};
+
+use crate::aegis::weekdays;
+use crate::cx::{Cx, first_key_span};
+use crate::rule::RuleParts;
+use crate::tree::{Key, Kind, Node};
+use crate::{Header, Lowering};
+
+const TOP: &[&str] = &["writ", "policy", "agents", "roles", "rules"];
+const POLICY: &[&str] = &["name", "version", "description", "combining", "default", "default_risk", "default_reason", "timezone"];
+const AGENT: &[&str] = &["roles", "tier", "tags", "token_prefix", "models", "tools", "hosts", "limits", "delegates"];
+const ROLE: &[&str] = &["token_prefix", "models", "tools", "hosts", "limits", "delegates"];
+const LISTS: &[&str] = &["allow", "block"];
+const HOSTS: &[&str] = &["allow", "block", "require_tls"];
+const LIMIT: &[&str] = &["requests", "tokens", "actions"];
+const RULE: &[&str] = &[
+    "name", "effect", "risk", "action", "actions", "target", "targets", "principals", "when", "constraints", "limit",
+    "reason",
+];
+const PRINCIPALS: &[&str] = &["agents", "roles", "tiers", "tags"];
+const OPERATORS: &[&str] = &[
+    "==", "!=", "<", "<=", ">", ">=", "eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "matches", "contains", "exists",
+];
+
+pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
+    for (key, value) in cx.map(root, "a writ policy", TOP) {
+        match key.text.as_str() {
+            "writ" => {
+                if !matches!(value.kind, Kind::Int(1)) && value.scalar_text(cx.source).as_deref() != Some("1") {
+                    cx.report(
+                        Diagnostic::new(Code::InvalidValue, value.span, "unsupported schema version: this writ reads `writ: 1`")
+                            .with_help("write `writ: 1`"),
+                    );
+                }
+            }
+            "policy" => policy(cx, value, out),
+            "agents" | "roles" => agents(cx, key, value, out),
+            "rules" => match &value.kind {
+                Kind::Seq(items) => {
+                    for item in items {
+                        if let Some(parts) = rule(cx, item) {
+                            out.rules.push(parts.build());
+                        }
+                    }
+                }
+                Kind::Null => {}
+                _ => cx.wrong_type(value, "`rules`", "a list of rules"),
+            },
+            _ => {}
+        }
+    }
+}
+
+fn policy(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
+    for (k, v) in cx.map(node, "`policy`", POLICY) {
+        match k.text.as_str() {
+            "name" | "version" | "description" => Header::read(cx, &mut out.header, &k.text, v),
+            "combining" => out.settings.combining = cx.word(v, "combining algorithm", Combining::parse, &Combining::words()),
+            "default" => out.settings.default_effect = cx.word(v, "effect", Effect::parse, &Effect::words()),
+            "default_risk" => out.settings.default_risk = cx.word(v, "risk level", Risk::parse, &Risk::words()),
+            "default_reason" => out.settings.default_reason = cx.string(v, "`default_reason`"),
+            _ => out.settings.timezone = cx.timezone(v),
+        }
+    }
+}
+
+fn agents(cx: &mut Cx<'_>, section: &Key, node: &Node, out: &mut Lowering) {
+    let (subject, known, noun) =
+        if section.text == "roles" { (Subject::Role, ROLE, "role") } else { (Subject::Agent, AGENT, "agent") };
+    let Some(entries) = node.as_map() else {
+        if node.kind != Kind::Null {
+            cx.wrong_type(node, &format!("`{}`", section.text), &format!("a mapping from {noun} name to its settings"));
+        }
+        return;
+    };
+    for (name, body) in entries {
+        let id = Spanned::new(name.text.clone(), name.span);
+        let mut agent = Agent::new(AgentId(0), id, subject.clone(), PolicyId(0), name.span.cover(body.span));
+        for (k, v) in cx.map(body, &format!("{noun} `{}`", name.text), known) {
+            match k.text.as_str() {
+                "roles" => agent.roles = cx.strings(v, "a role"),
+                "tier" => agent.tier = cx.word(v, "trust tier", Tier::parse, &Tier::words()),
+                "tags" => agent.tags = cx.strings(v, "a tag"),
+                "token_prefix" => agent.token_prefix = cx.string(v, "token prefix"),
+                "models" => agent.models = access(cx, v, "models", LISTS, &mut agent.require_tls),
+                "tools" => agent.tools = access(cx, v, "tools", LISTS, &mut agent.require_tls),
+                "hosts" => agent.hosts = access(cx, v, "hosts", HOSTS, &mut agent.require_tls),
+                "limits" => agent.limits = limits(cx, v),
+                _ => agent.delegates = cx.strings(v, "a delegation target"),
+            }
+        }
+        out.agents.push(agent);
+    }
+}
+
+fn access(cx: &mut Cx<'_>, node: &Node, what: &str, known: &[&str], tls: &mut Option<Spanned<bool>>) -> writ_ir::AccessList {
+    let mut list = writ_ir::AccessList::default();
+    let hosts = what == "hosts";
+    for (k, v) in cx.map(node, &format!("`{what}`"), known) {
+        if k.text == "require_tls" {
+            *tls = cx.boolean(v, "`require_tls`");
+            continue;
+        }
+        let key = format!("{what}.{}", k.text);
+        if k.text == "allow" {
+            cx.warn_if_empty(v, &format!("`{key}`"), &format!("no {what} is allowed"));
+        }
+        let patterns = cx.patterns(v, &format!("`{key}`"), hosts);
+        let named = Some(NamedList { key, patterns, span: v.span });
+        if k.text == "allow" { list.allow = named } else { list.block = named }
+    }
+    list
+}
+
+fn limits(cx: &mut Cx<'_>, node: &Node) -> Vec<AgentLimit> {
+    let items: Vec<&Node> = match &node.kind {
+        Kind::Seq(items) => items.iter().collect(),
+        _ => vec![node],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let entries = cx.map(item, "a limit", LIMIT);
+        let mut metric: Option<(Metric, Spanned<Rate>, String)> = None;
+        let mut actions = None;
+        for (k, v) in entries {
+            match k.text.as_str() {
+                "requests" | "tokens" => {
+                    if metric.is_some() {
+                        cx.report(
+                            Diagnostic::new(Code::InvalidValue, k.span, "a limit counts either `requests` or `tokens`, not both")
+                                .with_help("write two limits"),
+                        );
+                        continue;
+                    }
+                    let m = if k.text == "requests" { Metric::Requests } else { Metric::Tokens };
+                    if let Some(rate) = cx.rate(v, &format!("`{}` limit", k.text)) {
+                        metric = Some((m, rate, format!("limits.{}", k.text)));
+                    }
+                }
+                _ => {
+                    if let Some(s) = cx.string(v, "`actions`") {
+                        actions = cx.pattern(&s, "`actions`", false);
+                    }
+                }
+            }
+        }
+        match metric {
+            Some((metric, rate, key)) => out.push(AgentLimit { key, metric, rate: rate.value, actions, span: item.span }),
+            None if item.as_map().is_some() => cx.missing(item, "requests` or `tokens", "a limit"),
+            None => {}
+        }
+    }
+    out
+}
+
+fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
+    let entries = cx.map(node, "a rule", RULE);
+    if node.as_map().is_none() {
+        return None;
+    }
+    let Some(effect_node) = node.get("effect") else {
+        cx.missing(node, "effect", "a rule");
+        return None;
+    };
+    let effect = cx.word(effect_node, "effect", Effect::parse, &Effect::words())?;
+    let mut parts = RuleParts::new(effect, node.span);
+    let mut has_action = false;
+    for (k, v) in entries {
+        match k.text.as_str() {
+            "name" => parts.name = cx.string(v, "rule name"),
+            "risk" => parts.risk = cx.word(v, "risk level", Risk::parse, &Risk::words()),
+            "action" | "actions" => {
+                has_action = true;
+                cx.warn_if_empty(v, "`actions`", "this rule never applies");
+                parts.actions.extend(cx.patterns(v, "an action", false));
+            }
+            "target" | "targets" => {
+                cx.warn_if_empty(v, "`targets`", "this rule never applies");
+                parts.targets.extend(cx.patterns(v, "a target", false));
+            }
+            "principals" => {
+                for (pk, pv) in cx.map(v, "`principals`", PRINCIPALS) {
+                    match pk.text.as_str() {
+                        "agents" => parts.scope.agents = cx.strings(pv, "an agent id"),
+                        "roles" => parts.scope.roles = cx.strings(pv, "a role"),
+                        "tags" => parts.scope.tags = cx.strings(pv, "a tag"),
+                        _ => {
+                            let items = match &pv.kind {
+                                Kind::Seq(items) => items.iter().collect(),
+                                _ => vec![pv],
+                            };
+                            parts.scope.tiers =
+                                items.into_iter().filter_map(|t| cx.word(t, "trust tier", Tier::parse, &Tier::words())).collect();
+                        }
+                    }
+                }
+            }
+            "when" => parts.conditions.extend(condition(cx, v)),
+            "constraints" => constraints(cx, v, &mut parts),
+            "limit" => parts.limit = cx.rate(v, "rule limit"),
+            _ => parts.reason = cx.string(v, "reason"),
+        }
+    }
+    if !has_action {
+        cx.report(
+            Diagnostic::new(Code::MissingKey, first_key_span(node), "a rule needs `action` or `actions`")
+                .with_help("add `action: \"*\"` to match every action"),
+        );
+        return None;
+    }
+    Some(parts)
+}
+
+fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
+    let Some(entries) = node.as_map() else {
+        cx.wrong_type(node, "`constraints`", "a mapping");
+        return;
+    };
+    for (k, v) in entries {
+        let span = k.span.cover(v.span);
+        let Some(name) = k.text.strip_prefix("allowed_").filter(|n| !n.is_empty()) else {
+            cx.unknown_key(k, "`constraints`", &["allowed_targets", "allowed_<context key>"]);
+            continue;
+        };
+        cx.warn_if_empty(v, &format!("`{}`", k.text), "this rule always denies");
+        let values = cx.values(v);
+        let (field, alternate) = if name == "targets" {
+            (Field::Target, None)
+        } else {
+            let alt = name.strip_suffix('s').filter(|s| !s.is_empty()).map(|s| Field::Context(Path::parse(s)));
+            (Field::Context(Path::parse(name)), alt)
+        };
+        parts.constraints.push(Constraint { name: k.text.clone(), field, alternate, values, span });
+    }
+}
+
+/// A condition: a list (all must hold) or a mapping (every entry must hold).
+pub(crate) fn condition(cx: &mut Cx<'_>, node: &Node) -> Option<Condition> {
+    match &node.kind {
+        Kind::Seq(items) => Condition::all(items.iter().filter_map(|i| condition(cx, i)).collect()),
+        Kind::Map(entries) => Condition::all(entries.iter().filter_map(|(k, v)| entry(cx, k, v)).collect()),
+        _ => {
+            cx.wrong_type(node, "a condition", "a mapping such as `{ amount: { \"<=\": 100 } }` or a list of them");
+            None
+        }
+    }
+}
+
+fn entry(cx: &mut Cx<'_>, key: &Key, value: &Node) -> Option<Condition> {
+    let span = key.span.cover(value.span);
+    match key.text.as_str() {
+        "all" | "any" => {
+            let Kind::Seq(items) = &value.kind else {
+                cx.wrong_type(value, &format!("`{}`", key.text), "a list of conditions");
+                return None;
+            };
+            let parts: Vec<Condition> = items.iter().filter_map(|i| condition(cx, i)).collect();
+            Some(if key.text == "all" { Condition::All(parts) } else { Condition::Any(parts) })
+        }
+        "not" => condition(cx, value).map(|c| Condition::Not(Box::new(c), span)),
+        "time" => cx.time_window(value, "`time`").map(|window| Condition::Time { window, span }),
+        "weekdays" => weekdays(cx, value).map(|days| Condition::Weekdays { days, span }),
+        "target" => operators(cx, Field::Target, value, span),
+        other => operators(cx, Field::Context(Path::parse(other)), value, span),
+    }
+}
+
+fn operators(cx: &mut Cx<'_>, field: Field, node: &Node, span: Span) -> Option<Condition> {
+    match &node.kind {
+        Kind::Map(entries) => {
+            let mut parts = Vec::new();
+            for (op, v) in entries {
+                if let Some(c) = operator(cx, &field, op, v, op.span.cover(v.span)) {
+                    parts.push(c);
+                }
+            }
+            Condition::all(parts)
+        }
+        Kind::Seq(_) => Some(Condition::In { field, values: cx.values(node), negated: false, span }),
+        _ => Some(Condition::Compare { field, op: CmpOp::Eq, value: cx.value(node), span }),
+    }
+}
+
+fn operator(cx: &mut Cx<'_>, field: &Field, op: &Key, v: &Node, span: Span) -> Option<Condition> {
+    let field = field.clone();
+    let cmp = |o| Some(o);
+    let ordering = match op.text.as_str() {
+        "==" | "eq" => return Some(Condition::Compare { field, op: CmpOp::Eq, value: cx.value(v), span }),
+        "!=" | "ne" => return Some(Condition::Compare { field, op: CmpOp::Ne, value: cx.value(v), span }),
+        "<" | "lt" => cmp(CmpOp::Lt),
+        "<=" | "le" => cmp(CmpOp::Le),
+        ">" | "gt" => cmp(CmpOp::Gt),
+        ">=" | "ge" => cmp(CmpOp::Ge),
+        "in" | "not_in" => {
+            let Kind::Seq(_) = &v.kind else {
+                cx.report(
+                    Diagnostic::new(Code::InvalidOperand, v.span, format!("`{}` needs a list, found {}", op.text, v.type_name()))
+                        .with_help(format!("write `{}: [a, b]`", op.text)),
+                );
+                return None;
+            };
+            return Some(Condition::In { field, values: cx.values(v), negated: op.text == "not_in", span });
+        }
+        "matches" => {
+            let s = cx.string(v, "`matches`")?;
+            let pattern = cx.pattern(&s, "`matches`", false)?;
+            return Some(Condition::Glob { field, pattern, span });
+        }
+        "contains" => return Some(Condition::Contains { field, value: cx.value(v), span }),
+        "exists" => {
+            let b = cx.boolean(v, "`exists`")?;
+            let exists = Condition::Exists { field, span };
+            return Some(if b.value { exists } else { Condition::Not(Box::new(exists), span) });
+        }
+        _ => {
+            cx.unknown_key(op, "a comparison", OPERATORS);
+            return None;
+        }
+    }?;
+    match &v.kind {
+        Kind::Int(_) | Kind::Float(_) => Some(Condition::Compare { field, op: ordering, value: cx.value(v), span }),
+        Kind::Str(s) => match s.trim().parse::<f64>() {
+            Ok(n) => Some(Condition::Compare { field, op: ordering, value: writ_ir::Value::Number(n), span }),
+            Err(_) => {
+                cx.report(
+                    Diagnostic::new(Code::InvalidOperand, v.span, format!("`{}` compares numbers, found the string `{s}`", op.text))
+                        .with_help("use `==`, `in` or `matches` for strings"),
+                );
+                None
+            }
+        },
+        _ => {
+            cx.report(Diagnostic::new(
+                Code::InvalidOperand,
+                v.span,
+                format!("`{}` compares numbers, found {}", op.text, v.type_name()),
+            ));
+            None
+        }
+    }
+}

@@ -1,0 +1,85 @@
+//! Subcommands of the `writ` binary.
+
+mod check;
+mod eval;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use writ_ir::Dialect;
+
+/// writ: a policy language toolchain for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "writ", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check policy files and report every problem found.
+    ///
+    /// Exits 0 when there are no errors, 1 when there are (or when there are
+    /// warnings and --deny-warnings is given).
+    Check(check::Args),
+    /// Evaluate requests against policies and print one JSON decision per request.
+    ///
+    /// Exits 0 when every request was answered, 1 when a policy has errors or
+    /// a request line was malformed (that line gets {"error": ...}).
+    Eval(eval::Args),
+}
+
+/// `--dialect`: which YAML dialect to read; detected when absent.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum DialectArg {
+    Writ,
+    Meshguard,
+    Aegis,
+    Sekuire,
+}
+
+impl From<DialectArg> for Dialect {
+    fn from(d: DialectArg) -> Dialect {
+        match d {
+            DialectArg::Writ => Dialect::Writ,
+            DialectArg::Meshguard => Dialect::MeshGuard,
+            DialectArg::Aegis => Dialect::Aegis,
+            DialectArg::Sekuire => Dialect::Sekuire,
+        }
+    }
+}
+
+/// Policy files and how to read them; shared by the subcommands.
+#[derive(Debug, clap::Args)]
+pub struct PolicyArgs {
+    /// Policy files, merged in order: rules of the first file come first.
+    #[arg(required = true, value_name = "POLICY")]
+    pub files: Vec<PathBuf>,
+    /// Read every file in this dialect instead of detecting it.
+    #[arg(long, value_enum)]
+    pub dialect: Option<DialectArg>,
+}
+
+impl PolicyArgs {
+    fn compile(&self) -> writ::Compilation {
+        writ::compile_files(&self.files, self.dialect.map(Dialect::from))
+    }
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Check(args) => check::run(&args),
+        Command::Eval(args) => eval::run(&args),
+    }
+}
+
+/// Prints diagnostics to stderr, in color when stderr is a terminal.
+fn print_diagnostics(comp: &writ::Compilation) {
+    use std::io::IsTerminal as _;
+    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    for d in &comp.diagnostics {
+        eprint!("{}", writ::render::to_text(d, &comp.sources, color));
+    }
+}

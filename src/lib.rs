@@ -1,0 +1,117 @@
+//! The writ compiler driver: reads policy files, picks the front end,
+//! lowers and merges them into one policy set, and collects diagnostics.
+//!
+//! The CLI (`src/main.rs`) is a thin shell over this library; tests drive
+//! the library and the binary alike. Only the CLI touches the terminal:
+//! [`render`] renders diagnostics to strings.
+
+pub mod render;
+
+use std::path::Path;
+
+use writ_diagnostics::{Code, Diagnostic, Severity, SourceMap, Span};
+use writ_ir::{Dialect, PolicySet};
+
+/// The result of loading one or more policy files.
+#[derive(Debug)]
+pub struct Compilation {
+    pub sources: SourceMap,
+    /// The merged policy set; `None` when a file could not be read or parsed at all.
+    pub set: Option<PolicySet>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Compilation {
+    #[must_use]
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+
+    #[must_use]
+    pub fn count(&self, severity: Severity) -> usize {
+        self.diagnostics.iter().filter(|d| d.severity == severity).count()
+    }
+
+    /// The merged set, only when no error was found: evaluation never runs
+    /// on a policy that did not check cleanly.
+    #[must_use]
+    pub fn checked_set(&self) -> Option<&PolicySet> {
+        if self.has_errors() { None } else { self.set.as_ref() }
+    }
+}
+
+/// One policy source: a display name (a path) and its text.
+#[derive(Clone, Debug)]
+pub struct Source {
+    pub name: String,
+    pub text: String,
+}
+
+fn stem(name: &str) -> String {
+    let file = Path::new(name).file_name().and_then(|f| f.to_str()).unwrap_or(name);
+    file.split('.').next().filter(|s| !s.is_empty()).unwrap_or(file).to_owned()
+}
+
+/// Lowers and merges sources given in memory, in order.
+#[must_use]
+pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
+    let mut map = SourceMap::new();
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    let mut complete = true;
+    for src in sources {
+        let id = map.add(src.name.clone(), src.text.clone());
+        let Some(file) = map.get(id) else { continue };
+        let lowered = writ_yaml::lower(id, file, dialect, &stem(&src.name));
+        diagnostics.extend(lowered.diagnostics);
+        match lowered.file {
+            Some(f) => files.push(f),
+            None => complete = false,
+        }
+    }
+    let set = if complete {
+        let (set, merge_diags) = writ_ir::merge(files);
+        diagnostics.extend(merge_diags);
+        Some(set)
+    } else {
+        None
+    };
+    sort(&mut diagnostics);
+    Compilation { sources: map, set, diagnostics }
+}
+
+/// Reads files from disk and compiles them. A file that cannot be read is
+/// an E0001 diagnostic, not a failure.
+#[must_use]
+pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Compilation {
+    let mut sources = Vec::new();
+    let mut unreadable = Vec::new();
+    for p in paths {
+        let p = p.as_ref();
+        let name = p.display().to_string();
+        match std::fs::read(p) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => sources.push(Source { name, text }),
+                Err(e) => unreadable.push((name, format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))),
+            },
+            Err(e) => unreadable.push((name, e.to_string().to_lowercase())),
+        }
+    }
+    let mut comp = compile(&sources, dialect);
+    if !unreadable.is_empty() {
+        for (name, why) in unreadable {
+            let id = comp.sources.add(name.clone(), String::new());
+            comp.diagnostics.push(
+                Diagnostic::new(Code::Io, Span::file_start(id), format!("cannot read `{name}`: {why}"))
+                    .with_help("check the path and the file's permissions"),
+            );
+        }
+        comp.set = None;
+    }
+    comp
+}
+
+/// Orders diagnostics by file, then position, so output is stable.
+fn sort(diags: &mut [Diagnostic]) {
+    diags.sort_by_key(|d| d.span().map(|s| (s.file, s.start, s.end)));
+}
