@@ -29,14 +29,21 @@ impl Compilation {
 
     #[must_use]
     pub fn count(&self, severity: Severity) -> usize {
-        self.diagnostics.iter().filter(|d| d.severity == severity).count()
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == severity)
+            .count()
     }
 
     /// The merged set, only when no error was found: evaluation never runs
     /// on a policy that did not check cleanly.
     #[must_use]
     pub fn checked_set(&self) -> Option<&PolicySet> {
-        if self.has_errors() { None } else { self.set.as_ref() }
+        if self.has_errors() {
+            None
+        } else {
+            self.set.as_ref()
+        }
     }
 }
 
@@ -48,8 +55,15 @@ pub struct Source {
 }
 
 fn stem(name: &str) -> String {
-    let file = Path::new(name).file_name().and_then(|f| f.to_str()).unwrap_or(name);
-    file.split('.').next().filter(|s| !s.is_empty()).unwrap_or(file).to_owned()
+    let file = Path::new(name)
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or(name);
+    file.split('.')
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(file)
+        .to_owned()
 }
 
 /// Lowers and merges sources given in memory, in order.
@@ -77,7 +91,11 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
         None
     };
     sort(&mut diagnostics);
-    Compilation { sources: map, set, diagnostics }
+    Compilation {
+        sources: map,
+        set,
+        diagnostics,
+    }
 }
 
 /// Reads files from disk and compiles them. A file that cannot be read is
@@ -92,7 +110,13 @@ pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Co
         match std::fs::read(p) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => sources.push(Source { name, text }),
-                Err(e) => unreadable.push((name, format!("it is not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()))),
+                Err(e) => unreadable.push((
+                    name,
+                    format!(
+                        "it is not UTF-8 text (invalid byte at offset {})",
+                        e.utf8_error().valid_up_to()
+                    ),
+                )),
             },
             Err(e) => unreadable.push((name, e.to_string().to_lowercase())),
         }
@@ -102,8 +126,12 @@ pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Co
         for (name, why) in unreadable {
             let id = comp.sources.add(name.clone(), String::new());
             comp.diagnostics.push(
-                Diagnostic::new(Code::Io, Span::file_start(id), format!("cannot read `{name}`: {why}"))
-                    .with_help("check the path and the file's permissions"),
+                Diagnostic::new(
+                    Code::Io,
+                    Span::file_start(id),
+                    format!("cannot read `{name}`: {why}"),
+                )
+                .with_help("check the path and the file's permissions"),
             );
         }
         comp.set = None;

@@ -8,10 +8,20 @@ use writ_diagnostics::{Diagnostic, Severity, SourceMap};
 #[must_use]
 pub fn to_text(diag: &Diagnostic, sources: &SourceMap, color: bool) -> String {
     let Some(span) = diag.span() else {
-        return format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code, diag.message);
+        return format!(
+            "{}[{}]: {}\n",
+            diag.severity.as_str(),
+            diag.code,
+            diag.message
+        );
     };
     let Some(file) = sources.get(span.file) else {
-        return format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code, diag.message);
+        return format!(
+            "{}[{}]: {}\n",
+            diag.severity.as_str(),
+            diag.code,
+            diag.message
+        );
     };
     let kind = match diag.severity {
         Severity::Error => ReportKind::Error,
@@ -19,16 +29,24 @@ pub fn to_text(diag: &Diagnostic, sources: &SourceMap, color: bool) -> String {
     };
     let name = file.name().to_owned();
     let range = |s: writ_diagnostics::Span| s.start as usize..s.end.max(s.start) as usize;
-    let config = Config::default().with_color(color).with_index_type(IndexType::Byte);
+    let config = Config::default()
+        .with_color(color)
+        .with_index_type(IndexType::Byte);
     let mut builder = Report::build(kind, (name.clone(), range(span)))
         .with_config(config)
         .with_code(diag.code.as_str())
         .with_message(&diag.message);
     for (i, label) in diag.labels.iter().enumerate() {
-        let Some(lfile) = sources.get(label.span.file) else { continue };
+        let Some(lfile) = sources.get(label.span.file) else {
+            continue;
+        };
         let mut l = Label::new((lfile.name().to_owned(), range(label.span)));
         // ariadne draws no underline for a label without text.
-        let text = if label.message.is_empty() { "here" } else { label.message.as_str() };
+        let text = if label.message.is_empty() {
+            "here"
+        } else {
+            label.message.as_str()
+        };
         l = l.with_message(text);
         if color {
             l = l.with_color(if i == 0 { Color::Red } else { Color::Blue });
@@ -42,10 +60,19 @@ pub fn to_text(diag: &Diagnostic, sources: &SourceMap, color: bool) -> String {
         builder = builder.with_note(note);
     }
     builder = builder.with_note(format!("see docs/diagnostics/{}.md", diag.code));
-    let cache = ariadne::sources(sources.iter().map(|(_, f)| (f.name().to_owned(), f.text().to_owned())));
+    let cache = ariadne::sources(
+        sources
+            .iter()
+            .map(|(_, f)| (f.name().to_owned(), f.text().to_owned())),
+    );
     let mut out = Vec::new();
     if builder.finish().write(cache, &mut out).is_err() {
-        return format!("{}[{}]: {}\n", diag.severity.as_str(), diag.code, diag.message);
+        return format!(
+            "{}[{}]: {}\n",
+            diag.severity.as_str(),
+            diag.code,
+            diag.message
+        );
     }
     String::from_utf8_lossy(&out).into_owned()
 }

@@ -2,7 +2,12 @@
 //! reference evaluator. A table names its policy files (merged in order) and
 //! a list of cases; cases run in order against one evaluator, so rate limits
 //! carry from one case to the next, as in `writ eval --requests`.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -51,22 +56,40 @@ fn fixed_now() -> jiff::Timestamp {
 
 fn run_table(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
-    let table: Table = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let table: Table =
+        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let dir = path.parent().unwrap();
     let files: Vec<PathBuf> = table.policies.iter().map(|p| dir.join(p)).collect();
-    let dialect = table.dialect.as_deref().map(|d| writ_ir::Dialect::parse(d).expect("dialect"));
+    let dialect = table
+        .dialect
+        .as_deref()
+        .map(|d| writ_ir::Dialect::parse(d).expect("dialect"));
     let comp = writ::compile_files(&files, dialect);
-    let set = comp.checked_set().unwrap_or_else(|| panic!("{}: policy has errors: {:#?}", path.display(), comp.diagnostics));
+    let set = comp.checked_set().unwrap_or_else(|| {
+        panic!(
+            "{}: policy has errors: {:#?}",
+            path.display(),
+            comp.diagnostics
+        )
+    });
     let mut eval = Evaluator::new(set);
     let mut failures = Vec::new();
     for case in &table.cases {
-        let req = Request::from_json(&case.request.to_string()).unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), case.name));
+        let req = Request::from_json(&case.request.to_string())
+            .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), case.name));
         for i in 0..case.repeat {
             let decision = eval.check(&req, fixed_now());
             let actual: serde_json::Value = serde_json::from_str(&decision.to_json()).unwrap();
-            assert!(case.expect.contains_key("decision"), "{}: case `{}` must expect a decision", path.display(), case.name);
+            assert!(
+                case.expect.contains_key("decision"),
+                "{}: case `{}` must expect a decision",
+                path.display(),
+                case.name
+            );
             for (key, want) in &case.expect {
-                let got = actual.get(key).unwrap_or_else(|| panic!("decision has no field `{key}`"));
+                let got = actual
+                    .get(key)
+                    .unwrap_or_else(|| panic!("decision has no field `{key}`"));
                 if got != want {
                     failures.push(format!(
                         "{}: case `{}` (run {} of {}): `{key}` is {got}, expected {want}\n  decision: {actual}",
@@ -85,11 +108,25 @@ fn run_table(path: &Path) -> Vec<String> {
 #[test]
 fn every_example_decision_table_holds() {
     let mut paths = Vec::new();
-    tables(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").as_path(), &mut paths);
+    tables(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples")
+            .as_path(),
+        &mut paths,
+    );
     paths.sort();
-    assert!(paths.len() >= 8, "expected a decision table per example, found {}", paths.len());
+    assert!(
+        paths.len() >= 8,
+        "expected a decision table per example, found {}",
+        paths.len()
+    );
     let failures: Vec<String> = paths.iter().flat_map(|p| run_table(p)).collect();
-    assert!(failures.is_empty(), "{} failing cases:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing cases:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -111,12 +148,17 @@ fn every_example_policy_has_a_decision_table() {
             let s = p.to_string_lossy().to_string();
             if p.is_dir() {
                 walk(&p, out);
-            } else if (s.ends_with(".yaml") || s.ends_with(".yml")) && !s.ends_with(".decisions.yaml") {
+            } else if (s.ends_with(".yaml") || s.ends_with(".yml"))
+                && !s.ends_with(".decisions.yaml")
+            {
                 out.push(p.canonicalize().unwrap());
             }
         }
     }
     walk(&root, &mut policies);
     let missing: Vec<_> = policies.iter().filter(|p| !covered.contains(*p)).collect();
-    assert!(missing.is_empty(), "policies without a decision table: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "policies without a decision table: {missing:?}"
+    );
 }

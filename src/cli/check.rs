@@ -30,23 +30,45 @@ pub enum Format {
 pub fn run(args: &Args) -> ExitCode {
     let comp = args.policy.compile();
     match args.format {
-        Format::Json => println!("{}", writ::render::to_json(&comp.diagnostics, &comp.sources)),
+        Format::Json => println!(
+            "{}",
+            writ::render::to_json(&comp.diagnostics, &comp.sources)
+        ),
         Format::Text => {
             print_diagnostics(&comp);
             let (e, w) = (comp.count(Severity::Error), comp.count(Severity::Warning));
             let files = args.policy.files.len();
-            let plural = |n: usize, s: &str| if n == 1 { format!("{n} {s}") } else { format!("{n} {s}s") };
-            eprintln!("checked {}: {}, {}", plural(files, "file"), plural(e, "error"), plural(w, "warning"));
+            let plural = |n: usize, s: &str| {
+                if n == 1 {
+                    format!("{n} {s}")
+                } else {
+                    format!("{n} {s}s")
+                }
+            };
+            eprintln!(
+                "checked {}: {}, {}",
+                plural(files, "file"),
+                plural(e, "error"),
+                plural(w, "warning")
+            );
         }
     }
     if args.dump_ir
         && let Some(set) = &comp.set
     {
         let at = |span: writ_diagnostics::Span| {
-            comp.sources.location(span).map_or_else(String::new, |(f, lc)| format!("{f}:{}:{}", lc.line, lc.column))
+            comp.sources
+                .location(span)
+                .map_or_else(String::new, |(f, lc)| {
+                    format!("{f}:{}:{}", lc.line, lc.column)
+                })
         };
         print!("{}", writ_ir::dump(set, &at));
     }
     let failed = comp.has_errors() || (args.deny_warnings && comp.count(Severity::Warning) > 0);
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

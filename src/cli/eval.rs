@@ -66,7 +66,8 @@ pub fn run(args: &Args) -> ExitCode {
                 Ok(line) if line.trim().is_empty() => {}
                 Ok(line) => ok &= answer(&line, &mut out),
                 Err(e) => {
-                    let err = serde_json::json!({ "error": format!("line {}: cannot read: {e}", n + 1) });
+                    let err =
+                        serde_json::json!({ "error": format!("line {}: cannot read: {e}", n + 1) });
                     let _ = writeln!(out, "{err}");
                     ok = false;
                 }
@@ -74,5 +75,9 @@ pub fn run(args: &Args) -> ExitCode {
         }
     }
     let _ = out.flush();
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

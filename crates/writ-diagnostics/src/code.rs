@@ -105,7 +105,10 @@ mod tests {
                 Phase::Names => "E03",
                 Phase::Lint => "W01",
             };
-            assert!(code.as_str().starts_with(prefix), "{code} outside its block");
+            assert!(
+                code.as_str().starts_with(prefix),
+                "{code} outside its block"
+            );
             let is_warning = code.as_str().starts_with('W');
             assert_eq!(is_warning, code.severity() == Severity::Warning, "{code}");
         }

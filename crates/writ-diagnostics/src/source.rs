@@ -17,20 +17,32 @@ pub struct Span {
 impl Span {
     #[must_use]
     pub fn new(file: FileId, start: u32, end: u32) -> Self {
-        Span { file, start, end: end.max(start) }
+        Span {
+            file,
+            start,
+            end: end.max(start),
+        }
     }
 
     /// A zero-length span at the start of a file, for problems that belong to
     /// the file as a whole (an empty file, a missing top-level key).
     #[must_use]
     pub fn file_start(file: FileId) -> Self {
-        Span { file, start: 0, end: 0 }
+        Span {
+            file,
+            start: 0,
+            end: 0,
+        }
     }
 
     /// The smallest span covering both `self` and `other` (same file assumed).
     #[must_use]
     pub fn cover(self, other: Span) -> Span {
-        Span::new(self.file, self.start.min(other.start), self.end.max(other.end))
+        Span::new(
+            self.file,
+            self.start.min(other.start),
+            self.end.max(other.end),
+        )
     }
 }
 
@@ -65,7 +77,11 @@ impl SourceFile {
                 line_starts.push(u32::try_from(i + 1).unwrap_or(u32::MAX));
             }
         }
-        SourceFile { name: name.into(), text, line_starts }
+        SourceFile {
+            name: name.into(),
+            text,
+            line_starts,
+        }
     }
 
     #[must_use]
@@ -152,7 +168,8 @@ impl SourceMap {
     /// `file:line:column` of a span's start, for messages and JSON output.
     #[must_use]
     pub fn location(&self, span: Span) -> Option<(String, LineCol)> {
-        self.get(span.file).map(|f| (f.name().to_owned(), f.line_col(span.start)))
+        self.get(span.file)
+            .map(|f| (f.name().to_owned(), f.line_col(span.start)))
     }
 }
 

@@ -13,7 +13,9 @@ where
         let c = cand.to_ascii_lowercase();
         let jw = strsim::jaro_winkler(&lower, &c);
         let lev = strsim::levenshtein(&lower, &c);
-        let close = jw >= 0.8 || (lev <= 2 && c.len() > 2) || c.replace(['_', '-'], "") == lower.replace(['_', '-'], "");
+        let close = jw >= 0.8
+            || (lev <= 2 && c.len() > 2)
+            || c.replace(['_', '-'], "") == lower.replace(['_', '-'], "");
         if close && best.is_none_or(|(_, s)| jw > s) {
             best = Some((cand, jw));
         }
@@ -27,7 +29,14 @@ mod tests {
 
     #[test]
     fn suggests_close_keys_only() {
-        let keys = ["effect", "action", "actions", "conditions", "constraints", "reason"];
+        let keys = [
+            "effect",
+            "action",
+            "actions",
+            "conditions",
+            "constraints",
+            "reason",
+        ];
         assert_eq!(did_you_mean("efect", keys), Some("effect"));
         assert_eq!(did_you_mean("condtions", keys), Some("conditions"));
         assert_eq!(did_you_mean("Reason", keys), Some("reason"));
@@ -36,6 +45,9 @@ mod tests {
 
     #[test]
     fn separators_do_not_matter() {
-        assert_eq!(did_you_mean("risklevel", ["risk_level", "approval"]), Some("risk_level"));
+        assert_eq!(
+            did_you_mean("risklevel", ["risk_level", "approval"]),
+            Some("risk_level")
+        );
     }
 }

@@ -17,8 +17,8 @@
 use std::cmp::Ordering;
 
 use writ_ir::{
-    Agent, CmpOp, Combining, Condition, Effect, Field, Metric, PolicySet, Rule, Subject, Tier, TimeOfDay, Value,
-    Weekday,
+    Agent, CmpOp, Combining, Condition, Effect, Field, Metric, PolicySet, Rule, Subject, Tier,
+    TimeOfDay, Value, Weekday,
 };
 
 use crate::limiter::{LimitKey, Limiter};
@@ -55,7 +55,10 @@ pub struct Evaluator<'p> {
 impl<'p> Evaluator<'p> {
     #[must_use]
     pub fn new(set: &'p PolicySet) -> Self {
-        Evaluator { set, limiter: Limiter::default() }
+        Evaluator {
+            set,
+            limiter: Limiter::default(),
+        }
     }
 
     /// Decides a request. `now` is used when the request carries no `at`.
@@ -74,7 +77,11 @@ impl<'p> Evaluator<'p> {
             jiff::civil::Weekday::Saturday => Weekday::Saturday,
             jiff::civil::Weekday::Sunday => Weekday::Sunday,
         };
-        let clock = Clock { time: TimeOfDay::from_seconds(secs), weekday, millis: at.as_millisecond() };
+        let clock = Clock {
+            time: TimeOfDay::from_seconds(secs),
+            weekday,
+            millis: at.as_millisecond(),
+        };
 
         let principal = match self.principal(req) {
             Ok(p) => p,
@@ -97,14 +104,28 @@ impl<'p> Evaluator<'p> {
         self.set.policy(rule_policy).map(|p| p.name.clone())
     }
 
-    fn deny(&self, rule: Option<&Rule>, agent: Option<&Agent>, reason: String, retry: Option<u64>) -> Decision {
-        let policy = rule.map(|r| r.policy).or(agent.map(|a| a.policy)).and_then(|p| self.policy_name(p));
+    fn deny(
+        &self,
+        rule: Option<&Rule>,
+        agent: Option<&Agent>,
+        reason: String,
+        retry: Option<u64>,
+    ) -> Decision {
+        let policy = rule
+            .map(|r| r.policy)
+            .or(agent.map(|a| a.policy))
+            .and_then(|p| self.policy_name(p));
         Decision {
             effect: Effect::Deny,
             rule: rule.map(|r| r.name.value.clone()),
             policy,
             reason: Some(reason),
-            risk: rule.and_then(|r| r.risk.as_ref().map(|r| r.value)).or(self.set.settings.default_risk.as_ref().map(|r| r.value)),
+            risk: rule.and_then(|r| r.risk.as_ref().map(|r| r.value)).or(self
+                .set
+                .settings
+                .default_risk
+                .as_ref()
+                .map(|r| r.value)),
             retry_after_s: retry,
         }
     }
@@ -113,8 +134,18 @@ impl<'p> Evaluator<'p> {
     where
         'p: 'r,
     {
-        let mut p = Principal { id: &req.agent, roles: req.roles.iter().map(String::as_str).collect(), tier: None, tags: req.tags.iter().map(String::as_str).collect() };
-        for a in self.set.agents.iter().filter(|a| a.subject == Subject::Agent && a.name.value == req.agent) {
+        let mut p = Principal {
+            id: &req.agent,
+            roles: req.roles.iter().map(String::as_str).collect(),
+            tier: None,
+            tags: req.tags.iter().map(String::as_str).collect(),
+        };
+        for a in self
+            .set
+            .agents
+            .iter()
+            .filter(|a| a.subject == Subject::Agent && a.name.value == req.agent)
+        {
             p.roles.extend(a.roles.iter().map(|r| r.value.as_str()));
             p.tags.extend(a.tags.iter().map(|t| t.value.as_str()));
             p.tier = p.tier.max(a.tier.as_ref().map(|t| t.value));
@@ -153,7 +184,13 @@ impl<'p> Evaluator<'p> {
         }
     }
 
-    fn ceilings(&mut self, req: &Request, p: &Principal<'_>, clock: &Clock, pending: &mut Vec<Pending>) -> Option<Decision> {
+    fn ceilings(
+        &mut self,
+        req: &Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+        pending: &mut Vec<Pending>,
+    ) -> Option<Decision> {
         let target = req.target.as_deref().unwrap_or("");
         for agent in self.set.agents.iter().filter(|a| Self::bounds(a, p)) {
             let who = match agent.subject {
@@ -165,26 +202,51 @@ impl<'p> Evaluator<'p> {
                 "model:use" => (&agent.models, "model"),
                 "tool:call" => (&agent.tools, "tool"),
                 "net:connect" => (&agent.hosts, "host"),
-                _ => (&writ_ir::AccessList { allow: None, block: None }, ""),
+                _ => (
+                    &writ_ir::AccessList {
+                        allow: None,
+                        block: None,
+                    },
+                    "",
+                ),
             };
             if let Some(block) = &list.block
                 && block.matches(target)
             {
-                return Some(self.deny(None, Some(agent), format!("{noun} `{target}` is in {} of {who}", block.key), None));
+                return Some(self.deny(
+                    None,
+                    Some(agent),
+                    format!("{noun} `{target}` is in {} of {who}", block.key),
+                    None,
+                ));
             }
             if let Some(allow) = &list.allow
                 && !allow.matches(target)
             {
-                return Some(self.deny(None, Some(agent), format!("{noun} `{target}` is not in {} of {who}", allow.key), None));
+                return Some(self.deny(
+                    None,
+                    Some(agent),
+                    format!("{noun} `{target}` is not in {} of {who}", allow.key),
+                    None,
+                ));
             }
             if req.action == "net:connect"
                 && agent.require_tls.as_ref().is_some_and(|t| t.value)
                 && req.context.get("scheme").and_then(Value::as_str) != Some("https")
             {
-                return Some(self.deny(None, Some(agent), format!("{who} requires TLS: context `scheme` must be `https`"), None));
+                return Some(self.deny(
+                    None,
+                    Some(agent),
+                    format!("{who} requires TLS: context `scheme` must be `https`"),
+                    None,
+                ));
             }
             for (i, limit) in agent.limits.iter().enumerate() {
-                if limit.actions.as_ref().is_some_and(|a| !a.is_match(&req.action)) {
+                if limit
+                    .actions
+                    .as_ref()
+                    .is_some_and(|a| !a.is_match(&req.action))
+                {
                     continue;
                 }
                 let amount = match limit.metric {
@@ -197,7 +259,10 @@ impl<'p> Evaluator<'p> {
                         Metric::Requests => "requests",
                         Metric::Tokens => "tokens",
                     };
-                    let reason = format!("{who} is over its {what} limit `{}` ({}: {})", limit.rate, limit.key, limit.rate.count);
+                    let reason = format!(
+                        "{who} is over its {what} limit `{}` ({}: {})",
+                        limit.rate, limit.key, limit.rate.count
+                    );
                     return Some(self.deny(None, Some(agent), reason, Some(retry)));
                 }
                 pending.push(Pending { key, amount });
@@ -206,7 +271,13 @@ impl<'p> Evaluator<'p> {
         None
     }
 
-    fn rules(&mut self, req: &Request, p: &Principal<'_>, clock: &Clock, pending: &mut Vec<Pending>) -> Decision {
+    fn rules(
+        &mut self,
+        req: &Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+        pending: &mut Vec<Pending>,
+    ) -> Decision {
         let set = self.set;
         let mut best: Option<(Decision, Vec<Pending>)> = None;
         let mut allow_limits: Vec<Pending> = Vec::new();
@@ -229,7 +300,10 @@ impl<'p> Evaluator<'p> {
                         Effect::Approve => 1,
                         Effect::Allow => 0,
                     };
-                    if best.as_ref().is_none_or(|(b, _)| rank(decision.effect) > rank(b.effect)) {
+                    if best
+                        .as_ref()
+                        .is_none_or(|(b, _)| rank(decision.effect) > rank(b.effect))
+                    {
                         best = Some((decision, Vec::new()));
                     }
                 }
@@ -244,7 +318,12 @@ impl<'p> Evaluator<'p> {
         let s = &set.settings;
         let effect = s.default_effect.value;
         let reason = s.default_reason.as_ref().map_or_else(
-            || format!("no rule matched action `{}`; the policy default is {effect}", req.action),
+            || {
+                format!(
+                    "no rule matched action `{}`; the policy default is {effect}",
+                    req.action
+                )
+            },
             |r| expand(&r.value, req),
         );
         Decision {
@@ -258,16 +337,26 @@ impl<'p> Evaluator<'p> {
     }
 
     /// The decision of an applying rule: constraints, then its limit.
-    fn outcome(&mut self, rule: &Rule, req: &Request, p: &Principal<'_>, clock: &Clock) -> (Decision, Vec<Pending>) {
+    fn outcome(
+        &mut self,
+        rule: &Rule,
+        req: &Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+    ) -> (Decision, Vec<Pending>) {
         for c in &rule.constraints {
-            let value = lookup(&c.field, req).or_else(|| c.alternate.as_ref().and_then(|f| lookup(f, req)));
+            let value =
+                lookup(&c.field, req).or_else(|| c.alternate.as_ref().and_then(|f| lookup(f, req)));
             let failure = match value {
-                None | Some(Value::Null) => Some(format!("`{}` is missing, required by {}", c.field, c.name)),
+                None | Some(Value::Null) => {
+                    Some(format!("`{}` is missing, required by {}", c.field, c.name))
+                }
                 Some(Value::List(items)) => items
                     .iter()
                     .find(|v| !c.values.iter().any(|a| a.loosely_equals(v)))
                     .map(|v| format!("{} not in {}", show(v), c.name)),
-                Some(v) => (!c.values.iter().any(|a| a.loosely_equals(&v))).then(|| format!("{} not in {}", show(&v), c.name)),
+                Some(v) => (!c.values.iter().any(|a| a.loosely_equals(&v)))
+                    .then(|| format!("{} not in {}", show(&v), c.name)),
             };
             if let Some(reason) = failure {
                 return (self.deny(Some(rule), None, reason, None), Vec::new());
@@ -279,7 +368,10 @@ impl<'p> Evaluator<'p> {
         {
             let key = LimitKey::Rule(rule.id, p.id.to_owned());
             if let Err(retry) = self.limiter.check(&key, limit.value, 1, clock.millis) {
-                let reason = format!("rate limit `{}` of rule `{}` reached for agent `{}`", limit.value, rule.name.value, p.id);
+                let reason = format!(
+                    "rate limit `{}` of rule `{}` reached for agent `{}`",
+                    limit.value, rule.name.value, p.id
+                );
                 return (self.deny(Some(rule), None, reason, Some(retry)), Vec::new());
             }
             limits.push(Pending { key, amount: 1 });
@@ -289,7 +381,12 @@ impl<'p> Evaluator<'p> {
             rule: Some(rule.name.value.clone()),
             policy: self.policy_name(rule.policy),
             reason: rule.reason.as_ref().map(|r| expand(&r.value, req)),
-            risk: rule.risk.as_ref().map(|r| r.value).or(self.set.settings.default_risk.as_ref().map(|r| r.value)),
+            risk: rule.risk.as_ref().map(|r| r.value).or(self
+                .set
+                .settings
+                .default_risk
+                .as_ref()
+                .map(|r| r.value)),
             retry_after_s: None,
         };
         (decision, limits)
@@ -350,12 +447,23 @@ fn lookup(field: &Field, req: &Request) -> Option<Value> {
 /// Whether a condition holds. A comparison on an absent (or null) value is false.
 fn holds(c: &Condition, req: &Request, clock: &Clock) -> bool {
     match c {
-        Condition::Compare { field, op, value, .. } => {
-            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else { return false };
+        Condition::Compare {
+            field, op, value, ..
+        } => {
+            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else {
+                return false;
+            };
             compare(&actual, *op, value)
         }
-        Condition::In { field, values, negated, .. } => {
-            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else { return false };
+        Condition::In {
+            field,
+            values,
+            negated,
+            ..
+        } => {
+            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else {
+                return false;
+            };
             values.iter().any(|v| v.loosely_equals(&actual)) != *negated
         }
         Condition::Glob { field, pattern, .. } => {

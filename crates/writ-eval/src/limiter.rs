@@ -29,10 +29,20 @@ impl Limiter {
     ///
     /// # Errors
     /// `Err(retry_after_s)` when the limit is reached.
-    pub fn check(&mut self, key: &LimitKey, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
+    pub fn check(
+        &mut self,
+        key: &LimitKey,
+        rate: Rate,
+        amount: u64,
+        now_ms: i64,
+    ) -> Result<(), u64> {
         let window_ms = i64::try_from(rate.unit.seconds() * 1000).unwrap_or(i64::MAX);
         let Some(log) = self.windows.get_mut(key) else {
-            return if amount <= rate.count { Ok(()) } else { Err(rate.unit.seconds()) };
+            return if amount <= rate.count {
+                Ok(())
+            } else {
+                Err(rate.unit.seconds())
+            };
         };
         let horizon = now_ms.saturating_sub(window_ms);
         while log.front().is_some_and(|(t, _)| *t <= horizon) {
@@ -63,7 +73,10 @@ impl Limiter {
         if amount == 0 {
             return;
         }
-        self.windows.entry(key).or_default().push_back((now_ms, amount));
+        self.windows
+            .entry(key)
+            .or_default()
+            .push_back((now_ms, amount));
     }
 }
 
@@ -76,7 +89,10 @@ mod tests {
     fn admits_up_to_the_limit_then_says_when_to_retry() {
         let mut l = Limiter::default();
         let key = LimitKey::Rule(RuleId(0), "a".into());
-        let rate = Rate { count: 2, unit: RateUnit::Minute };
+        let rate = Rate {
+            count: 2,
+            unit: RateUnit::Minute,
+        };
         for t in [0, 10_000] {
             assert_eq!(l.check(&key, rate, 1, t), Ok(()));
             l.commit(key.clone(), 1, t);
@@ -85,14 +101,20 @@ mod tests {
         // The first entry leaves the window at 60 s exactly.
         assert_eq!(l.check(&key, rate, 1, 60_000), Ok(()));
         // Other agents have their own counters.
-        assert_eq!(l.check(&LimitKey::Rule(RuleId(0), "b".into()), rate, 1, 20_000), Ok(()));
+        assert_eq!(
+            l.check(&LimitKey::Rule(RuleId(0), "b".into()), rate, 1, 20_000),
+            Ok(())
+        );
     }
 
     #[test]
     fn token_budgets_count_amounts() {
         let mut l = Limiter::default();
         let key = LimitKey::Agent(AgentId(0), 0, "a".into());
-        let rate = Rate { count: 100, unit: RateUnit::Hour };
+        let rate = Rate {
+            count: 100,
+            unit: RateUnit::Hour,
+        };
         assert_eq!(l.check(&key, rate, 60, 0), Ok(()));
         l.commit(key.clone(), 60, 0);
         assert_eq!(l.check(&key, rate, 50, 1000), Err(3599));

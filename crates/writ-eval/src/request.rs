@@ -80,7 +80,9 @@ fn to_value(v: serde_json::Value) -> Value {
         serde_json::Value::Number(n) => n.as_f64().map_or(Value::Null, Value::Number),
         serde_json::Value::String(s) => Value::String(s),
         serde_json::Value::Array(a) => Value::List(a.into_iter().map(to_value).collect()),
-        serde_json::Value::Object(o) => Value::Map(o.into_iter().map(|(k, v)| (k, to_value(v))).collect()),
+        serde_json::Value::Object(o) => {
+            Value::Map(o.into_iter().map(|(k, v)| (k, to_value(v))).collect())
+        }
     }
 }
 
@@ -93,17 +95,25 @@ impl Request {
     /// When the text is not JSON, a field has the wrong type or is unknown,
     /// a required field is missing or empty, or `at` is not an RFC 3339 time.
     pub fn from_json(text: &str) -> Result<Request, RequestError> {
-        let wire: WireRequest = serde_json::from_str(text).map_err(|e| RequestError { message: clean_serde(&e) })?;
+        let wire: WireRequest = serde_json::from_str(text).map_err(|e| RequestError {
+            message: clean_serde(&e),
+        })?;
         if wire.agent.trim().is_empty() {
-            return Err(RequestError { message: "`agent` must not be empty".to_owned() });
+            return Err(RequestError {
+                message: "`agent` must not be empty".to_owned(),
+            });
         }
         if wire.action.trim().is_empty() {
-            return Err(RequestError { message: "`action` must not be empty".to_owned() });
+            return Err(RequestError {
+                message: "`action` must not be empty".to_owned(),
+            });
         }
         let at = match wire.at {
             None => None,
             Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|e| RequestError {
-                message: format!("`at` is not an RFC 3339 time (`{s}`): {e}; write e.g. `2025-01-15T10:23:01Z`"),
+                message: format!(
+                    "`at` is not an RFC 3339 time (`{s}`): {e}; write e.g. `2025-01-15T10:23:01Z`"
+                ),
             })?),
         };
         Ok(Request {
@@ -113,7 +123,12 @@ impl Request {
             token: wire.token,
             action: wire.action,
             target: wire.target,
-            context: wire.context.unwrap_or_default().into_iter().map(|(k, v)| (k, to_value(v))).collect(),
+            context: wire
+                .context
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, to_value(v)))
+                .collect(),
             at,
             tokens: wire.tokens.unwrap_or(0),
         })
@@ -122,7 +137,9 @@ impl Request {
 
 fn clean_serde(e: &serde_json::Error) -> String {
     let msg = e.to_string();
-    let msg = msg.replace("unknown field", "unknown request field").replace("missing field", "missing request field");
+    let msg = msg
+        .replace("unknown field", "unknown request field")
+        .replace("missing field", "missing request field");
     format!("malformed request: {msg}")
 }
 
@@ -166,6 +183,7 @@ impl Decision {
         };
         // Serializing plain strings and numbers cannot fail; fall back to a
         // deny rather than ever printing nothing.
-        serde_json::to_string(&wire).unwrap_or_else(|_| r#"{"decision":"deny","reason":"internal error"}"#.to_owned())
+        serde_json::to_string(&wire)
+            .unwrap_or_else(|_| r#"{"decision":"deny","reason":"internal error"}"#.to_owned())
     }
 }

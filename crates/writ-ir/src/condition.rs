@@ -63,19 +63,46 @@ impl CmpOp {
 pub enum Condition {
     /// `field op value`. Ordering operators compare numbers only (and strings
     /// lexicographically when both sides are strings).
-    Compare { field: Field, op: CmpOp, value: Value, span: Span },
+    Compare {
+        field: Field,
+        op: CmpOp,
+        value: Value,
+        span: Span,
+    },
     /// `field in [..]` / `field not in [..]`.
-    In { field: Field, values: Vec<Value>, negated: bool, span: Span },
+    In {
+        field: Field,
+        values: Vec<Value>,
+        negated: bool,
+        span: Span,
+    },
     /// The field is a string matching a glob.
-    Glob { field: Field, pattern: Pattern, span: Span },
+    Glob {
+        field: Field,
+        pattern: Pattern,
+        span: Span,
+    },
     /// The field is a list holding the value, or a string holding the substring.
-    Contains { field: Field, value: Value, span: Span },
+    Contains {
+        field: Field,
+        value: Value,
+        span: Span,
+    },
     /// The field is present (and not null).
-    Exists { field: Field, span: Span },
+    Exists {
+        field: Field,
+        span: Span,
+    },
     /// The request time, in the policy's time zone, lies in the window.
-    Time { window: TimeWindow, span: Span },
+    Time {
+        window: TimeWindow,
+        span: Span,
+    },
     /// The request's weekday, in the policy's time zone, is in the set.
-    Weekdays { days: WeekdaySet, span: Span },
+    Weekdays {
+        days: WeekdaySet,
+        span: Span,
+    },
     All(Vec<Condition>),
     Any(Vec<Condition>),
     Not(Box<Condition>, Span),
@@ -96,12 +123,25 @@ impl Condition {
 impl fmt::Display for Condition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Condition::Compare { field, op, value, .. } => write!(f, "{field} {} {value}", op.symbol()),
-            Condition::In { field, values, negated, .. } => {
+            Condition::Compare {
+                field, op, value, ..
+            } => write!(f, "{field} {} {value}", op.symbol()),
+            Condition::In {
+                field,
+                values,
+                negated,
+                ..
+            } => {
                 let list = Value::List(values.clone());
-                if *negated { write!(f, "{field} not in {list}") } else { write!(f, "{field} in {list}") }
+                if *negated {
+                    write!(f, "{field} not in {list}")
+                } else {
+                    write!(f, "{field} in {list}")
+                }
             }
-            Condition::Glob { field, pattern, .. } => write!(f, "{field} matches {:?}", pattern.as_str()),
+            Condition::Glob { field, pattern, .. } => {
+                write!(f, "{field} matches {:?}", pattern.as_str())
+            }
             Condition::Contains { field, value, .. } => write!(f, "{field} contains {value}"),
             Condition::Exists { field, .. } => write!(f, "exists {field}"),
             Condition::Time { window, .. } => write!(f, "time in {window}"),

@@ -14,17 +14,37 @@ use crate::{AccessList, Agent, PolicySet, Rule, Scope, Spanned, Subject};
 pub fn dump(set: &PolicySet, at: &dyn Fn(Span) -> String) -> String {
     let mut out = String::new();
     let s = &set.settings;
-    let origin = |span: Option<Span>| span.map_or_else(|| "(built-in default)".to_owned(), |s| format!("@{}", at(s)));
+    let origin = |span: Option<Span>| {
+        span.map_or_else(
+            || "(built-in default)".to_owned(),
+            |s| format!("@{}", at(s)),
+        )
+    };
     let _ = writeln!(out, "settings");
-    let _ = writeln!(out, "  combining: {} {}", s.combining.value, origin(s.combining.span));
-    let _ = writeln!(out, "  default: {} {}", s.default_effect.value, origin(s.default_effect.span));
+    let _ = writeln!(
+        out,
+        "  combining: {} {}",
+        s.combining.value,
+        origin(s.combining.span)
+    );
+    let _ = writeln!(
+        out,
+        "  default: {} {}",
+        s.default_effect.value,
+        origin(s.default_effect.span)
+    );
     if let Some(r) = &s.default_risk {
         let _ = writeln!(out, "  default_risk: {} @{}", r.value, at(r.span));
     }
     if let Some(r) = &s.default_reason {
         let _ = writeln!(out, "  default_reason: {:?} @{}", r.value, at(r.span));
     }
-    let _ = writeln!(out, "  timezone: {} {}", s.timezone.value.name, origin(s.timezone.span));
+    let _ = writeln!(
+        out,
+        "  timezone: {} {}",
+        s.timezone.value.name,
+        origin(s.timezone.span)
+    );
     for p in &set.policies {
         let _ = write!(out, "policy #{} {:?} dialect={}", p.id.0, p.name, p.dialect);
         if let Some(v) = &p.version {
@@ -45,7 +65,10 @@ pub fn dump(set: &PolicySet, at: &dyn Fn(Span) -> String) -> String {
 }
 
 fn names(list: &[Spanned<String>]) -> String {
-    list.iter().map(|n| n.value.as_str()).collect::<Vec<_>>().join(", ")
+    list.iter()
+        .map(|n| n.value.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn dump_agent(out: &mut String, a: &Agent, at: &dyn Fn(Span) -> String) {
@@ -54,7 +77,13 @@ fn dump_agent(out: &mut String, a: &Agent, at: &dyn Fn(Span) -> String) {
         Subject::Role => "role",
         Subject::Everyone => "every-agent",
     };
-    let _ = writeln!(out, "{kind} {:?} policy=#{} @{}", a.name.value, a.policy.0, at(a.span));
+    let _ = writeln!(
+        out,
+        "{kind} {:?} policy=#{} @{}",
+        a.name.value,
+        a.policy.0,
+        at(a.span)
+    );
     if !a.roles.is_empty() {
         let _ = writeln!(out, "  roles: {}", names(&a.roles));
     }
@@ -88,7 +117,11 @@ fn dump_agent(out: &mut String, a: &Agent, at: &dyn Fn(Span) -> String) {
 fn dump_access(out: &mut String, what: &str, list: &AccessList) {
     for (verb, l) in [("block", &list.block), ("allow", &list.allow)] {
         if let Some(l) = l {
-            let pats: Vec<String> = l.patterns.iter().map(|p| format!("{:?}", p.as_str())).collect();
+            let pats: Vec<String> = l
+                .patterns
+                .iter()
+                .map(|p| format!("{:?}", p.as_str()))
+                .collect();
             let _ = writeln!(out, "  {what}.{verb} ({}): [{}]", l.key, pats.join(", "));
         }
     }
@@ -116,17 +149,36 @@ fn dump_scope(out: &mut String, scope: &Scope) {
 }
 
 fn dump_rule(out: &mut String, r: &Rule, at: &dyn Fn(Span) -> String) {
-    let generated = if r.generated_name { " (generated name)" } else { "" };
-    let _ = writeln!(out, "rule #{} {}{generated} policy=#{} @{}", r.id.0, r.name.value, r.policy.0, at(r.span));
+    let generated = if r.generated_name {
+        " (generated name)"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "rule #{} {}{generated} policy=#{} @{}",
+        r.id.0,
+        r.name.value,
+        r.policy.0,
+        at(r.span)
+    );
     let _ = write!(out, "  effect: {}", r.effect.value);
     if let Some(risk) = &r.risk {
         let _ = write!(out, " risk: {}", risk.value);
     }
     let _ = writeln!(out);
-    let acts: Vec<String> = r.actions.iter().map(|p| format!("{:?}", p.as_str())).collect();
+    let acts: Vec<String> = r
+        .actions
+        .iter()
+        .map(|p| format!("{:?}", p.as_str()))
+        .collect();
     let _ = writeln!(out, "  actions: [{}]", acts.join(", "));
     if !r.targets.is_empty() {
-        let t: Vec<String> = r.targets.iter().map(|p| format!("{:?}", p.as_str())).collect();
+        let t: Vec<String> = r
+            .targets
+            .iter()
+            .map(|p| format!("{:?}", p.as_str()))
+            .collect();
         let _ = writeln!(out, "  targets: [{}]", t.join(", "));
     }
     dump_scope(out, &r.scope);
@@ -134,9 +186,19 @@ fn dump_rule(out: &mut String, r: &Rule, at: &dyn Fn(Span) -> String) {
         let _ = writeln!(out, "  when: {c}");
     }
     for c in &r.constraints {
-        let alt = c.alternate.as_ref().map(|a| format!(" (or {a})")).unwrap_or_default();
+        let alt = c
+            .alternate
+            .as_ref()
+            .map(|a| format!(" (or {a})"))
+            .unwrap_or_default();
         let vals: Vec<String> = c.values.iter().map(ToString::to_string).collect();
-        let _ = writeln!(out, "  constraint {}: every {}{alt} in [{}]", c.name, c.field, vals.join(", "));
+        let _ = writeln!(
+            out,
+            "  constraint {}: every {}{alt} in [{}]",
+            c.name,
+            c.field,
+            vals.join(", ")
+        );
     }
     if let Some(l) = &r.limit {
         let _ = writeln!(out, "  limit: {} per agent", l.value);

@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use writ_diagnostics::{Code, Diagnostic, Span};
 
 use crate::{
-    Agent, AgentId, Combining, Effect, Policy, PolicyId, PolicySet, Risk, Rule, RuleId, Setting, Settings, Spanned,
-    Subject, Timezone,
+    Agent, AgentId, Combining, Effect, Policy, PolicyId, PolicySet, Risk, Rule, RuleId, Setting,
+    Settings, Spanned, Subject, Timezone,
 };
 
 /// Settings as one file declares them; `None` where it is silent.
@@ -66,28 +66,72 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
     let mut acc = PartialSettings::default();
     for f in &files {
         let s = &f.settings;
-        take(&mut acc.combining, s.combining.as_ref(), "combining algorithm", |v| v.to_string(), &mut diags);
-        take(&mut acc.default_effect, s.default_effect.as_ref(), "default decision", |v| v.to_string(), &mut diags);
-        take(&mut acc.default_risk, s.default_risk.as_ref(), "default risk", |v| v.to_string(), &mut diags);
-        take(&mut acc.default_reason, s.default_reason.as_ref(), "default reason", Clone::clone, &mut diags);
-        take(&mut acc.timezone, s.timezone.as_ref(), "time zone", |v| v.name.clone(), &mut diags);
+        take(
+            &mut acc.combining,
+            s.combining.as_ref(),
+            "combining algorithm",
+            |v| v.to_string(),
+            &mut diags,
+        );
+        take(
+            &mut acc.default_effect,
+            s.default_effect.as_ref(),
+            "default decision",
+            |v| v.to_string(),
+            &mut diags,
+        );
+        take(
+            &mut acc.default_risk,
+            s.default_risk.as_ref(),
+            "default risk",
+            |v| v.to_string(),
+            &mut diags,
+        );
+        take(
+            &mut acc.default_reason,
+            s.default_reason.as_ref(),
+            "default reason",
+            Clone::clone,
+            &mut diags,
+        );
+        take(
+            &mut acc.timezone,
+            s.timezone.as_ref(),
+            "time zone",
+            |v| v.name.clone(),
+            &mut diags,
+        );
     }
     let defaults = Settings::default();
     let settings = Settings {
-        combining: acc
-            .combining
-            .map_or(defaults.combining, |s| Setting { value: s.value, span: Some(s.span) }),
+        combining: acc.combining.map_or(defaults.combining, |s| Setting {
+            value: s.value,
+            span: Some(s.span),
+        }),
         default_effect: acc
             .default_effect
-            .map_or(defaults.default_effect, |s| Setting { value: s.value, span: Some(s.span) }),
+            .map_or(defaults.default_effect, |s| Setting {
+                value: s.value,
+                span: Some(s.span),
+            }),
         default_risk: acc.default_risk,
         default_reason: acc.default_reason,
-        timezone: acc.timezone.map_or(defaults.timezone, |s| Setting { value: s.value, span: Some(s.span) }),
+        timezone: acc.timezone.map_or(defaults.timezone, |s| Setting {
+            value: s.value,
+            span: Some(s.span),
+        }),
     };
 
-    let mut set = PolicySet { settings, ..PolicySet::default() };
-    let explicit: HashSet<String> =
-        files.iter().flat_map(|f| f.rules.iter()).filter(|r| !r.generated_name).map(|r| r.name.value.clone()).collect();
+    let mut set = PolicySet {
+        settings,
+        ..PolicySet::default()
+    };
+    let explicit: HashSet<String> = files
+        .iter()
+        .flat_map(|f| f.rules.iter())
+        .filter(|r| !r.generated_name)
+        .map(|r| r.name.value.clone())
+        .collect();
     let mut seen_rules: HashMap<String, Span> = HashMap::new();
     let mut generated_counts: HashMap<String, u32> = HashMap::new();
     let mut seen_agents: HashMap<(String, bool), Span> = HashMap::new();
@@ -105,9 +149,13 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
                 if let Some(first) = seen_agents.get(&key) {
                     let kind = if key.1 { "role" } else { "agent" };
                     diags.push(
-                        Diagnostic::new(Code::DuplicateAgent, agent.name.span, format!("{kind} `{}` is declared twice", key.0))
-                            .with_secondary(*first, "first declared here")
-                            .with_help("declare each agent once; merge the two entries"),
+                        Diagnostic::new(
+                            Code::DuplicateAgent,
+                            agent.name.span,
+                            format!("{kind} `{}` is declared twice", key.0),
+                        )
+                        .with_secondary(*first, "first declared here")
+                        .with_help("declare each agent once; merge the two entries"),
                     );
                     continue;
                 }
@@ -144,7 +192,9 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
                     .with_help("rule names identify decisions in audit logs and tests; give this rule another name"),
                 );
             }
-            seen_rules.entry(rule.name.value.clone()).or_insert(rule.name.span);
+            seen_rules
+                .entry(rule.name.value.clone())
+                .or_insert(rule.name.span);
             set.rules.push(rule);
         }
     }

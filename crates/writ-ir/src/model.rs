@@ -133,7 +133,9 @@ impl Rate {
             .parse()
             .map_err(|_| format!("`{}` is not a whole number in the rate `{text}`", n.trim()))?;
         if count == 0 {
-            return Err(format!("the rate `{text}` allows nothing; use a deny rule instead"));
+            return Err(format!(
+                "the rate `{text}` allows nothing; use a deny rule instead"
+            ));
         }
         let unit = match unit.trim().to_ascii_lowercase().as_str() {
             "s" | "sec" | "second" | "seconds" => RateUnit::Second,
@@ -173,13 +175,19 @@ pub struct Timezone {
 impl Timezone {
     #[must_use]
     pub fn utc() -> Timezone {
-        Timezone { name: "UTC".to_owned(), tz: jiff::tz::TimeZone::UTC }
+        Timezone {
+            name: "UTC".to_owned(),
+            tz: jiff::tz::TimeZone::UTC,
+        }
     }
 
     /// Looks an IANA name up in the bundled time zone database.
     #[must_use]
     pub fn get(name: &str) -> Option<Timezone> {
-        jiff::tz::TimeZone::get(name).ok().map(|tz| Timezone { name: name.to_owned(), tz })
+        jiff::tz::TimeZone::get(name).ok().map(|tz| Timezone {
+            name: name.to_owned(),
+            tz,
+        })
     }
 }
 
@@ -195,11 +203,20 @@ pub struct Settings {
 impl Default for Settings {
     fn default() -> Self {
         Settings {
-            combining: Setting { value: Combining::FirstMatch, span: None },
-            default_effect: Setting { value: Effect::Deny, span: None },
+            combining: Setting {
+                value: Combining::FirstMatch,
+                span: None,
+            },
+            default_effect: Setting {
+                value: Effect::Deny,
+                span: None,
+            },
             default_risk: None,
             default_reason: None,
-            timezone: Setting { value: Timezone::utc(), span: None },
+            timezone: Setting {
+                value: Timezone::utc(),
+                span: None,
+            },
         }
     }
 }
@@ -287,7 +304,13 @@ pub struct Agent {
 impl Agent {
     /// An entry with every list empty.
     #[must_use]
-    pub fn new(id: AgentId, name: Spanned<String>, subject: Subject, policy: PolicyId, span: Span) -> Agent {
+    pub fn new(
+        id: AgentId,
+        name: Spanned<String>,
+        subject: Subject,
+        policy: PolicyId,
+        span: Span,
+    ) -> Agent {
         Agent {
             id,
             name,
@@ -322,7 +345,10 @@ pub struct Scope {
 impl Scope {
     #[must_use]
     pub fn is_everyone(&self) -> bool {
-        self.agents.is_empty() && self.roles.is_empty() && self.tiers.is_empty() && self.tags.is_empty()
+        self.agents.is_empty()
+            && self.roles.is_empty()
+            && self.tiers.is_empty()
+            && self.tags.is_empty()
     }
 }
 
@@ -384,9 +410,27 @@ mod tests {
 
     #[test]
     fn rates_parse_with_units_and_reject_bad_ones() {
-        assert_eq!(Rate::parse("30/hour"), Ok(Rate { count: 30, unit: RateUnit::Hour }));
-        assert_eq!(Rate::parse("10 per minute"), Ok(Rate { count: 10, unit: RateUnit::Minute }));
-        assert_eq!(Rate::parse("5/s"), Ok(Rate { count: 5, unit: RateUnit::Second }));
+        assert_eq!(
+            Rate::parse("30/hour"),
+            Ok(Rate {
+                count: 30,
+                unit: RateUnit::Hour
+            })
+        );
+        assert_eq!(
+            Rate::parse("10 per minute"),
+            Ok(Rate {
+                count: 10,
+                unit: RateUnit::Minute
+            })
+        );
+        assert_eq!(
+            Rate::parse("5/s"),
+            Ok(Rate {
+                count: 5,
+                unit: RateUnit::Second
+            })
+        );
         assert!(Rate::parse("30/fortnight").is_err_and(|e| e.contains("fortnight")));
         assert!(Rate::parse("x/hour").is_err());
         assert!(Rate::parse("0/hour").is_err());
@@ -398,7 +442,10 @@ mod tests {
         for e in Effect::ALL {
             assert_eq!(Effect::parse(e.as_str()), Some(*e));
         }
-        assert_eq!(Combining::parse("Deny-Overrides"), Some(Combining::DenyOverrides));
+        assert_eq!(
+            Combining::parse("Deny-Overrides"),
+            Some(Combining::DenyOverrides)
+        );
         assert_eq!(Risk::parse("severe"), None);
         assert!(Risk::Low < Risk::Critical);
     }

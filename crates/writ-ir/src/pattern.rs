@@ -45,7 +45,9 @@ impl Pattern {
 
     fn build(text: &str, span: Span, case_insensitive: bool) -> Result<Pattern, PatternError> {
         if text.is_empty() {
-            return Err(PatternError { message: "empty pattern".to_owned() });
+            return Err(PatternError {
+                message: "empty pattern".to_owned(),
+            });
         }
         let glob = GlobBuilder::new(text)
             .literal_separator(false)
@@ -53,8 +55,15 @@ impl Pattern {
             .case_insensitive(case_insensitive)
             .empty_alternates(true)
             .build()
-            .map_err(|e| PatternError { message: describe(e.kind()) })?;
-        Ok(Pattern { text: text.to_owned(), matcher: glob.compile_matcher(), case_insensitive, span })
+            .map_err(|e| PatternError {
+                message: describe(e.kind()),
+            })?;
+        Ok(Pattern {
+            text: text.to_owned(),
+            matcher: glob.compile_matcher(),
+            case_insensitive,
+            span,
+        })
     }
 
     #[must_use]

@@ -27,17 +27,25 @@ impl TimeOfDay {
                 }
             })
             .collect::<Result<_, _>>()
-            .map_err(|()| format!("`{text}` is not a time of day; write `HH:MM` on a 24-hour clock"))?;
+            .map_err(|()| {
+                format!("`{text}` is not a time of day; write `HH:MM` on a 24-hour clock")
+            })?;
         let (h, m, s) = match nums.as_slice() {
             [h, m] => (*h, *m, 0),
             [h, m, s] => (*h, *m, *s),
-            _ => return Err(format!("`{text}` is not a time of day; write `HH:MM` on a 24-hour clock")),
+            _ => {
+                return Err(format!(
+                    "`{text}` is not a time of day; write `HH:MM` on a 24-hour clock"
+                ));
+            }
         };
         if h == 24 && m == 0 && s == 0 {
             return Ok(TimeOfDay::END_OF_DAY);
         }
         if h > 23 {
-            return Err(format!("hour `{h:02}` is out of range in `{text}`; hours run from 00 to 23"));
+            return Err(format!(
+                "hour `{h:02}` is out of range in `{text}`; hours run from 00 to 23"
+            ));
         }
         if m > 59 || s > 59 {
             return Err(format!("minutes and seconds run from 00 to 59 in `{text}`"));
@@ -59,7 +67,11 @@ impl TimeOfDay {
 impl fmt::Display for TimeOfDay {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (h, m, s) = (self.0 / 3600, (self.0 / 60) % 60, self.0 % 60);
-        if s == 0 { write!(f, "{h:02}:{m:02}") } else { write!(f, "{h:02}:{m:02}:{s:02}") }
+        if s == 0 {
+            write!(f, "{h:02}:{m:02}")
+        } else {
+            write!(f, "{h:02}:{m:02}:{s:02}")
+        }
     }
 }
 
@@ -78,7 +90,9 @@ impl TimeWindow {
     /// A lowercase message when either side is not a time or the window is empty.
     pub fn parse(text: &str) -> Result<TimeWindow, String> {
         let Some((a, b)) = text.split_once('-') else {
-            return Err(format!("`{text}` is not a time window; write `HH:MM-HH:MM`, e.g. `09:00-18:00`"));
+            return Err(format!(
+                "`{text}` is not a time window; write `HH:MM-HH:MM`, e.g. `09:00-18:00`"
+            ));
         };
         let start = TimeOfDay::parse(a)?;
         let end = TimeOfDay::parse(b)?;
@@ -86,7 +100,9 @@ impl TimeWindow {
             return Err(format!("a window cannot start at `24:00` in `{text}`"));
         }
         if start == end {
-            return Err(format!("the window `{text}` is empty: it starts where it ends"));
+            return Err(format!(
+                "the window `{text}` is empty: it starts where it ends"
+            ));
         }
         Ok(TimeWindow { start, end })
     }
@@ -217,7 +233,10 @@ mod tests {
 
     #[test]
     fn windows_are_half_open_and_wrap_midnight() {
-        let day = TimeWindow::parse("09:00-18:00").unwrap_or(TimeWindow { start: t("00:00"), end: t("00:01") });
+        let day = TimeWindow::parse("09:00-18:00").unwrap_or(TimeWindow {
+            start: t("00:00"),
+            end: t("00:01"),
+        });
         assert!(day.contains(t("09:00")));
         assert!(day.contains(t("17:59")));
         assert!(!day.contains(t("18:00")));

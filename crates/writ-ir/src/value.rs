@@ -141,7 +141,10 @@ mod tests {
         let mut ctx = BTreeMap::new();
         ctx.insert("customer".to_owned(), Value::Map(inner));
         ctx.insert("a.b".to_owned(), Value::Number(1.0));
-        assert_eq!(Path::parse("customer.tier").lookup(&ctx), Some(&Value::String("gold".into())));
+        assert_eq!(
+            Path::parse("customer.tier").lookup(&ctx),
+            Some(&Value::String("gold".into()))
+        );
         assert_eq!(Path::parse("a.b").lookup(&ctx), Some(&Value::Number(1.0)));
         assert_eq!(Path::parse("customer.missing").lookup(&ctx), None);
         assert_eq!(Path::parse("a.b.c").lookup(&ctx), None);

@@ -17,7 +17,9 @@
 //! | `conditions.param_matches: {p: glob}` | context `p` matches the glob |
 
 use writ_diagnostics::Span;
-use writ_ir::{CmpOp, Condition, Effect, Field, Path, Risk, TimeOfDay, TimeWindow, Weekday, WeekdaySet};
+use writ_ir::{
+    CmpOp, Condition, Effect, Field, Path, Risk, TimeOfDay, TimeWindow, Weekday, WeekdaySet,
+};
 
 use crate::cx::Cx;
 use crate::rule::RuleParts;
@@ -26,7 +28,14 @@ use crate::{Header, Lowering};
 
 const TOP: &[&str] = &["version", "defaults", "rules"];
 const DEFAULTS: &[&str] = &["risk_level", "approval"];
-const RULE: &[&str] = &["name", "match", "conditions", "risk_level", "approval", "description"];
+const RULE: &[&str] = &[
+    "name",
+    "match",
+    "conditions",
+    "risk_level",
+    "approval",
+    "description",
+];
 const MATCH: &[&str] = &["type", "target"];
 const CONDITIONS: &[&str] = &[
     "time_after",
@@ -60,7 +69,8 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
                     if k.text == "approval" {
                         out.settings.default_effect = cx.word(v, "approval", approval, APPROVALS);
                     } else {
-                        out.settings.default_risk = cx.word(v, "risk level", Risk::parse, &Risk::words());
+                        out.settings.default_risk =
+                            cx.word(v, "risk level", Risk::parse, &Risk::words());
                     }
                 }
             }
@@ -82,9 +92,7 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
 
 fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
     let entries = cx.map(node, "an Aegis rule", RULE);
-    if node.as_map().is_none() {
-        return None;
-    }
+    node.as_map()?;
     let Some(approval_node) = node.get("approval") else {
         cx.missing(node, "approval", "an Aegis rule");
         return None;
@@ -103,7 +111,9 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
                         has_type = true;
                         parts.actions.extend(cx.patterns(mv, "`match.type`", false));
                     } else {
-                        parts.targets.extend(cx.patterns(mv, "`match.target`", false));
+                        parts
+                            .targets
+                            .extend(cx.patterns(mv, "`match.target`", false));
                     }
                 }
             }
@@ -112,7 +122,11 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
         }
     }
     if !has_type {
-        cx.missing(node.get("match").unwrap_or(node), "match.type", "an Aegis rule");
+        cx.missing(
+            node.get("match").unwrap_or(node),
+            "match.type",
+            "an Aegis rule",
+        );
         return None;
     }
     Some(parts)
@@ -124,7 +138,13 @@ fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
         match k.text.as_str() {
             "time_after" => {
                 if let Some(t) = cx.time_of_day(v, "`time_after`") {
-                    parts.conditions.push(Condition::Time { window: TimeWindow { start: t, end: TimeOfDay::END_OF_DAY }, span });
+                    parts.conditions.push(Condition::Time {
+                        window: TimeWindow {
+                            start: t,
+                            end: TimeOfDay::END_OF_DAY,
+                        },
+                        span,
+                    });
                 }
             }
             "time_before" => {
@@ -133,7 +153,13 @@ fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
                         // Nothing is before midnight: a window that never holds.
                         parts.conditions.push(Condition::Any(Vec::new()));
                     } else {
-                        parts.conditions.push(Condition::Time { window: TimeWindow { start: TimeOfDay::MIDNIGHT, end: t }, span });
+                        parts.conditions.push(Condition::Time {
+                            window: TimeWindow {
+                                start: TimeOfDay::MIDNIGHT,
+                                end: t,
+                            },
+                            span,
+                        });
                     }
                 }
             }
@@ -157,10 +183,17 @@ pub(crate) fn weekdays(cx: &mut Cx<'_>, node: &Node) -> Option<WeekdaySet> {
                 ok = false;
                 let names: Vec<&str> = Weekday::ALL.iter().map(|d| d.name()).collect();
                 let help = writ_diagnostics::did_you_mean(&s.value, names.iter().copied())
-                    .map_or_else(|| "use `mon`..`sun` or full English day names".to_owned(), |d| format!("did you mean `{d}`?"));
+                    .map_or_else(
+                        || "use `mon`..`sun` or full English day names".to_owned(),
+                        |d| format!("did you mean `{d}`?"),
+                    );
                 cx.report(
-                    writ_diagnostics::Diagnostic::new(writ_diagnostics::Code::InvalidWeekday, s.span, format!("`{}` is not a weekday", s.value))
-                        .with_help(help),
+                    writ_diagnostics::Diagnostic::new(
+                        writ_diagnostics::Code::InvalidWeekday,
+                        s.span,
+                        format!("`{}` is not a weekday", s.value),
+                    )
+                    .with_help(help),
                 );
             }
         }
@@ -173,19 +206,40 @@ pub(crate) fn weekdays(cx: &mut Cx<'_>, node: &Node) -> Option<WeekdaySet> {
 
 fn param(cx: &mut Cx<'_>, op: &str, node: &Node, parts: &mut RuleParts) {
     let Some(entries) = node.as_map() else {
-        cx.wrong_type(node, &format!("`{op}`"), "a mapping from parameter name to value");
+        cx.wrong_type(
+            node,
+            &format!("`{op}`"),
+            "a mapping from parameter name to value",
+        );
         return;
     };
     for (k, v) in entries {
         let span: Span = k.span.cover(v.span);
         let field = Field::Context(Path::parse(&k.text));
         let cond = match op {
-            "param_eq" => Condition::Compare { field, op: CmpOp::Eq, value: cx.value(v), span },
-            "param_contains" => Condition::Contains { field, value: cx.value(v), span },
+            "param_eq" => Condition::Compare {
+                field,
+                op: CmpOp::Eq,
+                value: cx.value(v),
+                span,
+            },
+            "param_contains" => Condition::Contains {
+                field,
+                value: cx.value(v),
+                span,
+            },
             "param_matches" => {
-                let Some(s) = cx.string(v, "`param_matches`") else { continue };
-                let Some(pattern) = cx.pattern(&s, "`param_matches`", false) else { continue };
-                Condition::Glob { field, pattern, span }
+                let Some(s) = cx.string(v, "`param_matches`") else {
+                    continue;
+                };
+                let Some(pattern) = cx.pattern(&s, "`param_matches`", false) else {
+                    continue;
+                };
+                Condition::Glob {
+                    field,
+                    pattern,
+                    span,
+                }
             }
             _ => {
                 let cmp = match op {
@@ -194,8 +248,15 @@ fn param(cx: &mut Cx<'_>, op: &str, node: &Node, parts: &mut RuleParts) {
                     "param_gte" => CmpOp::Ge,
                     _ => CmpOp::Le,
                 };
-                let Some(n) = cx.number(v, &format!("`{op}.{}`", k.text)) else { continue };
-                Condition::Compare { field, op: cmp, value: writ_ir::Value::Number(n), span }
+                let Some(n) = cx.number(v, &format!("`{op}.{}`", k.text)) else {
+                    continue;
+                };
+                Condition::Compare {
+                    field,
+                    op: cmp,
+                    value: writ_ir::Value::Number(n),
+                    span,
+                }
             }
         };
         parts.conditions.push(cond);

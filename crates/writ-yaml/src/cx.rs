@@ -16,7 +16,10 @@ pub(crate) struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     pub fn new(source: &'a str) -> Self {
-        Cx { source, diags: Vec::new() }
+        Cx {
+            source,
+            diags: Vec::new(),
+        }
     }
 
     pub fn report(&mut self, d: Diagnostic) {
@@ -36,7 +39,12 @@ impl<'a> Cx<'a> {
 
     /// The entries of a mapping whose keys are in `known`; every other key
     /// is reported (E0103) with the closest known key as a suggestion.
-    pub fn map<'n>(&mut self, node: &'n Node, what: &str, known: &[&str]) -> Vec<(&'n Key, &'n Node)> {
+    pub fn map<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        known: &[&str],
+    ) -> Vec<(&'n Key, &'n Node)> {
         let Some(entries) = node.as_map() else {
             if node.kind != Kind::Null {
                 self.wrong_type(node, what, "a mapping");
@@ -58,12 +66,23 @@ impl<'a> Cx<'a> {
         let suggestion = did_you_mean(&key.text, known.iter().copied());
         let help = match suggestion {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("the keys allowed here are: {}", known.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "the keys allowed here are: {}",
+                known
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         self.report(
-            Diagnostic::new(Code::UnknownKey, key.span, format!("unknown key `{}` in {what}", key.text))
-                .with_label_message("not a key of this section")
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownKey,
+                key.span,
+                format!("unknown key `{}` in {what}", key.text),
+            )
+            .with_label_message("not a key of this section")
+            .with_help(help),
         );
     }
 
@@ -79,9 +98,9 @@ impl<'a> Cx<'a> {
     /// A scalar read as text (`1.0` stays `1.0`).
     pub fn string(&mut self, node: &Node, what: &str) -> Option<Spanned<String>> {
         match &node.kind {
-            Kind::Str(_) | Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => {
-                node.scalar_text(self.source).map(|t| Spanned::new(t, node.span))
-            }
+            Kind::Str(_) | Kind::Int(_) | Kind::Float(_) | Kind::Bool(_) => node
+                .scalar_text(self.source)
+                .map(|t| Spanned::new(t, node.span)),
             _ => {
                 self.wrong_type(node, what, "a string");
                 None
@@ -98,7 +117,12 @@ impl<'a> Cx<'a> {
         }
     }
 
-    pub fn pattern(&mut self, s: &Spanned<String>, what: &str, case_insensitive: bool) -> Option<Pattern> {
+    pub fn pattern(
+        &mut self,
+        s: &Spanned<String>,
+        what: &str,
+        case_insensitive: bool,
+    ) -> Option<Pattern> {
         let compiled = if case_insensitive {
             Pattern::new_case_insensitive(&s.value, s.span)
         } else {
@@ -118,23 +142,43 @@ impl<'a> Cx<'a> {
 
     pub fn patterns(&mut self, node: &Node, what: &str, case_insensitive: bool) -> Vec<Pattern> {
         let items = self.strings(node, what);
-        items.iter().filter_map(|s| self.pattern(s, what, case_insensitive)).collect()
+        items
+            .iter()
+            .filter_map(|s| self.pattern(s, what, case_insensitive))
+            .collect()
     }
 
     /// One word of a closed set (effects, risk levels, tiers, ...).
-    pub fn word<T>(&mut self, node: &Node, what: &str, parse: fn(&str) -> Option<T>, words: &[&str]) -> Option<Spanned<T>> {
+    pub fn word<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        parse: fn(&str) -> Option<T>,
+        words: &[&str],
+    ) -> Option<Spanned<T>> {
         let s = self.string(node, what)?;
         if let Some(v) = parse(&s.value) {
             return Some(Spanned::new(v, s.span));
         }
         let help = match did_you_mean(&s.value, words.iter().copied()) {
             Some(w) => format!("did you mean `{w}`?"),
-            None => format!("use one of {}", words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "use one of {}",
+                words
+                    .iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         self.report(
-            Diagnostic::new(Code::InvalidValue, s.span, format!("`{}` is not a valid {what}", s.value))
-                .with_label_message(format!("expected one of {}", words.join(", ")))
-                .with_help(help),
+            Diagnostic::new(
+                Code::InvalidValue,
+                s.span,
+                format!("`{}` is not a valid {what}", s.value),
+            )
+            .with_label_message(format!("expected one of {}", words.join(", ")))
+            .with_help(help),
         );
         None
     }
@@ -146,7 +190,11 @@ impl<'a> Cx<'a> {
             Kind::Str(s) => match s.trim().parse::<f64>() {
                 Ok(f) if f.is_finite() => Some(f),
                 _ => {
-                    self.report(Diagnostic::new(Code::InvalidNumber, node.span, format!("{what} must be a number, found `{s}`")));
+                    self.report(Diagnostic::new(
+                        Code::InvalidNumber,
+                        node.span,
+                        format!("{what} must be a number, found `{s}`"),
+                    ));
                     None
                 }
             },
@@ -161,12 +209,20 @@ impl<'a> Cx<'a> {
     pub fn count(&mut self, node: &Node, what: &str) -> Option<u64> {
         let n = self.number(node, what)?;
         if n >= 1.0 && n.fract() == 0.0 && n <= 1e15 {
-            #[expect(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked whole and in range above")]
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "checked whole and in range above"
+            )]
             Some(n as u64)
         } else {
             self.report(
-                Diagnostic::new(Code::InvalidNumber, node.span, format!("{what} must be a whole number of at least 1, found `{n}`"))
-                    .with_help("to forbid something entirely, write a deny rule"),
+                Diagnostic::new(
+                    Code::InvalidNumber,
+                    node.span,
+                    format!("{what} must be a whole number of at least 1, found `{n}`"),
+                )
+                .with_help("to forbid something entirely, write a deny rule"),
             );
             None
         }
@@ -201,7 +257,14 @@ impl<'a> Cx<'a> {
         match TimeOfDay::parse(&s.value) {
             Ok(t) if t != TimeOfDay::END_OF_DAY => Some(t),
             Ok(_) => {
-                self.report(Diagnostic::new(Code::InvalidTime, s.span, format!("{what} cannot be `24:00`")).with_help("use `00:00`"));
+                self.report(
+                    Diagnostic::new(
+                        Code::InvalidTime,
+                        s.span,
+                        format!("{what} cannot be `24:00`"),
+                    )
+                    .with_help("use `00:00`"),
+                );
                 None
             }
             Err(msg) => {
@@ -234,12 +297,29 @@ impl<'a> Cx<'a> {
             Some(tz) => Some(Spanned::new(tz, s.span)),
             None => {
                 const COMMON: &[&str] = &[
-                    "UTC", "Europe/London", "Europe/Paris", "Europe/Berlin", "America/New_York", "America/Chicago",
-                    "America/Los_Angeles", "Asia/Tokyo", "Asia/Singapore", "Australia/Sydney",
+                    "UTC",
+                    "Europe/London",
+                    "Europe/Paris",
+                    "Europe/Berlin",
+                    "America/New_York",
+                    "America/Chicago",
+                    "America/Los_Angeles",
+                    "Asia/Tokyo",
+                    "Asia/Singapore",
+                    "Australia/Sydney",
                 ];
-                let help = did_you_mean(&s.value, COMMON.iter().copied())
-                    .map_or_else(|| "use an IANA time zone name such as `UTC` or `Europe/Paris`".to_owned(), |c| format!("did you mean `{c}`?"));
-                self.report(Diagnostic::new(Code::UnknownTimezone, s.span, format!("unknown time zone `{}`", s.value)).with_help(help));
+                let help = did_you_mean(&s.value, COMMON.iter().copied()).map_or_else(
+                    || "use an IANA time zone name such as `UTC` or `Europe/Paris`".to_owned(),
+                    |c| format!("did you mean `{c}`?"),
+                );
+                self.report(
+                    Diagnostic::new(
+                        Code::UnknownTimezone,
+                        s.span,
+                        format!("unknown time zone `{}`", s.value),
+                    )
+                    .with_help(help),
+                );
                 None
             }
         }
@@ -254,7 +334,12 @@ impl<'a> Cx<'a> {
             Kind::Float(f) => Value::Number(*f),
             Kind::Str(s) => Value::String(s.clone()),
             Kind::Seq(items) => Value::List(items.iter().map(|i| self.value(i)).collect()),
-            Kind::Map(entries) => Value::Map(entries.iter().map(|(k, v)| (k.text.clone(), self.value(v))).collect()),
+            Kind::Map(entries) => Value::Map(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.text.clone(), self.value(v)))
+                    .collect(),
+            ),
         }
     }
 
@@ -269,8 +354,12 @@ impl<'a> Cx<'a> {
     pub fn warn_if_empty(&mut self, node: &Node, what: &str, consequence: &str) {
         if matches!(&node.kind, Kind::Seq(items) if items.is_empty()) {
             self.report(
-                Diagnostic::new(Code::EmptyList, node.span, format!("{what} is an empty list: {consequence}"))
-                    .with_help("list at least one entry, or remove the key"),
+                Diagnostic::new(
+                    Code::EmptyList,
+                    node.span,
+                    format!("{what} is an empty list: {consequence}"),
+                )
+                .with_help("list at least one entry, or remove the key"),
             );
         }
     }
@@ -300,13 +389,21 @@ mod tests {
 
     #[test]
     fn generated_names_are_readable_slugs() {
-        assert_eq!(generated_rule_name(Effect::Allow, Some("write:refund")), "allow_write_refund");
+        assert_eq!(
+            generated_rule_name(Effect::Allow, Some("write:refund")),
+            "allow_write_refund"
+        );
         assert_eq!(generated_rule_name(Effect::Deny, Some("*")), "deny_any");
-        assert_eq!(generated_rule_name(Effect::Allow, Some("handoff:Billing Specialist")), "allow_handoff_billing_specialist");
+        assert_eq!(
+            generated_rule_name(Effect::Allow, Some("handoff:Billing Specialist")),
+            "allow_handoff_billing_specialist"
+        );
     }
 }
 
 /// Where to point for a problem with a whole mapping: its first key.
 pub(crate) fn first_key_span(node: &Node) -> writ_diagnostics::Span {
-    node.as_map().and_then(|m| m.first()).map_or(node.span, |(k, _)| k.span)
+    node.as_map()
+        .and_then(|m| m.first())
+        .map_or(node.span, |(k, _)| k.span)
 }

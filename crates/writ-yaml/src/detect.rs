@@ -31,7 +31,9 @@ pub fn detect(root: &Node) -> Option<Dialect> {
     }
     if let Some(agent) = root.get("agent")
         && agent.as_map().is_some()
-        && ["models", "toolsets", "permissions", "rate_limits", "llm"].iter().any(|k| agent.get(k).is_some())
+        && ["models", "toolsets", "permissions", "rate_limits", "llm"]
+            .iter()
+            .any(|k| agent.get(k).is_some())
     {
         sekuire += 2;
     }
@@ -39,16 +41,26 @@ pub fn detect(root: &Node) -> Option<Dialect> {
         && let crate::tree::Kind::Seq(items) = &rules.kind
     {
         for rule in items {
-            if rule.get("match").is_some() || rule.get("approval").is_some() || rule.get("risk_level").is_some() {
+            if rule.get("match").is_some()
+                || rule.get("approval").is_some()
+                || rule.get("risk_level").is_some()
+            {
                 aegis += 1;
             }
-            if rule.get("effect").is_some() || rule.get("action").is_some() || rule.get("actions").is_some() {
+            if rule.get("effect").is_some()
+                || rule.get("action").is_some()
+                || rule.get("actions").is_some()
+            {
                 meshguard += 1;
             }
         }
     }
-    let best = [(Dialect::MeshGuard, meshguard), (Dialect::Aegis, aegis), (Dialect::Sekuire, sekuire)]
-        .into_iter()
-        .max_by_key(|(_, score)| *score)?;
+    let best = [
+        (Dialect::MeshGuard, meshguard),
+        (Dialect::Aegis, aegis),
+        (Dialect::Sekuire, sekuire),
+    ]
+    .into_iter()
+    .max_by_key(|(_, score)| *score)?;
     (best.1 > 0).then_some(best.0)
 }

@@ -64,29 +64,59 @@ pub(crate) struct Lowering {
 /// Reads a YAML policy. `dialect` forces a dialect; otherwise it is detected.
 /// `fallback_name` names the policy when the file does not (the file stem).
 #[must_use]
-pub fn lower(file: FileId, source: &SourceFile, dialect: Option<Dialect>, fallback_name: &str) -> Lowered {
+pub fn lower(
+    file: FileId,
+    source: &SourceFile,
+    dialect: Option<Dialect>,
+    fallback_name: &str,
+) -> Lowered {
     let root = match tree::parse(file, source) {
         Ok(Some(root)) => root,
         Ok(None) => {
-            let d = Diagnostic::new(Code::EmptyPolicy, Span::file_start(file), "the policy file is empty")
-                .with_help("add at least a `rules:` list; see `docs/schema.md` for writ's YAML schema");
-            return Lowered { dialect, file: None, diagnostics: vec![d] };
+            let d = Diagnostic::new(
+                Code::EmptyPolicy,
+                Span::file_start(file),
+                "the policy file is empty",
+            )
+            .with_help("add at least a `rules:` list; see `docs/schema.md` for writ's YAML schema");
+            return Lowered {
+                dialect,
+                file: None,
+                diagnostics: vec![d],
+            };
         }
-        Err(d) => return Lowered { dialect, file: None, diagnostics: vec![d] },
+        Err(d) => {
+            return Lowered {
+                dialect,
+                file: None,
+                diagnostics: vec![d],
+            };
+        }
     };
     if root.as_map().is_none() {
         let d = Diagnostic::new(
             Code::WrongType,
             root.span,
-            format!("a policy file must be a mapping of keys, found {}", root.type_name()),
+            format!(
+                "a policy file must be a mapping of keys, found {}",
+                root.type_name()
+            ),
         )
         .with_help("start the file with keys such as `rules:`");
-        return Lowered { dialect, file: None, diagnostics: vec![d] };
+        return Lowered {
+            dialect,
+            file: None,
+            diagnostics: vec![d],
+        };
     }
     let Some(dialect) = dialect.or_else(|| detect(&root)) else {
         let d = Diagnostic::new(Code::UnknownDialect, Span::file_start(file), "cannot tell which policy dialect this file is written in")
             .with_help("add `writ: 1` at the top for writ's own schema, or pass `--dialect meshguard|aegis|sekuire|writ`");
-        return Lowered { dialect: None, file: None, diagnostics: vec![d] };
+        return Lowered {
+            dialect: None,
+            file: None,
+            diagnostics: vec![d],
+        };
     };
     let mut cx = Cx::new(source.text());
     let mut out = Lowering::default();
@@ -106,7 +136,12 @@ pub fn lower(file: FileId, source: &SourceFile, dialect: Option<Dialect>, fallba
     };
     Lowered {
         dialect: Some(dialect),
-        file: Some(PolicyFile { policy, settings: out.settings, agents: out.agents, rules: out.rules }),
+        file: Some(PolicyFile {
+            policy,
+            settings: out.settings,
+            agents: out.agents,
+            rules: out.rules,
+        }),
         diagnostics: cx.diags,
     }
 }

@@ -19,8 +19,8 @@
 
 use writ_diagnostics::{Code, Diagnostic};
 use writ_ir::{
-    Agent, AgentId, AgentLimit, CmpOp, Condition, Constraint, Effect, Field, Metric, NamedList, Path, PolicyId,
-    Rate, RateUnit, Spanned, Subject,
+    Agent, AgentId, AgentLimit, CmpOp, Condition, Constraint, Effect, Field, Metric, NamedList,
+    Path, PolicyId, Rate, RateUnit, Spanned, Subject,
 };
 
 use crate::cx::{Cx, first_key_span};
@@ -28,8 +28,24 @@ use crate::rule::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Header, Lowering};
 
-const TOP: &[&str] = &["version", "name", "description", "appliesTo", "agents", "rules", "defaultEffect"];
-const RULE: &[&str] = &["name", "action", "actions", "effect", "conditions", "constraints", "reason"];
+const TOP: &[&str] = &[
+    "version",
+    "name",
+    "description",
+    "appliesTo",
+    "agents",
+    "rules",
+    "defaultEffect",
+];
+const RULE: &[&str] = &[
+    "name",
+    "action",
+    "actions",
+    "effect",
+    "conditions",
+    "constraints",
+    "reason",
+];
 const PROFILE: &[&str] = &["token_prefix", "model_allowlist", "rate_limits"];
 const LIMIT_KEYS: &[&str] = &[
     "requests_per_second",
@@ -46,9 +62,12 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
     let mut applies_tags = Vec::new();
     for (key, value) in cx.map(root, "a MeshGuard policy", TOP) {
         match key.text.as_str() {
-            "version" | "name" | "description" => Header::read(cx, &mut out.header, &key.text, value),
+            "version" | "name" | "description" => {
+                Header::read(cx, &mut out.header, &key.text, value)
+            }
             "defaultEffect" => {
-                out.settings.default_effect = cx.word(value, "effect", Effect::parse, &Effect::words());
+                out.settings.default_effect =
+                    cx.word(value, "effect", Effect::parse, &Effect::words());
             }
             "appliesTo" => {
                 for (k, v) in cx.map(value, "`appliesTo`", &["tags"]) {
@@ -83,14 +102,24 @@ fn profiles(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
     };
     for (role, body) in entries {
         let name = Spanned::new(role.text.clone(), role.span);
-        let mut agent = Agent::new(AgentId(0), name, Subject::Role, PolicyId(0), role.span.cover(body.span));
+        let mut agent = Agent::new(
+            AgentId(0),
+            name,
+            Subject::Role,
+            PolicyId(0),
+            role.span.cover(body.span),
+        );
         for (k, v) in cx.map(body, &format!("role `{}`", role.text), PROFILE) {
             match k.text.as_str() {
                 "token_prefix" => agent.token_prefix = cx.string(v, "token prefix"),
                 "model_allowlist" => {
                     cx.warn_if_empty(v, "`model_allowlist`", "this role may use no model");
                     let patterns = cx.patterns(v, "`model_allowlist`", false);
-                    agent.models.allow = Some(NamedList { key: "model_allowlist".to_owned(), patterns, span: v.span });
+                    agent.models.allow = Some(NamedList {
+                        key: "model_allowlist".to_owned(),
+                        patterns,
+                        span: v.span,
+                    });
                 }
                 "rate_limits" => agent.limits = rate_limits(cx, v, None),
                 _ => {}
@@ -104,21 +133,36 @@ fn profiles(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
 pub(crate) fn rate_limits(cx: &mut Cx<'_>, node: &Node, actions: Option<&str>) -> Vec<AgentLimit> {
     let mut limits = Vec::new();
     for (k, v) in cx.map(node, "`rate_limits`", LIMIT_KEYS) {
-        let Some((metric, unit)) = k.text.split_once("_per_") else { continue };
-        let metric = if metric == "tokens" { Metric::Tokens } else { Metric::Requests };
-        let Some(unit) = RateUnit::parse(unit) else { continue };
-        let Some(count) = cx.count(v, &format!("`{}`", k.text)) else { continue };
-        let actions = actions.and_then(|a| cx.pattern(&Spanned::new(a.to_owned(), k.span), "limit actions", false));
-        limits.push(AgentLimit { key: k.text.clone(), metric, rate: Rate { count, unit }, actions, span: k.span.cover(v.span) });
+        let Some((metric, unit)) = k.text.split_once("_per_") else {
+            continue;
+        };
+        let metric = if metric == "tokens" {
+            Metric::Tokens
+        } else {
+            Metric::Requests
+        };
+        let Some(unit) = RateUnit::parse(unit) else {
+            continue;
+        };
+        let Some(count) = cx.count(v, &format!("`{}`", k.text)) else {
+            continue;
+        };
+        let actions = actions
+            .and_then(|a| cx.pattern(&Spanned::new(a.to_owned(), k.span), "limit actions", false));
+        limits.push(AgentLimit {
+            key: k.text.clone(),
+            metric,
+            rate: Rate { count, unit },
+            actions,
+            span: k.span.cover(v.span),
+        });
     }
     limits
 }
 
 fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
     let entries = cx.map(node, "a MeshGuard rule", RULE);
-    if node.as_map().is_none() {
-        return None;
-    }
+    node.as_map()?;
     let effect = match node.get("effect") {
         Some(v) => cx.word(v, "effect", Effect::parse, &Effect::words())?,
         None => {
@@ -142,8 +186,12 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
     }
     if node.get("action").is_none() && node.get("actions").is_none() {
         cx.report(
-            Diagnostic::new(Code::MissingKey, first_key_span(node), "a MeshGuard rule needs `action` or `actions`")
-                .with_help("add `action: \"*\"` to match every action"),
+            Diagnostic::new(
+                Code::MissingKey,
+                first_key_span(node),
+                "a MeshGuard rule needs `action` or `actions`",
+            )
+            .with_help("add `action: \"*\"` to match every action"),
         );
         return None;
     }
@@ -160,7 +208,11 @@ fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
         match k.text.as_str() {
             "amount_max" | "amount_min" => {
                 if let Some(n) = cx.number(v, &format!("`{}`", k.text)) {
-                    let op = if k.text == "amount_max" { CmpOp::Le } else { CmpOp::Ge };
+                    let op = if k.text == "amount_max" {
+                        CmpOp::Le
+                    } else {
+                        CmpOp::Ge
+                    };
                     parts.conditions.push(Condition::Compare {
                         field: Field::Context(Path::single("amount")),
                         op,
@@ -179,12 +231,26 @@ fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
             other => {
                 let field = Field::Context(Path::single(other));
                 let cond = match &v.kind {
-                    Kind::Seq(_) => Condition::In { field, values: cx.values(v), negated: false, span },
+                    Kind::Seq(_) => Condition::In {
+                        field,
+                        values: cx.values(v),
+                        negated: false,
+                        span,
+                    },
                     Kind::Map(_) => {
-                        cx.wrong_type(v, &format!("condition `{other}`"), "a value or a list of values");
+                        cx.wrong_type(
+                            v,
+                            &format!("condition `{other}`"),
+                            "a value or a list of values",
+                        );
                         continue;
                     }
-                    _ => Condition::Compare { field, op: CmpOp::Eq, value: cx.value(v), span },
+                    _ => Condition::Compare {
+                        field,
+                        op: CmpOp::Eq,
+                        value: cx.value(v),
+                        span,
+                    },
                 };
                 parts.conditions.push(cond);
             }
@@ -196,7 +262,9 @@ fn singular(name: &str) -> Option<String> {
     if let Some(stem) = name.strip_suffix("ies") {
         Some(format!("{stem}y"))
     } else {
-        name.strip_suffix('s').filter(|s| !s.is_empty()).map(str::to_owned)
+        name.strip_suffix('s')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
     }
 }
 
@@ -212,7 +280,13 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
             "allowed_targets" | "allowed_target_roles" => {
                 cx.warn_if_empty(v, &format!("`{}`", k.text), "this rule always denies");
                 let values = cx.values(v);
-                parts.constraints.push(Constraint { name: k.text.clone(), field: Field::Target, alternate: None, values, span });
+                parts.constraints.push(Constraint {
+                    name: k.text.clone(),
+                    field: Field::Target,
+                    alternate: None,
+                    values,
+                    span,
+                });
             }
             other => {
                 if let Some(name) = other.strip_prefix("allowed_").filter(|n| !n.is_empty()) {
@@ -226,13 +300,21 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
                         span,
                     });
                 } else {
-                    cx.unknown_key(k, "`constraints`", &["rate_limit", "allowed_targets", "allowed_target_roles", "allowed_<name>"]);
+                    cx.unknown_key(
+                        k,
+                        "`constraints`",
+                        &[
+                            "rate_limit",
+                            "allowed_targets",
+                            "allowed_target_roles",
+                            "allowed_<name>",
+                        ],
+                    );
                 }
             }
         }
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,9 @@
 //! Building IR rules from the parts each dialect reads.
 
 use writ_diagnostics::Span;
-use writ_ir::{Condition, Constraint, Effect, Pattern, PolicyId, Rate, Risk, Rule, RuleId, Scope, Spanned};
+use writ_ir::{
+    Condition, Constraint, Effect, Pattern, PolicyId, Rate, Risk, Rule, RuleId, Scope, Spanned,
+};
 
 use crate::cx::generated_rule_name;
 
@@ -41,7 +43,13 @@ impl RuleParts {
         let (name, generated_name) = match self.name {
             Some(n) => (n, false),
             None => (
-                Spanned::new(generated_rule_name(self.effect.value, self.actions.first().map(Pattern::as_str)), self.span),
+                Spanned::new(
+                    generated_rule_name(
+                        self.effect.value,
+                        self.actions.first().map(Pattern::as_str),
+                    ),
+                    self.span,
+                ),
                 true,
             ),
         };

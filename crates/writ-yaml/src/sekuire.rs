@@ -22,7 +22,8 @@
 
 use writ_diagnostics::Span;
 use writ_ir::{
-    Agent, AgentId, CmpOp, Condition, Effect, Field, Path, Pattern, PolicyId, Spanned, Subject, Value,
+    Agent, AgentId, CmpOp, Condition, Effect, Field, Path, Pattern, PolicyId, Spanned, Subject,
+    Value,
 };
 
 use crate::cx::Cx;
@@ -30,7 +31,14 @@ use crate::rule::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Lowering, meshguard};
 
-const TOP: &[&str] = &["project", "agent", "models", "toolsets", "permissions", "rate_limits"];
+const TOP: &[&str] = &[
+    "project",
+    "agent",
+    "models",
+    "toolsets",
+    "permissions",
+    "rate_limits",
+];
 const AGENT: &[&str] = &[
     "name",
     "description",
@@ -45,7 +53,12 @@ const AGENT: &[&str] = &[
 const MODELS: &[&str] = &["allowed_models", "blocked_models"];
 const TOOLSETS: &[&str] = &["allowed_tools", "blocked_tools"];
 const PERMISSIONS: &[&str] = &["network"];
-const NETWORK: &[&str] = &["enabled", "require_tls", "allowed_domains", "blocked_domains"];
+const NETWORK: &[&str] = &[
+    "enabled",
+    "require_tls",
+    "allowed_domains",
+    "blocked_domains",
+];
 const RATE_LIMITS: &[&str] = &["per_agent"];
 
 /// The sections of a Sekuire policy, wherever they were written.
@@ -101,12 +114,14 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
     if let Some(node) = sections.models {
         lists(cx, node, "`models`", MODELS, "model", "model:use", out);
     } else {
-        out.rules.push(allow_all(cx, "model_allowed", "model:use", root.span));
+        out.rules
+            .push(allow_all(cx, "model_allowed", "model:use", root.span));
     }
     if let Some(node) = sections.toolsets {
         lists(cx, node, "`toolsets`", TOOLSETS, "tool", "tool:call", out);
     } else {
-        out.rules.push(allow_all(cx, "tool_allowed", "tool:call", root.span));
+        out.rules
+            .push(allow_all(cx, "tool_allowed", "tool:call", root.span));
     }
     if let Some(node) = sections.permissions {
         permissions(cx, node, out);
@@ -115,8 +130,17 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
         for (k, v) in cx.map(node, "`rate_limits`", RATE_LIMITS) {
             let limits = meshguard::rate_limits(cx, v, Some("model:use"));
             if !limits.is_empty() {
-                let name = sections.agent_name.clone().unwrap_or_else(|| Spanned::new("every agent".to_owned(), k.span));
-                let mut agent = Agent::new(AgentId(0), name, Subject::Everyone, PolicyId(0), k.span.cover(v.span));
+                let name = sections
+                    .agent_name
+                    .clone()
+                    .unwrap_or_else(|| Spanned::new("every agent".to_owned(), k.span));
+                let mut agent = Agent::new(
+                    AgentId(0),
+                    name,
+                    Subject::Everyone,
+                    PolicyId(0),
+                    k.span.cover(v.span),
+                );
                 agent.limits = limits;
                 out.agents.push(agent);
             }
@@ -125,7 +149,9 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
 }
 
 fn action(cx: &mut Cx<'_>, action: &str, span: Span) -> Vec<Pattern> {
-    cx.pattern(&Spanned::new(action.to_owned(), span), "action", false).into_iter().collect()
+    cx.pattern(&Spanned::new(action.to_owned(), span), "action", false)
+        .into_iter()
+        .collect()
 }
 
 fn allow_all(cx: &mut Cx<'_>, name: &str, act: &str, span: Span) -> writ_ir::Rule {
@@ -159,7 +185,10 @@ fn names(cx: &mut Cx<'_>, node: &Node, what: &str) -> Vec<Spanned<String>> {
     }
 }
 
-#[expect(clippy::too_many_arguments, reason = "each argument is one column of the models/toolsets table")]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "each argument is one column of the models/toolsets table"
+)]
 fn list_rule(
     cx: &mut Cx<'_>,
     node: &Node,
@@ -171,7 +200,10 @@ fn list_rule(
     out: &mut Lowering,
 ) {
     let items = names(cx, node, &format!("`{name}`"));
-    let targets: Vec<Pattern> = items.iter().filter_map(|s| cx.pattern(s, "a list entry", case_insensitive)).collect();
+    let targets: Vec<Pattern> = items
+        .iter()
+        .filter_map(|s| cx.pattern(s, "a list entry", case_insensitive))
+        .collect();
     let mut parts = RuleParts::new(Spanned::new(effect, node.span), node.span);
     parts.name = Some(Spanned::new(name.to_owned(), node.span));
     parts.actions = action(cx, act, node.span);
@@ -180,19 +212,52 @@ fn list_rule(
     out.rules.push(parts.build());
 }
 
-fn lists(cx: &mut Cx<'_>, node: &Node, what: &str, keys: &[&str], noun: &str, act: &str, out: &mut Lowering) {
+fn lists(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    keys: &[&str],
+    noun: &str,
+    act: &str,
+    out: &mut Lowering,
+) {
     let entries = cx.map(node, what, keys);
-    let find = |key: &str| entries.iter().find(|(k, _)| k.text.ends_with(key)).map(|(k, v)| (k.text.clone(), *v));
+    let find = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| k.text.ends_with(key))
+            .map(|(k, v)| (k.text.clone(), *v))
+    };
     if let Some((key, v)) = find("blocked_models").or_else(|| find("blocked_tools")) {
         let reason = format!("{noun} `{{target}}` is in {key}");
-        list_rule(cx, v, &format!("{noun}_blocked"), Effect::Deny, act, Some(reason), false, out);
+        list_rule(
+            cx,
+            v,
+            &format!("{noun}_blocked"),
+            Effect::Deny,
+            act,
+            Some(reason),
+            false,
+            out,
+        );
     }
     match find("allowed_models").or_else(|| find("allowed_tools")) {
         Some((key, v)) => {
             cx.warn_if_empty(v, &format!("`{key}`"), &format!("no {noun} is allowed"));
-            list_rule(cx, v, &format!("{noun}_allowed"), Effect::Allow, act, None, false, out);
+            list_rule(
+                cx,
+                v,
+                &format!("{noun}_allowed"),
+                Effect::Allow,
+                act,
+                None,
+                false,
+                out,
+            );
         }
-        None => out.rules.push(allow_all(cx, &format!("{noun}_allowed"), act, node.span)),
+        None => out
+            .rules
+            .push(allow_all(cx, &format!("{noun}_allowed"), act, node.span)),
     }
 }
 
@@ -207,12 +272,24 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
             let mut parts = RuleParts::new(Spanned::new(Effect::Deny, e.span), e.span);
             parts.name = Some(Spanned::new("network_disabled".to_owned(), e.span));
             parts.actions = action(cx, "net:connect", e.span);
-            parts.reason = Some(Spanned::new("network access is disabled (permissions.network.enabled: false)".to_owned(), e.span));
+            parts.reason = Some(Spanned::new(
+                "network access is disabled (permissions.network.enabled: false)".to_owned(),
+                e.span,
+            ));
             out.rules.push(parts.build());
             continue;
         }
         if let Some(v) = get("blocked_domains") {
-            list_rule(cx, v, "network_blocked", Effect::Deny, "net:connect", Some("host `{target}` is in blocked_domains".to_owned()), true, out);
+            list_rule(
+                cx,
+                v,
+                "network_blocked",
+                Effect::Deny,
+                "net:connect",
+                Some("host `{target}` is in blocked_domains".to_owned()),
+                true,
+                out,
+            );
         }
         if let Some(tls) = get("require_tls").and_then(|v| cx.boolean(v, "`require_tls`"))
             && tls.value
@@ -226,16 +303,35 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
                 value: Value::String("https".to_owned()),
                 span: tls.span,
             };
-            parts.conditions.push(Condition::Not(Box::new(https), tls.span));
-            parts.reason = Some(Spanned::new("TLS is required: context `scheme` must be `https`".to_owned(), tls.span));
+            parts
+                .conditions
+                .push(Condition::Not(Box::new(https), tls.span));
+            parts.reason = Some(Spanned::new(
+                "TLS is required: context `scheme` must be `https`".to_owned(),
+                tls.span,
+            ));
             out.rules.push(parts.build());
         }
         match get("allowed_domains") {
             Some(v) => {
                 cx.warn_if_empty(v, "`allowed_domains`", "no host is allowed");
-                list_rule(cx, v, "network_allowed", Effect::Allow, "net:connect", None, true, out);
+                list_rule(
+                    cx,
+                    v,
+                    "network_allowed",
+                    Effect::Allow,
+                    "net:connect",
+                    None,
+                    true,
+                    out,
+                );
             }
-            None => out.rules.push(allow_all(cx, "network_allowed", "net:connect", network.span)),
+            None => out.rules.push(allow_all(
+                cx,
+                "network_allowed",
+                "net:connect",
+                network.span,
+            )),
         }
     }
 }

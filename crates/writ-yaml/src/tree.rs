@@ -63,7 +63,10 @@ impl Node {
     /// The value of `key` in a mapping.
     #[must_use]
     pub fn get(&self, key: &str) -> Option<&Node> {
-        self.as_map()?.iter().find(|(k, _)| k.text == key).map(|(_, v)| v)
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.text == key)
+            .map(|(_, v)| v)
     }
 
     /// A scalar as text: strings as they are, numbers and booleans as YAML
@@ -227,7 +230,15 @@ impl Converter<'_> {
             Raw::Map(entries) => {
                 let entries: Vec<(Key, Node)> = entries
                     .into_iter()
-                    .map(|(k, v)| (Key { span: self.span(&k.referenced), text: k.value }, self.node(v)))
+                    .map(|(k, v)| {
+                        (
+                            Key {
+                                span: self.span(&k.referenced),
+                                text: k.value,
+                            },
+                            self.node(v),
+                        )
+                    })
                     .collect();
                 if let Some((_, last)) = entries.last() {
                     span = span.cover(last.span);
@@ -252,7 +263,11 @@ pub fn parse(file: FileId, source: &SourceFile) -> Result<Option<Node>, Diagnost
         Ok(raw) => {
             let conv = Converter { file, source };
             let node = conv.node(raw);
-            Ok(if node.kind == Kind::Null { None } else { Some(node) })
+            Ok(if node.kind == Kind::Null {
+                None
+            } else {
+                Some(node)
+            })
         }
         Err(err) => Err(syntax_diagnostic(file, source, &err)),
     }
@@ -270,7 +285,11 @@ fn syntax_diagnostic(file: FileId, source: &SourceFile, err: &serde_saphyr::Erro
     let span = err.location().map_or(Span::file_start(file), |loc| {
         let conv = Converter { file, source };
         let s = conv.span(&loc);
-        if s.start == s.end { Span::new(file, s.start, s.start.saturating_add(1)) } else { s }
+        if s.start == s.end {
+            Span::new(file, s.start, s.start.saturating_add(1))
+        } else {
+            s
+        }
     });
     if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();

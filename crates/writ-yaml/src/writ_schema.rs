@@ -3,8 +3,8 @@
 
 use writ_diagnostics::{Code, Diagnostic, Span};
 use writ_ir::{
-    Agent, AgentId, AgentLimit, CmpOp, Combining, Condition, Constraint, Effect, Field, Metric, NamedList, Path,
-    PolicyId, Rate, Risk, Spanned, Subject, Tier,
+    Agent, AgentId, AgentLimit, CmpOp, Combining, Condition, Constraint, Effect, Field, Metric,
+    NamedList, Path, PolicyId, Rate, Risk, Spanned, Subject, Tier,
 };
 
 use crate::aegis::weekdays;
@@ -14,31 +14,73 @@ use crate::tree::{Key, Kind, Node};
 use crate::{Header, Lowering};
 
 const TOP: &[&str] = &["writ", "policy", "agents", "roles", "rules"];
-const POLICY: &[&str] = &["name", "version", "description", "combining", "default", "default_risk", "default_reason", "timezone"];
-const AGENT: &[&str] = &["roles", "tier", "tags", "token_prefix", "models", "tools", "hosts", "limits", "delegates"];
-const ROLE: &[&str] = &["token_prefix", "models", "tools", "hosts", "limits", "delegates"];
+const POLICY: &[&str] = &[
+    "name",
+    "version",
+    "description",
+    "combining",
+    "default",
+    "default_risk",
+    "default_reason",
+    "timezone",
+];
+const AGENT: &[&str] = &[
+    "roles",
+    "tier",
+    "tags",
+    "token_prefix",
+    "models",
+    "tools",
+    "hosts",
+    "limits",
+    "delegates",
+];
+const ROLE: &[&str] = &[
+    "token_prefix",
+    "models",
+    "tools",
+    "hosts",
+    "limits",
+    "delegates",
+];
 const LISTS: &[&str] = &["allow", "block"];
 const HOSTS: &[&str] = &["allow", "block", "require_tls"];
 const LIMIT: &[&str] = &["requests", "tokens", "actions"];
 const RULE: &[&str] = &[
-    "name", "effect", "risk", "action", "actions", "target", "targets", "principals", "when", "constraints", "limit",
+    "name",
+    "effect",
+    "risk",
+    "action",
+    "actions",
+    "target",
+    "targets",
+    "principals",
+    "when",
+    "constraints",
+    "limit",
     "reason",
 ];
 const PRINCIPALS: &[&str] = &["agents", "roles", "tiers", "tags"];
 const OPERATORS: &[&str] = &[
-    "==", "!=", "<", "<=", ">", ">=", "eq", "ne", "lt", "le", "gt", "ge", "in", "not_in", "matches", "contains", "exists",
+    "==", "!=", "<", "<=", ">", ">=", "eq", "ne", "lt", "le", "lte", "gt", "ge", "gte", "in",
+    "not_in", "matches", "contains", "exists",
 ];
 
 pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
     for (key, value) in cx.map(root, "a writ policy", TOP) {
         match key.text.as_str() {
-            "writ" => {
-                if !matches!(value.kind, Kind::Int(1)) && value.scalar_text(cx.source).as_deref() != Some("1") {
-                    cx.report(
-                        Diagnostic::new(Code::InvalidValue, value.span, "unsupported schema version: this writ reads `writ: 1`")
-                            .with_help("write `writ: 1`"),
-                    );
-                }
+            "writ"
+                if !matches!(value.kind, Kind::Int(1))
+                    && value.scalar_text(cx.source).as_deref() != Some("1") =>
+            {
+                cx.report(
+                    Diagnostic::new(
+                        Code::InvalidValue,
+                        value.span,
+                        "unsupported schema version: this writ reads `writ: 1`",
+                    )
+                    .with_help("write `writ: 1`"),
+                );
             }
             "policy" => policy(cx, value, out),
             "agents" | "roles" => agents(cx, key, value, out),
@@ -62,9 +104,20 @@ fn policy(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
     for (k, v) in cx.map(node, "`policy`", POLICY) {
         match k.text.as_str() {
             "name" | "version" | "description" => Header::read(cx, &mut out.header, &k.text, v),
-            "combining" => out.settings.combining = cx.word(v, "combining algorithm", Combining::parse, &Combining::words()),
-            "default" => out.settings.default_effect = cx.word(v, "effect", Effect::parse, &Effect::words()),
-            "default_risk" => out.settings.default_risk = cx.word(v, "risk level", Risk::parse, &Risk::words()),
+            "combining" => {
+                out.settings.combining = cx.word(
+                    v,
+                    "combining algorithm",
+                    Combining::parse,
+                    &Combining::words(),
+                )
+            }
+            "default" => {
+                out.settings.default_effect = cx.word(v, "effect", Effect::parse, &Effect::words())
+            }
+            "default_risk" => {
+                out.settings.default_risk = cx.word(v, "risk level", Risk::parse, &Risk::words())
+            }
             "default_reason" => out.settings.default_reason = cx.string(v, "`default_reason`"),
             _ => out.settings.timezone = cx.timezone(v),
         }
@@ -72,17 +125,30 @@ fn policy(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
 }
 
 fn agents(cx: &mut Cx<'_>, section: &Key, node: &Node, out: &mut Lowering) {
-    let (subject, known, noun) =
-        if section.text == "roles" { (Subject::Role, ROLE, "role") } else { (Subject::Agent, AGENT, "agent") };
+    let (subject, known, noun) = if section.text == "roles" {
+        (Subject::Role, ROLE, "role")
+    } else {
+        (Subject::Agent, AGENT, "agent")
+    };
     let Some(entries) = node.as_map() else {
         if node.kind != Kind::Null {
-            cx.wrong_type(node, &format!("`{}`", section.text), &format!("a mapping from {noun} name to its settings"));
+            cx.wrong_type(
+                node,
+                &format!("`{}`", section.text),
+                &format!("a mapping from {noun} name to its settings"),
+            );
         }
         return;
     };
     for (name, body) in entries {
         let id = Spanned::new(name.text.clone(), name.span);
-        let mut agent = Agent::new(AgentId(0), id, subject.clone(), PolicyId(0), name.span.cover(body.span));
+        let mut agent = Agent::new(
+            AgentId(0),
+            id,
+            subject.clone(),
+            PolicyId(0),
+            name.span.cover(body.span),
+        );
         for (k, v) in cx.map(body, &format!("{noun} `{}`", name.text), known) {
             match k.text.as_str() {
                 "roles" => agent.roles = cx.strings(v, "a role"),
@@ -100,7 +166,13 @@ fn agents(cx: &mut Cx<'_>, section: &Key, node: &Node, out: &mut Lowering) {
     }
 }
 
-fn access(cx: &mut Cx<'_>, node: &Node, what: &str, known: &[&str], tls: &mut Option<Spanned<bool>>) -> writ_ir::AccessList {
+fn access(
+    cx: &mut Cx<'_>,
+    node: &Node,
+    what: &str,
+    known: &[&str],
+    tls: &mut Option<Spanned<bool>>,
+) -> writ_ir::AccessList {
     let mut list = writ_ir::AccessList::default();
     let hosts = what == "hosts";
     for (k, v) in cx.map(node, &format!("`{what}`"), known) {
@@ -113,8 +185,16 @@ fn access(cx: &mut Cx<'_>, node: &Node, what: &str, known: &[&str], tls: &mut Op
             cx.warn_if_empty(v, &format!("`{key}`"), &format!("no {what} is allowed"));
         }
         let patterns = cx.patterns(v, &format!("`{key}`"), hosts);
-        let named = Some(NamedList { key, patterns, span: v.span });
-        if k.text == "allow" { list.allow = named } else { list.block = named }
+        let named = Some(NamedList {
+            key,
+            patterns,
+            span: v.span,
+        });
+        if k.text == "allow" {
+            list.allow = named
+        } else {
+            list.block = named
+        }
     }
     list
 }
@@ -134,12 +214,20 @@ fn limits(cx: &mut Cx<'_>, node: &Node) -> Vec<AgentLimit> {
                 "requests" | "tokens" => {
                     if metric.is_some() {
                         cx.report(
-                            Diagnostic::new(Code::InvalidValue, k.span, "a limit counts either `requests` or `tokens`, not both")
-                                .with_help("write two limits"),
+                            Diagnostic::new(
+                                Code::InvalidValue,
+                                k.span,
+                                "a limit counts either `requests` or `tokens`, not both",
+                            )
+                            .with_help("write two limits"),
                         );
                         continue;
                     }
-                    let m = if k.text == "requests" { Metric::Requests } else { Metric::Tokens };
+                    let m = if k.text == "requests" {
+                        Metric::Requests
+                    } else {
+                        Metric::Tokens
+                    };
                     if let Some(rate) = cx.rate(v, &format!("`{}` limit", k.text)) {
                         metric = Some((m, rate, format!("limits.{}", k.text)));
                     }
@@ -152,7 +240,13 @@ fn limits(cx: &mut Cx<'_>, node: &Node) -> Vec<AgentLimit> {
             }
         }
         match metric {
-            Some((metric, rate, key)) => out.push(AgentLimit { key, metric, rate: rate.value, actions, span: item.span }),
+            Some((metric, rate, key)) => out.push(AgentLimit {
+                key,
+                metric,
+                rate: rate.value,
+                actions,
+                span: item.span,
+            }),
             None if item.as_map().is_some() => cx.missing(item, "requests` or `tokens", "a limit"),
             None => {}
         }
@@ -162,9 +256,7 @@ fn limits(cx: &mut Cx<'_>, node: &Node) -> Vec<AgentLimit> {
 
 fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
     let entries = cx.map(node, "a rule", RULE);
-    if node.as_map().is_none() {
-        return None;
-    }
+    node.as_map()?;
     let Some(effect_node) = node.get("effect") else {
         cx.missing(node, "effect", "a rule");
         return None;
@@ -196,8 +288,12 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
                                 Kind::Seq(items) => items.iter().collect(),
                                 _ => vec![pv],
                             };
-                            parts.scope.tiers =
-                                items.into_iter().filter_map(|t| cx.word(t, "trust tier", Tier::parse, &Tier::words())).collect();
+                            parts.scope.tiers = items
+                                .into_iter()
+                                .filter_map(|t| {
+                                    cx.word(t, "trust tier", Tier::parse, &Tier::words())
+                                })
+                                .collect();
                         }
                     }
                 }
@@ -210,8 +306,12 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
     }
     if !has_action {
         cx.report(
-            Diagnostic::new(Code::MissingKey, first_key_span(node), "a rule needs `action` or `actions`")
-                .with_help("add `action: \"*\"` to match every action"),
+            Diagnostic::new(
+                Code::MissingKey,
+                first_key_span(node),
+                "a rule needs `action` or `actions`",
+            )
+            .with_help("add `action: \"*\"` to match every action"),
         );
         return None;
     }
@@ -226,7 +326,11 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
     for (k, v) in entries {
         let span = k.span.cover(v.span);
         let Some(name) = k.text.strip_prefix("allowed_").filter(|n| !n.is_empty()) else {
-            cx.unknown_key(k, "`constraints`", &["allowed_targets", "allowed_<context key>"]);
+            cx.unknown_key(
+                k,
+                "`constraints`",
+                &["allowed_targets", "allowed_<context key>"],
+            );
             continue;
         };
         cx.warn_if_empty(v, &format!("`{}`", k.text), "this rule always denies");
@@ -234,10 +338,19 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
         let (field, alternate) = if name == "targets" {
             (Field::Target, None)
         } else {
-            let alt = name.strip_suffix('s').filter(|s| !s.is_empty()).map(|s| Field::Context(Path::parse(s)));
+            let alt = name
+                .strip_suffix('s')
+                .filter(|s| !s.is_empty())
+                .map(|s| Field::Context(Path::parse(s)));
             (Field::Context(Path::parse(name)), alt)
         };
-        parts.constraints.push(Constraint { name: k.text.clone(), field, alternate, values, span });
+        parts.constraints.push(Constraint {
+            name: k.text.clone(),
+            field,
+            alternate,
+            values,
+            span,
+        });
     }
 }
 
@@ -245,9 +358,18 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
 pub(crate) fn condition(cx: &mut Cx<'_>, node: &Node) -> Option<Condition> {
     match &node.kind {
         Kind::Seq(items) => Condition::all(items.iter().filter_map(|i| condition(cx, i)).collect()),
-        Kind::Map(entries) => Condition::all(entries.iter().filter_map(|(k, v)| entry(cx, k, v)).collect()),
+        Kind::Map(entries) => Condition::all(
+            entries
+                .iter()
+                .filter_map(|(k, v)| entry(cx, k, v))
+                .collect(),
+        ),
         _ => {
-            cx.wrong_type(node, "a condition", "a mapping such as `{ amount: { \"<=\": 100 } }` or a list of them");
+            cx.wrong_type(
+                node,
+                "a condition",
+                "a mapping such as `{ amount: { \"<=\": 100 } }` or a list of them",
+            );
             None
         }
     }
@@ -262,10 +384,16 @@ fn entry(cx: &mut Cx<'_>, key: &Key, value: &Node) -> Option<Condition> {
                 return None;
             };
             let parts: Vec<Condition> = items.iter().filter_map(|i| condition(cx, i)).collect();
-            Some(if key.text == "all" { Condition::All(parts) } else { Condition::Any(parts) })
+            Some(if key.text == "all" {
+                Condition::All(parts)
+            } else {
+                Condition::Any(parts)
+            })
         }
         "not" => condition(cx, value).map(|c| Condition::Not(Box::new(c), span)),
-        "time" => cx.time_window(value, "`time`").map(|window| Condition::Time { window, span }),
+        "time" => cx
+            .time_window(value, "`time`")
+            .map(|window| Condition::Time { window, span }),
         "weekdays" => weekdays(cx, value).map(|days| Condition::Weekdays { days, span }),
         "target" => operators(cx, Field::Target, value, span),
         other => operators(cx, Field::Context(Path::parse(other)), value, span),
@@ -283,8 +411,18 @@ fn operators(cx: &mut Cx<'_>, field: Field, node: &Node, span: Span) -> Option<C
             }
             Condition::all(parts)
         }
-        Kind::Seq(_) => Some(Condition::In { field, values: cx.values(node), negated: false, span }),
-        _ => Some(Condition::Compare { field, op: CmpOp::Eq, value: cx.value(node), span }),
+        Kind::Seq(_) => Some(Condition::In {
+            field,
+            values: cx.values(node),
+            negated: false,
+            span,
+        }),
+        _ => Some(Condition::Compare {
+            field,
+            op: CmpOp::Eq,
+            value: cx.value(node),
+            span,
+        }),
     }
 }
 
@@ -292,32 +430,69 @@ fn operator(cx: &mut Cx<'_>, field: &Field, op: &Key, v: &Node, span: Span) -> O
     let field = field.clone();
     let cmp = |o| Some(o);
     let ordering = match op.text.as_str() {
-        "==" | "eq" => return Some(Condition::Compare { field, op: CmpOp::Eq, value: cx.value(v), span }),
-        "!=" | "ne" => return Some(Condition::Compare { field, op: CmpOp::Ne, value: cx.value(v), span }),
+        "==" | "eq" => {
+            return Some(Condition::Compare {
+                field,
+                op: CmpOp::Eq,
+                value: cx.value(v),
+                span,
+            });
+        }
+        "!=" | "ne" => {
+            return Some(Condition::Compare {
+                field,
+                op: CmpOp::Ne,
+                value: cx.value(v),
+                span,
+            });
+        }
         "<" | "lt" => cmp(CmpOp::Lt),
-        "<=" | "le" => cmp(CmpOp::Le),
+        "<=" | "le" | "lte" => cmp(CmpOp::Le),
         ">" | "gt" => cmp(CmpOp::Gt),
-        ">=" | "ge" => cmp(CmpOp::Ge),
+        ">=" | "ge" | "gte" => cmp(CmpOp::Ge),
         "in" | "not_in" => {
             let Kind::Seq(_) = &v.kind else {
                 cx.report(
-                    Diagnostic::new(Code::InvalidOperand, v.span, format!("`{}` needs a list, found {}", op.text, v.type_name()))
-                        .with_help(format!("write `{}: [a, b]`", op.text)),
+                    Diagnostic::new(
+                        Code::InvalidOperand,
+                        v.span,
+                        format!("`{}` needs a list, found {}", op.text, v.type_name()),
+                    )
+                    .with_help(format!("write `{}: [a, b]`", op.text)),
                 );
                 return None;
             };
-            return Some(Condition::In { field, values: cx.values(v), negated: op.text == "not_in", span });
+            return Some(Condition::In {
+                field,
+                values: cx.values(v),
+                negated: op.text == "not_in",
+                span,
+            });
         }
         "matches" => {
             let s = cx.string(v, "`matches`")?;
             let pattern = cx.pattern(&s, "`matches`", false)?;
-            return Some(Condition::Glob { field, pattern, span });
+            return Some(Condition::Glob {
+                field,
+                pattern,
+                span,
+            });
         }
-        "contains" => return Some(Condition::Contains { field, value: cx.value(v), span }),
+        "contains" => {
+            return Some(Condition::Contains {
+                field,
+                value: cx.value(v),
+                span,
+            });
+        }
         "exists" => {
             let b = cx.boolean(v, "`exists`")?;
             let exists = Condition::Exists { field, span };
-            return Some(if b.value { exists } else { Condition::Not(Box::new(exists), span) });
+            return Some(if b.value {
+                exists
+            } else {
+                Condition::Not(Box::new(exists), span)
+            });
         }
         _ => {
             cx.unknown_key(op, "a comparison", OPERATORS);
@@ -325,13 +500,27 @@ fn operator(cx: &mut Cx<'_>, field: &Field, op: &Key, v: &Node, span: Span) -> O
         }
     }?;
     match &v.kind {
-        Kind::Int(_) | Kind::Float(_) => Some(Condition::Compare { field, op: ordering, value: cx.value(v), span }),
+        Kind::Int(_) | Kind::Float(_) => Some(Condition::Compare {
+            field,
+            op: ordering,
+            value: cx.value(v),
+            span,
+        }),
         Kind::Str(s) => match s.trim().parse::<f64>() {
-            Ok(n) => Some(Condition::Compare { field, op: ordering, value: writ_ir::Value::Number(n), span }),
+            Ok(n) => Some(Condition::Compare {
+                field,
+                op: ordering,
+                value: writ_ir::Value::Number(n),
+                span,
+            }),
             Err(_) => {
                 cx.report(
-                    Diagnostic::new(Code::InvalidOperand, v.span, format!("`{}` compares numbers, found the string `{s}`", op.text))
-                        .with_help("use `==`, `in` or `matches` for strings"),
+                    Diagnostic::new(
+                        Code::InvalidOperand,
+                        v.span,
+                        format!("`{}` compares numbers, found the string `{s}`", op.text),
+                    )
+                    .with_help("use `==`, `in` or `matches` for strings"),
                 );
                 None
             }

@@ -1,0 +1,319 @@
+//! The CLI contract: exit codes, output formats, batch behaviour.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn writ(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_writ"));
+    cmd.args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1");
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_ne!(
+        out.status.code(),
+        Some(101),
+        "writ panicked: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+#[test]
+fn check_passes_clean_policies_and_fails_broken_ones() {
+    let ok = writ(
+        &[
+            "check",
+            "examples/support.yaml",
+            "examples/seeds/sekuire.yml",
+        ],
+        None,
+    );
+    assert_eq!(ok.status.code(), Some(0), "{}", stderr(&ok));
+    assert!(stderr(&ok).contains("checked 2 files: 0 errors, 0 warnings"));
+
+    let bad = writ(&["check", "tests/fixtures/yaml/unknown-keys.yaml"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = stderr(&bad);
+    assert!(
+        err.contains("[E0103] Error: unknown key `efect` in a MeshGuard rule"),
+        "{err}"
+    );
+    assert!(
+        err.contains("tests/fixtures/yaml/unknown-keys.yaml:5:5"),
+        "{err}"
+    );
+    assert!(err.contains("did you mean `effect`?"), "{err}");
+}
+
+#[test]
+fn check_json_gives_code_file_line_column_and_help() {
+    let out = writ(
+        &[
+            "check",
+            "--format",
+            "json",
+            "tests/fixtures/yaml/bad-rate.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let diags: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let first = &diags[0];
+    assert_eq!(first["code"], "E0203");
+    assert_eq!(first["severity"], "error");
+    assert_eq!(first["file"], "tests/fixtures/yaml/bad-rate.yaml");
+    assert_eq!(first["line"], 5);
+    assert_eq!(first["column"], 19);
+    assert!(first["message"].as_str().unwrap().contains("fortnight"));
+    assert!(first["help"].as_str().is_some());
+    assert_eq!(first["docs"], "docs/diagnostics/E0203.md");
+}
+
+#[test]
+fn deny_warnings_turns_warnings_into_failure() {
+    let plain = writ(&["check", "tests/fixtures/yaml/empty-lists.yaml"], None);
+    assert_eq!(plain.status.code(), Some(0), "{}", stderr(&plain));
+    assert!(stderr(&plain).contains("W0102"));
+    let strict = writ(
+        &[
+            "check",
+            "--deny-warnings",
+            "tests/fixtures/yaml/empty-lists.yaml",
+        ],
+        None,
+    );
+    assert_eq!(strict.status.code(), Some(1));
+}
+
+#[test]
+fn missing_file_is_a_diagnostic_not_a_crash() {
+    let out = writ(&["check", "does/not/exist.yaml"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("E0001"), "{}", stderr(&out));
+}
+
+#[test]
+fn dialect_override_reads_the_file_as_that_dialect() {
+    let out = writ(
+        &[
+            "check",
+            "--dialect",
+            "meshguard",
+            "examples/seeds/aegis-policy.yaml",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("unknown key `defaults` in a MeshGuard policy"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn eval_prints_one_decision_with_every_contract_field() {
+    let req = r#"{"agent":"support-bot","tags":["openai"],"action":"write:refund","context":{"amount":500}}"#;
+    let out = writ(
+        &[
+            "eval",
+            "examples/seeds/meshguard-openai-support.yaml",
+            "--request",
+            req,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let d: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        d,
+        serde_json::json!({
+            "decision": "deny",
+            "rule": "deny_write_refund",
+            "policy": "openai-support-agent-policy",
+            "reason": "Refunds over $100 require manager approval",
+            "risk": null,
+            "retry_after_s": null
+        })
+    );
+}
+
+#[test]
+fn eval_batch_answers_every_line_in_order_and_flags_malformed_ones() {
+    let lines = [
+        r#"{"agent":"a","action":"model:use","target":"gpt-4o","at":"2025-01-01T00:00:00Z"}"#,
+        r#"{"agent":"a","action":"#,
+        r#"{"agent":"a","action":"model:use","target":"gpt-3.5-turbo"}"#,
+        r#"{"agent":"a","actoin":"model:use"}"#,
+        r#"{"agent":"a","action":"model:use","at":"yesterday"}"#,
+    ];
+    let out = writ(
+        &["eval", "examples/seeds/sekuire.yml", "--requests", "-"],
+        Some(&lines.join("\n")),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a malformed line makes the exit status 1"
+    );
+    let got: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 5);
+    assert_eq!(got[0]["decision"], "allow");
+    assert!(
+        got[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("malformed request")
+    );
+    assert_eq!(got[2]["rule"], "model_blocked");
+    assert!(
+        got[3]["error"].as_str().unwrap().contains("actoin"),
+        "{}",
+        got[3]
+    );
+    assert!(
+        got[4]["error"].as_str().unwrap().contains("`at`"),
+        "{}",
+        got[4]
+    );
+}
+
+#[test]
+fn eval_batch_shares_rate_limit_state() {
+    let line =
+        r#"{"agent":"a","action":"model:use","target":"gpt-4o","at":"2025-01-01T00:00:00Z"}"#;
+    let input = [line; 11].join("\n");
+    let path = std::env::temp_dir().join(format!("writ-batch-{}.jsonl", std::process::id()));
+    std::fs::write(&path, input).unwrap();
+    let out = writ(
+        &[
+            "eval",
+            "examples/seeds/sekuire.yml",
+            "--requests",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    std::fs::remove_file(&path).ok();
+    assert_eq!(out.status.code(), Some(0));
+    let decisions: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(decisions[..10].iter().all(|d| d["decision"] == "allow"));
+    assert_eq!(decisions[10]["decision"], "deny");
+    assert_eq!(decisions[10]["retry_after_s"], 60);
+}
+
+#[test]
+fn eval_refuses_a_policy_with_errors() {
+    let out = writ(
+        &[
+            "eval",
+            "tests/fixtures/yaml/bad-glob.yaml",
+            "--request",
+            r#"{"agent":"a","action":"tool:a"}"#,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).is_empty(),
+        "no decision may be printed for a broken policy"
+    );
+    assert!(stderr(&out).contains("E0201"));
+}
+
+#[test]
+fn eval_merges_files_in_order() {
+    let req = r#"{"agent":"ops","action":"delete_table"}"#;
+    let out = writ(
+        &[
+            "eval",
+            "examples/seeds/aegis-prod-overrides.yaml",
+            "examples/seeds/aegis-base-policy.yaml",
+            "--request",
+            req,
+        ],
+        None,
+    );
+    let d: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(d["rule"], "prod_block_deletes");
+    let other = writ(
+        &[
+            "eval",
+            "examples/seeds/aegis-base-policy.yaml",
+            "--request",
+            req,
+        ],
+        None,
+    );
+    let d: serde_json::Value = serde_json::from_str(stdout(&other).trim()).unwrap();
+    assert_eq!(d["decision"], "approve");
+}
+
+#[test]
+fn junk_requests_never_crash_and_never_allow() {
+    let junk = [
+        "",
+        "null",
+        "[]",
+        "42",
+        "\"str\"",
+        "{}",
+        r#"{"agent":""}"#,
+        r#"{"agent":"a","action":""}"#,
+        r#"{"agent":1,"action":"x"}"#,
+        r#"{"agent":"a","action":"x","tokens":-1}"#,
+        r#"{"agent":"a","action":"x","tokens":1e400}"#,
+        r#"{"agent":"a","action":"x","context":[]}"#,
+        r#"{"agent":"a","action":"x","roles":"admin"}"#,
+        "\u{1}",
+        "{\"agent\":\"a\",\"action\":\"x\"",
+    ];
+    for j in junk {
+        let out = writ(&["eval", "examples/support.yaml", "--request", j], None);
+        let text = stdout(&out);
+        assert!(
+            !text.contains("\"allow\""),
+            "junk {j:?} was allowed: {text}"
+        );
+        assert_eq!(out.status.code(), Some(1), "junk {j:?}: {text}");
+        assert!(
+            text.contains("\"error\""),
+            "junk {j:?} got no error line: {text}"
+        );
+    }
+}
