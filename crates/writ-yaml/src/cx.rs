@@ -91,7 +91,7 @@ impl<'a> Cx<'a> {
         let span = first_key_span(node);
         self.report(
             Diagnostic::new(Code::MissingKey, span, format!("{what} needs `{key}`"))
-                .with_label_message(format!("this {what} has no `{key}`")),
+                .with_label_message(format!("`{key}` is missing")),
         );
     }
 

@@ -302,8 +302,10 @@ fn syntax_diagnostic(file: FileId, source: &SourceFile, err: &serde_saphyr::Erro
         Some("YAML indentation must use spaces, not tabs".to_owned())
     } else if lower.contains("mapping values are not allowed") || lower.contains("indent") {
         Some("check the indentation: keys of one mapping must start in the same column".to_owned())
-    } else if lower.contains("unclosed") || lower.contains("did not find expected") {
+    } else if lower.contains("unclosed") {
         Some("close the bracket or quote that was opened before this point".to_owned())
+    } else if lower.contains("did not find expected") {
+        Some("check the indentation, and that every bracket and quote opened before this point is closed".to_owned())
     } else {
         None
     };

@@ -182,7 +182,7 @@ fn access(
         }
         let key = format!("{what}.{}", k.text);
         if k.text == "allow" {
-            cx.warn_if_empty(v, &format!("`{key}`"), &format!("no {what} is allowed"));
+            cx.warn_if_empty(v, &format!("`{key}`"), "nothing is allowed");
         }
         let patterns = cx.patterns(v, &format!("`{key}`"), hosts);
         let named = Some(NamedList {
@@ -301,7 +301,8 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
             "when" => parts.conditions.extend(condition(cx, v)),
             "constraints" => constraints(cx, v, &mut parts),
             "limit" => parts.limit = cx.rate(v, "rule limit"),
-            _ => parts.reason = cx.string(v, "reason"),
+            "reason" => parts.reason = cx.string(v, "reason"),
+            _ => {} // `effect`, read above
         }
     }
     if !has_action {
