@@ -2,7 +2,12 @@
 //! page's examples are checked: the YAML under `## Wrong` must produce the
 //! code, the YAML under `## Fixed` must not produce it (nor any error). Each
 //! ```yaml block under a heading is one file; several are merged in order.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 
@@ -10,7 +15,9 @@ use writ::{Source, compile};
 use writ_diagnostics::Code;
 
 fn blocks(page: &str, heading: &str) -> Vec<String> {
-    let Some(start) = page.find(&format!("\n## {heading}\n")) else { return Vec::new() };
+    let Some(start) = page.find(&format!("\n## {heading}\n")) else {
+        return Vec::new();
+    };
     let rest = &page[start + heading.len() + 5..];
     let section = rest.find("\n## ").map_or(rest, |end| &rest[..end]);
     let mut out = Vec::new();
@@ -25,10 +32,19 @@ fn blocks(page: &str, heading: &str) -> Vec<String> {
 }
 
 fn codes_of(files: &[String]) -> (Vec<Code>, bool) {
-    let sources: Vec<Source> =
-        files.iter().enumerate().map(|(i, t)| Source { name: format!("example-{i}.yaml"), text: t.clone() }).collect();
+    let sources: Vec<Source> = files
+        .iter()
+        .enumerate()
+        .map(|(i, t)| Source {
+            name: format!("example-{i}.yaml"),
+            text: t.clone(),
+        })
+        .collect();
     let comp = compile(&sources, None);
-    (comp.diagnostics.iter().map(|d| d.code).collect(), comp.has_errors())
+    (
+        comp.diagnostics.iter().map(|d| d.code).collect(),
+        comp.has_errors(),
+    )
 }
 
 #[test]
@@ -52,23 +68,30 @@ fn every_code_has_a_page_whose_examples_hold() {
         let wrong = blocks(&page, "Wrong");
         let fixed = blocks(&page, "Fixed");
         if wrong.is_empty() || fixed.is_empty() {
-            problems.push(format!("{code}: needs ```yaml blocks under `## Wrong` and `## Fixed`"));
+            problems.push(format!(
+                "{code}: needs ```yaml blocks under `## Wrong` and `## Fixed`"
+            ));
             continue;
         }
         let (got, _) = codes_of(&wrong);
         if !got.contains(code) {
-            problems.push(format!("{code}: the wrong example reports {got:?}, not {code}"));
+            problems.push(format!(
+                "{code}: the wrong example reports {got:?}, not {code}"
+            ));
         }
         let (got, errors) = codes_of(&fixed);
         if got.contains(code) || errors {
             problems.push(format!("{code}: the fixed example still reports {got:?}"));
         }
     }
-    let listed: std::collections::HashSet<String> = Code::ALL.iter().map(|c| format!("{c}.md")).collect();
+    let listed: std::collections::HashSet<String> =
+        Code::ALL.iter().map(|c| format!("{c}.md")).collect();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
         if name != "README.md" && !listed.contains(&name) {
-            problems.push(format!("{name}: a page for a code that is not in the table"));
+            problems.push(format!(
+                "{name}: a page for a code that is not in the table"
+            ));
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));

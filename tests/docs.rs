@@ -1,5 +1,10 @@
 //! Examples in the user docs are policies that must check cleanly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::path::Path;
 
@@ -24,8 +29,18 @@ fn yaml_examples_in_the_docs_check_cleanly() {
     for page in ["docs/schema.md", "docs/dialects.md", "README.md"] {
         let text = std::fs::read_to_string(root.join(page)).unwrap();
         for (i, block) in yaml_blocks(&text).into_iter().enumerate() {
-            let comp = compile(&[Source { name: format!("{page}#{i}"), text: block.clone() }], None);
-            assert!(comp.diagnostics.is_empty(), "{page} example {i}:\n{block}\n{:#?}", comp.diagnostics);
+            let comp = compile(
+                &[Source {
+                    name: format!("{page}#{i}"),
+                    text: block.clone(),
+                }],
+                None,
+            );
+            assert!(
+                comp.diagnostics.is_empty(),
+                "{page} example {i}:\n{block}\n{:#?}",
+                comp.diagnostics
+            );
             checked += 1;
         }
     }

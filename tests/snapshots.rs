@@ -107,3 +107,33 @@ fn merging_files_keeps_first_settings_and_reports_conflicts() {
     );
     insta::assert_snapshot!(report(&comp, &sources));
 }
+
+/// No snapshot may outlive its fixture or example (what `cargo insta test
+/// --unreferenced reject` checks, without needing cargo-insta in CI).
+#[test]
+fn no_unreferenced_snapshots() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut stale = Vec::new();
+    for e in std::fs::read_dir(root.join("tests/snapshots")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        let Some(stem) = name.strip_suffix(".snap") else {
+            stale.push(name);
+            continue;
+        };
+        let source = if let Some(f) =
+            stem.strip_prefix("snapshots__malformed_and_edge_case_fixtures@")
+        {
+            root.join("tests/fixtures/yaml").join(f)
+        } else if let Some(f) = stem.strip_prefix("snapshots__example_policies_lower_cleanly@") {
+            root.join("examples").join(f.replace("__", "/"))
+        } else if stem == "snapshots__merging_files_keeps_first_settings_and_reports_conflicts" {
+            root.join("tests/fixtures/merge/first.yaml")
+        } else {
+            root.join("no such test")
+        };
+        if !source.exists() {
+            stale.push(name);
+        }
+    }
+    assert!(stale.is_empty(), "snapshots without a source: {stale:?}");
+}
