@@ -21,9 +21,9 @@ use writ_ir::{
     CmpOp, Condition, Effect, Field, Path, Risk, TimeOfDay, TimeWindow, Weekday, WeekdaySet,
 };
 
-use crate::cx::Cx;
+use crate::cx::{Cx, rule_list};
 use crate::rule::RuleParts;
-use crate::tree::{Kind, Node};
+use crate::tree::Node;
 use crate::{Header, Lowering};
 
 const TOP: &[&str] = &["version", "defaults", "rules"];
@@ -77,17 +77,7 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
             _ => {}
         }
     }
-    if let Some(rules) = root.get("rules") {
-        let Kind::Seq(items) = &rules.kind else {
-            cx.wrong_type(rules, "`rules`", "a list of rules");
-            return;
-        };
-        for item in items {
-            if let Some(parts) = rule(cx, item) {
-                out.rules.push(parts.build());
-            }
-        }
-    }
+    out.rules = rule_list(cx, root, |cx, item| rule(cx, item).map(RuleParts::build));
 }
 
 fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {

@@ -382,6 +382,44 @@ pub(crate) fn generated_rule_name(effect: writ_ir::Effect, first_action: Option<
     format!("{effect}_{slug}")
 }
 
+/// Where to point for a problem with a whole mapping: its first key.
+pub(crate) fn first_key_span(node: &Node) -> writ_diagnostics::Span {
+    node.as_map()
+        .and_then(|m| m.first())
+        .map_or(node.span, |(k, _)| k.span)
+}
+
+/// Reports a rule that has neither `action` nor `actions`.
+pub(crate) fn missing_action(cx: &mut Cx<'_>, node: &Node, what: &str) {
+    cx.report(
+        Diagnostic::new(
+            Code::MissingKey,
+            first_key_span(node),
+            format!("{what} needs `action` or `actions`"),
+        )
+        .with_help("add `action: \"*\"` to match every action"),
+    );
+}
+
+/// Lowers each item of a top-level `rules:` list with `rule`.
+pub(crate) fn rule_list(
+    cx: &mut Cx<'_>,
+    root: &Node,
+    mut rule: impl FnMut(&mut Cx<'_>, &Node) -> Option<writ_ir::Rule>,
+) -> Vec<writ_ir::Rule> {
+    let Some(rules) = root.get("rules") else {
+        return Vec::new();
+    };
+    match &rules.kind {
+        Kind::Seq(items) => items.iter().filter_map(|item| rule(cx, item)).collect(),
+        Kind::Null => Vec::new(),
+        _ => {
+            cx.wrong_type(rules, "`rules`", "a list of rules");
+            Vec::new()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::generated_rule_name;
@@ -399,11 +437,4 @@ mod tests {
             "allow_handoff_billing_specialist"
         );
     }
-}
-
-/// Where to point for a problem with a whole mapping: its first key.
-pub(crate) fn first_key_span(node: &Node) -> writ_diagnostics::Span {
-    node.as_map()
-        .and_then(|m| m.first())
-        .map_or(node.span, |(k, _)| k.span)
 }

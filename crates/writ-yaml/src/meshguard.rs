@@ -17,13 +17,12 @@
 //! | `constraints.allowed_targets`, `allowed_target_roles` | the target is listed |
 //! | `constraints.rate_limit` | per-agent limit on allowed decisions of this rule |
 
-use writ_diagnostics::{Code, Diagnostic};
 use writ_ir::{
     Agent, AgentId, AgentLimit, CmpOp, Condition, Constraint, Effect, Field, Metric, NamedList,
     Path, PolicyId, Rate, RateUnit, Spanned, Subject,
 };
 
-use crate::cx::{Cx, first_key_span};
+use crate::cx::{Cx, missing_action, rule_list};
 use crate::rule::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Header, Lowering};
@@ -81,18 +80,12 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
             _ => {}
         }
     }
-    if let Some(rules) = root.get("rules") {
-        let Kind::Seq(items) = &rules.kind else {
-            cx.wrong_type(rules, "`rules`", "a list of rules");
-            return;
-        };
-        for item in items {
-            if let Some(mut parts) = rule(cx, item) {
-                parts.scope.tags.extend(applies_tags.iter().cloned());
-                out.rules.push(parts.build());
-            }
-        }
-    }
+    out.rules = rule_list(cx, root, |cx, item| {
+        rule(cx, item).map(|mut parts| {
+            parts.scope.tags.extend(applies_tags.iter().cloned());
+            parts.build()
+        })
+    });
 }
 
 fn profiles(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
@@ -185,14 +178,7 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
         }
     }
     if node.get("action").is_none() && node.get("actions").is_none() {
-        cx.report(
-            Diagnostic::new(
-                Code::MissingKey,
-                first_key_span(node),
-                "a MeshGuard rule needs `action` or `actions`",
-            )
-            .with_help("add `action: \"*\"` to match every action"),
-        );
+        missing_action(cx, node, "a MeshGuard rule");
         return None;
     }
     Some(parts)

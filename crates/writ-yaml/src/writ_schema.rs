@@ -8,7 +8,7 @@ use writ_ir::{
 };
 
 use crate::aegis::weekdays;
-use crate::cx::{Cx, first_key_span};
+use crate::cx::{Cx, missing_action, rule_list};
 use crate::rule::RuleParts;
 use crate::tree::{Key, Kind, Node};
 use crate::{Header, Lowering};
@@ -84,17 +84,9 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
             }
             "policy" => policy(cx, value, out),
             "agents" | "roles" => agents(cx, key, value, out),
-            "rules" => match &value.kind {
-                Kind::Seq(items) => {
-                    for item in items {
-                        if let Some(parts) = rule(cx, item) {
-                            out.rules.push(parts.build());
-                        }
-                    }
-                }
-                Kind::Null => {}
-                _ => cx.wrong_type(value, "`rules`", "a list of rules"),
-            },
+            "rules" => {
+                out.rules = rule_list(cx, root, |cx, item| rule(cx, item).map(RuleParts::build))
+            }
             _ => {}
         }
     }
@@ -306,14 +298,7 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
         }
     }
     if !has_action {
-        cx.report(
-            Diagnostic::new(
-                Code::MissingKey,
-                first_key_span(node),
-                "a rule needs `action` or `actions`",
-            )
-            .with_help("add `action: \"*\"` to match every action"),
-        );
+        missing_action(cx, node, "a rule");
         return None;
     }
     Some(parts)
