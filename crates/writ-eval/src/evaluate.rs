@@ -279,7 +279,7 @@ impl<'p> Evaluator<'p> {
         pending: &mut Vec<Pending>,
     ) -> Decision {
         let set = self.set;
-        let mut best: Option<(Decision, Vec<Pending>)> = None;
+        let mut best: Option<Decision> = None;
         let mut allow_limits: Vec<Pending> = Vec::new();
         for rule in &set.rules {
             if !applies(rule, req, p, clock) {
@@ -309,7 +309,7 @@ impl<'p> Evaluator<'p> {
                 }
             }
         }
-        if let Some((decision, _)) = best {
+        if let Some(decision) = best {
             if decision.effect == Effect::Allow {
                 pending.extend(allow_limits);
             }
