@@ -302,9 +302,9 @@ impl<'p> Evaluator<'p> {
                     };
                     if best
                         .as_ref()
-                        .is_none_or(|(b, _)| rank(decision.effect) > rank(b.effect))
+                        .is_none_or(|b| rank(decision.effect) > rank(b.effect))
                     {
-                        best = Some((decision, Vec::new()));
+                        best = Some(decision);
                     }
                 }
             }
