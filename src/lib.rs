@@ -5,6 +5,7 @@
 //! the library and the binary alike. Only the CLI touches the terminal:
 //! [`render`] renders diagnostics to strings.
 
+pub mod lang;
 pub mod render;
 
 use std::path::Path;
@@ -76,6 +77,12 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
     for src in sources {
         let id = map.add(src.name.clone(), src.text.clone());
         let Some(file) = map.get(id) else { continue };
+        if lang::is_writ_file(&src.name) {
+            let (lowered, diags) = lang::read(id, file.text(), &stem(&src.name));
+            diagnostics.extend(diags);
+            files.push(lowered);
+            continue;
+        }
         let lowered = writ_yaml::lower(id, file, dialect, &stem(&src.name));
         diagnostics.extend(lowered.diagnostics);
         match lowered.file {

@@ -19,6 +19,8 @@ pub enum Phase {
     Value,
     /// E03xx: names (duplicates, references).
     Names,
+    /// E04xx: the writ language's tokens and grammar.
+    Language,
     /// W01xx: merge and lint warnings.
     Lint,
 }
@@ -78,6 +80,13 @@ codes! {
     InvalidNumber = "E0208", Value, Error, "invalid number";
     DuplicateRuleName = "E0301", Names, Error, "duplicate rule name";
     DuplicateAgent = "E0302", Names, Error, "agent or role declared twice";
+    UnexpectedToken = "E0401", Language, Error, "syntax error";
+    UnterminatedString = "E0402", Language, Error, "unterminated string";
+    InvalidCharacter = "E0403", Language, Error, "character not allowed here";
+    InvalidEscape = "E0404", Language, Error, "invalid escape in a string";
+    MisplacedSetting = "E0405", Language, Error, "setting not allowed in this block";
+    DuplicateSetting = "E0406", Language, Error, "setting given twice";
+    TooDeep = "E0407", Language, Error, "nesting too deep";
     IgnoredDefaults = "W0101", Lint, Warning, "defaults of a later file are ignored";
     EmptyList = "W0102", Lint, Warning, "empty list never matches";
 }
@@ -103,6 +112,7 @@ mod tests {
                 Phase::Syntax => "E01",
                 Phase::Value => "E02",
                 Phase::Names => "E03",
+                Phase::Language => "E04",
                 Phase::Lint => "W01",
             };
             assert!(

@@ -109,13 +109,40 @@ pub enum Condition {
 }
 
 impl Condition {
-    /// Conjunction that flattens and avoids a one-element `All`.
+    /// Conjunction in canonical form: nested conjunctions are flattened and a
+    /// one-element `All` is its element. Every front end builds through this
+    /// (and [`Condition::any`]), so the same condition written in YAML or in
+    /// the writ language lowers to the same IR.
     #[must_use]
-    pub fn all(mut parts: Vec<Condition>) -> Option<Condition> {
-        match parts.len() {
+    pub fn all(parts: Vec<Condition>) -> Option<Condition> {
+        let mut flat = Vec::with_capacity(parts.len());
+        for p in parts {
+            match p {
+                Condition::All(inner) => flat.extend(inner),
+                other => flat.push(other),
+            }
+        }
+        match flat.len() {
             0 => None,
-            1 => parts.pop(),
-            _ => Some(Condition::All(parts)),
+            1 => flat.pop(),
+            _ => Some(Condition::All(flat)),
+        }
+    }
+
+    /// Disjunction in canonical form (see [`Condition::all`]).
+    #[must_use]
+    pub fn any(parts: Vec<Condition>) -> Option<Condition> {
+        let mut flat = Vec::with_capacity(parts.len());
+        for p in parts {
+            match p {
+                Condition::Any(inner) => flat.extend(inner),
+                other => flat.push(other),
+            }
+        }
+        match flat.len() {
+            0 => None,
+            1 => flat.pop(),
+            _ => Some(Condition::Any(flat)),
         }
     }
 }

@@ -12,6 +12,7 @@ mod dump;
 mod merge;
 mod model;
 mod pattern;
+mod rule_parts;
 mod time;
 mod value;
 
@@ -24,5 +25,6 @@ pub use model::{
     Settings, Spanned, Subject, Tier, Timezone,
 };
 pub use pattern::{Pattern, PatternError};
+pub use rule_parts::{RuleParts, generated_rule_name};
 pub use time::{TimeOfDay, TimeWindow, Weekday, WeekdaySet};
 pub use value::{Path, Value};

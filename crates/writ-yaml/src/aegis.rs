@@ -22,7 +22,7 @@ use writ_ir::{
 };
 
 use crate::cx::{Cx, rule_list};
-use crate::rule::RuleParts;
+use writ_ir::RuleParts;
 use crate::tree::Node;
 use crate::{Header, Lowering};
 

@@ -365,23 +365,6 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A rule name made from the effect and the first action, for rules the
-/// author left unnamed: `allow_write_refund`, `deny_any`.
-pub(crate) fn generated_rule_name(effect: writ_ir::Effect, first_action: Option<&str>) -> String {
-    let action = first_action.unwrap_or("any");
-    let mut slug = String::new();
-    for ch in action.chars() {
-        if ch.is_ascii_alphanumeric() {
-            slug.push(ch.to_ascii_lowercase());
-        } else if !slug.ends_with('_') && !slug.is_empty() {
-            slug.push('_');
-        }
-    }
-    let slug = slug.trim_end_matches('_');
-    let slug = if slug.is_empty() { "any" } else { slug };
-    format!("{effect}_{slug}")
-}
-
 /// Where to point for a problem with a whole mapping: its first key.
 pub(crate) fn first_key_span(node: &Node) -> writ_diagnostics::Span {
     node.as_map()
@@ -422,7 +405,7 @@ pub(crate) fn rule_list(
 
 #[cfg(test)]
 mod tests {
-    use super::generated_rule_name;
+    use writ_ir::generated_rule_name;
     use writ_ir::Effect;
 
     #[test]

@@ -10,7 +10,6 @@ mod aegis;
 mod cx;
 mod detect;
 mod meshguard;
-mod rule;
 mod sekuire;
 pub mod tree;
 mod writ_schema;

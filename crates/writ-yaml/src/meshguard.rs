@@ -23,7 +23,7 @@ use writ_ir::{
 };
 
 use crate::cx::{Cx, missing_action, rule_list};
-use crate::rule::RuleParts;
+use writ_ir::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Header, Lowering};
 

@@ -27,7 +27,7 @@ use writ_ir::{
 };
 
 use crate::cx::Cx;
-use crate::rule::RuleParts;
+use writ_ir::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Lowering, meshguard};
 

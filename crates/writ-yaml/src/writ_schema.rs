@@ -9,7 +9,7 @@ use writ_ir::{
 
 use crate::aegis::weekdays;
 use crate::cx::{Cx, missing_action, rule_list};
-use crate::rule::RuleParts;
+use writ_ir::RuleParts;
 use crate::tree::{Key, Kind, Node};
 use crate::{Header, Lowering};
 
@@ -370,10 +370,11 @@ fn entry(cx: &mut Cx<'_>, key: &Key, value: &Node) -> Option<Condition> {
                 return None;
             };
             let parts: Vec<Condition> = items.iter().filter_map(|i| condition(cx, i)).collect();
+            // `all: []` always holds and `any: []` never does.
             Some(if key.text == "all" {
-                Condition::All(parts)
+                Condition::all(parts).unwrap_or(Condition::All(Vec::new()))
             } else {
-                Condition::Any(parts)
+                Condition::any(parts).unwrap_or(Condition::Any(Vec::new()))
             })
         }
         "not" => condition(cx, value).map(|c| Condition::Not(Box::new(c), span)),

@@ -1,14 +1,14 @@
-//! Building IR rules from the parts each dialect reads.
+//! Building IR rules from the parts each front end reads.
 
 use writ_diagnostics::Span;
-use writ_ir::{
+use crate::{
     Condition, Constraint, Effect, Pattern, PolicyId, Rate, Risk, Rule, RuleId, Scope, Spanned,
 };
 
-use crate::cx::generated_rule_name;
 
 /// The parts of a rule; [`RuleParts::build`] fills in the generated name.
-pub(crate) struct RuleParts {
+#[derive(Debug)]
+pub struct RuleParts {
     pub name: Option<Spanned<String>>,
     pub effect: Spanned<Effect>,
     pub risk: Option<Spanned<Risk>>,
@@ -23,6 +23,7 @@ pub(crate) struct RuleParts {
 }
 
 impl RuleParts {
+    #[must_use]
     pub fn new(effect: Spanned<Effect>, span: Span) -> Self {
         RuleParts {
             name: None,
@@ -39,6 +40,7 @@ impl RuleParts {
         }
     }
 
+    #[must_use]
     pub fn build(self) -> Rule {
         let (name, generated_name) = match self.name {
             Some(n) => (n, false),
@@ -71,3 +73,22 @@ impl RuleParts {
         }
     }
 }
+
+/// The name writ gives a rule its author did not name: the effect and a
+/// slug of the first action (`allow_write_refund`).
+#[must_use]
+pub fn generated_rule_name(effect: Effect, first_action: Option<&str>) -> String {
+    let action = first_action.unwrap_or("any");
+    let mut slug = String::new();
+    for ch in action.chars() {
+        if ch.is_ascii_alphanumeric() {
+            slug.push(ch.to_ascii_lowercase());
+        } else if !slug.ends_with('_') && !slug.is_empty() {
+            slug.push('_');
+        }
+    }
+    let slug = slug.trim_end_matches('_');
+    let slug = if slug.is_empty() { "any" } else { slug };
+    format!("{effect}_{slug}")
+}
+

@@ -1,0 +1,30 @@
+//! The writ policy language: lexer, parser, lowering to IR, formatter and
+//! converters to and from YAML.
+
+pub mod ast;
+pub mod lexer;
+mod parser;
+pub mod parse;
+pub mod lower;
+
+use writ_diagnostics::{Diagnostic, FileId};
+use writ_ir::PolicyFile;
+
+/// True when a file name is in the writ language (`.writ`) rather than YAML.
+#[must_use]
+pub fn is_writ_file(name: &str) -> bool {
+    std::path::Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("writ"))
+}
+
+/// Parses and lowers one file of the writ language. The file is `None` only
+/// when the syntax was too broken to lower (nesting past the limit).
+#[must_use]
+pub fn read(file: FileId, text: &str, fallback_name: &str) -> (PolicyFile, Vec<Diagnostic>) {
+    let parsed = parse::parse(file, text);
+    let (lowered, more) = lower::lower(file, &parsed.file, fallback_name);
+    let mut diagnostics = parsed.diagnostics;
+    diagnostics.extend(more);
+    (lowered, diagnostics)
+}
