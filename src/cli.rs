@@ -1,7 +1,9 @@
 //! Subcommands of the `writ` binary.
 
 mod check;
+mod convert;
 mod eval;
+mod fmt;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +31,17 @@ pub enum Command {
     /// Exits 0 when every request was answered, 1 when a policy has errors or
     /// a request line was malformed (that line gets {"error": ...}).
     Eval(eval::Args),
+    /// Format `.writ` files in place (canonical layout, comments kept).
+    ///
+    /// The result is parsed again and must mean the same, or the file is
+    /// left alone. With --check, nothing is written and the exit code is 1
+    /// when a file is not formatted.
+    Fmt(fmt::Args),
+    /// Convert a policy: YAML (any dialect) to the writ language, or the
+    /// writ language to writ's YAML schema. Prints to stdout unless -o.
+    ///
+    /// The result is checked to mean the same as the original.
+    Convert(convert::Args),
 }
 
 /// `--dialect`: which YAML dialect to read; detected when absent.
@@ -72,13 +85,20 @@ pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Check(args) => check::run(&args),
         Command::Eval(args) => eval::run(&args),
+        Command::Fmt(args) => fmt::run(&args),
+        Command::Convert(args) => convert::run(&args),
     }
+}
+
+/// True when diagnostics on stderr should be colored.
+fn stderr_color() -> bool {
+    use std::io::IsTerminal as _;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
 /// Prints diagnostics to stderr, in color when stderr is a terminal.
 fn print_diagnostics(comp: &writ::Compilation) {
-    use std::io::IsTerminal as _;
-    let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let color = stderr_color();
     for d in &comp.diagnostics {
         eprint!("{}", writ::render::to_text(d, &comp.sources, color));
     }

@@ -54,12 +54,31 @@ fn fixed_now() -> jiff::Timestamp {
     "2025-01-15T12:00:00Z".parse().unwrap()
 }
 
-fn run_table(path: &Path) -> Vec<String> {
+/// The writ-language twin of a YAML policy: same stem, `.writ`.
+fn writ_twin(p: &Path) -> PathBuf {
+    let name = p.file_name().unwrap().to_string_lossy().to_string();
+    let stem = name.trim_end_matches(".yaml").trim_end_matches(".yml");
+    p.with_file_name(format!("{stem}.writ"))
+}
+
+/// Runs a table against its policies, or (with `twins`) against their
+/// writ-language twins, which must decide every case the same way.
+fn run_table(path: &Path, twins: bool) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
     let table: Table =
         serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let dir = path.parent().unwrap();
-    let files: Vec<PathBuf> = table.policies.iter().map(|p| dir.join(p)).collect();
+    let files: Vec<PathBuf> = table
+        .policies
+        .iter()
+        .map(|p| {
+            if twins {
+                writ_twin(&dir.join(p))
+            } else {
+                dir.join(p)
+            }
+        })
+        .collect();
     let dialect = table
         .dialect
         .as_deref()
@@ -92,8 +111,9 @@ fn run_table(path: &Path) -> Vec<String> {
                     .unwrap_or_else(|| panic!("decision has no field `{key}`"));
                 if got != want {
                     failures.push(format!(
-                        "{}: case `{}` (run {} of {}): `{key}` is {got}, expected {want}\n  decision: {actual}",
+                        "{}{}: case `{}` (run {} of {}): `{key}` is {got}, expected {want}\n  decision: {actual}",
                         path.display(),
+                        if twins { " (writ twins)" } else { "" },
                         case.name,
                         i + 1,
                         case.repeat
@@ -120,7 +140,11 @@ fn every_example_decision_table_holds() {
         "expected a decision table per example, found {}",
         paths.len()
     );
-    let failures: Vec<String> = paths.iter().flat_map(|p| run_table(p)).collect();
+    let failures: Vec<String> = paths
+        .iter()
+        .flat_map(|p| [run_table(p, false), run_table(p, true)])
+        .flatten()
+        .collect();
     assert!(
         failures.is_empty(),
         "{} failing cases:\n{}",

@@ -1,7 +1,9 @@
 //! Every diagnostic code has a page `docs/diagnostics/<CODE>.md`, and every
-//! page's examples are checked: the YAML under `## Wrong` must produce the
-//! code, the YAML under `## Fixed` must not produce it (nor any error). Each
-//! ```yaml block under a heading is one file; several are merged in order.
+//! page's examples are checked: the policy under `## Wrong` must produce the
+//! code, the policy under `## Fixed` must not produce it (nor any error). Each
+//! ```yaml or ```writ block under a heading is one file, named
+//! `example-<i>.yaml` or `example-<i>.writ` so that the compiler picks the
+//! front end by its extension; several are merged in order.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +16,17 @@ use std::path::Path;
 use writ::{Source, compile};
 use writ_diagnostics::Code;
 
-fn blocks(page: &str, heading: &str) -> Vec<String> {
+/// The languages a page's code blocks may be in: the fence's info string
+/// and the file extension the example gets.
+const LANGUAGES: &[(&str, &str)] = &[("```yaml", "yaml"), ("```writ", "writ")];
+
+/// One example file: its extension and its text.
+struct Example {
+    ext: &'static str,
+    text: String,
+}
+
+fn blocks(page: &str, heading: &str) -> Vec<Example> {
     let Some(start) = page.find(&format!("\n## {heading}\n")) else {
         return Vec::new();
     };
@@ -23,21 +35,25 @@ fn blocks(page: &str, heading: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut lines = section.lines();
     while let Some(line) = lines.next() {
-        if line.trim() == "```yaml" {
+        let fence = line.trim();
+        if let Some((_, ext)) = LANGUAGES.iter().find(|(f, _)| *f == fence) {
             let body: Vec<&str> = lines.by_ref().take_while(|l| l.trim() != "```").collect();
-            out.push(body.join("\n") + "\n");
+            out.push(Example {
+                ext,
+                text: body.join("\n") + "\n",
+            });
         }
     }
     out
 }
 
-fn codes_of(files: &[String]) -> (Vec<Code>, bool) {
+fn codes_of(files: &[Example]) -> (Vec<Code>, bool) {
     let sources: Vec<Source> = files
         .iter()
         .enumerate()
-        .map(|(i, t)| Source {
-            name: format!("example-{i}.yaml"),
-            text: t.clone(),
+        .map(|(i, e)| Source {
+            name: format!("example-{i}.{}", e.ext),
+            text: e.text.clone(),
         })
         .collect();
     let comp = compile(&sources, None);
@@ -62,14 +78,14 @@ fn every_code_has_a_page_whose_examples_hold() {
             problems.push(format!("{code}: page must start with `{title}`"));
         }
         if *code == Code::Io {
-            // Reading a file that does not exist cannot be shown as YAML.
+            // Reading a file that does not exist cannot be shown as an example.
             continue;
         }
         let wrong = blocks(&page, "Wrong");
         let fixed = blocks(&page, "Fixed");
         if wrong.is_empty() || fixed.is_empty() {
             problems.push(format!(
-                "{code}: needs ```yaml blocks under `## Wrong` and `## Fixed`"
+                "{code}: needs ```yaml or ```writ blocks under `## Wrong` and `## Fixed`"
             ));
             continue;
         }

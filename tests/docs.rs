@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use writ::{Source, compile};
+use writ::{Source, compile, render};
 
 fn yaml_blocks(text: &str) -> Vec<String> {
     let mut out = Vec::new();
@@ -45,4 +45,65 @@ fn yaml_examples_in_the_docs_check_cleanly() {
         }
     }
     assert!(checked >= 5, "only {checked} examples found");
+}
+
+/// The ` ```writ ` blocks of a page, each with the 1-based line of its fence.
+fn writ_blocks(text: &str) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((i, line)) = lines.next() {
+        if line.trim() == "```writ" {
+            let body: Vec<&str> = lines
+                .by_ref()
+                .map(|(_, l)| l)
+                .take_while(|l| l.trim() != "```")
+                .collect();
+            out.push((i + 1, body.join("\n") + "\n"));
+        }
+    }
+    out
+}
+
+#[test]
+fn writ_examples_in_the_docs_check_cleanly() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut failures = Vec::new();
+    let mut in_language_page = 0;
+    for page in ["docs/language.md", "README.md", "docs/schema.md"] {
+        let path = root.join(page);
+        if page != "docs/language.md" && !path.exists() {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let blocks = writ_blocks(&text);
+        if page == "docs/language.md" {
+            in_language_page = blocks.len();
+        }
+        for (line, block) in blocks {
+            let comp = compile(
+                &[Source {
+                    name: "example.writ".into(),
+                    text: block.clone(),
+                }],
+                None,
+            );
+            if !comp.diagnostics.is_empty() {
+                let rendered: Vec<String> = comp
+                    .diagnostics
+                    .iter()
+                    .map(|d| render::to_text(d, &comp.sources, false))
+                    .collect();
+                failures.push(format!(
+                    "{page}:{line}: the ```writ block starting here does not check cleanly \
+                     (lines below count from the block's first line)\n{block}\n{}",
+                    rendered.join("\n")
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert!(
+        in_language_page >= 15,
+        "docs/language.md has only {in_language_page} ```writ examples"
+    );
 }

@@ -176,8 +176,11 @@ pub struct RuleDecl {
 
 #[derive(Clone, Debug)]
 pub enum ClauseKind {
-    /// `on TARGETS`.
-    On(Names),
+    /// `on TARGETS`, or `on hosts TARGETS` to match host names in any case.
+    On {
+        names: Names,
+        hosts: bool,
+    },
     /// `for agents [..] roles [..] tiers [..] tags [..]`.
     For(Vec<Principal>),
     When(Expr),
@@ -208,7 +211,7 @@ impl Clause {
     #[must_use]
     pub fn keyword(&self) -> &'static str {
         match &self.kind {
-            ClauseKind::On(_) => "on",
+            ClauseKind::On { .. } => "on",
             ClauseKind::For(_) => "for",
             ClauseKind::When(_) => "when",
             ClauseKind::Risk(_) => "risk",
@@ -336,10 +339,10 @@ impl Expr {
                 other => flat.push(other),
             }
         }
-        if flat.len() == 1 {
-            if let Some(only) = flat.pop() {
-                return only;
-            }
+        if flat.len() == 1
+            && let Some(only) = flat.pop()
+        {
+            return only;
         }
         Expr::And(flat, span)
     }
@@ -354,10 +357,10 @@ impl Expr {
                 other => flat.push(other),
             }
         }
-        if flat.len() == 1 {
-            if let Some(only) = flat.pop() {
-                return only;
-            }
+        if flat.len() == 1
+            && let Some(only) = flat.pop()
+        {
+            return only;
         }
         Expr::Or(flat, span)
     }
@@ -382,13 +385,18 @@ pub fn error_span(
 ) -> Span {
     use lalrpop_util::ParseError;
     let (start, end) = match &e.error {
-        ParseError::UnrecognizedToken { token: (l, _, r), .. }
+        ParseError::UnrecognizedToken {
+            token: (l, _, r), ..
+        }
         | ParseError::ExtraToken { token: (l, _, r) } => (*l, *r),
         ParseError::UnrecognizedEof { location, .. } | ParseError::InvalidToken { location } => {
             (*location, *location)
         }
         ParseError::User { .. } => (0, 0),
     };
-    let end = e.dropped_tokens.last().map_or(end, |(_, _, r)| (*r).max(end));
+    let end = e
+        .dropped_tokens
+        .last()
+        .map_or(end, |(_, _, r)| (*r).max(end));
     sp(file, start, end)
 }

@@ -304,10 +304,15 @@ pub fn is_keyword(word: &str) -> bool {
 /// True when `word` can be written bare: an identifier that is not a keyword.
 #[must_use]
 pub fn is_bare_word(word: &str) -> bool {
+    is_ident_shaped(word) && !is_keyword(word)
+}
+
+/// True when `word` lexes as one identifier-or-keyword token.
+#[must_use]
+pub fn is_ident_shaped(word: &str) -> bool {
     let mut chars = word.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !is_keyword(word)
 }
 
 impl fmt::Display for Tok {
@@ -437,7 +442,10 @@ fn lex_error(sp: Span, slice: &str, e: LexError) -> Diagnostic {
 }
 
 fn number_help(raw: &str) -> String {
-    if raw.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
+    if raw
+        .chars()
+        .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+    {
         format!(
             "numbers are digits with an optional `.` and exponent; put text like `{raw}` in double quotes"
         )
@@ -474,12 +482,14 @@ mod tests {
                 Tok::Ident("hour".into()),
             ]
         );
-        assert_eq!(toks("-1.5 50_000 1e3"), vec![
-            Tok::Num(-1.5),
-            Tok::Num(50_000.0),
-            Tok::Num(1000.0)
-        ]);
-        assert_eq!(toks("triage-agent"), vec![Tok::Ident("triage-agent".into())]);
+        assert_eq!(
+            toks("-1.5 50_000 1e3"),
+            vec![Tok::Num(-1.5), Tok::Num(50_000.0), Tok::Num(1000.0)]
+        );
+        assert_eq!(
+            toks("triage-agent"),
+            vec![Tok::Ident("triage-agent".into())]
+        );
         assert_eq!(
             toks(r#""a\"b\\c\u{e9}""#),
             vec![Tok::Str("a\"b\\c\u{e9}".into())]
@@ -509,6 +519,9 @@ mod tests {
             ]
         );
         assert_eq!(l.tokens.iter().filter(|t| t.1 == Tok::Error).count(), 5);
-        assert_eq!(l.tokens.first().map(|t| &t.1), Some(&Tok::Ident("a".into())));
+        assert_eq!(
+            l.tokens.first().map(|t| &t.1),
+            Some(&Tok::Ident("a".into()))
+        );
     }
 }

@@ -5,9 +5,9 @@
 
 use writ_diagnostics::{Code, Diagnostic, FileId, Span, did_you_mean};
 use writ_ir::{
-    Agent, AgentId, AgentLimit, Combining, Condition, Constraint, Dialect, Field,
-    Metric, NamedList, PartialSettings, Path, Pattern, Policy, PolicyFile, PolicyId, Rate, Risk,
-    RuleParts, Spanned, Subject, Tier, TimeWindow, Timezone, Value, Weekday, WeekdaySet,
+    Agent, AgentId, AgentLimit, Combining, Condition, Constraint, Dialect, Field, Metric,
+    NamedList, PartialSettings, Path, Pattern, Policy, PolicyFile, PolicyId, Rate, Risk, RuleParts,
+    Spanned, Subject, Tier, TimeWindow, Timezone, Value, Weekday, WeekdaySet,
 };
 
 use super::ast::{
@@ -18,7 +18,11 @@ use super::ast::{
 /// Lowers one parsed file. `fallback_name` names the policy when the file
 /// has no `policy` header (the file stem).
 #[must_use]
-pub fn lower(file: FileId, tree: &super::ast::File, fallback_name: &str) -> (PolicyFile, Vec<Diagnostic>) {
+pub fn lower(
+    file: FileId,
+    tree: &super::ast::File,
+    fallback_name: &str,
+) -> (PolicyFile, Vec<Diagnostic>) {
     let mut cx = Lower { diags: Vec::new() };
     let mut policy = Policy {
         id: PolicyId(0),
@@ -94,12 +98,13 @@ fn allowed(kind: BlockKind, entry: &EntryKind) -> bool {
         ),
         BlockKind::Role => matches!(
             entry,
-            E::TokenPrefix(_) | E::Access { .. } | E::RequireTls(_) | E::Limit { .. } | E::Delegates(_)
+            E::TokenPrefix(_)
+                | E::Access { .. }
+                | E::RequireTls(_)
+                | E::Limit { .. }
+                | E::Delegates(_)
         ),
-        BlockKind::Every => matches!(
-            entry,
-            E::Access { .. } | E::RequireTls(_) | E::Limit { .. }
-        ),
+        BlockKind::Every => matches!(entry, E::Access { .. } | E::RequireTls(_) | E::Limit { .. }),
     }
 }
 
@@ -138,7 +143,11 @@ impl Lower {
                         format!(
                             "`{}` does not belong in {} `{}` block",
                             e.keyword(),
-                            if block.kind == BlockKind::Every { "an" } else { "a" },
+                            if block.kind == BlockKind::Every {
+                                "an"
+                            } else {
+                                "a"
+                            },
                             block.kind.keyword()
                         ),
                     )
@@ -148,7 +157,11 @@ impl Lower {
             }
             let key = match &e.kind {
                 EntryKind::Access { list, block, .. } => {
-                    format!("{} {}", list.value.keyword(), if *block { "block" } else { "allow" })
+                    format!(
+                        "{} {}",
+                        list.value.keyword(),
+                        if *block { "block" } else { "allow" }
+                    )
                 }
                 EntryKind::Limit { .. } => {
                     out.push(e);
@@ -180,7 +193,12 @@ impl Lower {
                 EntryKind::Version(v) => policy.version = Some(v.value.clone()),
                 EntryKind::Description(d) => policy.description = Some(d.value.clone()),
                 EntryKind::Combine(w) => {
-                    settings.combining = self.word(w, "combining algorithm", Combining::parse, &Combining::words());
+                    settings.combining = self.word(
+                        w,
+                        "combining algorithm",
+                        Combining::parse,
+                        &Combining::words(),
+                    );
                 }
                 EntryKind::Default {
                     effect,
@@ -240,7 +258,10 @@ impl Lower {
                             Diagnostic::new(
                                 Code::EmptyList,
                                 patterns.span,
-                                format!("`{} allow` is an empty list: nothing is allowed", list.value.keyword()),
+                                format!(
+                                    "`{} allow` is an empty list: nothing is allowed",
+                                    list.value.keyword()
+                                ),
                             )
                             .with_help("list at least one entry, or remove the entry"),
                         );
@@ -270,7 +291,8 @@ impl Lower {
                     on,
                     label,
                 } => {
-                    let metric_v = self.word(metric, "limit metric", Metric::parse, &Metric::words());
+                    let metric_v =
+                        self.word(metric, "limit metric", Metric::parse, &Metric::words());
                     let rate = self.rate(count, unit);
                     let actions = on.as_ref().and_then(|p| self.pattern(p, false));
                     if let (Some(m), Some(rate)) = (metric_v, rate) {
@@ -298,8 +320,12 @@ impl Lower {
         parts.name.clone_from(&rule.name);
         if rule.actions.items.is_empty() {
             self.report(
-                Diagnostic::new(Code::EmptyList, rule.actions.span, "the rule lists no action: it never applies")
-                    .with_help("list at least one action, e.g. \"tool:call\""),
+                Diagnostic::new(
+                    Code::EmptyList,
+                    rule.actions.span,
+                    "the rule lists no action: it never applies",
+                )
+                .with_help("list at least one action, e.g. \"tool:call\""),
             );
         }
         parts.actions = self.patterns(&rule.actions, false);
@@ -322,24 +348,34 @@ impl Lower {
                 once.push((kw, c.span));
             }
             match &c.kind {
-                ClauseKind::On(n) => {
+                ClauseKind::On { names: n, hosts } => {
                     if n.items.is_empty() {
                         self.report(
-                            Diagnostic::new(Code::EmptyList, n.span, "`on` lists no target: the rule never applies")
-                                .with_help("list at least one target, or remove `on` to match any target"),
+                            Diagnostic::new(
+                                Code::EmptyList,
+                                n.span,
+                                "`on` lists no target: the rule never applies",
+                            )
+                            .with_help(
+                                "list at least one target, or remove `on` to match any target",
+                            ),
                         );
                     }
-                    parts.targets = self.patterns(n, false);
+                    parts.targets = self.patterns(n, *hosts);
                 }
                 ClauseKind::For(principals) => {
                     for p in principals {
                         match p.kind.value {
-                            PrincipalKind::Agents => parts.scope.agents.extend(self.names(&p.names)),
+                            PrincipalKind::Agents => {
+                                parts.scope.agents.extend(self.names(&p.names))
+                            }
                             PrincipalKind::Roles => parts.scope.roles.extend(self.names(&p.names)),
                             PrincipalKind::Tags => parts.scope.tags.extend(self.names(&p.names)),
                             PrincipalKind::Tiers => {
                                 for t in &p.names.items {
-                                    if let Some(t) = self.word(t, "trust tier", Tier::parse, &Tier::words()) {
+                                    if let Some(t) =
+                                        self.word(t, "trust tier", Tier::parse, &Tier::words())
+                                    {
                                         parts.scope.tiers.push(t);
                                     }
                                 }
@@ -367,8 +403,12 @@ impl Lower {
                         .map_or_else(|| default_constraint_name(&f), |l| l.value.clone());
                     if values.value.is_empty() {
                         self.report(
-                            Diagnostic::new(Code::EmptyList, values.span, "`require` lists no value: the rule always denies")
-                                .with_help("list the values that are allowed"),
+                            Diagnostic::new(
+                                Code::EmptyList,
+                                values.span,
+                                "`require` lists no value: the rule always denies",
+                            )
+                            .with_help("list the values that are allowed"),
                         );
                     }
                     parts.constraints.push(Constraint {
@@ -398,7 +438,11 @@ impl Lower {
                         Diagnostic::new(
                             Code::InvalidOperand,
                             value.span,
-                            format!("`{}` compares numbers, found {}", op.symbol(), lit_kind(value)),
+                            format!(
+                                "`{}` compares numbers, found {}",
+                                op.symbol(),
+                                lit_kind(value)
+                            ),
                         )
                         .with_help("use `==`, `in` or `matches` for strings"),
                     );
@@ -441,7 +485,10 @@ impl Lower {
                 span: *span,
             }),
             Expr::Time { window, span } => match TimeWindow::parse(&window.value) {
-                Ok(window) => Some(Condition::Time { window, span: *span }),
+                Ok(window) => Some(Condition::Time {
+                    window,
+                    span: *span,
+                }),
                 Err(msg) => {
                     self.report(
                         Diagnostic::new(Code::InvalidTime, window.span, format!("invalid time window: {msg}"))
@@ -468,7 +515,9 @@ impl Lower {
                                     d.span,
                                     format!("`{}` is not a weekday", lit_text(d)),
                                 )
-                                .with_help("use mon, tue, wed, thu, fri, sat, sun (or the full names)"),
+                                .with_help(
+                                    "use mon, tue, wed, thu, fri, sat, sun (or the full names)",
+                                ),
                             );
                         }
                     }
@@ -533,19 +582,30 @@ impl Lower {
         }
         let help = match did_you_mean(&w.value, words.iter().copied()) {
             Some(s) => format!("did you mean `{s}`?"),
-            None => format!("use one of {}", words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", ")),
+            None => format!(
+                "use one of {}",
+                words
+                    .iter()
+                    .map(|w| format!("`{w}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         self.report(
-            Diagnostic::new(Code::InvalidValue, w.span, format!("`{}` is not a valid {what}", w.value))
-                .with_label_message(format!("expected one of {}", words.join(", ")))
-                .with_help(help),
+            Diagnostic::new(
+                Code::InvalidValue,
+                w.span,
+                format!("`{}` is not a valid {what}", w.value),
+            )
+            .with_label_message(format!("expected one of {}", words.join(", ")))
+            .with_help(help),
         );
         None
     }
 
     fn rate(&mut self, count: &Spanned<f64>, unit: &Spanned<String>) -> Option<Rate> {
         let n = count.value;
-        if n.fract() != 0.0 || n < 1.0 || n > 1e15 {
+        if n.fract() != 0.0 || !(1.0..=1e15).contains(&n) {
             self.report(
                 Diagnostic::new(Code::InvalidNumber, count.span, format!("a limit counts whole things; `{n}` is not a whole number of at least 1"))
                     .with_help("write a whole number such as `20`; to forbid something entirely, write a deny rule"),
@@ -558,10 +618,13 @@ impl Lower {
             Ok(r) => Some(r),
             Err(msg) => {
                 let units = ["second", "minute", "hour", "day"];
-                let help = did_you_mean(&unit.value, units.iter().copied())
-                    .map_or_else(|| "use second, minute, hour or day".to_owned(), |u| format!("did you mean `{u}`?"));
+                let help = did_you_mean(&unit.value, units.iter().copied()).map_or_else(
+                    || "use second, minute, hour or day".to_owned(),
+                    |u| format!("did you mean `{u}`?"),
+                );
                 self.report(
-                    Diagnostic::new(Code::InvalidRate, unit.span, format!("invalid rate: {msg}")).with_help(help),
+                    Diagnostic::new(Code::InvalidRate, unit.span, format!("invalid rate: {msg}"))
+                        .with_help(help),
                 );
                 None
             }
@@ -572,25 +635,14 @@ impl Lower {
         if let Some(tz) = Timezone::get(&s.value) {
             return Some(Spanned::new(tz, s.span));
         }
-        const COMMON: &[&str] = &[
-            "UTC",
-            "Europe/London",
-            "Europe/Paris",
-            "Europe/Berlin",
-            "America/New_York",
-            "America/Chicago",
-            "America/Los_Angeles",
-            "Asia/Tokyo",
-            "Asia/Singapore",
-            "Australia/Sydney",
-        ];
-        let help = did_you_mean(&s.value, COMMON.iter().copied()).map_or_else(
-            || "use an IANA time zone name such as \"UTC\" or \"Europe/Paris\"".to_owned(),
-            |c| format!("did you mean \"{c}\"?"),
-        );
+        let help = Timezone::suggestion(&s.value);
         self.report(
-            Diagnostic::new(Code::UnknownTimezone, s.span, format!("unknown time zone \"{}\"", s.value))
-                .with_help(help),
+            Diagnostic::new(
+                Code::UnknownTimezone,
+                s.span,
+                format!("unknown time zone \"{}\"", s.value),
+            )
+            .with_help(help),
         );
         None
     }
@@ -638,6 +690,10 @@ fn lit_kind(l: &Lit) -> &'static str {
 fn lit_text(l: &Lit) -> String {
     match &l.kind {
         LitKind::Str(s) | LitKind::Word(s) => s.clone(),
-        other => lit_value(&Lit { kind: other.clone(), span: l.span }).to_string(),
+        other => lit_value(&Lit {
+            kind: other.clone(),
+            span: l.span,
+        })
+        .to_string(),
     }
 }

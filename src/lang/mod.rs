@@ -2,10 +2,13 @@
 //! converters to and from YAML.
 
 pub mod ast;
+pub mod convert;
+pub mod fmt;
 pub mod lexer;
-mod parser;
-pub mod parse;
 pub mod lower;
+pub mod parse;
+mod parser;
+pub mod print;
 
 use writ_diagnostics::{Diagnostic, FileId};
 use writ_ir::PolicyFile;

@@ -54,7 +54,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
     close_brackets(file, text.len(), &mut tokens, &mut diagnostics);
 
     let mut errors: Vec<ErrorRecovery<usize, Tok, ()>> = Vec::new();
-    let result = FileParser::new().parse(file, &mut errors, tokens.into_iter());
+    let result = FileParser::new().parse(file, &mut errors, tokens);
     for e in &errors {
         if let Some(d) = describe(file, &e.error, Some(&e.dropped_tokens)) {
             diagnostics.push(d);
@@ -90,8 +90,12 @@ fn too_deep(file: FileId, tokens: &[(usize, Tok, usize)]) -> Option<Diagnostic> 
                 format!("brackets nested more than {MAX_DEPTH} deep")
             };
             return Some(
-                Diagnostic::new(Code::TooDeep, sp(file, *l, *r), format!("{what}; writ stops reading here"))
-                    .with_help("split the condition into several rules, or simplify it"),
+                Diagnostic::new(
+                    Code::TooDeep,
+                    sp(file, *l, *r),
+                    format!("{what}; writ stops reading here"),
+                )
+                .with_help("split the condition into several rules, or simplify it"),
             );
         }
     }
@@ -202,10 +206,10 @@ fn describe(
             )
             .with_label_message(format!("expected {}", expected_list(expected)))
             .with_help_opt(fix(tok, expected));
-            if let Some(last) = dropped.and_then(|d| d.last()) {
-                if last.2 > *r {
-                    d = d.with_note("writ skipped the rest of this part to carry on");
-                }
+            if let Some(last) = dropped.and_then(|d| d.last())
+                && last.2 > *r
+            {
+                d = d.with_note("writ skipped the rest of this part to carry on");
             }
             Some(d)
         }
@@ -250,19 +254,19 @@ fn fix(tok: &Tok, expected: &[String]) -> Option<String> {
         // elsewhere, e.g. `rul` at the top level.
         if !candidates.is_empty() {
             let all = KEYWORDS.iter().map(|(w, _)| *w);
-            if let Some(k) = did_you_mean(word, all) {
-                if candidates.contains(&k) {
-                    return Some(format!("did you mean `{k}`?"));
-                }
+            if let Some(k) = did_you_mean(word, all)
+                && candidates.contains(&k)
+            {
+                return Some(format!("did you mean `{k}`?"));
             }
         }
     }
-    if let Some(k) = tok.keyword() {
-        if expects(expected, "Ident") || expects(expected, "Str") {
-            return Some(format!(
-                "`{k}` is a keyword; to use it as a name, write it in quotes: \"{k}\""
-            ));
-        }
+    if let Some(k) = tok.keyword()
+        && (expects(expected, "Ident") || expects(expected, "Str"))
+    {
+        return Some(format!(
+            "`{k}` is a keyword; to use it as a name, write it in quotes: \"{k}\""
+        ));
     }
     if expects(expected, ":") && expected.len() <= 2 {
         return Some(
@@ -294,4 +298,3 @@ fn eof_fix(expected: &[String]) -> Option<String> {
         None
     }
 }
-

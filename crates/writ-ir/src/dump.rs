@@ -64,6 +64,15 @@ pub fn dump(set: &PolicySet, at: &dyn Fn(Span) -> String) -> String {
     out
 }
 
+/// A pattern as written; host patterns, which ignore case, are marked.
+fn pattern(p: &crate::Pattern) -> String {
+    if p.is_case_insensitive() {
+        format!("{:?} (any case)", p.as_str())
+    } else {
+        format!("{:?}", p.as_str())
+    }
+}
+
 fn names(list: &[Spanned<String>]) -> String {
     list.iter()
         .map(|n| n.value.as_str())
@@ -105,7 +114,7 @@ fn dump_agent(out: &mut String, a: &Agent, at: &dyn Fn(Span) -> String) {
     for l in &a.limits {
         let _ = write!(out, "  limit {} {} ({})", l.metric, l.rate, l.key);
         if let Some(p) = &l.actions {
-            let _ = write!(out, " on {:?}", p.as_str());
+            let _ = write!(out, " on {}", pattern(p));
         }
         let _ = writeln!(out, " @{}", at(l.span));
     }
@@ -117,11 +126,7 @@ fn dump_agent(out: &mut String, a: &Agent, at: &dyn Fn(Span) -> String) {
 fn dump_access(out: &mut String, what: &str, list: &AccessList) {
     for (verb, l) in [("block", &list.block), ("allow", &list.allow)] {
         if let Some(l) = l {
-            let pats: Vec<String> = l
-                .patterns
-                .iter()
-                .map(|p| format!("{:?}", p.as_str()))
-                .collect();
+            let pats: Vec<String> = l.patterns.iter().map(pattern).collect();
             let _ = writeln!(out, "  {what}.{verb} ({}): [{}]", l.key, pats.join(", "));
         }
     }
@@ -167,18 +172,10 @@ fn dump_rule(out: &mut String, r: &Rule, at: &dyn Fn(Span) -> String) {
         let _ = write!(out, " risk: {}", risk.value);
     }
     let _ = writeln!(out);
-    let acts: Vec<String> = r
-        .actions
-        .iter()
-        .map(|p| format!("{:?}", p.as_str()))
-        .collect();
+    let acts: Vec<String> = r.actions.iter().map(pattern).collect();
     let _ = writeln!(out, "  actions: [{}]", acts.join(", "));
     if !r.targets.is_empty() {
-        let t: Vec<String> = r
-            .targets
-            .iter()
-            .map(|p| format!("{:?}", p.as_str()))
-            .collect();
+        let t: Vec<String> = r.targets.iter().map(pattern).collect();
         let _ = writeln!(out, "  targets: [{}]", t.join(", "));
     }
     dump_scope(out, &r.scope);

@@ -181,6 +181,20 @@ impl Timezone {
         }
     }
 
+    /// The help for a name that is not a time zone: the closest known
+    /// name when there is a plausible one.
+    #[must_use]
+    pub fn suggestion(name: &str) -> String {
+        let names: Vec<String> = jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_owned())
+            .collect();
+        match writ_diagnostics::did_you_mean(name, names.iter().map(String::as_str)) {
+            Some(c) => format!("did you mean `{c}`?"),
+            None => "use an IANA time zone name such as `UTC` or `Europe/Paris`".to_owned(),
+        }
+    }
+
     /// Looks an IANA name up in the bundled time zone database.
     #[must_use]
     pub fn get(name: &str) -> Option<Timezone> {

@@ -1,10 +1,9 @@
 //! Building IR rules from the parts each front end reads.
 
-use writ_diagnostics::Span;
 use crate::{
     Condition, Constraint, Effect, Pattern, PolicyId, Rate, Risk, Rule, RuleId, Scope, Spanned,
 };
-
+use writ_diagnostics::Span;
 
 /// The parts of a rule; [`RuleParts::build`] fills in the generated name.
 #[derive(Debug)]
@@ -91,4 +90,3 @@ pub fn generated_rule_name(effect: Effect, first_action: Option<&str>) -> String
     let slug = if slug.is_empty() { "any" } else { slug };
     format!("{effect}_{slug}")
 }
-

@@ -22,9 +22,9 @@ use writ_ir::{
 };
 
 use crate::cx::{Cx, rule_list};
-use writ_ir::RuleParts;
 use crate::tree::Node;
 use crate::{Header, Lowering};
+use writ_ir::RuleParts;
 
 const TOP: &[&str] = &["version", "defaults", "rules"];
 const DEFAULTS: &[&str] = &["risk_level", "approval"];

@@ -296,22 +296,7 @@ impl<'a> Cx<'a> {
         match Timezone::get(&s.value) {
             Some(tz) => Some(Spanned::new(tz, s.span)),
             None => {
-                const COMMON: &[&str] = &[
-                    "UTC",
-                    "Europe/London",
-                    "Europe/Paris",
-                    "Europe/Berlin",
-                    "America/New_York",
-                    "America/Chicago",
-                    "America/Los_Angeles",
-                    "Asia/Tokyo",
-                    "Asia/Singapore",
-                    "Australia/Sydney",
-                ];
-                let help = did_you_mean(&s.value, COMMON.iter().copied()).map_or_else(
-                    || "use an IANA time zone name such as `UTC` or `Europe/Paris`".to_owned(),
-                    |c| format!("did you mean `{c}`?"),
-                );
+                let help = Timezone::suggestion(&s.value);
                 self.report(
                     Diagnostic::new(
                         Code::UnknownTimezone,
@@ -405,8 +390,8 @@ pub(crate) fn rule_list(
 
 #[cfg(test)]
 mod tests {
-    use writ_ir::generated_rule_name;
     use writ_ir::Effect;
+    use writ_ir::generated_rule_name;
 
     #[test]
     fn generated_names_are_readable_slugs() {

@@ -23,9 +23,9 @@ use writ_ir::{
 };
 
 use crate::cx::{Cx, missing_action, rule_list};
-use writ_ir::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Header, Lowering};
+use writ_ir::RuleParts;
 
 const TOP: &[&str] = &[
     "version",

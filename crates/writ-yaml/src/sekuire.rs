@@ -27,9 +27,9 @@ use writ_ir::{
 };
 
 use crate::cx::Cx;
-use writ_ir::RuleParts;
 use crate::tree::{Kind, Node};
 use crate::{Lowering, meshguard};
+use writ_ir::RuleParts;
 
 const TOP: &[&str] = &[
     "project",

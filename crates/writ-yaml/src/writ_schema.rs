@@ -9,9 +9,9 @@ use writ_ir::{
 
 use crate::aegis::weekdays;
 use crate::cx::{Cx, missing_action, rule_list};
-use writ_ir::RuleParts;
 use crate::tree::{Key, Kind, Node};
 use crate::{Header, Lowering};
+use writ_ir::RuleParts;
 
 const TOP: &[&str] = &["writ", "policy", "agents", "roles", "rules"];
 const POLICY: &[&str] = &[

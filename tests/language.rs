@@ -1,0 +1,190 @@
+//! The writ language against the YAML front ends: every example policy
+//! exists in both forms and both lower to the same IR; conversion both ways
+//! keeps the meaning; the examples are formatted.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::path::{Path, PathBuf};
+
+use writ::lang::{convert, fmt, is_writ_file};
+use writ::{Source, compile};
+use writ_diagnostics::FileId;
+use writ_ir::PolicySet;
+
+fn examples() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut dirs = vec![root];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn policy_yaml_files() -> Vec<PathBuf> {
+    examples()
+        .into_iter()
+        .filter(|p| {
+            let n = p.to_string_lossy();
+            (n.ends_with(".yaml") || n.ends_with(".yml")) && !n.ends_with(".decisions.yaml")
+        })
+        .collect()
+}
+
+fn set_of(name: &str, text: &str) -> PolicySet {
+    let comp = compile(
+        &[Source {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        }],
+        None,
+    );
+    assert!(
+        !comp.has_errors(),
+        "{name} has errors: {:?}\n{text}",
+        comp.diagnostics
+    );
+    comp.set.unwrap()
+}
+
+fn assert_same(a: &PolicySet, b: &PolicySet, what: &str) {
+    let (x, y) = (convert::normalized(a), convert::normalized(b));
+    if x != y {
+        let diff: Vec<String> = x
+            .lines()
+            .zip(y.lines())
+            .filter(|(l, r)| l != r)
+            .take(5)
+            .map(|(l, r)| format!("  - {l}\n  + {r}"))
+            .collect();
+        panic!(
+            "{what}: IR differs\n{}\n--- full left:\n{x}\n--- full right:\n{y}",
+            diff.join("\n")
+        );
+    }
+}
+
+fn writ_twin(yaml: &Path) -> PathBuf {
+    let name = yaml.file_name().unwrap().to_string_lossy().to_string();
+    let stem = name.trim_end_matches(".yaml").trim_end_matches(".yml");
+    yaml.with_file_name(format!("{stem}.writ"))
+}
+
+#[test]
+fn every_example_exists_in_both_forms_with_the_same_ir() {
+    let yamls = policy_yaml_files();
+    assert!(
+        yamls.len() >= 9,
+        "expected the example policies, found {yamls:?}"
+    );
+    for yaml in yamls {
+        let twin = writ_twin(&yaml);
+        let y = std::fs::read_to_string(&yaml).unwrap();
+        let w = std::fs::read_to_string(&twin).unwrap_or_else(|_| {
+            panic!(
+                "{} has no writ-language twin {}",
+                yaml.display(),
+                twin.display()
+            )
+        });
+        let a = set_of(&yaml.to_string_lossy(), &y);
+        let b = set_of(&twin.to_string_lossy(), &w);
+        assert_same(&a, &b, &format!("{} vs {}", yaml.display(), twin.display()));
+    }
+}
+
+#[test]
+fn writ_examples_are_formatted() {
+    for p in examples()
+        .into_iter()
+        .filter(|p| is_writ_file(&p.to_string_lossy()))
+    {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let stem = p.file_stem().unwrap().to_string_lossy().to_string();
+        let out = fmt::format(&text, &stem).unwrap_or_else(|e| panic!("{}: {e:?}", p.display()));
+        assert_eq!(
+            out,
+            text,
+            "{} is not formatted (run `writ fmt` on it)",
+            p.display()
+        );
+    }
+}
+
+/// YAML → writ → YAML keeps the meaning, and comments come along.
+#[test]
+fn yaml_examples_convert_to_writ_and_back() {
+    for yaml in policy_yaml_files() {
+        let name = yaml.to_string_lossy().to_string();
+        let text = std::fs::read_to_string(&yaml).unwrap();
+        let original = set_of(&name, &text);
+        let comments = convert::yaml_comments(FileId(0), &text);
+        let n_comments = comments.len();
+        let w = convert::to_writ(&original, &text, comments).unwrap();
+        let from_writ = set_of("converted.writ", &w);
+        assert_same(&original, &from_writ, &format!("{name} → writ\n{w}"));
+        let parsed = writ::lang::parse::parse(FileId(0), &w);
+        assert_eq!(
+            parsed.file.comments.len(),
+            n_comments,
+            "{name}: comments lost\n{w}"
+        );
+        // The conversion is already in canonical layout.
+        assert_eq!(
+            fmt::format(&w, "converted").unwrap(),
+            w,
+            "{name}: conversion not formatted"
+        );
+        match convert::to_yaml(&from_writ, &parsed.file.comments) {
+            Ok(y2) => {
+                let back = set_of("back.yaml", &y2);
+                assert_same(&original, &back, &format!("{name} → writ → yaml\n{y2}"));
+            }
+            // Only dialect features the YAML schema has no words for.
+            Err(u) => assert!(
+                u.message.contains("cannot keep its name")
+                    || u.message.contains("every agent")
+                    || u.message.contains("any case")
+                    || u.message.contains("derives a constraint"),
+                "{name}: {u:?}"
+            ),
+        }
+    }
+}
+
+/// writ → YAML → writ keeps the meaning.
+#[test]
+fn writ_examples_convert_to_yaml_and_back() {
+    for p in examples()
+        .into_iter()
+        .filter(|p| is_writ_file(&p.to_string_lossy()))
+    {
+        let text = std::fs::read_to_string(&p).unwrap();
+        let original = set_of(&p.to_string_lossy(), &text);
+        let comments = writ::lang::lexer::lex(FileId(0), &text).comments;
+        let Ok(y) = convert::to_yaml(&original, &comments) else {
+            continue;
+        };
+        let back = set_of("back.yaml", &y);
+        assert_same(&original, &back, &format!("{} → yaml\n{y}", p.display()));
+        let ycomments = convert::yaml_comments(FileId(0), &y);
+        assert_eq!(
+            ycomments.len(),
+            comments.len(),
+            "{}: comments lost\n{y}",
+            p.display()
+        );
+    }
+}
