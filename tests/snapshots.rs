@@ -71,8 +71,29 @@ fn malformed_and_edge_case_fixtures() {
 }
 
 #[test]
+fn broken_writ_files() {
+    insta::glob!("fixtures/writ/*.writ", |path| {
+        let sources = vec![source(path)];
+        let comp = compile(&sources, None);
+        assert!(
+            comp.has_errors(),
+            "{} is broken on purpose but reported no error",
+            path.display()
+        );
+        for d in &comp.diagnostics {
+            assert!(
+                d.span().is_some(),
+                "{} has a diagnostic without a span",
+                path.display()
+            );
+        }
+        insta::assert_snapshot!(report(&comp, &sources));
+    });
+}
+
+#[test]
 fn example_policies_lower_cleanly() {
-    insta::glob!("../examples", "**/*.y*ml", |path| {
+    insta::glob!("../examples", "**/*.{yaml,yml,writ}", |path| {
         if path.to_string_lossy().ends_with(".decisions.yaml") {
             return;
         }
@@ -124,6 +145,8 @@ fn no_unreferenced_snapshots() {
             stem.strip_prefix("snapshots__malformed_and_edge_case_fixtures@")
         {
             root.join("tests/fixtures/yaml").join(f)
+        } else if let Some(f) = stem.strip_prefix("snapshots__broken_writ_files@") {
+            root.join("tests/fixtures/writ").join(f)
         } else if let Some(f) = stem.strip_prefix("snapshots__example_policies_lower_cleanly@") {
             root.join("examples").join(f.replace("__", "/"))
         } else if stem == "snapshots__merging_files_keeps_first_settings_and_reports_conflicts" {

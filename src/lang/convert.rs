@@ -881,7 +881,7 @@ fn yaml_rule(e: &mut Emitter<'_>, r: &Rule) -> Result<(), Unsupported> {
     }
     if let Some(c) = &r.condition {
         field(e, "when:");
-        yaml_condition(e, c, 6, false);
+        yaml_condition(e, c, 6, false)?;
     }
     if !r.constraints.is_empty() {
         field(e, "constraints:");
@@ -918,9 +918,37 @@ fn yaml_rule(e: &mut Emitter<'_>, r: &Rule) -> Result<(), Unsupported> {
 }
 
 /// Writes a condition as a list item (`- ...`) or mapping body at `indent`.
-fn yaml_condition(e: &mut Emitter<'_>, c: &Condition, indent: usize, item: bool) {
+fn yaml_condition(
+    e: &mut Emitter<'_>,
+    c: &Condition,
+    indent: usize,
+    item: bool,
+) -> Result<(), Unsupported> {
     let lead = if item { "- " } else { "" };
     let key = |f: &Field| yaml_str(&f.to_string());
+    let field = match c {
+        Condition::Compare { field, span, .. }
+        | Condition::In { field, span, .. }
+        | Condition::Glob { field, span, .. }
+        | Condition::Contains { field, span, .. }
+        | Condition::Exists { field, span } => Some((field, *span)),
+        _ => None,
+    };
+    if let Some((Field::Context(p), span)) = field {
+        if let Some(first) = p.0.first().filter(|f| {
+            matches!(
+                f.as_str(),
+                "all" | "any" | "not" | "time" | "weekdays" | "target"
+            )
+        }) {
+            return Err(unsupported(
+                span,
+                format!(
+                    "in writ's YAML schema `{first}:` is an operator, not a context key; keep this policy in the writ language"
+                ),
+            ));
+        }
+    }
     match c {
         Condition::Compare {
             field, op, value, ..
@@ -993,20 +1021,21 @@ fn yaml_condition(e: &mut Emitter<'_>, c: &Condition, indent: usize, item: bool)
             };
             if parts.is_empty() {
                 e.line(indent, &format!("{lead}{k}: []"));
-                return;
+                return Ok(());
             }
             e.line(indent, &format!("{lead}{k}:"));
             let inner = indent + if item { 4 } else { 2 };
             for p in parts {
-                yaml_condition(e, p, inner, true);
+                yaml_condition(e, p, inner, true)?;
             }
         }
         Condition::Not(inner, _) => {
             e.line(indent, &format!("{lead}not:"));
             let i = indent + if item { 4 } else { 2 };
-            yaml_condition(e, inner, i, false);
+            yaml_condition(e, inner, i, false)?;
         }
     }
+    Ok(())
 }
 
 /// True when two policy sets mean the same: the same IR, spans and the

@@ -322,8 +322,8 @@ impl fmt::Display for Tok {
         }
         match self {
             Tok::Ident(s) => write!(f, "`{s}`"),
-            Tok::Str(s) => write!(f, "the string {s:?}"),
-            Tok::Num(n) => write!(f, "the number `{n}`"),
+            Tok::Str(s) => write!(f, "{}", super::print::string(s)),
+            Tok::Num(n) => write!(f, "`{n}`"),
             Tok::Comment => f.write_str("a comment"),
             Tok::Error | Tok::Unterminated => f.write_str("unreadable input"),
             other => {
@@ -424,7 +424,14 @@ fn lex_error(sp: Span, slice: &str, e: LexError) -> Diagnostic {
             let d = Diagnostic::new(
                 Code::InvalidCharacter,
                 sp,
-                format!("the character `{}` has no meaning in writ", ch.escape_default()),
+                format!(
+                    "the character `{}` has no meaning in writ",
+                    if ch.is_control() || ch.is_whitespace() {
+                        ch.escape_default().to_string()
+                    } else {
+                        ch.to_string()
+                    }
+                ),
             );
             match ch {
                 '=' => d.with_help("compare with `==`"),

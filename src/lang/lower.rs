@@ -397,6 +397,10 @@ impl Lower {
                     values,
                     label,
                 } => {
+                    self.check_path(field);
+                    if let Some(a) = alternate {
+                        self.check_path(a);
+                    }
                     let f = to_field(&field.value);
                     let name = label
                         .as_ref()
@@ -426,6 +430,14 @@ impl Lower {
     }
 
     fn expr(&mut self, e: &Expr) -> Option<Condition> {
+        match e {
+            Expr::Compare { field, .. }
+            | Expr::In { field, .. }
+            | Expr::Matches { field, .. }
+            | Expr::Contains { field, .. }
+            | Expr::Exists { field, .. } => self.check_path(field),
+            _ => {}
+        }
         match e {
             Expr::Compare {
                 field,
@@ -538,6 +550,23 @@ impl Lower {
                 Some(Condition::any(parts).unwrap_or(Condition::Any(Vec::new())))
             }
             Expr::Not(inner, span) => self.expr(inner).map(|c| Condition::Not(Box::new(c), *span)),
+        }
+    }
+
+    /// Reports a quoted path segment holding a `.`: `a.b` already means
+    /// the key `b` inside `a`, as in YAML.
+    fn check_path(&mut self, path: &Spanned<Vec<String>>) {
+        if let Some(seg) = path.value.iter().find(|s| s.contains('.') || s.is_empty()) {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidValue,
+                    path.span,
+                    format!("the field name \"{seg}\" cannot be empty or hold a `.`"),
+                )
+                .with_help(
+                    "write nested keys as a dotted path without quotes, e.g. customer.email",
+                ),
+            );
         }
     }
 

@@ -51,7 +51,7 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
             diagnostics,
         };
     }
-    close_brackets(file, text.len(), &mut tokens, &mut diagnostics);
+    close_brackets(file, text, &mut tokens, &mut diagnostics);
 
     let mut errors: Vec<ErrorRecovery<usize, Tok, ()>> = Vec::new();
     let result = FileParser::new().parse(file, &mut errors, tokens);
@@ -67,6 +67,16 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
             Vec::new()
         }
     };
+    if items.is_empty() && diagnostics.is_empty() {
+        diagnostics.push(
+            Diagnostic::new(
+                Code::EmptyPolicy,
+                sp(file, 0, 0),
+                "the policy file has no policy, agent or rule",
+            )
+            .with_help("add at least one rule, e.g. `rule lookups: allow \"tool:call\" on \"lookup_*\"`; see docs/language.md"),
+        );
+    }
     Parsed {
         file: ast::File { items, comments },
         diagnostics,
@@ -102,53 +112,90 @@ fn too_deep(file: FileId, tokens: &[(usize, Tok, usize)]) -> Option<Diagnostic> 
     None
 }
 
-/// Appends the closing brackets a file lacks, reporting each at its opener,
+/// Adds the closing brackets a file lacks, reporting each at its opener,
 /// so that a missing `}` costs one diagnostic instead of the whole file.
+/// Blocks do not nest, so a block still open when a line starts with an
+/// item keyword (`rule`, `agent`, ...) is closed just before that line;
+/// anything else still open is closed at the end of the file.
 fn close_brackets(
     file: FileId,
-    end: usize,
+    text: &str,
     tokens: &mut Vec<(usize, Tok, usize)>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let mut open: Vec<(usize, Tok, usize)> = Vec::new();
-    for (l, t, r) in tokens.iter() {
+    let mut out = Vec::with_capacity(tokens.len());
+    let mut prev_end = 0usize;
+    for (l, t, r) in tokens.drain(..) {
+        let starts_line =
+            text.get(prev_end..l).is_some_and(|gap| gap.contains('\n')) || prev_end == 0;
+        let item_keyword = matches!(
+            t,
+            Tok::Rule | Tok::Agent | Tok::Role | Tok::Policy | Tok::Every
+        );
+        if item_keyword && starts_line && open.last().is_some_and(|o| o.1 == Tok::LBrace) {
+            let at = text.get(..l).map_or(l, |before| before.trim_end().len());
+            while let Some(o) = open.pop() {
+                unclosed(file, &o, at, Some((l, r)), diagnostics, &mut out);
+            }
+        }
+        prev_end = r;
         let closer = match t {
             Tok::LBrace | Tok::LBracket | Tok::LParen => {
-                open.push((*l, t.clone(), *r));
+                open.push((l, t.clone(), r));
+                out.push((l, t, r));
                 continue;
             }
             Tok::RBrace => Tok::LBrace,
             Tok::RBracket => Tok::LBracket,
             Tok::RParen => Tok::LParen,
-            _ => continue,
+            _ => {
+                out.push((l, t, r));
+                continue;
+            }
         };
         if let Some(pos) = open.iter().rposition(|(_, o, _)| *o == closer) {
             open.truncate(pos);
         }
+        out.push((l, t, r));
     }
-    while let Some((l, t, r)) = open.pop() {
-        let (opener, closer, what) = match t {
-            Tok::LBrace => ("{", Tok::RBrace, "block"),
-            Tok::LBracket => ("[", Tok::RBracket, "list"),
-            _ => ("(", Tok::RParen, "parenthesis"),
-        };
-        let close_text = match closer {
-            Tok::RBrace => "}",
-            Tok::RBracket => "]",
-            _ => ")",
-        };
-        diagnostics.push(
-            Diagnostic::new(
-                Code::UnexpectedToken,
-                sp(file, l, r),
-                format!("this `{opener}` is never closed"),
-            )
-            .with_label_message(format!("{what} opened here"))
-            .with_secondary(sp(file, end, end), "the file ends here")
-            .with_help(format!("add `{close_text}` where the {what} ends")),
-        );
-        tokens.push((end, closer, end));
+    let end = text.len();
+    while let Some(o) = open.pop() {
+        unclosed(file, &o, end, None, diagnostics, &mut out);
     }
+    *tokens = out;
+}
+
+/// Reports one unclosed bracket and adds its closer at `at`; `next` is the
+/// token the closer goes before (`None`: the end of the file).
+fn unclosed(
+    file: FileId,
+    (l, t, r): &(usize, Tok, usize),
+    at: usize,
+    next: Option<(usize, usize)>,
+    diagnostics: &mut Vec<Diagnostic>,
+    out: &mut Vec<(usize, Tok, usize)>,
+) {
+    let (opener, closer, what, close_text) = match t {
+        Tok::LBrace => ("{", Tok::RBrace, "block", "}"),
+        Tok::LBracket => ("[", Tok::RBracket, "list", "]"),
+        _ => ("(", Tok::RParen, "parenthesis", ")"),
+    };
+    let d = Diagnostic::new(
+        Code::UnexpectedToken,
+        sp(file, *l, *r),
+        format!("this `{opener}` is never closed"),
+    )
+    .with_label_message(format!("{what} opened here"));
+    let d = match next {
+        None => d.with_secondary(sp(file, at, at), "the file ends here"),
+        Some((nl, nr)) => d.with_secondary(
+            sp(file, nl, nr),
+            format!("`{close_text}` expected before this line"),
+        ),
+    };
+    diagnostics.push(d.with_help(format!("add `{close_text}` where the {what} ends")));
+    out.push((at, closer, at));
 }
 
 /// The words for a terminal name as lalrpop reports it.
@@ -168,10 +215,11 @@ fn expected_list(expected: &[String]) -> String {
         .filter(|e| lexer::is_keyword(e.trim_matches('"')))
         .count();
     // Where any word would do (a field name, a list item), listing every
-    // keyword helps nobody.
+    // keyword helps nobody: "a name" covers them.
+    let any_word = keywords > 12 && expects(expected, "Ident");
     let words: Vec<String> = expected
         .iter()
-        .filter(|e| !(keywords > 12 && lexer::is_keyword(e.trim_matches('"'))))
+        .filter(|e| !(any_word && lexer::is_keyword(e.trim_matches('"'))))
         .filter_map(|e| expected_word(e))
         .collect();
     match words.as_slice() {
