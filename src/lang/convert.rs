@@ -934,20 +934,20 @@ fn yaml_condition(
         | Condition::Exists { field, span } => Some((field, *span)),
         _ => None,
     };
-    if let Some((Field::Context(p), span)) = field {
-        if let Some(first) = p.0.first().filter(|f| {
+    if let Some((Field::Context(p), span)) = field
+        && let Some(first) = p.0.first().filter(|f| {
             matches!(
                 f.as_str(),
                 "all" | "any" | "not" | "time" | "weekdays" | "target"
             )
-        }) {
-            return Err(unsupported(
-                span,
-                format!(
-                    "in writ's YAML schema `{first}:` is an operator, not a context key; keep this policy in the writ language"
-                ),
-            ));
-        }
+        })
+    {
+        return Err(unsupported(
+            span,
+            format!(
+                "in writ's YAML schema `{first}:` is an operator, not a context key; keep this policy in the writ language"
+            ),
+        ));
     }
     match c {
         Condition::Compare {
