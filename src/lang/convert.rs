@@ -885,8 +885,17 @@ fn yaml_rule(e: &mut Emitter<'_>, r: &Rule) -> Result<(), Unsupported> {
     }
     if !r.constraints.is_empty() {
         field(e, "constraints:");
+        let mut keys = std::collections::HashSet::new();
         for c in &r.constraints {
             let key = default_constraint_name(&c.field);
+            if !keys.insert(key.clone()) {
+                return Err(unsupported(
+                    c.span,
+                    format!(
+                        "writ's YAML schema has one `{key}` per rule; this rule requires it twice"
+                    ),
+                ));
+            }
             let derived = match &c.field {
                 Field::Target => None,
                 Field::Context(p) => p

@@ -341,14 +341,22 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
 }
 
 /// A condition: a list (all must hold) or a mapping (every entry must hold).
+/// An empty one always holds: it is `All([])`, never dropped, so that
+/// `not: {all: []}` stays a condition that never holds.
 pub(crate) fn condition(cx: &mut Cx<'_>, node: &Node) -> Option<Condition> {
     match &node.kind {
-        Kind::Seq(items) => Condition::all(items.iter().filter_map(|i| condition(cx, i)).collect()),
-        Kind::Map(entries) => Condition::all(
-            entries
-                .iter()
-                .filter_map(|(k, v)| entry(cx, k, v))
-                .collect(),
+        Kind::Seq(items) => Some(
+            Condition::all(items.iter().filter_map(|i| condition(cx, i)).collect())
+                .unwrap_or(Condition::All(Vec::new())),
+        ),
+        Kind::Map(entries) => Some(
+            Condition::all(
+                entries
+                    .iter()
+                    .filter_map(|(k, v)| entry(cx, k, v))
+                    .collect(),
+            )
+            .unwrap_or(Condition::All(Vec::new())),
         ),
         _ => {
             cx.wrong_type(
