@@ -317,3 +317,127 @@ fn junk_requests_never_crash_and_never_allow() {
         );
     }
 }
+
+/// A scratch directory under the target dir, fresh for each test.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn fmt_rewrites_checks_and_refuses_broken_files() {
+    let dir = scratch("fmt");
+    let messy = dir.join("messy.writ");
+    std::fs::write(
+        &messy,
+        "# keep me\nrule   refunds :allow \"tool:call\"   on refund when amount<=100 # small\n  limit 20 per hour\n",
+    )
+    .unwrap();
+    let path = messy.to_str().unwrap();
+    let check = writ(&["fmt", "--check", path], None);
+    assert_eq!(
+        check.status.code(),
+        Some(1),
+        "an unformatted file fails --check"
+    );
+    assert!(stderr(&check).contains("is not formatted"));
+    assert!(
+        std::fs::read_to_string(&messy)
+            .unwrap()
+            .contains("refunds :allow"),
+        "--check must not write"
+    );
+    let fmt = writ(&["fmt", path], None);
+    assert_eq!(fmt.status.code(), Some(0), "{}", stderr(&fmt));
+    assert_eq!(
+        std::fs::read_to_string(&messy).unwrap(),
+        "# keep me\nrule refunds: allow \"tool:call\" on refund\n  when amount <= 100  # small\n  limit 20 per hour\n"
+    );
+    assert_eq!(writ(&["fmt", "--check", path], None).status.code(), Some(0));
+
+    let broken = dir.join("broken.writ");
+    std::fs::write(&broken, "rule r allow \"x\"\n").unwrap();
+    let out = writ(&["fmt", broken.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("E0401"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&broken).unwrap(),
+        "rule r allow \"x\"\n"
+    );
+
+    let yaml = writ(&["fmt", "examples/support.yaml"], None);
+    assert_eq!(yaml.status.code(), Some(1));
+    assert!(stderr(&yaml).contains("writ convert"));
+
+    let piped = writ(&["fmt", "-"], Some("rule   r: deny \"x\"\n"));
+    assert_eq!(stdout(&piped), "rule r: deny x\n", "words print bare");
+}
+
+#[test]
+fn convert_goes_both_ways_and_the_results_check() {
+    let dir = scratch("convert");
+    let to_writ = writ(
+        &[
+            "convert",
+            "examples/seeds/meshguard-delegation.yaml",
+            "--to",
+            "writ",
+        ],
+        None,
+    );
+    assert_eq!(to_writ.status.code(), Some(0), "{}", stderr(&to_writ));
+    let text = stdout(&to_writ);
+    assert!(text.contains("rule "), "{text}");
+    let out = dir.join("support.yaml");
+    let to_yaml = writ(
+        &[
+            "convert",
+            "examples/support.writ",
+            "--to",
+            "yaml",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(to_yaml.status.code(), Some(0), "{}", stderr(&to_yaml));
+    let yaml = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        yaml.starts_with("# writ's own language"),
+        "comments come along:\n{yaml}"
+    );
+    assert!(yaml.contains("writ: 1"));
+    let check = writ(&["check", out.to_str().unwrap()], None);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    // A decision is the same through either form.
+    let req = r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":79.99,"currency":"USD"},"at":"2025-01-15T15:00:00Z"}"#;
+    let a = writ(&["eval", "examples/support.writ", "--request", req], None);
+    let b = writ(&["eval", out.to_str().unwrap(), "--request", req], None);
+    assert_eq!(stdout(&a), stdout(&b));
+    assert!(stdout(&a).contains("\"decision\":\"allow\""));
+    // What the YAML schema cannot say is refused, not dropped.
+    let sekuire = writ(
+        &["convert", "examples/seeds/sekuire.writ", "--to", "yaml"],
+        None,
+    );
+    assert_eq!(sekuire.status.code(), Some(1));
+    assert!(
+        stderr(&sekuire).contains("keep this policy in the writ language"),
+        "{}",
+        stderr(&sekuire)
+    );
+    // A policy with errors is not converted.
+    let bad = writ(
+        &[
+            "convert",
+            "tests/fixtures/yaml/bad-rate.yaml",
+            "--to",
+            "writ",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(stdout(&bad).is_empty());
+}

@@ -16,7 +16,12 @@ use writ_eval::{Evaluator, Request};
 fn files() -> Vec<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut out = Vec::new();
-    for dir in ["examples", "examples/seeds", "tests/fixtures/yaml"] {
+    for dir in [
+        "examples",
+        "examples/seeds",
+        "tests/fixtures/yaml",
+        "tests/fixtures/writ",
+    ] {
         for e in std::fs::read_dir(root.join(dir)).unwrap() {
             let p = e.unwrap().path();
             if p.is_file() && !p.to_string_lossy().ends_with(".decisions.yaml") {
@@ -27,10 +32,22 @@ fn files() -> Vec<PathBuf> {
     out
 }
 
-fn exercise(text: &str) {
+/// Mutants keep their file's language: `.writ` files go to the writ
+/// language, the rest to the YAML front ends. Formatting must not panic
+/// either.
+fn exercise(path: &Path, text: &str) {
+    let writ_lang = writ::lang::is_writ_file(&path.to_string_lossy());
+    if writ_lang {
+        let _ = writ::lang::fmt::format(text, "mutant");
+    }
     let comp = compile(
         &[Source {
-            name: "mutant.yaml".into(),
+            name: if writ_lang {
+                "mutant.writ"
+            } else {
+                "mutant.yaml"
+            }
+            .into(),
             text: text.to_owned(),
         }],
         None,
@@ -59,7 +76,7 @@ fn every_prefix_of_every_policy_is_handled() {
         let mut cut = 0;
         while cut <= text.len() {
             if text.is_char_boundary(cut) {
-                exercise(&text[..cut]);
+                exercise(&path, &text[..cut]);
             }
             cut += 3;
         }
@@ -89,7 +106,7 @@ fn byte_mutations_are_handled() {
                 bytes[at] = alphabet[(next() as usize) % alphabet.len()];
             }
             if let Ok(s) = String::from_utf8(bytes) {
-                exercise(&s);
+                exercise(&path, &s);
             }
         }
     }

@@ -8,14 +8,22 @@
 
 use std::fmt;
 
-use globset::{GlobBuilder, GlobMatcher};
+use std::sync::OnceLock;
+
+use globset::{Glob, GlobBuilder, GlobMatcher};
 use writ_diagnostics::Span;
 
-/// A compiled glob with its source text and span.
+/// A checked glob with its source text and span.
+///
+/// The glob is parsed (and so validated) when the pattern is made; the
+/// regex that matches it is built on first use, so lowering a large policy
+/// does not compile thousands of regexes that the compiled automaton never
+/// needs. Exact names (the common case) never build one at all.
 #[derive(Clone)]
 pub struct Pattern {
     text: String,
-    matcher: GlobMatcher,
+    glob: Glob,
+    matcher: OnceLock<GlobMatcher>,
     case_insensitive: bool,
     pub span: Span,
 }
@@ -60,7 +68,8 @@ impl Pattern {
             })?;
         Ok(Pattern {
             text: text.to_owned(),
-            matcher: glob.compile_matcher(),
+            glob,
+            matcher: OnceLock::new(),
             case_insensitive,
             span,
         })
@@ -68,7 +77,17 @@ impl Pattern {
 
     #[must_use]
     pub fn is_match(&self, candidate: &str) -> bool {
-        self.matcher.is_match(candidate)
+        if !self.case_insensitive {
+            if self.is_literal() {
+                return self.text == candidate;
+            }
+            if self.matches_everything() {
+                return true;
+            }
+        }
+        self.matcher
+            .get_or_init(|| self.glob.compile_matcher())
+            .is_match(candidate)
     }
 
     #[must_use]

@@ -1,0 +1,38 @@
+//! Inputs for writ's benchmarks.
+
+use std::fmt::Write as _;
+
+/// A policy in the writ language with `rules` rules of varied shapes
+/// (conditions, principals, targets, limits, reasons) and a few agents.
+#[must_use]
+pub fn generated_policy(rules: usize) -> String {
+    let mut s = String::with_capacity(rules * 120);
+    s.push_str("# generated for benchmarks\npolicy \"bench\" {\n  combine first-match\n  default deny risk medium\n  timezone \"Europe/Paris\"\n}\n\n");
+    for a in 0..20 {
+        let _ = writeln!(
+            s,
+            "agent \"agent-{a}\" {{\n  roles [role-{}]\n  tier trusted\n  tools allow [\"lookup_*\", \"tool_{a}\"]\n  limit 100 requests per minute\n}}\n",
+            a % 5
+        );
+    }
+    for i in 0..rules {
+        let effect = ["allow", "deny", "approve"][i % 3];
+        let _ = write!(s, "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"\n", i % 97);
+        match i % 4 {
+            0 => {
+                let _ = writeln!(s, "  when amount <= {} and currency in [USD, EUR]", i % 500);
+            }
+            1 => {
+                let _ = writeln!(s, "  for roles [role-{}]\n  when not (customer.tier == gold) or labels contains vip", i % 5);
+            }
+            2 => {
+                let _ = writeln!(s, "  when time in \"09:00-17:00\" and weekday in [mon, tue, wed]\n  limit {} per hour", 1 + i % 50);
+            }
+            _ => {
+                let _ = writeln!(s, "  when email matches \"*@example.com\"\n  risk high\n  because \"Rule {i} needs {{agent}} to ask\"");
+            }
+        }
+        s.push('\n');
+    }
+    s
+}
