@@ -89,6 +89,7 @@ codes! {
     TooDeep = "E0407", Language, Error, "nesting too deep";
     IgnoredDefaults = "W0101", Lint, Warning, "defaults of a later file are ignored";
     EmptyList = "W0102", Lint, Warning, "empty list never matches";
+    LimitNeverCounts = "W0103", Lint, Warning, "limit on a rule that never allows";
 }
 
 impl std::fmt::Display for Code {

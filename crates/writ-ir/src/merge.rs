@@ -195,6 +195,24 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
             seen_rules
                 .entry(rule.name.value.clone())
                 .or_insert(rule.name.span);
+            if let Some(limit) = rule
+                .limit
+                .as_ref()
+                .filter(|_| rule.effect.value != Effect::Allow)
+            {
+                diags.push(
+                    Diagnostic::new(
+                        Code::LimitNeverCounts,
+                        limit.span,
+                        format!(
+                            "`limit` on a rule that decides `{}` counts nothing: only allowed decisions are counted",
+                            rule.effect.value
+                        ),
+                    )
+                    .with_secondary(rule.effect.span, "this rule never allows")
+                    .with_help("remove the limit, or put it on the `allow` rule whose use it should bound"),
+                );
+            }
             set.rules.push(rule);
         }
     }
