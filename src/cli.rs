@@ -4,6 +4,7 @@ mod check;
 mod convert;
 mod eval;
 mod fmt;
+mod graph;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -42,6 +43,9 @@ pub enum Command {
     ///
     /// The result is checked to mean the same as the original.
     Convert(convert::Args),
+    /// Draw the delegation graph (agents, roles, permitted delegations with
+    /// their conditions; privilege-escalating edges in red).
+    Graph(graph::Args),
 }
 
 /// `--dialect`: which YAML dialect to read; detected when absent.
@@ -87,6 +91,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Eval(args) => eval::run(&args),
         Command::Fmt(args) => fmt::run(&args),
         Command::Convert(args) => convert::run(&args),
+        Command::Graph(args) => graph::run(&args),
     }
 }
 

@@ -93,6 +93,8 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
     let set = if complete {
         let (set, merge_diags) = writ_ir::merge(files);
         diagnostics.extend(merge_diags);
+        let graph = writ_graph::build(&set);
+        diagnostics.extend(writ_graph::check(&set, &graph));
         Some(set)
     } else {
         None

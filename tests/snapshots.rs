@@ -99,8 +99,10 @@ fn example_policies_lower_cleanly() {
         }
         let sources = vec![source(path)];
         let comp = compile(&sources, None);
+        // Examples have no errors; a seed may keep a warning that tells its
+        // authors something true (the snapshot shows it).
         assert!(
-            comp.diagnostics.is_empty(),
+            !comp.has_errors(),
             "{}: {:#?}",
             path.display(),
             comp.diagnostics

@@ -131,6 +131,9 @@ pub fn to_tree(set: &PolicySet, comments: Vec<Comment>) -> Result<File, Unsuppor
         s.timezone.span,
         s.default_risk.as_ref().map(|r| r.span),
         s.default_reason.as_ref().map(|r| r.span),
+        s.max_delegation_depth.as_ref().map(|r| r.span),
+        s.ceiling.span,
+        s.entry_agents.as_ref().map(|r| r.span),
     ];
     let file = set.policies.first().map_or(FileId(0), |p| p.file);
     let head_start = setting_spans
@@ -189,6 +192,21 @@ pub fn to_tree(set: &PolicySet, comments: Vec<Comment>) -> Result<File, Unsuppor
                 EntryKind::Timezone(sn(s.timezone.value.name.clone(), sp)),
                 sp,
             );
+        }
+        if let Some(d) = &s.max_delegation_depth {
+            push(
+                EntryKind::MaxDelegationDepth(Spanned::new(f64::from(d.value), d.span)),
+                d.span,
+            );
+        }
+        if let Some(sp) = s.ceiling.span {
+            push(
+                EntryKind::Ceiling(sn(s.ceiling.value.as_str().to_owned(), sp)),
+                sp,
+            );
+        }
+        if let Some(e) = &s.entry_agents {
+            push(EntryKind::EntryAgents(names(&e.value, e.span)), e.span);
         }
         entries.sort_by_key(|e| e.span.start);
         let end = entries
@@ -697,6 +715,21 @@ pub fn to_yaml(set: &PolicySet, comments: &[Comment]) -> Result<String, Unsuppor
             e.line(
                 2,
                 &format!("timezone: {}", yaml_str(&s.timezone.value.name)),
+            );
+        }
+        if let Some(d) = &s.max_delegation_depth {
+            e.line(2, &format!("max_delegation_depth: {}", d.value));
+        }
+        if s.ceiling.span.is_some() {
+            e.line(2, &format!("ceiling: {}", s.ceiling.value));
+        }
+        if let Some(a) = &s.entry_agents {
+            e.line(
+                2,
+                &format!(
+                    "entry_agents: {}",
+                    yaml_list(a.value.iter().map(|x| x.value.as_str()))
+                ),
             );
         }
     }

@@ -124,6 +124,12 @@ pub enum Tok {
     Default,
     #[token("timezone")]
     Timezone,
+    #[token("max_delegation_depth")]
+    MaxDelegationDepth,
+    #[token("ceiling")]
+    Ceiling,
+    #[token("entry_agents")]
+    EntryAgents,
     #[token("risk")]
     Risk,
     #[token("because")]
@@ -260,6 +266,9 @@ pub const KEYWORDS: &[(&str, Tok)] = &[
     ("combine", Tok::Combine),
     ("default", Tok::Default),
     ("timezone", Tok::Timezone),
+    ("max_delegation_depth", Tok::MaxDelegationDepth),
+    ("ceiling", Tok::Ceiling),
+    ("entry_agents", Tok::EntryAgents),
     ("risk", Tok::Risk),
     ("because", Tok::Because),
     ("roles", Tok::Roles),

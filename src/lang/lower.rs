@@ -5,7 +5,7 @@
 
 use writ_diagnostics::{Code, Diagnostic, FileId, Span, did_you_mean};
 use writ_ir::{
-    Agent, AgentId, AgentLimit, Combining, Condition, Constraint, Dialect, Field, Metric,
+    Agent, AgentId, AgentLimit, Ceiling, Combining, Condition, Constraint, Dialect, Field, Metric,
     NamedList, PartialSettings, Path, Pattern, Policy, PolicyFile, PolicyId, Rate, Risk, RuleParts,
     Spanned, Subject, Tier, TimeWindow, Timezone, Value, Weekday, WeekdaySet,
 };
@@ -83,7 +83,14 @@ fn allowed(kind: BlockKind, entry: &EntryKind) -> bool {
     match kind {
         BlockKind::Policy => matches!(
             entry,
-            E::Version(_) | E::Description(_) | E::Combine(_) | E::Default { .. } | E::Timezone(_)
+            E::Version(_)
+                | E::Description(_)
+                | E::Combine(_)
+                | E::Default { .. }
+                | E::Timezone(_)
+                | E::MaxDelegationDepth(_)
+                | E::Ceiling(_)
+                | E::EntryAgents(_)
         ),
         BlockKind::Agent => matches!(
             entry,
@@ -111,9 +118,14 @@ fn allowed(kind: BlockKind, entry: &EntryKind) -> bool {
 fn where_it_belongs(entry: &EntryKind) -> &'static str {
     use EntryKind as E;
     match entry {
-        E::Version(_) | E::Description(_) | E::Combine(_) | E::Default { .. } | E::Timezone(_) => {
-            "the `policy` block"
-        }
+        E::Version(_)
+        | E::Description(_)
+        | E::Combine(_)
+        | E::Default { .. }
+        | E::Timezone(_)
+        | E::MaxDelegationDepth(_)
+        | E::Ceiling(_)
+        | E::EntryAgents(_) => "the `policy` block",
         E::Roles(_) | E::Tier(_) | E::Tags(_) => "an `agent` block",
         E::TokenPrefix(_) | E::Delegates(_) => "an `agent` or `role` block",
         _ => "an `agent`, `role` or `every agent` block",
@@ -218,6 +230,22 @@ impl Lower {
                     settings.default_reason.clone_from(reason);
                 }
                 EntryKind::Timezone(tz) => settings.timezone = self.timezone(tz),
+                EntryKind::MaxDelegationDepth(n) => {
+                    settings.max_delegation_depth = self.whole(n, "the maximum delegation depth");
+                }
+                EntryKind::Ceiling(w) => {
+                    settings.ceiling =
+                        self.word(w, "permission ceiling", Ceiling::parse, &Ceiling::words());
+                }
+                EntryKind::EntryAgents(n) => {
+                    if n.items.is_empty() {
+                        self.report(
+                            Diagnostic::new(Code::EmptyList, n.span, "`entry_agents` is an empty list: no agent is an entry")
+                                .with_help("list the agents where delegation chains start, or remove the entry"),
+                        );
+                    }
+                    settings.entry_agents = Some(Spanned::new(n.items.clone(), n.span));
+                }
                 _ => {}
             }
         }
@@ -630,6 +658,28 @@ impl Lower {
             .with_help(help),
         );
         None
+    }
+
+    /// A whole number of at least 1.
+    fn whole(&mut self, n: &Spanned<f64>, what: &str) -> Option<Spanned<u32>> {
+        let v = n.value;
+        if v.fract() != 0.0 || !(1.0..=f64::from(u32::MAX)).contains(&v) {
+            self.report(
+                Diagnostic::new(
+                    Code::InvalidNumber,
+                    n.span,
+                    format!("{what} must be a whole number of at least 1, found `{v}`"),
+                )
+                .with_help("write a whole number such as `3`"),
+            );
+            return None;
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "checked whole and in range above"
+        )]
+        Some(Spanned::new(v as u32, n.span))
     }
 
     fn rate(&mut self, count: &Spanned<f64>, unit: &Spanned<String>) -> Option<Rate> {

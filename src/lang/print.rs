@@ -190,7 +190,10 @@ fn entry(e: &Entry) -> String {
         | EntryKind::TokenPrefix(v) => {
             push(&string(&v.value));
         }
-        EntryKind::Combine(w) | EntryKind::Tier(w) => push(&word(&w.value)),
+        EntryKind::Combine(w) | EntryKind::Tier(w) | EntryKind::Ceiling(w) => {
+            push(&word(&w.value));
+        }
+        EntryKind::MaxDelegationDepth(n) => push(&number(n.value)),
         EntryKind::Default {
             effect,
             risk,
@@ -208,7 +211,10 @@ fn entry(e: &Entry) -> String {
                 push(&string(&r.value));
             }
         }
-        EntryKind::Roles(n) | EntryKind::Tags(n) | EntryKind::Delegates(n) => push(&names(n)),
+        EntryKind::Roles(n)
+        | EntryKind::Tags(n)
+        | EntryKind::Delegates(n)
+        | EntryKind::EntryAgents(n) => push(&names(n)),
         EntryKind::Access {
             block,
             patterns,

@@ -21,8 +21,12 @@ pub enum Phase {
     Names,
     /// E04xx: the writ language's tokens and grammar.
     Language,
+    /// E05xx: the delegation graph.
+    Graph,
     /// W01xx: merge and lint warnings.
     Lint,
+    /// W02xx: delegation graph warnings.
+    GraphLint,
 }
 
 macro_rules! codes {
@@ -87,9 +91,15 @@ codes! {
     MisplacedSetting = "E0405", Language, Error, "setting not allowed in this block";
     DuplicateSetting = "E0406", Language, Error, "setting given twice";
     TooDeep = "E0407", Language, Error, "nesting too deep";
+    UnknownDelegate = "E0501", Graph, Error, "delegates list or entry agent names an undeclared agent";
+    ChainTooLong = "E0502", Graph, Error, "delegation chain longer than the maximum depth";
     IgnoredDefaults = "W0101", Lint, Warning, "defaults of a later file are ignored";
     EmptyList = "W0102", Lint, Warning, "empty list never matches";
     LimitNeverCounts = "W0103", Lint, Warning, "limit on a rule that never allows";
+    UndeclaredDelegate = "W0201", GraphLint, Warning, "rule delegates to an undeclared agent or role";
+    DelegationCycle = "W0202", GraphLint, Warning, "delegation cycle";
+    UnreachableAgent = "W0203", GraphLint, Warning, "agent unreachable from the entry agents";
+    PrivilegeEscalation = "W0204", GraphLint, Warning, "privilege escalation through delegation";
 }
 
 impl std::fmt::Display for Code {
@@ -115,6 +125,8 @@ mod tests {
                 Phase::Names => "E03",
                 Phase::Language => "E04",
                 Phase::Lint => "W01",
+                Phase::Graph => "E05",
+                Phase::GraphLint => "W02",
             };
             assert!(
                 code.as_str().starts_with(prefix),

@@ -83,21 +83,134 @@ impl<'p> Evaluator<'p> {
             millis: at.as_millisecond(),
         };
 
+        self.decide(req, &clock, true)
+    }
+
+    /// Decides a request; with `commit`, an allow is counted against limits.
+    fn decide(&mut self, req: &Request, clock: &Clock, commit: bool) -> Decision {
+        let floor = if req.chain.len() > 1 {
+            match self.chain(req, clock) {
+                Ok(floor) => floor,
+                Err(denied) => return denied,
+            }
+        } else {
+            None
+        };
         let principal = match self.principal(req) {
             Ok(p) => p,
             Err(reason) => return self.deny(None, None, reason, None),
         };
         let mut pending = Vec::new();
-        if let Some(denied) = self.ceilings(req, &principal, &clock, &mut pending) {
+        if let Some(denied) = self.ceilings(req, &principal, clock, &mut pending) {
             return denied;
         }
-        let decision = self.rules(req, &principal, &clock, &mut pending);
+        let decision = self.rules(req, &principal, clock, &mut pending);
         if decision.effect == Effect::Allow {
-            for p in pending {
-                self.limiter.commit(p.key, p.amount, clock.millis);
+            // The strict ceiling: a chain member's approval is still needed.
+            if let Some(approve) = floor {
+                return approve;
+            }
+            if commit {
+                for p in pending {
+                    self.limiter.commit(p.key, p.amount, clock.millis);
+                }
             }
         }
         decision
+    }
+
+    /// Checks a request's delegation chain: its length, each hop, and (under
+    /// the strict ceiling) that every member may take the action itself.
+    /// Returns an approve decision when a member's own decision is approve.
+    fn chain(&mut self, req: &Request, clock: &Clock) -> Result<Option<Decision>, Decision> {
+        let hops = req.chain.len().saturating_sub(1);
+        if let Some(max) = &self.set.settings.max_delegation_depth
+            && hops > max.value as usize
+        {
+            return Err(self.deny(
+                None,
+                None,
+                format!(
+                    "the delegation chain has {hops} hops ({}), more than max_delegation_depth {}",
+                    req.chain.join(" → "),
+                    max.value
+                ),
+                None,
+            ));
+        }
+        for pair in req.chain.windows(2) {
+            let [from, to] = pair else { continue };
+            let hop = self.hop(req, from, to, clock);
+            if hop.effect == Effect::Deny {
+                let why = hop.reason.clone().unwrap_or_default();
+                return Err(Decision {
+                    reason: Some(format!(
+                        "delegation `{from}` → `{to}` in the chain is not permitted: {why}"
+                    )),
+                    ..hop
+                });
+            }
+        }
+        if self.set.settings.ceiling.value == writ_ir::Ceiling::None {
+            return Ok(None);
+        }
+        let mut floor = None;
+        let acting = req.chain.last().map_or("", String::as_str);
+        for member in req.chain.iter().filter(|m| m.as_str() != acting) {
+            let mut alone = Request::new(member, &req.action);
+            alone.target.clone_from(&req.target);
+            alone.context.clone_from(&req.context);
+            alone.at = req.at;
+            alone.tokens = req.tokens;
+            let own = self.decide(&alone, clock, false);
+            let what = match &req.target {
+                Some(t) => format!("`{}` on `{t}`", req.action),
+                None => format!("`{}`", req.action),
+            };
+            let why = own.reason.clone().unwrap_or_default();
+            match own.effect {
+                Effect::Deny => {
+                    return Err(Decision {
+                        reason: Some(format!(
+                            "strict ceiling: every agent in the chain must be allowed {what} itself, and `{member}` is not ({why})"
+                        )),
+                        ..own
+                    });
+                }
+                Effect::Approve if floor.is_none() => {
+                    floor = Some(Decision {
+                        reason: Some(format!(
+                            "strict ceiling: `{member}` in the chain needs approval for {what} ({why})"
+                        )),
+                        ..own
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(floor)
+    }
+
+    /// One hop of a chain: may `from` delegate to `to`? Asked as
+    /// `agent:delegate` on `to`, else as `handoff:<to>`; allow or approve
+    /// permits the hop (an approved hop has been approved by now).
+    fn hop(&mut self, req: &Request, from: &str, to: &str, clock: &Clock) -> Decision {
+        let mut ask = Request::new(from, "agent:delegate");
+        ask.target = Some(to.to_owned());
+        ask.context.clone_from(&req.context);
+        ask.at = req.at;
+        let first = self.decide(&ask, clock, false);
+        if first.effect != Effect::Deny {
+            return first;
+        }
+        let mut handoff = Request::new(from, &format!("handoff:{to}"));
+        handoff.context.clone_from(&req.context);
+        handoff.at = req.at;
+        let second = self.decide(&handoff, clock, false);
+        if second.effect != Effect::Deny {
+            return second;
+        }
+        first
     }
 
     fn policy_name(&self, rule_policy: writ_ir::PolicyId) -> Option<String> {
@@ -184,6 +297,22 @@ impl<'p> Evaluator<'p> {
         }
     }
 
+    /// True when `to` is in the entry's `delegates`, by name or by one of
+    /// the declared agent `to`'s roles.
+    fn delegates_to(&self, entry: &Agent, to: &str) -> bool {
+        let roles: Vec<&str> = self
+            .set
+            .agents
+            .iter()
+            .filter(|a| a.subject == Subject::Agent && a.name.value == to)
+            .flat_map(|a| a.roles.iter().map(|r| r.value.as_str()))
+            .collect();
+        entry
+            .delegates
+            .iter()
+            .any(|d| d.value == to || roles.contains(&d.value.as_str()))
+    }
+
     fn ceilings(
         &mut self,
         req: &Request,
@@ -192,6 +321,23 @@ impl<'p> Evaluator<'p> {
         pending: &mut Vec<Pending>,
     ) -> Option<Decision> {
         let target = req.target.as_deref().unwrap_or("");
+        if let (Some(to), Some(max)) = (
+            delegation_target(req),
+            &self.set.settings.max_delegation_depth,
+        ) {
+            let hops = req.chain.len().max(1);
+            if hops > max.value as usize {
+                return Some(self.deny(
+                    None,
+                    None,
+                    format!(
+                        "delegating to `{to}` would make a chain of {hops} hops, more than max_delegation_depth {}",
+                        max.value
+                    ),
+                    None,
+                ));
+            }
+        }
         for agent in self.set.agents.iter().filter(|a| Self::bounds(a, p)) {
             let who = match agent.subject {
                 Subject::Agent => format!("agent `{}`", agent.name.value),
@@ -227,6 +373,17 @@ impl<'p> Evaluator<'p> {
                     None,
                     Some(agent),
                     format!("{noun} `{target}` is not in {} of {who}", allow.key),
+                    None,
+                ));
+            }
+            if let Some(to) = delegation_target(req)
+                && !agent.delegates.is_empty()
+                && !self.delegates_to(agent, to)
+            {
+                return Some(self.deny(
+                    None,
+                    Some(agent),
+                    format!("delegation to `{to}` is not in delegates of {who}"),
                     None,
                 ));
             }
@@ -501,5 +658,14 @@ fn compare(actual: &Value, op: CmpOp, expected: &Value) -> bool {
                 _ => false,
             }
         }
+    }
+}
+
+/// The agent a delegation request hands off to: the target of
+/// `agent:delegate`, or the name in `handoff:<name>`.
+fn delegation_target(req: &Request) -> Option<&str> {
+    match req.action.as_str() {
+        "agent:delegate" => req.target.as_deref(),
+        other => other.strip_prefix("handoff:"),
     }
 }

@@ -18,6 +18,9 @@ pub struct Request {
     /// `None`: the caller's clock decides.
     pub at: Option<jiff::Timestamp>,
     pub tokens: u64,
+    /// The delegation chain the action is taken for, outermost agent
+    /// first, ending with `agent`; empty when the agent acts on its own.
+    pub chain: Vec<String>,
 }
 
 impl Request {
@@ -34,6 +37,7 @@ impl Request {
             context: BTreeMap::new(),
             at: None,
             tokens: 0,
+            chain: Vec::new(),
         }
     }
 }
@@ -55,7 +59,8 @@ impl std::error::Error for RequestError {}
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireRequest {
-    agent: String,
+    #[serde(default)]
+    agent: Option<String>,
     #[serde(default)]
     roles: Vec<String>,
     #[serde(default)]
@@ -71,6 +76,8 @@ struct WireRequest {
     at: Option<String>,
     #[serde(default)]
     tokens: Option<u64>,
+    #[serde(default)]
+    chain: Vec<String>,
 }
 
 fn to_value(v: serde_json::Value) -> Value {
@@ -88,8 +95,11 @@ fn to_value(v: serde_json::Value) -> Value {
 
 impl Request {
     /// Parses the JSON form: `{"agent", "action"}` required; `roles`, `tags`,
-    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens` optional.
-    /// Unknown fields are errors, so a misspelt `contxt` is not silently dropped.
+    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens`, `chain`
+    /// optional. With a `chain` (outermost agent first), `agent` may be left
+    /// out: the chain's last element acts; when both are given, `agent` must
+    /// be that last element. Unknown fields are errors, so a misspelt
+    /// `contxt` is not silently dropped.
     ///
     /// # Errors
     /// When the text is not JSON, a field has the wrong type or is unknown,
@@ -98,7 +108,28 @@ impl Request {
         let wire: WireRequest = serde_json::from_str(text).map_err(|e| RequestError {
             message: clean_serde(&e),
         })?;
-        if wire.agent.trim().is_empty() {
+        if wire.chain.iter().any(|a| a.trim().is_empty()) {
+            return Err(RequestError {
+                message: "`chain` must not hold an empty agent id".to_owned(),
+            });
+        }
+        let agent = match (wire.agent, wire.chain.last()) {
+            (Some(a), Some(last)) if a != *last => {
+                return Err(RequestError {
+                    message: format!(
+                        "`agent` is `{a}` but the chain ends with `{last}`; the last agent of `chain` is the one acting"
+                    ),
+                });
+            }
+            (Some(a), _) => a,
+            (None, Some(last)) => last.clone(),
+            (None, None) => {
+                return Err(RequestError {
+                    message: "malformed request: missing request field `agent`".to_owned(),
+                });
+            }
+        };
+        if agent.trim().is_empty() {
             return Err(RequestError {
                 message: "`agent` must not be empty".to_owned(),
             });
@@ -117,7 +148,7 @@ impl Request {
             })?),
         };
         Ok(Request {
-            agent: wire.agent,
+            agent,
             roles: wire.roles,
             tags: wire.tags,
             token: wire.token,
@@ -131,6 +162,7 @@ impl Request {
                 .collect(),
             at,
             tokens: wire.tokens.unwrap_or(0),
+            chain: wire.chain,
         })
     }
 }

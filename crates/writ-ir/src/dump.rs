@@ -45,6 +45,18 @@ pub fn dump(set: &PolicySet, at: &dyn Fn(Span) -> String) -> String {
         s.timezone.value.name,
         origin(s.timezone.span)
     );
+    if let Some(d) = &s.max_delegation_depth {
+        let _ = writeln!(out, "  max_delegation_depth: {} @{}", d.value, at(d.span));
+    }
+    let _ = writeln!(
+        out,
+        "  ceiling: {} {}",
+        s.ceiling.value,
+        origin(s.ceiling.span)
+    );
+    if let Some(e) = &s.entry_agents {
+        let _ = writeln!(out, "  entry_agents: {} @{}", names(&e.value), at(e.span));
+    }
     for p in &set.policies {
         let _ = write!(out, "policy #{} {:?} dialect={}", p.id.0, p.name, p.dialect);
         if let Some(v) = &p.version {

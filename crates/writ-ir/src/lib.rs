@@ -20,9 +20,9 @@ pub use condition::{CmpOp, Condition, Field};
 pub use dump::dump;
 pub use merge::{PartialSettings, PolicyFile, merge};
 pub use model::{
-    AccessList, Agent, AgentId, AgentLimit, Combining, Constraint, Dialect, Effect, Metric,
-    NamedList, Policy, PolicyId, PolicySet, Rate, RateUnit, Risk, Rule, RuleId, Scope, Setting,
-    Settings, Spanned, Subject, Tier, Timezone,
+    AccessList, Agent, AgentId, AgentLimit, Ceiling, Combining, Constraint, Dialect, Effect,
+    Metric, NamedList, Policy, PolicyId, PolicySet, Rate, RateUnit, Risk, Rule, RuleId, Scope,
+    Setting, Settings, Spanned, Subject, Tier, Timezone,
 };
 pub use pattern::{Pattern, PatternError};
 pub use rule_parts::{RuleParts, generated_rule_name};

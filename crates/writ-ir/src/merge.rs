@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 use writ_diagnostics::{Code, Diagnostic, Span};
 
 use crate::{
-    Agent, AgentId, Combining, Effect, Policy, PolicyId, PolicySet, Risk, Rule, RuleId, Setting,
-    Settings, Spanned, Subject, Timezone,
+    Agent, AgentId, Ceiling, Combining, Effect, Policy, PolicyId, PolicySet, Risk, Rule, RuleId,
+    Setting, Settings, Spanned, Subject, Timezone,
 };
 
 /// Settings as one file declares them; `None` where it is silent.
@@ -24,6 +24,9 @@ pub struct PartialSettings {
     pub default_risk: Option<Spanned<Risk>>,
     pub default_reason: Option<Spanned<String>>,
     pub timezone: Option<Spanned<Timezone>>,
+    pub max_delegation_depth: Option<Spanned<u32>>,
+    pub ceiling: Option<Spanned<Ceiling>>,
+    pub entry_agents: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 /// What a front end produces for one source file. Ids inside are local to
@@ -101,6 +104,32 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
             |v| v.name.clone(),
             &mut diags,
         );
+        take(
+            &mut acc.max_delegation_depth,
+            s.max_delegation_depth.as_ref(),
+            "maximum delegation depth",
+            u32::to_string,
+            &mut diags,
+        );
+        take(
+            &mut acc.ceiling,
+            s.ceiling.as_ref(),
+            "permission ceiling",
+            |v| v.to_string(),
+            &mut diags,
+        );
+        take(
+            &mut acc.entry_agents,
+            s.entry_agents.as_ref(),
+            "entry agents",
+            |v| {
+                v.iter()
+                    .map(|a| a.value.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            },
+            &mut diags,
+        );
     }
     let defaults = Settings::default();
     let settings = Settings {
@@ -120,6 +149,12 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
             value: s.value,
             span: Some(s.span),
         }),
+        max_delegation_depth: acc.max_delegation_depth,
+        ceiling: acc.ceiling.map_or(defaults.ceiling, |s| Setting {
+            value: s.value,
+            span: Some(s.span),
+        }),
+        entry_agents: acc.entry_agents,
     };
 
     let mut set = PolicySet {

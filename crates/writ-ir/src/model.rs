@@ -86,6 +86,12 @@ word_enum! {
     Combining { FirstMatch = "first-match", DenyOverrides = "deny-overrides" }
 }
 word_enum! {
+    /// What an action taken on behalf of a delegation chain must satisfy:
+    /// `strict`, every agent in the chain must be allowed the action itself;
+    /// `none`, only the acting agent's permissions count.
+    Ceiling { Strict = "strict", None = "none" }
+}
+word_enum! {
     /// Which front end a policy was read with.
     Dialect { Writ = "writ", MeshGuard = "meshguard", Aegis = "aegis", Sekuire = "sekuire" }
 }
@@ -212,6 +218,13 @@ pub struct Settings {
     pub default_risk: Option<Spanned<Risk>>,
     pub default_reason: Option<Spanned<String>>,
     pub timezone: Setting<Timezone>,
+    /// The longest delegation chain allowed, in hops; `None`: unbounded.
+    pub max_delegation_depth: Option<Spanned<u32>>,
+    /// The permission ceiling for chains (default `strict`).
+    pub ceiling: Setting<Ceiling>,
+    /// Agents where chains start; when given, agents no chain from them
+    /// can reach are reported.
+    pub entry_agents: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 impl Default for Settings {
@@ -231,6 +244,12 @@ impl Default for Settings {
                 value: Timezone::utc(),
                 span: None,
             },
+            max_delegation_depth: None,
+            ceiling: Setting {
+                value: Ceiling::Strict,
+                span: None,
+            },
+            entry_agents: None,
         }
     }
 }

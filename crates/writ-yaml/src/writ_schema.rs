@@ -3,8 +3,8 @@
 
 use writ_diagnostics::{Code, Diagnostic, Span};
 use writ_ir::{
-    Agent, AgentId, AgentLimit, CmpOp, Combining, Condition, Constraint, Effect, Field, Metric,
-    NamedList, Path, PolicyId, Rate, Risk, Spanned, Subject, Tier,
+    Agent, AgentId, AgentLimit, Ceiling, CmpOp, Combining, Condition, Constraint, Effect, Field,
+    Metric, NamedList, Path, PolicyId, Rate, Risk, Spanned, Subject, Tier,
 };
 
 use crate::aegis::weekdays;
@@ -23,6 +23,9 @@ const POLICY: &[&str] = &[
     "default_risk",
     "default_reason",
     "timezone",
+    "max_delegation_depth",
+    "ceiling",
+    "entry_agents",
 ];
 const AGENT: &[&str] = &[
     "roles",
@@ -111,6 +114,20 @@ fn policy(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
                 out.settings.default_risk = cx.word(v, "risk level", Risk::parse, &Risk::words())
             }
             "default_reason" => out.settings.default_reason = cx.string(v, "`default_reason`"),
+            "max_delegation_depth" => {
+                out.settings.max_delegation_depth = cx
+                    .count(v, "`max_delegation_depth`")
+                    .map(|n| Spanned::new(u32::try_from(n).unwrap_or(u32::MAX), v.span));
+            }
+            "ceiling" => {
+                out.settings.ceiling =
+                    cx.word(v, "permission ceiling", Ceiling::parse, &Ceiling::words());
+            }
+            "entry_agents" => {
+                cx.warn_if_empty(v, "`entry_agents`", "no agent is an entry");
+                out.settings.entry_agents =
+                    Some(Spanned::new(cx.strings(v, "an agent id"), v.span));
+            }
             _ => out.settings.timezone = cx.timezone(v),
         }
     }
