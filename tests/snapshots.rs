@@ -147,6 +147,8 @@ fn no_unreferenced_snapshots() {
             stem.strip_prefix("snapshots__malformed_and_edge_case_fixtures@")
         {
             root.join("tests/fixtures/yaml").join(f)
+        } else if let Some(f) = stem.strip_prefix("graph__graph_fixtures@") {
+            root.join("tests/fixtures/graph").join(f)
         } else if let Some(f) = stem.strip_prefix("snapshots__broken_writ_files@") {
             root.join("tests/fixtures/writ").join(f)
         } else if let Some(f) = stem.strip_prefix("snapshots__example_policies_lower_cleanly@") {

@@ -36,3 +36,34 @@ pub fn generated_policy(rules: usize) -> String {
     }
     s
 }
+
+/// A policy in the writ language with `agents` agents, each delegating to
+/// `fanout` others (so `agents * fanout` delegation edges), twenty roles,
+/// and rules that give each role different tools, with the ceiling `none`
+/// so that the privilege-escalation check runs over every edge.
+#[must_use]
+pub fn delegation_policy(agents: usize, fanout: usize) -> String {
+    let mut s = String::with_capacity(agents * 90);
+    s.push_str("policy \"graph\" {\n  ceiling none\n  max_delegation_depth 8\n  entry_agents [a0]\n}\n\n");
+    for i in 0..agents {
+        let targets: Vec<String> = (1..=fanout)
+            .map(|k| format!("a{}", (i * 7 + k * 13 + k * k) % agents))
+            .filter(|t| *t != format!("a{i}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "agent \"a{i}\" {{\n  roles [r{}]\n  delegates [{}]\n}}\n",
+            i % 20,
+            targets.join(", ")
+        );
+    }
+    s.push_str("rule handoffs: allow \"agent:delegate\"\n\n");
+    for r in 0..40 {
+        let _ = writeln!(
+            s,
+            "rule tool_{r}: allow \"tool:call\" on \"tool_{r}\"\n  for roles [r{}]\n",
+            r % 20
+        );
+    }
+    s
+}

@@ -151,7 +151,11 @@ impl<'p> Evaluator<'p> {
                 });
             }
         }
-        if self.set.settings.ceiling.value == writ_ir::Ceiling::None {
+        // Handing work on is governed by the hops and the depth; the ceiling
+        // is about what the chain does.
+        if self.set.settings.ceiling.value == writ_ir::Ceiling::None
+            || delegation_target(req).is_some()
+        {
             return Ok(None);
         }
         let mut floor = None;

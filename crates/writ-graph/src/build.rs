@@ -213,6 +213,7 @@ pub fn build(set: &PolicySet) -> Graph {
         }
     }
 
+    let bounds = ceilings(set, &g);
     for rule in &set.rules {
         if rule.effect.value == Effect::Deny {
             continue;
@@ -234,7 +235,7 @@ pub fn build(set: &PolicySet) -> Graph {
             let targets = targets(&mut g, rule, &declared);
             for &(to, span) in &targets {
                 for &from in &sources {
-                    if from == to {
+                    if from == to || !fits(&g, bounds.get(&from), to) {
                         continue;
                     }
                     g.graph.add_edge(
@@ -256,7 +257,7 @@ pub fn build(set: &PolicySet) -> Graph {
         for name in handoffs {
             let to = g.intern(name, rule.span);
             for &from in &sources {
-                if from == to {
+                if from == to || !fits(&g, bounds.get(&from), to) {
                     continue;
                 }
                 g.graph.add_edge(
@@ -278,38 +279,96 @@ pub fn build(set: &PolicySet) -> Graph {
     g
 }
 
-/// Who may delegate under a rule: the agents it names, the roles it names,
-/// the declared agents of its tiers and tags; nobody named: any agent.
+/// Who may delegate under a rule: the agents it names; else the declared
+/// agents holding its roles (and the declared roles themselves), narrowed
+/// by its tiers and tags; nobody named at all: any agent.
 fn sources(g: &mut Graph, rule: &Rule, declared: &[NodeIndex]) -> Vec<NodeIndex> {
     let scope = &rule.scope;
     if scope.is_everyone() {
         return vec![g.anyone_node()];
     }
     let mut out = Vec::new();
-    if !scope.agents.is_empty() || !scope.roles.is_empty() {
+    if !scope.agents.is_empty() {
         for a in &scope.agents {
             out.push(g.intern(&a.value, a.span));
         }
-        for r in &scope.roles {
-            out.push(g.intern(&r.value, r.span));
+        return out;
+    }
+    let roles: Vec<&str> = scope.roles.iter().map(|r| r.value.as_str()).collect();
+    let tiers: Vec<Tier> = scope.tiers.iter().map(|t| t.value).collect();
+    let tags: Vec<&str> = scope.tags.iter().map(|t| t.value.as_str()).collect();
+    for &i in declared {
+        let Some(n) = g.graph.node_weight(i) else {
+            continue;
+        };
+        let role_ok = roles.is_empty() || n.roles.iter().any(|r| roles.contains(&r.as_str()));
+        let tier_ok = tiers.is_empty() || n.tier.is_some_and(|t| tiers.contains(&t));
+        let tag_ok = tags.is_empty() || n.tags.iter().any(|t| tags.contains(&t.as_str()));
+        let kind_ok = n.kind == NodeKind::Agent
+            || (n.kind == NodeKind::Role && tiers.is_empty() && tags.is_empty());
+        if kind_ok && role_ok && tier_ok && tag_ok {
+            out.push(i);
         }
-    } else {
-        let tiers: Vec<Tier> = scope.tiers.iter().map(|t| t.value).collect();
-        let tags: Vec<&str> = scope.tags.iter().map(|t| t.value.as_str()).collect();
-        for &i in declared {
-            let Some(n) = g.graph.node_weight(i) else {
-                continue;
-            };
-            let tier_ok = tiers.is_empty() || n.tier.is_some_and(|t| tiers.contains(&t));
-            let tag_ok = tags.is_empty() || n.tags.iter().any(|t| tags.contains(&t.as_str()));
-            if n.kind == NodeKind::Agent && tier_ok && tag_ok {
-                out.push(i);
+    }
+    // A role that no declared agent or role entry holds still names who
+    // may delegate (a MeshGuard `from_agent_role` in a file of rules only).
+    if tiers.is_empty() && tags.is_empty() {
+        for r in &scope.roles {
+            let held = declared.iter().any(|&i| {
+                g.graph
+                    .node_weight(i)
+                    .is_some_and(|n| n.roles.contains(&r.value))
+            });
+            if !held {
+                out.push(g.intern(&r.value, r.span));
             }
         }
     }
     out.sort_unstable();
     out.dedup();
     out
+}
+
+/// The `delegates` ceilings that bound a node: its own list and those of
+/// its declared roles. A rule edge must fit every one of them.
+fn ceilings(set: &PolicySet, g: &Graph) -> HashMap<NodeIndex, Vec<Vec<String>>> {
+    let mut by_agent: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
+    let mut by_role: HashMap<&str, Vec<Vec<String>>> = HashMap::new();
+    for a in set.agents.iter().filter(|a| !a.delegates.is_empty()) {
+        let list: Vec<String> = a.delegates.iter().map(|d| d.value.clone()).collect();
+        match a.subject {
+            Subject::Agent => by_agent.entry(&a.name.value).or_default().push(list),
+            Subject::Role => by_role.entry(&a.name.value).or_default().push(list),
+            Subject::Everyone => {}
+        }
+    }
+    let mut out: HashMap<NodeIndex, Vec<Vec<String>>> = HashMap::new();
+    for i in g.graph.node_indices() {
+        let Some(n) = g.graph.node_weight(i) else {
+            continue;
+        };
+        let mut lists = Vec::new();
+        if n.kind == NodeKind::Agent {
+            lists.extend(by_agent.get(n.name.as_str()).cloned().unwrap_or_default());
+        }
+        for r in &n.roles {
+            lists.extend(by_role.get(r.as_str()).cloned().unwrap_or_default());
+        }
+        if !lists.is_empty() {
+            out.insert(i, lists);
+        }
+    }
+    out
+}
+
+fn fits(g: &Graph, lists: Option<&Vec<Vec<String>>>, to: NodeIndex) -> bool {
+    let Some(lists) = lists else { return true };
+    let Some(t) = g.graph.node_weight(to) else {
+        return false;
+    };
+    lists
+        .iter()
+        .all(|l| l.iter().any(|d| *d == t.name || t.roles.contains(d)))
 }
 
 /// Where a rule lets its sources delegate to, with the span to blame.

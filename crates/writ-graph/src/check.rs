@@ -415,8 +415,13 @@ pub fn escalations(set: &PolicySet, g: &Graph) -> Vec<Escalation> {
     let entry_paths = entry_paths(set, g);
     let mut out = Vec::new();
     let mut summarized = 0usize;
+    let mut pairs = HashSet::new();
     for e in g.graph.edge_references() {
         let (from, to) = (e.source(), e.target());
+        // One finding per delegator and delegate, however many edges join them.
+        if pairs.contains(&(from, to)) {
+            continue;
+        }
         let (Some(cf), Some(ct)) = (caps.get(from.index()), caps.get(to.index())) else {
             continue;
         };
@@ -434,6 +439,7 @@ pub fn escalations(set: &PolicySet, g: &Graph) -> Vec<Escalation> {
         let Some((rule, action, target)) = found else {
             continue;
         };
+        pairs.insert((from, to));
         if out.len() >= MAX_ESCALATIONS {
             summarized += 1;
             continue;
@@ -471,19 +477,19 @@ pub fn escalations(set: &PolicySet, g: &Graph) -> Vec<Escalation> {
             diagnostic: d,
         });
     }
-    if summarized > 0 {
-        if let Some(last) = out.last() {
-            let d = Diagnostic::new(
+    if summarized > 0
+        && let Some(last) = out.last()
+    {
+        let d = Diagnostic::new(
                 Code::PrivilegeEscalation,
                 last.diagnostic.span().unwrap_or(Span::file_start(writ_diagnostics::FileId(0))),
                 format!("{summarized} more delegations escalate privileges (only the first {MAX_ESCALATIONS} are listed)"),
             )
             .with_help("run `writ graph --format json` to list them all");
-            out.push(Escalation {
-                diagnostic: d,
-                ..last.clone()
-            });
-        }
+        out.push(Escalation {
+            diagnostic: d,
+            ..last.clone()
+        });
     }
     out
 }
