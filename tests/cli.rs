@@ -441,3 +441,45 @@ fn convert_goes_both_ways_and_the_results_check() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(stdout(&bad).is_empty());
 }
+
+#[test]
+fn eval_takes_delegation_chains() {
+    let lines = concat!(
+        r#"{"chain":["triage-agent","billing-agent"],"action":"tool:call","target":"refund","context":{"amount":40}}"#,
+        "\n",
+        r#"{"chain":["triage-agent","research-agent"],"action":"net:connect","target":"example.com"}"#,
+        "\n",
+        r#"{"agent":"ledger-agent","chain":["triage-agent","billing-agent"],"action":"tool:call"}"#,
+        "\n",
+    );
+    let out = writ(
+        &["eval", "examples/delegation.writ", "--requests", "-"],
+        Some(lines),
+    );
+    let got: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0]["decision"], "allow");
+    assert_eq!(got[1]["decision"], "deny");
+    assert!(
+        got[1]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("strict ceiling")
+    );
+    assert!(
+        got[2]["error"]
+            .as_str()
+            .unwrap()
+            .contains("the chain ends with `billing-agent`"),
+        "{}",
+        got[2]
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a malformed line makes the batch fail"
+    );
+}

@@ -69,7 +69,12 @@ fn writ_examples_in_the_docs_check_cleanly() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut failures = Vec::new();
     let mut in_language_page = 0;
-    for page in ["docs/language.md", "README.md", "docs/schema.md"] {
+    for page in [
+        "docs/language.md",
+        "README.md",
+        "docs/schema.md",
+        "docs/delegation.md",
+    ] {
         let path = root.join(page);
         if page != "docs/language.md" && !path.exists() {
             continue;

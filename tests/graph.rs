@@ -332,3 +332,33 @@ proptest! {
         }
     }
 }
+
+/// The pictures in docs/delegation.md are made from these DOT files; they
+/// must be what `writ graph` draws today.
+#[test]
+fn the_docs_pictures_are_current() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for (policy, dot_file) in [
+        (
+            "examples/seeds/meshguard-support-agents.yaml",
+            "docs/images/support-agents.dot",
+        ),
+        (
+            "examples/delegation-open.writ",
+            "docs/images/delegation-open.dot",
+        ),
+    ] {
+        let c = writ::compile_files(&[root.join(policy)], None);
+        let set = c.set.as_ref().unwrap();
+        let g = writ_graph::build(set);
+        let esc = writ_graph::escalations(set, &g);
+        let drawn = writ_graph::draw::dot(&g, &esc);
+        let committed = std::fs::read_to_string(root.join(dot_file)).unwrap();
+        assert_eq!(
+            committed, drawn,
+            "{dot_file} is stale: run `writ graph {policy} > {dot_file}` and re-render the SVG with `dot -Tsvg`"
+        );
+        let svg = root.join(dot_file.replace(".dot", ".svg"));
+        assert!(svg.exists(), "{} is missing", svg.display());
+    }
+}

@@ -155,7 +155,7 @@ impl Lower {
                         format!(
                             "`{}` does not belong in {} `{}` block",
                             e.keyword(),
-                            if block.kind == BlockKind::Every {
+                            if matches!(block.kind, BlockKind::Every | BlockKind::Agent) {
                                 "an"
                             } else {
                                 "a"

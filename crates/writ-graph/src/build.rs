@@ -95,6 +95,8 @@ pub struct Graph {
     pub graph: DiGraph<Node, Edge>,
     index: HashMap<String, NodeIndex>,
     anyone: Option<NodeIndex>,
+    /// The `delegates` ceilings bounding each node.
+    bounds: HashMap<NodeIndex, Vec<Vec<String>>>,
 }
 
 impl Graph {
@@ -108,6 +110,12 @@ impl Graph {
     #[must_use]
     pub fn anyone(&self) -> Option<NodeIndex> {
         self.anyone
+    }
+
+    /// True when `from`'s `delegates` ceilings (if any) admit `to`.
+    #[must_use]
+    pub fn ceiling_admits(&self, from: NodeIndex, to: NodeIndex) -> bool {
+        fits(self, self.bounds.get(&from), to)
     }
 
     /// Names of the declared agents and roles (for did-you-mean).
@@ -214,6 +222,7 @@ pub fn build(set: &PolicySet) -> Graph {
     }
 
     let bounds = ceilings(set, &g);
+    g.bounds.clone_from(&bounds);
     for rule in &set.rules {
         if rule.effect.value == Effect::Deny {
             continue;

@@ -30,7 +30,7 @@ pub const MAX_ESCALATIONS: usize = 50;
 pub fn check(set: &PolicySet, g: &Graph) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     undeclared(set, g, &mut out);
-    cycles(g, &mut out);
+    cycles(set, g, &mut out);
     unreachable(set, g, &mut out);
     depth(set, g, &mut out);
     if set.settings.ceiling.value == Ceiling::None {
@@ -45,7 +45,10 @@ fn name(g: &Graph, i: NodeIndex) -> &str {
 
 fn path_text(g: &Graph, path: &[NodeIndex]) -> String {
     path.iter()
-        .map(|&i| format!("`{}`", name(g, i)))
+        .map(|&i| match g.graph.node_weight(i) {
+            Some(n) if n.kind == NodeKind::Anyone => "(any agent)".to_owned(),
+            _ => format!("`{}`", name(g, i)),
+        })
         .collect::<Vec<_>>()
         .join(" → ")
 }
@@ -64,19 +67,28 @@ fn undeclared(set: &PolicySet, g: &Graph, out: &mut Vec<Diagnostic>) {
     };
     if let Some(entries) = &set.settings.entry_agents {
         for e in &entries.value {
-            if g.node(&e.value).is_none_or(|i| {
-                g.graph
-                    .node_weight(i)
-                    .is_none_or(|n| n.kind != NodeKind::Agent)
-            }) {
-                out.push(
+            let kind = g
+                .node(&e.value)
+                .and_then(|i| g.graph.node_weight(i))
+                .map(|n| n.kind);
+            match kind {
+                Some(NodeKind::Agent) => {}
+                Some(NodeKind::Role) => out.push(
+                    Diagnostic::new(
+                        Code::UnknownDelegate,
+                        e.span,
+                        format!("entry agent `{}` is a role, not an agent", e.value),
+                    )
+                    .with_help("list the agents that hold the role instead"),
+                ),
+                _ => out.push(
                     Diagnostic::new(
                         Code::UnknownDelegate,
                         e.span,
                         format!("entry agent `{}` is not declared", e.value),
                     )
                     .with_help(help(&e.value)),
-                );
+                ),
             }
         }
     }
@@ -152,11 +164,26 @@ fn cycle_through(g: &Graph, start: NodeIndex, members: &HashSet<NodeIndex>) -> V
     path
 }
 
+/// The edge to blame for a hop: a `delegates` entry when there is one (it
+/// points at the name), else the first rule.
 fn edge_between(g: &Graph, a: NodeIndex, b: NodeIndex) -> Option<EdgeIndex> {
-    g.graph.find_edge(a, b)
+    let mut first = None;
+    for e in g.graph.edges_connecting(a, b) {
+        if e.weight().source == EdgeSource::Delegates {
+            return Some(e.id());
+        }
+        first.get_or_insert(e.id());
+    }
+    first
 }
 
-fn cycles(g: &Graph, out: &mut Vec<Diagnostic>) {
+fn cycles(set: &PolicySet, g: &Graph, out: &mut Vec<Diagnostic>) {
+    let help = if set.settings.max_delegation_depth.is_some() {
+        "a chain around a cycle can hand work back to an agent that already had it (`max_delegation_depth` bounds how often); remove one delegation if that is not meant"
+    } else {
+        "a chain around a cycle can hand work back to an agent that already had it; set `max_delegation_depth`, or remove one delegation"
+    };
+    anyone_cycle(g, help, out);
     let mut sccs = tarjan_scc(&g.graph);
     sccs.sort_by_key(|c| c.iter().min().copied());
     for scc in sccs {
@@ -199,9 +226,7 @@ fn cycles(g: &Graph, out: &mut Vec<Diagnostic>) {
                 members.len()
             ));
         }
-        out.push(d.with_help(
-            "a chain around a cycle can hand work back to an agent that already had it; set `max_delegation_depth`, or remove one delegation",
-        ));
+        out.push(d.with_help(help));
     }
 }
 
@@ -209,6 +234,11 @@ fn unreachable(set: &PolicySet, g: &Graph, out: &mut Vec<Diagnostic>) {
     let Some(entries) = &set.settings.entry_agents else {
         return;
     };
+    // With no declared entry agent (E0501 says so), every agent would be
+    // unreachable: one report is enough.
+    if !entries.value.iter().any(|e| g.node(&e.value).is_some()) {
+        return;
+    }
     let mut seen = FixedBitSet::with_capacity(g.graph.node_count());
     let mut queue: VecDeque<NodeIndex> = entries
         .value
@@ -366,15 +396,40 @@ fn admits(rule: &Rule, n: &Node) -> bool {
         && (sc.tags.is_empty() || sc.tags.iter().any(|t| n.tags.contains(&t.value)))
 }
 
-/// The action and target a rule allows, as a witness request.
-fn witness(rule: &Rule) -> (String, Option<String>) {
-    let action = rule.actions.first().map_or("*", |p| p.as_str()).to_owned();
-    let target = rule.targets.first().map(|p| p.as_str().to_owned());
-    (action, target)
+/// Every action and target a rule allows, as witness requests.
+fn witnesses(rule: &Rule) -> Vec<(String, Option<String>)> {
+    let targets: Vec<Option<String>> = if rule.targets.is_empty() {
+        vec![None]
+    } else {
+        rule.targets
+            .iter()
+            .map(|p| Some(p.as_str().to_owned()))
+            .collect()
+    };
+    rule.actions
+        .iter()
+        .flat_map(|a| {
+            targets
+                .iter()
+                .map(move |t| (a.as_str().to_owned(), t.clone()))
+        })
+        .collect()
 }
 
-fn covered(rules: &[&Rule], action: &str, target: Option<&str>) -> bool {
-    rules.iter().any(|r| {
+/// How much a rule grants: an allow more than an approve (which still
+/// needs a human).
+fn grant(rule: &Rule) -> u8 {
+    match rule.effect.value {
+        Effect::Allow => 2,
+        Effect::Approve => 1,
+        Effect::Deny => 0,
+    }
+}
+
+/// True when one of `rules` grants at least `level` for the action and
+/// target (scopes only; conditions are not evaluated).
+fn covered(rules: &[&Rule], level: u8, action: &str, target: Option<&str>) -> bool {
+    rules.iter().filter(|r| grant(r) >= level).any(|r| {
         r.actions
             .iter()
             .any(|p| p.is_match(action) || p.as_str() == action)
@@ -433,8 +488,12 @@ pub fn escalations(set: &PolicySet, g: &Graph) -> Vec<Escalation> {
             .difference(cf)
             .filter_map(|k| allow.get(k))
             .find_map(|r| {
-                let (action, target) = witness(r);
-                (!covered(&from_rules, &action, target.as_deref())).then_some((r, action, target))
+                witnesses(r)
+                    .into_iter()
+                    .find(|(action, target)| {
+                        !covered(&from_rules, grant(r), action, target.as_deref())
+                    })
+                    .map(|(action, target)| (r, action, target))
             });
         let Some((rule, action, target)) = found else {
             continue;
@@ -520,4 +579,49 @@ fn entry_paths(set: &PolicySet, g: &Graph) -> HashMap<NodeIndex, Vec<NodeIndex>>
         }
     }
     out
+}
+
+/// A rule that lets every agent delegate to two agents makes them a cycle:
+/// each may hand work to the other. Reported once, naming the rule.
+fn anyone_cycle(g: &Graph, help: &str, out: &mut Vec<Diagnostic>) {
+    let Some(any) = g.anyone() else { return };
+    let mut targets: Vec<(NodeIndex, EdgeIndex)> = Vec::new();
+    for e in g.graph.edges_directed(any, Direction::Outgoing) {
+        let agent = g
+            .graph
+            .node_weight(e.target())
+            .is_some_and(|n| n.kind == NodeKind::Agent);
+        if agent && !targets.iter().any(|(t, _)| *t == e.target()) {
+            targets.push((e.target(), e.id()));
+        }
+    }
+    // Two agents whose own `delegates` ceilings let them use the rule
+    // towards each other; a bounded search keeps this cheap.
+    let window = targets.get(..targets.len().min(64)).unwrap_or(&[]);
+    let pair = window.iter().enumerate().find_map(|(i, (a, ea))| {
+        window
+            .iter()
+            .skip(i + 1)
+            .find(|(b, _)| g.ceiling_admits(*a, *b) && g.ceiling_admits(*b, *a))
+            .map(|(b, _)| (*a, *b, *ea))
+    });
+    let Some((a, b, ea)) = pair else { return };
+    let Some(edge) = g.graph.edge_weight(ea) else {
+        return;
+    };
+    out.push(
+        Diagnostic::new(
+            Code::DelegationCycle,
+            edge.span,
+            format!(
+                "delegation cycle: any agent may delegate under {}, so `{}` and `{}` can hand work back and forth: {}",
+                edge.label(),
+                name(g, a),
+                name(g, b),
+                path_text(g, &[a, b, a])
+            ),
+        )
+        .with_label_message("lets any agent delegate")
+        .with_help(help),
+    );
 }
