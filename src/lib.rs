@@ -5,6 +5,7 @@
 //! the library and the binary alike. Only the CLI touches the terminal:
 //! [`render`] renders diagnostics to strings.
 
+pub mod bundle;
 pub mod lang;
 pub mod render;
 

@@ -61,9 +61,18 @@ fn writ_twin(p: &Path) -> PathBuf {
     p.with_file_name(format!("{stem}.writ"))
 }
 
-/// Runs a table against its policies, or (with `twins`) against their
-/// writ-language twins, which must decide every case the same way.
-fn run_table(path: &Path, twins: bool) -> Vec<String> {
+/// How a table is run: the reference evaluator on the YAML policies, on
+/// their writ-language twins, or the compiled bundle in the runtime.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Reference,
+    Twins,
+    Bundle,
+}
+
+/// Runs a table in one mode; every mode must decide every case the same way.
+fn run_table(path: &Path, mode: Mode) -> Vec<String> {
+    let twins = mode == Mode::Twins;
     let text = std::fs::read_to_string(path).unwrap();
     let table: Table =
         serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -92,13 +101,33 @@ fn run_table(path: &Path, twins: bool) -> Vec<String> {
         )
     });
     let mut eval = Evaluator::new(set);
+    let runtime = (mode == Mode::Bundle).then(|| {
+        let sources: Vec<writ::Source> = comp
+            .sources
+            .iter()
+            .map(|(_, f)| writ::Source {
+                name: f.name().to_owned(),
+                text: f.text().to_owned(),
+            })
+            .collect();
+        let bytes = writ::bundle::compile(set, &sources, None)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        writ_runtime::Runtime::from_bytes(&bytes)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    });
     let mut failures = Vec::new();
     for case in &table.cases {
         let req = Request::from_json(&case.request.to_string())
             .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), case.name));
         for i in 0..case.repeat {
-            let decision = eval.check(&req, fixed_now());
-            let actual: serde_json::Value = serde_json::from_str(&decision.to_json()).unwrap();
+            let json = match &runtime {
+                Some(rt) => {
+                    let r = writ::bundle::runtime_request(&req);
+                    rt.check_at(&r, fixed_now()).to_json(&r)
+                }
+                None => eval.check(&req, fixed_now()).to_json(),
+            };
+            let actual: serde_json::Value = serde_json::from_str(&json).unwrap();
             assert!(
                 case.expect.contains_key("decision"),
                 "{}: case `{}` must expect a decision",
@@ -113,7 +142,11 @@ fn run_table(path: &Path, twins: bool) -> Vec<String> {
                     failures.push(format!(
                         "{}{}: case `{}` (run {} of {}): `{key}` is {got}, expected {want}\n  decision: {actual}",
                         path.display(),
-                        if twins { " (writ twins)" } else { "" },
+                        match mode {
+                            Mode::Reference => "",
+                            Mode::Twins => " (writ twins)",
+                            Mode::Bundle => " (compiled bundle)",
+                        },
                         case.name,
                         i + 1,
                         case.repeat
@@ -142,7 +175,13 @@ fn every_example_decision_table_holds() {
     );
     let failures: Vec<String> = paths
         .iter()
-        .flat_map(|p| [run_table(p, false), run_table(p, true)])
+        .flat_map(|p| {
+            [
+                run_table(p, Mode::Reference),
+                run_table(p, Mode::Twins),
+                run_table(p, Mode::Bundle),
+            ]
+        })
         .flatten()
         .collect();
     assert!(

@@ -17,19 +17,34 @@ pub fn generated_policy(rules: usize) -> String {
     }
     for i in 0..rules {
         let effect = ["allow", "deny", "approve"][i % 3];
-        let _ = write!(s, "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"\n", i % 97);
+        let _ = write!(
+            s,
+            "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"\n",
+            i % 97
+        );
         match i % 4 {
             0 => {
                 let _ = writeln!(s, "  when amount <= {} and currency in [USD, EUR]", i % 500);
             }
             1 => {
-                let _ = writeln!(s, "  for roles [role-{}]\n  when not (customer.tier == gold) or labels contains vip", i % 5);
+                let _ = writeln!(
+                    s,
+                    "  for roles [role-{}]\n  when not (customer.tier == gold) or labels contains vip",
+                    i % 5
+                );
             }
             2 => {
-                let _ = writeln!(s, "  when time in \"09:00-17:00\" and weekday in [mon, tue, wed]\n  limit {} per hour", 1 + i % 50);
+                let _ = writeln!(
+                    s,
+                    "  when time in \"09:00-17:00\" and weekday in [mon, tue, wed]\n  limit {} per hour",
+                    1 + i % 50
+                );
             }
             _ => {
-                let _ = writeln!(s, "  when email matches \"*@example.com\"\n  risk high\n  because \"Rule {i} needs {{agent}} to ask\"");
+                let _ = writeln!(
+                    s,
+                    "  when email matches \"*@example.com\"\n  risk high\n  because \"Rule {i} needs {{agent}} to ask\""
+                );
             }
         }
         s.push('\n');
@@ -44,7 +59,9 @@ pub fn generated_policy(rules: usize) -> String {
 #[must_use]
 pub fn delegation_policy(agents: usize, fanout: usize) -> String {
     let mut s = String::with_capacity(agents * 90);
-    s.push_str("policy \"graph\" {\n  ceiling none\n  max_delegation_depth 8\n  entry_agents [a0]\n}\n\n");
+    s.push_str(
+        "policy \"graph\" {\n  ceiling none\n  max_delegation_depth 8\n  entry_agents [a0]\n}\n\n",
+    );
     for i in 0..agents {
         let targets: Vec<String> = (1..=fanout)
             .map(|k| format!("a{}", (i * 7 + k * 13 + k * k) % agents))

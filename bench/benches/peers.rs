@@ -1,0 +1,113 @@
+//! One decision against N rules, in Cedar, regorus (Rego) and casbin-rs:
+//! the peers' side of the writ-versus-peers comparison. The workload and
+//! how each engine models it are described in `src/peers.rs`.
+//!
+//! For each N and each peer: set the peer up (timed, printed), then
+//! benchmark the hit decision (`<peer>/hit`, allowed by the last of the N
+//! rules) and the miss (`<peer>/miss`, no rule matches) with criterion, and
+//! at the end print a table of median nanoseconds per decision.
+//!
+//! Run with `cargo bench -p writ-bench --bench peers` (add `-- --quick` for
+//! a short run, or a filter such as `-- cedar`).
+
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+
+#[path = "../src/peers.rs"]
+mod peers;
+
+use peers::Peer;
+
+const NS: [usize; 5] = [10, 100, 1_000, 10_000, 100_000];
+
+const SETUPS: [(&str, fn(usize) -> Peer); 5] = [
+    ("cedar", peers::cedar),
+    ("cedar_grouped", peers::cedar_grouped),
+    ("regorus", peers::regorus),
+    ("regorus_interpreter", peers::regorus_interpreter),
+    ("casbin", peers::casbin),
+];
+
+/// (peer, N) pairs not run, because at that N the peer needs more than
+/// about a minute to set up or more than 50 ms per decision (measured on
+/// the project's 2-vCPU machine; see the run-time guard below for the
+/// decision limit, which also catches pairs not listed here).
+const SKIP: &[(&str, usize, &str)] = &[];
+
+/// A decision slower than this is not benchmarked (the pair is skipped).
+const MAX_DECISION: Duration = Duration::from_millis(50);
+
+/// Median nanoseconds per call of `f`, from 51 batches of about 2 ms each.
+fn median_ns(f: &mut dyn FnMut() -> bool, one: Duration) -> f64 {
+    let per_batch = (2_000_000 / one.as_nanos().max(1)).clamp(1, 1_000_000) as u32;
+    let mut samples: Vec<f64> = (0..51)
+        .map(|_| {
+            let t = Instant::now();
+            for _ in 0..per_batch {
+                black_box(f());
+            }
+            t.elapsed().as_nanos() as f64 / f64::from(per_batch)
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+fn bench(c: &mut Criterion) {
+    let mut table = String::new();
+    for n in NS {
+        let mut group = c.benchmark_group(format!("decide_{n}_rules"));
+        for (name, setup) in SETUPS {
+            if let Some((_, _, why)) = SKIP.iter().find(|(p, m, _)| *p == name && *m == n) {
+                eprintln!("{name} N={n}: skipped ({why})");
+                let _ = writeln!(
+                    table,
+                    "{name:<20} {n:>7} {:>14} {:>14}  skipped: {why}",
+                    "-", "-"
+                );
+                continue;
+            }
+            let t = Instant::now();
+            let mut peer = setup(n); // asserts hit allowed, miss denied
+            let setup_time = t.elapsed();
+            let t = Instant::now();
+            black_box((peer.decide)(true));
+            let one = t.elapsed();
+            eprintln!("{name} N={n}: setup {setup_time:.2?}, one hit decision {one:.2?}");
+            if one > MAX_DECISION {
+                let why = format!("decision {one:.0?} > {MAX_DECISION:?}");
+                eprintln!("{name} N={n}: skipped ({why})");
+                let _ = writeln!(
+                    table,
+                    "{name:<20} {n:>7} {:>14} {:>14}  skipped: {why}",
+                    "-", "-"
+                );
+                continue;
+            }
+            let decide = &mut peer.decide;
+            group.bench_function(format!("{name}/hit"), |b| {
+                b.iter(|| decide(black_box(true)))
+            });
+            group.bench_function(format!("{name}/miss"), |b| {
+                b.iter(|| decide(black_box(false)))
+            });
+            let hit = median_ns(&mut || decide(true), one);
+            let miss = median_ns(&mut || decide(false), one);
+            let _ = writeln!(
+                table,
+                "{name:<20} {n:>7} {hit:>14.0} {miss:>14.0}  setup {setup_time:.2?}"
+            );
+        }
+        group.finish();
+    }
+    println!(
+        "\nmedian ns per decision (own sampler: 51 batches of ~2 ms)\n{:<20} {:>7} {:>14} {:>14}\n{table}",
+        "peer", "N", "hit", "miss"
+    );
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,1269 @@
+//! The decision procedure over a prepared bundle. It follows writ's
+//! reference evaluator step by step (the differential tests compare them),
+//! but finds candidate rules through the action index and evaluates
+//! conditions as postfix code.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+
+use rustc_hash::FxHashMap;
+
+use crate::LoadError;
+use crate::limiter::{LimitId, Limiter};
+use crate::matcher::{ActionIndex, Matcher, any_match};
+use crate::model::{Atom, Field, Model, Op, Rate, Value};
+
+/// What a rule or the policy default decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Allow,
+    Deny,
+    Approve,
+}
+
+impl Effect {
+    fn from_u8(v: u8) -> Effect {
+        match v {
+            0 => Effect::Allow,
+            2 => Effect::Approve,
+            _ => Effect::Deny,
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Effect::Allow => "allow",
+            Effect::Deny => "deny",
+            Effect::Approve => "approve",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Risk {
+    fn from_u8(v: u8) -> Risk {
+        match v {
+            0 => Risk::Low,
+            1 => Risk::Medium,
+            2 => Risk::High,
+            _ => Risk::Critical,
+        }
+    }
+
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Risk::Low => "low",
+            Risk::Medium => "medium",
+            Risk::High => "high",
+            Risk::Critical => "critical",
+        }
+    }
+}
+
+/// A decision's reason, rendered only when asked for (so that deciding
+/// does not allocate).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Reason<'b> {
+    None,
+    /// A reason template from the bundle: `{action}`, `{target}` and
+    /// `{agent}` are filled in from the request.
+    Template(&'b str),
+    /// The default decision's sentence naming the action.
+    NoRule,
+    Text(String),
+}
+
+/// The answer to a request. Borrowed names point into the runtime.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Decision<'b> {
+    pub effect: Effect,
+    pub rule: Option<&'b str>,
+    pub policy: Option<&'b str>,
+    pub reason: Reason<'b>,
+    pub risk: Option<Risk>,
+    pub retry_after_s: Option<u64>,
+    default_effect: Effect,
+}
+
+impl Decision<'_> {
+    #[must_use]
+    pub fn is_allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// The reason as text, for the request the decision was made for.
+    #[must_use]
+    pub fn reason_text(&self, req: &crate::Request) -> Option<Cow<'_, str>> {
+        match &self.reason {
+            Reason::None => None,
+            Reason::Template(t) => Some(expand(t, req)),
+            Reason::NoRule => Some(Cow::Owned(format!(
+                "no rule matched action `{}`; the policy default is {}",
+                req.action,
+                self.default_effect.as_str()
+            ))),
+            Reason::Text(s) => Some(Cow::Borrowed(s.as_str())),
+        }
+    }
+
+    /// The decision as one line of JSON, the same shape as `writ eval`.
+    #[must_use]
+    pub fn to_json(&self, req: &crate::Request) -> String {
+        let mut out = format!("{{\"decision\":\"{}\"", self.effect.as_str());
+        let mut field = |name: &str, v: Option<&str>| {
+            out.push_str(&format!(",\"{name}\":"));
+            match v {
+                Some(s) => json_string(&mut out, s),
+                None => out.push_str("null"),
+            }
+        };
+        field("rule", self.rule);
+        field("policy", self.policy);
+        let reason = self.reason_text(req);
+        field("reason", reason.as_deref());
+        field("risk", self.risk.map(Risk::as_str));
+        match self.retry_after_s {
+            Some(s) => out.push_str(&format!(",\"retry_after_s\":{s}}}")),
+            None => out.push_str(",\"retry_after_s\":null}"),
+        }
+        out
+    }
+}
+
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn expand<'a>(template: &'a str, req: &crate::Request) -> Cow<'a, str> {
+    if !template.contains('{') {
+        return Cow::Borrowed(template);
+    }
+    Cow::Owned(
+        template
+            .replace("{action}", &req.action)
+            .replace("{target}", req.target.as_deref().unwrap_or(""))
+            .replace("{agent}", &req.agent),
+    )
+}
+
+struct PList {
+    key: String,
+    matchers: Vec<Matcher>,
+}
+
+#[derive(Default)]
+struct PAccess {
+    allow: Option<PList>,
+    block: Option<PList>,
+}
+
+struct PLimit {
+    key: String,
+    metric: u8,
+    rate: Rate,
+    actions: Option<Matcher>,
+}
+
+struct PAgent {
+    subject: u8,
+    name: String,
+    policy: u32,
+    roles: Vec<String>,
+    tier: Option<u8>,
+    tags: Vec<String>,
+    token_prefix: Option<String>,
+    models: PAccess,
+    tools: PAccess,
+    hosts: PAccess,
+    require_tls: bool,
+    limits: Vec<PLimit>,
+    delegates: Vec<String>,
+}
+
+enum PAtom {
+    Compare {
+        field: Field,
+        op: u8,
+        value: Value,
+    },
+    In {
+        field: Field,
+        values: Vec<Value>,
+        negated: bool,
+    },
+    Glob {
+        field: Field,
+        matcher: Matcher,
+    },
+    Contains {
+        field: Field,
+        value: Value,
+    },
+    Exists {
+        field: Field,
+    },
+    Time {
+        start: u32,
+        end: u32,
+    },
+    Weekdays {
+        mask: u8,
+    },
+}
+
+struct PCond {
+    atoms: Vec<PAtom>,
+    code: Vec<Op>,
+}
+
+struct PRule {
+    name: String,
+    policy: u32,
+    effect: Effect,
+    risk: Option<Risk>,
+    targets: Vec<Matcher>,
+    scope: crate::model::Scope,
+    condition: Option<PCond>,
+    constraints: Vec<crate::model::Constraint>,
+    limit: Option<Rate>,
+    reason: Option<String>,
+}
+
+/// A bundle prepared for deciding.
+pub struct Compiled {
+    policies: Vec<String>,
+    combining: u8,
+    default_effect: Effect,
+    default_risk: Option<Risk>,
+    default_reason: Option<String>,
+    tz: jiff::tz::TimeZone,
+    needs_clock: bool,
+    max_depth: Option<u32>,
+    ceiling_strict: bool,
+    agents: Vec<PAgent>,
+    agents_by_name: FxHashMap<String, Vec<u32>>,
+    roles_by_name: FxHashMap<String, Vec<u32>>,
+    everyone: Vec<u32>,
+    has_token_prefix: bool,
+    rules: Vec<PRule>,
+    index: ActionIndex,
+    limiter: Limiter,
+}
+
+impl std::fmt::Debug for Compiled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Compiled")
+            .field("rules", &self.rules.len())
+            .field("agents", &self.agents.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn matchers(ps: &[crate::model::Pattern]) -> Result<Vec<Matcher>, LoadError> {
+    ps.iter().map(Matcher::new).collect()
+}
+
+fn plist(l: Option<&crate::model::NamedList>) -> Result<Option<PList>, LoadError> {
+    l.map(|l| {
+        Ok(PList {
+            key: l.key.clone(),
+            matchers: matchers(&l.patterns)?,
+        })
+    })
+    .transpose()
+}
+
+fn paccess(a: &crate::model::AccessList) -> Result<PAccess, LoadError> {
+    Ok(PAccess {
+        allow: plist(a.allow.as_ref())?,
+        block: plist(a.block.as_ref())?,
+    })
+}
+
+/// Up to eight names inline; more spill to the heap.
+struct Names<'a> {
+    inline: [&'a str; 8],
+    len: usize,
+    more: Vec<&'a str>,
+}
+
+impl<'a> Names<'a> {
+    fn new() -> Self {
+        Names {
+            inline: [""; 8],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, s: &'a str) {
+        if let Some(slot) = self.inline.get_mut(self.len) {
+            *slot = s;
+            self.len += 1;
+        } else {
+            self.more.push(s);
+        }
+    }
+
+    fn contains(&self, s: &str) -> bool {
+        self.inline.iter().take(self.len).any(|x| *x == s) || self.more.contains(&s)
+    }
+}
+
+struct Principal<'r> {
+    id: &'r str,
+    roles: Names<'r>,
+    tier: Option<u8>,
+    tags: Names<'r>,
+}
+
+struct Clock {
+    time: u32,
+    weekday: u8,
+    millis: i64,
+}
+
+/// Up to 16 small numbers inline.
+struct Small {
+    inline: [u32; 16],
+    len: usize,
+    more: Vec<u32>,
+}
+
+impl Small {
+    fn new() -> Self {
+        Small {
+            inline: [0; 16],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, v: u32) {
+        if self.more.is_empty() {
+            if let Some(slot) = self.inline.get_mut(self.len) {
+                *slot = v;
+                self.len += 1;
+                return;
+            }
+            self.more.extend(self.inline.iter().take(self.len));
+        }
+        self.more.push(v);
+    }
+
+    /// Sorted and deduplicated.
+    fn finish(&mut self) -> &[u32] {
+        if !self.more.is_empty() {
+            self.more.sort_unstable();
+            self.more.dedup();
+            return &self.more;
+        }
+        let len = self.len;
+        let Some(slice) = self.inline.get_mut(..len) else {
+            return &[];
+        };
+        slice.sort_unstable();
+        let mut w = 0usize;
+        for i in 0..len {
+            let v = slice.get(i).copied().unwrap_or(0);
+            if w == 0 || slice.get(w - 1) != Some(&v) {
+                if let Some(slot) = slice.get_mut(w) {
+                    *slot = v;
+                }
+                w += 1;
+            }
+        }
+        self.len = w;
+        self.inline.get(..w).unwrap_or(&[])
+    }
+}
+
+type Pending = Small3;
+
+/// Limits to commit if the decision ends as allow.
+#[derive(Default)]
+struct Small3 {
+    items: Vec<(LimitId, u64)>,
+}
+
+impl Compiled {
+    pub fn new(model: Model) -> Result<Compiled, LoadError> {
+        let s = &model.settings;
+        let tz = if s.tzif.is_empty() {
+            jiff::tz::TimeZone::UTC
+        } else {
+            jiff::tz::TimeZone::tzif(&s.timezone, &s.tzif)
+                .map_err(|e| LoadError::Corrupt(format!("time zone `{}`: {e}", s.timezone)))?
+        };
+        let mut agents = Vec::with_capacity(model.agents.len());
+        let mut agents_by_name: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+        let mut roles_by_name: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+        let mut everyone = Vec::new();
+        let mut has_token_prefix = false;
+        for (i, a) in model.agents.iter().enumerate() {
+            let id = u32::try_from(i).unwrap_or(u32::MAX);
+            match a.subject {
+                0 => agents_by_name.entry(a.name.clone()).or_default().push(id),
+                1 => roles_by_name.entry(a.name.clone()).or_default().push(id),
+                _ => everyone.push(id),
+            }
+            has_token_prefix |= a.token_prefix.is_some();
+            agents.push(PAgent {
+                subject: a.subject,
+                name: a.name.clone(),
+                policy: a.policy,
+                roles: a.roles.clone(),
+                tier: a.tier,
+                tags: a.tags.clone(),
+                token_prefix: a.token_prefix.clone(),
+                models: paccess(&a.models)?,
+                tools: paccess(&a.tools)?,
+                hosts: paccess(&a.hosts)?,
+                require_tls: a.require_tls.unwrap_or(false),
+                limits: a
+                    .limits
+                    .iter()
+                    .map(|l| {
+                        Ok(PLimit {
+                            key: l.key.clone(),
+                            metric: l.metric,
+                            rate: l.rate,
+                            actions: l.actions.as_ref().map(Matcher::new).transpose()?,
+                        })
+                    })
+                    .collect::<Result<_, LoadError>>()?,
+                delegates: a.delegates.clone(),
+            });
+        }
+        let mut rules = Vec::with_capacity(model.rules.len());
+        let mut index = ActionIndex::default();
+        let mut needs_clock = false;
+        for (i, r) in model.rules.iter().enumerate() {
+            let id = u32::try_from(i).unwrap_or(u32::MAX);
+            for p in &r.actions {
+                index.add(&Matcher::new(p)?, id);
+            }
+            let condition = match &r.condition {
+                None => None,
+                Some(c) => {
+                    let mut atoms = Vec::with_capacity(c.atoms.len());
+                    for a in &c.atoms {
+                        atoms.push(match a {
+                            Atom::Compare { field, op, value } => PAtom::Compare {
+                                field: field.clone(),
+                                op: *op,
+                                value: value.clone(),
+                            },
+                            Atom::In {
+                                field,
+                                values,
+                                negated,
+                            } => PAtom::In {
+                                field: field.clone(),
+                                values: values.clone(),
+                                negated: *negated,
+                            },
+                            Atom::Glob { field, pattern, .. } => PAtom::Glob {
+                                field: field.clone(),
+                                matcher: Matcher::new(pattern)?,
+                            },
+                            Atom::Contains { field, value } => PAtom::Contains {
+                                field: field.clone(),
+                                value: value.clone(),
+                            },
+                            Atom::Exists { field } => PAtom::Exists {
+                                field: field.clone(),
+                            },
+                            Atom::Time { start, end } => {
+                                needs_clock = true;
+                                PAtom::Time {
+                                    start: *start,
+                                    end: *end,
+                                }
+                            }
+                            Atom::Weekdays { mask } => {
+                                needs_clock = true;
+                                PAtom::Weekdays { mask: *mask }
+                            }
+                        });
+                    }
+                    Some(PCond {
+                        atoms,
+                        code: c.code.clone(),
+                    })
+                }
+            };
+            rules.push(PRule {
+                name: r.name.clone(),
+                policy: r.policy,
+                effect: Effect::from_u8(r.effect),
+                risk: r.risk.map(Risk::from_u8),
+                targets: matchers(&r.targets)?,
+                scope: r.scope.clone(),
+                condition,
+                constraints: r.constraints.clone(),
+                limit: r.limit,
+                reason: r.reason.clone(),
+            });
+        }
+        index.finish();
+        Ok(Compiled {
+            policies: model.policies,
+            combining: s.combining,
+            default_effect: Effect::from_u8(s.default_effect),
+            default_risk: s.default_risk.map(Risk::from_u8),
+            default_reason: s.default_reason.clone(),
+            tz,
+            needs_clock,
+            max_depth: s.max_delegation_depth,
+            ceiling_strict: s.ceiling_strict,
+            agents,
+            agents_by_name,
+            roles_by_name,
+            everyone,
+            has_token_prefix,
+            rules,
+            index,
+            limiter: Limiter::default(),
+        })
+    }
+
+    pub fn rule_count(&self) -> usize {
+        self.rules.len()
+    }
+
+    fn policy_name(&self, id: u32) -> Option<&str> {
+        self.policies.get(id as usize).map(String::as_str)
+    }
+
+    fn deny<'s>(
+        &'s self,
+        rule: Option<&'s PRule>,
+        agent: Option<&'s PAgent>,
+        reason: String,
+        retry: Option<u64>,
+    ) -> Decision<'s> {
+        let policy = rule
+            .map(|r| r.policy)
+            .or(agent.map(|a| a.policy))
+            .and_then(|p| self.policy_name(p));
+        Decision {
+            effect: Effect::Deny,
+            rule: rule.map(|r| r.name.as_str()),
+            policy,
+            reason: Reason::Text(reason),
+            risk: rule.and_then(|r| r.risk).or(self.default_risk),
+            retry_after_s: retry,
+            default_effect: self.default_effect,
+        }
+    }
+
+    pub fn check(&self, req: &crate::Request, now: jiff::Timestamp) -> Decision<'_> {
+        let at = req.at.unwrap_or(now);
+        let clock = if self.needs_clock {
+            let zoned = at.to_zoned(self.tz.clone());
+            let secs = u32::from(zoned.hour().unsigned_abs()) * 3600
+                + u32::from(zoned.minute().unsigned_abs()) * 60
+                + u32::from(zoned.second().unsigned_abs());
+            let weekday = u8::try_from(zoned.weekday().to_monday_zero_offset()).unwrap_or(0);
+            Clock {
+                time: secs,
+                weekday,
+                millis: at.as_millisecond(),
+            }
+        } else {
+            Clock {
+                time: 0,
+                weekday: 0,
+                millis: at.as_millisecond(),
+            }
+        };
+        self.decide(req, &clock, true)
+    }
+
+    fn decide<'s>(&'s self, req: &crate::Request, clock: &Clock, commit: bool) -> Decision<'s> {
+        let floor = if req.chain.len() > 1 {
+            match self.chain(req, clock) {
+                Ok(floor) => floor,
+                Err(denied) => return denied,
+            }
+        } else {
+            None
+        };
+        let principal = match self.principal(req) {
+            Ok(p) => p,
+            Err(reason) => return self.deny(None, None, reason, None),
+        };
+        let mut pending = Pending::default();
+        if let Some(denied) = self.ceilings(req, &principal, clock, &mut pending) {
+            return denied;
+        }
+        let decision = self.rules(req, &principal, clock, &mut pending);
+        if decision.effect == Effect::Allow {
+            if let Some(approve) = floor {
+                return approve;
+            }
+            if commit {
+                for (id, amount) in pending.items {
+                    self.limiter.commit(id, principal.id, amount, clock.millis);
+                }
+            }
+        }
+        decision
+    }
+
+    fn chain<'s>(
+        &'s self,
+        req: &crate::Request,
+        clock: &Clock,
+    ) -> Result<Option<Decision<'s>>, Decision<'s>> {
+        let hops = req.chain.len().saturating_sub(1);
+        if let Some(max) = self.max_depth
+            && hops > max as usize
+        {
+            return Err(self.deny(
+                None,
+                None,
+                format!(
+                    "the delegation chain has {hops} hops ({}), more than max_delegation_depth {max}",
+                    req.chain.join(" → ")
+                ),
+                None,
+            ));
+        }
+        for pair in req.chain.windows(2) {
+            let [from, to] = pair else { continue };
+            let hop = self.hop(req, from, to, clock);
+            if hop.effect == Effect::Deny {
+                let why = reason_string(&hop, &hop_request(req, from, to));
+                return Err(Decision {
+                    reason: Reason::Text(format!(
+                        "delegation `{from}` → `{to}` in the chain is not permitted: {why}"
+                    )),
+                    ..hop
+                });
+            }
+        }
+        if !self.ceiling_strict || delegation_target(req).is_some() {
+            return Ok(None);
+        }
+        let mut floor = None;
+        let acting = req.chain.last().map_or("", String::as_str);
+        for member in req.chain.iter().filter(|m| m.as_str() != acting) {
+            let mut alone = crate::Request::new(member, &req.action);
+            alone.target.clone_from(&req.target);
+            alone.context.clone_from(&req.context);
+            alone.at = req.at;
+            alone.tokens = req.tokens;
+            let own = self.decide(&alone, clock, false);
+            let what = match &req.target {
+                Some(t) => format!("`{}` on `{t}`", req.action),
+                None => format!("`{}`", req.action),
+            };
+            let why = reason_string(&own, &alone);
+            match own.effect {
+                Effect::Deny => {
+                    return Err(Decision {
+                        reason: Reason::Text(format!(
+                            "strict ceiling: every agent in the chain must be allowed {what} itself, and `{member}` is not ({why})"
+                        )),
+                        ..own
+                    });
+                }
+                Effect::Approve if floor.is_none() => {
+                    floor = Some(Decision {
+                        reason: Reason::Text(format!(
+                            "strict ceiling: `{member}` in the chain needs approval for {what} ({why})"
+                        )),
+                        ..own
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(floor)
+    }
+
+    fn hop<'s>(
+        &'s self,
+        req: &crate::Request,
+        from: &str,
+        to: &str,
+        clock: &Clock,
+    ) -> Decision<'s> {
+        let ask = hop_request(req, from, to);
+        let first = self.decide(&ask, clock, false);
+        if first.effect != Effect::Deny {
+            return first;
+        }
+        let mut handoff = crate::Request::new(from, &format!("handoff:{to}"));
+        handoff.context.clone_from(&req.context);
+        handoff.at = req.at;
+        let second = self.decide(&handoff, clock, false);
+        if second.effect != Effect::Deny {
+            return Decision {
+                reason: Reason::Text(reason_string(&second, &handoff)),
+                ..second
+            };
+        }
+        first
+    }
+
+    fn principal<'r>(&'r self, req: &'r crate::Request) -> Result<Principal<'r>, String> {
+        let mut p = Principal {
+            id: &req.agent,
+            roles: Names::new(),
+            tier: None,
+            tags: Names::new(),
+        };
+        for r in &req.roles {
+            p.roles.push(r);
+        }
+        for t in &req.tags {
+            p.tags.push(t);
+        }
+        if let Some(ids) = self.agents_by_name.get(req.agent.as_str()) {
+            for &i in ids {
+                let Some(a) = self.agents.get(i as usize) else {
+                    continue;
+                };
+                for r in &a.roles {
+                    p.roles.push(r);
+                }
+                for t in &a.tags {
+                    p.tags.push(t);
+                }
+                p.tier = p.tier.max(a.tier);
+                if let (Some(prefix), Some(token)) = (&a.token_prefix, &req.token)
+                    && !token.starts_with(prefix.as_str())
+                {
+                    return Err(format!("token does not belong to agent `{}`", req.agent));
+                }
+            }
+        }
+        if let Some(token) = &req.token
+            && self.has_token_prefix
+        {
+            let mut matched = false;
+            for a in &self.agents {
+                if let Some(prefix) = &a.token_prefix
+                    && token.starts_with(prefix.as_str())
+                {
+                    matched = true;
+                    if a.subject == 1 {
+                        p.roles.push(&a.name);
+                    }
+                }
+            }
+            if !matched {
+                return Err("token matches no declared `token_prefix`".to_owned());
+            }
+        }
+        Ok(p)
+    }
+
+    /// The entries bounding the principal, in entry order.
+    fn bounding(&self, p: &Principal<'_>) -> Small {
+        let mut out = Small::new();
+        if let Some(ids) = self.agents_by_name.get(p.id) {
+            ids.iter().for_each(|i| out.push(*i));
+        }
+        for r in p
+            .roles
+            .inline
+            .iter()
+            .take(p.roles.len)
+            .chain(p.roles.more.iter())
+        {
+            if let Some(ids) = self.roles_by_name.get(*r) {
+                ids.iter().for_each(|i| out.push(*i));
+            }
+        }
+        self.everyone.iter().for_each(|i| out.push(*i));
+        out
+    }
+
+    fn delegates_to(&self, entry: &PAgent, to: &str) -> bool {
+        let roles: Vec<&str> = self
+            .agents_by_name
+            .get(to)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| self.agents.get(*i as usize))
+            .flat_map(|a| a.roles.iter().map(String::as_str))
+            .collect();
+        entry
+            .delegates
+            .iter()
+            .any(|d| d == to || roles.contains(&d.as_str()))
+    }
+
+    fn ceilings<'s>(
+        &'s self,
+        req: &crate::Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+        pending: &mut Pending,
+    ) -> Option<Decision<'s>> {
+        let target = req.target.as_deref().unwrap_or("");
+        if let (Some(to), Some(max)) = (delegation_target(req), self.max_depth) {
+            let hops = req.chain.len().max(1);
+            if hops > max as usize {
+                return Some(self.deny(
+                    None,
+                    None,
+                    format!(
+                        "delegating to `{to}` would make a chain of {hops} hops, more than max_delegation_depth {max}"
+                    ),
+                    None,
+                ));
+            }
+        }
+        let mut bounding = self.bounding(p);
+        for &i in bounding.finish() {
+            let Some(agent) = self.agents.get(i as usize) else {
+                continue;
+            };
+            let who = match agent.subject {
+                0 => format!("agent `{}`", agent.name),
+                1 => format!("role `{}`", agent.name),
+                _ => format!("`{}`", agent.name),
+            };
+            let (list, noun) = match req.action.as_str() {
+                "model:use" => (Some(&agent.models), "model"),
+                "tool:call" => (Some(&agent.tools), "tool"),
+                "net:connect" => (Some(&agent.hosts), "host"),
+                _ => (None, ""),
+            };
+            if let Some(list) = list {
+                if let Some(block) = &list.block
+                    && any_match(&block.matchers, target)
+                {
+                    return Some(self.deny(
+                        None,
+                        Some(agent),
+                        format!("{noun} `{target}` is in {} of {who}", block.key),
+                        None,
+                    ));
+                }
+                if let Some(allow) = &list.allow
+                    && !any_match(&allow.matchers, target)
+                {
+                    return Some(self.deny(
+                        None,
+                        Some(agent),
+                        format!("{noun} `{target}` is not in {} of {who}", allow.key),
+                        None,
+                    ));
+                }
+            }
+            if let Some(to) = delegation_target(req)
+                && !agent.delegates.is_empty()
+                && !self.delegates_to(agent, to)
+            {
+                return Some(self.deny(
+                    None,
+                    Some(agent),
+                    format!("delegation to `{to}` is not in delegates of {who}"),
+                    None,
+                ));
+            }
+            if req.action == "net:connect"
+                && agent.require_tls
+                && req.context.get("scheme").and_then(Value::as_str) != Some("https")
+            {
+                return Some(self.deny(
+                    None,
+                    Some(agent),
+                    format!("{who} requires TLS: context `scheme` must be `https`"),
+                    None,
+                ));
+            }
+            for (k, limit) in agent.limits.iter().enumerate() {
+                if limit
+                    .actions
+                    .as_ref()
+                    .is_some_and(|a| !a.is_match(&req.action))
+                {
+                    continue;
+                }
+                let amount = if limit.metric == 0 { 1 } else { req.tokens };
+                let id: LimitId = (1, i, u32::try_from(k).unwrap_or(u32::MAX));
+                if let Err(retry) = self
+                    .limiter
+                    .check(id, p.id, limit.rate, amount, clock.millis)
+                {
+                    let what = if limit.metric == 0 {
+                        "requests"
+                    } else {
+                        "tokens"
+                    };
+                    let reason = format!(
+                        "{who} is over its {what} limit `{}` ({}: {})",
+                        limit.rate, limit.key, limit.rate.count
+                    );
+                    return Some(self.deny(None, Some(agent), reason, Some(retry)));
+                }
+                pending.items.push((id, amount));
+            }
+        }
+        None
+    }
+
+    fn rules<'s>(
+        &'s self,
+        req: &crate::Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+        pending: &mut Pending,
+    ) -> Decision<'s> {
+        let mut candidates = Small::new();
+        self.index.candidates(&req.action, |r| candidates.push(r));
+        let mut best: Option<Decision<'s>> = None;
+        let mut allow_limits: Vec<(LimitId, u64)> = Vec::new();
+        for &i in candidates.finish() {
+            let Some(rule) = self.rules.get(i as usize) else {
+                continue;
+            };
+            if !self.applies(rule, req, p, clock) {
+                continue;
+            }
+            let (decision, limit) = self.outcome(i, rule, req, p, clock);
+            if self.combining == 0 {
+                pending.items.extend(limit);
+                return decision;
+            }
+            if decision.effect == Effect::Allow {
+                allow_limits.extend(limit);
+            }
+            let rank = |e: Effect| match e {
+                Effect::Deny => 2,
+                Effect::Approve => 1,
+                Effect::Allow => 0,
+            };
+            if best
+                .as_ref()
+                .is_none_or(|b| rank(decision.effect) > rank(b.effect))
+            {
+                best = Some(decision);
+            }
+        }
+        if let Some(decision) = best {
+            if decision.effect == Effect::Allow {
+                pending.items.extend(allow_limits);
+            }
+            return decision;
+        }
+        Decision {
+            effect: self.default_effect,
+            rule: None,
+            policy: None,
+            reason: match &self.default_reason {
+                Some(r) => Reason::Template(r),
+                None => Reason::NoRule,
+            },
+            risk: self.default_risk,
+            retry_after_s: None,
+            default_effect: self.default_effect,
+        }
+    }
+
+    fn outcome<'s>(
+        &'s self,
+        index: u32,
+        rule: &'s PRule,
+        req: &crate::Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+    ) -> (Decision<'s>, Option<(LimitId, u64)>) {
+        for c in &rule.constraints {
+            let value =
+                lookup(&c.field, req).or_else(|| c.alternate.as_ref().and_then(|f| lookup(f, req)));
+            let failure = match value {
+                None | Some(Value::Null) => {
+                    Some(format!("`{}` is missing, required by {}", c.field, c.name))
+                }
+                Some(Value::List(items)) => items
+                    .iter()
+                    .find(|v| !c.values.iter().any(|a| a.loosely_equals(v)))
+                    .map(|v| format!("{} not in {}", show(v), c.name)),
+                Some(v) => (!c.values.iter().any(|a| a.loosely_equals(&v)))
+                    .then(|| format!("{} not in {}", show(&v), c.name)),
+            };
+            if let Some(reason) = failure {
+                return (self.deny(Some(rule), None, reason, None), None);
+            }
+        }
+        let mut limit_id = None;
+        if rule.effect == Effect::Allow
+            && let Some(limit) = rule.limit
+        {
+            let id: LimitId = (0, index, 0);
+            if let Err(retry) = self.limiter.check(id, p.id, limit, 1, clock.millis) {
+                let reason = format!(
+                    "rate limit `{limit}` of rule `{}` reached for agent `{}`",
+                    rule.name, p.id
+                );
+                return (self.deny(Some(rule), None, reason, Some(retry)), None);
+            }
+            limit_id = Some((id, 1));
+        }
+        let _ = req;
+        (
+            Decision {
+                effect: rule.effect,
+                rule: Some(&rule.name),
+                policy: self.policy_name(rule.policy),
+                reason: rule
+                    .reason
+                    .as_deref()
+                    .map_or(Reason::None, Reason::Template),
+                risk: rule.risk.or(self.default_risk),
+                retry_after_s: None,
+                default_effect: self.default_effect,
+            },
+            limit_id,
+        )
+    }
+
+    fn applies(
+        &self,
+        rule: &PRule,
+        req: &crate::Request,
+        p: &Principal<'_>,
+        clock: &Clock,
+    ) -> bool {
+        if !rule.targets.is_empty() {
+            let target = req.target.as_deref().unwrap_or("");
+            if !any_match(&rule.targets, target) {
+                return false;
+            }
+        }
+        let s = &rule.scope;
+        if !s.agents.is_empty() && !s.agents.iter().any(|a| a == p.id) {
+            return false;
+        }
+        if !s.roles.is_empty() && !s.roles.iter().any(|r| p.roles.contains(r)) {
+            return false;
+        }
+        if !s.tiers.is_empty() && !s.tiers.iter().any(|t| p.tier == Some(*t)) {
+            return false;
+        }
+        if !s.tags.is_empty() && !s.tags.iter().any(|t| p.tags.contains(t)) {
+            return false;
+        }
+        rule.condition.as_ref().is_none_or(|c| holds(c, req, clock))
+    }
+}
+
+fn hop_request(req: &crate::Request, from: &str, to: &str) -> crate::Request {
+    let mut ask = crate::Request::new(from, "agent:delegate");
+    ask.target = Some(to.to_owned());
+    ask.context.clone_from(&req.context);
+    ask.at = req.at;
+    ask
+}
+
+fn reason_string(d: &Decision<'_>, req: &crate::Request) -> String {
+    d.reason_text(req).map(Cow::into_owned).unwrap_or_default()
+}
+
+fn delegation_target(req: &crate::Request) -> Option<&str> {
+    match req.action.as_str() {
+        "agent:delegate" => req.target.as_deref(),
+        other => other.strip_prefix("handoff:"),
+    }
+}
+
+fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("`{s}`"),
+        other => format!("`{other}`"),
+    }
+}
+
+fn lookup_ref<'r>(field: &Field, req: &'r crate::Request) -> Option<LookedUp<'r>> {
+    match field {
+        Field::Target => req.target.as_deref().map(LookedUp::Str),
+        Field::Context(path) => {
+            let (first, rest) = path.split_first()?;
+            let mut v = req.context.get(first)?;
+            for seg in rest {
+                match v {
+                    Value::Map(m) => v = m.get(seg)?,
+                    _ => return None,
+                }
+            }
+            Some(LookedUp::Value(v))
+        }
+    }
+}
+
+/// A looked-up value without copying it.
+enum LookedUp<'r> {
+    Str(&'r str),
+    Value(&'r Value),
+}
+
+fn lookup(field: &Field, req: &crate::Request) -> Option<Value> {
+    lookup_ref(field, req).map(|l| match l {
+        LookedUp::Str(s) => Value::String(s.to_owned()),
+        LookedUp::Value(v) => v.clone(),
+    })
+}
+
+fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> bool {
+    let mut stack = [false; 32];
+    let mut spill: Vec<bool> = Vec::new();
+    let mut len = 0usize;
+    let push = |stack: &mut [bool; 32], spill: &mut Vec<bool>, len: &mut usize, v: bool| {
+        if let Some(slot) = stack.get_mut(*len) {
+            *slot = v;
+        } else {
+            spill.push(v);
+        }
+        *len += 1;
+    };
+    let pop = |stack: &[bool; 32], spill: &mut Vec<bool>, len: &mut usize| -> bool {
+        if *len == 0 {
+            return false;
+        }
+        *len -= 1;
+        if *len >= stack.len() {
+            spill.pop().unwrap_or(false)
+        } else {
+            stack.get(*len).copied().unwrap_or(false)
+        }
+    };
+    for op in &c.code {
+        match op {
+            Op::Atom(i) => {
+                let v = c
+                    .atoms
+                    .get(*i as usize)
+                    .is_some_and(|a| atom(a, req, clock));
+                push(&mut stack, &mut spill, &mut len, v);
+            }
+            Op::All(n) => {
+                let mut v = true;
+                for _ in 0..*n {
+                    v &= pop(&stack, &mut spill, &mut len);
+                }
+                push(&mut stack, &mut spill, &mut len, v);
+            }
+            Op::Any(n) => {
+                let mut v = false;
+                for _ in 0..*n {
+                    v |= pop(&stack, &mut spill, &mut len);
+                }
+                push(&mut stack, &mut spill, &mut len, v);
+            }
+            Op::Not => {
+                let v = !pop(&stack, &mut spill, &mut len);
+                push(&mut stack, &mut spill, &mut len, v);
+            }
+        }
+    }
+    pop(&stack, &mut spill, &mut len)
+}
+
+fn not_null(l: Option<LookedUp<'_>>) -> Option<LookedUp<'_>> {
+    match l {
+        Some(LookedUp::Value(Value::Null)) | None => None,
+        other => other,
+    }
+}
+
+fn eq(l: &LookedUp<'_>, v: &Value) -> bool {
+    match l {
+        LookedUp::Str(s) => v.as_str() == Some(*s),
+        LookedUp::Value(a) => a.loosely_equals(v),
+    }
+}
+
+fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> bool {
+    match a {
+        PAtom::Compare { field, op, value } => {
+            let Some(actual) = not_null(lookup_ref(field, req)) else {
+                return false;
+            };
+            match op {
+                0 => eq(&actual, value),
+                1 => !eq(&actual, value),
+                _ => {
+                    let ord = match (&actual, value) {
+                        (LookedUp::Value(Value::Number(a)), Value::Number(b)) => a.partial_cmp(b),
+                        (LookedUp::Value(Value::String(a)), Value::String(b)) => {
+                            Some(a.as_str().cmp(b.as_str()))
+                        }
+                        (LookedUp::Str(a), Value::String(b)) => Some((*a).cmp(b.as_str())),
+                        _ => None,
+                    };
+                    match (ord, op) {
+                        (Some(o), 2) => o == Ordering::Less,
+                        (Some(o), 3) => o != Ordering::Greater,
+                        (Some(o), 4) => o == Ordering::Greater,
+                        (Some(o), 5) => o != Ordering::Less,
+                        _ => false,
+                    }
+                }
+            }
+        }
+        PAtom::In {
+            field,
+            values,
+            negated,
+        } => {
+            let Some(actual) = not_null(lookup_ref(field, req)) else {
+                return false;
+            };
+            values.iter().any(|v| eq(&actual, v)) != *negated
+        }
+        PAtom::Glob { field, matcher } => match lookup_ref(field, req) {
+            Some(LookedUp::Str(s)) => matcher.is_match(s),
+            Some(LookedUp::Value(Value::String(s))) => matcher.is_match(s),
+            _ => false,
+        },
+        PAtom::Contains { field, value } => match lookup_ref(field, req) {
+            Some(LookedUp::Value(Value::List(items))) => {
+                items.iter().any(|i| i.loosely_equals(value))
+            }
+            Some(LookedUp::Value(Value::String(s))) => {
+                value.as_str().is_some_and(|n| s.contains(n))
+            }
+            Some(LookedUp::Str(s)) => value.as_str().is_some_and(|n| s.contains(n)),
+            _ => false,
+        },
+        PAtom::Exists { field } => not_null(lookup_ref(field, req)).is_some(),
+        PAtom::Time { start, end } => {
+            let t = clock.time;
+            if start < end {
+                *start <= t && t < *end
+            } else {
+                t >= *start || t < *end
+            }
+        }
+        PAtom::Weekdays { mask } => mask & (1 << clock.weekday) != 0,
+    }
+}

@@ -1,0 +1,319 @@
+//! writ's embeddable runtime: load a compiled policy bundle and decide
+//! requests, in-process, in nanoseconds.
+//!
+//! This crate is a leaf: it depends on no other writ crate and has no
+//! compiler inside. `writ compile` writes a bundle; [`Runtime::from_bytes`]
+//! checks it (magic, format version, SHA-256 checksum, and with
+//! [`Runtime::from_bytes_verified`] an Ed25519 signature) and prepares it.
+//! A bundle that fails any check is an error, never a panic and never a
+//! partial load. [`Runtime::check`] decides one request.
+//!
+//! ```no_run
+//! # fn main() -> Result<(), writ_runtime::LoadError> {
+//! let bytes = std::fs::read("policy.wbundle").map_err(|e| writ_runtime::LoadError::Io(e.to_string()))?;
+//! let runtime = writ_runtime::Runtime::from_bytes(&bytes)?;
+//! let mut req = writ_runtime::Request::new("billing-agent", "tool:call");
+//! req.target = Some("refund".into());
+//! req.context.insert("amount".into(), writ_runtime::Value::Number(40.0));
+//! let decision = runtime.check(&req);
+//! println!("{}", decision.to_json(&req));
+//! # Ok(()) }
+//! ```
+//!
+//! A decision is made in this order (the same as writ's reference
+//! evaluator, which the differential tests hold it to): the delegation
+//! chain (depth, each hop, the strict ceiling), the principal (roles from
+//! the request, the declared agent and the token), the ceilings of every
+//! entry bounding the principal (model, tool, host and delegation lists,
+//! TLS, limits), then the rules that the action index returns as
+//! candidates, in policy order, and the default.
+
+mod eval;
+mod limiter;
+mod matcher;
+pub mod model;
+pub mod wire;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use sha2::{Digest, Sha256};
+
+pub use eval::{Decision, Effect, Reason, Risk};
+pub use model::{Model, Value};
+
+/// The first bytes of every bundle.
+pub const MAGIC: &[u8; 8] = b"WRITBNDL";
+/// The bundle format this runtime reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Why a bundle was not loaded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// The bytes are not a bundle (wrong magic).
+    NotABundle,
+    /// A bundle of a format this runtime does not read.
+    UnsupportedVersion(u32),
+    /// The checksum does not match: the bundle was changed or cut.
+    Checksum,
+    /// A signature was required and is missing or does not verify.
+    Signature(String),
+    /// The bundle's content is malformed.
+    Corrupt(String),
+    /// The bundle could not be read.
+    Io(String),
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadError::NotABundle => f.write_str("not a writ bundle (bad magic bytes)"),
+            LoadError::UnsupportedVersion(v) => write!(
+                f,
+                "bundle format {v} is not supported by this runtime (it reads format {FORMAT_VERSION}); recompile with a matching writ"
+            ),
+            LoadError::Checksum => f.write_str(
+                "bundle checksum mismatch: the file was modified or truncated; recompile it",
+            ),
+            LoadError::Signature(why) => write!(f, "bundle signature check failed: {why}"),
+            LoadError::Corrupt(why) => write!(f, "corrupt bundle: {why}"),
+            LoadError::Io(why) => write!(f, "cannot read bundle: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// The header of a bundle: what `writ inspect` prints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub format_version: u32,
+    pub writ_version: String,
+    pub revision: [u8; 32],
+    pub body_len: usize,
+    pub signed: bool,
+}
+
+/// Layout: magic (8) | format version (u32) | body length (u32) | body |
+/// SHA-256 of everything before (32) | signature flag (u8) | Ed25519
+/// signature over everything before the flag (64, when flagged).
+///
+/// # Errors
+/// Never for a model: encoding cannot fail.
+#[must_use]
+pub fn encode_bundle(model: &Model, sign: Option<&dyn Fn(&[u8]) -> [u8; 64]>) -> Vec<u8> {
+    let body = model.encode();
+    let mut out = Vec::with_capacity(body.len() + 128);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
+    out.extend_from_slice(&body);
+    let sum = Sha256::digest(&out);
+    out.extend_from_slice(&sum);
+    match sign {
+        Some(sign) => {
+            let sig = sign(&out);
+            out.push(1);
+            out.extend_from_slice(&sig);
+        }
+        None => out.push(0),
+    }
+    out
+}
+
+/// Splits and checks a bundle: magic, version, length, checksum. Returns
+/// the header, the body, the signed bytes and the signature.
+fn split(bytes: &[u8]) -> Result<(Header, &[u8], &[u8], Option<[u8; 64]>), LoadError> {
+    let mut r = wire::Reader::new(bytes);
+    if r.take(8).map_err(|_| LoadError::NotABundle)? != MAGIC {
+        return Err(LoadError::NotABundle);
+    }
+    let version = r.u32().map_err(|_| LoadError::Checksum)?;
+    if version != FORMAT_VERSION {
+        return Err(LoadError::UnsupportedVersion(version));
+    }
+    let len = r.u32().map_err(|_| LoadError::Checksum)? as usize;
+    let body = r.take(len).map_err(|_| LoadError::Checksum)?;
+    let signed_end = 16 + len;
+    let sum = r.take(32).map_err(|_| LoadError::Checksum)?;
+    let covered = bytes.get(..signed_end).ok_or(LoadError::Checksum)?;
+    if Sha256::digest(covered).as_slice() != sum {
+        return Err(LoadError::Checksum);
+    }
+    let flag = r.u8().map_err(|_| LoadError::Checksum)?;
+    let signature = match flag {
+        0 => None,
+        1 => {
+            let s: [u8; 64] = r
+                .take(64)
+                .map_err(|_| LoadError::Signature("the signature is cut off".to_owned()))?
+                .try_into()
+                .map_err(|_| LoadError::Signature("the signature is cut off".to_owned()))?;
+            Some(s)
+        }
+        _ => return Err(LoadError::Corrupt("bad signature flag".to_owned())),
+    };
+    r.finish()?;
+    let mut hr = wire::Reader::new(body);
+    let writ_version = hr.str()?;
+    let revision: [u8; 32] = hr
+        .take(32)?
+        .try_into()
+        .map_err(|_| LoadError::Corrupt("truncated revision".to_owned()))?;
+    let signed_bytes = bytes.get(..signed_end + 32).ok_or(LoadError::Checksum)?;
+    Ok((
+        Header {
+            format_version: version,
+            writ_version,
+            revision,
+            body_len: len,
+            signed: signature.is_some(),
+        },
+        body,
+        signed_bytes,
+        signature,
+    ))
+}
+
+/// Reads a bundle's header after checking its integrity (for `writ inspect`).
+///
+/// # Errors
+/// As [`Runtime::from_bytes`].
+pub fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
+    split(bytes).map(|(h, ..)| h)
+}
+
+/// Decodes a bundle's model after checking its integrity.
+///
+/// # Errors
+/// As [`Runtime::from_bytes`].
+pub fn read_model(bytes: &[u8]) -> Result<Model, LoadError> {
+    let (_, body, ..) = split(bytes)?;
+    Model::decode(body)
+}
+
+/// One question: may `agent` take `action` on `target` now?
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Request {
+    pub agent: String,
+    pub roles: Vec<String>,
+    pub tags: Vec<String>,
+    pub token: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub context: BTreeMap<String, Value>,
+    /// `None`: now.
+    pub at: Option<jiff::Timestamp>,
+    pub tokens: u64,
+    /// The delegation chain, outermost first, ending with `agent`.
+    pub chain: Vec<String>,
+}
+
+impl Request {
+    #[must_use]
+    pub fn new(agent: &str, action: &str) -> Request {
+        Request {
+            agent: agent.to_owned(),
+            action: action.to_owned(),
+            ..Request::default()
+        }
+    }
+}
+
+/// A loaded bundle, ready to decide. `Send + Sync`: share it behind an
+/// `Arc` across threads; limits are kept inside, behind a lock taken only
+/// by requests that meet a limit.
+#[derive(Debug)]
+pub struct Runtime {
+    header: Header,
+    pub(crate) inner: eval::Compiled,
+}
+
+impl Runtime {
+    /// Loads a bundle, signed or not.
+    ///
+    /// # Errors
+    /// [`LoadError`] when the bytes are not a bundle, of another format
+    /// version, fail the checksum, or are malformed anywhere.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Runtime, LoadError> {
+        let (header, body, ..) = split(bytes)?;
+        let model = Model::decode(body)?;
+        Ok(Runtime {
+            header,
+            inner: eval::Compiled::new(model)?,
+        })
+    }
+
+    /// Loads a bundle that must carry a valid Ed25519 signature by the
+    /// holder of `public_key` (32 bytes).
+    ///
+    /// # Errors
+    /// As [`Runtime::from_bytes`], and [`LoadError::Signature`] when the
+    /// bundle is unsigned or the signature does not verify.
+    pub fn from_bytes_verified(bytes: &[u8], public_key: &[u8; 32]) -> Result<Runtime, LoadError> {
+        let (_, _, signed, signature) = split(bytes)?;
+        let Some(signature) = signature else {
+            return Err(LoadError::Signature(
+                "the bundle is not signed; compile it with `writ compile --sign KEY`".to_owned(),
+            ));
+        };
+        let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).map_err(|_| {
+            LoadError::Signature("the public key is not a valid Ed25519 key".to_owned())
+        })?;
+        let sig = ed25519_dalek::Signature::from_bytes(&signature);
+        key.verify_strict(signed, &sig).map_err(|_| {
+            LoadError::Signature("the signature does not match this public key".to_owned())
+        })?;
+        Runtime::from_bytes(bytes)
+    }
+
+    #[must_use]
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// Number of rules in the bundle.
+    #[must_use]
+    pub fn rule_count(&self) -> usize {
+        self.inner.rule_count()
+    }
+
+    /// Decides a request at its `at` time, or now.
+    #[must_use]
+    pub fn check(&self, req: &Request) -> Decision<'_> {
+        self.check_at(req, jiff::Timestamp::now())
+    }
+
+    /// Decides a request; `now` is used when the request has no `at`.
+    #[must_use]
+    pub fn check_at(&self, req: &Request, now: jiff::Timestamp) -> Decision<'_> {
+        self.inner.check(req, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn the_runtime_is_send_and_sync() {
+        assert_send_sync::<Runtime>();
+    }
+
+    #[test]
+    fn garbage_is_not_a_bundle() {
+        assert_eq!(
+            Runtime::from_bytes(b"hello").err(),
+            Some(LoadError::NotABundle)
+        );
+        assert_eq!(Runtime::from_bytes(b"").err(), Some(LoadError::NotABundle));
+        let mut v = MAGIC.to_vec();
+        v.extend_from_slice(&9u32.to_le_bytes());
+        assert_eq!(
+            Runtime::from_bytes(&v).err(),
+            Some(LoadError::UnsupportedVersion(9))
+        );
+    }
+}
