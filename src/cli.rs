@@ -1,6 +1,7 @@
 //! Subcommands of the `writ` binary.
 
 mod check;
+mod compile;
 mod convert;
 mod eval;
 mod fmt;
@@ -46,6 +47,14 @@ pub enum Command {
     /// Draw the delegation graph (agents, roles, permitted delegations with
     /// their conditions; privilege-escalating edges in red).
     Graph(graph::Args),
+    /// Compile policies into a bundle for the runtime (checksummed; signed
+    /// with --sign). Exits 1 when the policy has errors.
+    Compile(compile::CompileArgs),
+    /// Make an Ed25519 key pair for signing bundles.
+    Keygen(compile::KeygenArgs),
+    /// Describe a bundle: header, revision, sizes, signature. Exits 1 when
+    /// the bundle fails any check.
+    Inspect(compile::InspectArgs),
 }
 
 /// `--dialect`: which YAML dialect to read; detected when absent.
@@ -92,6 +101,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Fmt(args) => fmt::run(&args),
         Command::Convert(args) => convert::run(&args),
         Command::Graph(args) => graph::run(&args),
+        Command::Compile(args) => compile::compile(&args),
+        Command::Keygen(args) => compile::keygen(&args),
+        Command::Inspect(args) => compile::inspect(&args),
     }
 }
 

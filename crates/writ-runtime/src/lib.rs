@@ -94,14 +94,18 @@ pub struct Header {
     pub signed: bool,
 }
 
+/// Signs the covered bytes of a bundle with Ed25519 (used by the compiler).
+pub type Signer<'a> = dyn Fn(&[u8]) -> [u8; 64] + 'a;
+
+/// A checked bundle, split: header, body, the bytes the signature covers,
+/// and the signature.
+type Parts<'a> = (Header, &'a [u8], &'a [u8], Option<[u8; 64]>);
+
 /// Layout: magic (8) | format version (u32) | body length (u32) | body |
 /// SHA-256 of everything before (32) | signature flag (u8) | Ed25519
 /// signature over everything before the flag (64, when flagged).
-///
-/// # Errors
-/// Never for a model: encoding cannot fail.
 #[must_use]
-pub fn encode_bundle(model: &Model, sign: Option<&dyn Fn(&[u8]) -> [u8; 64]>) -> Vec<u8> {
+pub fn encode_bundle(model: &Model, sign: Option<&Signer<'_>>) -> Vec<u8> {
     let body = model.encode();
     let mut out = Vec::with_capacity(body.len() + 128);
     out.extend_from_slice(MAGIC);
@@ -123,7 +127,7 @@ pub fn encode_bundle(model: &Model, sign: Option<&dyn Fn(&[u8]) -> [u8; 64]>) ->
 
 /// Splits and checks a bundle: magic, version, length, checksum. Returns
 /// the header, the body, the signed bytes and the signature.
-fn split(bytes: &[u8]) -> Result<(Header, &[u8], &[u8], Option<[u8; 64]>), LoadError> {
+fn split(bytes: &[u8]) -> Result<Parts<'_>, LoadError> {
     let mut r = wire::Reader::new(bytes);
     if r.take(8).map_err(|_| LoadError::NotABundle)? != MAGIC {
         return Err(LoadError::NotABundle);

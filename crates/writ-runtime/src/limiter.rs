@@ -9,9 +9,12 @@ use crate::model::Rate;
 /// entry index, limit index); counted per acting agent.
 pub type LimitId = (u8, u32, u32);
 
+/// Per limit, per agent: the allowed amounts in the window, oldest first.
+type Windows = HashMap<LimitId, HashMap<String, VecDeque<(i64, u64)>>>;
+
 #[derive(Debug, Default)]
 pub struct Limiter {
-    windows: Mutex<HashMap<LimitId, HashMap<String, VecDeque<(i64, u64)>>>>,
+    windows: Mutex<Windows>,
 }
 
 impl Limiter {

@@ -1,0 +1,198 @@
+//! `writ compile`, `writ keygen` and `writ inspect`: bundles and their keys.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use super::{PolicyArgs, print_diagnostics};
+
+#[derive(Debug, clap::Args)]
+pub struct CompileArgs {
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    /// Where to write the bundle.
+    #[arg(short, long, value_name = "BUNDLE", default_value = "policy.wbundle")]
+    pub output: PathBuf,
+    /// Sign the bundle with this secret key (a file written by `writ keygen`).
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeygenArgs {
+    /// Writes the secret key to NAME and the public key to NAME.pub.
+    #[arg(short, long, value_name = "NAME", default_value = "writ-key")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// The bundle to describe.
+    #[arg(value_name = "BUNDLE")]
+    pub bundle: PathBuf,
+    /// Also require a valid signature by this public key.
+    #[arg(long, value_name = "PUBKEY")]
+    pub verify: Option<PathBuf>,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a 32-byte key written as 64 hex digits.
+fn read_key(path: &Path) -> Result<[u8; 32], String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read key `{}`: {e}", path.display()))?;
+    let t = text.trim();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`{}` is not a writ key (64 hex digits, as written by `writ keygen`)",
+            path.display()
+        ));
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let pair = t.get(i * 2..i * 2 + 2).unwrap_or("00");
+        *slot = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+/// Loads a bundle from disk, verifying its signature when a key is given.
+pub fn load_bundle(path: &Path, verify: Option<&Path>) -> Result<writ_runtime::Runtime, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    match verify {
+        Some(key) => {
+            let key = read_key(key)?;
+            writ_runtime::Runtime::from_bytes_verified(&bytes, &key).map_err(|e| e.to_string())
+        }
+        None => writ_runtime::Runtime::from_bytes(&bytes).map_err(|e| e.to_string()),
+    }
+}
+
+pub fn compile(args: &CompileArgs) -> ExitCode {
+    let started = std::time::Instant::now();
+    let comp = args.policy.compile();
+    print_diagnostics(&comp);
+    let Some(set) = comp.checked_set() else {
+        eprintln!("writ compile: the policy has errors; no bundle written");
+        return ExitCode::FAILURE;
+    };
+    let key = match args.sign.as_deref().map(read_key).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("writ compile: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sources: Vec<writ::Source> = comp
+        .sources
+        .iter()
+        .map(|(_, f)| writ::Source {
+            name: f.name().to_owned(),
+            text: f.text().to_owned(),
+        })
+        .collect();
+    let bytes = match writ::bundle::compile(set, &sources, key.as_ref()) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("writ compile: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = std::fs::write(&args.output, &bytes) {
+        eprintln!("writ compile: cannot write {}: {e}", args.output.display());
+        return ExitCode::FAILURE;
+    }
+    eprintln!(
+        "compiled {} rules into {} ({} bytes{}) in {:.1} ms",
+        set.rules.len(),
+        args.output.display(),
+        bytes.len(),
+        if key.is_some() { ", signed" } else { "" },
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    ExitCode::SUCCESS
+}
+
+pub fn keygen(args: &KeygenArgs) -> ExitCode {
+    let (secret, public) = match writ::bundle::keygen() {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("writ keygen: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let public_path = PathBuf::from(format!("{}.pub", args.output.display()));
+    for (path, key) in [(&args.output, secret), (&public_path, public)] {
+        if let Err(e) = std::fs::write(path, format!("{}\n", hex(&key))) {
+            eprintln!("writ keygen: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    eprintln!(
+        "wrote the secret key to {} (keep it private) and the public key to {}",
+        args.output.display(),
+        public_path.display()
+    );
+    ExitCode::SUCCESS
+}
+
+pub fn inspect(args: &InspectArgs) -> ExitCode {
+    let bytes = match std::fs::read(&args.bundle) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("writ inspect: cannot read {}: {e}", args.bundle.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let loaded = match &args.verify {
+        Some(_) => load_bundle(&args.bundle, args.verify.as_deref()).map(|_| ()),
+        None => writ_runtime::Runtime::from_bytes(&bytes)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+    };
+    if let Err(e) = loaded {
+        eprintln!("writ inspect: {}: {e}", args.bundle.display());
+        return ExitCode::FAILURE;
+    }
+    let (header, model) = match (
+        writ_runtime::read_header(&bytes),
+        writ_runtime::read_model(&bytes),
+    ) {
+        (Ok(h), Ok(m)) => (h, m),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("writ inspect: {}: {e}", args.bundle.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let dfas = model
+        .rules
+        .iter()
+        .flat_map(|r| r.actions.iter().chain(&r.targets))
+        .filter(|p| matches!(p, writ_runtime::model::Pattern::Dfa { .. }))
+        .count();
+    println!("bundle:        {}", args.bundle.display());
+    println!("format:        {}", header.format_version);
+    println!("writ version:  {}", header.writ_version);
+    println!("revision:      {}", hex(&header.revision));
+    println!("policies:      {}", model.policies.join(", "));
+    println!("rules:         {}", model.rules.len());
+    println!("agents/roles:  {}", model.agents.len());
+    println!("delegations:   {}", model.graph.len());
+    println!("automata:      {dfas} patterns need a DFA");
+    println!("time zone:     {}", model.settings.timezone);
+    println!(
+        "size:          {} bytes ({} body)",
+        bytes.len(),
+        header.body_len
+    );
+    println!(
+        "signature:     {}",
+        match (&args.verify, header.signed) {
+            (Some(_), _) => "signed, verified",
+            (None, true) => "signed (not verified: pass --verify PUBKEY)",
+            (None, false) => "none",
+        }
+    );
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,220 @@
+//! Bundles: integrity, signatures, corruption, and the CLI around them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::process::Command;
+
+use sha2::{Digest, Sha256};
+use writ::{Source, compile};
+use writ_runtime::{LoadError, Runtime};
+
+const POLICY: &str = r#"policy "small" { default deny }
+agent "bot" { roles [support] tools allow ["lookup_*", refund] }
+rule lookups: allow "tool:call" on "lookup_*"
+rule refunds: allow "tool:call" on refund
+  for roles [support]
+  when amount <= 100
+  because "small refunds for {agent}"
+rule hosts: allow "net:connect" on hosts "*.Example.com"
+"#;
+
+fn bundle(sign: Option<&[u8; 32]>) -> Vec<u8> {
+    let sources = vec![Source {
+        name: "small.writ".into(),
+        text: POLICY.into(),
+    }];
+    let comp = compile(&sources, None);
+    writ::bundle::compile(comp.checked_set().unwrap(), &sources, sign).unwrap()
+}
+
+fn decide(rt: &Runtime, json: &str) -> String {
+    let req = writ_eval::Request::from_json(json).unwrap();
+    let r = writ::bundle::runtime_request(&req);
+    rt.check_at(&r, "2025-01-15T12:00:00Z".parse().unwrap())
+        .to_json(&r)
+}
+
+#[test]
+fn a_bundle_decides_like_its_policy() {
+    let rt = Runtime::from_bytes(&bundle(None)).unwrap();
+    assert_eq!(rt.rule_count(), 3);
+    let d = decide(
+        &rt,
+        r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":40}}"#,
+    );
+    assert_eq!(
+        d,
+        r#"{"decision":"allow","rule":"refunds","policy":"small","reason":"small refunds for bot","risk":null,"retry_after_s":null}"#
+    );
+    let d = decide(
+        &rt,
+        r#"{"agent":"bot","action":"tool:call","target":"delete"}"#,
+    );
+    assert!(
+        d.contains("\"decision\":\"deny\"") && d.contains("is not in tools.allow"),
+        "{d}"
+    );
+    let d = decide(
+        &rt,
+        r#"{"agent":"x","action":"net:connect","target":"API.example.COM"}"#,
+    );
+    assert!(
+        d.contains("\"rule\":\"hosts\""),
+        "hosts match in any case: {d}"
+    );
+}
+
+/// Every single-byte change and every truncation is rejected: the checksum
+/// covers everything, and nothing panics on the way.
+#[test]
+fn corrupt_and_truncated_bundles_are_rejected() {
+    let good = bundle(None);
+    assert!(Runtime::from_bytes(&good).is_ok());
+    for i in 0..good.len() {
+        let mut bad = good.clone();
+        bad[i] ^= 0x5a;
+        assert!(
+            Runtime::from_bytes(&bad).is_err(),
+            "flipping byte {i} was accepted"
+        );
+    }
+    for len in 0..good.len() {
+        assert!(
+            Runtime::from_bytes(&good[..len]).is_err(),
+            "a bundle cut at {len} bytes was accepted"
+        );
+    }
+}
+
+/// Past the checksum, the decoder itself never panics: corrupt each byte
+/// of the body and re-seal the checksum, as an attacker who can write the
+/// file could.
+#[test]
+fn the_decoder_survives_resealed_corruption() {
+    let good = bundle(None);
+    let body_len = u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
+    let mut rejected = 0;
+    for i in 16..16 + body_len {
+        for flip in [0x01u8, 0x80, 0xff] {
+            let mut bad = good.clone();
+            bad[i] ^= flip;
+            let sum = Sha256::digest(&bad[..16 + body_len]);
+            bad[16 + body_len..16 + body_len + 32].copy_from_slice(&sum);
+            if let Ok(rt) = Runtime::from_bytes(&bad) {
+                // A change that still decodes (a letter in a name) must
+                // still give a well-formed decision.
+                let d = decide(
+                    &rt,
+                    r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":40}}"#,
+                );
+                assert!(d.starts_with("{\"decision\":"), "{d}");
+            } else {
+                rejected += 1;
+            }
+        }
+    }
+    assert!(
+        rejected > body_len,
+        "most corruptions are structural: {rejected}"
+    );
+}
+
+#[test]
+fn signatures_are_checked() {
+    let (secret, public) = writ::bundle::keygen().unwrap();
+    let (_, other) = writ::bundle::keygen().unwrap();
+    let signed = bundle(Some(&secret));
+    assert!(Runtime::from_bytes_verified(&signed, &public).is_ok());
+    assert!(matches!(
+        Runtime::from_bytes_verified(&signed, &other),
+        Err(LoadError::Signature(_))
+    ));
+    assert!(matches!(
+        Runtime::from_bytes_verified(&bundle(None), &public),
+        Err(LoadError::Signature(_))
+    ));
+    // Re-signing a changed body with another key does not pass either.
+    let (secret2, _) = writ::bundle::keygen().unwrap();
+    let forged = bundle(Some(&secret2));
+    assert!(Runtime::from_bytes_verified(&forged, &public).is_err());
+    // A signed bundle loads without verification too (integrity only).
+    assert!(Runtime::from_bytes(&signed).is_ok());
+}
+
+#[test]
+fn compile_inspect_and_eval_from_the_command_line() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("bundle-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let bin = env!("CARGO_BIN_EXE_writ");
+    let run = |args: &[&str]| {
+        let out = Command::new(bin)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(101), "writ panicked");
+        out
+    };
+    let key = dir.join("key");
+    let bundle = dir.join("support.wbundle");
+    assert!(
+        run(&["keygen", "-o", key.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let c = run(&[
+        "compile",
+        "examples/support.writ",
+        "-o",
+        bundle.to_str().unwrap(),
+        "--sign",
+        key.to_str().unwrap(),
+    ]);
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let pubkey = format!("{}.pub", key.display());
+    let i = run(&["inspect", bundle.to_str().unwrap(), "--verify", &pubkey]);
+    let text = String::from_utf8(i.stdout).unwrap();
+    assert!(
+        text.contains("rules:         9") && text.contains("signed, verified"),
+        "{text}"
+    );
+    let req = r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":79.99,"currency":"USD"},"at":"2025-01-15T15:00:00Z"}"#;
+    let from_bundle = run(&[
+        "eval",
+        bundle.to_str().unwrap(),
+        "--verify",
+        &pubkey,
+        "--request",
+        req,
+    ]);
+    let from_source = run(&["eval", "examples/support.writ", "--request", req]);
+    assert!(from_bundle.status.success());
+    assert_eq!(from_bundle.stdout, from_source.stdout);
+    // A tampered bundle is refused with a clear error and no decision.
+    let mut bytes = std::fs::read(&bundle).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    let bad = dir.join("bad.wbundle");
+    std::fs::write(&bad, &bytes).unwrap();
+    let e = run(&["eval", bad.to_str().unwrap(), "--request", req]);
+    assert_eq!(e.status.code(), Some(1));
+    assert!(e.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&e.stderr).contains("checksum mismatch"));
+    let e = run(&["inspect", bad.to_str().unwrap()]);
+    assert_eq!(e.status.code(), Some(1));
+    // Compiling a policy with errors writes nothing.
+    let none = dir.join("none.wbundle");
+    let c = run(&[
+        "compile",
+        "tests/fixtures/yaml/bad-rate.yaml",
+        "-o",
+        none.to_str().unwrap(),
+    ]);
+    assert_eq!(c.status.code(), Some(1));
+    assert!(!none.exists());
+}
