@@ -84,3 +84,39 @@ pub fn delegation_policy(agents: usize, fanout: usize) -> String {
     }
     s
 }
+
+/// The decision workload in the writ language (the same as the peers', see
+/// `src/peers.rs`): `n` rules, each allowing actions matching
+/// `tool:search_web_<i>:*` for role `analyst` when `amount < 100`.
+#[must_use]
+pub fn decision_policy(n: usize) -> String {
+    let mut s = String::with_capacity(n * 80);
+    s.push_str("policy \"bench\" { default deny }\n\n");
+    for i in 0..n {
+        let _ = writeln!(
+            s,
+            "rule r{i}: allow \"tool:search_web_{i}:*\"\n  for roles [analyst]\n  when amount < 100\n"
+        );
+    }
+    s
+}
+
+/// Compiles writ-language text into bundle bytes, as `writ compile` does.
+///
+/// # Panics
+/// When the generated policy does not compile (a bug in the generator).
+#[must_use]
+pub fn compile_bundle(text: &str) -> Vec<u8> {
+    let sources = vec![writ::Source {
+        name: "bench.writ".to_owned(),
+        text: text.to_owned(),
+    }];
+    let comp = writ::compile(&sources, None);
+    let Some(set) = comp.checked_set() else {
+        panic!("bench policy has errors: {:?}", comp.diagnostics.first());
+    };
+    match writ::bundle::compile(set, &sources, None) {
+        Ok(b) => b,
+        Err(e) => panic!("bench policy does not compile: {e}"),
+    }
+}

@@ -213,20 +213,31 @@ pub fn cedar_grouped(n: usize) -> Peer {
 // regorus (Rego)
 // ---------------------------------------------------------------------------
 
-/// The Rego module with `n` `allow` rules. `glob.match` with `null`
-/// delimiters makes `*` match any characters (like writ's and Cedar's `*`);
-/// the glob is the first expression of each body so that non-matching rules
-/// fail on it.
-fn rego_module(n: usize) -> String {
-    let mut s = String::with_capacity(n * 130 + 64);
-    s.push_str("package bench\nimport rego.v1\n\ndefault allow := false\n\n");
+/// The Rego source of the `n` `allow` rules, as modules of package `bench`
+/// holding at most 1,000 rules each: regorus refuses a policy file over
+/// 1 MiB or 20,000 lines by default, so a user with many rules splits them
+/// into files (raising the limit with `set_policy_length_config` would do
+/// too). `glob.match` with `null` delimiters makes `*` match any characters
+/// (like writ's and Cedar's `*`); the glob is the first expression of each
+/// body so that non-matching rules fail on it.
+fn rego_modules(n: usize) -> Vec<String> {
+    const PER_FILE: usize = 1_000;
+    let mut files = Vec::new();
+    let mut s = String::from("package bench\nimport rego.v1\n\ndefault allow := false\n\n");
     for i in 0..n {
+        if i > 0 && i % PER_FILE == 0 {
+            files.push(std::mem::replace(
+                &mut s,
+                String::from("package bench\nimport rego.v1\n\n"),
+            ));
+        }
         let _ = write!(
             s,
             "allow if {{\n  glob.match(\"tool:search_web_{i}:*\", null, input.action)\n  \"analyst\" in input.roles\n  input.amount < 100\n}}\n\n"
         );
     }
-    s
+    files.push(s);
+    files
 }
 
 /// The input a Rego caller builds for each request.
@@ -255,9 +266,11 @@ fn size_glob_cache(n: usize) {
 fn rego_engine(n: usize) -> regorus::Engine {
     size_glob_cache(n);
     let mut engine = regorus::Engine::new();
-    engine
-        .add_policy("bench.rego".to_owned(), rego_module(n))
-        .expect("rego policy parses");
+    for (k, module) in rego_modules(n).into_iter().enumerate() {
+        engine
+            .add_policy(format!("bench_{k}.rego"), module)
+            .expect("rego policy parses");
+    }
     engine
 }
 
@@ -270,17 +283,27 @@ fn rego_allowed(v: &regorus::Value) -> bool {
 /// to a program for the Rego Virtual Machine (RVM, default feature `rvm`),
 /// and one `RegoVM` kept by the caller. Per decision: build the input
 /// `Value`, `set_input`, `execute` the `data.bench.allow` entry point.
+///
+/// An RVM program holds at most 65,535 instructions and this workload
+/// takes 18 per rule, so past about 3,600 rules the RVM cannot take the
+/// policy; this then falls back to [`regorus_interpreter`], and the
+/// returned peer's name says so (`regorus_interpreter`).
 #[must_use]
 pub fn regorus(n: usize) -> Peer {
     let mut engine = rego_engine(n);
     let policy = engine
         .compile_with_entrypoint(&"data.bench.allow".into())
         .expect("rego compiles");
-    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+    let program = match regorus::languages::rego::compiler::Compiler::compile_from_policy(
         &policy,
         &["data.bench.allow"],
-    )
-    .expect("rvm program compiles");
+    ) {
+        Ok(program) => program,
+        Err(e) if format!("{e:?}").contains("exceeds max instructions") => {
+            return regorus_interpreter(n);
+        }
+        Err(e) => panic!("rvm program compiles: {e:?}"),
+    };
     let mut vm = regorus::rvm::vm::RegoVM::new_with_policy(policy);
     vm.load_program(program);
     let hit = hit_action(n);

@@ -84,6 +84,16 @@ impl Pattern {
             if self.matches_everything() {
                 return true;
             }
+            // `lit*` and `*lit`: no regex needed.
+            const META: [char; 5] = ['*', '?', '[', '{', '\\'];
+            let body = self.text.trim_end_matches('*');
+            if body.len() < self.text.len() && !body.contains(META) {
+                return candidate.starts_with(body);
+            }
+            let body = self.text.trim_start_matches('*');
+            if body.len() < self.text.len() && !body.contains(META) {
+                return candidate.ends_with(body);
+            }
         }
         self.matcher
             .get_or_init(|| self.glob.compile_matcher())

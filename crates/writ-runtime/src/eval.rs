@@ -303,7 +303,7 @@ fn paccess(a: &crate::model::AccessList) -> Result<PAccess, LoadError> {
 
 /// Up to eight names inline; more spill to the heap.
 struct Names<'a> {
-    inline: [&'a str; 8],
+    inline: [&'a str; 4],
     len: usize,
     more: Vec<&'a str>,
 }
@@ -311,7 +311,7 @@ struct Names<'a> {
 impl<'a> Names<'a> {
     fn new() -> Self {
         Names {
-            inline: [""; 8],
+            inline: [""; 4],
             len: 0,
             more: Vec::new(),
         }
@@ -611,10 +611,15 @@ impl Compiled {
         } else {
             None
         };
-        let principal = match self.principal(req) {
-            Ok(p) => p,
-            Err(reason) => return self.deny(None, None, reason, None),
+        let mut principal = Principal {
+            id: &req.agent,
+            roles: Names::new(),
+            tier: None,
+            tags: Names::new(),
         };
+        if let Err(reason) = self.principal(req, &mut principal) {
+            return self.deny(None, None, reason, None);
+        }
         let mut pending = Pending::default();
         if let Some(denied) = self.ceilings(req, &principal, clock, &mut pending) {
             return denied;
@@ -730,20 +735,20 @@ impl Compiled {
         first
     }
 
-    fn principal<'r>(&'r self, req: &'r crate::Request) -> Result<Principal<'r>, String> {
-        let mut p = Principal {
-            id: &req.agent,
-            roles: Names::new(),
-            tier: None,
-            tags: Names::new(),
-        };
+    fn principal<'r>(
+        &'r self,
+        req: &'r crate::Request,
+        p: &mut Principal<'r>,
+    ) -> Result<(), String> {
         for r in &req.roles {
             p.roles.push(r);
         }
         for t in &req.tags {
             p.tags.push(t);
         }
-        if let Some(ids) = self.agents_by_name.get(req.agent.as_str()) {
+        if !self.agents_by_name.is_empty()
+            && let Some(ids) = self.agents_by_name.get(req.agent.as_str())
+        {
             for &i in ids {
                 let Some(a) = self.agents.get(i as usize) else {
                     continue;
@@ -780,7 +785,7 @@ impl Compiled {
                 return Err("token matches no declared `token_prefix`".to_owned());
             }
         }
-        Ok(p)
+        Ok(())
     }
 
     /// The entries bounding the principal, in entry order.
@@ -839,6 +844,9 @@ impl Compiled {
                     None,
                 ));
             }
+        }
+        if self.agents.is_empty() {
+            return None;
         }
         let mut bounding = self.bounding(p);
         for &i in bounding.finish() {
@@ -951,11 +959,15 @@ impl Compiled {
             }
             let (decision, limit) = self.outcome(i, rule, req, p, clock);
             if self.combining == 0 {
-                pending.items.extend(limit);
+                if let Some(l) = limit {
+                    pending.items.push(l);
+                }
                 return decision;
             }
-            if decision.effect == Effect::Allow {
-                allow_limits.extend(limit);
+            if decision.effect == Effect::Allow
+                && let Some(l) = limit
+            {
+                allow_limits.push(l);
             }
             let rank = |e: Effect| match e {
                 Effect::Deny => 2,

@@ -71,73 +71,160 @@ pub fn any_match(ms: &[Matcher], s: &str) -> bool {
     ms.iter().any(|m| m.is_match(s))
 }
 
-/// Maps an action to the rules whose action patterns may match it, in one
-/// hash lookup per distinct prefix or suffix length, plus the DFAs of the
-/// few patterns that are neither.
+/// One step of the rolling hash over a string's bytes.
+#[inline]
+fn roll(h: u64, byte: u8) -> u64 {
+    (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+}
+
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Up to this many distinct prefix (suffix) lengths are probed directly.
+const FEW: usize = 6;
+
+fn hash_forward(s: &str) -> u64 {
+    s.bytes().fold(SEED, roll)
+}
+
+fn hash_backward(s: &str) -> u64 {
+    s.bytes().rev().fold(SEED, roll)
+}
+
+/// Prefixes (or suffixes) by length and rolling hash: one pass over the
+/// action's bytes computes every prefix's hash, and only the lengths that
+/// occur are looked up.
+#[derive(Debug, Default)]
+struct Affixes {
+    /// For few distinct lengths: a direct lookup of each length's slice.
+    by_str: FxHashMap<String, Vec<u32>>,
+    by_hash: FxHashMap<u64, Vec<(String, Vec<u32>)>>,
+    lengths: Vec<usize>,
+    /// Bit `l` set when some affix has length `l` (for `l` < 256).
+    short: [u64; 4],
+    max: usize,
+}
+
+impl Affixes {
+    fn add(&mut self, affix: &str, hash: u64, rule: u32) {
+        let direct = self.by_str.entry(affix.to_owned()).or_default();
+        if direct.last() != Some(&rule) {
+            direct.push(rule);
+        }
+        let bucket = self.by_hash.entry(hash).or_default();
+        match bucket.iter_mut().find(|(a, _)| a == affix) {
+            Some((_, rules)) => {
+                if rules.last() != Some(&rule) {
+                    rules.push(rule);
+                }
+            }
+            None => bucket.push((affix.to_owned(), vec![rule])),
+        }
+        let l = affix.len();
+        if !self.lengths.contains(&l) {
+            self.lengths.push(l);
+            self.lengths.sort_unstable();
+        }
+        if let Some(word) = self.short.get_mut(l / 64) {
+            *word |= 1 << (l % 64);
+        }
+        self.max = self.max.max(l);
+    }
+
+    fn has_length(&self, l: usize) -> bool {
+        match self.short.get(l / 64) {
+            Some(word) => word & (1 << (l % 64)) != 0,
+            None => self.lengths.binary_search(&l).is_ok(),
+        }
+    }
+
+    fn probe(&self, hash: u64, matches: impl Fn(&str) -> bool, f: &mut impl FnMut(u32)) {
+        if let Some(bucket) = self.by_hash.get(&hash) {
+            for (a, rules) in bucket {
+                if matches(a) {
+                    rules.iter().for_each(|r| f(*r));
+                }
+            }
+        }
+    }
+}
+
+/// Maps an action to the rules whose action patterns may match it: one
+/// hash lookup for exact names, one pass over the action's bytes for
+/// prefixes and one for suffixes (probing only the lengths that occur),
+/// plus the DFAs of the few patterns that are none of these.
 #[derive(Debug, Default)]
 pub struct ActionIndex {
     exact: FxHashMap<String, Vec<u32>>,
-    prefixes: FxHashMap<String, Vec<u32>>,
-    prefix_lengths: Vec<usize>,
-    suffixes: FxHashMap<String, Vec<u32>>,
-    suffix_lengths: Vec<usize>,
+    prefixes: Affixes,
+    suffixes: Affixes,
     any: Vec<u32>,
     complex: Vec<(Matcher, u32)>,
 }
 
 impl ActionIndex {
     pub fn add(&mut self, m: &Matcher, rule: u32) {
-        let push = |v: &mut Vec<u32>| {
-            if v.last() != Some(&rule) {
-                v.push(rule);
-            }
-        };
         match m {
-            Matcher::Exact(s) => push(self.exact.entry(s.clone()).or_default()),
-            Matcher::Prefix(p) => {
-                push(self.prefixes.entry(p.clone()).or_default());
-                if !self.prefix_lengths.contains(&p.len()) {
-                    self.prefix_lengths.push(p.len());
+            Matcher::Exact(s) => {
+                let v = self.exact.entry(s.clone()).or_default();
+                if v.last() != Some(&rule) {
+                    v.push(rule);
                 }
             }
-            Matcher::Suffix(p) => {
-                push(self.suffixes.entry(p.clone()).or_default());
-                if !self.suffix_lengths.contains(&p.len()) {
-                    self.suffix_lengths.push(p.len());
+            Matcher::Prefix(p) => self.prefixes.add(p, hash_forward(p), rule),
+            Matcher::Suffix(p) => self.suffixes.add(p, hash_backward(p), rule),
+            Matcher::Any => {
+                if self.any.last() != Some(&rule) {
+                    self.any.push(rule);
                 }
             }
-            Matcher::Any => push(&mut self.any),
             Matcher::Dfa(_) => self.complex.push((m.clone(), rule)),
         }
     }
 
-    pub fn finish(&mut self) {
-        self.prefix_lengths.sort_unstable();
-        self.suffix_lengths.sort_unstable();
-    }
+    pub fn finish(&mut self) {}
 
     /// Calls `f` with every candidate rule (possibly twice, in no order).
     pub fn candidates(&self, action: &str, mut f: impl FnMut(u32)) {
-        if let Some(v) = self.exact.get(action) {
+        if !self.exact.is_empty()
+            && let Some(v) = self.exact.get(action)
+        {
             v.iter().for_each(|r| f(*r));
         }
-        for &l in &self.prefix_lengths {
-            if l > action.len() {
-                break;
+        // With few distinct lengths, slicing and hashing each is cheapest;
+        // with many, one rolling pass over the bytes is.
+        if self.prefixes.lengths.len() <= FEW {
+            for &l in &self.prefixes.lengths {
+                if let Some(v) = action.get(..l).and_then(|p| self.prefixes.by_str.get(p)) {
+                    v.iter().for_each(|r| f(*r));
+                }
             }
-            if let Some(v) = action.get(..l).and_then(|p| self.prefixes.get(p)) {
-                v.iter().for_each(|r| f(*r));
+        } else {
+            let mut h = SEED;
+            for (i, b) in action.bytes().enumerate().take(self.prefixes.max) {
+                h = roll(h, b);
+                if self.prefixes.has_length(i + 1) {
+                    self.prefixes.probe(h, |p| action.starts_with(p), &mut f);
+                }
             }
         }
-        for &l in &self.suffix_lengths {
-            if l > action.len() {
-                break;
+        if self.suffixes.lengths.len() <= FEW {
+            for &l in &self.suffixes.lengths {
+                if let Some(v) = action
+                    .len()
+                    .checked_sub(l)
+                    .and_then(|start| action.get(start..))
+                    .and_then(|p| self.suffixes.by_str.get(p))
+                {
+                    v.iter().for_each(|r| f(*r));
+                }
             }
-            if let Some(v) = action
-                .get(action.len() - l..)
-                .and_then(|p| self.suffixes.get(p))
-            {
-                v.iter().for_each(|r| f(*r));
+        } else {
+            let mut h = SEED;
+            for (i, b) in action.bytes().rev().enumerate().take(self.suffixes.max) {
+                h = roll(h, b);
+                if self.suffixes.has_length(i + 1) {
+                    self.suffixes.probe(h, |p| action.ends_with(p), &mut f);
+                }
             }
         }
         self.any.iter().for_each(|r| f(*r));

@@ -1,0 +1,31 @@
+//! Profiling helper: decide one request many times (`perf record`).
+use std::collections::BTreeMap;
+use writ_runtime::{Request, Runtime, Value};
+
+fn main() {
+    let path = std::env::args().nth(1).unwrap_or_default();
+    let action = std::env::args().nth(2).unwrap_or_default();
+    let Ok(bytes) = std::fs::read(&path) else {
+        return;
+    };
+    let Ok(rt) = Runtime::from_bytes(&bytes) else {
+        return;
+    };
+    let mut context = BTreeMap::new();
+    context.insert("amount".to_owned(), Value::Number(50.0));
+    let req = Request {
+        agent: "alice".to_owned(),
+        roles: vec!["analyst".to_owned()],
+        action,
+        context,
+        at: Some(jiff::Timestamp::UNIX_EPOCH),
+        ..Request::default()
+    };
+    let mut allowed = 0u64;
+    for _ in 0..20_000_000u64 {
+        if std::hint::black_box(rt.check(std::hint::black_box(&req))).is_allowed() {
+            allowed += 1;
+        }
+    }
+    println!("{allowed}");
+}
