@@ -853,7 +853,8 @@ impl Compiled {
             let Some(agent) = self.agents.get(i as usize) else {
                 continue;
             };
-            let who = match agent.subject {
+            // Named only when something is denied: no allocation otherwise.
+            let who = || match agent.subject {
                 0 => format!("agent `{}`", agent.name),
                 1 => format!("role `{}`", agent.name),
                 _ => format!("`{}`", agent.name),
@@ -871,7 +872,7 @@ impl Compiled {
                     return Some(self.deny(
                         None,
                         Some(agent),
-                        format!("{noun} `{target}` is in {} of {who}", block.key),
+                        format!("{noun} `{target}` is in {} of {}", block.key, who()),
                         None,
                     ));
                 }
@@ -881,7 +882,7 @@ impl Compiled {
                     return Some(self.deny(
                         None,
                         Some(agent),
-                        format!("{noun} `{target}` is not in {} of {who}", allow.key),
+                        format!("{noun} `{target}` is not in {} of {}", allow.key, who()),
                         None,
                     ));
                 }
@@ -893,7 +894,7 @@ impl Compiled {
                 return Some(self.deny(
                     None,
                     Some(agent),
-                    format!("delegation to `{to}` is not in delegates of {who}"),
+                    format!("delegation to `{to}` is not in delegates of {}", who()),
                     None,
                 ));
             }
@@ -904,7 +905,7 @@ impl Compiled {
                 return Some(self.deny(
                     None,
                     Some(agent),
-                    format!("{who} requires TLS: context `scheme` must be `https`"),
+                    format!("{} requires TLS: context `scheme` must be `https`", who()),
                     None,
                 ));
             }
@@ -928,8 +929,11 @@ impl Compiled {
                         "tokens"
                     };
                     let reason = format!(
-                        "{who} is over its {what} limit `{}` ({}: {})",
-                        limit.rate, limit.key, limit.rate.count
+                        "{} is over its {what} limit `{}` ({}: {})",
+                        who(),
+                        limit.rate,
+                        limit.key,
+                        limit.rate.count
                     );
                     return Some(self.deny(None, Some(agent), reason, Some(retry)));
                 }
