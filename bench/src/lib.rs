@@ -17,9 +17,9 @@ pub fn generated_policy(rules: usize) -> String {
     }
     for i in 0..rules {
         let effect = ["allow", "deny", "approve"][i % 3];
-        let _ = write!(
+        let _ = writeln!(
             s,
-            "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"\n",
+            "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"",
             i % 97
         );
         match i % 4 {
