@@ -218,3 +218,48 @@ fn compile_inspect_and_eval_from_the_command_line() {
     assert_eq!(c.status.code(), Some(1));
     assert!(!none.exists());
 }
+
+/// Many rules on one action, each for another agent or role: the runtime
+/// indexes them by principal, and still decides as the reference does.
+#[test]
+fn rules_for_other_principals_are_indexed_away_and_decide_the_same() {
+    let mut text = String::from("policy \"many\" { default deny }\n");
+    for i in 0..60 {
+        text.push_str(&format!(
+            "rule a{i}: allow \"tool:call\" on \"t{i}\"\n  for agents [agent{i}]\n"
+        ));
+        text.push_str(&format!(
+            "rule r{i}: approve \"tool:call\"\n  for roles [role{i}]\n  when amount > {i}\n"
+        ));
+    }
+    text.push_str("rule everyone: deny \"tool:call\" on secret\n");
+    let sources = vec![Source {
+        name: "many.writ".into(),
+        text,
+    }];
+    let comp = compile(&sources, None);
+    let set = comp.checked_set().unwrap();
+    let rt = Runtime::from_bytes(&writ::bundle::compile(set, &sources, None).unwrap()).unwrap();
+    let mut reference = writ_eval::Evaluator::new(set);
+    let now = "2025-01-15T12:00:00Z".parse().unwrap();
+    for agent in ["agent0", "agent7", "agent59", "nobody"] {
+        for role in ["role3", "role59", "none"] {
+            for target in ["t7", "t59", "secret", "other"] {
+                for amount in [0, 10, 100] {
+                    let json = serde_json::json!({
+                        "agent": agent, "roles": [role], "action": "tool:call",
+                        "target": target, "context": {"amount": amount}
+                    })
+                    .to_string();
+                    let req = writ_eval::Request::from_json(&json).unwrap();
+                    let r = writ::bundle::runtime_request(&req);
+                    assert_eq!(
+                        rt.check_at(&r, now).to_json(&r),
+                        reference.check(&req, now).to_json(),
+                        "{json}"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 
 use crate::LoadError;
 use crate::limiter::{LimitId, Limiter};
-use crate::matcher::{ActionIndex, Matcher, any_match};
+use crate::matcher::{ActionIndex, Matcher, ScopeKey, Who, any_match};
 use crate::model::{Atom, Field, Model, Op, Rate, Value};
 
 /// What a rule or the policy default decides.
@@ -527,7 +527,20 @@ impl Compiled {
                 reason: r.reason.clone(),
             });
         }
-        index.finish();
+        let scopes: Vec<ScopeKey> = model
+            .rules
+            .iter()
+            .map(|r| {
+                if !r.scope.agents.is_empty() {
+                    ScopeKey::Agents(r.scope.agents.clone())
+                } else if !r.scope.roles.is_empty() {
+                    ScopeKey::Roles(r.scope.roles.clone())
+                } else {
+                    ScopeKey::Open
+                }
+            })
+            .collect();
+        index.finish(&scopes);
         Ok(Compiled {
             policies: model.policies,
             combining: s.combining,
@@ -951,7 +964,19 @@ impl Compiled {
         pending: &mut Pending,
     ) -> Decision<'s> {
         let mut candidates = Small::new();
-        self.index.candidates(&req.action, |r| candidates.push(r));
+        let roles = |f: &mut dyn FnMut(&str)| {
+            p.roles
+                .inline
+                .iter()
+                .take(p.roles.len)
+                .chain(p.roles.more.iter())
+                .for_each(|r| f(r));
+        };
+        let who = Who {
+            agent: p.id,
+            roles: &roles,
+        };
+        self.index.candidates(&req.action, &who, |r| candidates.push(r));
         let mut best: Option<Decision<'s>> = None;
         let mut allow_limits: Vec<(LimitId, u64)> = Vec::new();
         for &i in candidates.finish() {

@@ -90,14 +90,93 @@ fn hash_backward(s: &str) -> u64 {
     s.bytes().rev().fold(SEED, roll)
 }
 
+/// How a rule's principals narrow it, for the scope index.
+#[derive(Clone, Debug)]
+pub enum ScopeKey {
+    /// No agent or role list: any principal may match.
+    Open,
+    Agents(Vec<String>),
+    Roles(Vec<String>),
+}
+
+/// Buckets holding more rules than this are indexed by principal too.
+const SCOPE_INDEX_AT: usize = 16;
+
+#[derive(Debug, Default)]
+struct ScopeIndex {
+    open: Vec<u32>,
+    by_agent: FxHashMap<String, Vec<u32>>,
+    by_role: FxHashMap<String, Vec<u32>>,
+}
+
+/// The rules of one action key; large buckets are split by principal so
+/// that rules for other agents and roles cost nothing.
+#[derive(Debug, Default)]
+struct Bucket {
+    rules: Vec<u32>,
+    scoped: Option<Box<ScopeIndex>>,
+}
+
+impl Bucket {
+    fn push(&mut self, rule: u32) {
+        if self.rules.last() != Some(&rule) {
+            self.rules.push(rule);
+        }
+    }
+
+    fn index(&mut self, scopes: &[ScopeKey]) {
+        if self.rules.len() <= SCOPE_INDEX_AT {
+            return;
+        }
+        let mut ix = ScopeIndex::default();
+        for &r in &self.rules {
+            match scopes.get(r as usize) {
+                Some(ScopeKey::Agents(a)) => a
+                    .iter()
+                    .for_each(|a| ix.by_agent.entry(a.clone()).or_default().push(r)),
+                Some(ScopeKey::Roles(roles)) => roles
+                    .iter()
+                    .for_each(|x| ix.by_role.entry(x.clone()).or_default().push(r)),
+                _ => ix.open.push(r),
+            }
+        }
+        self.scoped = Some(Box::new(ix));
+    }
+
+    fn visit(&self, who: &Who<'_>, f: &mut impl FnMut(u32)) {
+        let Some(ix) = &self.scoped else {
+            self.rules.iter().for_each(|r| f(*r));
+            return;
+        };
+        ix.open.iter().for_each(|r| f(*r));
+        if let Some(v) = ix.by_agent.get(who.agent) {
+            v.iter().for_each(|r| f(*r));
+        }
+        if !ix.by_role.is_empty() {
+            (who.roles)(&mut |role: &str| {
+                if let Some(v) = ix.by_role.get(role) {
+                    v.iter().for_each(|r| f(*r));
+                }
+            });
+        }
+    }
+}
+
+/// Who is asking, for the scope index: the agent and a way to visit its
+/// roles.
+pub struct Who<'a> {
+    pub agent: &'a str,
+    pub roles: &'a dyn Fn(&mut dyn FnMut(&str)),
+}
+
 /// Prefixes (or suffixes) by length and rolling hash: one pass over the
 /// action's bytes computes every prefix's hash, and only the lengths that
 /// occur are looked up.
 #[derive(Debug, Default)]
 struct Affixes {
     /// For few distinct lengths: a direct lookup of each length's slice.
-    by_str: FxHashMap<String, Vec<u32>>,
-    by_hash: FxHashMap<u64, Vec<(String, Vec<u32>)>>,
+    by_str: FxHashMap<String, Bucket>,
+    by_hash: FxHashMap<u64, Vec<(String, Bucket)>>,
     lengths: Vec<usize>,
     /// Bit `l` set when some affix has length `l` (for `l` < 256).
     short: [u64; 4],
@@ -106,18 +185,15 @@ struct Affixes {
 
 impl Affixes {
     fn add(&mut self, affix: &str, hash: u64, rule: u32) {
-        let direct = self.by_str.entry(affix.to_owned()).or_default();
-        if direct.last() != Some(&rule) {
-            direct.push(rule);
-        }
+        self.by_str.entry(affix.to_owned()).or_default().push(rule);
         let bucket = self.by_hash.entry(hash).or_default();
         match bucket.iter_mut().find(|(a, _)| a == affix) {
-            Some((_, rules)) => {
-                if rules.last() != Some(&rule) {
-                    rules.push(rule);
-                }
+            Some((_, rules)) => rules.push(rule),
+            None => {
+                let mut b = Bucket::default();
+                b.push(rule);
+                bucket.push((affix.to_owned(), b));
             }
-            None => bucket.push((affix.to_owned(), vec![rule])),
         }
         let l = affix.len();
         if !self.lengths.contains(&l) {
@@ -137,14 +213,28 @@ impl Affixes {
         }
     }
 
-    fn probe(&self, hash: u64, matches: impl Fn(&str) -> bool, f: &mut impl FnMut(u32)) {
+    fn probe(
+        &self,
+        hash: u64,
+        matches: impl Fn(&str) -> bool,
+        who: &Who<'_>,
+        f: &mut impl FnMut(u32),
+    ) {
         if let Some(bucket) = self.by_hash.get(&hash) {
             for (a, rules) in bucket {
                 if matches(a) {
-                    rules.iter().for_each(|r| f(*r));
+                    rules.visit(who, f);
                 }
             }
         }
+    }
+
+    fn index(&mut self, scopes: &[ScopeKey]) {
+        self.by_str.values_mut().for_each(|b| b.index(scopes));
+        self.by_hash
+            .values_mut()
+            .flat_map(|v| v.iter_mut())
+            .for_each(|(_, b)| b.index(scopes));
     }
 }
 
@@ -154,48 +244,47 @@ impl Affixes {
 /// plus the DFAs of the few patterns that are none of these.
 #[derive(Debug, Default)]
 pub struct ActionIndex {
-    exact: FxHashMap<String, Vec<u32>>,
+    exact: FxHashMap<String, Bucket>,
     prefixes: Affixes,
     suffixes: Affixes,
-    any: Vec<u32>,
+    any: Bucket,
     complex: Vec<(Matcher, u32)>,
 }
 
 impl ActionIndex {
     pub fn add(&mut self, m: &Matcher, rule: u32) {
         match m {
-            Matcher::Exact(s) => {
-                let v = self.exact.entry(s.clone()).or_default();
-                if v.last() != Some(&rule) {
-                    v.push(rule);
-                }
-            }
+            Matcher::Exact(s) => self.exact.entry(s.clone()).or_default().push(rule),
             Matcher::Prefix(p) => self.prefixes.add(p, hash_forward(p), rule),
             Matcher::Suffix(p) => self.suffixes.add(p, hash_backward(p), rule),
-            Matcher::Any => {
-                if self.any.last() != Some(&rule) {
-                    self.any.push(rule);
-                }
-            }
+            Matcher::Any => self.any.push(rule),
             Matcher::Dfa(_) => self.complex.push((m.clone(), rule)),
         }
     }
 
-    pub fn finish(&mut self) {}
+    /// Indexes large buckets by principal; `scopes[rule]` says how each
+    /// rule's principals narrow it.
+    pub fn finish(&mut self, scopes: &[ScopeKey]) {
+        self.exact.values_mut().for_each(|b| b.index(scopes));
+        self.prefixes.index(scopes);
+        self.suffixes.index(scopes);
+        self.any.index(scopes);
+    }
 
     /// Calls `f` with every candidate rule (possibly twice, in no order).
-    pub fn candidates(&self, action: &str, mut f: impl FnMut(u32)) {
+    /// Rules whose agent or role list excludes `who` may be left out.
+    pub fn candidates(&self, action: &str, who: &Who<'_>, mut f: impl FnMut(u32)) {
         if !self.exact.is_empty()
             && let Some(v) = self.exact.get(action)
         {
-            v.iter().for_each(|r| f(*r));
+            v.visit(who, &mut f);
         }
         // With few distinct lengths, slicing and hashing each is cheapest;
         // with many, one rolling pass over the bytes is.
         if self.prefixes.lengths.len() <= FEW {
             for &l in &self.prefixes.lengths {
                 if let Some(v) = action.get(..l).and_then(|p| self.prefixes.by_str.get(p)) {
-                    v.iter().for_each(|r| f(*r));
+                    v.visit(who, &mut f);
                 }
             }
         } else {
@@ -203,7 +292,8 @@ impl ActionIndex {
             for (i, b) in action.bytes().enumerate().take(self.prefixes.max) {
                 h = roll(h, b);
                 if self.prefixes.has_length(i + 1) {
-                    self.prefixes.probe(h, |p| action.starts_with(p), &mut f);
+                    self.prefixes
+                        .probe(h, |p| action.starts_with(p), who, &mut f);
                 }
             }
         }
@@ -215,7 +305,7 @@ impl ActionIndex {
                     .and_then(|start| action.get(start..))
                     .and_then(|p| self.suffixes.by_str.get(p))
                 {
-                    v.iter().for_each(|r| f(*r));
+                    v.visit(who, &mut f);
                 }
             }
         } else {
@@ -223,11 +313,12 @@ impl ActionIndex {
             for (i, b) in action.bytes().rev().enumerate().take(self.suffixes.max) {
                 h = roll(h, b);
                 if self.suffixes.has_length(i + 1) {
-                    self.suffixes.probe(h, |p| action.ends_with(p), &mut f);
+                    self.suffixes
+                        .probe(h, |p| action.ends_with(p), who, &mut f);
                 }
             }
         }
-        self.any.iter().for_each(|r| f(*r));
+        self.any.visit(who, &mut f);
         for (m, r) in &self.complex {
             if m.is_match(action) {
                 f(*r);
