@@ -203,9 +203,7 @@ fn main() {
             println!("| {name} | {n} | {h:.0} | {m:.0} | {ratio} |");
         }
     }
-    println!(
-        "\n10,000 rules on one action, one per agent (principal index): {per_agent_ns:.0} ns"
-    );
+    println!("\n10,000 rules on one action, one per agent (principal index): {per_agent_ns:.0} ns");
     println!("\n| floor (HashSet::contains + compare) | N | ns |\n|---|---:|---:|");
     for (n, f) in &floor_row {
         println!("| floor | {n} | {f:.0} |");

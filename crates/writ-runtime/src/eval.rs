@@ -976,7 +976,8 @@ impl Compiled {
             agent: p.id,
             roles: &roles,
         };
-        self.index.candidates(&req.action, &who, |r| candidates.push(r));
+        self.index
+            .candidates(&req.action, &who, |r| candidates.push(r));
         let mut best: Option<Decision<'s>> = None;
         let mut allow_limits: Vec<(LimitId, u64)> = Vec::new();
         for &i in candidates.finish() {

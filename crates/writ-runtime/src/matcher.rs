@@ -162,11 +162,14 @@ impl Bucket {
     }
 }
 
+/// Visits each of the principal's roles.
+pub type RoleVisitor<'a> = dyn Fn(&mut dyn FnMut(&str)) + 'a;
+
 /// Who is asking, for the scope index: the agent and a way to visit its
 /// roles.
 pub struct Who<'a> {
     pub agent: &'a str,
-    pub roles: &'a dyn Fn(&mut dyn FnMut(&str)),
+    pub roles: &'a RoleVisitor<'a>,
 }
 
 /// Prefixes (or suffixes) by length and rolling hash: one pass over the
@@ -313,8 +316,7 @@ impl ActionIndex {
             for (i, b) in action.bytes().rev().enumerate().take(self.suffixes.max) {
                 h = roll(h, b);
                 if self.suffixes.has_length(i + 1) {
-                    self.suffixes
-                        .probe(h, |p| action.ends_with(p), who, &mut f);
+                    self.suffixes.probe(h, |p| action.ends_with(p), who, &mut f);
                 }
             }
         }
