@@ -124,9 +124,10 @@ impl Bucket {
         }
     }
 
-    fn index(&mut self, scopes: &[ScopeKey]) {
+    /// Returns whether the bucket was split.
+    fn index(&mut self, scopes: &[ScopeKey]) -> bool {
         if self.rules.len() <= SCOPE_INDEX_AT {
-            return;
+            return false;
         }
         let mut ix = ScopeIndex::default();
         for &r in &self.rules {
@@ -141,11 +142,15 @@ impl Bucket {
             }
         }
         self.scoped = Some(Box::new(ix));
+        true
     }
 
+    #[inline]
     fn visit(&self, who: &Who<'_>, f: &mut impl FnMut(u32)) {
         let Some(ix) = &self.scoped else {
-            self.rules.iter().for_each(|r| f(*r));
+            for &r in &self.rules {
+                f(r);
+            }
             return;
         };
         ix.open.iter().for_each(|r| f(*r));
@@ -232,12 +237,15 @@ impl Affixes {
         }
     }
 
-    fn index(&mut self, scopes: &[ScopeKey]) {
-        self.by_str.values_mut().for_each(|b| b.index(scopes));
-        self.by_hash
-            .values_mut()
-            .flat_map(|v| v.iter_mut())
-            .for_each(|(_, b)| b.index(scopes));
+    fn index(&mut self, scopes: &[ScopeKey]) -> bool {
+        let mut split = false;
+        for b in self.by_str.values_mut() {
+            split |= b.index(scopes);
+        }
+        for (_, b) in self.by_hash.values_mut().flat_map(|v| v.iter_mut()) {
+            split |= b.index(scopes);
+        }
+        split
     }
 }
 
@@ -247,6 +255,7 @@ impl Affixes {
 /// plus the DFAs of the few patterns that are none of these.
 #[derive(Debug, Default)]
 pub struct ActionIndex {
+    scoped: bool,
     exact: FxHashMap<String, Bucket>,
     prefixes: Affixes,
     suffixes: Affixes,
@@ -268,10 +277,21 @@ impl ActionIndex {
     /// Indexes large buckets by principal; `scopes[rule]` says how each
     /// rule's principals narrow it.
     pub fn finish(&mut self, scopes: &[ScopeKey]) {
-        self.exact.values_mut().for_each(|b| b.index(scopes));
-        self.prefixes.index(scopes);
-        self.suffixes.index(scopes);
-        self.any.index(scopes);
+        let mut split = false;
+        for b in self.exact.values_mut() {
+            split |= b.index(scopes);
+        }
+        split |= self.prefixes.index(scopes);
+        split |= self.suffixes.index(scopes);
+        split |= self.any.index(scopes);
+        self.scoped = split;
+    }
+
+    /// True when some bucket is indexed by principal (callers can skip
+    /// gathering the principal's roles otherwise).
+    #[must_use]
+    pub fn is_scoped(&self) -> bool {
+        self.scoped
     }
 
     /// Calls `f` with every candidate rule (possibly twice, in no order).
