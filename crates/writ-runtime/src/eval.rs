@@ -964,13 +964,16 @@ impl Compiled {
         pending: &mut Pending,
     ) -> Decision<'s> {
         let mut candidates = Small::new();
+        // Roles are visited only when some bucket is split by principal.
         let roles = |f: &mut dyn FnMut(&str)| {
-            p.roles
-                .inline
-                .iter()
-                .take(p.roles.len)
-                .chain(p.roles.more.iter())
-                .for_each(|r| f(r));
+            if self.index.is_scoped() {
+                p.roles
+                    .inline
+                    .iter()
+                    .take(p.roles.len)
+                    .chain(p.roles.more.iter())
+                    .for_each(|r| f(r));
+            }
         };
         let who = Who {
             agent: p.id,
