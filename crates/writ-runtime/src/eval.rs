@@ -399,11 +399,9 @@ impl Small {
     }
 }
 
-type Pending = Small3;
-
 /// Limits to commit if the decision ends as allow.
 #[derive(Default)]
-struct Small3 {
+struct Pending {
     items: Vec<(LimitId, u64)>,
 }
 
