@@ -637,26 +637,9 @@ impl Lower {
         if let Some(v) = parse(&w.value) {
             return Some(Spanned::new(v, w.span));
         }
-        let help = match did_you_mean(&w.value, words.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!(
-                "use one of {}",
-                words
-                    .iter()
-                    .map(|w| format!("`{w}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        self.report(
-            Diagnostic::new(
-                Code::InvalidValue,
-                w.span,
-                format!("`{}` is not a valid {what}", w.value),
-            )
-            .with_label_message(format!("expected one of {}", words.join(", ")))
-            .with_help(help),
-        );
+        self.report(writ_diagnostics::invalid_word(
+            w.span, &w.value, what, words,
+        ));
         None
     }
 

@@ -23,6 +23,41 @@ where
     best.map(|(c, _)| c)
 }
 
+/// The help for a word outside a closed set: the closest word when there
+/// is a plausible one, else the whole set after `intro`.
+#[must_use]
+pub fn did_you_mean_or_list(word: &str, candidates: &[&str], intro: &str) -> String {
+    match did_you_mean(word, candidates.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "{intro} {}",
+            candidates
+                .iter()
+                .map(|w| format!("`{w}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// E0204 for a word of a closed set (an effect, a risk level, a tier...)
+/// that is not one of `words`; every front end reports it the same way.
+#[must_use]
+pub fn invalid_word(
+    span: crate::Span,
+    value: &str,
+    what: &str,
+    words: &[&str],
+) -> crate::Diagnostic {
+    crate::Diagnostic::new(
+        crate::Code::InvalidValue,
+        span,
+        format!("`{value}` is not a valid {what}"),
+    )
+    .with_label_message(format!("expected one of {}", words.join(", ")))
+    .with_help(did_you_mean_or_list(value, words, "use one of"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::did_you_mean;

@@ -4,7 +4,7 @@
 //! Each reader returns `None` (or an empty list) after reporting, so one bad
 //! value never stops the file: the author sees every error of a file at once.
 
-use writ_diagnostics::{Code, Diagnostic, did_you_mean};
+use writ_diagnostics::{Code, Diagnostic};
 use writ_ir::{Pattern, Rate, Spanned, TimeOfDay, TimeWindow, Timezone, Value};
 
 use crate::tree::{Key, Kind, Node};
@@ -63,18 +63,8 @@ impl<'a> Cx<'a> {
     }
 
     pub fn unknown_key(&mut self, key: &Key, what: &str, known: &[&str]) {
-        let suggestion = did_you_mean(&key.text, known.iter().copied());
-        let help = match suggestion {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!(
-                "the keys allowed here are: {}",
-                known
-                    .iter()
-                    .map(|k| format!("`{k}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
+        let help =
+            writ_diagnostics::did_you_mean_or_list(&key.text, known, "the keys allowed here are:");
         self.report(
             Diagnostic::new(
                 Code::UnknownKey,
@@ -160,26 +150,9 @@ impl<'a> Cx<'a> {
         if let Some(v) = parse(&s.value) {
             return Some(Spanned::new(v, s.span));
         }
-        let help = match did_you_mean(&s.value, words.iter().copied()) {
-            Some(w) => format!("did you mean `{w}`?"),
-            None => format!(
-                "use one of {}",
-                words
-                    .iter()
-                    .map(|w| format!("`{w}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        self.report(
-            Diagnostic::new(
-                Code::InvalidValue,
-                s.span,
-                format!("`{}` is not a valid {what}", s.value),
-            )
-            .with_label_message(format!("expected one of {}", words.join(", ")))
-            .with_help(help),
-        );
+        self.report(writ_diagnostics::invalid_word(
+            s.span, &s.value, what, words,
+        ));
         None
     }
 
