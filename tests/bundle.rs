@@ -263,3 +263,50 @@ fn rules_for_other_principals_are_indexed_away_and_decide_the_same() {
         }
     }
 }
+
+/// Prefixes and suffixes of many distinct lengths take the rolling-hash
+/// path of the action index; it must find the same rules.
+#[test]
+fn many_affix_lengths_decide_the_same() {
+    let mut text = String::from("policy \"affixes\" { default deny }\n");
+    for i in 0..12 {
+        let stem = "x".repeat(i + 1);
+        text.push_str(&format!(
+            "rule p{i}: allow \"{stem}:*\"\n  when amount < {i}\n"
+        ));
+        text.push_str(&format!(
+            "rule s{i}: approve \"*:{stem}\"\n  when amount >= {i}\n"
+        ));
+    }
+    let sources = vec![Source {
+        name: "affixes.writ".into(),
+        text,
+    }];
+    let comp = compile(&sources, None);
+    let set = comp.checked_set().unwrap();
+    let rt = Runtime::from_bytes(&writ::bundle::compile(set, &sources, None).unwrap()).unwrap();
+    let mut reference = writ_eval::Evaluator::new(set);
+    let now = "2025-01-15T12:00:00Z".parse().unwrap();
+    for action in [
+        "x:a",
+        "xxxxx:b",
+        "xxxxxxxxxxxx:c",
+        "a:xxxxxxx",
+        "xx:xxx",
+        "y:y",
+        "xxxxxxxxxxxxx:d",
+    ] {
+        for amount in [0, 3, 20] {
+            let json =
+                serde_json::json!({"agent": "a", "action": action, "context": {"amount": amount}})
+                    .to_string();
+            let req = writ_eval::Request::from_json(&json).unwrap();
+            let r = writ::bundle::runtime_request(&req);
+            assert_eq!(
+                rt.check_at(&r, now).to_json(&r),
+                reference.check(&req, now).to_json(),
+                "{json}"
+            );
+        }
+    }
+}

@@ -280,24 +280,24 @@ impl std::fmt::Debug for Compiled {
     }
 }
 
-fn matchers(ps: &[crate::model::Pattern]) -> Result<Vec<Matcher>, LoadError> {
-    ps.iter().map(Matcher::new).collect()
+fn matchers(ps: Vec<crate::model::Pattern>) -> Result<Vec<Matcher>, LoadError> {
+    ps.into_iter().map(Matcher::new).collect()
 }
 
-fn plist(l: Option<&crate::model::NamedList>) -> Result<Option<PList>, LoadError> {
+fn plist(l: Option<crate::model::NamedList>) -> Result<Option<PList>, LoadError> {
     l.map(|l| {
         Ok(PList {
-            key: l.key.clone(),
-            matchers: matchers(&l.patterns)?,
+            key: l.key,
+            matchers: matchers(l.patterns)?,
         })
     })
     .transpose()
 }
 
-fn paccess(a: &crate::model::AccessList) -> Result<PAccess, LoadError> {
+fn paccess(a: crate::model::AccessList) -> Result<PAccess, LoadError> {
     Ok(PAccess {
-        allow: plist(a.allow.as_ref())?,
-        block: plist(a.block.as_ref())?,
+        allow: plist(a.allow)?,
+        block: plist(a.block)?,
     })
 }
 
@@ -406,20 +406,27 @@ struct Pending {
 }
 
 impl Compiled {
+    /// Prepares a decoded model, taking it apart (nothing is copied).
     pub fn new(model: Model) -> Result<Compiled, LoadError> {
-        let s = &model.settings;
+        let Model {
+            policies,
+            settings: s,
+            agents: model_agents,
+            rules: model_rules,
+            ..
+        } = model;
         let tz = if s.tzif.is_empty() {
             jiff::tz::TimeZone::UTC
         } else {
             jiff::tz::TimeZone::tzif(&s.timezone, &s.tzif)
                 .map_err(|e| LoadError::Corrupt(format!("time zone `{}`: {e}", s.timezone)))?
         };
-        let mut agents = Vec::with_capacity(model.agents.len());
+        let mut agents = Vec::with_capacity(model_agents.len());
         let mut agents_by_name: FxHashMap<String, Vec<u32>> = FxHashMap::default();
         let mut roles_by_name: FxHashMap<String, Vec<u32>> = FxHashMap::default();
         let mut everyone = Vec::new();
         let mut has_token_prefix = false;
-        for (i, a) in model.agents.iter().enumerate() {
+        for (i, a) in model_agents.into_iter().enumerate() {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
             match a.subject {
                 0 => agents_by_name.entry(a.name.clone()).or_default().push(id),
@@ -429,122 +436,112 @@ impl Compiled {
             has_token_prefix |= a.token_prefix.is_some();
             agents.push(PAgent {
                 subject: a.subject,
-                name: a.name.clone(),
+                name: a.name,
                 policy: a.policy,
-                roles: a.roles.clone(),
+                roles: a.roles,
                 tier: a.tier,
-                tags: a.tags.clone(),
-                token_prefix: a.token_prefix.clone(),
-                models: paccess(&a.models)?,
-                tools: paccess(&a.tools)?,
-                hosts: paccess(&a.hosts)?,
+                tags: a.tags,
+                token_prefix: a.token_prefix,
+                models: paccess(a.models)?,
+                tools: paccess(a.tools)?,
+                hosts: paccess(a.hosts)?,
                 require_tls: a.require_tls.unwrap_or(false),
                 limits: a
                     .limits
-                    .iter()
+                    .into_iter()
                     .map(|l| {
                         Ok(PLimit {
-                            key: l.key.clone(),
+                            key: l.key,
                             metric: l.metric,
                             rate: l.rate,
-                            actions: l.actions.as_ref().map(Matcher::new).transpose()?,
+                            actions: l.actions.map(Matcher::new).transpose()?,
                         })
                     })
                     .collect::<Result<_, LoadError>>()?,
-                delegates: a.delegates.clone(),
+                delegates: a.delegates,
             });
         }
-        let mut rules = Vec::with_capacity(model.rules.len());
+        let mut rules = Vec::with_capacity(model_rules.len());
         let mut index = ActionIndex::default();
         let mut needs_clock = false;
-        for (i, r) in model.rules.iter().enumerate() {
+        for (i, r) in model_rules.into_iter().enumerate() {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
-            for p in &r.actions {
-                index.add(&Matcher::new(p)?, id);
+            for p in r.actions {
+                index.add(Matcher::new(p)?, id);
             }
-            let condition = match &r.condition {
+            let condition = match r.condition {
                 None => None,
                 Some(c) => {
                     let mut atoms = Vec::with_capacity(c.atoms.len());
-                    for a in &c.atoms {
+                    for a in c.atoms {
                         atoms.push(match a {
-                            Atom::Compare { field, op, value } => PAtom::Compare {
-                                field: field.clone(),
-                                op: *op,
-                                value: value.clone(),
-                            },
+                            Atom::Compare { field, op, value } => {
+                                PAtom::Compare { field, op, value }
+                            }
                             Atom::In {
                                 field,
                                 values,
                                 negated,
                             } => PAtom::In {
-                                field: field.clone(),
-                                values: values.clone(),
-                                negated: *negated,
+                                field,
+                                values,
+                                negated,
                             },
                             Atom::Glob { field, pattern, .. } => PAtom::Glob {
-                                field: field.clone(),
+                                field,
                                 matcher: Matcher::new(pattern)?,
                             },
-                            Atom::Contains { field, value } => PAtom::Contains {
-                                field: field.clone(),
-                                value: value.clone(),
-                            },
-                            Atom::Exists { field } => PAtom::Exists {
-                                field: field.clone(),
-                            },
+                            Atom::Contains { field, value } => PAtom::Contains { field, value },
+                            Atom::Exists { field } => PAtom::Exists { field },
                             Atom::Time { start, end } => {
                                 needs_clock = true;
-                                PAtom::Time {
-                                    start: *start,
-                                    end: *end,
-                                }
+                                PAtom::Time { start, end }
                             }
                             Atom::Weekdays { mask } => {
                                 needs_clock = true;
-                                PAtom::Weekdays { mask: *mask }
+                                PAtom::Weekdays { mask }
                             }
                         });
                     }
                     Some(PCond {
                         atoms,
-                        code: c.code.clone(),
+                        code: c.code,
                     })
                 }
             };
             rules.push(PRule {
-                name: r.name.clone(),
+                name: r.name,
                 policy: r.policy,
                 effect: Effect::from_u8(r.effect),
                 risk: r.risk.map(Risk::from_u8),
-                targets: matchers(&r.targets)?,
-                scope: r.scope.clone(),
+                targets: matchers(r.targets)?,
+                scope: r.scope,
                 condition,
-                constraints: r.constraints.clone(),
+                constraints: r.constraints,
                 limit: r.limit,
-                reason: r.reason.clone(),
+                reason: r.reason,
             });
         }
-        let scopes: Vec<ScopeKey> = model
-            .rules
+        let scopes: Vec<ScopeKey<'_>> = rules
             .iter()
             .map(|r| {
                 if !r.scope.agents.is_empty() {
-                    ScopeKey::Agents(r.scope.agents.clone())
+                    ScopeKey::Agents(&r.scope.agents)
                 } else if !r.scope.roles.is_empty() {
-                    ScopeKey::Roles(r.scope.roles.clone())
+                    ScopeKey::Roles(&r.scope.roles)
                 } else {
                     ScopeKey::Open
                 }
             })
             .collect();
         index.finish(&scopes);
+        drop(scopes);
         Ok(Compiled {
-            policies: model.policies,
+            policies,
             combining: s.combining,
             default_effect: Effect::from_u8(s.default_effect),
             default_risk: s.default_risk.map(Risk::from_u8),
-            default_reason: s.default_reason.clone(),
+            default_reason: s.default_reason,
             tz,
             needs_clock,
             max_depth: s.max_delegation_depth,

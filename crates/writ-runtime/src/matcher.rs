@@ -21,13 +21,13 @@ pub enum Matcher {
 
 impl Matcher {
     /// Prepares a pattern; a DFA is deserialized (and validated) here.
-    pub fn new(p: &Pattern) -> Result<Matcher, LoadError> {
+    pub fn new(p: Pattern) -> Result<Matcher, LoadError> {
         Ok(match p {
-            Pattern::Exact(s) => Matcher::Exact(s.clone()),
-            Pattern::Prefix(s) => Matcher::Prefix(s.clone()),
-            Pattern::Suffix(s) => Matcher::Suffix(s.clone()),
+            Pattern::Exact(s) => Matcher::Exact(s),
+            Pattern::Prefix(s) => Matcher::Prefix(s),
+            Pattern::Suffix(s) => Matcher::Suffix(s),
             Pattern::Any => Matcher::Any,
-            Pattern::Dfa { text, dfa } => Matcher::Dfa(Box::new(load_dfa(dfa).map_err(|e| {
+            Pattern::Dfa { text, dfa } => Matcher::Dfa(Box::new(load_dfa(&dfa).map_err(|e| {
                 LoadError::Corrupt(format!(
                     "the automaton of pattern \"{text}\" is invalid: {e}"
                 ))
@@ -91,12 +91,12 @@ fn hash_backward(s: &str) -> u64 {
 }
 
 /// How a rule's principals narrow it, for the scope index.
-#[derive(Clone, Debug)]
-pub enum ScopeKey {
+#[derive(Clone, Copy, Debug)]
+pub enum ScopeKey<'a> {
     /// No agent or role list: any principal may match.
     Open,
-    Agents(Vec<String>),
-    Roles(Vec<String>),
+    Agents(&'a [String]),
+    Roles(&'a [String]),
 }
 
 /// Buckets holding more rules than this are indexed by principal too.
@@ -125,7 +125,7 @@ impl Bucket {
     }
 
     /// Returns whether the bucket was split.
-    fn index(&mut self, scopes: &[ScopeKey]) -> bool {
+    fn index(&mut self, scopes: &[ScopeKey<'_>]) -> bool {
         if self.rules.len() <= SCOPE_INDEX_AT {
             return false;
         }
@@ -192,21 +192,11 @@ struct Affixes {
 }
 
 impl Affixes {
-    fn add(&mut self, affix: &str, hash: u64, rule: u32) {
-        self.by_str.entry(affix.to_owned()).or_default().push(rule);
-        let bucket = self.by_hash.entry(hash).or_default();
-        match bucket.iter_mut().find(|(a, _)| a == affix) {
-            Some((_, rules)) => rules.push(rule),
-            None => {
-                let mut b = Bucket::default();
-                b.push(rule);
-                bucket.push((affix.to_owned(), b));
-            }
-        }
+    fn add(&mut self, affix: String, rule: u32) {
         let l = affix.len();
+        self.by_str.entry(affix).or_default().push(rule);
         if !self.lengths.contains(&l) {
             self.lengths.push(l);
-            self.lengths.sort_unstable();
         }
         if let Some(word) = self.short.get_mut(l / 64) {
             *word |= 1 << (l % 64);
@@ -237,13 +227,21 @@ impl Affixes {
         }
     }
 
-    fn index(&mut self, scopes: &[ScopeKey]) -> bool {
+    /// Sorts the lengths, splits large buckets by principal, and with many
+    /// distinct lengths moves the affixes to the rolling-hash table.
+    fn index(&mut self, scopes: &[ScopeKey<'_>], hash: fn(&str) -> u64) -> bool {
+        self.lengths.sort_unstable();
         let mut split = false;
         for b in self.by_str.values_mut() {
             split |= b.index(scopes);
         }
-        for (_, b) in self.by_hash.values_mut().flat_map(|v| v.iter_mut()) {
-            split |= b.index(scopes);
+        if self.lengths.len() > FEW {
+            for (affix, bucket) in self.by_str.drain() {
+                self.by_hash
+                    .entry(hash(&affix))
+                    .or_default()
+                    .push((affix, bucket));
+            }
         }
         split
     }
@@ -264,25 +262,25 @@ pub struct ActionIndex {
 }
 
 impl ActionIndex {
-    pub fn add(&mut self, m: &Matcher, rule: u32) {
+    pub fn add(&mut self, m: Matcher, rule: u32) {
         match m {
-            Matcher::Exact(s) => self.exact.entry(s.clone()).or_default().push(rule),
-            Matcher::Prefix(p) => self.prefixes.add(p, hash_forward(p), rule),
-            Matcher::Suffix(p) => self.suffixes.add(p, hash_backward(p), rule),
+            Matcher::Exact(s) => self.exact.entry(s).or_default().push(rule),
+            Matcher::Prefix(p) => self.prefixes.add(p, rule),
+            Matcher::Suffix(p) => self.suffixes.add(p, rule),
             Matcher::Any => self.any.push(rule),
-            Matcher::Dfa(_) => self.complex.push((m.clone(), rule)),
+            Matcher::Dfa(_) => self.complex.push((m, rule)),
         }
     }
 
     /// Indexes large buckets by principal; `scopes[rule]` says how each
     /// rule's principals narrow it.
-    pub fn finish(&mut self, scopes: &[ScopeKey]) {
+    pub fn finish(&mut self, scopes: &[ScopeKey<'_>]) {
         let mut split = false;
         for b in self.exact.values_mut() {
             split |= b.index(scopes);
         }
-        split |= self.prefixes.index(scopes);
-        split |= self.suffixes.index(scopes);
+        split |= self.prefixes.index(scopes, hash_forward);
+        split |= self.suffixes.index(scopes, hash_backward);
         split |= self.any.index(scopes);
         self.scoped = split;
     }
