@@ -8,9 +8,8 @@
 
 use std::process::Command;
 
-use sha2::{Digest, Sha256};
 use writ::{Source, compile};
-use writ_runtime::{LoadError, Runtime};
+use writ_runtime::{CHECKSUM_LEN, LoadError, Runtime, checksum, read_model};
 
 const POLICY: &str = r#"policy "small" { default deny }
 agent "bot" { roles [support] tools allow ["lookup_*", refund] }
@@ -92,7 +91,9 @@ fn corrupt_and_truncated_bundles_are_rejected() {
 
 /// Past the checksum, the decoder itself never panics: corrupt each byte
 /// of the body and re-seal the checksum, as an attacker who can write the
-/// file could.
+/// file could. The runtime checks rule records at load with a scanner and
+/// decodes them on first use with the full decoder: it must accept only
+/// what the full decoder accepts, and every rule it accepts must decode.
 #[test]
 fn the_decoder_survives_resealed_corruption() {
     let good = bundle(None);
@@ -102,9 +103,18 @@ fn the_decoder_survives_resealed_corruption() {
         for flip in [0x01u8, 0x80, 0xff] {
             let mut bad = good.clone();
             bad[i] ^= flip;
-            let sum = Sha256::digest(&bad[..16 + body_len]);
-            bad[16 + body_len..16 + body_len + 32].copy_from_slice(&sum);
+            let sum = checksum(&bad[..16 + body_len]);
+            bad[16 + body_len..16 + body_len + CHECKSUM_LEN].copy_from_slice(&sum);
+            let decoded = read_model(&bad);
             if let Ok(rt) = Runtime::from_bytes(&bad) {
+                assert!(
+                    decoded.is_ok(),
+                    "byte {i} ^ {flip:#x}: the runtime loaded what the decoder rejects: {:?}",
+                    decoded.err()
+                );
+                rt.prepare_all().unwrap_or_else(|e| {
+                    panic!("byte {i} ^ {flip:#x}: loaded, but a rule does not decode: {e}")
+                });
                 // A change that still decodes (a letter in a name) must
                 // still give a well-formed decision.
                 let d = decide(
@@ -121,6 +131,25 @@ fn the_decoder_survives_resealed_corruption() {
         rejected > body_len,
         "most corruptions are structural: {rejected}"
     );
+}
+
+/// Rules are decoded on first use: a bundle decides the same whether its
+/// rules were prepared up front or as requests came.
+#[test]
+fn lazily_prepared_rules_decide_like_eagerly_prepared_ones() {
+    let bytes = bundle(None);
+    let lazy = Runtime::from_bytes(&bytes).unwrap();
+    let eager = Runtime::from_bytes(&bytes).unwrap();
+    eager.prepare_all().unwrap();
+    for json in [
+        r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":40}}"#,
+        r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":400}}"#,
+        r#"{"agent":"bot","action":"tool:call","target":"lookup_order"}"#,
+        r#"{"agent":"x","action":"net:connect","target":"api.example.com"}"#,
+        r#"{"agent":"x","action":"net:connect","target":"example.org"}"#,
+    ] {
+        assert_eq!(decide(&lazy, json), decide(&eager, json), "{json}");
+    }
 }
 
 #[test]

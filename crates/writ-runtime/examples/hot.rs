@@ -1,4 +1,5 @@
-//! Profiling helper: decide one request many times (`perf record`).
+//! Profiling helper: decide one request many times, or with `--load` as
+//! the action load the bundle many times (`perf record`).
 use std::collections::BTreeMap;
 use writ_runtime::{Request, Runtime, Value};
 
@@ -8,6 +9,17 @@ fn main() {
     let Ok(bytes) = std::fs::read(&path) else {
         return;
     };
+    if action == "--load" {
+        // Load the bundle many times (for profiling start-up).
+        let mut rules = 0usize;
+        for _ in 0..2_000u32 {
+            if let Ok(rt) = Runtime::from_bytes(std::hint::black_box(&bytes)) {
+                rules += rt.rule_count();
+            }
+        }
+        println!("{rules}");
+        return;
+    }
     let Ok(rt) = Runtime::from_bytes(&bytes) else {
         return;
     };

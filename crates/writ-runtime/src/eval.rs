@@ -10,8 +10,14 @@ use rustc_hash::FxHashMap;
 
 use crate::LoadError;
 use crate::limiter::{LimitId, Limiter};
+use std::sync::OnceLock;
+
 use crate::matcher::{ActionIndex, Matcher, ScopeKey, Who, any_match};
-use crate::model::{Atom, Field, Model, Op, Rate, Value};
+use crate::model::{
+    Atom, Field, Head, Op, Prelude, Rate, Span, Value, r_condition, r_graph, r_rule,
+    scan_condition_entry, scan_rule,
+};
+use crate::wire::{Reader, Strings};
 
 /// What a rule or the policy default decides.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -250,6 +256,72 @@ struct PRule {
     reason: Option<String>,
 }
 
+/// A rule as prepared on first use, or why its record could not be read.
+type Prepared = Result<PRule, String>;
+
+/// Decodes the rule record at `offset` of `body` and prepares it.
+fn prepare(
+    body: &[u8],
+    strings: Strings<'_>,
+    conditions: &[u32],
+    offset: u32,
+) -> Result<PRule, LoadError> {
+    let mut r = Reader::with_strings(body, strings);
+    r.seek(offset as usize)?;
+    let rule = r_rule(&mut r, |i| {
+        let at = conditions
+            .get(i as usize)
+            .ok_or_else(|| LoadError::Corrupt(format!("rule refers to missing condition {i}")))?;
+        let mut cr = Reader::with_strings(body, strings);
+        cr.seek(*at as usize)?;
+        r_condition(&mut cr)
+    })?;
+    let condition = match rule.condition {
+        None => None,
+        Some(c) => {
+            let mut atoms = Vec::with_capacity(c.atoms.len());
+            for a in c.atoms {
+                atoms.push(match a {
+                    Atom::Compare { field, op, value } => PAtom::Compare { field, op, value },
+                    Atom::In {
+                        field,
+                        values,
+                        negated,
+                    } => PAtom::In {
+                        field,
+                        values,
+                        negated,
+                    },
+                    Atom::Glob { field, pattern, .. } => PAtom::Glob {
+                        field,
+                        matcher: Matcher::new(pattern)?,
+                    },
+                    Atom::Contains { field, value } => PAtom::Contains { field, value },
+                    Atom::Exists { field } => PAtom::Exists { field },
+                    Atom::Time { start, end } => PAtom::Time { start, end },
+                    Atom::Weekdays { mask } => PAtom::Weekdays { mask },
+                });
+            }
+            Some(PCond {
+                atoms,
+                code: c.code,
+            })
+        }
+    };
+    Ok(PRule {
+        name: rule.name,
+        policy: rule.policy,
+        effect: Effect::from_u8(rule.effect),
+        risk: rule.risk.map(Risk::from_u8),
+        targets: matchers(rule.targets)?,
+        scope: rule.scope,
+        condition,
+        constraints: rule.constraints,
+        limit: rule.limit,
+        reason: rule.reason,
+    })
+}
+
 /// A bundle prepared for deciding.
 pub struct Compiled {
     policies: Vec<String>,
@@ -266,7 +338,19 @@ pub struct Compiled {
     roles_by_name: FxHashMap<String, Vec<u32>>,
     everyone: Vec<u32>,
     has_token_prefix: bool,
-    rules: Vec<PRule>,
+    /// The bundle body: rule records are decoded from it on first use, and
+    /// the action index's keys are spans of it.
+    bundle: Vec<u8>,
+    body_range: std::ops::Range<usize>,
+    /// The body's string table: where it starts, and each string's end.
+    strings_at: u32,
+    string_ends: Box<[u32]>,
+    /// Where each condition of the condition table starts in `body`.
+    condition_offsets: Box<[u32]>,
+    /// Where each rule's record starts in `body`.
+    offsets: Box<[u32]>,
+    /// Each rule, decoded and prepared the first time a request needs it.
+    prepared: Box<[OnceLock<Box<Prepared>>]>,
     index: ActionIndex,
     limiter: Limiter,
 }
@@ -274,7 +358,7 @@ pub struct Compiled {
 impl std::fmt::Debug for Compiled {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Compiled")
-            .field("rules", &self.rules.len())
+            .field("rules", &self.offsets.len())
             .field("agents", &self.agents.len())
             .finish_non_exhaustive()
     }
@@ -406,15 +490,22 @@ struct Pending {
 }
 
 impl Compiled {
-    /// Prepares a decoded model, taking it apart (nothing is copied).
-    pub fn new(model: Model) -> Result<Compiled, LoadError> {
-        let Model {
+    /// Prepares a bundle body. Settings and agents are decoded; every rule
+    /// record is scanned (checked in full, without allocating) and its
+    /// action patterns indexed, but decoded only when a request first
+    /// needs it. A record that fails the scan fails the load.
+    pub fn new(bundle: Vec<u8>, body_range: std::ops::Range<usize>) -> Result<Compiled, LoadError> {
+        let body = bundle
+            .get(body_range.clone())
+            .ok_or_else(|| LoadError::Corrupt("body out of range".to_owned()))?;
+        let prelude = Prelude::read(body)?;
+        let mut r = prelude.reader(body)?;
+        let Head {
             policies,
             settings: s,
             agents: model_agents,
-            rules: model_rules,
             ..
-        } = model;
+        } = Head::read(&mut r)?;
         let tz = if s.tzif.is_empty() {
             jiff::tz::TimeZone::UTC
         } else {
@@ -461,81 +552,82 @@ impl Compiled {
                 delegates: a.delegates,
             });
         }
-        let mut rules = Vec::with_capacity(model_rules.len());
+        let policy_count = u32::try_from(policies.len()).unwrap_or(u32::MAX);
+        // The condition table: each condition checked once, decoded with
+        // the first rule that needs it.
+        let condition_count = r.count(2)?;
+        let mut condition_offsets = Vec::with_capacity(condition_count);
+        let mut condition_flags = Vec::with_capacity(condition_count);
+        for _ in 0..condition_count {
+            condition_offsets.push(
+                u32::try_from(r.position())
+                    .map_err(|_| LoadError::Corrupt("bundle too large".to_owned()))?,
+            );
+            condition_flags.push(scan_condition_entry(&mut r)?);
+        }
+        let rule_count = r.count(8)?;
         let mut index = ActionIndex::default();
         let mut needs_clock = false;
-        for (i, r) in model_rules.into_iter().enumerate() {
+        let mut offsets = Vec::with_capacity(rule_count);
+        // Each rule's agent and role names, and where they sit in `names`.
+        let mut names: Vec<Span> = Vec::new();
+        let mut scope_at: Vec<(usize, usize, usize)> = Vec::with_capacity(rule_count);
+        let mut eager = Vec::new();
+        for i in 0..rule_count {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
-            for p in r.actions {
-                index.add(Matcher::new(p)?, id);
+            offsets.push(
+                u32::try_from(r.position())
+                    .map_err(|_| LoadError::Corrupt("bundle too large".to_owned()))?,
+            );
+            let first = names.len();
+            let scan = scan_rule(
+                &mut r,
+                policy_count,
+                &condition_flags,
+                |p| index.add(p, id),
+                &mut names,
+            )?;
+            needs_clock |= scan.has_clock;
+            if scan.has_dfa {
+                eager.push(i);
             }
-            let condition = match r.condition {
-                None => None,
-                Some(c) => {
-                    let mut atoms = Vec::with_capacity(c.atoms.len());
-                    for a in c.atoms {
-                        atoms.push(match a {
-                            Atom::Compare { field, op, value } => {
-                                PAtom::Compare { field, op, value }
-                            }
-                            Atom::In {
-                                field,
-                                values,
-                                negated,
-                            } => PAtom::In {
-                                field,
-                                values,
-                                negated,
-                            },
-                            Atom::Glob { field, pattern, .. } => PAtom::Glob {
-                                field,
-                                matcher: Matcher::new(pattern)?,
-                            },
-                            Atom::Contains { field, value } => PAtom::Contains { field, value },
-                            Atom::Exists { field } => PAtom::Exists { field },
-                            Atom::Time { start, end } => {
-                                needs_clock = true;
-                                PAtom::Time { start, end }
-                            }
-                            Atom::Weekdays { mask } => {
-                                needs_clock = true;
-                                PAtom::Weekdays { mask }
-                            }
-                        });
-                    }
-                    Some(PCond {
-                        atoms,
-                        code: c.code,
-                    })
-                }
-            };
-            rules.push(PRule {
-                name: r.name,
-                policy: r.policy,
-                effect: Effect::from_u8(r.effect),
-                risk: r.risk.map(Risk::from_u8),
-                targets: matchers(r.targets)?,
-                scope: r.scope,
-                condition,
-                constraints: r.constraints,
-                limit: r.limit,
-                reason: r.reason,
-            });
+            scope_at.push((first, scan.agents, scan.roles));
         }
-        let scopes: Vec<ScopeKey<'_>> = rules
-            .iter()
-            .map(|r| {
-                if !r.scope.agents.is_empty() {
-                    ScopeKey::Agents(&r.scope.agents)
-                } else if !r.scope.roles.is_empty() {
-                    ScopeKey::Roles(&r.scope.roles)
-                } else {
-                    ScopeKey::Open
-                }
-            })
-            .collect();
-        index.finish(&scopes);
-        drop(scopes);
+        r_graph(&mut r)?;
+        r.finish()?;
+        let scopes = |rule: u32| {
+            let Some(&(first, agents, roles)) = scope_at.get(rule as usize) else {
+                return ScopeKey::Open;
+            };
+            let at = |from: usize, n: usize| names.get(from..from + n).unwrap_or(&[]);
+            if agents > 0 {
+                ScopeKey::Agents(at(first, agents))
+            } else if roles > 0 {
+                ScopeKey::Roles(at(first + agents, roles))
+            } else {
+                ScopeKey::Open
+            }
+        };
+        index.finish(body, &scopes);
+        let prepared: Box<[OnceLock<Box<Prepared>>]> =
+            (0..rule_count).map(|_| OnceLock::new()).collect();
+        // Rules with automata are prepared now, so that every automaton is
+        // validated at load.
+        let strings = Strings {
+            at: prelude.strings_at,
+            ends: &prelude.ends,
+        };
+        for i in eager {
+            let rule = prepare(
+                body,
+                strings,
+                &condition_offsets,
+                offsets.get(i).copied().unwrap_or(0),
+            )?;
+            if let Some(cell) = prepared.get(i) {
+                let _ = cell.set(Box::new(Ok(rule)));
+            }
+        }
         Ok(Compiled {
             policies,
             combining: s.combining,
@@ -551,14 +643,59 @@ impl Compiled {
             roles_by_name,
             everyone,
             has_token_prefix,
-            rules,
+            strings_at: prelude.strings_at,
+            string_ends: prelude.ends.into_boxed_slice(),
+            bundle,
+            body_range,
+            offsets: offsets.into_boxed_slice(),
+            condition_offsets: condition_offsets.into_boxed_slice(),
+            prepared,
             index,
             limiter: Limiter::default(),
         })
     }
 
+    /// A rule, decoded and prepared on first use. The load scanned its
+    /// record, so this fails only if the scanner and the decoder disagree;
+    /// callers deny then.
+    fn rule(&self, i: u32) -> Result<&PRule, &str> {
+        let (Some(cell), Some(&offset)) =
+            (self.prepared.get(i as usize), self.offsets.get(i as usize))
+        else {
+            return Err("no such rule");
+        };
+        let strings = Strings {
+            at: self.strings_at,
+            ends: &self.string_ends,
+        };
+        match &**cell.get_or_init(|| {
+            Box::new(
+                prepare(self.body(), strings, &self.condition_offsets, offset)
+                    .map_err(|e| e.to_string()),
+            )
+        }) {
+            Ok(rule) => Ok(rule),
+            Err(why) => Err(why),
+        }
+    }
+
+    /// Decodes and prepares every rule now rather than on first use.
+    pub fn prepare_all(&self) -> Result<(), LoadError> {
+        for i in 0..self.offsets.len() {
+            self.rule(u32::try_from(i).unwrap_or(u32::MAX))
+                .map_err(|why| LoadError::Corrupt(format!("rule {i}: {why}")))?;
+        }
+        Ok(())
+    }
+
+    /// The bundle body.
+    #[inline]
+    fn body(&self) -> &[u8] {
+        self.bundle.get(self.body_range.clone()).unwrap_or(&[])
+    }
+
     pub fn rule_count(&self) -> usize {
-        self.rules.len()
+        self.offsets.len()
     }
 
     fn policy_name(&self, id: u32) -> Option<&str> {
@@ -975,12 +1112,21 @@ impl Compiled {
             roles: &roles,
         };
         self.index
-            .candidates(&req.action, &who, |r| candidates.push(r));
+            .candidates(self.body(), &req.action, &who, |r| candidates.push(r));
         let mut best: Option<Decision<'s>> = None;
         let mut allow_limits: Vec<(LimitId, u64)> = Vec::new();
         for &i in candidates.finish() {
-            let Some(rule) = self.rules.get(i as usize) else {
-                continue;
+            let rule = match self.rule(i) {
+                Ok(rule) => rule,
+                // Fail closed: a rule that cannot be read denies.
+                Err(why) => {
+                    return self.deny(
+                        None,
+                        None,
+                        format!("rule {i} of the bundle cannot be read ({why}); denying"),
+                        None,
+                    );
+                }
             };
             if !self.applies(rule, req, p, clock) {
                 continue;

@@ -3,7 +3,7 @@
 //!
 //! This crate is a leaf: it depends on no other writ crate and has no
 //! compiler inside. `writ compile` writes a bundle; [`Runtime::from_bytes`]
-//! checks it (magic, format version, SHA-256 checksum, and with
+//! checks it (magic, format version, XXH3-128 checksum, and with
 //! [`Runtime::from_bytes_verified`] an Ed25519 signature) and prepares it.
 //! A bundle that fails any check is an error, never a panic and never a
 //! partial load. [`Runtime::check`] decides one request.
@@ -37,15 +37,15 @@ pub mod wire;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use sha2::{Digest, Sha256};
-
 pub use eval::{Decision, Effect, Reason, Risk};
 pub use model::{Model, Value};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"WRITBNDL";
 /// The bundle format this runtime reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
+/// The length of the checksum that follows the body.
+pub const CHECKSUM_LEN: usize = 16;
 
 /// Why a bundle was not loaded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,8 +101,19 @@ pub type Signer<'a> = dyn Fn(&[u8]) -> [u8; 64] + 'a;
 /// and the signature.
 type Parts<'a> = (Header, &'a [u8], &'a [u8], Option<[u8; 64]>);
 
+/// Where the body sits in a bundle: after magic, version and length.
+const BODY_START: usize = 16;
+
+/// The checksum of a bundle's first bytes (header and body): XXH3-128.
+/// It catches damage (a cut or changed file) at memory speed; deliberate
+/// changes are what the Ed25519 signature is for.
+#[must_use]
+pub fn checksum(covered: &[u8]) -> [u8; CHECKSUM_LEN] {
+    xxhash_rust::xxh3::xxh3_128(covered).to_le_bytes()
+}
+
 /// Layout: magic (8) | format version (u32) | body length (u32) | body |
-/// SHA-256 of everything before (32) | signature flag (u8) | Ed25519
+/// XXH3-128 of everything before (16) | signature flag (u8) | Ed25519
 /// signature over everything before the flag (64, when flagged).
 #[must_use]
 pub fn encode_bundle(model: &Model, sign: Option<&Signer<'_>>) -> Vec<u8> {
@@ -112,7 +123,7 @@ pub fn encode_bundle(model: &Model, sign: Option<&Signer<'_>>) -> Vec<u8> {
     out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
     out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_le_bytes());
     out.extend_from_slice(&body);
-    let sum = Sha256::digest(&out);
+    let sum = checksum(&out);
     out.extend_from_slice(&sum);
     match sign {
         Some(sign) => {
@@ -138,10 +149,10 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, LoadError> {
     }
     let len = r.u32().map_err(|_| LoadError::Checksum)? as usize;
     let body = r.take(len).map_err(|_| LoadError::Checksum)?;
-    let signed_end = 16 + len;
-    let sum = r.take(32).map_err(|_| LoadError::Checksum)?;
+    let signed_end = BODY_START + len;
+    let sum = r.take(CHECKSUM_LEN).map_err(|_| LoadError::Checksum)?;
     let covered = bytes.get(..signed_end).ok_or(LoadError::Checksum)?;
-    if Sha256::digest(covered).as_slice() != sum {
+    if checksum(covered).as_slice() != sum {
         return Err(LoadError::Checksum);
     }
     let flag = r.u8().map_err(|_| LoadError::Checksum)?;
@@ -164,7 +175,9 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, LoadError> {
         .take(32)?
         .try_into()
         .map_err(|_| LoadError::Corrupt("truncated revision".to_owned()))?;
-    let signed_bytes = bytes.get(..signed_end + 32).ok_or(LoadError::Checksum)?;
+    let signed_bytes = bytes
+        .get(..signed_end + CHECKSUM_LEN)
+        .ok_or(LoadError::Checksum)?;
     Ok((
         Header {
             format_version: version,
@@ -240,12 +253,33 @@ impl Runtime {
     /// [`LoadError`] when the bytes are not a bundle, of another format
     /// version, fail the checksum, or are malformed anywhere.
     pub fn from_bytes(bytes: &[u8]) -> Result<Runtime, LoadError> {
-        let (header, body, ..) = split(bytes)?;
-        let model = Model::decode(body)?;
+        Runtime::from_vec(bytes.to_vec())
+    }
+
+    /// Loads a bundle, taking its bytes (no copy; read the file with
+    /// `std::fs::read` and pass the result).
+    ///
+    /// # Errors
+    /// As [`Runtime::from_bytes`].
+    pub fn from_vec(bytes: Vec<u8>) -> Result<Runtime, LoadError> {
+        let header = split(&bytes)?.0;
+        let body = BODY_START..BODY_START + header.body_len;
         Ok(Runtime {
             header,
-            inner: eval::Compiled::new(model)?,
+            inner: eval::Compiled::new(bytes, body)?,
         })
+    }
+
+    /// Reads and loads a bundle file.
+    ///
+    /// # Errors
+    /// [`LoadError::Io`] when the file cannot be read, else as
+    /// [`Runtime::from_bytes`].
+    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Runtime, LoadError> {
+        let path = path.as_ref();
+        let bytes =
+            std::fs::read(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+        Runtime::from_vec(bytes)
     }
 
     /// Loads a bundle that must carry a valid Ed25519 signature by the
@@ -274,6 +308,18 @@ impl Runtime {
     #[must_use]
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Decodes every rule now. Loading only checks rule records and
+    /// indexes their actions; each rule is decoded the first time a
+    /// request needs it. Call this after loading to take that cost up
+    /// front (for an even first-request latency).
+    ///
+    /// # Errors
+    /// [`LoadError::Corrupt`] if a rule record cannot be decoded (which the
+    /// checks at load rule out).
+    pub fn prepare_all(&self) -> Result<(), LoadError> {
+        self.inner.prepare_all()
     }
 
     /// Number of rules in the bundle.

@@ -4,10 +4,13 @@
 use regex_automata::dfa::Automaton;
 use regex_automata::dfa::dense::DFA;
 use regex_automata::{Anchored, Input};
-use rustc_hash::FxHashMap;
+use rustc_hash::FxHasher;
+use std::hash::Hasher;
+
+use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::LoadError;
-use crate::model::Pattern;
+use crate::model::{Pattern, PatternRef, Span};
 
 /// One prepared pattern.
 #[derive(Clone, Debug)]
@@ -27,12 +30,20 @@ impl Matcher {
             Pattern::Prefix(s) => Matcher::Prefix(s),
             Pattern::Suffix(s) => Matcher::Suffix(s),
             Pattern::Any => Matcher::Any,
-            Pattern::Dfa { text, dfa } => Matcher::Dfa(Box::new(load_dfa(&dfa).map_err(|e| {
-                LoadError::Corrupt(format!(
-                    "the automaton of pattern \"{text}\" is invalid: {e}"
-                ))
-            })?)),
+            Pattern::Dfa { text, dfa } => Matcher::dfa(&text, &dfa)?,
         })
+    }
+
+    /// Deserializes (and validates) a pattern's DFA.
+    ///
+    /// # Errors
+    /// When the bytes are not a valid DFA.
+    pub fn dfa(text: &str, bytes: &[u8]) -> Result<Matcher, LoadError> {
+        Ok(Matcher::Dfa(Box::new(load_dfa(bytes).map_err(|e| {
+            LoadError::Corrupt(format!(
+                "the automaton of pattern \"{text}\" is invalid: {e}"
+            ))
+        })?)))
     }
 
     #[must_use]
@@ -82,12 +93,92 @@ const SEED: u64 = 0xcbf2_9ce4_8422_2325;
 /// Up to this many distinct prefix (suffix) lengths are probed directly.
 const FEW: usize = 6;
 
-fn hash_forward(s: &str) -> u64 {
-    s.bytes().fold(SEED, roll)
+fn hash_forward(s: &[u8]) -> u64 {
+    s.iter().copied().fold(SEED, roll)
 }
 
-fn hash_backward(s: &str) -> u64 {
-    s.bytes().rev().fold(SEED, roll)
+fn hash_backward(s: &[u8]) -> u64 {
+    s.iter().rev().copied().fold(SEED, roll)
+}
+
+fn fx(s: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(s);
+    h.finish()
+}
+
+/// The bytes of a span of the bundle body (empty if out of range, which
+/// the scanner that made the span rules out).
+#[inline]
+fn text(body: &[u8], (start, len): Span) -> &[u8] {
+    let start = start as usize;
+    body.get(start..start.saturating_add(len as usize))
+        .unwrap_or(&[])
+}
+
+/// A hash table keyed by strings of the bundle body, held as spans: no
+/// key is copied out of the bundle.
+#[derive(Debug)]
+struct SpanTable<V> {
+    table: HashTable<(Span, V)>,
+}
+
+impl<V> Default for SpanTable<V> {
+    fn default() -> Self {
+        SpanTable {
+            table: HashTable::new(),
+        }
+    }
+}
+
+impl<V> SpanTable<V> {
+    /// Inserts `value` under `key` unless the key is there; returns the
+    /// value already there.
+    fn upsert(
+        &mut self,
+        body: &[u8],
+        hash: fn(&[u8]) -> u64,
+        key: Span,
+        value: V,
+    ) -> Option<&mut V> {
+        let k = text(body, key);
+        match self.table.entry(
+            hash(k),
+            |(s, _)| text(body, *s) == k,
+            |(s, _)| hash(text(body, *s)),
+        ) {
+            Entry::Occupied(o) => Some(&mut o.into_mut().1),
+            Entry::Vacant(v) => {
+                v.insert((key, value));
+                None
+            }
+        }
+    }
+}
+
+impl<V: Default> SpanTable<V> {
+    #[inline]
+    fn get(&self, body: &[u8], hash: u64, key: &[u8]) -> Option<&V> {
+        self.table
+            .find(hash, |(s, _)| text(body, *s) == key)
+            .map(|(_, v)| v)
+    }
+
+    fn entry(&mut self, body: &[u8], hash: fn(&[u8]) -> u64, key: Span) -> &mut V {
+        let k = text(body, key);
+        match self.table.entry(
+            hash(k),
+            |(s, _)| text(body, *s) == k,
+            |(s, _)| hash(text(body, *s)),
+        ) {
+            Entry::Occupied(o) => &mut o.into_mut().1,
+            Entry::Vacant(v) => &mut v.insert((key, V::default())).into_mut().1,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.table.is_empty()
+    }
 }
 
 /// How a rule's principals narrow it, for the scope index.
@@ -95,9 +186,12 @@ fn hash_backward(s: &str) -> u64 {
 pub enum ScopeKey<'a> {
     /// No agent or role list: any principal may match.
     Open,
-    Agents(&'a [String]),
-    Roles(&'a [String]),
+    Agents(&'a [Span]),
+    Roles(&'a [Span]),
 }
+
+/// How each rule's principals narrow it.
+pub type Scopes<'a> = dyn Fn(u32) -> ScopeKey<'a> + 'a;
 
 /// Buckets holding more rules than this are indexed by principal too.
 const SCOPE_INDEX_AT: usize = 16;
@@ -105,40 +199,68 @@ const SCOPE_INDEX_AT: usize = 16;
 #[derive(Debug, Default)]
 struct ScopeIndex {
     open: Vec<u32>,
-    by_agent: FxHashMap<String, Vec<u32>>,
-    by_role: FxHashMap<String, Vec<u32>>,
+    by_agent: SpanTable<Vec<u32>>,
+    by_role: SpanTable<Vec<u32>>,
+}
+
+/// Rule ids, without a heap allocation for the common single rule.
+#[derive(Debug, Default)]
+enum Rules {
+    #[default]
+    Empty,
+    One(u32),
+    Many(Vec<u32>),
+}
+
+impl Rules {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Rules::Empty => &[],
+            Rules::One(r) => std::slice::from_ref(r),
+            Rules::Many(v) => v,
+        }
+    }
 }
 
 /// The rules of one action key; large buckets are split by principal so
 /// that rules for other agents and roles cost nothing.
 #[derive(Debug, Default)]
 struct Bucket {
-    rules: Vec<u32>,
+    rules: Rules,
     scoped: Option<Box<ScopeIndex>>,
 }
 
 impl Bucket {
+    #[inline]
     fn push(&mut self, rule: u32) {
-        if self.rules.last() != Some(&rule) {
-            self.rules.push(rule);
+        match &mut self.rules {
+            Rules::Empty => self.rules = Rules::One(rule),
+            Rules::One(r) if *r == rule => {}
+            Rules::One(r) => self.rules = Rules::Many(vec![*r, rule]),
+            Rules::Many(v) => {
+                if v.last() != Some(&rule) {
+                    v.push(rule);
+                }
+            }
         }
     }
 
     /// Returns whether the bucket was split.
-    fn index(&mut self, scopes: &[ScopeKey<'_>]) -> bool {
-        if self.rules.len() <= SCOPE_INDEX_AT {
+    fn index(&mut self, body: &[u8], scopes: &Scopes<'_>) -> bool {
+        let rules = self.rules.as_slice();
+        if rules.len() <= SCOPE_INDEX_AT {
             return false;
         }
         let mut ix = ScopeIndex::default();
-        for &r in &self.rules {
-            match scopes.get(r as usize) {
-                Some(ScopeKey::Agents(a)) => a
+        for &r in rules {
+            match scopes(r) {
+                ScopeKey::Agents(a) => a
                     .iter()
-                    .for_each(|a| ix.by_agent.entry(a.clone()).or_default().push(r)),
-                Some(ScopeKey::Roles(roles)) => roles
+                    .for_each(|a| ix.by_agent.entry(body, fx, *a).push(r)),
+                ScopeKey::Roles(roles) => roles
                     .iter()
-                    .for_each(|x| ix.by_role.entry(x.clone()).or_default().push(r)),
-                _ => ix.open.push(r),
+                    .for_each(|x| ix.by_role.entry(body, fx, *x).push(r)),
+                ScopeKey::Open => ix.open.push(r),
             }
         }
         self.scoped = Some(Box::new(ix));
@@ -146,20 +268,21 @@ impl Bucket {
     }
 
     #[inline]
-    fn visit(&self, who: &Who<'_>, f: &mut impl FnMut(u32)) {
+    fn visit(&self, body: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
         let Some(ix) = &self.scoped else {
-            for &r in &self.rules {
+            for &r in self.rules.as_slice() {
                 f(r);
             }
             return;
         };
         ix.open.iter().for_each(|r| f(*r));
-        if let Some(v) = ix.by_agent.get(who.agent) {
+        let agent = who.agent.as_bytes();
+        if let Some(v) = ix.by_agent.get(body, fx(agent), agent) {
             v.iter().for_each(|r| f(*r));
         }
         if !ix.by_role.is_empty() {
             (who.roles)(&mut |role: &str| {
-                if let Some(v) = ix.by_role.get(role) {
+                if let Some(v) = ix.by_role.get(body, fx(role.as_bytes()), role.as_bytes()) {
                     v.iter().for_each(|r| f(*r));
                 }
             });
@@ -177,33 +300,29 @@ pub struct Who<'a> {
     pub roles: &'a RoleVisitor<'a>,
 }
 
-/// Prefixes (or suffixes) by length and rolling hash: one pass over the
-/// action's bytes computes every prefix's hash, and only the lengths that
-/// occur are looked up.
+/// A table slot: one rule id, or with this bit set the index of a bucket
+/// of several rules.
+const MANY: u32 = 1 << 31;
+
+/// Exact names, prefixes or suffixes with their rules.
 #[derive(Debug, Default)]
-struct Affixes {
-    /// For few distinct lengths: a direct lookup of each length's slice.
-    by_str: FxHashMap<String, Bucket>,
-    by_hash: FxHashMap<u64, Vec<(String, Bucket)>>,
+struct Keys {
+    /// (key, rule) in policy order, until `finish` builds the table.
+    pending: Vec<(Span, u32)>,
+    /// Key to slot: most keys have one rule, held in the table itself.
+    table: SpanTable<u32>,
+    many: Vec<Bucket>,
+    /// The distinct key lengths, sorted.
     lengths: Vec<usize>,
-    /// Bit `l` set when some affix has length `l` (for `l` < 256).
+    /// Bit `l` set when some key has length `l` (for `l` < 256).
     short: [u64; 4],
     max: usize,
+    /// Keys are hashed with the rolling hash (many distinct lengths) rather
+    /// than FxHash.
+    rolling: bool,
 }
 
-impl Affixes {
-    fn add(&mut self, affix: String, rule: u32) {
-        let l = affix.len();
-        self.by_str.entry(affix).or_default().push(rule);
-        if !self.lengths.contains(&l) {
-            self.lengths.push(l);
-        }
-        if let Some(word) = self.short.get_mut(l / 64) {
-            *word |= 1 << (l % 64);
-        }
-        self.max = self.max.max(l);
-    }
-
+impl Keys {
     fn has_length(&self, l: usize) -> bool {
         match self.short.get(l / 64) {
             Some(word) => word & (1 << (l % 64)) != 0,
@@ -211,77 +330,110 @@ impl Affixes {
         }
     }
 
-    fn probe(
-        &self,
-        hash: u64,
-        matches: impl Fn(&str) -> bool,
-        who: &Who<'_>,
-        f: &mut impl FnMut(u32),
-    ) {
-        if let Some(bucket) = self.by_hash.get(&hash) {
-            for (a, rules) in bucket {
-                if matches(a) {
-                    rules.visit(who, f);
+    /// Builds the table: with few distinct lengths keys are hashed with
+    /// FxHash and each length's slice is looked up; with many, with the
+    /// rolling hash that one pass over an action's bytes computes for every
+    /// length. Large buckets are split by principal.
+    fn finish(
+        &mut self,
+        body: &[u8],
+        scopes: &Scopes<'_>,
+        affix: bool,
+        rolling_hash: fn(&[u8]) -> u64,
+    ) -> bool {
+        for &(span, _) in &self.pending {
+            let l = span.1 as usize;
+            if let Some(word) = self.short.get_mut(l / 64) {
+                if *word & (1 << (l % 64)) == 0 {
+                    *word |= 1 << (l % 64);
+                    self.lengths.push(l);
+                }
+            } else if !self.lengths.contains(&l) {
+                self.lengths.push(l);
+            }
+            self.max = self.max.max(l);
+        }
+        self.lengths.sort_unstable();
+        self.rolling = affix && self.lengths.len() > FEW;
+        let hash = if self.rolling { rolling_hash } else { fx };
+        self.table
+            .table
+            .reserve(self.pending.len(), |(s, _)| hash(text(body, *s)));
+        for (span, rule) in std::mem::take(&mut self.pending) {
+            let Some(slot) = self.table.upsert(body, hash, span, rule) else {
+                continue;
+            };
+            if *slot & MANY != 0 {
+                if let Some(b) = self.many.get_mut((*slot & !MANY) as usize) {
+                    b.push(rule);
+                }
+            } else if *slot != rule {
+                let mut b = Bucket::default();
+                b.push(*slot);
+                b.push(rule);
+                *slot = MANY | u32::try_from(self.many.len()).unwrap_or(0);
+                self.many.push(b);
+            }
+        }
+        let mut split = false;
+        for b in &mut self.many {
+            split |= b.index(body, scopes);
+        }
+        split
+    }
+
+    #[inline]
+    fn visit(&self, body: &[u8], hash: u64, key: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+        match self.table.get(body, hash, key) {
+            None => {}
+            Some(&slot) if slot & MANY == 0 => f(slot),
+            Some(&slot) => {
+                if let Some(b) = self.many.get((slot & !MANY) as usize) {
+                    b.visit(body, who, f);
                 }
             }
         }
-    }
-
-    /// Sorts the lengths, splits large buckets by principal, and with many
-    /// distinct lengths moves the affixes to the rolling-hash table.
-    fn index(&mut self, scopes: &[ScopeKey<'_>], hash: fn(&str) -> u64) -> bool {
-        self.lengths.sort_unstable();
-        let mut split = false;
-        for b in self.by_str.values_mut() {
-            split |= b.index(scopes);
-        }
-        if self.lengths.len() > FEW {
-            for (affix, bucket) in self.by_str.drain() {
-                self.by_hash
-                    .entry(hash(&affix))
-                    .or_default()
-                    .push((affix, bucket));
-            }
-        }
-        split
     }
 }
 
 /// Maps an action to the rules whose action patterns may match it: one
 /// hash lookup for exact names, one pass over the action's bytes for
 /// prefixes and one for suffixes (probing only the lengths that occur),
-/// plus the DFAs of the few patterns that are none of these.
+/// plus the DFAs of the few patterns that are none of these. Keys are
+/// spans of the bundle body, which every lookup is given.
 #[derive(Debug, Default)]
 pub struct ActionIndex {
     scoped: bool,
-    exact: FxHashMap<String, Bucket>,
-    prefixes: Affixes,
-    suffixes: Affixes,
+    exact: Keys,
+    prefixes: Keys,
+    suffixes: Keys,
     any: Bucket,
     complex: Vec<(Matcher, u32)>,
 }
 
 impl ActionIndex {
-    pub fn add(&mut self, m: Matcher, rule: u32) {
-        match m {
-            Matcher::Exact(s) => self.exact.entry(s).or_default().push(rule),
-            Matcher::Prefix(p) => self.prefixes.add(p, rule),
-            Matcher::Suffix(p) => self.suffixes.add(p, rule),
-            Matcher::Any => self.any.push(rule),
-            Matcher::Dfa(_) => self.complex.push((m, rule)),
+    /// Adds one action pattern of `rule`; rules are added in order.
+    ///
+    /// # Errors
+    /// When a DFA pattern does not deserialize.
+    pub fn add(&mut self, p: PatternRef<'_>, rule: u32) -> Result<(), LoadError> {
+        match p {
+            PatternRef::Exact(s) => self.exact.pending.push((s, rule)),
+            PatternRef::Prefix(s) => self.prefixes.pending.push((s, rule)),
+            PatternRef::Suffix(s) => self.suffixes.pending.push((s, rule)),
+            PatternRef::Any => self.any.push(rule),
+            PatternRef::Dfa { text, dfa } => self.complex.push((Matcher::dfa(text, dfa)?, rule)),
         }
+        Ok(())
     }
 
-    /// Indexes large buckets by principal; `scopes[rule]` says how each
-    /// rule's principals narrow it.
-    pub fn finish(&mut self, scopes: &[ScopeKey<'_>]) {
-        let mut split = false;
-        for b in self.exact.values_mut() {
-            split |= b.index(scopes);
-        }
-        split |= self.prefixes.index(scopes, hash_forward);
-        split |= self.suffixes.index(scopes, hash_backward);
-        split |= self.any.index(scopes);
+    /// Builds the tables; `scopes[rule]` says how each rule's principals
+    /// narrow it (large buckets are indexed by principal).
+    pub fn finish(&mut self, body: &[u8], scopes: &Scopes<'_>) {
+        let mut split = self.exact.finish(body, scopes, false, fx);
+        split |= self.prefixes.finish(body, scopes, true, hash_forward);
+        split |= self.suffixes.finish(body, scopes, true, hash_backward);
+        split |= self.any.index(body, scopes);
         self.scoped = split;
     }
 
@@ -294,51 +446,48 @@ impl ActionIndex {
 
     /// Calls `f` with every candidate rule (possibly twice, in no order).
     /// Rules whose agent or role list excludes `who` may be left out.
-    pub fn candidates(&self, action: &str, who: &Who<'_>, mut f: impl FnMut(u32)) {
-        if !self.exact.is_empty()
-            && let Some(v) = self.exact.get(action)
-        {
-            v.visit(who, &mut f);
+    pub fn candidates(&self, body: &[u8], action: &str, who: &Who<'_>, mut f: impl FnMut(u32)) {
+        let bytes = action.as_bytes();
+        if !self.exact.table.is_empty() {
+            self.exact.visit(body, fx(bytes), bytes, who, &mut f);
         }
-        // With few distinct lengths, slicing and hashing each is cheapest;
-        // with many, one rolling pass over the bytes is.
-        if self.prefixes.lengths.len() <= FEW {
-            for &l in &self.prefixes.lengths {
-                if let Some(v) = action.get(..l).and_then(|p| self.prefixes.by_str.get(p)) {
-                    v.visit(who, &mut f);
+        let p = &self.prefixes;
+        if !p.rolling {
+            for &l in &p.lengths {
+                if let Some(k) = bytes.get(..l) {
+                    p.visit(body, fx(k), k, who, &mut f);
                 }
             }
         } else {
             let mut h = SEED;
-            for (i, b) in action.bytes().enumerate().take(self.prefixes.max) {
-                h = roll(h, b);
-                if self.prefixes.has_length(i + 1) {
-                    self.prefixes
-                        .probe(h, |p| action.starts_with(p), who, &mut f);
-                }
-            }
-        }
-        if self.suffixes.lengths.len() <= FEW {
-            for &l in &self.suffixes.lengths {
-                if let Some(v) = action
-                    .len()
-                    .checked_sub(l)
-                    .and_then(|start| action.get(start..))
-                    .and_then(|p| self.suffixes.by_str.get(p))
+            for (i, b) in bytes.iter().enumerate().take(p.max) {
+                h = roll(h, *b);
+                if p.has_length(i + 1)
+                    && let Some(k) = bytes.get(..=i)
                 {
-                    v.visit(who, &mut f);
+                    p.visit(body, h, k, who, &mut f);
+                }
+            }
+        }
+        let s = &self.suffixes;
+        if !s.rolling {
+            for &l in &s.lengths {
+                if let Some(k) = bytes.len().checked_sub(l).and_then(|at| bytes.get(at..)) {
+                    s.visit(body, fx(k), k, who, &mut f);
                 }
             }
         } else {
             let mut h = SEED;
-            for (i, b) in action.bytes().rev().enumerate().take(self.suffixes.max) {
-                h = roll(h, b);
-                if self.suffixes.has_length(i + 1) {
-                    self.suffixes.probe(h, |p| action.ends_with(p), who, &mut f);
+            for (i, b) in bytes.iter().rev().enumerate().take(s.max) {
+                h = roll(h, *b);
+                if s.has_length(i + 1)
+                    && let Some(k) = bytes.get(bytes.len() - i - 1..)
+                {
+                    s.visit(body, h, k, who, &mut f);
                 }
             }
         }
-        self.any.visit(who, &mut f);
+        self.any.visit(body, who, &mut f);
         for (m, r) in &self.complex {
             if m.is_match(action) {
                 f(*r);

@@ -6,7 +6,7 @@
 //! cannot disagree.
 
 use crate::LoadError;
-use crate::wire::{Reader, Writer};
+use crate::wire::{Reader, Strings, Writer};
 
 /// A value in a condition or a request context.
 #[derive(Clone, Debug, PartialEq)]
@@ -347,7 +347,7 @@ fn r_value(r: &mut Reader<'_>, depth: u32) -> Result<Value, LoadError> {
         3 => Value::String(r.str()?),
         4 => Value::List(r.vec(1, |r| r_value(r, depth + 1))?),
         5 => {
-            let n = r.count(5)?;
+            let n = r.count(2)?;
             let mut m = std::collections::BTreeMap::new();
             for _ in 0..n {
                 let k = r.str()?;
@@ -464,21 +464,25 @@ fn w_condition(w: &mut Writer, c: &Condition) {
     w.vec(&c.code, |w, op| match op {
         Op::Atom(i) => {
             w.u8(0);
-            w.u32(*i);
+            w.varint(*i);
         }
         Op::All(n) => {
             w.u8(1);
-            w.u32(*n);
+            w.varint(*n);
         }
         Op::Any(n) => {
             w.u8(2);
-            w.u32(*n);
+            w.varint(*n);
         }
         Op::Not => w.u8(3),
     });
 }
 
-fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
+/// Decodes one condition.
+///
+/// # Errors
+/// [`LoadError::Corrupt`] for anything out of place.
+pub fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
     let atoms = r.vec(2, |r| {
         Ok(match r.u8()? {
             0 => {
@@ -518,9 +522,9 @@ fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
     })?;
     let code = r.vec(1, |r| {
         Ok(match r.u8()? {
-            0 => Op::Atom(r.u32()?),
-            1 => Op::All(r.u32()?),
-            2 => Op::Any(r.u32()?),
+            0 => Op::Atom(r.varint()?),
+            1 => Op::All(r.varint()?),
+            2 => Op::Any(r.varint()?),
             3 => Op::Not,
             t => return Err(LoadError::Corrupt(format!("unknown op tag {t}"))),
         })
@@ -607,88 +611,514 @@ fn small(r: &mut Reader<'_>, max: u8, what: &str) -> Result<u8, LoadError> {
     Ok(v)
 }
 
-impl Model {
-    /// The model's bytes (the bundle body, without header or checksum).
-    #[must_use]
-    pub fn encode(&self) -> Vec<u8> {
-        let mut w = Writer::default();
-        w.str(&self.writ_version);
-        w.out.extend_from_slice(&self.revision);
-        w.strs(&self.policies);
-        let s = &self.settings;
-        w.u8(s.combining);
-        w.u8(s.default_effect);
-        w.opt(s.default_risk.as_ref(), |w, v| w.u8(*v));
-        w.opt(s.default_reason.as_ref(), |w, v| w.str(v));
-        w.str(&s.timezone);
-        w.bytes(&s.tzif);
-        w.opt(s.max_delegation_depth.as_ref(), |w, v| w.u32(*v));
-        w.bool(s.ceiling_strict);
-        w.vec(&self.agents, |w, a| {
-            w.u8(a.subject);
-            w.str(&a.name);
-            w.u32(a.policy);
-            w.strs(&a.roles);
-            w.opt(a.tier.as_ref(), |w, v| w.u8(*v));
-            w.strs(&a.tags);
-            w.opt(a.token_prefix.as_ref(), |w, v| w.str(v));
-            w_access(w, &a.models);
-            w_access(w, &a.tools);
-            w_access(w, &a.hosts);
-            w.opt(a.require_tls.as_ref(), |w, v| w.bool(*v));
-            w.vec(&a.limits, |w, l| {
-                w.str(&l.key);
-                w.u8(l.metric);
-                w_rate(w, &l.rate);
-                w.opt(l.actions.as_ref(), w_pattern);
-            });
-            w.strs(&a.delegates);
-        });
-        w.vec(&self.rules, |w, r| {
-            w.str(&r.name);
-            w.u32(r.policy);
-            w.u8(r.effect);
-            w.opt(r.risk.as_ref(), |w, v| w.u8(*v));
-            w.vec(&r.actions, w_pattern);
-            w.vec(&r.targets, w_pattern);
-            w.bool(r.targets_case_insensitive);
-            w.strs(&r.scope.agents);
-            w.strs(&r.scope.roles);
-            w.bytes(&r.scope.tiers);
-            w.strs(&r.scope.tags);
-            w.opt(r.condition.as_ref(), w_condition);
-            w.vec(&r.constraints, |w, c| {
-                w.str(&c.name);
-                w_field(w, &c.field);
-                w.opt(c.alternate.as_ref(), w_field);
-                w.vec(&c.values, w_value);
-            });
-            w.opt(r.limit.as_ref(), w_rate);
-            w.opt(r.reason.as_ref(), |w, v| w.str(v));
-        });
-        w.vec(&self.graph, |w, e| {
-            w.str(&e.from);
-            w.str(&e.to);
-            w.str(&e.label);
-        });
-        w.out
-    }
+/// Decodes one rule record.
+///
+/// # Errors
+/// [`LoadError::Corrupt`] for anything out of place.
+pub fn r_rule(
+    r: &mut Reader<'_>,
+    condition: impl FnOnce(u32) -> Result<Condition, LoadError>,
+) -> Result<Rule, LoadError> {
+    let name = r.str()?;
+    let policy = r.varint()?;
+    let effect = small(r, 2, "effect")?;
+    let flags = rule_flags(r)?;
+    let has = |bit: u16| flags & bit != 0;
+    Ok(Rule {
+        name,
+        policy,
+        effect,
+        risk: if has(RISK) {
+            Some(small(r, 3, "risk")?)
+        } else {
+            None
+        },
+        actions: r.vec(1, r_pattern)?,
+        targets: if has(TARGETS) {
+            r.vec(1, r_pattern)?
+        } else {
+            Vec::new()
+        },
+        targets_case_insensitive: has(CASE_INSENSITIVE),
+        scope: Scope {
+            agents: if has(AGENTS) { r.strs()? } else { Vec::new() },
+            roles: if has(ROLES) { r.strs()? } else { Vec::new() },
+            tiers: if has(TIERS) {
+                r.bytes()?.to_vec()
+            } else {
+                Vec::new()
+            },
+            tags: if has(TAGS) { r.strs()? } else { Vec::new() },
+        },
+        condition: if has(CONDITION) {
+            Some(condition(r.varint()?)?)
+        } else {
+            None
+        },
+        constraints: if has(CONSTRAINTS) {
+            r.vec(4, |r| {
+                Ok(Constraint {
+                    name: r.str()?,
+                    field: r_field(r)?,
+                    alternate: r.opt(r_field)?,
+                    values: r.vec(1, |r| r_value(r, 0))?,
+                })
+            })?
+        } else {
+            Vec::new()
+        },
+        limit: if has(LIMIT) { Some(r_rate(r)?) } else { None },
+        reason: if has(REASON) { Some(r.str()?) } else { None },
+    })
+}
 
-    /// Decodes and checks a bundle body.
+// Which optional parts a rule record holds (a little-endian u16 after the
+// effect): most rules have few, and absent parts take no bytes.
+const RISK: u16 = 1;
+const TARGETS: u16 = 1 << 1;
+const CASE_INSENSITIVE: u16 = 1 << 2;
+const AGENTS: u16 = 1 << 3;
+const ROLES: u16 = 1 << 4;
+const TIERS: u16 = 1 << 5;
+const TAGS: u16 = 1 << 6;
+const CONDITION: u16 = 1 << 7;
+const CONSTRAINTS: u16 = 1 << 8;
+const LIMIT: u16 = 1 << 9;
+const REASON: u16 = 1 << 10;
+const ALL_FLAGS: u16 = (1 << 11) - 1;
+
+#[inline(always)]
+fn rule_flags(r: &mut Reader<'_>) -> Result<u16, LoadError> {
+    let lo = r.u8()?;
+    let hi = r.u8()?;
+    let flags = u16::from_le_bytes([lo, hi]);
+    if flags & !ALL_FLAGS != 0 {
+        return Err(LoadError::Corrupt(format!("bad rule flags {flags:#x}")));
+    }
+    Ok(flags)
+}
+
+fn w_rule(w: &mut Writer, r: &Rule, condition: Option<u32>) {
+    let mut flags = 0u16;
+    let mut set = |bit: u16, on: bool| {
+        if on {
+            flags |= bit;
+        }
+    };
+    set(RISK, r.risk.is_some());
+    set(TARGETS, !r.targets.is_empty());
+    set(CASE_INSENSITIVE, r.targets_case_insensitive);
+    set(AGENTS, !r.scope.agents.is_empty());
+    set(ROLES, !r.scope.roles.is_empty());
+    set(TIERS, !r.scope.tiers.is_empty());
+    set(TAGS, !r.scope.tags.is_empty());
+    set(CONDITION, condition.is_some());
+    set(CONSTRAINTS, !r.constraints.is_empty());
+    set(LIMIT, r.limit.is_some());
+    set(REASON, r.reason.is_some());
+    w.str(&r.name);
+    w.varint(r.policy);
+    w.u8(r.effect);
+    w.out.extend_from_slice(&flags.to_le_bytes());
+    if let Some(risk) = r.risk {
+        w.u8(risk);
+    }
+    w.vec(&r.actions, w_pattern);
+    if !r.targets.is_empty() {
+        w.vec(&r.targets, w_pattern);
+    }
+    for list in [&r.scope.agents, &r.scope.roles] {
+        if !list.is_empty() {
+            w.strs(list);
+        }
+    }
+    if !r.scope.tiers.is_empty() {
+        w.bytes(&r.scope.tiers);
+    }
+    if !r.scope.tags.is_empty() {
+        w.strs(&r.scope.tags);
+    }
+    if let Some(c) = condition {
+        w.varint(c);
+    }
+    if !r.constraints.is_empty() {
+        w.vec(&r.constraints, |w, c| {
+            w.str(&c.name);
+            w_field(w, &c.field);
+            w.opt(c.alternate.as_ref(), w_field);
+            w.vec(&c.values, w_value);
+        });
+    }
+    if let Some(rate) = &r.limit {
+        w_rate(w, rate);
+    }
+    if let Some(reason) = &r.reason {
+        w.str(reason);
+    }
+}
+
+// ---------------------------------------------------------------------
+// Scanning: the same grammar as the decoders above, read without
+// allocating. A runtime scans every rule record when it loads a bundle
+// (so a malformed record is a load error, never a partial load) and
+// decodes a record only when a request first needs its rule.
+// `tests/bundle.rs` holds the two readers to the same language.
+
+/// A string's (start, length) in the bundle body.
+pub type Span = (u32, u32);
+
+/// An action pattern as the scanner sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum PatternRef<'a> {
+    Exact(Span),
+    Prefix(Span),
+    Suffix(Span),
+    Any,
+    Dfa { text: &'a str, dfa: &'a [u8] },
+}
+
+/// What the runtime needs from a rule record at load time.
+#[derive(Debug, Default)]
+pub struct RuleScan {
+    /// Some pattern of the rule (action, target or condition) is a DFA.
+    pub has_dfa: bool,
+    /// The condition reads the clock.
+    pub has_clock: bool,
+    /// How many of the scanned names (pushed to the caller's list) are
+    /// the rule's agents, then its roles.
+    pub agents: usize,
+    pub roles: usize,
+}
+
+#[inline(always)]
+fn scan_pattern<'a>(r: &mut Reader<'a>) -> Result<PatternRef<'a>, LoadError> {
+    Ok(match r.u8()? {
+        0 => PatternRef::Exact(r.str_span()?),
+        1 => PatternRef::Prefix(r.str_span()?),
+        2 => PatternRef::Suffix(r.str_span()?),
+        3 => PatternRef::Any,
+        4 => PatternRef::Dfa {
+            text: r.str_ref()?,
+            dfa: r.bytes()?,
+        },
+        t => return Err(LoadError::Corrupt(format!("unknown pattern tag {t}"))),
+    })
+}
+
+#[inline(always)]
+fn scan_value(r: &mut Reader<'_>, depth: u32) -> Result<(), LoadError> {
+    // Numbers and strings, the common values, without a call.
+    match r.peek() {
+        Some(2) => {
+            r.u8()?;
+            r.f64()?;
+            return Ok(());
+        }
+        Some(3) => {
+            r.u8()?;
+            return r.skip_str();
+        }
+        _ => {}
+    }
+    scan_value_slow(r, depth)
+}
+
+fn scan_value_slow(r: &mut Reader<'_>, depth: u32) -> Result<(), LoadError> {
+    if depth > MAX_NESTING {
+        return Err(LoadError::Corrupt("values nested too deep".to_owned()));
+    }
+    match r.u8()? {
+        0 => {}
+        1 => {
+            r.bool()?;
+        }
+        2 => {
+            r.f64()?;
+        }
+        3 => {
+            r.skip_str()?;
+        }
+        4 => {
+            for _ in 0..r.count(1)? {
+                scan_value(r, depth + 1)?;
+            }
+        }
+        5 => {
+            for _ in 0..r.count(2)? {
+                r.skip_str()?;
+                scan_value(r, depth + 1)?;
+            }
+        }
+        t => return Err(LoadError::Corrupt(format!("unknown value tag {t}"))),
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn scan_strs(r: &mut Reader<'_>) -> Result<(), LoadError> {
+    for _ in 0..r.count(1)? {
+        r.skip_str()?;
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn scan_field(r: &mut Reader<'_>) -> Result<(), LoadError> {
+    match r.u8()? {
+        0 => Ok(()),
+        1 => scan_strs(r),
+        t => Err(LoadError::Corrupt(format!("unknown field tag {t}"))),
+    }
+}
+
+fn scan_condition(r: &mut Reader<'_>, out: &mut RuleScan) -> Result<(), LoadError> {
+    let atoms = r.count(2)?;
+    for _ in 0..atoms {
+        match r.u8()? {
+            0 => {
+                scan_field(r)?;
+                let op = r.u8()?;
+                if op > 5 {
+                    return Err(LoadError::Corrupt(format!("unknown operator {op}")));
+                }
+                scan_value(r, 0)?;
+            }
+            1 => {
+                scan_field(r)?;
+                for _ in 0..r.count(1)? {
+                    scan_value(r, 0)?;
+                }
+                r.bool()?;
+            }
+            2 => {
+                scan_field(r)?;
+                out.has_dfa |= matches!(scan_pattern(r)?, PatternRef::Dfa { .. });
+                r.bool()?;
+            }
+            3 => {
+                scan_field(r)?;
+                scan_value(r, 0)?;
+            }
+            4 => scan_field(r)?,
+            5 => {
+                r.u32()?;
+                r.u32()?;
+                out.has_clock = true;
+            }
+            6 => {
+                r.u8()?;
+                out.has_clock = true;
+            }
+            t => return Err(LoadError::Corrupt(format!("unknown condition tag {t}"))),
+        }
+    }
+    let mut depth: u64 = 0;
+    for _ in 0..r.count(1)? {
+        match r.u8()? {
+            0 => {
+                if r.varint()? as usize >= atoms {
+                    return Err(LoadError::Corrupt(
+                        "condition refers to a missing atom".to_owned(),
+                    ));
+                }
+                depth += 1;
+            }
+            1 | 2 => {
+                depth = depth
+                    .checked_sub(u64::from(r.varint()?))
+                    .ok_or_else(|| LoadError::Corrupt("condition code underflows".to_owned()))?
+                    + 1;
+            }
+            3 => {
+                if depth == 0 {
+                    return Err(LoadError::Corrupt("condition code underflows".to_owned()));
+                }
+            }
+            t => return Err(LoadError::Corrupt(format!("unknown op tag {t}"))),
+        }
+    }
+    if depth != 1 {
+        return Err(LoadError::Corrupt(
+            "condition code leaves no single value".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks one rule record without allocating: `action` is called with
+/// each action pattern, and the rule's agent then role names are pushed
+/// to `names`.
+///
+/// # Errors
+/// [`LoadError::Corrupt`] exactly where [`r_rule`] would fail, and when
+/// the rule names a policy at or past `policies`.
+pub fn scan_rule<'a>(
+    r: &mut Reader<'a>,
+    policies: u32,
+    conditions: &[u8],
+    mut action: impl FnMut(PatternRef<'a>) -> Result<(), LoadError>,
+    names: &mut Vec<Span>,
+) -> Result<RuleScan, LoadError> {
+    let mut out = RuleScan::default();
+    r.skip_str()?;
+    if r.varint()? >= policies {
+        return Err(LoadError::Corrupt(
+            "a rule or agent names a missing policy".to_owned(),
+        ));
+    }
+    small(r, 2, "effect")?;
+    let flags = rule_flags(r)?;
+    let has = |bit: u16| flags & bit != 0;
+    if has(RISK) {
+        small(r, 3, "risk")?;
+    }
+    for _ in 0..r.count(1)? {
+        let p = scan_pattern(r)?;
+        out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
+        action(p)?;
+    }
+    if has(TARGETS) {
+        for _ in 0..r.count(1)? {
+            out.has_dfa |= matches!(scan_pattern(r)?, PatternRef::Dfa { .. });
+        }
+    }
+    if has(AGENTS) {
+        out.agents = r.count(1)?;
+        for _ in 0..out.agents {
+            names.push(r.str_span()?);
+        }
+    }
+    if has(ROLES) {
+        out.roles = r.count(1)?;
+        for _ in 0..out.roles {
+            names.push(r.str_span()?);
+        }
+    }
+    if has(TIERS) {
+        r.bytes()?;
+    }
+    if has(TAGS) {
+        scan_strs(r)?;
+    }
+    if has(CONDITION) {
+        let c = r.varint()?;
+        let Some(&cflags) = conditions.get(c as usize) else {
+            return Err(LoadError::Corrupt(format!(
+                "rule refers to missing condition {c}"
+            )));
+        };
+        out.has_clock |= cflags & COND_CLOCK != 0;
+        out.has_dfa |= cflags & COND_DFA != 0;
+    }
+    if has(CONSTRAINTS) {
+        for _ in 0..r.count(4)? {
+            r.skip_str()?;
+            scan_field(r)?;
+            if r.bool()? {
+                scan_field(r)?;
+            }
+            for _ in 0..r.count(1)? {
+                scan_value(r, 0)?;
+            }
+        }
+    }
+    if has(LIMIT) {
+        r_rate(r)?;
+    }
+    if has(REASON) {
+        r.skip_str()?;
+    }
+    Ok(out)
+}
+
+/// A scanned condition reads the clock.
+pub const COND_CLOCK: u8 = 1;
+/// A scanned condition has a DFA pattern.
+pub const COND_DFA: u8 = 2;
+
+/// Checks one condition of the condition table without allocating;
+/// returns its [`COND_CLOCK`] and [`COND_DFA`] bits.
+///
+/// # Errors
+/// [`LoadError::Corrupt`] exactly where the condition decoder would fail.
+pub fn scan_condition_entry(r: &mut Reader<'_>) -> Result<u8, LoadError> {
+    let mut out = RuleScan::default();
+    scan_condition(r, &mut out)?;
+    Ok(u8::from(out.has_clock) * COND_CLOCK + u8::from(out.has_dfa) * COND_DFA)
+}
+
+/// The start of a bundle body: the writ version and revision (plain, for
+/// `read_header`), then the string table.
+#[derive(Debug)]
+pub struct Prelude {
+    pub writ_version: String,
+    pub revision: [u8; 32],
+    /// Where the string table's bytes start in the body.
+    pub strings_at: u32,
+    /// The end of each string, relative to `strings_at`.
+    pub ends: Vec<u32>,
+    /// Where what follows the string table starts.
+    pub next: usize,
+}
+
+impl Prelude {
+    /// Reads a body's prelude.
     ///
     /// # Errors
     /// [`LoadError::Corrupt`] for anything out of place.
-    pub fn decode(bytes: &[u8]) -> Result<Model, LoadError> {
-        let mut r = Reader::new(bytes);
+    pub fn read(body: &[u8]) -> Result<Prelude, LoadError> {
+        let mut r = Reader::new(body);
         let writ_version = r.str()?;
         let revision: [u8; 32] = r
             .take(32)?
             .try_into()
             .map_err(|_| LoadError::Corrupt("truncated revision".to_owned()))?;
+        let (strings_at, ends) = r.string_table()?;
+        Ok(Prelude {
+            writ_version,
+            revision,
+            strings_at,
+            ends,
+            next: r.position(),
+        })
+    }
+
+    /// A reader of what follows the string table.
+    ///
+    /// # Errors
+    /// Never for a prelude read from `body`.
+    pub fn reader<'a>(&'a self, body: &'a [u8]) -> Result<Reader<'a>, LoadError> {
+        let mut r = Reader::with_strings(
+            body,
+            Strings {
+                at: self.strings_at,
+                ends: &self.ends,
+            },
+        );
+        r.seek(self.next)?;
+        Ok(r)
+    }
+}
+
+/// A bundle body read up to its rules: everything but the rules decoded,
+/// and where the rule records start.
+#[derive(Debug)]
+pub struct Head {
+    pub policies: Vec<String>,
+    pub settings: Settings,
+    pub agents: Vec<Agent>,
+}
+
+impl Head {
+    /// Reads a body up to its rule records.
+    ///
+    /// # Errors
+    /// [`LoadError::Corrupt`] for anything out of place.
+    pub fn read(r: &mut Reader<'_>) -> Result<Head, LoadError> {
         let policies = r.strs()?;
         let settings = Settings {
-            combining: small(&mut r, 1, "combining")?,
-            default_effect: small(&mut r, 2, "effect")?,
+            combining: small(r, 1, "combining")?,
+            default_effect: small(r, 2, "effect")?,
             default_risk: r.opt(|r| small(r, 3, "risk"))?,
             default_reason: r.opt(Reader::str)?,
             timezone: r.str()?,
@@ -700,7 +1130,7 @@ impl Model {
             Ok(Agent {
                 subject: small(r, 2, "subject")?,
                 name: r.str()?,
-                policy: r.u32()?,
+                policy: r.varint()?,
                 roles: r.strs()?,
                 tier: r.opt(|r| small(r, 3, "tier"))?,
                 tags: r.strs()?,
@@ -720,42 +1150,130 @@ impl Model {
                 delegates: r.strs()?,
             })
         })?;
-        let rules = r.vec(8, |r| {
-            let rule = Rule {
-                name: r.str()?,
-                policy: r.u32()?,
-                effect: small(r, 2, "effect")?,
-                risk: r.opt(|r| small(r, 3, "risk"))?,
-                actions: r.vec(1, r_pattern)?,
-                targets: r.vec(1, r_pattern)?,
-                targets_case_insensitive: r.bool()?,
-                scope: Scope {
-                    agents: r.strs()?,
-                    roles: r.strs()?,
-                    tiers: r.bytes()?.to_vec(),
-                    tags: r.strs()?,
-                },
-                condition: r.opt(r_condition)?,
-                constraints: r.vec(4, |r| {
-                    Ok(Constraint {
-                        name: r.str()?,
-                        field: r_field(r)?,
-                        alternate: r.opt(r_field)?,
-                        values: r.vec(1, |r| r_value(r, 0))?,
-                    })
-                })?,
-                limit: r.opt(r_rate)?,
-                reason: r.opt(Reader::str)?,
-            };
-            Ok(rule)
-        })?;
-        let graph = r.vec(12, |r| {
-            Ok(Edge {
-                from: r.str()?,
-                to: r.str()?,
-                label: r.str()?,
-            })
-        })?;
+        let policy_count = u32::try_from(policies.len()).unwrap_or(u32::MAX);
+        if agents.iter().any(|a| a.policy >= policy_count) {
+            return Err(LoadError::Corrupt(
+                "a rule or agent names a missing policy".to_owned(),
+            ));
+        }
+        Ok(Head {
+            policies,
+            settings,
+            agents,
+        })
+    }
+}
+
+/// Reads the delegation graph that follows the rules.
+///
+/// # Errors
+/// [`LoadError::Corrupt`] for anything out of place.
+pub fn r_graph(r: &mut Reader<'_>) -> Result<Vec<Edge>, LoadError> {
+    r.vec(3, |r| {
+        Ok(Edge {
+            from: r.str()?,
+            to: r.str()?,
+            label: r.str()?,
+        })
+    })
+}
+
+impl Model {
+    /// The model's bytes (the bundle body, without header or checksum).
+    #[must_use]
+    pub fn encode(&self) -> Vec<u8> {
+        let mut head = Writer::default();
+        head.str(&self.writ_version);
+        head.out.extend_from_slice(&self.revision);
+        let mut w = Writer::interning();
+        w.strs(&self.policies);
+        let s = &self.settings;
+        w.u8(s.combining);
+        w.u8(s.default_effect);
+        w.opt(s.default_risk.as_ref(), |w, v| w.u8(*v));
+        w.opt(s.default_reason.as_ref(), |w, v| w.str(v));
+        w.str(&s.timezone);
+        w.bytes(&s.tzif);
+        w.opt(s.max_delegation_depth.as_ref(), |w, v| w.u32(*v));
+        w.bool(s.ceiling_strict);
+        w.vec(&self.agents, |w, a| {
+            w.u8(a.subject);
+            w.str(&a.name);
+            w.varint(a.policy);
+            w.strs(&a.roles);
+            w.opt(a.tier.as_ref(), |w, v| w.u8(*v));
+            w.strs(&a.tags);
+            w.opt(a.token_prefix.as_ref(), |w, v| w.str(v));
+            w_access(w, &a.models);
+            w_access(w, &a.tools);
+            w_access(w, &a.hosts);
+            w.opt(a.require_tls.as_ref(), |w, v| w.bool(*v));
+            w.vec(&a.limits, |w, l| {
+                w.str(&l.key);
+                w.u8(l.metric);
+                w_rate(w, &l.rate);
+                w.opt(l.actions.as_ref(), w_pattern);
+            });
+            w.strs(&a.delegates);
+        });
+        // The condition table: each distinct condition once, in order of
+        // first use; rules refer to it by index.
+        let mut conditions = w.sub();
+        let mut seen: std::collections::HashMap<Vec<u8>, u32> = std::collections::HashMap::new();
+        let mut refs = Vec::with_capacity(self.rules.len());
+        for r in &self.rules {
+            refs.push(r.condition.as_ref().map(|c| {
+                let mark = conditions.out.len();
+                w_condition(&mut conditions, c);
+                let bytes = conditions.out.split_off(mark);
+                let next = u32::try_from(seen.len()).unwrap_or(u32::MAX);
+                *seen.entry(bytes.clone()).or_insert_with(|| {
+                    conditions.out.extend_from_slice(&bytes);
+                    next
+                })
+            }));
+        }
+        w.len(seen.len());
+        w.absorb(conditions);
+        w.len(self.rules.len());
+        for (r, c) in self.rules.iter().zip(refs) {
+            w_rule(&mut w, r, c);
+        }
+        w.vec(&self.graph, |w, e| {
+            w.str(&e.from);
+            w.str(&e.to);
+            w.str(&e.label);
+        });
+        head.string_table(&w);
+        head.out.extend_from_slice(&w.out);
+        head.out
+    }
+
+    /// Decodes and checks a bundle body.
+    ///
+    /// # Errors
+    /// [`LoadError::Corrupt`] for anything out of place.
+    pub fn decode(bytes: &[u8]) -> Result<Model, LoadError> {
+        let prelude = Prelude::read(bytes)?;
+        let mut r = prelude.reader(bytes)?;
+        let head = Head::read(&mut r)?;
+        let conditions = r.vec(2, r_condition)?;
+        let count = r.count(8)?;
+        let mut rules = Vec::with_capacity(count);
+        for _ in 0..count {
+            rules.push(r_rule(&mut r, |i| {
+                conditions.get(i as usize).cloned().ok_or_else(|| {
+                    LoadError::Corrupt(format!("rule refers to missing condition {i}"))
+                })
+            })?);
+        }
+        let Head {
+            policies,
+            settings,
+            agents,
+            ..
+        } = head;
+        let graph = r_graph(&mut r)?;
         r.finish()?;
         let policy_count = u32::try_from(policies.len()).unwrap_or(u32::MAX);
         if agents.iter().any(|a| a.policy >= policy_count)
@@ -766,8 +1284,8 @@ impl Model {
             ));
         }
         Ok(Model {
-            writ_version,
-            revision,
+            writ_version: prelude.writ_version.clone(),
+            revision: prelude.revision,
             policies,
             settings,
             agents,
