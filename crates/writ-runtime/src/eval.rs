@@ -658,25 +658,33 @@ impl Compiled {
     /// A rule, decoded and prepared on first use. The load scanned its
     /// record, so this fails only if the scanner and the decoder disagree;
     /// callers deny then.
+    #[inline]
     fn rule(&self, i: u32) -> Result<&PRule, &str> {
-        let (Some(cell), Some(&offset)) =
-            (self.prepared.get(i as usize), self.offsets.get(i as usize))
-        else {
+        let Some(cell) = self.prepared.get(i as usize) else {
             return Err("no such rule");
         };
+        let prepared = match cell.get() {
+            Some(p) => p,
+            None => cell.get_or_init(|| Box::new(self.prepare(i))),
+        };
+        match &**prepared {
+            Ok(rule) => Ok(rule),
+            Err(why) => Err(why),
+        }
+    }
+
+    /// Decodes and prepares rule `i` (the slow path of [`Compiled::rule`]).
+    #[cold]
+    fn prepare(&self, i: u32) -> Prepared {
+        let offset = self
+            .offsets
+            .get(i as usize)
+            .ok_or_else(|| "no such rule".to_owned())?;
         let strings = Strings {
             at: self.strings_at,
             ends: &self.string_ends,
         };
-        match &**cell.get_or_init(|| {
-            Box::new(
-                prepare(self.body(), strings, &self.condition_offsets, offset)
-                    .map_err(|e| e.to_string()),
-            )
-        }) {
-            Ok(rule) => Ok(rule),
-            Err(why) => Err(why),
-        }
+        prepare(self.body(), strings, &self.condition_offsets, *offset).map_err(|e| e.to_string())
     }
 
     /// Decodes and prepares every rule now rather than on first use.
