@@ -55,6 +55,8 @@ pub enum Command {
     /// Describe a bundle: header, revision, sizes, signature. Exits 1 when
     /// the bundle fails any check.
     Inspect(compile::InspectArgs),
+    /// Run the language server over stdin and stdout (for editors).
+    Lsp,
 }
 
 /// `--dialect`: which YAML dialect to read; detected when absent.
@@ -104,6 +106,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Compile(args) => compile::compile(&args),
         Command::Keygen(args) => compile::keygen(&args),
         Command::Inspect(args) => compile::inspect(&args),
+        Command::Lsp => match writ_lsp::serve_stdio(std::sync::Arc::new(writ::ide::WritAnalyzer)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("writ lsp: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }
 

@@ -6,7 +6,9 @@
 //! [`render`] renders diagnostics to strings.
 
 pub mod bundle;
+pub mod ide;
 pub mod lang;
+pub mod lint;
 pub mod render;
 
 use std::path::Path;
@@ -96,6 +98,7 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
         diagnostics.extend(merge_diags);
         let graph = writ_graph::build(&set);
         diagnostics.extend(writ_graph::check(&set, &graph));
+        diagnostics.extend(lint::lint(&set));
         Some(set)
     } else {
         None
@@ -152,4 +155,51 @@ pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Co
 /// Orders diagnostics by file, then position, so output is stable.
 fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.span().map(|s| (s.file, s.start, s.end)));
+}
+
+/// Converts one policy (any YAML dialect, or the writ language, which is
+/// then formatted) to the writ language, proving the result means the same.
+///
+/// # Errors
+/// A sentence saying why: errors in the policy, a construct the writ
+/// language cannot say, or (a bug) a result that would mean otherwise.
+pub fn convert_to_writ(name: &str, text: &str) -> Result<String, String> {
+    let source = Source {
+        name: name.to_owned(),
+        text: text.to_owned(),
+    };
+    let comp = compile(std::slice::from_ref(&source), None);
+    let Some(set) = comp.checked_set() else {
+        return Err("the policy has errors".to_owned());
+    };
+    let stem = stem(name);
+    let out = if lang::is_writ_file(name) {
+        lang::fmt::format(text, &stem).map_err(|e| match e {
+            lang::fmt::FormatError::Syntax(_) => "syntax errors".to_owned(),
+            lang::fmt::FormatError::MeaningChanged(why) => why,
+        })?
+    } else {
+        let comments = lang::convert::yaml_comments(writ_diagnostics::FileId(0), text);
+        lang::convert::to_writ(set, text, comments).map_err(|u| {
+            match u.span.and_then(|s| comp.sources.location(s)) {
+                Some((file, lc)) => format!("{file}:{}:{}: {}", lc.line, lc.column, u.message),
+                None => u.message.clone(),
+            }
+        })?
+    };
+    let check = compile(
+        &[Source {
+            name: format!("{stem}.writ"),
+            text: out.clone(),
+        }],
+        None,
+    );
+    if check
+        .checked_set()
+        .is_some_and(|again| lang::convert::same_meaning(set, again))
+    {
+        Ok(out)
+    } else {
+        Err("the result would not mean the same; this is a bug in writ".to_owned())
+    }
 }

@@ -96,6 +96,9 @@ codes! {
     IgnoredDefaults = "W0101", Lint, Warning, "defaults of a later file are ignored";
     EmptyList = "W0102", Lint, Warning, "empty list never matches";
     LimitNeverCounts = "W0103", Lint, Warning, "limit on a rule that never allows";
+    ShadowedRule = "W0104", Lint, Warning, "rule shadowed by an earlier rule";
+    UnusedAgent = "W0105", Lint, Warning, "agent has no effect";
+    ImpossibleCondition = "W0106", Lint, Warning, "condition can never hold";
     UndeclaredDelegate = "W0201", GraphLint, Warning, "rule delegates to an undeclared agent or role";
     DelegationCycle = "W0202", GraphLint, Warning, "delegation cycle";
     UnreachableAgent = "W0203", GraphLint, Warning, "agent unreachable from the entry agents";

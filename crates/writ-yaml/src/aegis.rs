@@ -49,6 +49,15 @@ const CONDITIONS: &[&str] = &[
     "param_contains",
     "param_matches",
 ];
+
+/// Keys valid under each parent key (`""` for the top level), for editors.
+pub(crate) const KEYS: &[(&str, &[&str])] = &[
+    ("", TOP),
+    ("defaults", DEFAULTS),
+    ("rules", RULE),
+    ("match", MATCH),
+    ("conditions", CONDITIONS),
+];
 const APPROVALS: &[&str] = &["auto", "approve", "block"];
 
 fn approval(word: &str) -> Option<Effect> {

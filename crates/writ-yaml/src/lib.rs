@@ -60,6 +60,18 @@ pub(crate) struct Lowering {
     pub rules: Vec<Rule>,
 }
 
+/// The keys a dialect accepts under each parent key (`""` for the top
+/// level; list items are under their list's key), for editor completion.
+#[must_use]
+pub fn keys(dialect: Dialect) -> &'static [(&'static str, &'static [&'static str])] {
+    match dialect {
+        Dialect::Writ => writ_schema::KEYS,
+        Dialect::Aegis => aegis::KEYS,
+        Dialect::MeshGuard => meshguard::KEYS,
+        Dialect::Sekuire => sekuire::KEYS,
+    }
+}
+
 /// Reads a YAML policy. `dialect` forces a dialect; otherwise it is detected.
 /// `fallback_name` names the policy when the file does not (the file stem).
 #[must_use]

@@ -46,6 +46,14 @@ const RULE: &[&str] = &[
     "reason",
 ];
 const PROFILE: &[&str] = &["token_prefix", "model_allowlist", "rate_limits"];
+
+/// Keys valid under each parent key (`""` for the top level), for editors.
+pub(crate) const KEYS: &[(&str, &[&str])] = &[
+    ("", TOP),
+    ("rules", RULE),
+    ("agents", PROFILE),
+    ("rate_limits", LIMIT_KEYS),
+];
 const LIMIT_KEYS: &[&str] = &[
     "requests_per_second",
     "requests_per_minute",

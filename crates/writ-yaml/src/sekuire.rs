@@ -61,6 +61,17 @@ const NETWORK: &[&str] = &[
 ];
 const RATE_LIMITS: &[&str] = &["per_agent"];
 
+/// Keys valid under each parent key (`""` for the top level), for editors.
+pub(crate) const KEYS: &[(&str, &[&str])] = &[
+    ("", TOP),
+    ("agent", AGENT),
+    ("models", MODELS),
+    ("toolsets", TOOLSETS),
+    ("permissions", PERMISSIONS),
+    ("network", NETWORK),
+    ("rate_limits", RATE_LIMITS),
+];
+
 /// The sections of a Sekuire policy, wherever they were written.
 #[derive(Default)]
 struct Sections<'n> {

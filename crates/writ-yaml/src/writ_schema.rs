@@ -64,6 +64,20 @@ const RULE: &[&str] = &[
     "reason",
 ];
 const PRINCIPALS: &[&str] = &["agents", "roles", "tiers", "tags"];
+
+/// Keys valid under each parent key (`""` for the top level), for editors.
+pub(crate) const KEYS: &[(&str, &[&str])] = &[
+    ("", TOP),
+    ("policy", POLICY),
+    ("agents", AGENT),
+    ("roles", ROLE),
+    ("models", LISTS),
+    ("tools", LISTS),
+    ("hosts", HOSTS),
+    ("limits", LIMIT),
+    ("rules", RULE),
+    ("principals", PRINCIPALS),
+];
 const OPERATORS: &[&str] = &[
     "==", "!=", "<", "<=", ">", ">=", "eq", "ne", "lt", "le", "lte", "gt", "ge", "gte", "in",
     "not_in", "matches", "contains", "exists",

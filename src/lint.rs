@@ -1,0 +1,307 @@
+//! Lints over a merged policy set, reported by `writ check` (and so by the
+//! editor) as warnings: rules that can never decide because an earlier rule
+//! covers them (W0104), agents that nothing uses (W0105), and conditions
+//! that can never hold (W0106).
+
+use std::collections::HashMap;
+
+use writ_diagnostics::{Code, Diagnostic};
+use writ_ir::{CmpOp, Combining, Condition, Pattern, PolicySet, Rule, Scope, Subject, Value};
+
+/// Rule `shadowed` can never decide because rule `by`, earlier, always
+/// decides first (indices into `set.rules`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shadow {
+    pub shadowed: usize,
+    pub by: usize,
+}
+
+const META: &[char] = &['*', '?', '[', '{'];
+
+fn prefix_glob(p: &Pattern) -> Option<&str> {
+    let s = p.as_str().strip_suffix('*')?;
+    (!s.contains(META)).then_some(s)
+}
+
+fn suffix_glob(p: &Pattern) -> Option<&str> {
+    let s = p.as_str().strip_prefix('*')?;
+    (!s.contains(META)).then_some(s)
+}
+
+/// Every name `b` matches, `a` matches too.
+fn covers(a: &Pattern, b: &Pattern) -> bool {
+    if a.matches_everything() || a.as_str() == b.as_str() {
+        return true;
+    }
+    if a.is_case_insensitive() != b.is_case_insensitive() && !a.is_case_insensitive() {
+        return false;
+    }
+    if b.is_literal() {
+        return a.is_match(b.as_str());
+    }
+    if let (Some(pa), Some(pb)) = (prefix_glob(a), prefix_glob(b)) {
+        return pb.starts_with(pa);
+    }
+    matches!((suffix_glob(a), suffix_glob(b)), (Some(sa), Some(sb)) if sb.ends_with(sa))
+}
+
+fn all_covered(a: &[Pattern], b: &[Pattern]) -> bool {
+    b.iter().all(|pb| a.iter().any(|pa| covers(pa, pb)))
+}
+
+fn names(v: &[writ_ir::Spanned<String>]) -> Vec<&str> {
+    let mut out: Vec<&str> = v.iter().map(|s| s.value.as_str()).collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// `a` applies to every principal `b` applies to.
+fn scope_covers(a: &Scope, b: &Scope) -> bool {
+    let sub = |x: Vec<&str>, y: Vec<&str>| {
+        x.is_empty() || (!y.is_empty() && y.iter().all(|n| x.contains(n)))
+    };
+    let tiers = |s: &Scope| {
+        let mut t: Vec<&str> = s.tiers.iter().map(|t| t.value.as_str()).collect();
+        t.sort_unstable();
+        t
+    };
+    sub(names(&a.agents), names(&b.agents))
+        && sub(names(&a.roles), names(&b.roles))
+        && sub(tiers(a), tiers(b))
+        && sub(names(&a.tags), names(&b.tags))
+}
+
+/// Rule `a` decides every request rule `b` would decide.
+fn shadows(a: &Rule, b: &Rule) -> bool {
+    let unconditional = a.condition.is_none()
+        || match (&a.condition, &b.condition) {
+            (Some(x), Some(y)) => x.to_string() == y.to_string(),
+            _ => false,
+        };
+    unconditional
+        && a.constraints.is_empty()
+        && a.limit.is_none()
+        && (a.targets.is_empty() || (!b.targets.is_empty() && all_covered(&a.targets, &b.targets)))
+        && all_covered(&a.actions, &b.actions)
+        && scope_covers(&a.scope, &b.scope)
+}
+
+/// The shadowed rules of a first-match policy set (none under
+/// deny-overrides, where every matching rule counts).
+#[must_use]
+pub fn shadowed(set: &PolicySet) -> Vec<Shadow> {
+    if set.settings.combining.value != Combining::FirstMatch {
+        return Vec::new();
+    }
+    // Earlier rules by their literal actions; others are checked always.
+    let mut by_action: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut general: Vec<usize> = Vec::new();
+    let mut out = Vec::new();
+    for (i, b) in set.rules.iter().enumerate() {
+        let mut candidates: Vec<usize> = general.clone();
+        for p in &b.actions {
+            if let Some(v) = by_action.get(p.as_str()) {
+                candidates.extend(v);
+            }
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        // Within one policy: across files, order is a merge decision.
+        if let Some(&by) = candidates.iter().find(|&&a| {
+            set.rules
+                .get(a)
+                .is_some_and(|a| a.policy == b.policy && shadows(a, b))
+        }) {
+            out.push(Shadow { shadowed: i, by });
+        }
+        if b.actions.iter().all(Pattern::is_literal) {
+            for p in &b.actions {
+                by_action.entry(p.as_str()).or_default().push(i);
+            }
+        } else {
+            general.push(i);
+        }
+    }
+    out
+}
+
+/// A numeric interval, for conditions that can never hold.
+#[derive(Clone, Copy)]
+struct Bound {
+    value: f64,
+    strict: bool,
+}
+
+/// Lower bound, upper bound, and a value required by `==`.
+type Interval = (Option<Bound>, Option<Bound>, Option<f64>);
+
+fn impossible(c: &Condition) -> bool {
+    let Condition::All(items) = c else {
+        return false;
+    };
+    let mut bounds: HashMap<String, Interval> = HashMap::new();
+    for item in items {
+        let Condition::Compare {
+            field,
+            op,
+            value: Value::Number(n),
+            ..
+        } = item
+        else {
+            continue;
+        };
+        let entry = bounds.entry(field.to_string()).or_default();
+        let lower = |e: &mut Option<Bound>, b: Bound| {
+            if e.is_none_or(|x| b.value > x.value || (b.value == x.value && b.strict)) {
+                *e = Some(b);
+            }
+        };
+        let upper = |e: &mut Option<Bound>, b: Bound| {
+            if e.is_none_or(|x| b.value < x.value || (b.value == x.value && b.strict)) {
+                *e = Some(b);
+            }
+        };
+        match op {
+            CmpOp::Gt => lower(
+                &mut entry.0,
+                Bound {
+                    value: *n,
+                    strict: true,
+                },
+            ),
+            CmpOp::Ge => lower(
+                &mut entry.0,
+                Bound {
+                    value: *n,
+                    strict: false,
+                },
+            ),
+            CmpOp::Lt => upper(
+                &mut entry.1,
+                Bound {
+                    value: *n,
+                    strict: true,
+                },
+            ),
+            CmpOp::Le => upper(
+                &mut entry.1,
+                Bound {
+                    value: *n,
+                    strict: false,
+                },
+            ),
+            CmpOp::Eq => {
+                if entry.2.is_some_and(|e| e != *n) {
+                    return true;
+                }
+                entry.2 = Some(*n);
+            }
+            CmpOp::Ne => {}
+        }
+    }
+    bounds.values().any(|(lo, hi, eq)| {
+        let above = |v: f64, b: &Option<Bound>| {
+            b.is_some_and(|b| v < b.value || (v == b.value && b.strict))
+        };
+        let below = |v: f64, b: &Option<Bound>| {
+            b.is_some_and(|b| v > b.value || (v == b.value && b.strict))
+        };
+        let empty = match (lo, hi) {
+            (Some(l), Some(h)) => {
+                l.value > h.value || (l.value == h.value && (l.strict || h.strict))
+            }
+            _ => false,
+        };
+        empty || eq.is_some_and(|v| above(v, lo) || below(v, hi))
+    })
+}
+
+/// The lint warnings of a merged policy set.
+#[must_use]
+pub fn lint(set: &PolicySet) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for s in shadowed(set) {
+        let (Some(rule), Some(by)) = (set.rules.get(s.shadowed), set.rules.get(s.by)) else {
+            continue;
+        };
+        out.push(
+            Diagnostic::new(
+                Code::ShadowedRule,
+                rule.name.span,
+                format!(
+                    "rule `{}` can never decide: rule `{}` before it matches everything it matches",
+                    rule.name.value, by.name.value
+                ),
+            )
+            .with_secondary(by.name.span, "this rule decides first")
+            .with_help(format!(
+                "move `{}` above `{}`, or narrow `{}` (a condition, a target, or principals)",
+                rule.name.value, by.name.value, by.name.value
+            )),
+        );
+    }
+    for rule in &set.rules {
+        if let Some(c) = &rule.condition
+            && impossible(c)
+        {
+            out.push(
+                Diagnostic::new(
+                    Code::ImpossibleCondition,
+                    rule.name.span,
+                    format!(
+                        "the condition of rule `{}` can never hold: `{c}`",
+                        rule.name.value
+                    ),
+                )
+                .with_help(
+                    "the bounds on one field exclude each other; fix the numbers or use `or`",
+                ),
+            );
+        }
+    }
+    for a in &set.agents {
+        if a.subject != Subject::Agent {
+            continue;
+        }
+        let name = a.name.value.as_str();
+        let named = set.rules.iter().any(|r| {
+            r.scope.agents.iter().any(|x| x.value == name)
+                || r.targets.iter().any(|t| t.is_match(name))
+        }) || set
+            .agents
+            .iter()
+            .any(|o| o.delegates.iter().any(|d| d.value == name))
+            || set
+                .settings
+                .entry_agents
+                .as_ref()
+                .is_some_and(|e| e.value.iter().any(|x| x.value == name));
+        let constrains = !a.roles.is_empty()
+            || a.tier.is_some()
+            || !a.tags.is_empty()
+            || a.token_prefix.is_some()
+            || a.models.allow.is_some()
+            || a.models.block.is_some()
+            || a.tools.allow.is_some()
+            || a.tools.block.is_some()
+            || a.hosts.allow.is_some()
+            || a.hosts.block.is_some()
+            || a.require_tls.is_some()
+            || !a.limits.is_empty()
+            || !a.delegates.is_empty();
+        if !named && !constrains {
+            out.push(
+                Diagnostic::new(
+                    Code::UnusedAgent,
+                    a.name.span,
+                    format!(
+                        "agent `{name}` has no effect: it declares nothing and nothing names it"
+                    ),
+                )
+                .with_help("give it roles, lists or limits, name it in a rule, or remove it"),
+            );
+        }
+    }
+    out
+}
