@@ -98,7 +98,11 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
         diagnostics.extend(merge_diags);
         let graph = writ_graph::build(&set);
         diagnostics.extend(writ_graph::check(&set, &graph));
-        diagnostics.extend(lint::lint(&set));
+        // Lints on a policy with errors would judge what the errors left
+        // out (an agent whose lists were rejected looks empty).
+        if !diagnostics.iter().any(Diagnostic::is_error) {
+            diagnostics.extend(lint::lint(&set));
+        }
         Some(set)
     } else {
         None

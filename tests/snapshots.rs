@@ -153,6 +153,14 @@ fn no_unreferenced_snapshots() {
             root.join("tests/fixtures/writ").join(f)
         } else if let Some(f) = stem.strip_prefix("snapshots__example_policies_lower_cleanly@") {
             root.join("examples").join(f.replace("__", "/"))
+        } else if let Some(name) = stem.strip_prefix("lsp__") {
+            // Named snapshots of tests/lsp.rs: the name must appear there.
+            let tests = std::fs::read_to_string(root.join("tests/lsp.rs")).unwrap();
+            if tests.contains(&format!("\"{name}\"")) {
+                root.join("tests/lsp.rs")
+            } else {
+                root.join("no such test")
+            }
         } else if stem == "snapshots__merging_files_keeps_first_settings_and_reports_conflicts" {
             root.join("tests/fixtures/merge/first.yaml")
         } else {
