@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use writ_diagnostics::{Code, Diagnostic};
-use writ_ir::{CmpOp, Combining, Condition, Pattern, PolicySet, Rule, Scope, Subject, Value};
+use writ_ir::{CmpOp, Combining, Condition, Pattern, PolicySet, Rule, Subject, Value};
 
 /// Rule `shadowed` can never decide because rule `by`, earlier, always
 /// decides first (indices into `set.rules`).
@@ -56,71 +56,129 @@ fn names(v: &[writ_ir::Spanned<String>]) -> Vec<&str> {
     out
 }
 
-/// `a` applies to every principal `b` applies to.
-fn scope_covers(a: &Scope, b: &Scope) -> bool {
-    let sub = |x: Vec<&str>, y: Vec<&str>| {
-        x.is_empty() || (!y.is_empty() && y.iter().all(|n| x.contains(n)))
-    };
-    let tiers = |s: &Scope| {
-        let mut t: Vec<&str> = s.tiers.iter().map(|t| t.value.as_str()).collect();
-        t.sort_unstable();
-        t
-    };
-    sub(names(&a.agents), names(&b.agents))
-        && sub(names(&a.roles), names(&b.roles))
-        && sub(tiers(a), tiers(b))
-        && sub(names(&a.tags), names(&b.tags))
+/// What the shadowing check compares, computed once per rule.
+struct Facts<'s> {
+    rule: &'s Rule,
+    condition: Option<String>,
+    unconditional: bool,
+    agents: Vec<&'s str>,
+    roles: Vec<&'s str>,
+    tiers: Vec<&'s str>,
+    tags: Vec<&'s str>,
+}
+
+impl<'s> Facts<'s> {
+    fn new(rule: &'s Rule) -> Facts<'s> {
+        let mut tiers: Vec<&str> = rule.scope.tiers.iter().map(|t| t.value.as_str()).collect();
+        tiers.sort_unstable();
+        Facts {
+            rule,
+            condition: rule.condition.as_ref().map(ToString::to_string),
+            unconditional: rule.condition.is_none()
+                && rule.constraints.is_empty()
+                && rule.limit.is_none(),
+            agents: names(&rule.scope.agents),
+            roles: names(&rule.scope.roles),
+            tiers,
+            tags: names(&rule.scope.tags),
+        }
+    }
+}
+
+/// `x` admits every principal `y` admits (an empty list admits everyone).
+fn admits(x: &[&str], y: &[&str]) -> bool {
+    x.is_empty() || (!y.is_empty() && y.iter().all(|n| x.contains(n)))
 }
 
 /// Rule `a` decides every request rule `b` would decide.
-fn shadows(a: &Rule, b: &Rule) -> bool {
-    let unconditional = a.condition.is_none()
-        || match (&a.condition, &b.condition) {
-            (Some(x), Some(y)) => x.to_string() == y.to_string(),
-            _ => false,
-        };
-    unconditional
-        && a.constraints.is_empty()
-        && a.limit.is_none()
-        && (a.targets.is_empty() || (!b.targets.is_empty() && all_covered(&a.targets, &b.targets)))
-        && all_covered(&a.actions, &b.actions)
-        && scope_covers(&a.scope, &b.scope)
+fn shadows(a: &Facts<'_>, b: &Facts<'_>) -> bool {
+    let (ra, rb) = (a.rule, b.rule);
+    let narrower = a.unconditional
+        || (ra.constraints.is_empty()
+            && ra.limit.is_none()
+            && a.condition.is_some()
+            && a.condition == b.condition);
+    narrower
+        && (ra.targets.is_empty()
+            || (!rb.targets.is_empty() && all_covered(&ra.targets, &rb.targets)))
+        && all_covered(&ra.actions, &rb.actions)
+        && admits(&a.agents, &b.agents)
+        && admits(&a.roles, &b.roles)
+        && admits(&a.tiers, &b.tiers)
+        && admits(&a.tags, &b.tags)
+}
+
+/// The literal start of a pattern (up to its first wildcard).
+fn literal_start(p: &Pattern) -> &str {
+    let s = p.as_str();
+    s.find(META).map_or(s, |i| s.get(..i).unwrap_or(""))
 }
 
 /// The shadowed rules of a first-match policy set (none under
-/// deny-overrides, where every matching rule counts).
+/// deny-overrides, where every matching rule counts). Earlier rules are
+/// found through indexes, so this stays near-linear: rules whose actions
+/// and targets are all literal by (action, target); others by the literal
+/// start of their action patterns, probed with every prefix of the later
+/// rule's actions.
 #[must_use]
 pub fn shadowed(set: &PolicySet) -> Vec<Shadow> {
     if set.settings.combining.value != Combining::FirstMatch {
         return Vec::new();
     }
-    // Earlier rules by their literal actions; others are checked always.
-    let mut by_action: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut general: Vec<usize> = Vec::new();
+    let facts: Vec<Facts<'_>> = set.rules.iter().map(Facts::new).collect();
+    let mut literal: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
+    let mut by_start: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut out = Vec::new();
-    for (i, b) in set.rules.iter().enumerate() {
-        let mut candidates: Vec<usize> = general.clone();
-        for p in &b.actions {
-            if let Some(v) = by_action.get(p.as_str()) {
+    let mut candidates: Vec<usize> = Vec::new();
+    for (i, b) in facts.iter().enumerate() {
+        let rb = b.rule;
+        candidates.clear();
+        for p in &rb.actions {
+            let text = p.as_str();
+            let start = literal_start(p);
+            for (cut, _) in start
+                .char_indices()
+                .chain(std::iter::once((start.len(), ' ')))
+            {
+                if let Some(v) = start.get(..cut).and_then(|k| by_start.get(k)) {
+                    candidates.extend(v);
+                }
+            }
+            if let Some(v) = literal.get(&(text, "")) {
                 candidates.extend(v);
+            }
+            for t in &rb.targets {
+                if let Some(v) = literal.get(&(text, t.as_str())) {
+                    candidates.extend(v);
+                }
             }
         }
         candidates.sort_unstable();
         candidates.dedup();
         // Within one policy: across files, order is a merge decision.
         if let Some(&by) = candidates.iter().find(|&&a| {
-            set.rules
+            facts
                 .get(a)
-                .is_some_and(|a| a.policy == b.policy && shadows(a, b))
+                .is_some_and(|a| a.rule.policy == rb.policy && shadows(a, b))
         }) {
             out.push(Shadow { shadowed: i, by });
         }
-        if b.actions.iter().all(Pattern::is_literal) {
-            for p in &b.actions {
-                by_action.entry(p.as_str()).or_default().push(i);
+        let literal_rule = rb.actions.iter().all(Pattern::is_literal)
+            && rb.targets.iter().all(Pattern::is_literal)
+            && !rb.targets.iter().any(Pattern::is_case_insensitive);
+        if literal_rule {
+            for p in &rb.actions {
+                if rb.targets.is_empty() {
+                    literal.entry((p.as_str(), "")).or_default().push(i);
+                }
+                for t in &rb.targets {
+                    literal.entry((p.as_str(), t.as_str())).or_default().push(i);
+                }
             }
         } else {
-            general.push(i);
+            for p in &rb.actions {
+                by_start.entry(literal_start(p)).or_default().push(i);
+            }
         }
     }
     out

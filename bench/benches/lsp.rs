@@ -1,0 +1,89 @@
+//! The language server: diagnostics for a 5,000-rule file after a
+//! one-character edit, through the LSP interface (didChange in, the
+//! publishDiagnostics notification out), with writ's analyzer.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::StreamExt;
+use serde_json::{Value, json};
+use tower::{Service, ServiceExt};
+use tower_lsp_server::jsonrpc::Request;
+use writ_lsp::Analyzer as _;
+
+fn edit_then_diagnostics(c: &mut Criterion) {
+    let text = writ_bench::generated_policy(5_000);
+    // The one-character edit: a digit of the first condition's bound.
+    let at = text
+        .find("amount <= 0")
+        .expect("the generated policy has it")
+        + "amount <= ".len();
+    let line = text[..at].matches('\n').count();
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let uri = "file:///bench/generated.writ";
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut group = c.benchmark_group("lsp_5k_rules");
+    group.sample_size(20);
+    group.measurement_time(Duration::from_secs(10));
+
+    group.bench_function("analyze", |b| {
+        let analyzer = writ::ide::WritAnalyzer;
+        b.iter(|| black_box(analyzer.analyze("generated.writ", black_box(&text))));
+    });
+
+    rt.block_on(async {
+        let (mut service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
+        tokio::spawn(async move {
+            while let Some(req) = socket.next().await {
+                let _ = tx.send(serde_json::to_value(&req).unwrap_or(Value::Null));
+            }
+        });
+        let mut call = async |req: Request| {
+            service.ready().await.expect("ready").call(req).await.expect("call")
+        };
+        call(Request::build("initialize").id(1).params(json!({"capabilities": {}})).finish()).await;
+        call(Request::build("textDocument/didOpen").params(json!({"textDocument": {"uri": uri, "languageId": "writ", "version": 1, "text": text}})).finish()).await;
+        let mut version = 1;
+        // Drain the first publication.
+        while let Some(m) = rx.recv().await {
+            if m["method"] == "textDocument/publishDiagnostics" {
+                break;
+            }
+        }
+        let mut samples = Vec::new();
+        for i in 0..40 {
+            version += 1;
+            let digit = if i % 2 == 0 { "7" } else { "0" };
+            let change = json!({"textDocument": {"uri": uri, "version": version},
+                "contentChanges": [{"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col + 1}}, "text": digit}]});
+            let t = Instant::now();
+            call(Request::build("textDocument/didChange").params(change).finish()).await;
+            loop {
+                let m = rx.recv().await.expect("server running");
+                if m["method"] == "textDocument/publishDiagnostics" && m["params"]["version"] == version {
+                    break;
+                }
+            }
+            samples.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        samples.sort_by(f64::total_cmp);
+        println!(
+            "lsp_5k_rules/edit_to_diagnostics: median {:.1} ms (min {:.1}, max {:.1}) over {} edits",
+            samples[samples.len() / 2],
+            samples[0],
+            samples[samples.len() - 1],
+            samples.len()
+        );
+    });
+    group.finish();
+}
+
+criterion_group!(benches, edit_then_diagnostics);
+criterion_main!(benches);
