@@ -95,7 +95,7 @@ fn diagnostic(text: &str, d: &Diagnostic) -> analysis::Diagnostic {
     }
 }
 
-fn rule_hover(set: &PolicySet, rule: &Rule, shadows: &[crate::lint::Shadow]) -> String {
+fn rule_hover(set: &PolicySet, rule: &Rule, shadows: &[&crate::lint::Shadow]) -> String {
     let mut md = format!(
         "**rule `{}`** — {}",
         rule.name.value,
@@ -472,6 +472,15 @@ impl writ_lsp::Analyzer for WritAnalyzer {
             return out;
         };
         let shadows = crate::lint::shadowed(set);
+        // Each rule's shadowing relations, by rule index.
+        let mut related: Vec<Vec<&crate::lint::Shadow>> = vec![Vec::new(); set.rules.len()];
+        for s in &shadows {
+            for i in [s.shadowed, s.by] {
+                if let Some(v) = related.get_mut(i) {
+                    v.push(s);
+                }
+            }
+        }
         for a in &set.agents {
             let kind = match a.subject {
                 Subject::Role => NameKind::Role,
@@ -554,7 +563,13 @@ impl writ_lsp::Analyzer for WritAnalyzer {
             out.folds.push(bytes(rule.span));
             out.hovers.push(Hover {
                 range: name_range,
-                markdown: rule_hover(set, rule, &shadows),
+                markdown: rule_hover(
+                    set,
+                    rule,
+                    related
+                        .get(rule.id.0 as usize)
+                        .map_or(&[][..], Vec::as_slice),
+                ),
             });
             for a in &rule.scope.agents {
                 out.references.push(Reference {

@@ -59,7 +59,8 @@ fn names(v: &[writ_ir::Spanned<String>]) -> Vec<&str> {
 /// What the shadowing check compares, computed once per rule.
 struct Facts<'s> {
     rule: &'s Rule,
-    condition: Option<String>,
+    /// The condition as text, made only when two conditions are compared.
+    condition: std::cell::OnceCell<Option<String>>,
     unconditional: bool,
     agents: Vec<&'s str>,
     roles: Vec<&'s str>,
@@ -73,7 +74,7 @@ impl<'s> Facts<'s> {
         tiers.sort_unstable();
         Facts {
             rule,
-            condition: rule.condition.as_ref().map(ToString::to_string),
+            condition: std::cell::OnceCell::new(),
             unconditional: rule.condition.is_none()
                 && rule.constraints.is_empty()
                 && rule.limit.is_none(),
@@ -90,15 +91,17 @@ fn admits(x: &[&str], y: &[&str]) -> bool {
     x.is_empty() || (!y.is_empty() && y.iter().all(|n| x.contains(n)))
 }
 
+fn condition_text<'a>(f: &'a Facts<'_>) -> &'a Option<String> {
+    f.condition
+        .get_or_init(|| f.rule.condition.as_ref().map(ToString::to_string))
+}
+
 /// Rule `a` decides every request rule `b` would decide.
 fn shadows(a: &Facts<'_>, b: &Facts<'_>) -> bool {
     let (ra, rb) = (a.rule, b.rule);
-    let narrower = a.unconditional
-        || (ra.constraints.is_empty()
-            && ra.limit.is_none()
-            && a.condition.is_some()
-            && a.condition == b.condition);
-    narrower
+    ra.constraints.is_empty()
+        && ra.limit.is_none()
+        && (ra.condition.is_none() || rb.condition.is_some())
         && (ra.targets.is_empty()
             || (!rb.targets.is_empty() && all_covered(&ra.targets, &rb.targets)))
         && all_covered(&ra.actions, &rb.actions)
@@ -106,6 +109,8 @@ fn shadows(a: &Facts<'_>, b: &Facts<'_>) -> bool {
         && admits(&a.roles, &b.roles)
         && admits(&a.tiers, &b.tiers)
         && admits(&a.tags, &b.tags)
+        // Last, as it is the dearest: no condition, or the same one.
+        && (a.unconditional || condition_text(a) == condition_text(b))
 }
 
 /// The literal start of a pattern (up to its first wildcard).

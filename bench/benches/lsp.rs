@@ -32,6 +32,14 @@ fn edit_then_diagnostics(c: &mut Criterion) {
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
 
+    group.bench_function("compile", |b| {
+        let sources = [writ::Source {
+            name: "generated.writ".to_owned(),
+            text: text.clone(),
+        }];
+        b.iter(|| black_box(writ::compile(black_box(&sources), None)));
+    });
+
     group.bench_function("analyze", |b| {
         let analyzer = writ::ide::WritAnalyzer;
         b.iter(|| black_box(analyzer.analyze("generated.writ", black_box(&text))));
