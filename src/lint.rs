@@ -368,3 +368,101 @@ pub fn lint(set: &PolicySet) -> Vec<Diagnostic> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Source, compile};
+
+    fn codes(text: &str) -> Vec<(String, String)> {
+        let comp = compile(
+            &[Source {
+                name: "t.writ".into(),
+                text: text.into(),
+            }],
+            None,
+        );
+        comp.diagnostics
+            .iter()
+            .map(|d| (d.code.as_str().to_owned(), d.message.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn bounds_that_meet_are_possible_and_bounds_that_cross_are_not() {
+        let rule = |cond: &str| format!("rule r: allow \"a\"\n  when {cond}\n");
+        for possible in [
+            "x >= 5 and x <= 5",
+            "x > 1 and x < 2",
+            "x == 3 and x < 4",
+            "x > 100 or x < 50",
+            "x > 100 and y < 50",
+        ] {
+            assert!(codes(&rule(possible)).is_empty(), "{possible}");
+        }
+        for impossible in [
+            "x > 5 and x < 5",
+            "x >= 6 and x <= 5",
+            "x > 100 and x < 50",
+            "x == 1 and x == 2",
+            "x == 3 and x > 3",
+        ] {
+            let c = codes(&rule(impossible));
+            assert_eq!(c.len(), 1, "{impossible}: {c:?}");
+            assert_eq!(c[0].0, "W0106");
+        }
+    }
+
+    #[test]
+    fn shadowing_needs_covering_patterns_principals_and_no_narrower_condition() {
+        let shadowed = |first: &str, second: &str| {
+            codes(&format!("rule a: allow {first}\n\nrule b: deny {second}\n"))
+                .iter()
+                .any(|(c, _)| c == "W0104")
+        };
+        assert!(shadowed("\"tool:*\"", "\"tool:call\""));
+        assert!(shadowed("\"tool:*\"", "\"tool:call*\""));
+        assert!(shadowed("\"*\"", "\"x\" on y"));
+        assert!(shadowed("\"t\" on \"lookup_*\"", "\"t\" on lookup_orders"));
+        assert!(!shadowed("\"tool:call\"", "\"tool:*\""), "narrower first");
+        assert!(!shadowed("\"t\" on refund", "\"t\""), "any target is wider");
+        assert!(
+            !shadowed("\"t\"\n  when amount > 5", "\"t\""),
+            "a condition"
+        );
+        assert!(shadowed(
+            "\"t\"\n  when amount > 5",
+            "\"t\"\n  when amount > 5"
+        ));
+        assert!(!shadowed(
+            "\"t\"\n  for roles [a]",
+            "\"t\"\n  for roles [b]"
+        ));
+        assert!(shadowed(
+            "\"t\"\n  for roles [a, b]",
+            "\"t\"\n  for roles [b]"
+        ));
+        assert!(
+            !shadowed("\"t\"\n  limit 5 per hour", "\"t\""),
+            "a limit can stop deciding"
+        );
+        // Under deny-overrides every matching rule counts.
+        let c = codes(
+            "policy \"p\" { combine deny-overrides }\nrule a: allow \"*\"\n\nrule b: deny \"x\"\n",
+        );
+        assert!(c.iter().all(|(code, _)| code != "W0104"), "{c:?}");
+    }
+
+    #[test]
+    fn agents_that_declare_or_are_named_are_used() {
+        let unused = |text: &str| codes(text).iter().any(|(c, _)| c == "W0105");
+        assert!(unused("agent \"ghost\" {}\n"));
+        assert!(!unused("agent \"bot\" { roles [r] }\n"));
+        assert!(!unused(
+            "agent \"bot\" {}\nrule r: allow \"x\"\n  for agents [bot]\n"
+        ));
+        assert!(!unused(
+            "agent \"a\" { delegates [bot] }\nagent \"bot\" {}\n"
+        ));
+    }
+}

@@ -138,11 +138,21 @@ impl Backend {
         else {
             return;
         };
-        let policy = self.analyzer.is_policy(&path, &text);
-        let analysis = if policy {
-            Arc::new(self.analyzer.analyze(&path, &text))
-        } else {
-            Arc::new(Analysis::default())
+        // Analysis runs on the blocking pool, so that the server keeps
+        // answering (hover, completion) while a large file is analysed.
+        let analyzer = Arc::clone(&self.analyzer);
+        let Ok((policy, analysis)) = tokio::task::spawn_blocking(move || {
+            let policy = analyzer.is_policy(&path, &text);
+            let analysis = if policy {
+                analyzer.analyze(&path, &text)
+            } else {
+                Analysis::default()
+            };
+            (policy, Arc::new(analysis))
+        })
+        .await
+        else {
+            return;
         };
         let diagnostics = {
             let Ok(mut docs) = self.docs.write() else {
