@@ -371,7 +371,6 @@ pub fn lint(set: &PolicySet) -> Vec<Diagnostic> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::{Source, compile};
 
     fn codes(text: &str) -> Vec<(String, String)> {
