@@ -80,4 +80,24 @@ mod tests {
         assert_eq!(ix.offset(text, 9, 0), text.len(), "past the last line");
         assert_eq!(ix.position(text, text.len()), (2, 0));
     }
+
+    #[test]
+    fn every_character_boundary_round_trips() {
+        for text in [
+            "",
+            "a",
+            "\n\n",
+            "rule r: allow \"é\"\n  when x == \"😀😀\"\r\n# ünï\n",
+            "日本語\n\t𝄞 clef\nlast line without newline",
+        ] {
+            let ix = LineIndex::new(text);
+            for (offset, _) in text
+                .char_indices()
+                .chain(std::iter::once((text.len(), ' ')))
+            {
+                let (line, col) = ix.position(text, offset);
+                assert_eq!(ix.offset(text, line, col), offset, "{text:?} at {offset}");
+            }
+        }
+    }
 }
