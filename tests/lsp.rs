@@ -403,10 +403,10 @@ fn the_analyzer_survives_every_example_and_damaged_copies_at_every_position() {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();
             let name = p.to_string_lossy().into_owned();
-            if name.ends_with(".writ") || name.ends_with(".yaml") || name.ends_with(".yml") {
-                if let Ok(text) = std::fs::read_to_string(&p) {
-                    files.push((name, text));
-                }
+            if (name.ends_with(".writ") || name.ends_with(".yaml") || name.ends_with(".yml"))
+                && let Ok(text) = std::fs::read_to_string(&p)
+            {
+                files.push((name, text));
             }
         }
     }
