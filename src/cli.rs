@@ -106,13 +106,15 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Compile(args) => compile::compile(&args),
         Command::Keygen(args) => compile::keygen(&args),
         Command::Inspect(args) => compile::inspect(&args),
-        Command::Lsp => match writ_lsp::serve_stdio(std::sync::Arc::new(writ::ide::WritAnalyzer)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("writ lsp: {e}");
-                ExitCode::FAILURE
+        Command::Lsp => {
+            match writ_lsp::serve_stdio(std::sync::Arc::new(writ::ide::WritAnalyzer::default())) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("writ lsp: {e}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 

@@ -14,9 +14,100 @@ use writ_lsp::analysis::{
 use crate::lang::{self, lexer};
 use crate::{Compilation, Source, compile};
 
-/// writ's compiler as the language server's analyzer.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WritAnalyzer;
+/// writ's compiler as the language server's analyzer. It keeps the last
+/// compilation of each document, so that hovers (asked for rarely, after
+/// an analysis) do not compile again.
+#[derive(Debug, Default)]
+pub struct WritAnalyzer {
+    last: std::sync::Mutex<std::collections::HashMap<String, Compiled>>,
+}
+
+/// A document's compilation and the shadowing found in it.
+#[derive(Debug, Clone)]
+struct Compiled {
+    text_hash: u64,
+    comp: std::sync::Arc<Compilation>,
+    shadows: std::sync::Arc<Vec<crate::lint::Shadow>>,
+}
+
+fn text_hash(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    h.finish()
+}
+
+impl WritAnalyzer {
+    /// The compilation of `text`, from the cache when the text is the one
+    /// last analysed under `path`.
+    fn compiled(&self, path: &str, text: &str) -> Compiled {
+        let hash = text_hash(text);
+        if let Ok(last) = self.last.lock()
+            && let Some(c) = last.get(path)
+            && c.text_hash == hash
+        {
+            return c.clone();
+        }
+        let comp = compile_one(path, text);
+        let shadows = comp
+            .set
+            .as_ref()
+            .map(crate::lint::shadowed)
+            .unwrap_or_default();
+        let c = Compiled {
+            text_hash: hash,
+            comp: std::sync::Arc::new(comp),
+            shadows: std::sync::Arc::new(shadows),
+        };
+        if let Ok(mut last) = self.last.lock() {
+            // One entry per document; forget them all past a bound rather
+            // than grow with every file ever opened.
+            if last.len() >= 64 && !last.contains_key(path) {
+                last.clear();
+            }
+            last.insert(path.to_owned(), c.clone());
+        }
+        c
+    }
+
+    /// The hover of the rule or agent whose name is at `offset`.
+    fn name_hover(&self, path: &str, text: &str, offset: usize) -> Option<Hover> {
+        let c = self.compiled(path, text);
+        let set = c.comp.set.as_ref()?;
+        let within = |r: &Range<usize>| r.start <= offset && offset <= r.end;
+        if let Some(a) = set
+            .agents
+            .iter()
+            .find(|a| within(&unquoted(text, a.name.span)))
+        {
+            return Some(Hover {
+                range: unquoted(text, a.name.span),
+                markdown: agent_hover(a),
+            });
+        }
+        let rule = set.rules.iter().find(|r| {
+            let range = if r.generated_name {
+                bytes(r.span)
+            } else {
+                unquoted(text, r.name.span)
+            };
+            within(&range)
+        })?;
+        let related: Vec<&crate::lint::Shadow> = c
+            .shadows
+            .iter()
+            .filter(|s| s.shadowed == rule.id.0 as usize || s.by == rule.id.0 as usize)
+            .collect();
+        Some(Hover {
+            range: if rule.generated_name {
+                bytes(rule.span)
+            } else {
+                unquoted(text, rule.name.span)
+            },
+            markdown: rule_hover(set, rule, &related),
+        })
+    }
+}
 
 fn bytes(span: Span) -> Range<usize> {
     span.start as usize..span.end as usize
@@ -440,7 +531,8 @@ impl writ_lsp::Analyzer for WritAnalyzer {
     }
 
     fn analyze(&self, path: &str, text: &str) -> Analysis {
-        let comp = compile_one(path, text);
+        let compiled = self.compiled(path, text);
+        let comp = &compiled.comp;
         let mut out = Analysis {
             diagnostics: comp
                 .diagnostics
@@ -449,38 +541,9 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                 .collect(),
             ..Analysis::default()
         };
-        if lang::is_writ_file(path) {
-            let lexed = lexer::lex(FileId(0), text);
-            let mut tokens: Vec<Token> = lexed
-                .tokens
-                .iter()
-                .filter_map(|(s, t, e)| {
-                    token_kind(t).map(|kind| Token {
-                        range: *s..*e,
-                        kind,
-                    })
-                })
-                .chain(lexed.comments.iter().map(|c| Token {
-                    range: bytes(c.span),
-                    kind: TokenKind::Comment,
-                }))
-                .collect();
-            tokens.sort_by_key(|t| t.range.start);
-            out.tokens = tokens;
-        }
         let Some(set) = &comp.set else {
             return out;
         };
-        let shadows = crate::lint::shadowed(set);
-        // Each rule's shadowing relations, by rule index.
-        let mut related: Vec<Vec<&crate::lint::Shadow>> = vec![Vec::new(); set.rules.len()];
-        for s in &shadows {
-            for i in [s.shadowed, s.by] {
-                if let Some(v) = related.get_mut(i) {
-                    v.push(s);
-                }
-            }
-        }
         for a in &set.agents {
             let kind = match a.subject {
                 Subject::Role => NameKind::Role,
@@ -508,10 +571,6 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                     .join(", "),
             });
             out.folds.push(bytes(a.span));
-            out.hovers.push(Hover {
-                range: name_range,
-                markdown: agent_hover(a),
-            });
             for r in &a.roles {
                 out.references.push(Reference {
                     kind: NameKind::Role,
@@ -561,16 +620,6 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                 detail: rule.effect.value.as_str().to_owned(),
             });
             out.folds.push(bytes(rule.span));
-            out.hovers.push(Hover {
-                range: name_range,
-                markdown: rule_hover(
-                    set,
-                    rule,
-                    related
-                        .get(rule.id.0 as usize)
-                        .map_or(&[][..], Vec::as_slice),
-                ),
-            });
             for a in &rule.scope.agents {
                 out.references.push(Reference {
                     kind: NameKind::Agent,
@@ -598,6 +647,9 @@ impl writ_lsp::Analyzer for WritAnalyzer {
     }
 
     fn hover(&self, path: &str, text: &str, offset: usize) -> Option<Hover> {
+        if let Some(h) = self.name_hover(path, text, offset) {
+            return Some(h);
+        }
         let (range, word) = word_at(text, offset)?;
         if lang::is_writ_file(path) {
             let doc = KEYWORD_DOCS.iter().find(|(k, _)| *k == word)?.1;
@@ -751,6 +803,29 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    fn tokens(&self, path: &str, text: &str) -> Vec<Token> {
+        if !lang::is_writ_file(path) {
+            return Vec::new();
+        }
+        let lexed = lexer::lex(FileId(0), text);
+        let mut tokens: Vec<Token> = lexed
+            .tokens
+            .iter()
+            .filter_map(|(s, t, e)| {
+                token_kind(t).map(|kind| Token {
+                    range: *s..*e,
+                    kind,
+                })
+            })
+            .chain(lexed.comments.iter().map(|c| Token {
+                range: bytes(c.span),
+                kind: TokenKind::Comment,
+            }))
+            .collect();
+        tokens.sort_by_key(|t| t.range.start);
+        tokens
     }
 
     fn format(&self, path: &str, text: &str) -> Result<String, String> {

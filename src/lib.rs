@@ -23,6 +23,8 @@ pub struct Compilation {
     /// The merged policy set; `None` when a file could not be read or parsed at all.
     pub set: Option<PolicySet>,
     pub diagnostics: Vec<Diagnostic>,
+    /// Rules that can never decide (W0104), when the lints ran.
+    pub shadows: Vec<lint::Shadow>,
 }
 
 impl Compilation {
@@ -93,6 +95,7 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
             None => complete = false,
         }
     }
+    let mut shadows = Vec::new();
     let set = if complete {
         let (set, merge_diags) = writ_ir::merge(files);
         diagnostics.extend(merge_diags);
@@ -101,7 +104,8 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
         // Lints on a policy with errors would judge what the errors left
         // out (an agent whose lists were rejected looks empty).
         if !diagnostics.iter().any(Diagnostic::is_error) {
-            diagnostics.extend(lint::lint(&set));
+            shadows = lint::shadowed(&set);
+            diagnostics.extend(lint::lint_with(&set, &shadows));
         }
         Some(set)
     } else {
@@ -112,6 +116,7 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
         sources: map,
         set,
         diagnostics,
+        shadows,
     }
 }
 

@@ -283,8 +283,14 @@ fn impossible(c: &Condition) -> bool {
 /// The lint warnings of a merged policy set.
 #[must_use]
 pub fn lint(set: &PolicySet) -> Vec<Diagnostic> {
+    lint_with(set, &shadowed(set))
+}
+
+/// [`lint`], given the set's shadowed rules (from [`shadowed`]).
+#[must_use]
+pub fn lint_with(set: &PolicySet, shadows: &[Shadow]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    for s in shadowed(set) {
+    for s in shadows.iter().copied() {
         let (Some(rule), Some(by)) = (set.rules.get(s.shadowed), set.rules.get(s.by)) else {
             continue;
         };

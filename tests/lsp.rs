@@ -31,7 +31,7 @@ fn fixture(name: &str) -> (String, String) {
 
 impl Harness {
     async fn start() -> Harness {
-        let (service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer));
+        let (service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer::default()));
         let (tx, messages) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(async move {
             while let Some(req) = socket.next().await {
@@ -392,7 +392,7 @@ fn the_code_lens_decides_the_requests_file_next_to_the_policy() {
 #[test]
 fn the_analyzer_survives_every_example_and_damaged_copies_at_every_position() {
     use writ_lsp::Analyzer as _;
-    let analyzer = writ::ide::WritAnalyzer;
+    let analyzer = writ::ide::WritAnalyzer::default();
     let mut files = Vec::new();
     for dir in [
         "examples",

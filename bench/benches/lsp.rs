@@ -41,12 +41,15 @@ fn edit_then_diagnostics(c: &mut Criterion) {
     });
 
     group.bench_function("analyze", |b| {
-        let analyzer = writ::ide::WritAnalyzer;
-        b.iter(|| black_box(analyzer.analyze("generated.writ", black_box(&text))));
+        // A fresh analyzer each time: no compilation cached.
+        b.iter(|| {
+            let analyzer = writ::ide::WritAnalyzer::default();
+            black_box(analyzer.analyze("generated.writ", black_box(&text)))
+        });
     });
 
     rt.block_on(async {
-        let (mut service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer));
+        let (mut service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer::default()));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Value>();
         tokio::spawn(async move {
             while let Some(req) = socket.next().await {

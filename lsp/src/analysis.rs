@@ -95,11 +95,7 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     pub symbols: Vec<Symbol>,
     pub references: Vec<Reference>,
-    /// Hovers known from the analysis (rules and agents).
-    pub hovers: Vec<Hover>,
     pub folds: Vec<Range<usize>>,
-    /// Semantic tokens (the writ language only), in order.
-    pub tokens: Vec<Token>,
     /// Action patterns the document uses (offered by completion).
     pub actions: Vec<String>,
 }
@@ -148,9 +144,11 @@ pub trait Analyzer: Send + Sync + 'static {
     fn is_policy(&self, path: &str, text: &str) -> bool;
     /// Everything known about a document.
     fn analyze(&self, path: &str, text: &str) -> Analysis;
-    /// Hover at a byte offset beyond the analysis' own hovers (keywords,
-    /// YAML keys).
+    /// Hover at a byte offset: a rule or agent name, a keyword, a YAML key.
     fn hover(&self, path: &str, text: &str, offset: usize) -> Option<Hover>;
+    /// Semantic tokens of a document, in order (computed when asked for,
+    /// not on every edit).
+    fn tokens(&self, path: &str, text: &str) -> Vec<Token>;
     /// Completions at a byte offset.
     fn complete(&self, path: &str, text: &str, offset: usize, ws: &Workspace) -> Vec<Completion>;
     /// The document formatted, or why not.
