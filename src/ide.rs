@@ -523,8 +523,10 @@ impl writ_lsp::Analyzer for WritAnalyzer {
         {
             return true;
         }
-        let comp = compile_one(path, text);
-        !comp
+        // Through the cache: the analysis that follows reuses it.
+        let compiled = self.compiled(path, text);
+        !compiled
+            .comp
             .diagnostics
             .iter()
             .any(|d| d.code == writ_diagnostics::Code::UnknownDialect)
@@ -753,8 +755,9 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                 .collect();
         }
         // YAML: keys valid under the parent key, for the document's dialect.
-        let comp = compile_one(path, text);
-        let dialect = comp
+        let compiled = self.compiled(path, text);
+        let dialect = compiled
+            .comp
             .set
             .as_ref()
             .and_then(|s| s.policies.first().map(|p| p.dialect))
@@ -847,8 +850,8 @@ impl writ_lsp::Analyzer for WritAnalyzer {
     }
 
     fn evaluate(&self, path: &str, text: &str, requests: &str) -> Vec<Evaluation> {
-        let comp = compile_one(path, text);
-        let Some(set) = comp.checked_set() else {
+        let compiled = self.compiled(path, text);
+        let Some(set) = compiled.comp.checked_set() else {
             return vec![Evaluation {
                 line: 0,
                 decision: "error".to_owned(),
