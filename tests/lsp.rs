@@ -254,6 +254,14 @@ fn hover_definition_references_and_rename() {
             .await;
         let edits = edit["changes"][&uri].as_array().unwrap();
         assert_eq!(edits.len(), 4);
+        // A name that would need quotes where it stands bare is refused.
+        let refused = h
+            .request(
+                "textDocument/rename",
+                json!({"textDocument": td, "position": use_at, "newName": "payments agent"}),
+            )
+            .await;
+        assert!(refused["error"].as_str().unwrap().contains("letters, digits"), "{refused}");
         assert!(edits.iter().all(|e| e["newText"] == "payments-agent"));
         // Applying the edits gives a policy that still checks.
         let mut renamed = text.clone();

@@ -496,9 +496,15 @@ impl LanguageServer for Backend {
             return Ok(None);
         };
         let new = params.new_name;
-        if new.is_empty() || new.contains(['"', '\n']) {
+        // Names are rewritten in place, quoted or not: keep to characters
+        // that stand unquoted in both the writ language and YAML.
+        if new.is_empty()
+            || !new
+                .chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | ':' | '@'))
+        {
             return Err(tower_lsp_server::jsonrpc::Error::invalid_params(
-                "a name cannot be empty or hold quotes or line breaks",
+                "a new name is letters, digits, `_`, `-`, `.`, `:` or `@`",
             ));
         }
         let mut changes: HashMap<Uri, Vec<TextEdit>> = HashMap::new();
