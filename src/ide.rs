@@ -85,25 +85,17 @@ impl WritAnalyzer {
                 markdown: agent_hover(a),
             });
         }
-        let rule = set.rules.iter().find(|r| {
-            let range = if r.generated_name {
-                bytes(r.span)
-            } else {
-                unquoted(text, r.name.span)
-            };
-            within(&range)
-        })?;
+        let rule = set
+            .rules
+            .iter()
+            .find(|r| within(&rule_name_range(text, r)))?;
         let related: Vec<&crate::lint::Shadow> = c
             .shadows
             .iter()
             .filter(|s| s.shadowed == rule.id.0 as usize || s.by == rule.id.0 as usize)
             .collect();
         Some(Hover {
-            range: if rule.generated_name {
-                bytes(rule.span)
-            } else {
-                unquoted(text, rule.name.span)
-            },
+            range: rule_name_range(text, rule),
             markdown: rule_hover(set, rule, &related),
         })
     }
@@ -111,6 +103,26 @@ impl WritAnalyzer {
 
 fn bytes(span: Span) -> Range<usize> {
     span.start as usize..span.end as usize
+}
+
+/// Places where `names` are used (not declared), as references.
+fn uses(out: &mut Analysis, kind: NameKind, names: &[writ_ir::Spanned<String>], text: &str) {
+    out.references.extend(names.iter().map(|n| Reference {
+        kind,
+        name: n.value.clone(),
+        range: unquoted(text, n.span),
+        definition: false,
+    }));
+}
+
+/// The range a rule is known by: its name, or the whole rule when the name
+/// was generated.
+fn rule_name_range(text: &str, rule: &Rule) -> Range<usize> {
+    if rule.generated_name {
+        bytes(rule.span)
+    } else {
+        unquoted(text, rule.name.span)
+    }
 }
 
 /// A name's range without its quotes.
@@ -573,39 +585,14 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                     .join(", "),
             });
             out.folds.push(bytes(a.span));
-            for r in &a.roles {
-                out.references.push(Reference {
-                    kind: NameKind::Role,
-                    name: r.value.clone(),
-                    range: unquoted(text, r.span),
-                    definition: false,
-                });
-            }
-            for d in &a.delegates {
-                out.references.push(Reference {
-                    kind: NameKind::Agent,
-                    name: d.value.clone(),
-                    range: unquoted(text, d.span),
-                    definition: false,
-                });
-            }
+            uses(&mut out, NameKind::Role, &a.roles, text);
+            uses(&mut out, NameKind::Agent, &a.delegates, text);
         }
         if let Some(entry) = &set.settings.entry_agents {
-            for e in &entry.value {
-                out.references.push(Reference {
-                    kind: NameKind::Agent,
-                    name: e.value.clone(),
-                    range: unquoted(text, e.span),
-                    definition: false,
-                });
-            }
+            uses(&mut out, NameKind::Agent, &entry.value, text);
         }
         for rule in &set.rules {
-            let name_range = if rule.generated_name {
-                bytes(rule.span)
-            } else {
-                unquoted(text, rule.name.span)
-            };
+            let name_range = rule_name_range(text, rule);
             if !rule.generated_name {
                 out.references.push(Reference {
                     kind: NameKind::Rule,
@@ -622,22 +609,8 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                 detail: rule.effect.value.as_str().to_owned(),
             });
             out.folds.push(bytes(rule.span));
-            for a in &rule.scope.agents {
-                out.references.push(Reference {
-                    kind: NameKind::Agent,
-                    name: a.value.clone(),
-                    range: unquoted(text, a.span),
-                    definition: false,
-                });
-            }
-            for r in &rule.scope.roles {
-                out.references.push(Reference {
-                    kind: NameKind::Role,
-                    name: r.value.clone(),
-                    range: unquoted(text, r.span),
-                    definition: false,
-                });
-            }
+            uses(&mut out, NameKind::Agent, &rule.scope.agents, text);
+            uses(&mut out, NameKind::Role, &rule.scope.roles, text);
             out.actions
                 .extend(rule.actions.iter().map(|p| p.as_str().to_owned()));
         }

@@ -280,13 +280,8 @@ fn impossible(c: &Condition) -> bool {
     })
 }
 
-/// The lint warnings of a merged policy set.
-#[must_use]
-pub fn lint(set: &PolicySet) -> Vec<Diagnostic> {
-    lint_with(set, &shadowed(set))
-}
-
-/// [`lint`], given the set's shadowed rules (from [`shadowed`]).
+/// The lint warnings of a merged policy set, given its shadowed rules
+/// (from [`shadowed`], which the editor's hovers reuse).
 #[must_use]
 pub fn lint_with(set: &PolicySet, shadows: &[Shadow]) -> Vec<Diagnostic> {
     let mut out = Vec::new();
