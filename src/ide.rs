@@ -22,12 +22,11 @@ pub struct WritAnalyzer {
     last: std::sync::Mutex<std::collections::HashMap<String, Compiled>>,
 }
 
-/// A document's compilation and the shadowing found in it.
+/// A document's compilation (with the shadowing its lints found).
 #[derive(Debug, Clone)]
 struct Compiled {
     text_hash: u64,
     comp: std::sync::Arc<Compilation>,
-    shadows: std::sync::Arc<Vec<crate::lint::Shadow>>,
 }
 
 fn text_hash(text: &str) -> u64 {
@@ -48,16 +47,9 @@ impl WritAnalyzer {
         {
             return c.clone();
         }
-        let comp = compile_one(path, text);
-        let shadows = comp
-            .set
-            .as_ref()
-            .map(crate::lint::shadowed)
-            .unwrap_or_default();
         let c = Compiled {
             text_hash: hash,
-            comp: std::sync::Arc::new(comp),
-            shadows: std::sync::Arc::new(shadows),
+            comp: std::sync::Arc::new(compile_one(path, text)),
         };
         if let Ok(mut last) = self.last.lock() {
             // One entry per document; forget them all past a bound rather
@@ -90,6 +82,7 @@ impl WritAnalyzer {
             .iter()
             .find(|r| within(&rule_name_range(text, r)))?;
         let related: Vec<&crate::lint::Shadow> = c
+            .comp
             .shadows
             .iter()
             .filter(|s| s.shadowed == rule.id.0 as usize || s.by == rule.id.0 as usize)

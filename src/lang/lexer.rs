@@ -387,10 +387,23 @@ fn span(file: FileId, range: &std::ops::Range<usize>) -> Span {
 /// Lexes a whole file.
 #[must_use]
 pub fn lex(file: FileId, text: &str) -> Lexed {
+    lex_range(file, text, 0..text.len())
+}
+
+/// Lexes the part `range` of `text`, with offsets in the whole text. The
+/// parser reads a file item by item through this (tokens never span lines,
+/// and items start lines). An out-of-range `range` lexes nothing.
+#[must_use]
+pub fn lex_range(file: FileId, text: &str, range: std::ops::Range<usize>) -> Lexed {
     let mut out = Lexed::default();
-    let mut lexer = Tok::lexer(text);
+    let base = range.start;
+    let Some(part) = text.get(range) else {
+        return out;
+    };
+    let mut lexer = Tok::lexer(part);
     while let Some(result) = lexer.next() {
-        let range = lexer.span();
+        let local = lexer.span();
+        let range = local.start + base..local.end + base;
         let sp = span(file, &range);
         match result {
             Ok(Tok::Comment) => out.comments.push(Comment {
@@ -406,6 +419,27 @@ pub fn lex(file: FileId, text: &str) -> Lexed {
         }
     }
     out
+}
+
+/// True when the line starting at `at` starts a top-level item: it begins,
+/// in its first column, with `policy`, `agent`, `role`, `every` or `rule`.
+#[must_use]
+pub fn starts_item(text: &str, at: usize) -> bool {
+    let Some(rest) = text.get(at..) else {
+        return false;
+    };
+    if !rest.starts_with(['p', 'a', 'r', 'e']) {
+        return false;
+    }
+    let line = rest.split('\n').next().unwrap_or(rest);
+    matches!(
+        Tok::lexer(line).next(),
+        Some(Ok(Tok::Policy
+            | Tok::Agent
+            | Tok::Role
+            | Tok::Every
+            | Tok::Rule))
+    )
 }
 
 fn lex_error(sp: Span, slice: &str, e: LexError) -> Diagnostic {

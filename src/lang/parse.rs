@@ -34,24 +34,98 @@ impl Parsed {
 }
 
 /// Parses one file of the writ language.
+///
+/// A file is read part by part (see [`parts`]): each top-level item is
+/// lexed and parsed on its own, so an error in one item never spills into
+/// the next, and an editor can re-read only the items an edit touched.
 #[must_use]
 pub fn parse(file: FileId, text: &str) -> Parsed {
-    let lexed = lexer::lex(file, text);
+    let mut items = Vec::new();
+    let mut comments = Vec::new();
+    let mut diagnostics = Vec::new();
+    for range in parts(text) {
+        let part = parse_part(file, text, range);
+        items.extend(part.items);
+        comments.extend(part.comments);
+        diagnostics.extend(part.diagnostics);
+    }
+    if let Some(d) = empty_file(file, &items, &diagnostics) {
+        diagnostics.push(d);
+    }
+    Parsed {
+        file: ast::File { items, comments },
+        diagnostics,
+    }
+}
+
+/// The E0106 diagnostic of a file without a single item and without an
+/// error that explains why.
+#[must_use]
+pub fn empty_file(
+    file: FileId,
+    items: &[ast::Item],
+    diagnostics: &[Diagnostic],
+) -> Option<Diagnostic> {
+    (items.is_empty() && diagnostics.is_empty()).then(|| {
+        Diagnostic::new(
+            Code::EmptyPolicy,
+            sp(file, 0, 0),
+            "the policy file has no policy, agent or rule",
+        )
+        .with_help("add at least one rule, e.g. `rule lookups: allow \"tool:call\" on \"lookup_*\"`; see docs/language.md")
+    })
+}
+
+/// The byte ranges of a file's parts: a part starts at every line whose
+/// first column starts an item (`policy`, `agent`, `role`, `every`,
+/// `rule`); what comes before the first item (comments) is a part too.
+/// Tokens never span lines, so each part lexes on its own.
+#[must_use]
+pub fn parts(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut starts = vec![0];
+    let mut at = 0;
+    while let Some(nl) = text.get(at..).and_then(|rest| rest.find('\n')) {
+        at += nl + 1;
+        if lexer::starts_item(text, at) {
+            starts.push(at);
+        }
+    }
+    let mut out = Vec::with_capacity(starts.len());
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        if end > start || out.is_empty() {
+            out.push(start..end);
+        }
+    }
+    out
+}
+
+/// One part of a file, parsed.
+#[derive(Debug, Default)]
+pub struct Part {
+    pub items: Vec<ast::Item>,
+    pub comments: Vec<lexer::Comment>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Parses the part `range` of `text` (a range from [`parts`]); spans are
+/// offsets in the whole text.
+#[must_use]
+pub fn parse_part(file: FileId, text: &str, range: std::ops::Range<usize>) -> Part {
+    let lexed = lexer::lex_range(file, text, range.clone());
     let mut diagnostics = lexed.diagnostics;
     let mut tokens = lexed.tokens;
     let comments = lexed.comments;
 
     if let Some(d) = too_deep(file, &tokens) {
         diagnostics.push(d);
-        return Parsed {
-            file: ast::File {
-                items: Vec::new(),
-                comments,
-            },
+        return Part {
+            items: Vec::new(),
+            comments,
             diagnostics,
         };
     }
-    close_brackets(file, text, &mut tokens, &mut diagnostics);
+    close_brackets(file, text, range, &mut tokens, &mut diagnostics);
 
     let mut errors: Vec<ErrorRecovery<usize, Tok, ()>> = Vec::new();
     let result = FileParser::new().parse(file, &mut errors, tokens);
@@ -67,18 +141,9 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
             Vec::new()
         }
     };
-    if items.is_empty() && diagnostics.is_empty() {
-        diagnostics.push(
-            Diagnostic::new(
-                Code::EmptyPolicy,
-                sp(file, 0, 0),
-                "the policy file has no policy, agent or rule",
-            )
-            .with_help("add at least one rule, e.g. `rule lookups: allow \"tool:call\" on \"lookup_*\"`; see docs/language.md"),
-        );
-    }
-    Parsed {
-        file: ast::File { items, comments },
+    Part {
+        items,
+        comments,
         diagnostics,
     }
 }
@@ -112,23 +177,25 @@ fn too_deep(file: FileId, tokens: &[(usize, Tok, usize)]) -> Option<Diagnostic> 
     None
 }
 
-/// Adds the closing brackets a file lacks, reporting each at its opener,
+/// Adds the closing brackets a part lacks, reporting each at its opener,
 /// so that a missing `}` costs one diagnostic instead of the whole file.
 /// Blocks do not nest, so a block still open when a line starts with an
 /// item keyword (`rule`, `agent`, ...) is closed just before that line;
-/// anything else still open is closed at the end of the file.
+/// anything else still open is closed at the end of the part, before the
+/// next item (or at the end of the file).
 fn close_brackets(
     file: FileId,
     text: &str,
+    range: std::ops::Range<usize>,
     tokens: &mut Vec<(usize, Tok, usize)>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
     let mut open: Vec<(usize, Tok, usize)> = Vec::new();
     let mut out = Vec::with_capacity(tokens.len());
-    let mut prev_end = 0usize;
+    let mut prev_end = range.start;
     for (l, t, r) in tokens.drain(..) {
         let starts_line =
-            text.get(prev_end..l).is_some_and(|gap| gap.contains('\n')) || prev_end == 0;
+            text.get(prev_end..l).is_some_and(|gap| gap.contains('\n')) || prev_end == range.start;
         let item_keyword = matches!(
             t,
             Tok::Rule | Tok::Agent | Tok::Role | Tok::Policy | Tok::Every
@@ -159,9 +226,23 @@ fn close_brackets(
         }
         out.push((l, t, r));
     }
-    let end = text.len();
-    while let Some(o) = open.pop() {
-        unclosed(file, &o, end, None, diagnostics, &mut out);
+    if range.end >= text.len() {
+        let end = text.len();
+        while let Some(o) = open.pop() {
+            unclosed(file, &o, end, None, diagnostics, &mut out);
+        }
+    } else {
+        // The next part starts with an item keyword.
+        let at = text
+            .get(..range.end)
+            .map_or(range.end, |b| b.trim_end().len());
+        let next = text
+            .get(range.end..)
+            .and_then(|rest| rest.find(|c: char| !c.is_ascii_alphabetic()))
+            .map_or(text.len(), |n| range.end + n);
+        while let Some(o) = open.pop() {
+            unclosed(file, &o, at, Some((range.end, next)), diagnostics, &mut out);
+        }
     }
     *tokens = out;
 }

@@ -41,6 +41,13 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// Moves every label `delta` bytes (see [`Span::shifted`]).
+    pub fn shift(&mut self, delta: i64) {
+        for l in &mut self.labels {
+            l.span = l.span.shifted(delta);
+        }
+    }
+
     /// A diagnostic with the code's default severity and one primary label.
     #[must_use]
     pub fn new(code: Code, span: Span, message: impl Into<String>) -> Self {

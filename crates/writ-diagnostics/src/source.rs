@@ -35,6 +35,19 @@ impl Span {
         }
     }
 
+    /// The same span `delta` bytes later (earlier when negative), for
+    /// text that moved because of an edit before it. Offsets saturate at
+    /// the bounds of `u32`.
+    #[must_use]
+    pub fn shifted(self, delta: i64) -> Span {
+        let at = |o: u32| u32::try_from((i64::from(o) + delta).max(0)).unwrap_or(u32::MAX);
+        Span {
+            file: self.file,
+            start: at(self.start),
+            end: at(self.end),
+        }
+    }
+
     /// The smallest span covering both `self` and `other` (same file assumed).
     #[must_use]
     pub fn cover(self, other: Span) -> Span {

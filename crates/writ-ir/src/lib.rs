@@ -13,6 +13,7 @@ mod merge;
 mod model;
 mod pattern;
 mod rule_parts;
+mod shift;
 mod time;
 mod value;
 
@@ -26,5 +27,6 @@ pub use model::{
 };
 pub use pattern::{Pattern, PatternError};
 pub use rule_parts::{RuleParts, generated_rule_name};
+pub use shift::Shift;
 pub use time::{TimeOfDay, TimeWindow, Weekday, WeekdaySet};
 pub use value::{Path, Value};
