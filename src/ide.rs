@@ -12,7 +12,7 @@ use writ_lsp::analysis::{
 };
 
 use crate::lang::{self, lexer};
-use crate::{Compilation, Source, compile};
+use crate::{Compilation, Source};
 
 /// writ's compiler as the language server's analyzer. It keeps the last
 /// compilation of each document, so that hovers (asked for rarely, after
@@ -20,6 +20,9 @@ use crate::{Compilation, Source, compile};
 #[derive(Debug, Default)]
 pub struct WritAnalyzer {
     last: std::sync::Mutex<std::collections::HashMap<String, Compiled>>,
+    /// Each document's items as last read, so that an edit re-reads only
+    /// the items it touched.
+    reads: std::sync::Mutex<std::collections::HashMap<String, crate::Cache>>,
 }
 
 /// A document's compilation (with the shadowing its lints found).
@@ -47,9 +50,18 @@ impl WritAnalyzer {
         {
             return c.clone();
         }
+        let comp = match self.reads.lock() {
+            Ok(mut reads) => {
+                if reads.len() >= 64 && !reads.contains_key(path) {
+                    reads.clear();
+                }
+                compile_one(reads.entry(path.to_owned()).or_default(), path, text)
+            }
+            Err(_) => compile_one(&mut crate::Cache::default(), path, text),
+        };
         let c = Compiled {
             text_hash: hash,
-            comp: std::sync::Arc::new(compile_one(path, text)),
+            comp: std::sync::Arc::new(comp),
         };
         if let Ok(mut last) = self.last.lock() {
             // One entry per document; forget them all past a bound rather
@@ -127,8 +139,9 @@ fn unquoted(text: &str, span: Span) -> Range<usize> {
     }
 }
 
-fn compile_one(path: &str, text: &str) -> Compilation {
-    compile(
+fn compile_one(cache: &mut crate::Cache, path: &str, text: &str) -> Compilation {
+    crate::compile_with(
+        cache,
         &[Source {
             name: path.to_owned(),
             text: text.to_owned(),

@@ -75,6 +75,25 @@ fn stem(name: &str) -> String {
 /// Lowers and merges sources given in memory, in order.
 #[must_use]
 pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
+    compile_with(&mut Cache::default(), sources, dialect)
+}
+
+/// What [`compile_with`] keeps from one compilation for the next, so that
+/// compiling a new version of the same sources re-reads only the items that
+/// changed (the language server compiles on every keystroke). For now the
+/// writ language's items; YAML files are read whole.
+#[derive(Debug, Default)]
+pub struct Cache {
+    reads: std::collections::HashMap<String, lang::incremental::ReadCache>,
+}
+
+/// [`compile`], reusing what `cache` kept from the last compilation of the
+/// same source names; the result is the same as [`compile`]'s.
+#[must_use]
+pub fn compile_with(cache: &mut Cache, sources: &[Source], dialect: Option<Dialect>) -> Compilation {
+    cache
+        .reads
+        .retain(|name, _| sources.iter().any(|s| s.name == *name));
     let mut map = SourceMap::new();
     let mut diagnostics = Vec::new();
     let mut files = Vec::new();
@@ -83,7 +102,9 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
         let id = map.add(src.name.clone(), src.text.clone());
         let Some(file) = map.get(id) else { continue };
         if lang::is_writ_file(&src.name) {
-            let (lowered, diags) = lang::read(id, file.text(), &stem(&src.name));
+            let reads = cache.reads.entry(src.name.clone()).or_default();
+            let (lowered, diags) =
+                lang::incremental::read(reads, id, file.text(), &stem(&src.name));
             diagnostics.extend(diags);
             files.push(lowered);
             continue;

@@ -59,8 +59,6 @@ fn names(v: &[writ_ir::Spanned<String>]) -> Vec<&str> {
 /// What the shadowing check compares, computed once per rule.
 struct Facts<'s> {
     rule: &'s Rule,
-    /// The condition as text, made only when two conditions are compared.
-    condition: std::cell::OnceCell<Option<String>>,
     unconditional: bool,
     agents: Vec<&'s str>,
     roles: Vec<&'s str>,
@@ -74,7 +72,6 @@ impl<'s> Facts<'s> {
         tiers.sort_unstable();
         Facts {
             rule,
-            condition: std::cell::OnceCell::new(),
             unconditional: rule.condition.is_none()
                 && rule.constraints.is_empty()
                 && rule.limit.is_none(),
@@ -91,9 +88,71 @@ fn admits(x: &[&str], y: &[&str]) -> bool {
     x.is_empty() || (!y.is_empty() && y.iter().all(|n| x.contains(n)))
 }
 
-fn condition_text<'a>(f: &'a Facts<'_>) -> &'a Option<String> {
-    f.condition
-        .get_or_init(|| f.rule.condition.as_ref().map(ToString::to_string))
+/// The same condition, wherever each was written (spans aside).
+fn same_condition(a: &Condition, b: &Condition) -> bool {
+    use Condition as C;
+    match (a, b) {
+        (
+            C::Compare {
+                field: f1,
+                op: o1,
+                value: v1,
+                ..
+            },
+            C::Compare {
+                field: f2,
+                op: o2,
+                value: v2,
+                ..
+            },
+        ) => f1 == f2 && o1 == o2 && v1 == v2,
+        (
+            C::In {
+                field: f1,
+                values: v1,
+                negated: n1,
+                ..
+            },
+            C::In {
+                field: f2,
+                values: v2,
+                negated: n2,
+                ..
+            },
+        ) => f1 == f2 && v1 == v2 && n1 == n2,
+        (
+            C::Glob {
+                field: f1,
+                pattern: p1,
+                ..
+            },
+            C::Glob {
+                field: f2,
+                pattern: p2,
+                ..
+            },
+        ) => f1 == f2 && p1 == p2,
+        (
+            C::Contains {
+                field: f1,
+                value: v1,
+                ..
+            },
+            C::Contains {
+                field: f2,
+                value: v2,
+                ..
+            },
+        ) => f1 == f2 && v1 == v2,
+        (C::Exists { field: f1, .. }, C::Exists { field: f2, .. }) => f1 == f2,
+        (C::Time { window: w1, .. }, C::Time { window: w2, .. }) => w1 == w2,
+        (C::Weekdays { days: d1, .. }, C::Weekdays { days: d2, .. }) => d1 == d2,
+        (C::All(x), C::All(y)) | (C::Any(x), C::Any(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(a, b)| same_condition(a, b))
+        }
+        (C::Not(x, _), C::Not(y, _)) => same_condition(x, y),
+        _ => false,
+    }
 }
 
 /// Rule `a` decides every request rule `b` would decide.
@@ -110,7 +169,11 @@ fn shadows(a: &Facts<'_>, b: &Facts<'_>) -> bool {
         && admits(&a.tiers, &b.tiers)
         && admits(&a.tags, &b.tags)
         // Last, as it is the dearest: no condition, or the same one.
-        && (a.unconditional || condition_text(a) == condition_text(b))
+        && (a.unconditional
+            || match (&ra.condition, &rb.condition) {
+                (Some(x), Some(y)) => same_condition(x, y),
+                (x, y) => x.is_none() && y.is_none(),
+            })
 }
 
 /// The literal start of a pattern (up to its first wildcard).

@@ -19,7 +19,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn edit_then_diagnostics(c: &mut Criterion) {
     let text = writ_bench::generated_policy(5_000);
-    // The one-character edit: a digit of the first condition's bound.
+    // The one-character edits: in the first rule's condition's bound.
     let at = text
         .find("amount <= 0")
         .expect("the generated policy has it")
@@ -79,9 +79,11 @@ fn edit_then_diagnostics(c: &mut Criterion) {
         let mut samples = Vec::new();
         for i in 0..40 {
             version += 1;
-            let digit = if i % 2 == 0 { "7" } else { "0" };
+            // Type a digit, then delete it: every later item moves by one
+            // byte and back, as when typing.
+            let (end, typed) = if i % 2 == 0 { (col, "7") } else { (col + 1, "") };
             let change = json!({"textDocument": {"uri": uri, "version": version},
-                "contentChanges": [{"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": col + 1}}, "text": digit}]});
+                "contentChanges": [{"range": {"start": {"line": line, "character": col}, "end": {"line": line, "character": end}}, "text": typed}]});
             let t = Instant::now();
             call(Request::build("textDocument/didChange").params(change).finish()).await;
             loop {

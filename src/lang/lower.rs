@@ -23,56 +23,130 @@ pub fn lower(
     tree: &super::ast::File,
     fallback_name: &str,
 ) -> (PolicyFile, Vec<Diagnostic>) {
-    let mut cx = Lower { diags: Vec::new() };
-    let mut policy = Policy {
-        id: PolicyId(0),
-        name: fallback_name.to_owned(),
-        version: None,
-        description: None,
-        dialect: Dialect::Writ,
-        file,
-    };
-    let mut settings = PartialSettings::default();
-    let mut agents = Vec::new();
-    let mut rules = Vec::new();
-    let mut header: Option<Span> = None;
+    let mut file = Assembler::new(file, fallback_name);
     for item in &tree.items {
-        match item {
-            Item::Policy(block) => {
-                if let Some(first) = header {
-                    cx.report(
-                        Diagnostic::new(
-                            Code::DuplicateSetting,
-                            block.span,
-                            "a file has one `policy` header",
-                        )
-                        .with_secondary(first, "the first header")
-                        .with_help("merge the two headers into one"),
-                    );
-                    continue;
-                }
-                header = Some(block.span);
-                if let Some(name) = &block.name {
-                    policy.name.clone_from(&name.value);
-                }
-                cx.policy(block, &mut policy, &mut settings);
-            }
-            Item::Agent(block) => agents.push(cx.agent(block)),
-            Item::Rule(rule) => rules.push(cx.rule(rule)),
-            Item::Error(_) => {}
-        }
+        file.item(item);
     }
-    (
-        PolicyFile {
-            policy,
-            settings,
-            agents,
-            rules,
-        },
-        cx.diags,
-    )
+    file.finish()
 }
 
+/// An agent (or role, or `every agent`) or a rule, lowered on its own:
+/// items are independent until the merge, so an editor keeps them across
+/// edits elsewhere in the file.
+#[derive(Clone, Debug)]
+pub enum Lowered {
+    Agent(Agent),
+    Rule(writ_ir::Rule),
+}
+
+impl writ_ir::Shift for Lowered {
+    fn shift(&mut self, delta: i64) {
+        match self {
+            Lowered::Agent(a) => a.shift(delta),
+            Lowered::Rule(r) => r.shift(delta),
+        }
+    }
+}
+
+/// Lowers one agent or rule item, with what was wrong with it; `None` for
+/// a policy header (which [`Assembler::item`] takes) or a syntax error.
+#[must_use]
+pub fn lower_item(item: &Item) -> Option<(Lowered, Vec<Diagnostic>)> {
+    let mut cx = Lower { diags: Vec::new() };
+    let lowered = match item {
+        Item::Agent(block) => Lowered::Agent(cx.agent(block)),
+        Item::Rule(rule) => Lowered::Rule(cx.rule(rule)),
+        Item::Policy(_) | Item::Error(_) => return None,
+    };
+    Some((lowered, cx.diags))
+}
+
+/// Puts a file together item by item, in order: the policy header (the
+/// first one; another is an error), agents and rules.
+#[derive(Debug)]
+pub struct Assembler {
+    cx: Lower,
+    policy: Policy,
+    settings: PartialSettings,
+    agents: Vec<Agent>,
+    rules: Vec<writ_ir::Rule>,
+    header: Option<Span>,
+}
+
+impl Assembler {
+    #[must_use]
+    pub fn new(file: FileId, fallback_name: &str) -> Assembler {
+        Assembler {
+            cx: Lower { diags: Vec::new() },
+            policy: Policy {
+                id: PolicyId(0),
+                name: fallback_name.to_owned(),
+                version: None,
+                description: None,
+                dialect: Dialect::Writ,
+                file,
+            },
+            settings: PartialSettings::default(),
+            agents: Vec::new(),
+            rules: Vec::new(),
+            header: None,
+        }
+    }
+
+    /// Lowers and adds one item of the syntax tree.
+    pub fn item(&mut self, item: &Item) {
+        if let Item::Policy(block) = item {
+            self.header(block);
+        } else if let Some((lowered, diags)) = lower_item(item) {
+            self.add(lowered, diags);
+        }
+    }
+
+    /// Adds an item lowered earlier, with its diagnostics.
+    pub fn add(&mut self, lowered: Lowered, diags: Vec<Diagnostic>) {
+        self.cx.diags.extend(diags);
+        match lowered {
+            Lowered::Agent(a) => self.agents.push(a),
+            Lowered::Rule(r) => self.rules.push(r),
+        }
+    }
+
+    fn header(&mut self, block: &Block) {
+        if let Some(first) = self.header {
+            self.cx.report(
+                Diagnostic::new(
+                    Code::DuplicateSetting,
+                    block.span,
+                    "a file has one `policy` header",
+                )
+                .with_secondary(first, "the first header")
+                .with_help("merge the two headers into one"),
+            );
+            return;
+        }
+        self.header = Some(block.span);
+        if let Some(name) = &block.name {
+            self.policy.name.clone_from(&name.value);
+        }
+        self.cx.policy(block, &mut self.policy, &mut self.settings);
+    }
+
+    /// The lowered file and the diagnostics of lowering, in item order.
+    #[must_use]
+    pub fn finish(self) -> (PolicyFile, Vec<Diagnostic>) {
+        (
+            PolicyFile {
+                policy: self.policy,
+                settings: self.settings,
+                agents: self.agents,
+                rules: self.rules,
+            },
+            self.cx.diags,
+        )
+    }
+}
+
+#[derive(Debug)]
 struct Lower {
     diags: Vec<Diagnostic>,
 }

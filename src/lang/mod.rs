@@ -4,6 +4,7 @@
 pub mod ast;
 pub mod convert;
 pub mod fmt;
+pub mod incremental;
 pub mod lexer;
 pub mod lower;
 pub mod parse;
@@ -25,9 +26,10 @@ pub fn is_writ_file(name: &str) -> bool {
 /// when the syntax was too broken to lower (nesting past the limit).
 #[must_use]
 pub fn read(file: FileId, text: &str, fallback_name: &str) -> (PolicyFile, Vec<Diagnostic>) {
-    let parsed = parse::parse(file, text);
-    let (lowered, more) = lower::lower(file, &parsed.file, fallback_name);
-    let mut diagnostics = parsed.diagnostics;
-    diagnostics.extend(more);
-    (lowered, diagnostics)
+    incremental::read(
+        &mut incremental::ReadCache::default(),
+        file,
+        text,
+        fallback_name,
+    )
 }

@@ -8,7 +8,7 @@
 
 use std::fmt;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use globset::{Glob, GlobBuilder, GlobMatcher};
 use writ_diagnostics::Span;
@@ -19,13 +19,23 @@ use writ_diagnostics::Span;
 /// regex that matches it is built on first use, so lowering a large policy
 /// does not compile thousands of regexes that the compiled automaton never
 /// needs. Exact names (the common case) never build one at all.
+///
+/// Clones share the glob (and its matcher once built): a pattern is
+/// immutable but for its span.
 #[derive(Clone)]
 pub struct Pattern {
-    text: String,
-    glob: Glob,
-    matcher: OnceLock<GlobMatcher>,
-    case_insensitive: bool,
+    inner: Arc<Inner>,
     pub span: Span,
+}
+
+struct Inner {
+    text: String,
+    /// `None` for patterns without glob syntax beyond a leading or
+    /// trailing `*` (which cannot be invalid); made when first matched
+    /// through a regex.
+    glob: Option<Glob>,
+    matcher: OnceLock<Option<GlobMatcher>>,
+    case_insensitive: bool,
 }
 
 /// Why a glob does not compile; the message is lowercase and user-facing.
@@ -57,70 +67,94 @@ impl Pattern {
                 message: "empty pattern".to_owned(),
             });
         }
-        let glob = GlobBuilder::new(text)
-            .literal_separator(false)
-            .backslash_escape(true)
-            .case_insensitive(case_insensitive)
-            .empty_alternates(true)
-            .build()
-            .map_err(|e| PatternError {
+        let glob = if simple(text) {
+            None
+        } else {
+            Some(glob(text, case_insensitive).map_err(|e| PatternError {
                 message: describe(e.kind()),
-            })?;
+            })?)
+        };
         Ok(Pattern {
-            text: text.to_owned(),
-            glob,
-            matcher: OnceLock::new(),
-            case_insensitive,
+            inner: Arc::new(Inner {
+                text: text.to_owned(),
+                glob,
+                matcher: OnceLock::new(),
+                case_insensitive,
+            }),
             span,
         })
     }
 
     #[must_use]
     pub fn is_match(&self, candidate: &str) -> bool {
-        if !self.case_insensitive {
+        let text = self.as_str();
+        if !self.inner.case_insensitive {
             if self.is_literal() {
-                return self.text == candidate;
+                return text == candidate;
             }
             if self.matches_everything() {
                 return true;
             }
             // `lit*` and `*lit`: no regex needed.
-            const META: [char; 5] = ['*', '?', '[', '{', '\\'];
-            let body = self.text.trim_end_matches('*');
-            if body.len() < self.text.len() && !body.contains(META) {
+            let body = text.trim_end_matches('*');
+            if body.len() < text.len() && !body.contains(META) {
                 return candidate.starts_with(body);
             }
-            let body = self.text.trim_start_matches('*');
-            if body.len() < self.text.len() && !body.contains(META) {
+            let body = text.trim_start_matches('*');
+            if body.len() < text.len() && !body.contains(META) {
                 return candidate.ends_with(body);
             }
         }
-        self.matcher
-            .get_or_init(|| self.glob.compile_matcher())
-            .is_match(candidate)
+        let matcher = self.inner.matcher.get_or_init(|| match &self.inner.glob {
+            Some(g) => Some(g.compile_matcher()),
+            // A simple pattern, valid by construction.
+            None => glob(text, self.inner.case_insensitive)
+                .ok()
+                .map(|g| g.compile_matcher()),
+        });
+        matcher.as_ref().is_some_and(|m| m.is_match(candidate))
     }
 
     #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.inner.text
     }
 
     #[must_use]
     pub fn is_case_insensitive(&self) -> bool {
-        self.case_insensitive
+        self.inner.case_insensitive
     }
 
     /// True when the pattern has no glob syntax and so matches one exact name.
     #[must_use]
     pub fn is_literal(&self) -> bool {
-        !self.text.contains(['*', '?', '[', '{', '\\'])
+        !self.as_str().contains(META)
     }
 
     /// True when the pattern matches every string (`*`, `**`, ...).
     #[must_use]
     pub fn matches_everything(&self) -> bool {
-        !self.text.is_empty() && self.text.chars().all(|c| c == '*')
+        let text = self.as_str();
+        !text.is_empty() && text.bytes().all(|c| c == b'*')
     }
+}
+
+/// Glob syntax; a pattern without any is one exact name.
+const META: [char; 5] = ['*', '?', '[', '{', '\\'];
+
+/// Stars only at the ends around a literal (`*`, `lit`, `lit*`, `*lit`,
+/// `*lit*`): nothing in it can be invalid.
+fn simple(text: &str) -> bool {
+    !text.trim_matches('*').contains(META)
+}
+
+fn glob(text: &str, case_insensitive: bool) -> Result<Glob, globset::Error> {
+    GlobBuilder::new(text)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .case_insensitive(case_insensitive)
+        .empty_alternates(true)
+        .build()
 }
 
 fn describe(kind: &globset::ErrorKind) -> String {
@@ -138,13 +172,14 @@ fn describe(kind: &globset::ErrorKind) -> String {
 
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Pattern({:?})", self.text)
+        write!(f, "Pattern({:?})", self.as_str())
     }
 }
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text && self.case_insensitive == other.case_insensitive
+        self.as_str() == other.as_str()
+            && self.is_case_insensitive() == other.is_case_insensitive()
     }
 }
 
