@@ -28,25 +28,26 @@ pub struct WritAnalyzer {
 /// A document's compilation (with the shadowing its lints found).
 #[derive(Debug, Clone)]
 struct Compiled {
-    text_hash: u64,
     comp: std::sync::Arc<Compilation>,
 }
 
-fn text_hash(text: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    text.hash(&mut h);
-    h.finish()
+impl Compiled {
+    /// True when this is the compilation of `text`.
+    fn of(&self, text: &str) -> bool {
+        self.comp
+            .sources
+            .get(FileId(0))
+            .is_some_and(|f| f.text() == text)
+    }
 }
 
 impl WritAnalyzer {
     /// The compilation of `text`, from the cache when the text is the one
     /// last analysed under `path`.
     fn compiled(&self, path: &str, text: &str) -> Compiled {
-        let hash = text_hash(text);
         if let Ok(last) = self.last.lock()
             && let Some(c) = last.get(path)
-            && c.text_hash == hash
+            && c.of(text)
         {
             return c.clone();
         }
@@ -60,7 +61,6 @@ impl WritAnalyzer {
             Err(_) => compile_one(&mut crate::Cache::default(), path, text),
         };
         let c = Compiled {
-            text_hash: hash,
             comp: std::sync::Arc::new(comp),
         };
         if let Ok(mut last) = self.last.lock() {

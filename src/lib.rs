@@ -90,7 +90,11 @@ pub struct Cache {
 /// [`compile`], reusing what `cache` kept from the last compilation of the
 /// same source names; the result is the same as [`compile`]'s.
 #[must_use]
-pub fn compile_with(cache: &mut Cache, sources: &[Source], dialect: Option<Dialect>) -> Compilation {
+pub fn compile_with(
+    cache: &mut Cache,
+    sources: &[Source],
+    dialect: Option<Dialect>,
+) -> Compilation {
     cache
         .reads
         .retain(|name, _| sources.iter().any(|s| s.name == *name));

@@ -3,7 +3,8 @@
 //! covers them (W0104), agents that nothing uses (W0105), and conditions
 //! that can never hold (W0106).
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
+use std::hash::{Hash, Hasher};
 
 use writ_diagnostics::{Code, Diagnostic};
 use writ_ir::{CmpOp, Combining, Condition, Pattern, PolicySet, Rule, Subject, Value};
@@ -60,6 +61,8 @@ fn names(v: &[writ_ir::Spanned<String>]) -> Vec<&str> {
 struct Facts<'s> {
     rule: &'s Rule,
     unconditional: bool,
+    /// Equal for conditions [`same_condition`] finds the same.
+    fingerprint: u64,
     agents: Vec<&'s str>,
     roles: Vec<&'s str>,
     tiers: Vec<&'s str>,
@@ -72,6 +75,13 @@ impl<'s> Facts<'s> {
         tiers.sort_unstable();
         Facts {
             rule,
+            fingerprint: {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                if let Some(c) = &rule.condition {
+                    fingerprint(c, &mut h);
+                }
+                h.finish()
+            },
             unconditional: rule.condition.is_none()
                 && rule.constraints.is_empty()
                 && rule.limit.is_none(),
@@ -86,6 +96,66 @@ impl<'s> Facts<'s> {
 /// `x` admits every principal `y` admits (an empty list admits everyone).
 fn admits(x: &[&str], y: &[&str]) -> bool {
     x.is_empty() || (!y.is_empty() && y.iter().all(|n| x.contains(n)))
+}
+
+/// Hashes what [`same_condition`] compares (some of it: enough to tell
+/// most conditions apart without walking two trees).
+fn fingerprint(c: &Condition, h: &mut impl Hasher) {
+    std::mem::discriminant(c).hash(h);
+    let field = |f: &writ_ir::Field, h: &mut _| match f {
+        writ_ir::Field::Context(p) => p.0.hash(h),
+        writ_ir::Field::Target => 0u8.hash(h),
+    };
+    let value = |v: &Value, h: &mut _| match v {
+        // `0.0 == -0.0`: one hash for both.
+        Value::Number(n) => (if *n == 0.0 { 0 } else { n.to_bits() }).hash(h),
+        Value::String(s) => s.hash(h),
+        Value::Bool(b) => b.hash(h),
+        Value::Null | Value::List(_) | Value::Map(_) => {}
+    };
+    match c {
+        Condition::Compare {
+            field: f,
+            op,
+            value: v,
+            ..
+        } => {
+            field(f, h);
+            op.symbol().hash(h);
+            value(v, h);
+        }
+        Condition::In {
+            field: f,
+            values,
+            negated,
+            ..
+        } => {
+            field(f, h);
+            negated.hash(h);
+            values.len().hash(h);
+        }
+        Condition::Glob {
+            field: f, pattern, ..
+        } => {
+            field(f, h);
+            pattern.as_str().hash(h);
+        }
+        Condition::Contains {
+            field: f, value: v, ..
+        } => {
+            field(f, h);
+            value(v, h);
+        }
+        Condition::Exists { field: f, .. } => field(f, h),
+        Condition::Time { .. } | Condition::Weekdays { .. } => {}
+        Condition::All(parts) | Condition::Any(parts) => {
+            parts.len().hash(h);
+            for p in parts {
+                fingerprint(p, h);
+            }
+        }
+        Condition::Not(inner, _) => fingerprint(inner, h),
+    }
 }
 
 /// The same condition, wherever each was written (spans aside).
@@ -158,7 +228,9 @@ fn same_condition(a: &Condition, b: &Condition) -> bool {
 /// Rule `a` decides every request rule `b` would decide.
 fn shadows(a: &Facts<'_>, b: &Facts<'_>) -> bool {
     let (ra, rb) = (a.rule, b.rule);
-    ra.constraints.is_empty()
+    // Cheapest first: most pairs differ in their conditions.
+    (a.unconditional || a.fingerprint == b.fingerprint)
+        && ra.constraints.is_empty()
         && ra.limit.is_none()
         && (ra.condition.is_none() || rb.condition.is_some())
         && (ra.targets.is_empty()
@@ -194,8 +266,8 @@ pub fn shadowed(set: &PolicySet) -> Vec<Shadow> {
         return Vec::new();
     }
     let facts: Vec<Facts<'_>> = set.rules.iter().map(Facts::new).collect();
-    let mut literal: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-    let mut by_start: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut literal: HashMap<(&str, &str), Vec<usize>> = HashMap::default();
+    let mut by_start: HashMap<&str, Vec<usize>> = HashMap::default();
     let mut out = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
     for (i, b) in facts.iter().enumerate() {
@@ -266,7 +338,7 @@ fn impossible(c: &Condition) -> bool {
     let Condition::All(items) = c else {
         return false;
     };
-    let mut bounds: HashMap<String, Interval> = HashMap::new();
+    let mut bounds: HashMap<String, Interval> = HashMap::default();
     for item in items {
         let Condition::Compare {
             field,
@@ -392,18 +464,6 @@ pub fn lint_with(set: &PolicySet, shadows: &[Shadow]) -> Vec<Diagnostic> {
             continue;
         }
         let name = a.name.value.as_str();
-        let named = set.rules.iter().any(|r| {
-            r.scope.agents.iter().any(|x| x.value == name)
-                || r.targets.iter().any(|t| t.is_match(name))
-        }) || set
-            .agents
-            .iter()
-            .any(|o| o.delegates.iter().any(|d| d.value == name))
-            || set
-                .settings
-                .entry_agents
-                .as_ref()
-                .is_some_and(|e| e.value.iter().any(|x| x.value == name));
         let constrains = !a.roles.is_empty()
             || a.tier.is_some()
             || !a.tags.is_empty()
@@ -417,7 +477,23 @@ pub fn lint_with(set: &PolicySet, shadows: &[Shadow]) -> Vec<Diagnostic> {
             || a.require_tls.is_some()
             || !a.limits.is_empty()
             || !a.delegates.is_empty();
-        if !named && !constrains {
+        if constrains {
+            continue;
+        }
+        // Only now look for a use: that scans every rule.
+        let named = set.rules.iter().any(|r| {
+            r.scope.agents.iter().any(|x| x.value == name)
+                || r.targets.iter().any(|t| t.is_match(name))
+        }) || set
+            .agents
+            .iter()
+            .any(|o| o.delegates.iter().any(|d| d.value == name))
+            || set
+                .settings
+                .entry_agents
+                .as_ref()
+                .is_some_and(|e| e.value.iter().any(|x| x.value == name));
+        if !named {
             out.push(
                 Diagnostic::new(
                     Code::UnusedAgent,

@@ -13,8 +13,6 @@
 //! is this with an empty cache — which `tests/incremental.rs` checks on
 //! random edits.
 
-use std::collections::HashMap;
-
 use writ_diagnostics::{Diagnostic, FileId};
 use writ_ir::{PolicyFile, Shift};
 
@@ -28,6 +26,9 @@ struct Part {
     /// Where the part started when it was read: its spans are offsets from
     /// the start of that text.
     start: usize,
+    /// Whether it was the file's last part (brackets left open are then
+    /// reported at the end of the file rather than before the next item).
+    last: bool,
     /// How many items (including unparsable ones) the part holds.
     items: usize,
     lowered: Vec<(Lowered, Vec<Diagnostic>)>,
@@ -39,7 +40,9 @@ struct Part {
 #[derive(Debug, Default)]
 pub struct ReadCache {
     file: Option<FileId>,
-    parts: HashMap<Box<str>, Part>,
+    parts: rustc_hash::FxHashMap<Box<str>, Part>,
+    /// How many parts the last read reused.
+    reused: usize,
 }
 
 impl ReadCache {
@@ -52,6 +55,13 @@ impl ReadCache {
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
+    }
+
+    /// How many parts the last read took from the cache instead of
+    /// reading them.
+    #[must_use]
+    pub fn reused(&self) -> usize {
+        self.reused
     }
 }
 
@@ -69,17 +79,22 @@ pub fn read(
         cache.file = Some(file);
     }
     let mut old = std::mem::take(&mut cache.parts);
+    cache.reused = 0;
     let mut assembler = Assembler::new(file, fallback_name);
     let mut syntax = Vec::new();
     let mut items = 0usize;
     for range in parse::parts(text) {
         let start = range.start;
+        let last = range.end >= text.len();
         let Some(part_text) = text.get(range.clone()) else {
             continue;
         };
-        let reused = old.remove_entry(part_text);
+        let reused = old.remove_entry(part_text).filter(|(_, p)| p.last == last);
         let (key, mut part) = match reused {
-            Some(hit) => hit,
+            Some(hit) => {
+                cache.reused += 1;
+                hit
+            }
             None => {
                 let parsed = parse::parse_part(file, text, range);
                 let header = parsed.items.iter().any(|i| matches!(i, Item::Policy(_)));
@@ -94,6 +109,7 @@ pub fn read(
                 }
                 let part = Part {
                     start,
+                    last,
                     items: parsed.items.len(),
                     lowered: parsed.items.iter().filter_map(lower::lower_item).collect(),
                     syntax: parsed.diagnostics,

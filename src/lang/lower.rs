@@ -34,6 +34,10 @@ pub fn lower(
 /// items are independent until the merge, so an editor keeps them across
 /// edits elsewhere in the file.
 #[derive(Clone, Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one or two per part, moved into the file as they are: boxing would only add an allocation per rule"
+)]
 pub enum Lowered {
     Agent(Agent),
     Rule(writ_ir::Rule),

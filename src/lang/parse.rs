@@ -232,16 +232,21 @@ fn close_brackets(
             unclosed(file, &o, end, None, diagnostics, &mut out);
         }
     } else {
-        // The next part starts with an item keyword.
+        // The next part starts with an item keyword. The label points at
+        // its first letter (not the whole keyword): what reading a part
+        // gives must not depend on the text after it.
         let at = text
             .get(..range.end)
             .map_or(range.end, |b| b.trim_end().len());
-        let next = text
-            .get(range.end..)
-            .and_then(|rest| rest.find(|c: char| !c.is_ascii_alphabetic()))
-            .map_or(text.len(), |n| range.end + n);
         while let Some(o) = open.pop() {
-            unclosed(file, &o, at, Some((range.end, next)), diagnostics, &mut out);
+            unclosed(
+                file,
+                &o,
+                at,
+                Some((range.end, range.end + 1)),
+                diagnostics,
+                &mut out,
+            );
         }
     }
     *tokens = out;

@@ -7,7 +7,7 @@
 //! across the set (E0301); names writ generates for unnamed rules are made
 //! unique by a numeric suffix.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use writ_diagnostics::{Code, Diagnostic, Span};
 
@@ -161,15 +161,22 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
         settings,
         ..PolicySet::default()
     };
+    // Names a generated name must avoid (only needed when there is one).
+    let generated = files
+        .iter()
+        .flat_map(|f| f.rules.iter())
+        .any(|r| r.generated_name);
     let explicit: HashSet<String> = files
         .iter()
         .flat_map(|f| f.rules.iter())
-        .filter(|r| !r.generated_name)
+        .filter(|r| generated && !r.generated_name)
         .map(|r| r.name.value.clone())
         .collect();
-    let mut seen_rules: HashMap<String, Span> = HashMap::new();
-    let mut generated_counts: HashMap<String, u32> = HashMap::new();
-    let mut seen_agents: HashMap<(String, bool), Span> = HashMap::new();
+    let rules = files.iter().map(|f| f.rules.len()).sum();
+    let mut seen_rules: HashMap<String, Span> =
+        HashMap::with_capacity_and_hasher(rules, rustc_hash::FxBuildHasher);
+    let mut generated_counts: HashMap<String, u32> = HashMap::default();
+    let mut seen_agents: HashMap<(String, bool), Span> = HashMap::default();
 
     for (pi, file) in files.into_iter().enumerate() {
         let pid = PolicyId(u32::try_from(pi).unwrap_or(u32::MAX));

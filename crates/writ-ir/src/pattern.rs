@@ -178,8 +178,7 @@ impl fmt::Debug for Pattern {
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-            && self.is_case_insensitive() == other.is_case_insensitive()
+        self.as_str() == other.as_str() && self.is_case_insensitive() == other.is_case_insensitive()
     }
 }
 

@@ -52,6 +52,14 @@ fn edit_then_diagnostics(c: &mut Criterion) {
         });
     });
 
+    group.bench_function("analysis_of_cached_compilation", |b| {
+        // The compilation is cached: this is the work of turning it into
+        // the server's view (diagnostics, outline, names).
+        let analyzer = writ::ide::WritAnalyzer::default();
+        black_box(analyzer.analyze("generated.writ", &text));
+        b.iter(|| black_box(analyzer.analyze("generated.writ", black_box(&text))));
+    });
+
     rt.block_on(async {
         let (mut service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer::default()));
         // What the stdio transport does with each message: write it out as
@@ -77,7 +85,7 @@ fn edit_then_diagnostics(c: &mut Criterion) {
             }
         }
         let mut samples = Vec::new();
-        for i in 0..40 {
+        for i in 0..100 {
             version += 1;
             // Type a digit, then delete it: every later item moves by one
             // byte and back, as when typing.
