@@ -69,7 +69,9 @@ impl WritAnalyzer {
             if last.len() >= 64 && !last.contains_key(path) {
                 last.clear();
             }
-            last.insert(path.to_owned(), c.clone());
+            if let Some(old) = last.insert(path.to_owned(), c.clone()) {
+                drop_later(old);
+            }
         }
         c
     }
@@ -104,6 +106,16 @@ impl WritAnalyzer {
             markdown: rule_hover(set, rule, &related),
         })
     }
+}
+
+/// Frees a value on another thread: the last compilation of a large
+/// document takes milliseconds to free, which need not stand between an
+/// edit and its diagnostics. (If no thread can be started, it is freed
+/// here.)
+fn drop_later<T: Send + 'static>(value: T) {
+    let _ = std::thread::Builder::new()
+        .name("writ-free".to_owned())
+        .spawn(move || drop(value));
 }
 
 fn bytes(span: Span) -> Range<usize> {

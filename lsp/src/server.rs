@@ -102,12 +102,12 @@ fn path_of(uri: &Uri) -> String {
     )
 }
 
-/// Applies one content change (incremental or whole) to a text.
-fn apply_change(text: &mut String, change: &TextDocumentContentChangeEvent) {
+/// Applies one content change (incremental or whole) to a text; `index`
+/// is the text's line index, kept up to date.
+fn apply_change(text: &mut String, index: &mut LineIndex, change: &TextDocumentContentChangeEvent) {
     match change.range {
         None => change.text.clone_into(text),
         Some(r) => {
-            let index = LineIndex::new(text);
             let start = index.offset(text, r.start.line, r.start.character);
             let end = index.offset(text, r.end.line, r.end.character).max(start);
             if text.is_char_boundary(start) && text.is_char_boundary(end) {
@@ -115,6 +115,7 @@ fn apply_change(text: &mut String, change: &TextDocumentContentChangeEvent) {
             }
         }
     }
+    *index = LineIndex::new(text);
 }
 
 impl Backend {
@@ -160,17 +161,21 @@ impl Backend {
                 return;
             }
             doc.policy = policy;
-            doc.analysis = Arc::clone(&analysis);
+            let previous = std::mem::replace(&mut doc.analysis, Arc::clone(&analysis));
             let mut links = HashMap::new();
-            analysis
+            let diagnostics = analysis
                 .diagnostics
                 .iter()
                 .map(|d| self.diagnostic_linked(doc, d, &mut links))
-                .collect::<Vec<_>>()
+                .collect::<Vec<_>>();
+            (diagnostics, previous)
         };
+        let (diagnostics, previous) = diagnostics;
         self.client
             .publish_diagnostics(uri.clone(), diagnostics, Some(version))
             .await;
+        // Freed once the diagnostics are on their way.
+        drop(previous);
     }
 
     fn diagnostic(&self, doc: &Doc, d: &analysis::Diagnostic) -> Diagnostic {
@@ -421,10 +426,9 @@ impl LanguageServer for Backend {
                 return;
             }
             for change in &params.content_changes {
-                apply_change(&mut doc.text, change);
+                apply_change(&mut doc.text, &mut doc.index, change);
             }
             doc.version = params.text_document.version;
-            doc.index = LineIndex::new(&doc.text);
         }
         self.refresh(&uri).await;
     }
