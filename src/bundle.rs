@@ -478,5 +478,6 @@ pub fn runtime_request(r: &writ_eval::Request) -> writ_runtime::Request {
         at: r.at,
         tokens: r.tokens,
         chain: r.chain.clone(),
+        trace_id: r.trace_id.clone(),
     }
 }

@@ -21,6 +21,9 @@ pub struct Request {
     /// The delegation chain the action is taken for, outermost agent
     /// first, ending with `agent`; empty when the agent acts on its own.
     pub chain: Vec<String>,
+    /// The caller's id for the conversation or run this request belongs to;
+    /// recorded in the audit log, never used to decide.
+    pub trace_id: Option<String>,
 }
 
 impl Request {
@@ -38,6 +41,7 @@ impl Request {
             at: None,
             tokens: 0,
             chain: Vec::new(),
+            trace_id: None,
         }
     }
 }
@@ -78,6 +82,8 @@ struct WireRequest {
     tokens: Option<u64>,
     #[serde(default)]
     chain: Vec<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
 }
 
 fn to_value(v: serde_json::Value) -> Value {
@@ -95,8 +101,8 @@ fn to_value(v: serde_json::Value) -> Value {
 
 impl Request {
     /// Parses the JSON form: `{"agent", "action"}` required; `roles`, `tags`,
-    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens`, `chain`
-    /// optional. With a `chain` (outermost agent first), `agent` may be left
+    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens`, `chain`,
+    /// `trace_id` optional. With a `chain` (outermost agent first), `agent` may be left
     /// out: the chain's last element acts; when both are given, `agent` must
     /// be that last element. Unknown fields are errors, so a misspelt
     /// `contxt` is not silently dropped.
@@ -163,6 +169,7 @@ impl Request {
             at,
             tokens: wire.tokens.unwrap_or(0),
             chain: wire.chain,
+            trace_id: wire.trace_id,
         })
     }
 }

@@ -224,6 +224,9 @@ pub struct Request {
     pub tokens: u64,
     /// The delegation chain, outermost first, ending with `agent`.
     pub chain: Vec<String>,
+    /// The caller's id for the run this request belongs to: recorded in
+    /// the audit log, never used to decide.
+    pub trace_id: Option<String>,
 }
 
 impl Request {
