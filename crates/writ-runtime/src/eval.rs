@@ -9,7 +9,7 @@ use std::cmp::Ordering;
 use rustc_hash::FxHashMap;
 
 use crate::LoadError;
-use crate::limiter::{LimitId, Limiter};
+use crate::limiter::{Acquire, InProcess, LimitKind, LimitStore, OnStoreFailure, Refusal};
 use std::sync::OnceLock;
 
 use crate::matcher::{ActionIndex, Matcher, ScopeKey, Who, any_match};
@@ -352,7 +352,8 @@ pub struct Compiled {
     /// Each rule, decoded and prepared the first time a request needs it.
     prepared: Box<[OnceLock<Box<Prepared>>]>,
     index: ActionIndex,
-    limiter: Limiter,
+    pub(crate) limits: std::sync::Arc<dyn LimitStore>,
+    pub(crate) on_store_failure: OnStoreFailure,
 }
 
 impl std::fmt::Debug for Compiled {
@@ -484,9 +485,64 @@ impl Small {
 }
 
 /// Limits to commit if the decision ends as allow.
+/// An amount a decision takes from a limit once it allows.
+#[derive(Clone, Copy)]
+struct Hold<'s> {
+    kind: LimitKind,
+    name: &'s str,
+    sub: &'s str,
+    rate: Rate,
+    amount: u64,
+    /// 0 requests, 1 tokens (agent limits).
+    metric: u8,
+    /// The rule whose limit this is.
+    rule: Option<&'s PRule>,
+}
+
+impl<'s> Hold<'s> {
+    fn acquire<'a>(&self, agent: &'a str) -> Acquire<'a>
+    where
+        's: 'a,
+    {
+        Acquire {
+            kind: self.kind,
+            name: self.name,
+            sub: self.sub,
+            agent,
+            rate: self.rate,
+            amount: self.amount,
+        }
+    }
+
+    /// The reason a full limit gives.
+    fn full(&self, agent: &str) -> String {
+        match self.kind {
+            LimitKind::Rule => format!(
+                "rate limit `{}` of rule `{}` reached for agent `{agent}`",
+                self.rate, self.name
+            ),
+            LimitKind::Agent => format!(
+                "agent `{agent}` is over its {} limit `{}` ({}: {})",
+                if self.metric == 0 {
+                    "requests"
+                } else {
+                    "tokens"
+                },
+                self.rate,
+                self.sub,
+                self.rate.count
+            ),
+        }
+    }
+}
+
+fn unavailable(why: &str) -> String {
+    format!("the limit store cannot be reached ({why}); denying rather than not counting")
+}
+
 #[derive(Default)]
-struct Pending {
-    items: Vec<(LimitId, u64)>,
+struct Pending<'s> {
+    items: Vec<Hold<'s>>,
 }
 
 impl Compiled {
@@ -651,7 +707,8 @@ impl Compiled {
             condition_offsets: condition_offsets.into_boxed_slice(),
             prepared,
             index,
-            limiter: Limiter::default(),
+            limits: std::sync::Arc::new(InProcess::new()),
+            on_store_failure: OnStoreFailure::Deny,
         })
     }
 
@@ -782,9 +839,33 @@ impl Compiled {
             if let Some(approve) = floor {
                 return approve;
             }
-            if commit {
-                for (id, amount) in pending.items {
-                    self.limiter.commit(id, principal.id, amount, clock.millis);
+            if commit && !pending.items.is_empty() {
+                let items: Vec<Acquire<'_>> = pending
+                    .items
+                    .iter()
+                    .map(|h| h.acquire(principal.id))
+                    .collect();
+                // Checked again and taken under the store's lock: another
+                // request may have used the room since the limits were
+                // looked at.
+                match self.limits.acquire(&items, clock.millis) {
+                    Ok(()) => {}
+                    Err(Refusal::Full {
+                        index,
+                        retry_after_s,
+                    }) => {
+                        let reason = pending.items.get(index).map_or_else(
+                            || "a limit is reached".to_owned(),
+                            |h| h.full(principal.id),
+                        );
+                        let rule = pending.items.get(index).and_then(|h| h.rule);
+                        return self.deny(rule, None, reason, Some(retry_after_s));
+                    }
+                    Err(Refusal::Unavailable(why)) => {
+                        if self.on_store_failure == OnStoreFailure::Deny {
+                            return self.deny(None, None, unavailable(&why), None);
+                        }
+                    }
                 }
             }
         }
@@ -982,7 +1063,7 @@ impl Compiled {
         req: &crate::Request,
         p: &Principal<'_>,
         clock: &Clock,
-        pending: &mut Pending,
+        pending: &mut Pending<'s>,
     ) -> Option<Decision<'s>> {
         let target = req.target.as_deref().unwrap_or("");
         if let (Some(to), Some(max)) = (delegation_target(req), self.max_depth) {
@@ -1062,7 +1143,7 @@ impl Compiled {
                     None,
                 ));
             }
-            for (k, limit) in agent.limits.iter().enumerate() {
+            for limit in &agent.limits {
                 if limit
                     .actions
                     .as_ref()
@@ -1071,11 +1152,26 @@ impl Compiled {
                     continue;
                 }
                 let amount = if limit.metric == 0 { 1 } else { req.tokens };
-                let id: LimitId = (1, i, u32::try_from(k).unwrap_or(u32::MAX));
-                if let Err(retry) = self
-                    .limiter
-                    .check(id, p.id, limit.rate, amount, clock.millis)
-                {
+                let hold = Hold {
+                    kind: LimitKind::Agent,
+                    name: &agent.name,
+                    sub: &limit.key,
+                    rate: limit.rate,
+                    amount,
+                    metric: limit.metric,
+                    rule: None,
+                };
+                let retry = match self.limits.peek(&hold.acquire(p.id), clock.millis) {
+                    Ok(()) => None,
+                    Err(Refusal::Full { retry_after_s, .. }) => Some(retry_after_s),
+                    Err(Refusal::Unavailable(why)) => {
+                        if self.on_store_failure == OnStoreFailure::Deny {
+                            return Some(self.deny(None, Some(agent), unavailable(&why), None));
+                        }
+                        continue;
+                    }
+                };
+                if let Some(retry) = retry {
                     let what = if limit.metric == 0 {
                         "requests"
                     } else {
@@ -1090,7 +1186,7 @@ impl Compiled {
                     );
                     return Some(self.deny(None, Some(agent), reason, Some(retry)));
                 }
-                pending.items.push((id, amount));
+                pending.items.push(hold);
             }
         }
         None
@@ -1101,7 +1197,7 @@ impl Compiled {
         req: &crate::Request,
         p: &Principal<'_>,
         clock: &Clock,
-        pending: &mut Pending,
+        pending: &mut Pending<'s>,
     ) -> Decision<'s> {
         let mut candidates = Small::new();
         // Roles are visited only when some bucket is split by principal.
@@ -1122,7 +1218,7 @@ impl Compiled {
         self.index
             .candidates(self.body(), &req.action, &who, |r| candidates.push(r));
         let mut best: Option<Decision<'s>> = None;
-        let mut allow_limits: Vec<(LimitId, u64)> = Vec::new();
+        let mut allow_limits: Vec<Hold<'s>> = Vec::new();
         for &i in candidates.finish() {
             let rule = match self.rule(i) {
                 Ok(rule) => rule,
@@ -1139,7 +1235,7 @@ impl Compiled {
             if !self.applies(rule, req, p, clock) {
                 continue;
             }
-            let (decision, limit) = self.outcome(i, rule, req, p, clock);
+            let (decision, limit) = self.outcome(rule, req, p, clock);
             if self.combining == 0 {
                 if let Some(l) = limit {
                     pending.items.push(l);
@@ -1185,12 +1281,11 @@ impl Compiled {
 
     fn outcome<'s>(
         &'s self,
-        index: u32,
         rule: &'s PRule,
         req: &crate::Request,
         p: &Principal<'_>,
         clock: &Clock,
-    ) -> (Decision<'s>, Option<(LimitId, u64)>) {
+    ) -> (Decision<'s>, Option<Hold<'s>>) {
         for c in &rule.constraints {
             let value =
                 lookup(&c.field, req).or_else(|| c.alternate.as_ref().and_then(|f| lookup(f, req)));
@@ -1213,15 +1308,29 @@ impl Compiled {
         if rule.effect == Effect::Allow
             && let Some(limit) = rule.limit
         {
-            let id: LimitId = (0, index, 0);
-            if let Err(retry) = self.limiter.check(id, p.id, limit, 1, clock.millis) {
-                let reason = format!(
-                    "rate limit `{limit}` of rule `{}` reached for agent `{}`",
-                    rule.name, p.id
-                );
-                return (self.deny(Some(rule), None, reason, Some(retry)), None);
+            let hold = Hold {
+                kind: LimitKind::Rule,
+                name: &rule.name,
+                sub: "",
+                rate: limit,
+                amount: 1,
+                metric: 0,
+                rule: Some(rule),
+            };
+            match self.limits.peek(&hold.acquire(p.id), clock.millis) {
+                Ok(()) => limit_id = Some(hold),
+                Err(Refusal::Full { retry_after_s, .. }) => {
+                    return (
+                        self.deny(Some(rule), None, hold.full(p.id), Some(retry_after_s)),
+                        None,
+                    );
+                }
+                Err(Refusal::Unavailable(why)) => {
+                    if self.on_store_failure == OnStoreFailure::Deny {
+                        return (self.deny(Some(rule), None, unavailable(&why), None), None);
+                    }
+                }
             }
-            limit_id = Some((id, 1));
         }
         let _ = req;
         (

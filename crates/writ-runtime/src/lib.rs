@@ -28,8 +28,10 @@
 //! TLS, limits), then the rules that the action index returns as
 //! candidates, in policy order, and the default.
 
+#[cfg(feature = "reload")]
+pub mod engine;
 mod eval;
-mod limiter;
+pub mod limiter;
 mod matcher;
 pub mod model;
 pub mod wire;
@@ -37,7 +39,10 @@ pub mod wire;
 use std::collections::BTreeMap;
 use std::fmt;
 
+#[cfg(feature = "reload")]
+pub use engine::{Engine, Watcher};
 pub use eval::{Decision, Effect, Reason, Risk};
+pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
 
 /// The first bytes of every bundle.
@@ -311,6 +316,33 @@ impl Runtime {
     #[must_use]
     pub fn header(&self) -> &Header {
         &self.header
+    }
+
+    /// Counts limits in `store` instead of this runtime's own in-process
+    /// store: give several runtimes (a reloaded bundle, other processes
+    /// through Redis) one store so that they share counts. `on_failure`
+    /// says what to do when the store cannot be reached (deny by default).
+    #[must_use]
+    pub fn with_limit_store(
+        mut self,
+        store: std::sync::Arc<dyn LimitStore>,
+        on_failure: OnStoreFailure,
+    ) -> Runtime {
+        self.inner.limits = store;
+        self.inner.on_store_failure = on_failure;
+        self
+    }
+
+    /// What this runtime does when its limit store cannot be reached.
+    #[must_use]
+    pub fn on_store_failure(&self) -> OnStoreFailure {
+        self.inner.on_store_failure
+    }
+
+    /// The store this runtime counts limits in.
+    #[must_use]
+    pub fn limit_store(&self) -> std::sync::Arc<dyn LimitStore> {
+        std::sync::Arc::clone(&self.inner.limits)
     }
 
     /// Decodes every rule now. Loading only checks rule records and

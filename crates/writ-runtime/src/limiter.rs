@@ -1,79 +1,290 @@
-//! Sliding-window counters, shared by every thread using a runtime.
+//! Rate limits and token budgets: where their counts live.
+//!
+//! A [`LimitStore`] keeps, per limit and per acting agent, the amounts
+//! allowed within the limit's sliding window. The runtime asks it twice:
+//! while deciding, [`LimitStore::peek`] says whether a limit still has room
+//! (so that a full limit decides, with its reason and a retry time); once
+//! the decision is an allow, [`LimitStore::acquire`] takes every amount the
+//! decision consumes *atomically* — all or nothing, checked again under the
+//! store's lock — so that concurrent requests never overshoot a limit.
+//!
+//! Limits are named by the rule or agent entry that declares them (not by
+//! position), so counts survive a reload of a new bundle that keeps the
+//! names. [`InProcess`] is the default; [`crate::redis_store`] (feature
+//! `redis`) shares counts between processes.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use crate::model::Rate;
 
-/// Which limit: a rule's (kind 0, rule index) or an agent entry's (kind 1,
-/// entry index, limit index); counted per acting agent.
-pub type LimitId = (u8, u32, u32);
+/// Which kind of limit a key names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// A rule's `limit`, counted per acting agent: `name` is the rule.
+    Rule,
+    /// An agent entry's `limit` (requests or tokens): `name` is the entry,
+    /// `sub` the limit's key.
+    Agent,
+}
 
-/// Per limit, per agent: the allowed amounts in the window, oldest first.
-type Windows = HashMap<LimitId, HashMap<String, VecDeque<(i64, u64)>>>;
+/// One amount to take from one limit for one agent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Acquire<'a> {
+    pub kind: LimitKind,
+    pub name: &'a str,
+    pub sub: &'a str,
+    pub agent: &'a str,
+    pub rate: Rate,
+    pub amount: u64,
+}
 
+/// Why a store would not take an amount.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Item `index` does not fit; it would in `retry_after_s` seconds.
+    Full { index: usize, retry_after_s: u64 },
+    /// The store could not be asked (e.g. Redis unreachable).
+    Unavailable(String),
+}
+
+/// What the runtime does when the store cannot be asked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OnStoreFailure {
+    /// Deny, naming the failure (the default: a limit that cannot be
+    /// counted must not become unlimited).
+    #[default]
+    Deny,
+    /// Decide as if the limit had room, without counting.
+    Allow,
+}
+
+/// Where limit counts live. Implementations must make [`acquire`] atomic
+/// across every thread and process sharing the store.
+///
+/// [`acquire`]: LimitStore::acquire
+pub trait LimitStore: Send + Sync + std::fmt::Debug {
+    /// `Ok` when `item.amount` more fits now; nothing is taken.
+    ///
+    /// # Errors
+    /// [`Refusal::Full`] (with `index` 0) when it does not fit, or
+    /// [`Refusal::Unavailable`].
+    fn peek(&self, item: &Acquire<'_>, now_ms: i64) -> Result<(), Refusal>;
+
+    /// Takes every item, or none: `Err` names the first item that does not
+    /// fit.
+    ///
+    /// # Errors
+    /// [`Refusal::Full`] or [`Refusal::Unavailable`].
+    fn acquire(&self, items: &[Acquire<'_>], now_ms: i64) -> Result<(), Refusal>;
+}
+
+/// The sliding-window arithmetic shared by stores: given the amounts
+/// allowed in the window (oldest first, `(time_ms, amount)`), whether
+/// `amount` more fits at `now_ms`, else after how many seconds it would.
+///
+/// # Errors
+/// The wait in whole seconds (at least 1).
+pub fn fits(log: &VecDeque<(i64, u64)>, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
+    let window_ms = i64::try_from(rate.seconds().saturating_mul(1000)).unwrap_or(i64::MAX);
+    let horizon = now_ms.saturating_sub(window_ms);
+    let live = log.iter().filter(|(t, _)| *t > horizon);
+    let used: u64 = live.clone().map(|(_, a)| *a).sum();
+    if used.saturating_add(amount) <= rate.count {
+        return Ok(());
+    }
+    if amount > rate.count {
+        return Err(rate.seconds());
+    }
+    let mut remaining = used;
+    for (t, a) in live {
+        remaining = remaining.saturating_sub(*a);
+        if remaining.saturating_add(amount) <= rate.count {
+            let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
+            return Err(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1));
+        }
+    }
+    Err(rate.seconds())
+}
+
+/// A limit and agent, owned (the map's key).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Key {
+    kind: LimitKind,
+    name: Box<str>,
+    sub: Box<str>,
+    agent: Box<str>,
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_parts(self.kind, &self.name, &self.sub, &self.agent, h);
+    }
+}
+
+fn hash_parts<H: Hasher>(kind: LimitKind, name: &str, sub: &str, agent: &str, h: &mut H) {
+    kind.hash(h);
+    name.hash(h);
+    sub.hash(h);
+    agent.hash(h);
+}
+
+/// A key looked up without allocating.
+struct Borrowed<'a>(&'a Acquire<'a>);
+
+impl Hash for Borrowed<'_> {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        hash_parts(self.0.kind, self.0.name, self.0.sub, self.0.agent, h);
+    }
+}
+
+impl hashbrown::Equivalent<Key> for Borrowed<'_> {
+    fn equivalent(&self, k: &Key) -> bool {
+        self.0.kind == k.kind
+            && *self.0.name == *k.name
+            && *self.0.sub == *k.sub
+            && *self.0.agent == *k.agent
+    }
+}
+
+type Windows = hashbrown::HashMap<Key, VecDeque<(i64, u64)>, rustc_hash::FxBuildHasher>;
+
+/// Counts in this process, behind one lock (taken only by requests that
+/// meet a limit). Shared by every thread using the runtime; give the same
+/// store to a reloaded runtime to keep the counts.
 #[derive(Debug, Default)]
-pub struct Limiter {
+pub struct InProcess {
     windows: Mutex<Windows>,
 }
 
-impl Limiter {
-    /// `Ok` when `amount` more fits; `Err(seconds)` until it would.
-    pub fn check(
-        &self,
-        id: LimitId,
-        agent: &str,
-        rate: Rate,
-        amount: u64,
-        now_ms: i64,
-    ) -> Result<(), u64> {
-        let window_ms = i64::try_from(rate.seconds() * 1000).unwrap_or(i64::MAX);
-        let mut guard = match self.windows.lock() {
-            Ok(g) => g,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        let Some(log) = guard.get_mut(&id).and_then(|m| m.get_mut(agent)) else {
-            return if amount <= rate.count {
-                Ok(())
-            } else {
-                Err(rate.seconds())
-            };
-        };
-        let horizon = now_ms.saturating_sub(window_ms);
-        while log.front().is_some_and(|(t, _)| *t <= horizon) {
-            log.pop_front();
-        }
-        let used: u64 = log.iter().map(|(_, a)| *a).sum();
-        if used.saturating_add(amount) <= rate.count {
-            return Ok(());
-        }
-        if amount > rate.count {
-            return Err(rate.seconds());
-        }
-        let mut remaining = used;
-        for (t, a) in log.iter() {
-            remaining = remaining.saturating_sub(*a);
-            if remaining.saturating_add(amount) <= rate.count {
-                let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
-                return Err(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1));
-            }
-        }
-        Err(rate.seconds())
+impl InProcess {
+    #[must_use]
+    pub fn new() -> InProcess {
+        InProcess::default()
     }
 
-    pub fn commit(&self, id: LimitId, agent: &str, amount: u64, now_ms: i64) {
-        if amount == 0 {
-            return;
-        }
-        let mut guard = match self.windows.lock() {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
+        match self.windows.lock() {
             Ok(g) => g,
+            // A panic elsewhere while holding the lock leaves the counts
+            // as they were: every update is a single push or trim.
             Err(poisoned) => poisoned.into_inner(),
-        };
-        guard
-            .entry(id)
-            .or_default()
-            .entry(agent.to_owned())
-            .or_default()
-            .push_back((now_ms, amount));
+        }
+    }
+}
+
+impl LimitStore for InProcess {
+    fn peek(&self, item: &Acquire<'_>, now_ms: i64) -> Result<(), Refusal> {
+        let guard = self.lock();
+        let empty = VecDeque::new();
+        let log = guard.get(&Borrowed(item)).unwrap_or(&empty);
+        fits(log, item.rate, item.amount, now_ms).map_err(|retry_after_s| Refusal::Full {
+            index: 0,
+            retry_after_s,
+        })
+    }
+
+    fn acquire(&self, items: &[Acquire<'_>], now_ms: i64) -> Result<(), Refusal> {
+        let mut guard = self.lock();
+        let empty = VecDeque::new();
+        for (index, item) in items.iter().enumerate() {
+            // The same limit twice in one decision (a rule and an agent
+            // limit never share a key; two agent limits may): count what
+            // this decision already takes from it.
+            let before: u64 = items
+                .iter()
+                .take(index)
+                .filter(|o| o.kind == item.kind && o.name == item.name && o.sub == item.sub)
+                .map(|o| o.amount)
+                .sum();
+            let log = guard.get(&Borrowed(item)).unwrap_or(&empty);
+            fits(log, item.rate, item.amount.saturating_add(before), now_ms).map_err(
+                |retry_after_s| Refusal::Full {
+                    index,
+                    retry_after_s,
+                },
+            )?;
+        }
+        for item in items {
+            if item.amount == 0 {
+                continue;
+            }
+            let window_ms =
+                i64::try_from(item.rate.seconds().saturating_mul(1000)).unwrap_or(i64::MAX);
+            let horizon = now_ms.saturating_sub(window_ms);
+            if guard.get(&Borrowed(item)).is_none() {
+                guard.insert(
+                    Key {
+                        kind: item.kind,
+                        name: item.name.into(),
+                        sub: item.sub.into(),
+                        agent: item.agent.into(),
+                    },
+                    VecDeque::new(),
+                );
+            }
+            let Some(log) = guard.get_mut(&Borrowed(item)) else {
+                continue;
+            };
+            while log.front().is_some_and(|(t, _)| *t <= horizon) {
+                log.pop_front();
+            }
+            log.push_back((now_ms, item.amount));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn item(agent: &str, count: u64, amount: u64) -> Acquire<'_> {
+        Acquire {
+            kind: LimitKind::Rule,
+            name: "r",
+            sub: "",
+            agent,
+            rate: Rate { count, unit: 1 },
+            amount,
+        }
+    }
+
+    #[test]
+    fn acquire_takes_all_or_nothing() {
+        let s = InProcess::new();
+        assert_eq!(s.acquire(&[item("a", 3, 2)], 0), Ok(()));
+        let mut other = item("a", 10, 1);
+        other.kind = LimitKind::Agent;
+        // The second item does not fit: the first is not taken either.
+        assert!(matches!(
+            s.acquire(&[other, item("a", 3, 2)], 1),
+            Err(Refusal::Full { index: 1, .. })
+        ));
+        assert_eq!(s.peek(&other, 1), Ok(()));
+        assert_eq!(s.acquire(&[other, item("a", 3, 1)], 1), Ok(()));
+        assert!(matches!(
+            s.peek(&item("a", 3, 1), 2),
+            Err(Refusal::Full { .. })
+        ));
+        // Counted per agent, and the window slides.
+        assert_eq!(s.peek(&item("b", 3, 3), 2), Ok(()));
+        assert_eq!(s.peek(&item("a", 3, 3), 60_001), Ok(()));
+    }
+
+    #[test]
+    fn retry_is_when_enough_has_left_the_window() {
+        let s = InProcess::new();
+        s.acquire(&[item("a", 2, 1)], 0).unwrap();
+        s.acquire(&[item("a", 2, 1)], 30_000).unwrap();
+        assert_eq!(
+            s.peek(&item("a", 2, 1), 45_000),
+            Err(Refusal::Full {
+                index: 0,
+                retry_after_s: 15
+            })
+        );
     }
 }
