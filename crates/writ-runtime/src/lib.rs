@@ -34,6 +34,8 @@ mod eval;
 pub mod limiter;
 mod matcher;
 pub mod model;
+#[cfg(feature = "redis")]
+pub mod redis_store;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -44,6 +46,8 @@ pub use engine::{Engine, Watcher};
 pub use eval::{Decision, Effect, Reason, Risk};
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
+#[cfg(feature = "redis")]
+pub use redis_store::RedisStore;
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"WRITBNDL";

@@ -80,32 +80,74 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug {
     fn acquire(&self, items: &[Acquire<'_>], now_ms: i64) -> Result<(), Refusal>;
 }
 
-/// The sliding-window arithmetic shared by stores: given the amounts
-/// allowed in the window (oldest first, `(time_ms, amount)`), whether
-/// `amount` more fits at `now_ms`, else after how many seconds it would.
-///
-/// # Errors
-/// The wait in whole seconds (at least 1).
-pub fn fits(log: &VecDeque<(i64, u64)>, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
-    let window_ms = i64::try_from(rate.seconds().saturating_mul(1000)).unwrap_or(i64::MAX);
-    let horizon = now_ms.saturating_sub(window_ms);
-    let live = log.iter().filter(|(t, _)| *t > horizon);
-    let used: u64 = live.clone().map(|(_, a)| *a).sum();
-    if used.saturating_add(amount) <= rate.count {
-        return Ok(());
+/// The amounts allowed within one limit's sliding window, oldest first,
+/// with their running total. Amounts allowed within 1/1024 of the window of
+/// each other share an entry stamped with the newest time: the log stays
+/// bounded (about 1,024 entries per window, whatever the limit), and an
+/// entry leaves the window no earlier than its amounts should, so the
+/// count is never under-stated.
+#[derive(Debug, Default)]
+pub struct Window {
+    log: VecDeque<(i64, u64)>,
+    used: u64,
+}
+
+impl Window {
+    fn window_ms(rate: Rate) -> i64 {
+        i64::try_from(rate.seconds().saturating_mul(1000)).unwrap_or(i64::MAX)
     }
-    if amount > rate.count {
-        return Err(rate.seconds());
-    }
-    let mut remaining = used;
-    for (t, a) in live {
-        remaining = remaining.saturating_sub(*a);
-        if remaining.saturating_add(amount) <= rate.count {
-            let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
-            return Err(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1));
+
+    /// Drops what has left the window at `now_ms`.
+    pub fn trim(&mut self, rate: Rate, now_ms: i64) {
+        let horizon = now_ms.saturating_sub(Window::window_ms(rate));
+        while let Some(&(t, a)) = self.log.front() {
+            if t > horizon {
+                break;
+            }
+            self.used = self.used.saturating_sub(a);
+            self.log.pop_front();
         }
     }
-    Err(rate.seconds())
+
+    /// Whether `amount` more fits (call [`Window::trim`] first), else
+    /// after how many whole seconds it would (at least 1).
+    ///
+    /// # Errors
+    /// The wait in seconds.
+    pub fn fits(&self, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
+        if self.used.saturating_add(amount) <= rate.count {
+            return Ok(());
+        }
+        if amount > rate.count {
+            return Err(rate.seconds());
+        }
+        let window_ms = Window::window_ms(rate);
+        let mut remaining = self.used;
+        for (t, a) in &self.log {
+            remaining = remaining.saturating_sub(*a);
+            if remaining.saturating_add(amount) <= rate.count {
+                let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
+                return Err(u64::try_from(wait_ms).unwrap_or(0).div_ceil(1000).max(1));
+            }
+        }
+        Err(rate.seconds())
+    }
+
+    /// Adds `amount` allowed at `now_ms`.
+    pub fn add(&mut self, rate: Rate, amount: u64, now_ms: i64) {
+        if amount == 0 {
+            return;
+        }
+        let slot = (Window::window_ms(rate) / 1024).max(1);
+        self.used = self.used.saturating_add(amount);
+        match self.log.back_mut() {
+            Some((t, a)) if now_ms.saturating_sub(*t) < slot && now_ms >= *t => {
+                *t = now_ms;
+                *a = a.saturating_add(amount);
+            }
+            _ => self.log.push_back((now_ms, amount)),
+        }
+    }
 }
 
 /// A limit and agent, owned (the map's key).
@@ -148,7 +190,7 @@ impl hashbrown::Equivalent<Key> for Borrowed<'_> {
     }
 }
 
-type Windows = hashbrown::HashMap<Key, VecDeque<(i64, u64)>, rustc_hash::FxBuildHasher>;
+type Windows = hashbrown::HashMap<Key, Window, rustc_hash::FxBuildHasher>;
 
 /// Counts in this process, behind one lock (taken only by requests that
 /// meet a limit). Shared by every thread using the runtime; give the same
@@ -176,43 +218,52 @@ impl InProcess {
 
 impl LimitStore for InProcess {
     fn peek(&self, item: &Acquire<'_>, now_ms: i64) -> Result<(), Refusal> {
-        let guard = self.lock();
-        let empty = VecDeque::new();
-        let log = guard.get(&Borrowed(item)).unwrap_or(&empty);
-        fits(log, item.rate, item.amount, now_ms).map_err(|retry_after_s| Refusal::Full {
-            index: 0,
-            retry_after_s,
-        })
+        let mut guard = self.lock();
+        let Some(window) = guard.get_mut(&Borrowed(item)) else {
+            return Window::default()
+                .fits(item.rate, item.amount, now_ms)
+                .map_err(|retry_after_s| Refusal::Full {
+                    index: 0,
+                    retry_after_s,
+                });
+        };
+        window.trim(item.rate, now_ms);
+        window
+            .fits(item.rate, item.amount, now_ms)
+            .map_err(|retry_after_s| Refusal::Full {
+                index: 0,
+                retry_after_s,
+            })
     }
 
     fn acquire(&self, items: &[Acquire<'_>], now_ms: i64) -> Result<(), Refusal> {
         let mut guard = self.lock();
-        let empty = VecDeque::new();
         for (index, item) in items.iter().enumerate() {
-            // The same limit twice in one decision (a rule and an agent
-            // limit never share a key; two agent limits may): count what
-            // this decision already takes from it.
+            // The same limit twice in one decision: count what this
+            // decision already takes from it.
             let before: u64 = items
                 .iter()
                 .take(index)
                 .filter(|o| o.kind == item.kind && o.name == item.name && o.sub == item.sub)
                 .map(|o| o.amount)
                 .sum();
-            let log = guard.get(&Borrowed(item)).unwrap_or(&empty);
-            fits(log, item.rate, item.amount.saturating_add(before), now_ms).map_err(
-                |retry_after_s| Refusal::Full {
-                    index,
-                    retry_after_s,
-                },
-            )?;
+            let amount = item.amount.saturating_add(before);
+            let verdict = match guard.get_mut(&Borrowed(item)) {
+                Some(window) => {
+                    window.trim(item.rate, now_ms);
+                    window.fits(item.rate, amount, now_ms)
+                }
+                None => Window::default().fits(item.rate, amount, now_ms),
+            };
+            verdict.map_err(|retry_after_s| Refusal::Full {
+                index,
+                retry_after_s,
+            })?;
         }
         for item in items {
             if item.amount == 0 {
                 continue;
             }
-            let window_ms =
-                i64::try_from(item.rate.seconds().saturating_mul(1000)).unwrap_or(i64::MAX);
-            let horizon = now_ms.saturating_sub(window_ms);
             if guard.get(&Borrowed(item)).is_none() {
                 guard.insert(
                     Key {
@@ -221,16 +272,12 @@ impl LimitStore for InProcess {
                         sub: item.sub.into(),
                         agent: item.agent.into(),
                     },
-                    VecDeque::new(),
+                    Window::default(),
                 );
             }
-            let Some(log) = guard.get_mut(&Borrowed(item)) else {
-                continue;
-            };
-            while log.front().is_some_and(|(t, _)| *t <= horizon) {
-                log.pop_front();
+            if let Some(window) = guard.get_mut(&Borrowed(item)) {
+                window.add(item.rate, item.amount, now_ms);
             }
-            log.push_back((now_ms, item.amount));
         }
         Ok(())
     }
@@ -286,5 +333,23 @@ mod tests {
                 retry_after_s: 15
             })
         );
+    }
+
+    #[test]
+    fn the_log_stays_bounded_and_never_understates() {
+        let mut w = Window::default();
+        let rate = Rate {
+            count: 1_000_000,
+            unit: 0,
+        };
+        for ms in 0..10_000 {
+            w.trim(rate, ms);
+            w.add(rate, 1, ms);
+        }
+        // A one-second window, 1,024 slots: about a thousand entries.
+        assert!(w.log.len() <= 1025, "{}", w.log.len());
+        assert_eq!(w.used, 1000);
+        let total: u64 = w.log.iter().map(|(_, a)| a).sum();
+        assert_eq!(total, w.used);
     }
 }
