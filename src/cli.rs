@@ -1,11 +1,14 @@
 //! Subcommands of the `writ` binary.
 
+mod audit;
 mod check;
 mod compile;
 mod convert;
 mod eval;
 mod fmt;
 mod graph;
+mod plan;
+mod test;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +58,23 @@ pub enum Command {
     /// Describe a bundle: header, revision, sizes, signature. Exits 1 when
     /// the bundle fails any check.
     Inspect(compile::InspectArgs),
+    /// Run policy tests (`*.test.yaml`, `*.decisions.yaml`): each case's
+    /// request against its policy, the decision compared with the expected one.
+    ///
+    /// Exits 0 when every case passes, 1 when one fails, 2 when a test file
+    /// or its policy cannot be used. --coverage lists rules no case reached;
+    /// --junit writes a report for CI systems.
+    Test(test::Args),
+    /// Dry-run a JSON Lines batch of requests: a table of what would happen
+    /// to each (decision, rule, risk), with totals. Nothing is executed.
+    ///
+    /// Exits 0 when every request was decided, 1 when the policy has errors
+    /// or a request line is malformed.
+    Plan(plan::Args),
+    /// Verify or query an audit log (JSON Lines or SQLite): `writ audit
+    /// verify LOG` checks the hash chain and names edited, deleted or
+    /// reordered records; `writ audit query LOG` lists decisions, filtered.
+    Audit(audit::Args),
     /// Run the language server over stdin and stdout (for editors).
     Lsp,
 }
@@ -106,6 +126,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Compile(args) => compile::compile(&args),
         Command::Keygen(args) => compile::keygen(&args),
         Command::Inspect(args) => compile::inspect(&args),
+        Command::Test(args) => test::run(&args),
+        Command::Plan(args) => plan::run(&args),
+        Command::Audit(args) => audit::run(&args),
         Command::Lsp => {
             match writ_lsp::serve_stdio(std::sync::Arc::new(writ::ide::WritAnalyzer::default())) {
                 Ok(()) => ExitCode::SUCCESS,

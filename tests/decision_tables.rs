@@ -1,7 +1,10 @@
-//! Runs every decision table in `examples/` (`*.decisions.yaml`) through the
-//! reference evaluator. A table names its policy files (merged in order) and
-//! a list of cases; cases run in order against one evaluator, so rate limits
-//! carry from one case to the next, as in `writ eval --requests`.
+//! Runs every decision table in `examples/` (`*.decisions.yaml`, the
+//! `writ test` format of `docs/testing.md`) through the reference evaluator,
+//! on the `.writ` twins, and through the compiled bundle. A table names its
+//! policy files (merged in order) and a list of cases; cases run in order
+//! against one evaluator, so rate limits carry from one case to the next, as
+//! in `writ eval --requests`. `writ test examples` runs the same tables
+//! through the command line (`tests/writ_test.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -21,6 +24,8 @@ struct Table {
     policies: Vec<String>,
     #[serde(default)]
     dialect: Option<String>,
+    /// The time of requests without `at`; every example sets it.
+    now: String,
     cases: Vec<Case>,
 }
 
@@ -47,11 +52,6 @@ fn tables(dir: &Path, out: &mut Vec<PathBuf>) {
             out.push(path);
         }
     }
-}
-
-/// A fixed "now" for requests without `at`, so tables never depend on the clock.
-fn fixed_now() -> jiff::Timestamp {
-    "2025-01-15T12:00:00Z".parse().unwrap()
 }
 
 /// The writ-language twin of a YAML policy: same stem, `.writ`.
@@ -100,6 +100,11 @@ fn run_table(path: &Path, mode: Mode) -> Vec<String> {
             comp.diagnostics
         )
     });
+    let fixed_now: jiff::Timestamp = table
+        .now
+        .parse()
+        .unwrap_or_else(|e| panic!("{}: `now`: {e}", path.display()));
+    let fixed_now = || fixed_now;
     let mut eval = Evaluator::new(set);
     let runtime = (mode == Mode::Bundle).then(|| {
         let sources: Vec<writ::Source> = comp
@@ -135,6 +140,17 @@ fn run_table(path: &Path, mode: Mode) -> Vec<String> {
                 case.name
             );
             for (key, want) in &case.expect {
+                if key == "reason_contains" {
+                    let reason = actual.get("reason").and_then(|r| r.as_str()).unwrap_or("");
+                    if !want.as_str().is_some_and(|w| reason.contains(w)) {
+                        failures.push(format!(
+                            "{}: case `{}`: reason {reason:?} does not contain {want}",
+                            path.display(),
+                            case.name
+                        ));
+                    }
+                    continue;
+                }
                 let got = actual
                     .get(key)
                     .unwrap_or_else(|| panic!("decision has no field `{key}`"));

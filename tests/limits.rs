@@ -15,7 +15,9 @@ fn runtime(policy: &str) -> Runtime {
         text: policy.to_owned(),
     }];
     let comp = compile(&sources, None);
-    let set = comp.checked_set().unwrap_or_else(|| panic!("{:?}", comp.diagnostics));
+    let set = comp
+        .checked_set()
+        .unwrap_or_else(|| panic!("{:?}", comp.diagnostics));
     let bytes = writ::bundle::compile(set, &sources, None).unwrap();
     Runtime::from_vec(bytes).unwrap()
 }
@@ -78,7 +80,11 @@ fn eight_threads_allow_exactly_the_limit() {
     // Full: the reason names the limit and says when to retry.
     let d = rt.check(&req);
     assert_eq!(d.effect, Effect::Deny);
-    assert!(d.reason_text(&req).unwrap().contains("rate limit `1000/hour` of rule `calls`"));
+    assert!(
+        d.reason_text(&req)
+            .unwrap()
+            .contains("rate limit `1000/hour` of rule `calls`")
+    );
     assert!(d.retry_after_s.is_some_and(|s| s > 0 && s <= 3600));
     // Counted per agent: another agent still has its own 1000.
     let other = request("a", "tool:call", Some("x"), 0);
@@ -155,7 +161,12 @@ fn an_unreachable_store_denies_by_default_and_allows_when_told() {
     assert!(d.reason_text(&req).unwrap().contains("connection refused"));
     // Requests that meet no limit never ask the store.
     let free = request("b", "tool:call", Some("forbidden"), 0);
-    assert!(closed.check(&free).reason_text(&free).is_none_or(|r| !r.contains("store")));
+    assert!(
+        closed
+            .check(&free)
+            .reason_text(&free)
+            .is_none_or(|r| !r.contains("store"))
+    );
     let open = runtime(POLICY).with_limit_store(Arc::new(Down), OnStoreFailure::Allow);
     assert_eq!(open.check(&req).effect, Effect::Allow);
 }

@@ -43,7 +43,10 @@ fn start() -> Option<Server> {
     let server = Server { child, port };
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "redis-server did not start");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redis-server did not start"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Some(server)
@@ -95,7 +98,10 @@ fn processes_sharing_redis_allow_exactly_the_limit_and_fail_closed() {
     assert_eq!(d.effect, Effect::Deny);
     assert!(d.retry_after_s.is_some_and(|s| (1..=3600).contains(&s)));
     // Another agent has its own count.
-    assert_eq!(runtimes[1].check(&Request::new("b", "tool:call")).effect, Effect::Allow);
+    assert_eq!(
+        runtimes[1].check(&Request::new("b", "tool:call")).effect,
+        Effect::Allow
+    );
 
     // Redis goes away: deny, naming it; or allow when told to.
     let closed = runtime(&url, "t2", OnStoreFailure::Deny);
@@ -103,6 +109,10 @@ fn processes_sharing_redis_allow_exactly_the_limit_and_fail_closed() {
     drop(server);
     let d = closed.check(&req);
     assert_eq!(d.effect, Effect::Deny);
-    assert!(d.reason_text(&req).unwrap().contains("redis"), "{:?}", d.reason_text(&req));
+    assert!(
+        d.reason_text(&req).unwrap().contains("redis"),
+        "{:?}",
+        d.reason_text(&req)
+    );
     assert_eq!(open.check(&req).effect, Effect::Allow);
 }

@@ -77,8 +77,16 @@ fn a_bad_bundle_keeps_the_last_good_one() {
     let next = bundle("next", "deny");
     std::fs::write(&path, &next[..next.len() / 2]).unwrap();
     let err = engine.reload(&path).unwrap_err();
-    assert!(err.to_string().contains("checksum") || err.to_string().contains("corrupt"), "{err}");
-    assert!(engine.last_error().unwrap().contains("still serving the last good bundle"));
+    assert!(
+        err.to_string().contains("checksum") || err.to_string().contains("corrupt"),
+        "{err}"
+    );
+    assert!(
+        engine
+            .last_error()
+            .unwrap()
+            .contains("still serving the last good bundle")
+    );
     engine.decide(&req(), |d| assert_eq!(d.rule, Some("good")));
     // The complete file loads and clears the error.
     std::fs::write(&path, &next).unwrap();
@@ -129,7 +137,9 @@ fn the_watcher_reloads_a_changed_file_once_it_is_quiet() {
 #[test]
 fn limits_carry_over_a_reload() {
     let text = |rule: &str| {
-        format!("rule {rule}: deny \"other\"\n\nrule counted: allow \"tool:call\"\n  limit 10 per hour\n")
+        format!(
+            "rule {rule}: deny \"other\"\n\nrule counted: allow \"tool:call\"\n  limit 10 per hour\n"
+        )
     };
     let build = |t: String| {
         let sources = [Source {
@@ -137,8 +147,10 @@ fn limits_carry_over_a_reload() {
             text: t,
         }];
         let comp = compile(&sources, None);
-        Runtime::from_vec(writ::bundle::compile(comp.checked_set().unwrap(), &sources, None).unwrap())
-            .unwrap()
+        Runtime::from_vec(
+            writ::bundle::compile(comp.checked_set().unwrap(), &sources, None).unwrap(),
+        )
+        .unwrap()
     };
     let engine = Engine::new(build(text("x")));
     let allowed = AtomicUsize::new(0);

@@ -4,7 +4,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use writ_eval::{Evaluator, Request};
+use writ_diagnostics::{SourceMap, Span};
+use writ_eval::{Decision, Evaluator, Explanation, Outcome, Request, Step, Written};
 
 use super::{PolicyArgs, print_diagnostics};
 
@@ -23,11 +24,19 @@ pub struct Args {
     /// key (a file written by `writ keygen`, `NAME.pub`).
     #[arg(long, value_name = "PUBKEY")]
     pub verify: Option<PathBuf>,
+    /// Explain each decision for people instead of printing JSON: the
+    /// checks before the rules, then every rule in order with why it did
+    /// not apply (the pattern, scope list or innermost failing condition,
+    /// at file:line:column) or what it decided. Not for bundles.
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Decides requests one at a time, by the reference evaluator or a bundle.
 enum Decider<'p> {
     Reference(Evaluator<'p>),
+    /// The reference evaluator, explaining each decision in text.
+    Explain(Evaluator<'p>, &'p SourceMap),
     Bundle(Box<writ_runtime::Runtime>),
 }
 
@@ -35,6 +44,10 @@ impl Decider<'_> {
     fn decide(&mut self, req: &Request) -> String {
         match self {
             Decider::Reference(e) => e.check(req, jiff::Timestamp::now()).to_json(),
+            Decider::Explain(e, sources) => {
+                let (decision, why) = e.explain(req, jiff::Timestamp::now());
+                render(&decision, &why, sources, "")
+            }
             Decider::Bundle(rt) => {
                 let r = writ::bundle::runtime_request(req);
                 rt.check(&r).to_json(&r)
@@ -51,6 +64,12 @@ pub fn run(args: &Args) -> ExitCode {
         .filter(|f| f.extension().is_some_and(|e| e == "wbundle"))
         .collect();
     if !bundles.is_empty() {
+        if args.explain {
+            eprintln!(
+                "error: --explain needs the policy files (a bundle holds no spans); give the files the bundle was compiled from"
+            );
+            return ExitCode::FAILURE;
+        }
         let [bundle] = bundles.as_slice() else {
             eprintln!(
                 "error: give one bundle (a bundle already holds every policy file it was compiled from)"
@@ -82,10 +101,14 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("error: the policy has errors; no request was evaluated");
         return ExitCode::FAILURE;
     };
+    if args.explain {
+        return answer_all(args, Decider::Explain(Evaluator::new(set), &comp.sources));
+    }
     answer_all(args, Decider::Reference(Evaluator::new(set)))
 }
 
 fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
+    let explain = matches!(decider, Decider::Explain(..));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut ok = true;
@@ -98,7 +121,12 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
                 return false;
             }
         };
-        let _ = writeln!(out, "{text}");
+        if explain {
+            let _ = writeln!(out, "request: {}", line.trim());
+            let _ = writeln!(out, "{text}");
+        } else {
+            let _ = writeln!(out, "{text}");
+        }
         true
     };
     if let Some(json) = &args.request {
@@ -135,4 +163,157 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// `file:line:column` of a span's start, or `?` when it has none.
+pub(super) fn location(sources: &SourceMap, span: Option<Span>) -> String {
+    span.and_then(|s| sources.location(s)).map_or_else(
+        || "?".to_owned(),
+        |(file, lc)| format!("{file}:{}:{}", lc.line, lc.column),
+    )
+}
+
+fn written_list(sources: &SourceMap, list: &[Written]) -> String {
+    list.iter()
+        .map(|w| format!("`{}` ({})", w.text, location(sources, w.span)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A one-line summary of a decision: effect, rule, risk, reason.
+pub(super) fn summary(d: &Decision) -> String {
+    let mut out = d.effect.to_string();
+    match &d.rule {
+        Some(rule) => out.push_str(&format!(" by rule `{rule}`")),
+        None => out.push_str(" by no rule"),
+    }
+    if let Some(p) = &d.policy {
+        out.push_str(&format!(" of policy `{p}`"));
+    }
+    if let Some(r) = d.risk {
+        out.push_str(&format!(", risk {r}"));
+    }
+    if let Some(s) = d.retry_after_s {
+        out.push_str(&format!(", retry after {s}s"));
+    }
+    if let Some(r) = &d.reason {
+        out.push_str(&format!(": {r}"));
+    }
+    out
+}
+
+/// Renders a decision and its explanation for people, every line prefixed
+/// with `indent`. Rules skipped under first-match are folded into one line.
+pub(super) fn render(d: &Decision, why: &Explanation, sources: &SourceMap, indent: &str) -> String {
+    format!(
+        "{indent}decision: {}\n{}",
+        summary(d),
+        steps(why, sources, indent)
+    )
+}
+
+/// The steps of an explanation, one line each, indented by `indent` and two spaces.
+pub(super) fn steps(why: &Explanation, sources: &SourceMap, indent: &str) -> String {
+    let mut out = String::new();
+    let width = why
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Rule(r) if r.outcome != Outcome::Skipped => Some(r.name.chars().count()),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(0);
+    let mut skipped = Vec::new();
+    for step in &why.steps {
+        let line = match step {
+            Step::Chain { reason } => format!("✗ delegation chain: {reason}"),
+            Step::ChainApproval { reason } => {
+                format!("! delegation chain: an allow becomes approve: {reason}")
+            }
+            Step::Principal { reason } => format!("✗ principal: {reason}"),
+            Step::Ceiling { reason, span } => {
+                format!(
+                    "✗ ceiling ({}): {reason}; no rule was considered",
+                    location(sources, *span)
+                )
+            }
+            Step::Default { effect, span, .. } => format!(
+                "→ no rule decided: the policy default is {effect} ({})",
+                location(sources, *span)
+            ),
+            Step::Rule(r) => {
+                let head = format!(
+                    "{:<width$}  {}",
+                    r.name,
+                    location(sources, Some(r.span)),
+                    width = width
+                );
+                let mark = if r.decided { "→" } else { "✗" };
+                let text = match &r.outcome {
+                    Outcome::Skipped => {
+                        skipped.push(r.name.clone());
+                        continue;
+                    }
+                    Outcome::Applied(effect) if r.decided => format!("applied: {effect} (decided)"),
+                    Outcome::Applied(effect) => {
+                        format!("applied: {effect}, overridden by a stronger decision")
+                    }
+                    Outcome::Action { action, patterns } => format!(
+                        "action `{action}` matches none of {}",
+                        written_list(sources, patterns)
+                    ),
+                    Outcome::Target { target, patterns } => format!(
+                        "target {} matches none of {}",
+                        target
+                            .as_ref()
+                            .map_or_else(|| "(none)".to_owned(), |t| format!("`{t}`")),
+                        written_list(sources, patterns)
+                    ),
+                    Outcome::Scope { list, wanted, have } => format!(
+                        "scope {}: {} not in {}",
+                        list.as_str(),
+                        if have.is_empty() {
+                            "the principal has none".to_owned()
+                        } else {
+                            have.iter()
+                                .map(|h| format!("`{h}`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        },
+                        written_list(sources, wanted)
+                    ),
+                    Outcome::Condition { failed, actual } => format!(
+                        "condition `{}` failed ({}): {actual}",
+                        failed.text,
+                        location(sources, failed.span)
+                    ),
+                    Outcome::Constraint { failed, reason } => format!(
+                        "applied, but constraint `{}` failed ({}): {reason}; deny{}",
+                        failed.text,
+                        location(sources, failed.span),
+                        if r.decided { " (decided)" } else { "" }
+                    ),
+                    Outcome::Limit {
+                        failed,
+                        retry_after_s,
+                    } => format!(
+                        "applied, but its limit `{}` is reached ({}), retry after {retry_after_s}s; deny{}",
+                        failed.text,
+                        location(sources, failed.span),
+                        if r.decided { " (decided)" } else { "" }
+                    ),
+                };
+                format!("{mark} {head}  {text}")
+            }
+        };
+        out.push_str(&format!("{indent}  {line}\n"));
+    }
+    if !skipped.is_empty() {
+        out.push_str(&format!(
+            "{indent}  - not looked at (an earlier rule decided under first-match): {}\n",
+            skipped.join(", ")
+        ));
+    }
+    out
 }

@@ -16,6 +16,7 @@
 
 use std::cmp::Ordering;
 
+use writ_diagnostics::Span;
 use writ_ir::{
     Agent, CmpOp, Combining, Condition, Effect, Field, Metric, PolicySet, Rule, Subject, Tier,
     TimeOfDay, Value, Weekday,
@@ -25,22 +26,22 @@ use crate::limiter::{LimitKey, Limiter};
 use crate::{Decision, Request};
 
 /// Who is asking, after roles and tokens are resolved.
-struct Principal<'r> {
-    id: &'r str,
-    roles: Vec<&'r str>,
-    tier: Option<Tier>,
-    tags: Vec<&'r str>,
+pub(crate) struct Principal<'r> {
+    pub(crate) id: &'r str,
+    pub(crate) roles: Vec<&'r str>,
+    pub(crate) tier: Option<Tier>,
+    pub(crate) tags: Vec<&'r str>,
 }
 
 /// The request's time in the policy's time zone.
-struct Clock {
-    time: TimeOfDay,
-    weekday: Weekday,
-    millis: i64,
+pub(crate) struct Clock {
+    pub(crate) time: TimeOfDay,
+    pub(crate) weekday: Weekday,
+    pub(crate) millis: i64,
 }
 
 /// A limit that must be committed if the decision ends as allow.
-struct Pending {
+pub(crate) struct Pending {
     key: LimitKey,
     amount: u64,
 }
@@ -48,7 +49,7 @@ struct Pending {
 /// The reference evaluator over one policy set, with its own limit counters.
 #[derive(Debug)]
 pub struct Evaluator<'p> {
-    set: &'p PolicySet,
+    pub(crate) set: &'p PolicySet,
     limiter: Limiter,
 }
 
@@ -63,6 +64,12 @@ impl<'p> Evaluator<'p> {
 
     /// Decides a request. `now` is used when the request carries no `at`.
     pub fn check(&mut self, req: &Request, now: jiff::Timestamp) -> Decision {
+        let clock = self.clock(req, now);
+        self.decide(req, &clock, true)
+    }
+
+    /// The request's time (its `at`, else `now`) in the policy's time zone.
+    pub(crate) fn clock(&self, req: &Request, now: jiff::Timestamp) -> Clock {
         let at = req.at.unwrap_or(now);
         let zoned = at.to_zoned(self.set.settings.timezone.value.tz.clone());
         let secs = u32::from(zoned.hour().unsigned_abs()) * 3600
@@ -77,13 +84,11 @@ impl<'p> Evaluator<'p> {
             jiff::civil::Weekday::Saturday => Weekday::Saturday,
             jiff::civil::Weekday::Sunday => Weekday::Sunday,
         };
-        let clock = Clock {
+        Clock {
             time: TimeOfDay::from_seconds(secs),
             weekday,
             millis: at.as_millisecond(),
-        };
-
-        self.decide(req, &clock, true)
+        }
     }
 
     /// Decides a request; with `commit`, an allow is counted against limits.
@@ -101,7 +106,7 @@ impl<'p> Evaluator<'p> {
             Err(reason) => return self.deny(None, None, reason, None),
         };
         let mut pending = Vec::new();
-        if let Some(denied) = self.ceilings(req, &principal, clock, &mut pending) {
+        if let Some((denied, _)) = self.ceilings(req, &principal, clock, &mut pending) {
             return denied;
         }
         let decision = self.rules(req, &principal, clock, &mut pending);
@@ -122,7 +127,11 @@ impl<'p> Evaluator<'p> {
     /// Checks a request's delegation chain: its length, each hop, and (under
     /// the strict ceiling) that every member may take the action itself.
     /// Returns an approve decision when a member's own decision is approve.
-    fn chain(&mut self, req: &Request, clock: &Clock) -> Result<Option<Decision>, Decision> {
+    pub(crate) fn chain(
+        &mut self,
+        req: &Request,
+        clock: &Clock,
+    ) -> Result<Option<Decision>, Decision> {
         let hops = req.chain.len().saturating_sub(1);
         if let Some(max) = &self.set.settings.max_delegation_depth
             && hops > max.value as usize
@@ -247,7 +256,7 @@ impl<'p> Evaluator<'p> {
         }
     }
 
-    fn principal<'r>(&self, req: &'r Request) -> Result<Principal<'r>, String>
+    pub(crate) fn principal<'r>(&self, req: &'r Request) -> Result<Principal<'r>, String>
     where
         'p: 'r,
     {
@@ -317,13 +326,15 @@ impl<'p> Evaluator<'p> {
             .any(|d| d.value == to || roles.contains(&d.value.as_str()))
     }
 
-    fn ceilings(
+    /// The first ceiling that denies the request, with the span of the list,
+    /// setting or limit that did (for explanations).
+    pub(crate) fn ceilings(
         &mut self,
         req: &Request,
         p: &Principal<'_>,
         clock: &Clock,
         pending: &mut Vec<Pending>,
-    ) -> Option<Decision> {
+    ) -> Option<(Decision, Option<Span>)> {
         let target = req.target.as_deref().unwrap_or("");
         if let (Some(to), Some(max)) = (
             delegation_target(req),
@@ -331,14 +342,17 @@ impl<'p> Evaluator<'p> {
         ) {
             let hops = req.chain.len().max(1);
             if hops > max.value as usize {
-                return Some(self.deny(
-                    None,
-                    None,
-                    format!(
-                        "delegating to `{to}` would make a chain of {hops} hops, more than max_delegation_depth {}",
-                        max.value
+                return Some((
+                    self.deny(
+                        None,
+                        None,
+                        format!(
+                            "delegating to `{to}` would make a chain of {hops} hops, more than max_delegation_depth {}",
+                            max.value
+                        ),
+                        None,
                     ),
-                    None,
+                    Some(max.span),
                 ));
             }
         }
@@ -363,43 +377,55 @@ impl<'p> Evaluator<'p> {
             if let Some(block) = &list.block
                 && block.matches(target)
             {
-                return Some(self.deny(
-                    None,
-                    Some(agent),
-                    format!("{noun} `{target}` is in {} of {who}", block.key),
-                    None,
+                return Some((
+                    self.deny(
+                        None,
+                        Some(agent),
+                        format!("{noun} `{target}` is in {} of {who}", block.key),
+                        None,
+                    ),
+                    Some(block.span),
                 ));
             }
             if let Some(allow) = &list.allow
                 && !allow.matches(target)
             {
-                return Some(self.deny(
-                    None,
-                    Some(agent),
-                    format!("{noun} `{target}` is not in {} of {who}", allow.key),
-                    None,
+                return Some((
+                    self.deny(
+                        None,
+                        Some(agent),
+                        format!("{noun} `{target}` is not in {} of {who}", allow.key),
+                        None,
+                    ),
+                    Some(allow.span),
                 ));
             }
             if let Some(to) = delegation_target(req)
                 && !agent.delegates.is_empty()
                 && !self.delegates_to(agent, to)
             {
-                return Some(self.deny(
-                    None,
-                    Some(agent),
-                    format!("delegation to `{to}` is not in delegates of {who}"),
-                    None,
+                return Some((
+                    self.deny(
+                        None,
+                        Some(agent),
+                        format!("delegation to `{to}` is not in delegates of {who}"),
+                        None,
+                    ),
+                    agent.delegates.first().map(|d| d.span).or(Some(agent.span)),
                 ));
             }
             if req.action == "net:connect"
                 && agent.require_tls.as_ref().is_some_and(|t| t.value)
                 && req.context.get("scheme").and_then(Value::as_str) != Some("https")
             {
-                return Some(self.deny(
-                    None,
-                    Some(agent),
-                    format!("{who} requires TLS: context `scheme` must be `https`"),
-                    None,
+                return Some((
+                    self.deny(
+                        None,
+                        Some(agent),
+                        format!("{who} requires TLS: context `scheme` must be `https`"),
+                        None,
+                    ),
+                    agent.require_tls.as_ref().map(|t| t.span),
                 ));
             }
             for (i, limit) in agent.limits.iter().enumerate() {
@@ -424,7 +450,10 @@ impl<'p> Evaluator<'p> {
                         "{who} is over its {what} limit `{}` ({}: {})",
                         limit.rate, limit.key, limit.rate.count
                     );
-                    return Some(self.deny(None, Some(agent), reason, Some(retry)));
+                    return Some((
+                        self.deny(None, Some(agent), reason, Some(retry)),
+                        Some(limit.span),
+                    ));
                 }
                 pending.push(Pending { key, amount });
             }
@@ -446,7 +475,7 @@ impl<'p> Evaluator<'p> {
             if !applies(rule, req, p, clock) {
                 continue;
             }
-            let (decision, limits) = self.outcome(rule, req, p, clock);
+            let (decision, limits, _) = self.outcome(rule, req, p, clock);
             match set.settings.combining.value {
                 Combining::FirstMatch => {
                     pending.extend(limits);
@@ -497,15 +526,16 @@ impl<'p> Evaluator<'p> {
         }
     }
 
-    /// The decision of an applying rule: constraints, then its limit.
-    fn outcome(
+    /// The decision of an applying rule: constraints, then its limit; with
+    /// what blocked the rule's own effect, if anything did.
+    pub(crate) fn outcome(
         &mut self,
         rule: &Rule,
         req: &Request,
         p: &Principal<'_>,
         clock: &Clock,
-    ) -> (Decision, Vec<Pending>) {
-        for c in &rule.constraints {
+    ) -> (Decision, Vec<Pending>, Blocked) {
+        for (i, c) in rule.constraints.iter().enumerate() {
             let value =
                 lookup(&c.field, req).or_else(|| c.alternate.as_ref().and_then(|f| lookup(f, req)));
             let failure = match value {
@@ -520,7 +550,11 @@ impl<'p> Evaluator<'p> {
                     .then(|| format!("{} not in {}", show(&v), c.name)),
             };
             if let Some(reason) = failure {
-                return (self.deny(Some(rule), None, reason, None), Vec::new());
+                return (
+                    self.deny(Some(rule), None, reason, None),
+                    Vec::new(),
+                    Blocked::Constraint(i),
+                );
             }
         }
         let mut limits = Vec::new();
@@ -533,7 +567,11 @@ impl<'p> Evaluator<'p> {
                     "rate limit `{}` of rule `{}` reached for agent `{}`",
                     limit.value, rule.name.value, p.id
                 );
-                return (self.deny(Some(rule), None, reason, Some(retry)), Vec::new());
+                return (
+                    self.deny(Some(rule), None, reason, Some(retry)),
+                    Vec::new(),
+                    Blocked::Limit,
+                );
             }
             limits.push(Pending { key, amount: 1 });
         }
@@ -550,7 +588,46 @@ impl<'p> Evaluator<'p> {
                 .map(|r| r.value)),
             retry_after_s: None,
         };
-        (decision, limits)
+        (decision, limits, Blocked::No)
+    }
+}
+
+/// What kept an applying rule from deciding its own effect.
+pub(crate) enum Blocked {
+    No,
+    /// The constraint at this index failed.
+    Constraint(usize),
+    /// The rule's limit was reached.
+    Limit,
+}
+
+/// Why a rule does not apply, in the order the checks run. Cheap to make
+/// (no allocation), so the normal path shares it with explanations.
+pub(crate) enum Miss<'r> {
+    Action,
+    Target,
+    Scope(ScopeList),
+    Condition(&'r Condition),
+}
+
+/// Which list of a rule's principal scope left the principal out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScopeList {
+    Agents,
+    Roles,
+    Tiers,
+    Tags,
+}
+
+impl ScopeList {
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ScopeList::Agents => "agents",
+            ScopeList::Roles => "roles",
+            ScopeList::Tiers => "tiers",
+            ScopeList::Tags => "tags",
+        }
     }
 }
 
@@ -565,7 +642,7 @@ fn expand(template: &str, req: &Request) -> String {
         .replace("{agent}", &req.agent)
 }
 
-fn show(v: &Value) -> String {
+pub(crate) fn show(v: &Value) -> String {
     match v {
         Value::String(s) => format!("`{s}`"),
         other => format!("`{other}`"),
@@ -573,32 +650,45 @@ fn show(v: &Value) -> String {
 }
 
 fn applies(rule: &Rule, req: &Request, p: &Principal<'_>, clock: &Clock) -> bool {
+    miss(rule, req, p, clock).is_none()
+}
+
+/// The first reason `rule` does not apply to the request; `None` when it applies.
+pub(crate) fn miss<'r>(
+    rule: &'r Rule,
+    req: &Request,
+    p: &Principal<'_>,
+    clock: &Clock,
+) -> Option<Miss<'r>> {
     if !rule.actions.iter().any(|a| a.is_match(&req.action)) {
-        return false;
+        return Some(Miss::Action);
     }
     if !rule.targets.is_empty() {
         let target = req.target.as_deref().unwrap_or("");
         if !rule.targets.iter().any(|t| t.is_match(target)) {
-            return false;
+            return Some(Miss::Target);
         }
     }
     let s = &rule.scope;
     if !s.agents.is_empty() && !s.agents.iter().any(|a| a.value == p.id) {
-        return false;
+        return Some(Miss::Scope(ScopeList::Agents));
     }
     if !s.roles.is_empty() && !s.roles.iter().any(|r| p.roles.contains(&r.value.as_str())) {
-        return false;
+        return Some(Miss::Scope(ScopeList::Roles));
     }
     if !s.tiers.is_empty() && !s.tiers.iter().any(|t| p.tier == Some(t.value)) {
-        return false;
+        return Some(Miss::Scope(ScopeList::Tiers));
     }
     if !s.tags.is_empty() && !s.tags.iter().any(|t| p.tags.contains(&t.value.as_str())) {
-        return false;
+        return Some(Miss::Scope(ScopeList::Tags));
     }
-    rule.condition.as_ref().is_none_or(|c| holds(c, req, clock))
+    match &rule.condition {
+        Some(c) if !holds(c, req, clock) => Some(Miss::Condition(c)),
+        _ => None,
+    }
 }
 
-fn lookup(field: &Field, req: &Request) -> Option<Value> {
+pub(crate) fn lookup(field: &Field, req: &Request) -> Option<Value> {
     match field {
         Field::Target => req.target.clone().map(Value::String),
         Field::Context(path) => path.lookup(&req.context).cloned(),
@@ -606,7 +696,7 @@ fn lookup(field: &Field, req: &Request) -> Option<Value> {
 }
 
 /// Whether a condition holds. A comparison on an absent (or null) value is false.
-fn holds(c: &Condition, req: &Request, clock: &Clock) -> bool {
+pub(crate) fn holds(c: &Condition, req: &Request, clock: &Clock) -> bool {
     match c {
         Condition::Compare {
             field, op, value, ..
@@ -667,7 +757,7 @@ fn compare(actual: &Value, op: CmpOp, expected: &Value) -> bool {
 
 /// The agent a delegation request hands off to: the target of
 /// `agent:delegate`, or the name in `handoff:<name>`.
-fn delegation_target(req: &Request) -> Option<&str> {
+pub(crate) fn delegation_target(req: &Request) -> Option<&str> {
     match req.action.as_str() {
         "agent:delegate" => req.target.as_deref(),
         other => other.strip_prefix("handoff:"),

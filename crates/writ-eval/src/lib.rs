@@ -8,9 +8,11 @@
 //! token, value of the wrong kind, missing context) never becomes an allow.
 
 mod evaluate;
+mod explain;
 mod limiter;
 mod request;
 
-pub use evaluate::Evaluator;
+pub use evaluate::{Evaluator, ScopeList};
+pub use explain::{Explanation, Outcome, RuleStep, Step, Written};
 pub use limiter::Limiter;
 pub use request::{Decision, Request, RequestError};

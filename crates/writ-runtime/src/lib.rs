@@ -28,6 +28,8 @@
 //! TLS, limits), then the rules that the action index returns as
 //! candidates, in policy order, and the default.
 
+#[cfg(feature = "audit")]
+pub mod audit;
 #[cfg(feature = "reload")]
 pub mod engine;
 mod eval;

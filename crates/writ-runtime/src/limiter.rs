@@ -336,6 +336,16 @@ mod tests {
     }
 
     #[test]
+    fn one_entry_per_limit_and_agent() {
+        let s = InProcess::new();
+        for t in 0..100 {
+            s.peek(&item("a", 1000, 1), t).unwrap();
+            s.acquire(&[item("a", 1000, 1)], t).unwrap();
+        }
+        assert_eq!(s.lock().len(), 1);
+    }
+
+    #[test]
     fn the_log_stays_bounded_and_never_understates() {
         let mut w = Window::default();
         let rate = Rate {

@@ -1,0 +1,536 @@
+//! The audit log, end to end: records round-trip through JSON Lines and
+//! SQLite, masking, tamper detection (edited, deleted, swapped, forged),
+//! continuing a log, durability of `flush`, and a writer killed with
+//! SIGKILL mid-write.
+#![cfg(feature = "audit")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use writ_runtime::audit::{
+    AuditLog, AuditOptions, AuditRecord, JsonlSink, MASKED, Problem, verify_jsonl,
+};
+use writ_runtime::{Effect, Risk, Value};
+
+/// A fresh, empty directory for one test.
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("writ-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn record(i: u64) -> AuditRecord {
+    let mut context = BTreeMap::new();
+    context.insert("amount".to_owned(), Value::Number(i as f64 + 0.5));
+    context.insert("currency".to_owned(), Value::String("USD".to_owned()));
+    AuditRecord {
+        time_ms: 1_736_953_200_000 + i as i64 * 1000,
+        trace_id: Some(format!("trace-{i}")),
+        agent: if i.is_multiple_of(2) {
+            "billing-agent"
+        } else {
+            "triage-agent"
+        }
+        .to_owned(),
+        chain: vec!["triage-agent".to_owned(), "billing-agent".to_owned()],
+        action: "tool:call".to_owned(),
+        target: Some("refund".to_owned()),
+        context,
+        decision: if i.is_multiple_of(3) {
+            Effect::Deny
+        } else {
+            Effect::Allow
+        },
+        rule: Some(format!("rule_{i}")),
+        reason: Some("a \"quoted\"\nreason".to_owned()),
+        risk: Some(Risk::High),
+        retry_after_s: i.is_multiple_of(3).then_some(30),
+        revision: Arc::from("rev-abc"),
+    }
+}
+
+fn write_jsonl(path: &Path, n: u64) {
+    let log = AuditLog::jsonl(path).unwrap();
+    for i in 1..=n {
+        log.record(record(i));
+    }
+    log.shutdown().unwrap();
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn write_lines(path: &Path, lines: &[String]) {
+    std::fs::write(path, lines.join("\n") + "\n").unwrap();
+}
+
+fn json(line: &str) -> Json {
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn records_round_trip_through_jsonl_and_chain() {
+    let dir = temp_dir("roundtrip");
+    let path = dir.join("log.jsonl");
+    let log = AuditLog::jsonl(&path).unwrap();
+    let ids: Vec<_> = (1..=3).map(|i| log.record(record(i))).collect();
+    log.flush().unwrap();
+    let lines = lines(&path);
+    assert_eq!(lines.len(), 3);
+    let mut prev = "0".repeat(64);
+    for (i, line) in lines.iter().enumerate() {
+        let v = json(line);
+        let n = i as u64 + 1;
+        assert_eq!(v["seq"], n);
+        assert_eq!(v["id"], ids[i].to_string());
+        assert_eq!(v["agent"], record(n).agent.as_str());
+        assert_eq!(
+            v["chain"],
+            serde_json::json!(["triage-agent", "billing-agent"])
+        );
+        assert_eq!(v["action"], "tool:call");
+        assert_eq!(v["target"], "refund");
+        assert_eq!(v["trace_id"], format!("trace-{n}"));
+        assert_eq!(v["context"]["amount"], n as f64 + 0.5);
+        assert_eq!(v["context"]["currency"], "USD");
+        assert_eq!(v["decision"], record(n).decision.as_str());
+        assert_eq!(v["rule"], format!("rule_{n}"));
+        assert_eq!(v["reason"], "a \"quoted\"\nreason");
+        assert_eq!(v["risk"], "high");
+        assert_eq!(v["revision"], "rev-abc");
+        assert_eq!(
+            v["prev"],
+            prev.as_str(),
+            "each record carries the previous hash"
+        );
+        prev = v["hash"].as_str().unwrap().to_owned();
+    }
+    assert_eq!(json(&lines[0])["time"], "2025-01-15T15:00:01.000Z");
+    assert_eq!(json(&lines[0])["retry_after_s"], Json::Null);
+    assert_eq!(json(&lines[2])["retry_after_s"], 30);
+    log.shutdown().unwrap();
+    let report = verify_jsonl(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, 3);
+    assert_eq!(report.last.as_ref().map(|l| l.0), Some(3));
+    assert_eq!(report.last.unwrap().1, prev);
+}
+
+#[test]
+fn decision_ids_are_unique_across_logs() {
+    let dir = temp_dir("ids");
+    let a = AuditLog::jsonl(dir.join("a.jsonl")).unwrap();
+    let b = AuditLog::jsonl(dir.join("b.jsonl")).unwrap();
+    let ia = a.record(record(1));
+    let ib = b.record(record(1));
+    assert_ne!(ia, ib);
+    assert_ne!(ia.to_string(), ib.to_string());
+    assert_eq!(a.record(record(2)).seq, ia.seq + 1);
+}
+
+#[test]
+fn masked_keys_never_reach_the_file() {
+    let dir = temp_dir("mask");
+    let path = dir.join("log.jsonl");
+    let options = AuditOptions {
+        mask: vec!["password".to_owned(), "*token*".to_owned()],
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::new(JsonlSink::open(&path).unwrap(), options).unwrap();
+    let mut rec = record(1);
+    let secret = |s: &str| Value::String(format!("SECRET-{s}"));
+    rec.context.insert("Password".to_owned(), secret("a"));
+    rec.context.insert("access_TOKEN".to_owned(), secret("b"));
+    let mut inner = BTreeMap::new();
+    inner.insert("refresh_token".to_owned(), secret("c"));
+    inner.insert("user".to_owned(), Value::String("ann".to_owned()));
+    inner.insert(
+        "deeper".to_owned(),
+        Value::Map(BTreeMap::from([("password".to_owned(), secret("d"))])),
+    );
+    rec.context
+        .insert("auth".to_owned(), Value::Map(inner.clone()));
+    rec.context
+        .insert("sessions".to_owned(), Value::List(vec![Value::Map(inner)]));
+    // A whole map under a masked key is masked as one value.
+    rec.context.insert(
+        "tokens".to_owned(),
+        Value::Map(BTreeMap::from([("x".to_owned(), secret("e"))])),
+    );
+    rec.context
+        .insert("passwords_hint".to_owned(), Value::String("kept".into()));
+    log.record(rec);
+    log.shutdown().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("SECRET"), "a secret was written: {text}");
+    let v = json(text.trim_end());
+    let ctx = &v["context"];
+    assert_eq!(ctx["Password"], MASKED);
+    assert_eq!(ctx["access_TOKEN"], MASKED);
+    assert_eq!(ctx["auth"]["refresh_token"], MASKED);
+    assert_eq!(ctx["auth"]["deeper"]["password"], MASKED);
+    assert_eq!(ctx["auth"]["user"], "ann");
+    assert_eq!(ctx["sessions"][0]["refresh_token"], MASKED);
+    assert_eq!(ctx["sessions"][0]["user"], "ann");
+    assert_eq!(ctx["tokens"], MASKED);
+    assert_eq!(ctx["passwords_hint"], "kept", "patterns match whole keys");
+    assert_eq!(ctx["currency"], "USD");
+    assert!(verify_jsonl(&path).unwrap().is_intact());
+}
+
+#[test]
+fn the_default_options_mask_common_secrets() {
+    let dir = temp_dir("default-mask");
+    let path = dir.join("log.jsonl");
+    let log = AuditLog::jsonl(&path).unwrap();
+    let mut rec = record(1);
+    for k in ["password", "api_key", "auth_token", "client_secret"] {
+        rec.context
+            .insert(k.to_owned(), Value::String("SECRET".to_owned()));
+    }
+    log.record(rec);
+    log.shutdown().unwrap();
+    assert!(!std::fs::read_to_string(&path).unwrap().contains("SECRET"));
+}
+
+#[test]
+fn verify_names_an_edited_record() {
+    let dir = temp_dir("edited");
+    let path = dir.join("log.jsonl");
+    write_jsonl(&path, 5);
+    let mut l = lines(&path);
+    let edited = l[2].replace("\"target\":\"refund\"", "\"target\":\"payout\"");
+    assert_ne!(edited, l[2]);
+    l[2] = edited;
+    write_lines(&path, &l);
+    let report = verify_jsonl(&path).unwrap();
+    assert!(!report.is_intact());
+    assert_eq!(report.problems.len(), 1, "{report}");
+    let Problem::Edited(at) = &report.problems[0] else {
+        panic!("{report}")
+    };
+    assert_eq!((at.position, at.seq), (3, Some(3)));
+    let text = report.to_string();
+    assert!(text.contains("line 3 (seq 3, id "), "{text}");
+    assert!(text.contains("edited"), "{text}");
+}
+
+#[test]
+fn verify_names_a_deleted_record() {
+    let dir = temp_dir("deleted");
+    let path = dir.join("log.jsonl");
+    write_jsonl(&path, 5);
+    let mut l = lines(&path);
+    l.remove(2);
+    write_lines(&path, &l);
+    let report = verify_jsonl(&path).unwrap();
+    assert_eq!(
+        report.problems,
+        vec![Problem::Missing { first: 3, last: 3 }],
+        "{report}"
+    );
+    assert!(report.to_string().contains("seq 3 is missing"), "{report}");
+    // Two in a row, and the first record.
+    let mut l = lines(&path);
+    l.remove(0);
+    write_lines(&path, &l);
+    let report = verify_jsonl(&path).unwrap();
+    assert_eq!(
+        report.problems,
+        vec![
+            Problem::Missing { first: 1, last: 1 },
+            Problem::Missing { first: 3, last: 3 }
+        ],
+        "{report}"
+    );
+}
+
+#[test]
+fn verify_names_swapped_records() {
+    let dir = temp_dir("swapped");
+    let path = dir.join("log.jsonl");
+    write_jsonl(&path, 5);
+    let mut l = lines(&path);
+    l.swap(1, 2);
+    write_lines(&path, &l);
+    let report = verify_jsonl(&path).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report}");
+    let Problem::OutOfOrder { at, after } = &report.problems[0] else {
+        panic!("{report}")
+    };
+    assert_eq!((at.position, at.seq, *after), (3, Some(2), 3));
+    assert!(report.to_string().contains("line 3 (seq 2, id"));
+}
+
+#[test]
+fn verify_catches_a_record_rewritten_with_a_new_hash() {
+    use sha2::Digest as _;
+    let dir = temp_dir("forged");
+    let path = dir.join("log.jsonl");
+    write_jsonl(&path, 4);
+    let mut l = lines(&path);
+    // Rewrite record 2 and recompute its hash, as a forger would.
+    let edited = l[1].replace("\"decision\":\"allow\"", "\"decision\":\"deny\"");
+    assert_ne!(edited, l[1]);
+    let body = &edited[..edited.len() - 75];
+    let hash: String = sha2::Sha256::digest(body.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    l[1] = format!("{body},\"hash\":\"{hash}\"}}");
+    write_lines(&path, &l);
+    let report = verify_jsonl(&path).unwrap();
+    assert_eq!(report.problems.len(), 1, "{report}");
+    let Problem::ChainBroken { at, predecessor } = &report.problems[0] else {
+        panic!("{report}")
+    };
+    assert_eq!((at.position, at.seq, *predecessor), (3, Some(3), 2));
+}
+
+#[test]
+fn a_torn_tail_is_reported_not_tampering_and_cut_when_continued() {
+    let dir = temp_dir("torn");
+    let path = dir.join("log.jsonl");
+    write_jsonl(&path, 3);
+    let full = std::fs::read_to_string(&path).unwrap();
+    let mut torn = full.clone();
+    torn.push_str("{\"seq\":4,\"id\":\"x-4\",\"time\":\"2025-");
+    std::fs::write(&path, &torn).unwrap();
+    let report = verify_jsonl(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, 3);
+    assert_eq!(report.incomplete_tail.as_ref().map(|t| t.line), Some(4));
+    assert!(
+        report.to_string().contains("incomplete final line"),
+        "{report}"
+    );
+    // Opening the log again cuts the torn line and continues the chain.
+    write_jsonl(&path, 2);
+    let report = verify_jsonl(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, 5);
+    assert_eq!(report.incomplete_tail, None);
+}
+
+#[test]
+fn appending_to_a_log_continues_its_chain() {
+    let dir = temp_dir("append");
+    let path = dir.join("log.jsonl");
+    write_jsonl(&path, 3);
+    write_jsonl(&path, 2);
+    let l = lines(&path);
+    assert_eq!(l.len(), 5);
+    assert_eq!(json(&l[3])["seq"], 4);
+    assert_eq!(json(&l[3])["prev"], json(&l[2])["hash"]);
+    let report = verify_jsonl(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.last.map(|l| l.0), Some(5));
+}
+
+#[test]
+fn a_log_that_is_not_a_log_is_not_continued() {
+    let dir = temp_dir("notalog");
+    let path = dir.join("notes.txt");
+    std::fs::write(&path, "hello\n").unwrap();
+    let err = AuditLog::jsonl(&path).unwrap_err();
+    assert!(err.to_string().contains("not an audit record"), "{err}");
+}
+
+#[test]
+fn flush_makes_every_record_visible() {
+    let dir = temp_dir("flush");
+    let path = dir.join("log.jsonl");
+    let log = Arc::new(AuditLog::jsonl(&path).unwrap());
+    // From several threads, more than the queue holds.
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let log = Arc::clone(&log);
+            std::thread::spawn(move || {
+                for i in 0..10_000 {
+                    log.record(record(t * 10_000 + i));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    log.flush().unwrap();
+    assert_eq!(lines(&path).len(), 30_000);
+    let report = verify_jsonl(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, 30_000);
+    assert_eq!(log.dropped(), 0);
+}
+
+#[test]
+fn unwritable_logs_are_errors_not_panics() {
+    let err = AuditLog::jsonl("/nonexistent-dir/writ/audit.jsonl").unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
+    // A full disk: every write to /dev/full fails with ENOSPC.
+    if Path::new("/dev/full").exists() {
+        let log = AuditLog::jsonl("/dev/full").unwrap();
+        log.record(record(1));
+        let err = log.flush().unwrap_err();
+        assert!(err.to_string().contains("write failed"), "{err}");
+        log.record(record(2)); // does not block
+        assert!(log.shutdown().is_err());
+    }
+}
+
+#[cfg(feature = "audit-sqlite")]
+mod sqlite {
+    use super::*;
+    use writ_runtime::audit::{read_sqlite, verify_sqlite};
+
+    fn write_db(path: &Path, n: u64) {
+        let log = AuditLog::sqlite(path).unwrap();
+        for i in 1..=n {
+            log.record(record(i));
+        }
+        log.shutdown().unwrap();
+    }
+
+    #[test]
+    fn records_round_trip_through_sqlite() {
+        let dir = temp_dir("sqlite");
+        let path = dir.join("audit.db");
+        write_db(&path, 3);
+        write_db(&path, 2); // continued
+        let lines = read_sqlite(&path).unwrap();
+        assert_eq!(lines.len(), 5);
+        for (i, line) in lines.iter().enumerate() {
+            let v = json(line);
+            assert_eq!(v["seq"], i as u64 + 1);
+            assert_eq!(v["reason"], "a \"quoted\"\nreason");
+            assert_eq!(v["chain"][1], "billing-agent");
+            assert_eq!(v["context"]["currency"], "USD");
+        }
+        assert_eq!(json(&lines[3])["prev"], json(&lines[2])["hash"]);
+        let report = verify_sqlite(&path).unwrap();
+        assert!(report.is_intact(), "{report}");
+        assert_eq!(report.records, 5);
+        // The rows rebuild the exact lines a JSONL log holds: the lines
+        // verify as a JSONL file too.
+        let copy = dir.join("copy.jsonl");
+        write_lines(&copy, &lines);
+        assert!(verify_jsonl(&copy).unwrap().is_intact());
+    }
+
+    #[test]
+    fn verify_names_edited_and_deleted_rows() {
+        let dir = temp_dir("sqlite-tamper");
+        let path = dir.join("audit.db");
+        write_db(&path, 5);
+        {
+            let conn = rusqlite::Connection::open(&path).unwrap();
+            conn.execute("UPDATE audit SET target = 'payout' WHERE seq = 2", [])
+                .unwrap();
+            conn.execute("DELETE FROM audit WHERE seq = 4", []).unwrap();
+        }
+        let report = verify_sqlite(&path).unwrap();
+        assert_eq!(report.problems.len(), 2, "{report}");
+        assert!(
+            matches!(&report.problems[0], Problem::Edited(at) if at.position == 2 && at.seq == Some(2)),
+            "{report}"
+        );
+        assert_eq!(report.problems[1], Problem::Missing { first: 4, last: 4 });
+        assert!(report.to_string().contains("row 2 (seq 2"), "{report}");
+    }
+}
+
+/// The child side of the crash test: records continuously, flushing every
+/// 2,000 records and printing how many are flushed, until killed.
+#[test]
+fn crash_child_writer() {
+    let Some(path) = std::env::var_os("WRIT_AUDIT_CRASH_CHILD") else {
+        return;
+    };
+    // Small batches written as soon as they are ready: the writer is
+    // nearly always writing when the kill comes.
+    let options = AuditOptions {
+        batch_size: 64,
+        interval: std::time::Duration::from_micros(100),
+        ..AuditOptions::default()
+    };
+    let log = AuditLog::new(JsonlSink::open(&path).unwrap(), options).unwrap();
+    let mut n = 0u64;
+    loop {
+        for _ in 0..2000 {
+            n += 1;
+            log.record(record(n));
+        }
+        log.flush().unwrap();
+        println!("flushed {n}");
+    }
+}
+
+#[test]
+fn a_writer_killed_mid_write_leaves_a_log_that_verifies() {
+    use std::io::BufRead as _;
+    use std::process::{Command, Stdio};
+    let dir = temp_dir("crash");
+    let path = dir.join("log.jsonl");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "crash_child_writer",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("WRIT_AUDIT_CRASH_CHILD", &path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut flushed = 0u64;
+    let mut flushes = 0;
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        // The harness may print the test's name on the same line.
+        if let Some(at) = line.find("flushed ") {
+            flushed = line[at + 8..].trim().parse().unwrap();
+            flushes += 1;
+            if flushes == 20 {
+                // SIGKILL while the child records and writes the next
+                // records. (Not a synchronisation: the kill may land
+                // anywhere; a millisecond lets the writer get going.)
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                child.kill().unwrap();
+                break;
+            }
+        }
+    }
+    child.wait().unwrap();
+    assert_eq!(flushes, 20, "the child stopped on its own");
+    let report = verify_jsonl(&path).unwrap();
+    println!("killed after {flushes} flushes, {flushed} records flushed: {report}");
+    assert!(report.is_intact(), "{report}");
+    assert!(
+        report.records >= flushed,
+        "{} records, {flushed} were flushed: {report}",
+        report.records
+    );
+    // And the log can be continued after the crash.
+    let log = AuditLog::jsonl(&path).unwrap();
+    log.record(record(0));
+    log.shutdown().unwrap();
+    let after = verify_jsonl(&path).unwrap();
+    assert!(after.is_intact(), "{after}");
+    assert_eq!(after.records, report.records + 1);
+}

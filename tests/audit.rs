@@ -1,0 +1,267 @@
+//! `writ audit verify` and `writ audit query` on logs written by the
+//! runtime's audit log (JSON Lines and SQLite). The log itself is tested in
+//! `crates/writ-runtime/tests/audit.rs`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+use writ_runtime::audit::{AuditLog, AuditRecord};
+use writ_runtime::{Effect, Risk, Value};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("writ-cli-audit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Six decisions, a minute apart from 2025-01-15T15:00:00Z: agents
+/// alternate, actions `tool:call`/`model:use`, every third a deny.
+fn record(i: i64) -> AuditRecord {
+    let mut context = BTreeMap::new();
+    context.insert("amount".to_owned(), Value::Number(10.0 * i as f64));
+    context.insert("password".to_owned(), Value::String("hunter2".to_owned()));
+    AuditRecord {
+        time_ms: 1_736_953_200_000 + (i - 1) * 60_000,
+        trace_id: Some(format!("t{i}")),
+        agent: if i % 2 == 1 {
+            "billing-agent"
+        } else {
+            "triage-agent"
+        }
+        .to_owned(),
+        chain: Vec::new(),
+        action: if i <= 4 { "tool:call" } else { "model:use" }.to_owned(),
+        target: Some(format!("target-{i}")),
+        context,
+        decision: if i % 3 == 0 {
+            Effect::Deny
+        } else {
+            Effect::Allow
+        },
+        rule: Some(format!("rule_{i}")),
+        reason: Some("because, \"quoted\"".to_owned()),
+        risk: Some(Risk::Medium),
+        retry_after_s: None,
+        revision: Arc::from("rev1"),
+    }
+}
+
+fn fill(log: AuditLog) {
+    for i in 1..=6 {
+        log.record(record(i));
+    }
+    log.shutdown().unwrap();
+}
+
+fn writ(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_writ"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn verify_reports_intact_and_tampered_logs_with_exit_codes() {
+    let dir = temp_dir("verify");
+    let log = dir.join("audit.jsonl");
+    fill(AuditLog::jsonl(&log).unwrap());
+    let out = writ(&["audit", "verify", s(&log)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("6 records, intact"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Edit record 2 and delete record 5.
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut lines: Vec<&str> = text.lines().collect();
+    let edited = lines[1].replace("target-2", "target-X");
+    lines[1] = &edited;
+    lines.remove(4);
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let out = writ(&["audit", "verify", s(&log)]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("line 2 (seq 2, id "), "{report}");
+    assert!(report.contains("edited"), "{report}");
+    assert!(report.contains("seq 5 is missing"), "{report}");
+    assert!(report.contains("NOT intact"), "{report}");
+
+    let out = writ(&["audit", "verify", s(&dir.join("missing.jsonl"))]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn verify_and_query_read_sqlite_whatever_the_name() {
+    let dir = temp_dir("sqlite");
+    // Named .jsonl on purpose: the format is told by the magic bytes.
+    let db = dir.join("audit-db.jsonl");
+    fill(AuditLog::sqlite(&db).unwrap());
+    assert!(
+        std::fs::read(&db)
+            .unwrap()
+            .starts_with(b"SQLite format 3\0")
+    );
+    let out = writ(&["audit", "verify", s(&db)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("6 records, intact"));
+    let out = writ(&[
+        "audit",
+        "query",
+        s(&db),
+        "--decision",
+        "deny",
+        "--export",
+        "jsonl",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let seqs: Vec<u64> = stdout(&out)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Json>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, [3, 6]);
+}
+
+#[test]
+fn query_prints_a_table_and_filters() {
+    let dir = temp_dir("query");
+    let log = dir.join("audit.jsonl");
+    fill(AuditLog::jsonl(&log).unwrap());
+
+    let out = writ(&["audit", "query", s(&log)]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = stdout(&out);
+    let rows: Vec<&str> = table.lines().collect();
+    assert_eq!(rows.len(), 7, "{table}");
+    assert!(rows[0].starts_with("TIME"), "{table}");
+    for col in [
+        "DECISION", "AGENT", "ACTION", "TARGET", "RULE", "RISK", "ID",
+    ] {
+        assert!(rows[0].contains(col), "{table}");
+    }
+    assert!(
+        rows[1].starts_with("2025-01-15T15:00:00.000Z  allow"),
+        "{table}"
+    );
+    assert!(
+        rows[3].contains("deny") && rows[3].contains("rule_3"),
+        "{table}"
+    );
+    assert!(!table.contains("hunter2"));
+
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let mut all = vec!["audit", "query", s(&log), "--export", "jsonl"];
+        all.extend_from_slice(args);
+        let out = writ(&all);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        stdout(&out)
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Json>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(seqs(&[]), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(seqs(&["--agent", "triage-agent"]), [2, 4, 6]);
+    assert_eq!(seqs(&["--action", "model:*"]), [5, 6]);
+    assert_eq!(seqs(&["--decision", "allow"]), [1, 2, 4, 5]);
+    assert_eq!(seqs(&["--decision", "approve"]), Vec::<u64>::new());
+    assert_eq!(
+        seqs(&[
+            "--since",
+            "2025-01-15T15:02:00Z",
+            "--until",
+            "2025-01-15T15:04:00Z"
+        ]),
+        [3, 4]
+    );
+    assert_eq!(seqs(&["--limit", "2"]), [5, 6], "the most recent");
+    assert_eq!(
+        seqs(&[
+            "--agent",
+            "billing-agent",
+            "--action",
+            "tool:*",
+            "--limit",
+            "1"
+        ]),
+        [3]
+    );
+
+    let out = writ(&["audit", "query", s(&log), "--decision", "maybe"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap rejects an unknown decision"
+    );
+}
+
+#[test]
+fn query_exports_jsonl_that_verifies_and_csv() {
+    let dir = temp_dir("export");
+    let log = dir.join("audit.jsonl");
+    fill(AuditLog::jsonl(&log).unwrap());
+
+    // The whole log exported as JSONL is the log: it verifies.
+    let out = writ(&["audit", "query", s(&log), "--export", "jsonl"]);
+    let copy = dir.join("copy.jsonl");
+    std::fs::write(&copy, stdout(&out)).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        std::fs::read_to_string(&log).unwrap()
+    );
+
+    let out = writ(&[
+        "audit",
+        "query",
+        s(&log),
+        "--export",
+        "csv",
+        "--agent",
+        "triage-agent",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let csv = stdout(&out);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "seq,id,time,trace_id,agent,chain,action,target,decision,rule,reason,risk,retry_after_s,revision,context"
+    );
+    assert_eq!(lines.len(), 4, "{csv}");
+    assert!(lines[1].starts_with("2,"), "{csv}");
+    assert!(
+        lines[1].contains(
+            ",2025-01-15T15:01:00.000Z,t2,triage-agent,[],tool:call,target-2,allow,rule_2,\"because, \"\"quoted\"\"\",medium,,rev1,"
+        ),
+        "{csv}"
+    );
+    assert!(
+        lines[1].ends_with("\"{\"\"amount\"\":20,\"\"password\"\":\"\"***\"\"}\""),
+        "{csv}"
+    );
+}
