@@ -395,7 +395,8 @@ pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileErr
                     values: c.values.iter().map(value).collect(),
                 })
                 .collect(),
-            limit: r.limit.as_ref().map(|l| rate(l.value)),
+            limit: r.limit.as_ref().map(|l| rate(l.value.rate)),
+            limit_shared: r.limit.as_ref().is_some_and(|l| l.value.shared),
             reason: r.reason.as_ref().map(|x| x.value.clone()),
         });
     }

@@ -251,7 +251,10 @@ fn rule_hover(set: &PolicySet, rule: &Rule, shadows: &[&crate::lint::Shadow]) ->
         md.push_str(&format!("\n- when: `{c}`"));
     }
     if let Some(l) = &rule.limit {
-        md.push_str(&format!("\n- limit: {}", l.value));
+        md.push_str(&format!("\n- limit: {}", l.value.rate));
+        if l.value.shared {
+            md.push_str(", shared by all agents");
+        }
     }
     if let Some(r) = &rule.reason {
         md.push_str(&format!("\n- because: {}", r.value));
@@ -417,11 +420,15 @@ const KEYWORD_DOCS: &[(&str, &str)] = &[
     ("require_tls", "Network requests must use TLS."),
     (
         "limit",
-        "A rate limit: `limit N requests|tokens per second|minute|hour|day`.",
+        "A rate limit: `limit N requests|tokens per second|minute|hour|day` (agents), `limit N per UNIT [shared]` (rules).",
     ),
     (
         "per",
         "The unit of a limit: `second`, `minute`, `hour`, `day`.",
+    ),
+    (
+        "shared",
+        "After a rule's limit (`limit 1000 per day shared`): one count for all agents together, not one per agent.",
     ),
     (
         "on",
@@ -490,7 +497,14 @@ const KEY_DOCS: &[(&str, &str)] = &[
         "writ schema: `agents`, `roles`, `tiers`, `tags` the rule applies to.",
     ),
     ("when", "writ schema: the rule's condition."),
-    ("limit", "A rate limit on the rule, e.g. `10/minute`."),
+    (
+        "limit",
+        "A rate limit on the rule, per agent (`10/minute`) or shared by all agents (`{ rate: 10/minute, shared: true }`).",
+    ),
+    (
+        "shared",
+        "`true`: the rule's limit is one count for all agents together.",
+    ),
     ("reason", "The reason shown with the decision."),
     ("timezone", "IANA time zone for time conditions."),
 ];

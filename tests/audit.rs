@@ -265,3 +265,100 @@ fn query_exports_jsonl_that_verifies_and_csv() {
         "{csv}"
     );
 }
+
+/// `record_decision` fills records the writer has finished with: what it
+/// writes is what `record(AuditRecord::from_decision(..))` writes, and
+/// nothing of an earlier decision (a target, trace id, rule, reason, chain
+/// or context key) survives into a later one.
+#[test]
+fn recycled_records_carry_nothing_over() {
+    use writ_runtime::audit::{AuditOptions, JsonlSink};
+    let sources = [writ::Source {
+        name: "recycle.writ".to_owned(),
+        text: r#"
+policy "recycle" { default deny }
+rule delegate: allow "agent:delegate"
+rule lookups: allow "tool:call" on "lookup"
+  because "lookups are fine"
+rule big_refund: deny "tool:call" on "refund"
+  when amount > 100
+"#
+        .to_owned(),
+    }];
+    let comp = writ::compile(&sources, None);
+    let set = comp
+        .checked_set()
+        .unwrap_or_else(|| panic!("{:?}", comp.diagnostics));
+    let rt = writ_runtime::Runtime::from_vec(writ::bundle::compile(set, &sources, None).unwrap())
+        .unwrap();
+    let revision = writ_runtime::audit::revision_of(rt.header());
+    let requests: Vec<writ_runtime::Request> = (0..40)
+        .map(|i| {
+            let mut r = writ_runtime::Request::new(
+                if i % 3 == 0 { "a" } else { "billing-agent" },
+                "tool:call",
+            );
+            if i % 2 == 0 {
+                r.target = Some(if i % 4 == 0 { "lookup" } else { "refund" }.to_owned());
+                r.trace_id = Some(format!("trace-{i}"));
+                r.chain = vec!["triage".to_owned(), r.agent.clone()];
+                r.context
+                    .insert("amount".to_owned(), Value::Number(f64::from(i) * 10.0));
+                r.context
+                    .insert(format!("key{i}"), Value::String("x".to_owned()));
+            }
+            r
+        })
+        .collect();
+    let dir = temp_dir("recycle");
+    // Small batches: records come back to be filled again many times.
+    let options = AuditOptions {
+        batch_size: 2,
+        ..AuditOptions::default()
+    };
+    let moved = AuditLog::new(
+        JsonlSink::open(dir.join("moved.jsonl")).unwrap(),
+        options.clone(),
+    )
+    .unwrap();
+    let filled =
+        AuditLog::new(JsonlSink::open(dir.join("filled.jsonl")).unwrap(), options).unwrap();
+    for (i, req) in requests.iter().enumerate() {
+        let d = rt.check(req);
+        let t = 1_736_953_200_000 + i as i64;
+        moved.record(AuditRecord::from_decision(req, &d, revision.clone(), t));
+        filled.record_decision(req, &d, &revision, t);
+        if i % 5 == 0 {
+            // Let the writer catch up and hand records back.
+            filled.flush().unwrap();
+        }
+    }
+    moved.shutdown().unwrap();
+    filled.shutdown().unwrap();
+    let read = |name: &str| -> Vec<Json> {
+        std::fs::read_to_string(dir.join(name))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let mut v: Json = serde_json::from_str(l).unwrap();
+                for k in ["id", "hash", "prev"] {
+                    v.as_object_mut().unwrap().remove(k);
+                }
+                v
+            })
+            .collect()
+    };
+    let (a, b) = (read("moved.jsonl"), read("filled.jsonl"));
+    assert_eq!(a.len(), 40);
+    assert_eq!(a, b);
+    // The requests differ in what they carry, so the test means something.
+    assert_eq!(a[1]["target"], Json::Null);
+    assert_eq!(
+        a[2]["reason"].as_str().map(|r| r.contains("100")),
+        Some(false)
+    );
+    assert_eq!(a[4]["rule"], "lookups");
+    assert_eq!(a[4]["chain"][0], "triage");
+    assert_eq!(a[14]["rule"], "big_refund");
+    assert_eq!(a[5]["rule"], Json::Null);
+}

@@ -30,6 +30,63 @@ fn bundle(sign: Option<&[u8; 32]>) -> Vec<u8> {
     writ::bundle::compile(comp.checked_set().unwrap(), &sources, sign).unwrap()
 }
 
+fn bundle_of(text: &str) -> Vec<u8> {
+    let sources = vec![Source {
+        name: "p.writ".into(),
+        text: text.into(),
+    }];
+    let comp = compile(&sources, None);
+    writ::bundle::compile(comp.checked_set().unwrap(), &sources, None).unwrap()
+}
+
+/// The bundle with its format version replaced and its checksum re-sealed.
+fn with_version(bytes: &[u8], version: u32) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[8..12].copy_from_slice(&version.to_le_bytes());
+    let body_len = u32::from_le_bytes(out[12..16].try_into().unwrap()) as usize;
+    let sum = checksum(&out[..16 + body_len]);
+    out[16 + body_len..16 + body_len + CHECKSUM_LEN].copy_from_slice(&sum);
+    out
+}
+
+/// Format 3 added the shared rule limit; a format-2 bundle (which has
+/// none) still loads and decides the same, and formats this runtime does
+/// not know are refused by their version, never read.
+#[test]
+fn bundle_formats_are_checked_by_version() {
+    let shared = bundle_of("rule refund: allow \"tool:call\"\n  limit 2 per hour shared\n");
+    assert_eq!(
+        writ_runtime::read_header(&shared).unwrap().format_version,
+        writ_runtime::FORMAT_VERSION
+    );
+    assert_eq!(writ_runtime::FORMAT_VERSION, 3);
+    let model = read_model(&shared).unwrap();
+    assert!(model.rules[0].limit_shared && model.rules[0].limit.is_some());
+    let rt = Runtime::from_bytes(&shared).unwrap();
+    let allowed = |rt: &Runtime, agent: &str| {
+        decide(
+            rt,
+            &format!(r#"{{"agent":"{agent}","action":"tool:call"}}"#),
+        )
+        .contains("\"allow\"")
+    };
+    assert!(allowed(&rt, "a") && allowed(&rt, "b") && !allowed(&rt, "c"));
+
+    let old = with_version(&bundle(None), 2);
+    let rt = Runtime::from_bytes(&old).unwrap();
+    assert_eq!(rt.header().format_version, 2);
+    let req = r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":40}}"#;
+    assert_eq!(
+        decide(&rt, req),
+        decide(&Runtime::from_bytes(&bundle(None)).unwrap(), req)
+    );
+    for v in [0, 1, 4] {
+        let e = Runtime::from_bytes(&with_version(&shared, v)).err();
+        assert_eq!(e, Some(LoadError::UnsupportedVersion(v)));
+        assert!(e.unwrap().to_string().contains("reads formats 2 to 3"));
+    }
+}
+
 fn decide(rt: &Runtime, json: &str) -> String {
     let req = writ_eval::Request::from_json(json).unwrap();
     let r = writ::bundle::runtime_request(&req);
@@ -96,7 +153,15 @@ fn corrupt_and_truncated_bundles_are_rejected() {
 /// what the full decoder accepts, and every rule it accepts must decode.
 #[test]
 fn the_decoder_survives_resealed_corruption() {
-    let good = bundle(None);
+    survives_resealed_corruption(&bundle(None));
+    // A rule limit shared by all agents sets a rule flag of its own.
+    survives_resealed_corruption(&bundle_of(&format!(
+        "{POLICY}rule shared: allow \"tool:call\" on refund\n  limit 3 per hour shared\n"
+    )));
+}
+
+fn survives_resealed_corruption(good: &[u8]) {
+    let good = good.to_vec();
     let body_len = u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
     let mut rejected = 0;
     for i in 16..16 + body_len {

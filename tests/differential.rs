@@ -106,7 +106,8 @@ fn rule(i: usize) -> impl Strategy<Value = String> {
             ][..],
         )),
         prop::option::of(expr()),
-        prop::option::of(1u32..4),
+        // A limit of 1 to 3 per minute, per agent or shared by all agents.
+        prop::option::of((1u32..4, prop::bool::ANY)),
         prop::option::of(prop::sample::select(&["low", "high"][..])),
         prop::option::of(prop::sample::select(
             &["\"because {agent} did {action} on {target}\"", "\"plain\""][..],
@@ -144,8 +145,11 @@ fn rule(i: usize) -> impl Strategy<Value = String> {
                 if constraint {
                     s.push_str("\n  require stores or store in [vs_a, vs_b]");
                 }
-                if let Some(n) = limit {
+                if let Some((n, shared)) = limit {
                     let _ = write!(s, "\n  limit {n} per minute");
+                    if shared {
+                        s.push_str(" shared");
+                    }
                 }
                 if let Some(r) = risk {
                     let _ = write!(s, "\n  risk {r}");

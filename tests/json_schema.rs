@@ -22,17 +22,40 @@ fn resolve<'a>(schema: &'a Value, root: &'a Value) -> &'a Value {
     }
 }
 
+/// Whether the schema's `type` (when it has one) takes the value's kind.
+fn fits(schema: &Value, doc: &Value) -> bool {
+    let kind = match doc {
+        Value::Object(_) => "object",
+        Value::Array(_) => "array",
+        Value::String(_) => "string",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::Null => "null",
+    };
+    match schema.get("type") {
+        Some(Value::String(t)) => t == kind || (t == "integer" && kind == "number"),
+        Some(Value::Array(ts)) => ts.iter().any(|t| t == kind),
+        _ => true,
+    }
+}
+
 /// Collects `path: key` for every mapping key the schema does not allow.
 fn walk(doc: &Value, schema: &Value, root: &Value, path: &str, bad: &mut Vec<String>) {
     let schema = resolve(schema, root);
     if let Some(options) = schema.get("oneOf").and_then(Value::as_array) {
-        for o in options {
+        // The options of the document's type; when none takes it, what the
+        // first of them found.
+        let mut first = None;
+        for o in options.iter().filter(|o| fits(resolve(o, root), doc)) {
             let mut trial = Vec::new();
             walk(doc, o, root, path, &mut trial);
             if trial.is_empty() {
                 return;
             }
+            first.get_or_insert(trial);
         }
+        bad.extend(first.unwrap_or_default());
+        return;
     }
     match doc {
         Value::Object(map) => {
@@ -94,4 +117,19 @@ fn the_json_schema_rejects_what_the_front_end_rejects() {
     let mut bad = Vec::new();
     walk(&doc, &schema, &schema, "doc", &mut bad);
     assert_eq!(bad, ["doc: polcy", "doc.rules[0]: efect"]);
+
+    // A rule limit: `N/unit`, or a mapping of `rate` and `shared`.
+    let doc: Value = serde_saphyr::from_str(
+        "writ: 1\nagents:\n  a:\n    limits: { requests: 1/hour, shard: true }\n\
+         rules:\n  - effect: allow\n    action: x\n    limit: 3/hour\n\
+         \x20 - effect: allow\n    action: x\n    limit: { rate: 3/hour, shared: true }\n\
+         \x20 - effect: allow\n    action: x\n    limit: { rate: 3/hour, shard: true }\n",
+    )
+    .unwrap();
+    let mut bad = Vec::new();
+    walk(&doc, &schema, &schema, "doc", &mut bad);
+    assert_eq!(
+        bad,
+        ["doc.agents.a.limits: shard", "doc.rules[2].limit: shard"]
+    );
 }

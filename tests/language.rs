@@ -188,3 +188,119 @@ fn writ_examples_convert_to_yaml_and_back() {
         );
     }
 }
+
+/// A rule limit shared by all agents: read from both forms, formatted back,
+/// and converted both ways; the word `shared` elsewhere is diagnosed.
+#[test]
+fn shared_rule_limits_read_format_and_convert() {
+    let writ_text = r#"rule refunds: allow "tool:call" on refund
+  limit 1000   per day   shared
+
+rule lookups: allow "tool:call" on lookup
+  limit 3 per hour
+"#;
+    let formatted = fmt::format(writ_text, "shared").unwrap();
+    assert_eq!(
+        formatted,
+        "rule refunds: allow \"tool:call\" on refund\n  limit 1000 per day shared\n\n\
+         rule lookups: allow \"tool:call\" on lookup\n  limit 3 per hour\n"
+    );
+    assert_eq!(fmt::format(&formatted, "shared").unwrap(), formatted);
+    let from_writ = set_of("shared.writ", writ_text);
+    let limits: Vec<_> = from_writ
+        .rules
+        .iter()
+        .map(|r| r.limit.as_ref().unwrap().value)
+        .collect();
+    assert!(limits[0].shared && !limits[1].shared);
+    assert_eq!(limits[0].rate.count, 1000);
+
+    let yaml_text = r"writ: 1
+rules:
+  - name: refunds
+    effect: allow
+    action: tool:call
+    target: refund
+    limit: { rate: 1000/day, shared: true }
+  - name: lookups
+    effect: allow
+    action: tool:call
+    target: lookup
+    limit: 3/hour
+";
+    let from_yaml = set_of("shared.yaml", yaml_text);
+    assert_same(&from_writ, &from_yaml, "writ vs yaml");
+
+    // writ → YAML: the mapping form only where the limit is shared.
+    let y = convert::to_yaml(&from_writ, &[]).unwrap();
+    assert!(y.contains("limit: { rate: 1000/day, shared: true }"), "{y}");
+    assert!(y.contains("limit: 3/hour\n"), "{y}");
+    assert_same(&from_writ, &set_of("back.yaml", &y), "writ → yaml");
+    // YAML → writ.
+    let w = convert::to_writ(&from_yaml, yaml_text, Vec::new()).unwrap();
+    assert!(w.contains("limit 1000 per day shared\n"), "{w}");
+    assert_same(&from_yaml, &set_of("back.writ", &w), "yaml → writ");
+
+    // `shared: false` is the per-agent limit.
+    let unshared = set_of(
+        "unshared.yaml",
+        "writ: 1\nrules:\n  - effect: allow\n    action: x\n    limit: { rate: 3/hour, shared: false }\n",
+    );
+    assert!(!unshared.rules[0].limit.as_ref().unwrap().value.shared);
+
+    // `shared` is a keyword: a name spelled so is quoted, and still works
+    // in brackets and as a condition field.
+    set_of(
+        "names.writ",
+        "rule allow \"tool:call\" on \"shared\"\n  for tags [shared]\n  when shared == true\n",
+    );
+}
+
+fn codes(name: &str, text: &str) -> Vec<writ_diagnostics::Code> {
+    let comp = compile(
+        &[Source {
+            name: name.to_owned(),
+            text: text.to_owned(),
+        }],
+        None,
+    );
+    comp.diagnostics.iter().map(|d| d.code).collect()
+}
+
+#[test]
+fn shared_where_it_has_no_meaning_is_an_error() {
+    use writ_diagnostics::Code;
+    for block in ["agent \"a\"", "role \"r\"", "every agent"] {
+        let text = format!("{block} {{\n  limit 10 requests per minute shared\n}}\n");
+        assert_eq!(
+            codes("a.writ", &text),
+            vec![Code::SharedAgentLimit],
+            "{text}"
+        );
+    }
+    // In YAML an agent limit has no `shared` key; a rule limit's mapping
+    // takes `rate` and `shared` only, and needs `rate`.
+    let agent =
+        "writ: 1\nagents:\n  a:\n    limits:\n      - requests: 10/minute\n        shared: true\n";
+    assert_eq!(codes("a.yaml", agent), vec![Code::UnknownKey]);
+    let rule = |limit: &str| {
+        format!("writ: 1\nrules:\n  - effect: allow\n    action: x\n    limit: {limit}\n")
+    };
+    assert_eq!(
+        codes("a.yaml", &rule("{ rate: 3/hour, shared: yes-please }")),
+        vec![Code::WrongType]
+    );
+    assert_eq!(
+        codes("a.yaml", &rule("{ rate: 3/hour, shard: true }")),
+        vec![Code::UnknownKey]
+    );
+    assert_eq!(
+        codes("a.yaml", &rule("{ shared: true }")),
+        vec![Code::MissingKey]
+    );
+    assert_eq!(
+        codes("a.yaml", &rule("{ rate: 3/fortnight, shared: true }")),
+        vec![Code::InvalidRate]
+    );
+    assert_eq!(codes("a.yaml", &rule("[3/hour]")), vec![Code::WrongType]);
+}

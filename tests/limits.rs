@@ -159,6 +159,8 @@ fn an_unreachable_store_denies_by_default_and_allows_when_told() {
     let d = closed.check(&req);
     assert_eq!(d.effect, Effect::Deny);
     assert!(d.reason_text(&req).unwrap().contains("connection refused"));
+    // Named by the rule whose limit could not be counted.
+    assert_eq!(d.rule, Some("calls"));
     // Requests that meet no limit never ask the store.
     let free = request("b", "tool:call", Some("forbidden"), 0);
     assert!(
@@ -169,4 +171,106 @@ fn an_unreachable_store_denies_by_default_and_allows_when_told() {
     );
     let open = runtime(POLICY).with_limit_store(Arc::new(Down), OnStoreFailure::Allow);
     assert_eq!(open.check(&req).effect, Effect::Allow);
+}
+
+const SHARED: &str = r#"
+policy "shared" {
+  default deny
+}
+
+rule refund: allow "tool:call" on refund
+  limit 3 per minute shared
+
+rule lookup: allow "tool:call" on lookup
+  limit 3 per minute
+"#;
+
+#[test]
+fn a_shared_rule_limit_holds_all_agents_together_to_n() {
+    let rt = runtime(SHARED);
+    let allowed = |agent: &str, target: &str, n: usize| {
+        let req = request(agent, "tool:call", Some(target), 0);
+        (0..n)
+            .filter(|_| rt.check(&req).effect == Effect::Allow)
+            .count()
+    };
+    // Shared: two agents together get 3.
+    assert_eq!(allowed("a", "refund", 2), 2);
+    assert_eq!(allowed("b", "refund", 5), 1);
+    assert_eq!(allowed("a", "refund", 1), 0);
+    let req = request("c", "tool:call", Some("refund"), 0);
+    let d = rt.check(&req);
+    assert_eq!(d.effect, Effect::Deny);
+    assert_eq!(d.rule, Some("refund"));
+    assert_eq!(
+        d.reason_text(&req).unwrap(),
+        "rate limit `3/minute` of rule `refund` (shared by all agents) reached"
+    );
+    assert!(d.retry_after_s.is_some_and(|s| (1..=60).contains(&s)));
+    // Not shared: each agent gets 3.
+    assert_eq!(allowed("a", "lookup", 5), 3);
+    assert_eq!(allowed("b", "lookup", 5), 3);
+    let req = request("b", "tool:call", Some("lookup"), 0);
+    assert!(
+        rt.check(&req)
+            .reason_text(&req)
+            .unwrap()
+            .ends_with("reached for agent `b`")
+    );
+}
+
+#[test]
+fn a_shared_limit_is_exact_across_threads_and_agents() {
+    let rt = Arc::new(runtime(
+        "rule refund: allow \"tool:call\" on refund\n  limit 1000 per hour shared\n",
+    ));
+    let allowed = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let (rt, allowed) = (Arc::clone(&rt), &allowed);
+            s.spawn(move || {
+                // Each thread cycles through its own three agents.
+                let reqs: Vec<Request> = (0..3)
+                    .map(|i| request(&format!("agent-{t}-{i}"), "tool:call", Some("refund"), 0))
+                    .collect();
+                let mut mine = 0;
+                for i in 0..30_000 {
+                    if rt.check(&reqs[i % 3]).effect == Effect::Allow {
+                        mine += 1;
+                    }
+                }
+                allowed.fetch_add(mine, Ordering::Relaxed);
+            });
+        }
+    });
+    assert_eq!(allowed.load(Ordering::Relaxed), 1000);
+}
+
+#[test]
+fn shared_and_per_agent_counts_of_one_rule_stay_apart_in_a_store() {
+    // The same rule name, counted per agent by one bundle and shared by the
+    // next (a reload), through one store: the counts do not mix.
+    let store = Arc::new(InProcess::new());
+    let per_agent = runtime("rule refund: allow \"tool:call\"\n  limit 3 per hour\n")
+        .with_limit_store(store.clone(), OnStoreFailure::Deny);
+    let shared = runtime("rule refund: allow \"tool:call\"\n  limit 3 per hour shared\n")
+        .with_limit_store(store, OnStoreFailure::Deny);
+    let req = request("a", "tool:call", None, 0);
+    for _ in 0..3 {
+        assert_eq!(per_agent.check(&req).effect, Effect::Allow);
+    }
+    assert_eq!(per_agent.check(&req).effect, Effect::Deny);
+    for agent in ["a", "b", "c"] {
+        assert_eq!(
+            shared.check(&request(agent, "tool:call", None, 0)).effect,
+            Effect::Allow
+        );
+    }
+    assert_eq!(shared.check(&req).effect, Effect::Deny);
+    // The per-agent counts are where they were.
+    assert_eq!(
+        per_agent.check(&request("b", "tool:call", None, 0)).effect,
+        Effect::Allow
+    );
+    assert_eq!(per_agent.check(&req).effect, Effect::Deny);
 }

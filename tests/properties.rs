@@ -74,6 +74,7 @@ const FRAGMENTS: &[&str] = &[
     "block",
     "limit",
     "per",
+    "shared",
     "on",
     "as",
     "for",
@@ -269,9 +270,10 @@ fn clause() -> impl Strategy<Value = String> {
         expr().prop_map(|e| format!("when {e}")),
         (
             1u32..500,
-            prop::sample::select(&["second", "minute", "hour", "day"][..])
+            prop::sample::select(&["second", "minute", "hour", "day"][..]),
+            prop::sample::select(&["", " shared"][..])
         )
-            .prop_map(|(n, u)| format!("limit {n} per {u}")),
+            .prop_map(|(n, u, shared)| format!("limit {n} per {u}{shared}")),
         prop::sample::select(&["risk low", "risk critical"][..]).prop_map(str::to_owned),
         Just("because \"Refunds over $100 need {agent}\"".to_owned()),
         Just("require stores or store in [vs_a, \"vs b\"]".to_owned()),

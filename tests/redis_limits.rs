@@ -53,7 +53,15 @@ fn start() -> Option<Server> {
 }
 
 fn runtime(url: &str, prefix: &str, on_failure: OnStoreFailure) -> Runtime {
-    let text = "rule calls: allow \"tool:call\"\n  limit 1000 per hour\n";
+    runtime_of(
+        "rule calls: allow \"tool:call\"\n  limit 1000 per hour\n",
+        url,
+        prefix,
+        on_failure,
+    )
+}
+
+fn runtime_of(text: &str, url: &str, prefix: &str, on_failure: OnStoreFailure) -> Runtime {
     let sources = [Source {
         name: "p.writ".to_owned(),
         text: text.to_owned(),
@@ -100,6 +108,46 @@ fn processes_sharing_redis_allow_exactly_the_limit_and_fail_closed() {
     // Another agent has its own count.
     assert_eq!(
         runtimes[1].check(&Request::new("b", "tool:call")).effect,
+        Effect::Allow
+    );
+
+    // A limit shared by all agents: three processes, six agents, 500 in
+    // all; and the same rule's per-agent counts (prefix `t1`, above) are
+    // kept apart from its shared count.
+    let shared: Vec<Arc<Runtime>> = (0..3)
+        .map(|_| {
+            Arc::new(runtime_of(
+                "rule calls: allow \"tool:call\"\n  limit 500 per hour shared\n",
+                &url,
+                "t1",
+                OnStoreFailure::Deny,
+            ))
+        })
+        .collect();
+    let allowed = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for (i, rt) in shared.iter().enumerate() {
+            for j in 0..2 {
+                let (rt, allowed) = (Arc::clone(rt), &allowed);
+                s.spawn(move || {
+                    let req = Request::new(&format!("agent-{i}-{j}"), "tool:call");
+                    for _ in 0..300 {
+                        if rt.check(&req).effect == Effect::Allow {
+                            allowed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        }
+    });
+    assert_eq!(allowed.load(Ordering::Relaxed), 500);
+    let d = shared[2].check(&req);
+    assert_eq!(
+        d.reason_text(&req).unwrap(),
+        "rate limit `500/hour` of rule `calls` (shared by all agents) reached"
+    );
+    assert_eq!(
+        runtimes[0].check(&Request::new("c", "tool:call")).effect,
         Effect::Allow
     );
 

@@ -99,11 +99,14 @@ pub enum EntryKind {
         label: Option<Spanned<String>>,
     },
     RequireTls(Spanned<bool>),
-    /// `limit N requests|tokens per UNIT [on "pattern"] [as "key"]`.
+    /// `limit N requests|tokens per UNIT [on "pattern"] [as "key"]`; a
+    /// `shared` after the unit (where the word is out of place, reported
+    /// when lowering) is kept so that the message can point at it.
     Limit {
         count: Spanned<f64>,
         metric: Spanned<String>,
         unit: Spanned<String>,
+        shared: Option<Span>,
         on: Option<Spanned<String>>,
         label: Option<Spanned<String>>,
     },
@@ -191,10 +194,11 @@ pub enum ClauseKind {
     For(Vec<Principal>),
     When(Expr),
     Risk(Spanned<String>),
-    /// `limit N per UNIT`.
+    /// `limit N per UNIT [shared]`; `shared`: one count for all agents.
     Limit {
         count: Spanned<f64>,
         unit: Spanned<String>,
+        shared: Option<Span>,
     },
     Because(Spanned<String>),
     /// `require FIELD [or FIELD] in [..] [as "name"]`.

@@ -313,6 +313,7 @@ fn agent_block(a: &Agent) -> Block {
                 count: Spanned::new(l.rate.count as f64, l.span),
                 metric: sn(l.metric.as_str().to_owned(), l.span),
                 unit: sn(l.rate.unit.as_str().to_owned(), l.span),
+                shared: None,
                 on: l
                     .actions
                     .as_ref()
@@ -413,8 +414,9 @@ fn rule_decl(r: &Rule) -> Result<RuleDecl, Unsupported> {
     if let Some(l) = &r.limit {
         push(
             ClauseKind::Limit {
-                count: Spanned::new(l.value.count as f64, l.span),
-                unit: sn(l.value.unit.as_str().to_owned(), l.span),
+                count: Spanned::new(l.value.rate.count as f64, l.span),
+                unit: sn(l.value.rate.unit.as_str().to_owned(), l.span),
+                shared: l.value.shared.then_some(l.span),
             },
             l.span,
         );
@@ -951,7 +953,14 @@ fn yaml_rule(e: &mut Emitter<'_>, r: &Rule) -> Result<(), Unsupported> {
         }
     }
     if let Some(l) = &r.limit {
-        field(e, &format!("limit: {}", l.value));
+        if l.value.shared {
+            field(
+                e,
+                &format!("limit: {{ rate: {}, shared: true }}", l.value.rate),
+            );
+        } else {
+            field(e, &format!("limit: {}", l.value.rate));
+        }
     }
     if let Some(reason) = &r.reason {
         field(e, &format!("reason: {}", yaml_str(&reason.value)));

@@ -156,6 +156,8 @@ pub enum Tok {
     Limit,
     #[token("per")]
     Per,
+    #[token("shared")]
+    Shared,
     #[token("on")]
     On,
     #[token("as")]
@@ -282,6 +284,7 @@ pub const KEYWORDS: &[(&str, Tok)] = &[
     ("require_tls", Tok::RequireTls),
     ("limit", Tok::Limit),
     ("per", Tok::Per),
+    ("shared", Tok::Shared),
     ("on", Tok::On),
     ("as", Tok::As),
     ("delegates", Tok::Delegates),

@@ -6,8 +6,8 @@
 use writ_diagnostics::{Code, Diagnostic, FileId, Span, did_you_mean};
 use writ_ir::{
     Agent, AgentId, AgentLimit, Ceiling, Combining, Condition, Constraint, Dialect, Field, Metric,
-    NamedList, PartialSettings, Path, Pattern, Policy, PolicyFile, PolicyId, Rate, Risk, RuleParts,
-    Spanned, Subject, Tier, TimeWindow, Timezone, Value, Weekday, WeekdaySet,
+    NamedList, PartialSettings, Path, Pattern, Policy, PolicyFile, PolicyId, Rate, Risk, RuleLimit,
+    RuleParts, Spanned, Subject, Tier, TimeWindow, Timezone, Value, Weekday, WeekdaySet,
 };
 
 use super::ast::{
@@ -394,9 +394,24 @@ impl Lower {
                     count,
                     metric,
                     unit,
+                    shared,
                     on,
                     label,
                 } => {
+                    if let Some(at) = shared {
+                        self.report(
+                            Diagnostic::new(
+                                Code::SharedAgentLimit,
+                                *at,
+                                format!(
+                                    "`shared` applies only to a rule's limit, not to one in this `{}` block",
+                                    block.kind.keyword()
+                                ),
+                            )
+                            .with_label_message("only a rule's limit can be shared")
+                            .with_help("remove `shared`: this limit counts each agent separately; for one count across every agent, write `limit N per UNIT shared` on the rule that allows the action"),
+                        );
+                    }
                     let metric_v =
                         self.word(metric, "limit metric", Metric::parse, &Metric::words());
                     let rate = self.rate(count, unit);
@@ -493,8 +508,20 @@ impl Lower {
                 ClauseKind::Risk(r) => {
                     parts.risk = self.word(r, "risk level", Risk::parse, &Risk::words());
                 }
-                ClauseKind::Limit { count, unit } => {
-                    parts.limit = self.rate(count, unit).map(|r| Spanned::new(r, c.span));
+                ClauseKind::Limit {
+                    count,
+                    unit,
+                    shared,
+                } => {
+                    parts.limit = self.rate(count, unit).map(|rate| {
+                        Spanned::new(
+                            RuleLimit {
+                                rate,
+                                shared: shared.is_some(),
+                            },
+                            c.span,
+                        )
+                    });
                 }
                 ClauseKind::Because(r) => parts.reason = Some(r.clone()),
                 ClauseKind::Require {

@@ -233,6 +233,7 @@ fn entry(e: &Entry) -> String {
             count,
             metric,
             unit,
+            shared,
             on,
             label,
         } => {
@@ -240,6 +241,9 @@ fn entry(e: &Entry) -> String {
             push(&word(&metric.value));
             push("per");
             push(&word(&unit.value));
+            if shared.is_some() {
+                push("shared");
+            }
             if let Some(p) = on {
                 push("on");
                 push(&name(&p.value));
@@ -322,9 +326,16 @@ fn clause(c: &Clause, indent: usize) -> String {
             }
         }
         ClauseKind::Risk(w) => format!("risk {}", word(&w.value)),
-        ClauseKind::Limit { count, unit } => {
-            format!("limit {} per {}", number(count.value), word(&unit.value))
-        }
+        ClauseKind::Limit {
+            count,
+            unit,
+            shared,
+        } => format!(
+            "limit {} per {}{}",
+            number(count.value),
+            word(&unit.value),
+            if shared.is_some() { " shared" } else { "" }
+        ),
         ClauseKind::Because(s) => format!("because {}", string(&s.value)),
         ClauseKind::Require {
             field,

@@ -91,6 +91,7 @@ codes! {
     MisplacedSetting = "E0405", Language, Error, "setting not allowed in this block";
     DuplicateSetting = "E0406", Language, Error, "setting given twice";
     TooDeep = "E0407", Language, Error, "nesting too deep";
+    SharedAgentLimit = "E0408", Language, Error, "`shared` on a limit that is not a rule's";
     UnknownDelegate = "E0501", Graph, Error, "delegates list or entry agent names an undeclared agent";
     ChainTooLong = "E0502", Graph, Error, "delegation chain longer than the maximum depth";
     IgnoredDefaults = "W0101", Lint, Warning, "defaults of a later file are ignored";

@@ -8,7 +8,8 @@
 //! 3. Rules: a rule applies when an action pattern matches, a target pattern
 //!    matches (or it has none), the principal is in its scope and its
 //!    condition holds. An applying rule's constraints are then checked (a
-//!    failure denies) and, for allow rules, its limit.
+//!    failure denies) and, for allow rules, its limit (counted per acting
+//!    agent, or once for all agents when the limit is `shared`).
 //! 4. Combining: first-match takes the first applying rule; deny-overrides
 //!    takes the first deny, else the first approve, else the first allow. No
 //!    applying rule: the policy default.
@@ -561,12 +562,23 @@ impl<'p> Evaluator<'p> {
         if rule.effect.value == Effect::Allow
             && let Some(limit) = &rule.limit
         {
-            let key = LimitKey::Rule(rule.id, p.id.to_owned());
-            if let Err(retry) = self.limiter.check(&key, limit.value, 1, clock.millis) {
-                let reason = format!(
-                    "rate limit `{}` of rule `{}` reached for agent `{}`",
-                    limit.value, rule.name.value, p.id
-                );
+            let key = if limit.value.shared {
+                LimitKey::RuleShared(rule.id)
+            } else {
+                LimitKey::Rule(rule.id, p.id.to_owned())
+            };
+            if let Err(retry) = self.limiter.check(&key, limit.value.rate, 1, clock.millis) {
+                let reason = if limit.value.shared {
+                    format!(
+                        "rate limit `{}` of rule `{}` (shared by all agents) reached",
+                        limit.value.rate, rule.name.value
+                    )
+                } else {
+                    format!(
+                        "rate limit `{}` of rule `{}` reached for agent `{}`",
+                        limit.value.rate, rule.name.value, p.id
+                    )
+                };
                 return (
                     self.deny(Some(rule), None, reason, Some(retry)),
                     Vec::new(),

@@ -10,10 +10,12 @@ use std::collections::{HashMap, VecDeque};
 
 use writ_ir::{AgentId, Rate, RuleId};
 
-/// What a counter belongs to: one rule or one agent limit, for one agent.
+/// What a counter belongs to: one rule or one agent limit, for one agent,
+/// or a rule's shared limit, for every agent together.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum LimitKey {
     Rule(RuleId, String),
+    RuleShared(RuleId),
     Agent(AgentId, usize, String),
 }
 
@@ -103,6 +105,11 @@ mod tests {
         // Other agents have their own counters.
         assert_eq!(
             l.check(&LimitKey::Rule(RuleId(0), "b".into()), rate, 1, 20_000),
+            Ok(())
+        );
+        // So does the rule's shared count.
+        assert_eq!(
+            l.check(&LimitKey::RuleShared(RuleId(0)), rate, 1, 20_000),
             Ok(())
         );
     }

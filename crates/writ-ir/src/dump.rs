@@ -210,7 +210,12 @@ fn dump_rule(out: &mut String, r: &Rule, at: &dyn Fn(Span) -> String) {
         );
     }
     if let Some(l) = &r.limit {
-        let _ = writeln!(out, "  limit: {} per agent", l.value);
+        let whom = if l.value.shared {
+            "shared by all agents"
+        } else {
+            "per agent"
+        };
+        let _ = writeln!(out, "  limit: {} {whom}", l.value.rate);
     }
     if let Some(reason) = &r.reason {
         let _ = writeln!(out, "  reason: {:?}", reason.value);

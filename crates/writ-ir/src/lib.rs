@@ -22,8 +22,8 @@ pub use dump::dump;
 pub use merge::{PartialSettings, PolicyFile, merge};
 pub use model::{
     AccessList, Agent, AgentId, AgentLimit, Ceiling, Combining, Constraint, Dialect, Effect,
-    Metric, NamedList, Policy, PolicyId, PolicySet, Rate, RateUnit, Risk, Rule, RuleId, Scope,
-    Setting, Settings, Spanned, Subject, Tier, Timezone,
+    Metric, NamedList, Policy, PolicyId, PolicySet, Rate, RateUnit, Risk, Rule, RuleId, RuleLimit,
+    Scope, Setting, Settings, Spanned, Subject, Tier, Timezone,
 };
 pub use pattern::{Pattern, PatternError};
 pub use rule_parts::{RuleParts, generated_rule_name};

@@ -17,6 +17,14 @@ impl<T> Spanned<T> {
     pub fn new(value: T, span: Span) -> Self {
         Spanned { value, span }
     }
+
+    /// The value changed by `f`, at the same span.
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Spanned<U> {
+        Spanned {
+            value: f(self.value),
+            span: self.span,
+        }
+    }
 }
 
 /// Index of a rule in [`PolicySet::rules`]; rule order is evaluation order.
@@ -161,6 +169,39 @@ impl Rate {
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.count, self.unit)
+    }
+}
+
+/// A rule's limit: at most `rate.count` allowed decisions of the rule per
+/// sliding `rate.unit`, counted per acting agent or, when `shared`, once
+/// for every agent together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RuleLimit {
+    pub rate: Rate,
+    /// One count for all agents (`limit N per UNIT shared`); `false`: each
+    /// acting agent has its own.
+    pub shared: bool,
+}
+
+impl RuleLimit {
+    /// A limit counted per acting agent.
+    #[must_use]
+    pub fn per_agent(rate: Rate) -> RuleLimit {
+        RuleLimit {
+            rate,
+            shared: false,
+        }
+    }
+}
+
+/// `20/hour`, or `20/hour shared`.
+impl fmt::Display for RuleLimit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.rate)?;
+        if self.shared {
+            f.write_str(" shared")?;
+        }
+        Ok(())
     }
 }
 
@@ -415,8 +456,9 @@ pub struct Rule {
     pub scope: Scope,
     pub condition: Option<Condition>,
     pub constraints: Vec<Constraint>,
-    /// At most this many allowed decisions of this rule per agent.
-    pub limit: Option<Spanned<Rate>>,
+    /// At most this many allowed decisions of this rule per agent (or, when
+    /// shared, for all agents together).
+    pub limit: Option<Spanned<RuleLimit>>,
     pub reason: Option<Spanned<String>>,
     pub span: Span,
 }

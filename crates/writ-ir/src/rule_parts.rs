@@ -1,7 +1,7 @@
 //! Building IR rules from the parts each front end reads.
 
 use crate::{
-    Condition, Constraint, Effect, Pattern, PolicyId, Rate, Risk, Rule, RuleId, Scope, Spanned,
+    Condition, Constraint, Effect, Pattern, PolicyId, Risk, Rule, RuleId, RuleLimit, Scope, Spanned,
 };
 use writ_diagnostics::Span;
 
@@ -16,7 +16,7 @@ pub struct RuleParts {
     pub scope: Scope,
     pub conditions: Vec<Condition>,
     pub constraints: Vec<Constraint>,
-    pub limit: Option<Spanned<Rate>>,
+    pub limit: Option<Spanned<RuleLimit>>,
     pub reason: Option<Spanned<String>>,
     pub span: Span,
 }

@@ -253,6 +253,8 @@ struct PRule {
     condition: Option<PCond>,
     constraints: Vec<crate::model::Constraint>,
     limit: Option<Rate>,
+    /// The limit is one count for all agents.
+    limit_shared: bool,
     reason: Option<String>,
 }
 
@@ -318,6 +320,7 @@ fn prepare(
         condition,
         constraints: rule.constraints,
         limit: rule.limit,
+        limit_shared: rule.limit_shared,
         reason: rule.reason,
     })
 }
@@ -508,7 +511,12 @@ impl<'s> Hold<'s> {
             kind: self.kind,
             name: self.name,
             sub: self.sub,
-            agent,
+            // A shared limit is one count, whoever acts.
+            agent: if self.kind == LimitKind::RuleShared {
+                ""
+            } else {
+                agent
+            },
             rate: self.rate,
             amount: self.amount,
         }
@@ -519,6 +527,10 @@ impl<'s> Hold<'s> {
         match self.kind {
             LimitKind::Rule => format!(
                 "rate limit `{}` of rule `{}` reached for agent `{agent}`",
+                self.rate, self.name
+            ),
+            LimitKind::RuleShared => format!(
+                "rate limit `{}` of rule `{}` (shared by all agents) reached",
                 self.rate, self.name
             ),
             LimitKind::Agent => format!(
@@ -540,9 +552,64 @@ fn unavailable(why: &str) -> String {
     format!("the limit store cannot be reached ({why}); denying rather than not counting")
 }
 
-#[derive(Default)]
+/// The amounts a decision will take if it allows: the first inline (no
+/// allocation, and next to nothing to set up, on the decision path), more
+/// in `more`.
 struct Pending<'s> {
-    items: Vec<Hold<'s>>,
+    first: Option<Hold<'s>>,
+    more: Vec<Hold<'s>>,
+    /// The decision is for real (not an explanation) and nothing after
+    /// the rules can turn an allow into something else but the limits
+    /// themselves: a first-match rule's limit need not be looked at while
+    /// deciding, since taking it at the end refuses just as a look would.
+    direct: bool,
+}
+
+impl<'s> Pending<'s> {
+    fn new() -> Pending<'s> {
+        Pending {
+            first: None,
+            more: Vec::new(),
+            direct: false,
+        }
+    }
+
+    fn push(&mut self, hold: Hold<'s>) {
+        if self.first.is_none() {
+            self.first = Some(hold);
+        } else {
+            self.more.push(hold);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    fn get(&self, index: usize) -> Option<&Hold<'s>> {
+        match index.checked_sub(1) {
+            None => self.first.as_ref(),
+            Some(i) => self.more.get(i),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Hold<'s>> {
+        self.first.iter().chain(&self.more)
+    }
+
+    /// Takes them all for `agent`, or none.
+    fn acquire(&self, store: &dyn LimitStore, agent: &str, now_ms: i64) -> Result<(), Refusal> {
+        match &self.first {
+            None => Ok(()),
+            Some(first) if self.more.is_empty() => {
+                store.acquire(std::slice::from_ref(&first.acquire(agent)), now_ms)
+            }
+            Some(_) => {
+                let items: Vec<Acquire<'_>> = self.iter().map(|h| h.acquire(agent)).collect();
+                store.acquire(&items, now_ms)
+            }
+        }
+    }
 }
 
 impl Compiled {
@@ -830,7 +897,8 @@ impl Compiled {
         if let Err(reason) = self.principal(req, &mut principal) {
             return self.deny(None, None, reason, None);
         }
-        let mut pending = Pending::default();
+        let mut pending = Pending::new();
+        pending.direct = commit && floor.is_none();
         if let Some(denied) = self.ceilings(req, &principal, clock, &mut pending) {
             return denied;
         }
@@ -839,31 +907,30 @@ impl Compiled {
             if let Some(approve) = floor {
                 return approve;
             }
-            if commit && !pending.items.is_empty() {
-                let items: Vec<Acquire<'_>> = pending
-                    .items
-                    .iter()
-                    .map(|h| h.acquire(principal.id))
-                    .collect();
+            if commit && !pending.is_empty() {
                 // Checked again and taken under the store's lock: another
                 // request may have used the room since the limits were
                 // looked at.
-                match self.limits.acquire(&items, clock.millis) {
+                match pending.acquire(&*self.limits, principal.id, clock.millis) {
                     Ok(()) => {}
                     Err(Refusal::Full {
                         index,
                         retry_after_s,
                     }) => {
-                        let reason = pending.items.get(index).map_or_else(
+                        let reason = pending.get(index).map_or_else(
                             || "a limit is reached".to_owned(),
                             |h| h.full(principal.id),
                         );
-                        let rule = pending.items.get(index).and_then(|h| h.rule);
+                        let rule = pending.get(index).and_then(|h| h.rule);
                         return self.deny(rule, None, reason, Some(retry_after_s));
                     }
                     Err(Refusal::Unavailable(why)) => {
                         if self.on_store_failure == OnStoreFailure::Deny {
-                            return self.deny(None, None, unavailable(&why), None);
+                            // Named by the rule whose limit could not be
+                            // counted, as when it is looked at while
+                            // deciding.
+                            let rule = pending.iter().find_map(|h| h.rule);
+                            return self.deny(rule, None, unavailable(&why), None);
                         }
                     }
                 }
@@ -1186,7 +1253,7 @@ impl Compiled {
                     );
                     return Some(self.deny(None, Some(agent), reason, Some(retry)));
                 }
-                pending.items.push(hold);
+                pending.push(hold);
             }
         }
         None
@@ -1235,10 +1302,11 @@ impl Compiled {
             if !self.applies(rule, req, p, clock) {
                 continue;
             }
-            let (decision, limit) = self.outcome(rule, req, p, clock);
+            let peek = !(self.combining == 0 && pending.direct);
+            let (decision, limit) = self.outcome(rule, req, p, clock, peek);
             if self.combining == 0 {
                 if let Some(l) = limit {
-                    pending.items.push(l);
+                    pending.push(l);
                 }
                 return decision;
             }
@@ -1261,7 +1329,9 @@ impl Compiled {
         }
         if let Some(decision) = best {
             if decision.effect == Effect::Allow {
-                pending.items.extend(allow_limits);
+                for l in allow_limits {
+                    pending.push(l);
+                }
             }
             return decision;
         }
@@ -1285,6 +1355,7 @@ impl Compiled {
         req: &crate::Request,
         p: &Principal<'_>,
         clock: &Clock,
+        peek: bool,
     ) -> (Decision<'s>, Option<Hold<'s>>) {
         for c in &rule.constraints {
             let value =
@@ -1309,7 +1380,11 @@ impl Compiled {
             && let Some(limit) = rule.limit
         {
             let hold = Hold {
-                kind: LimitKind::Rule,
+                kind: if rule.limit_shared {
+                    LimitKind::RuleShared
+                } else {
+                    LimitKind::Rule
+                },
                 name: &rule.name,
                 sub: "",
                 rate: limit,
@@ -1317,7 +1392,12 @@ impl Compiled {
                 metric: 0,
                 rule: Some(rule),
             };
-            match self.limits.peek(&hold.acquire(p.id), clock.millis) {
+            let looked = if peek {
+                self.limits.peek(&hold.acquire(p.id), clock.millis)
+            } else {
+                Ok(())
+            };
+            match looked {
                 Ok(()) => limit_id = Some(hold),
                 Err(Refusal::Full { retry_after_s, .. }) => {
                     return (

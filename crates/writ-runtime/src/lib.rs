@@ -53,8 +53,15 @@ pub use redis_store::RedisStore;
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"WRITBNDL";
-/// The bundle format this runtime reads.
-pub const FORMAT_VERSION: u32 = 2;
+/// The bundle format this runtime writes, and the newest it reads.
+///
+/// Format 3 added one rule flag (a rule limit shared by all agents); the
+/// layout is otherwise format 2's, so format 2 reads as format 3. A runtime
+/// that reads only format 2 refuses format 3 by its version instead of
+/// counting a shared limit per agent.
+pub const FORMAT_VERSION: u32 = 3;
+/// The oldest bundle format this runtime reads.
+pub const OLDEST_FORMAT_VERSION: u32 = 2;
 /// The length of the checksum that follows the body.
 pub const CHECKSUM_LEN: usize = 16;
 
@@ -81,7 +88,7 @@ impl fmt::Display for LoadError {
             LoadError::NotABundle => f.write_str("not a writ bundle (bad magic bytes)"),
             LoadError::UnsupportedVersion(v) => write!(
                 f,
-                "bundle format {v} is not supported by this runtime (it reads format {FORMAT_VERSION}); recompile with a matching writ"
+                "bundle format {v} is not supported by this runtime (it reads formats {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); recompile with a matching writ"
             ),
             LoadError::Checksum => f.write_str(
                 "bundle checksum mismatch: the file was modified or truncated; recompile it",
@@ -155,7 +162,7 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, LoadError> {
         return Err(LoadError::NotABundle);
     }
     let version = r.u32().map_err(|_| LoadError::Checksum)?;
-    if version != FORMAT_VERSION {
+    if !(OLDEST_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(LoadError::UnsupportedVersion(version));
     }
     let len = r.u32().map_err(|_| LoadError::Checksum)? as usize;

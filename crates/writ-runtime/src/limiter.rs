@@ -24,6 +24,9 @@ use crate::model::Rate;
 pub enum LimitKind {
     /// A rule's `limit`, counted per acting agent: `name` is the rule.
     Rule,
+    /// A rule's `limit ... shared`, one count for every agent: `name` is
+    /// the rule, `agent` empty.
+    RuleShared,
     /// An agent entry's `limit` (requests or tokens): `name` is the entry,
     /// `sub` the limit's key.
     Agent,
@@ -150,47 +153,57 @@ impl Window {
     }
 }
 
-/// A limit and agent, owned (the map's key).
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Key {
+/// A limit and agent, owned, with its hash (the table's entry).
+#[derive(Debug)]
+struct Entry {
+    hash: u64,
     kind: LimitKind,
     name: Box<str>,
     sub: Box<str>,
     agent: Box<str>,
+    window: Window,
 }
 
-impl Hash for Key {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        hash_parts(self.kind, &self.name, &self.sub, &self.agent, h);
+impl Entry {
+    fn is(&self, item: &Acquire<'_>) -> bool {
+        self.kind == item.kind
+            && same(&self.name, item.name)
+            && same(&self.sub, item.sub)
+            && same(&self.agent, item.agent)
     }
 }
 
-fn hash_parts<H: Hasher>(kind: LimitKind, name: &str, sub: &str, agent: &str, h: &mut H) {
-    kind.hash(h);
-    name.hash(h);
-    sub.hash(h);
-    agent.hash(h);
+fn key_hash(item: &Acquire<'_>) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    item.kind.hash(&mut h);
+    item.name.hash(&mut h);
+    item.sub.hash(&mut h);
+    item.agent.hash(&mut h);
+    h.finish()
 }
 
-/// A key looked up without allocating.
-struct Borrowed<'a>(&'a Acquire<'a>);
-
-impl Hash for Borrowed<'_> {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        hash_parts(self.0.kind, self.0.name, self.0.sub, self.0.agent, h);
+/// String equality without calling `memcmp`: names are short, and the
+/// library call (an AVX-512 variant on some machines) costs several times
+/// more than comparing them here, eight bytes at a time.
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
     }
-}
-
-impl hashbrown::Equivalent<Key> for Borrowed<'_> {
-    fn equivalent(&self, k: &Key) -> bool {
-        self.0.kind == k.kind
-            && *self.0.name == *k.name
-            && *self.0.sub == *k.sub
-            && *self.0.agent == *k.agent
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in ca.by_ref().zip(cb.by_ref()) {
+        let word = |c: &[u8]| u64::from_ne_bytes(c.try_into().unwrap_or([0; 8]));
+        if word(x) != word(y) {
+            return false;
+        }
     }
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    ra.iter().zip(rb).all(|(x, y)| x == y)
 }
 
-type Windows = hashbrown::HashMap<Key, Window, rustc_hash::FxBuildHasher>;
+type Windows = hashbrown::HashTable<Entry>;
 
 /// Counts in this process, behind one lock (taken only by requests that
 /// meet a limit). Shared by every thread using the runtime; give the same
@@ -214,29 +227,83 @@ impl InProcess {
             Err(poisoned) => poisoned.into_inner(),
         }
     }
+
+    /// The number of limit × agent windows held.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Whether no window is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn full(index: usize) -> impl FnOnce(u64) -> Refusal {
+    move |retry_after_s| Refusal::Full {
+        index,
+        retry_after_s,
+    }
+}
+
+fn insert(windows: &mut Windows, hash: u64, item: &Acquire<'_>, now_ms: i64) {
+    let mut window = Window::default();
+    window.add(item.rate, item.amount, now_ms);
+    windows.insert_unique(
+        hash,
+        Entry {
+            hash,
+            kind: item.kind,
+            name: item.name.into(),
+            sub: item.sub.into(),
+            agent: item.agent.into(),
+            window,
+        },
+        |e| e.hash,
+    );
 }
 
 impl LimitStore for InProcess {
     fn peek(&self, item: &Acquire<'_>, now_ms: i64) -> Result<(), Refusal> {
+        let hash = key_hash(item);
         let mut guard = self.lock();
-        let Some(window) = guard.get_mut(&Borrowed(item)) else {
-            return Window::default()
-                .fits(item.rate, item.amount, now_ms)
-                .map_err(|retry_after_s| Refusal::Full {
-                    index: 0,
-                    retry_after_s,
-                });
-        };
-        window.trim(item.rate, now_ms);
-        window
-            .fits(item.rate, item.amount, now_ms)
-            .map_err(|retry_after_s| Refusal::Full {
-                index: 0,
-                retry_after_s,
-            })
+        match guard.find_mut(hash, |e| e.is(item)) {
+            Some(e) => {
+                e.window.trim(item.rate, now_ms);
+                e.window.fits(item.rate, item.amount, now_ms)
+            }
+            None => Window::default().fits(item.rate, item.amount, now_ms),
+        }
+        .map_err(full(0))
     }
 
     fn acquire(&self, items: &[Acquire<'_>], now_ms: i64) -> Result<(), Refusal> {
+        // One limit (the common case): one lookup.
+        if let [item] = items {
+            let hash = key_hash(item);
+            let mut guard = self.lock();
+            return match guard.find_mut(hash, |e| e.is(item)) {
+                Some(e) => {
+                    e.window.trim(item.rate, now_ms);
+                    e.window
+                        .fits(item.rate, item.amount, now_ms)
+                        .map_err(full(0))?;
+                    e.window.add(item.rate, item.amount, now_ms);
+                    Ok(())
+                }
+                None => {
+                    Window::default()
+                        .fits(item.rate, item.amount, now_ms)
+                        .map_err(full(0))?;
+                    if item.amount > 0 {
+                        insert(&mut guard, hash, item, now_ms);
+                    }
+                    Ok(())
+                }
+            };
+        }
         let mut guard = self.lock();
         for (index, item) in items.iter().enumerate() {
             // The same limit twice in one decision: count what this
@@ -248,35 +315,23 @@ impl LimitStore for InProcess {
                 .map(|o| o.amount)
                 .sum();
             let amount = item.amount.saturating_add(before);
-            let verdict = match guard.get_mut(&Borrowed(item)) {
-                Some(window) => {
-                    window.trim(item.rate, now_ms);
-                    window.fits(item.rate, amount, now_ms)
+            match guard.find_mut(key_hash(item), |e| e.is(item)) {
+                Some(e) => {
+                    e.window.trim(item.rate, now_ms);
+                    e.window.fits(item.rate, amount, now_ms)
                 }
                 None => Window::default().fits(item.rate, amount, now_ms),
-            };
-            verdict.map_err(|retry_after_s| Refusal::Full {
-                index,
-                retry_after_s,
-            })?;
+            }
+            .map_err(full(index))?;
         }
         for item in items {
             if item.amount == 0 {
                 continue;
             }
-            if guard.get(&Borrowed(item)).is_none() {
-                guard.insert(
-                    Key {
-                        kind: item.kind,
-                        name: item.name.into(),
-                        sub: item.sub.into(),
-                        agent: item.agent.into(),
-                    },
-                    Window::default(),
-                );
-            }
-            if let Some(window) = guard.get_mut(&Borrowed(item)) {
-                window.add(item.rate, item.amount, now_ms);
+            let hash = key_hash(item);
+            match guard.find_mut(hash, |e| e.is(item)) {
+                Some(e) => e.window.add(item.rate, item.amount, now_ms),
+                None => insert(&mut guard, hash, item, now_ms),
             }
         }
         Ok(())
@@ -342,7 +397,7 @@ mod tests {
             s.peek(&item("a", 1000, 1), t).unwrap();
             s.acquire(&[item("a", 1000, 1)], t).unwrap();
         }
-        assert_eq!(s.lock().len(), 1);
+        assert_eq!(s.len(), 1);
     }
 
     #[test]

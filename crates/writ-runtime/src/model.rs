@@ -261,6 +261,9 @@ pub struct Rule {
     pub condition: Option<Condition>,
     pub constraints: Vec<Constraint>,
     pub limit: Option<Rate>,
+    /// The limit is counted once for all agents, not per acting agent
+    /// (only with a `limit`; format 3).
+    pub limit_shared: bool,
     pub reason: Option<String>,
 }
 
@@ -668,6 +671,7 @@ pub fn r_rule(
             Vec::new()
         },
         limit: if has(LIMIT) { Some(r_rate(r)?) } else { None },
+        limit_shared: has(SHARED_LIMIT),
         reason: if has(REASON) { Some(r.str()?) } else { None },
     })
 }
@@ -685,14 +689,16 @@ const CONDITION: u16 = 1 << 7;
 const CONSTRAINTS: u16 = 1 << 8;
 const LIMIT: u16 = 1 << 9;
 const REASON: u16 = 1 << 10;
-const ALL_FLAGS: u16 = (1 << 11) - 1;
+/// The limit is shared by all agents (format 3; only with `LIMIT`).
+const SHARED_LIMIT: u16 = 1 << 11;
+const ALL_FLAGS: u16 = (1 << 12) - 1;
 
 #[inline(always)]
 fn rule_flags(r: &mut Reader<'_>) -> Result<u16, LoadError> {
     let lo = r.u8()?;
     let hi = r.u8()?;
     let flags = u16::from_le_bytes([lo, hi]);
-    if flags & !ALL_FLAGS != 0 {
+    if flags & !ALL_FLAGS != 0 || (flags & SHARED_LIMIT != 0 && flags & LIMIT == 0) {
         return Err(LoadError::Corrupt(format!("bad rule flags {flags:#x}")));
     }
     Ok(flags)
@@ -715,6 +721,7 @@ fn w_rule(w: &mut Writer, r: &Rule, condition: Option<u32>) {
     set(CONDITION, condition.is_some());
     set(CONSTRAINTS, !r.constraints.is_empty());
     set(LIMIT, r.limit.is_some());
+    set(SHARED_LIMIT, r.limit.is_some() && r.limit_shared);
     set(REASON, r.reason.is_some());
     w.str(&r.name);
     w.varint(r.policy);
@@ -1292,5 +1299,68 @@ impl Model {
             rules,
             graph,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(limit: Option<Rate>, limit_shared: bool) -> Vec<u8> {
+        let rule = Rule {
+            name: "r".to_owned(),
+            policy: 0,
+            effect: 0,
+            risk: None,
+            actions: vec![Pattern::Any],
+            targets: Vec::new(),
+            targets_case_insensitive: false,
+            scope: Scope::default(),
+            condition: None,
+            constraints: Vec::new(),
+            limit,
+            limit_shared,
+            reason: None,
+        };
+        let mut w = Writer::default();
+        w_rule(&mut w, &rule, None);
+        w.out
+    }
+
+    fn decodes(bytes: &[u8]) -> Result<Rule, LoadError> {
+        let scanned = scan_rule(&mut Reader::new(bytes), 1, &[], |_| Ok(()), &mut Vec::new());
+        let decoded = r_rule(&mut Reader::new(bytes), |_| {
+            Err(LoadError::Corrupt("no conditions".to_owned()))
+        });
+        assert_eq!(
+            scanned.is_ok(),
+            decoded.is_ok(),
+            "scanner and decoder disagree"
+        );
+        decoded
+    }
+
+    #[test]
+    fn a_shared_limit_is_a_flag_of_a_rule_with_a_limit() {
+        let rate = Rate { count: 3, unit: 1 };
+        let shared = decodes(&record(Some(rate), true)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((shared.limit, shared.limit_shared), (Some(rate), true));
+        let own = decodes(&record(Some(rate), false)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((own.limit, own.limit_shared), (Some(rate), false));
+        // Without a limit the flag is not written, and a record that has it
+        // anyway is corrupt.
+        let none = record(None, true);
+        assert!(
+            !decodes(&none)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .limit_shared
+        );
+        // name (len, byte), policy, effect, then the flags.
+        let mut made_shared = record(Some(rate), false);
+        made_shared[5] |= (SHARED_LIMIT >> 8) as u8;
+        assert!(decodes(&made_shared).is_ok_and(|r| r.limit_shared));
+        let mut bad = none;
+        bad[5] |= (SHARED_LIMIT >> 8) as u8;
+        assert!(decodes(&bad).is_err());
     }
 }

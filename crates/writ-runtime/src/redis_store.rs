@@ -1,8 +1,8 @@
 //! Limit counts in Redis (feature `redis`), so that several agent
 //! processes share their limits.
 //!
-//! Each limit and agent is a sorted set of the amounts allowed in its
-//! sliding window (score: the time in milliseconds). One Lua script checks
+//! Each limit and agent (each limit alone, for a rule limit shared by all
+//! agents) is a sorted set of the amounts allowed in its sliding window (score: the time in milliseconds). One Lua script checks
 //! every limit a decision touches and takes them all or none, so the store
 //! is exact under concurrency across processes, as [`crate::InProcess`] is
 //! across threads. Keys expire with their window.
@@ -118,6 +118,7 @@ impl RedisStore {
     fn key(&self, item: &Acquire<'_>) -> String {
         let kind = match item.kind {
             LimitKind::Rule => "rule",
+            LimitKind::RuleShared => "rule-shared",
             LimitKind::Agent => "agent",
         };
         // Length-prefixed, so that no name can run into the next part.

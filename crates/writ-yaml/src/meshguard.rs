@@ -19,7 +19,7 @@
 
 use writ_ir::{
     Agent, AgentId, AgentLimit, CmpOp, Condition, Constraint, Effect, Field, Metric, NamedList,
-    Path, PolicyId, Rate, RateUnit, Spanned, Subject,
+    Path, PolicyId, Rate, RateUnit, RuleLimit, Spanned, Subject,
 };
 
 use crate::cx::{Cx, missing_action, rule_list};
@@ -270,7 +270,11 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
     for (k, v) in entries {
         let span = k.span.cover(v.span);
         match k.text.as_str() {
-            "rate_limit" => parts.limit = cx.rate(v, "`rate_limit`"),
+            "rate_limit" => {
+                parts.limit = cx
+                    .rate(v, "`rate_limit`")
+                    .map(|r| r.map(RuleLimit::per_agent));
+            }
             "allowed_targets" | "allowed_target_roles" => {
                 cx.warn_if_empty(v, &format!("`{}`", k.text), "this rule always denies");
                 let values = cx.values(v);

@@ -4,7 +4,7 @@
 use writ_diagnostics::{Code, Diagnostic, Span};
 use writ_ir::{
     Agent, AgentId, AgentLimit, Ceiling, CmpOp, Combining, Condition, Constraint, Effect, Field,
-    Metric, NamedList, Path, PolicyId, Rate, Risk, Spanned, Subject, Tier,
+    Metric, NamedList, Path, PolicyId, Rate, Risk, RuleLimit, Spanned, Subject, Tier,
 };
 
 use crate::aegis::weekdays;
@@ -64,6 +64,7 @@ const RULE: &[&str] = &[
     "reason",
 ];
 const PRINCIPALS: &[&str] = &["agents", "roles", "tiers", "tags"];
+const RULE_LIMIT: &[&str] = &["rate", "shared"];
 
 /// Keys valid under each parent key (`""` for the top level), for editors.
 pub(crate) const KEYS: &[(&str, &[&str])] = &[
@@ -76,6 +77,7 @@ pub(crate) const KEYS: &[(&str, &[&str])] = &[
     ("hosts", HOSTS),
     ("limits", LIMIT),
     ("rules", RULE),
+    ("limit", RULE_LIMIT),
     ("principals", PRINCIPALS),
 ];
 const OPERATORS: &[&str] = &[
@@ -323,7 +325,7 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
             }
             "when" => parts.conditions.extend(condition(cx, v)),
             "constraints" => constraints(cx, v, &mut parts),
-            "limit" => parts.limit = cx.rate(v, "rule limit"),
+            "limit" => parts.limit = rule_limit(cx, v),
             "reason" => parts.reason = cx.string(v, "reason"),
             _ => {} // `effect`, read above
         }
@@ -333,6 +335,37 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
         return None;
     }
     Some(parts)
+}
+
+/// A rule's `limit`: `N/unit`, counted per agent, or
+/// `{ rate: N/unit, shared: true }`, counted once for all agents.
+fn rule_limit(cx: &mut Cx<'_>, node: &Node) -> Option<Spanned<RuleLimit>> {
+    if node.as_map().is_none() {
+        return cx
+            .rate(node, "rule limit")
+            .map(|r| r.map(RuleLimit::per_agent));
+    }
+    let mut rate = None;
+    let mut shared = false;
+    for (k, v) in cx.map(node, "a rule limit", RULE_LIMIT) {
+        if k.text == "rate" {
+            rate = cx.rate(v, "rule limit");
+        } else if let Some(b) = cx.boolean(v, "`shared`") {
+            shared = b.value;
+        }
+    }
+    if node.get("rate").is_none() {
+        cx.missing(node, "rate", "a rule limit");
+    }
+    rate.map(|r| {
+        Spanned::new(
+            RuleLimit {
+                rate: r.value,
+                shared,
+            },
+            node.span,
+        )
+    })
 }
 
 fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {

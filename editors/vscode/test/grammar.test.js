@@ -256,7 +256,7 @@ rule refund_small: allow "tool:call" on refund  # a trailing comment
   when email matches "*@example.com" and labels contains vip and ticket.id exists
   when time in "08:00-20:00" and weekday in [mon, tue] and verified != false
   require stores or store in [vs_public] as "allowed stores"
-  limit 20 per minute
+  limit 20 per minute shared
   risk low
 
 rule deny "net:connect" on hosts ["*.example.ru"]

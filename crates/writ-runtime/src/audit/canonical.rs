@@ -61,6 +61,20 @@ pub(crate) fn write_body(
     chain: impl FnOnce(&mut String),
     context: impl FnOnce(&mut String),
 ) -> Spans {
+    let spans = open_body(out, head, chain, context);
+    close_body(out, head.prev);
+    spans
+}
+
+/// [`write_body`] up to the opening quote of `prev`'s value (`head.prev`
+/// is not used): everything that does not depend on the previous record,
+/// so that it can be written ahead of the chain.
+pub(crate) fn open_body(
+    out: &mut String,
+    head: &Head<'_>,
+    chain: impl FnOnce(&mut String),
+    context: impl FnOnce(&mut String),
+) -> Spans {
     out.clear();
     out.push_str("{\"seq\":");
     push_u64(out, head.seq);
@@ -100,21 +114,46 @@ pub(crate) fn write_body(
     out.push_str(",\"revision\":");
     push_str(out, head.revision);
     out.push_str(",\"prev\":\"");
-    out.push_str(head.prev);
-    out.push('"');
     Spans {
         chain: chain_span,
         context: context_span,
     }
 }
 
-/// Seals a body: appends `,"hash":"<hex>"}` with its SHA-256.
-pub(crate) fn seal(out: &mut String) -> [u8; 32] {
-    let hash: [u8; 32] = Sha256::digest(out.as_bytes()).into();
-    out.push_str(",\"hash\":\"");
-    push_hex(out, &hash);
-    out.push_str("\"}");
-    hash
+/// Ends a body begun by [`open_body`] with the previous record's hash.
+pub(crate) fn close_body(out: &mut String, prev_hex: &str) {
+    out.push_str(prev_hex);
+    out.push('"');
+}
+
+/// A body's SHA-256, begun over what [`open_body`] wrote.
+pub(crate) struct Partial(Sha256);
+
+impl Partial {
+    pub(crate) fn begin(open: &str) -> Partial {
+        let mut h = Sha256::new();
+        h.update(open.as_bytes());
+        Partial(h)
+    }
+
+    /// Closes the body (`prev_hex` and its quote) and seals it as
+    /// [`seal`] does, hashing only what was added.
+    pub(crate) fn seal(mut self, out: &mut String, prev_hex: &str) -> [u8; 32] {
+        let from = out.len();
+        close_body(out, prev_hex);
+        self.0.update(out.get(from..).unwrap_or("").as_bytes());
+        let hash: [u8; 32] = self.0.finalize().into();
+        out.push_str(",\"hash\":\"");
+        push_hex(out, &hash);
+        out.push_str("\"}");
+        hash
+    }
+}
+
+impl std::fmt::Debug for Partial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Partial")
+    }
 }
 
 /// Appends `,"hash":"<hex>"}`.
@@ -363,6 +402,48 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_begun_ahead_seals_as_the_whole_body_would() {
+        // Bodies of many lengths, so that `prev` falls at every place in
+        // a SHA-256 block.
+        for n in 0..130 {
+            let reason = "r".repeat(n);
+            let head = Head {
+                seq: 7,
+                id: "00ff-7",
+                time_ms: 1_736_953_200_123,
+                trace_id: Some("t"),
+                agent: "a",
+                action: "tool:call",
+                target: None,
+                decision: "allow",
+                rule: Some("x"),
+                reason: Some(&reason),
+                risk: None,
+                retry_after_s: Some(3),
+                revision: "rev",
+                prev: "ab",
+            };
+            let chain = |out: &mut String| push_str_list(out, &["a".to_owned()]);
+            let context = |out: &mut String| out.push_str("{}");
+            let mut whole = String::new();
+            let spans = write_body(&mut whole, &head, chain, context);
+            let mut line = String::new();
+            let open_spans = open_body(&mut line, &head, chain, context);
+            assert_eq!(
+                (spans.chain, spans.context),
+                (open_spans.chain, open_spans.context)
+            );
+            let hash = Partial::begin(&line).seal(&mut line, head.prev);
+            assert_eq!(hash, hash_body(whole.as_bytes()), "{n}");
+            assert_eq!(line.get(..whole.len()), Some(whole.as_str()));
+            assert_eq!(
+                line.get(whole.len()..),
+                Some(format!(",\"hash\":\"{}\"}}", hex(&hash)).as_str())
+            );
+        }
+    }
 
     #[test]
     fn times_are_rfc3339_utc_with_milliseconds() {

@@ -3,10 +3,13 @@
 //! The caller builds an owned [`AuditRecord`] after a decision and hands it
 //! to [`AuditLog::record`], which gives it a [`DecisionId`] and moves it
 //! into a bounded queue — no formatting, hashing, I/O or system call on
-//! the calling thread. A writer thread takes records off the queue in
-//! batches, masks configured context keys, seals each record (a sequence
-//! number, the previous record's hash and its own SHA-256 over a canonical
-//! serialization) and hands the batch to a [`Sink`]: a JSON Lines file
+//! the calling thread. Two threads take it from there: a formatting
+//! thread takes records off the queue in batches, masks configured context
+//! keys, numbers each record and writes its canonical serialization and
+//! most of its SHA-256 — everything that does not depend on the record
+//! before it; a sealing thread then chains each record (the previous
+//! record's hash, its own hash finished) and hands the batch to a
+//! [`Sink`]: a JSON Lines file
 //! ([`JsonlSink`]) or, with feature `audit-sqlite`, an SQLite database.
 //! [`verify_jsonl`] (and `verify_sqlite`) check the chain and name the
 //! records that were edited, deleted or reordered.
@@ -112,6 +115,33 @@ impl AuditRecord {
         }
     }
 
+    /// Makes this record the record of a decision made for a request at
+    /// `time_ms`, reusing its buffers: what [`AuditLog::record_decision`]
+    /// does with a record the writer has finished with.
+    pub fn fill_from(
+        &mut self,
+        req: &Request,
+        d: &Decision<'_>,
+        revision: &Arc<str>,
+        time_ms: i64,
+    ) {
+        self.time_ms = time_ms;
+        self.trace_id.clone_from(&req.trace_id);
+        self.agent.clone_from(&req.agent);
+        self.chain.clone_from(&req.chain);
+        self.action.clone_from(&req.action);
+        self.target.clone_from(&req.target);
+        clone_map_from(&mut self.context, &req.context);
+        self.decision = d.effect;
+        set_str(&mut self.rule, d.rule);
+        set_str(&mut self.reason, d.reason_text(req).as_deref());
+        self.risk = d.risk;
+        self.retry_after_s = d.retry_after_s;
+        if !Arc::ptr_eq(&self.revision, revision) {
+            self.revision = Arc::clone(revision);
+        }
+    }
+
     /// The record of a decision made for a request at `time_ms`.
     #[must_use]
     pub fn from_decision(
@@ -135,6 +165,43 @@ impl AuditRecord {
             retry_after_s: d.retry_after_s,
             revision,
         }
+    }
+}
+
+/// `to.clone_from(from)`, reusing `to`'s keys and values when it holds the
+/// same keys (a recycled record of a request of the same shape): the
+/// standard library's map clones everything anew.
+pub fn clone_map_from(to: &mut BTreeMap<String, Value>, from: &BTreeMap<String, Value>) {
+    if to.len() == from.len() && to.keys().zip(from.keys()).all(|(a, b)| a == b) {
+        for (t, f) in to.values_mut().zip(from.values()) {
+            clone_value_from(t, f);
+        }
+    } else {
+        to.clone_from(from);
+    }
+}
+
+fn clone_value_from(to: &mut Value, from: &Value) {
+    match (to, from) {
+        (Value::String(t), Value::String(f)) => t.clone_from(f),
+        (Value::Map(t), Value::Map(f)) => clone_map_from(t, f),
+        (Value::List(t), Value::List(f)) if t.len() == f.len() => {
+            for (t, f) in t.iter_mut().zip(f) {
+                clone_value_from(t, f);
+            }
+        }
+        (to, from) => *to = from.clone(),
+    }
+}
+
+/// Sets an optional string, reusing its buffer.
+fn set_str(to: &mut Option<String>, from: Option<&str>) {
+    match (to.as_mut(), from) {
+        (Some(to), Some(from)) => {
+            to.clear();
+            to.push_str(from);
+        }
+        (_, from) => *to = from.map(str::to_owned),
     }
 }
 
@@ -189,7 +256,7 @@ impl ChainHead {
 pub struct SealedRecord {
     seq: u64,
     id: DecisionId,
-    record: AuditRecord,
+    record: Box<AuditRecord>,
     prev: [u8; 32],
     hash: [u8; 32],
     line: String,
@@ -338,7 +405,16 @@ struct Shared {
 #[derive(Debug)]
 struct State {
     /// Records not yet taken by the writer, in order.
-    queue: Vec<(DecisionId, AuditRecord)>,
+    queue: Vec<(DecisionId, Box<AuditRecord>)>,
+    /// Records the writer has written, handed back to be filled again
+    /// (their buffers reused, and freed, if ever, on the calling side).
+    // Boxed on purpose: a record stays where it is while it travels
+    // between threads (only the pointer moves), so filling it again
+    // touches lines the writer only read.
+    #[allow(clippy::vec_box)]
+    spare: Vec<Box<AuditRecord>>,
+    /// Line buffers written, handed back to the formatting thread.
+    lines: Vec<String>,
     capacity: usize,
     /// Records ever queued (the last decision id's number).
     queued: u64,
@@ -372,7 +448,8 @@ impl Shared {
 pub struct AuditLog {
     shared: Arc<Shared>,
     prefix: u64,
-    writer: Option<JoinHandle<()>>,
+    /// The formatting thread (the one callers wake) and the sealing one.
+    writer: Option<(JoinHandle<()>, JoinHandle<()>)>,
 }
 
 impl AuditLog {
@@ -390,6 +467,8 @@ impl AuditLog {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
                 queue: Vec::with_capacity(capacity.min(1024)),
+                spare: Vec::new(),
+                lines: Vec::new(),
                 capacity,
                 queued: 0,
                 synced: 0,
@@ -405,28 +484,46 @@ impl AuditLog {
             room: Condvar::new(),
             progress: Condvar::new(),
         });
-        let writer = Writer {
-            sink,
+        let batch_size = options.batch_size.max(1);
+        // One chunk in flight between the threads, one being made: the
+        // formatter stays at most two batches ahead.
+        let (to_sealer, from_formatter) = std::sync::mpsc::sync_channel(1);
+        let formatter = Formatter {
             shared: Arc::clone(&shared),
             mask: mask::Mask::new(&options.mask),
-            batch: Vec::with_capacity(options.batch_size.max(1)),
-            spare: Vec::new(),
-            batch_size: options.batch_size.max(1),
+            lines: Vec::new(),
+            chunk_size: batch_size,
             seq: head.seq,
+            id_buf: String::new(),
+            to_sealer,
+        };
+        let sealer = Sealer {
+            sink,
+            shared: Arc::clone(&shared),
+            batch: Vec::with_capacity(batch_size),
+            lines: Vec::new(),
+            done: Vec::new(),
+            batch_size,
             prev: head.hash,
             prev_hex: canonical::hex(&head.hash),
-            id_buf: String::new(),
             written: 0,
+            synced: 0,
         };
         let interval = options.interval.max(Duration::from_micros(50));
-        let handle = std::thread::Builder::new()
+        let spawn_error =
+            |e: io::Error| AuditError::Io(format!("cannot start the writer threads: {e}"));
+        let sealing = std::thread::Builder::new()
+            .name("writ-audit-seal".to_owned())
+            .spawn(move || sealer.run(&from_formatter))
+            .map_err(spawn_error)?;
+        let formatting = std::thread::Builder::new()
             .name("writ-audit".to_owned())
-            .spawn(move || writer.run(interval))
-            .map_err(|e| AuditError::Io(format!("cannot start the writer thread: {e}")))?;
+            .spawn(move || formatter.run(interval))
+            .map_err(spawn_error)?;
         Ok(AuditLog {
             shared,
             prefix: random_prefix(),
-            writer: Some(handle),
+            writer: Some((formatting, sealing)),
         })
     }
 
@@ -455,6 +552,42 @@ impl AuditLog {
     /// writer is asleep after a second without records (then it wakes
     /// it). When the writer has stopped, the record is dropped and counted.
     pub fn record(&self, rec: AuditRecord) -> DecisionId {
+        self.enqueue(|_| Box::new(rec))
+    }
+
+    /// Records the decision `d` made for `req` at `time_ms` by the bundle
+    /// of `revision`: as [`AuditLog::record`] with
+    /// [`AuditRecord::from_decision`], but filling a record the writer has
+    /// finished with ([`AuditRecord::fill_from`]), so that in a steady
+    /// state recording allocates nothing and frees nothing.
+    pub fn record_decision(
+        &self,
+        req: &Request,
+        d: &Decision<'_>,
+        revision: &Arc<str>,
+        time_ms: i64,
+    ) -> DecisionId {
+        self.record_with(|rec| rec.fill_from(req, d, revision, time_ms))
+    }
+
+    /// Records what `fill` writes into a recycled record (one the writer
+    /// has finished with, holding an earlier decision, or a blank one):
+    /// `fill` must set every field. Called under the log's lock: keep it
+    /// short.
+    pub fn record_with(&self, fill: impl FnOnce(&mut AuditRecord)) -> DecisionId {
+        self.enqueue(|spare| {
+            let mut rec = spare
+                .pop()
+                .unwrap_or_else(|| Box::new(AuditRecord::new("", "", Effect::Deny, Arc::from(""))));
+            fill(&mut rec);
+            rec
+        })
+    }
+
+    fn enqueue(
+        &self,
+        make: impl FnOnce(&mut Vec<Box<AuditRecord>>) -> Box<AuditRecord>,
+    ) -> DecisionId {
         let mut st = self.shared.lock();
         st.queued += 1;
         let id = DecisionId {
@@ -479,6 +612,7 @@ impl AuditLog {
             st.dropped += 1;
             return id;
         }
+        let rec = make(&mut st.spare);
         st.queue.push((id, rec));
         if st.asleep {
             st.asleep = false;
@@ -538,18 +672,19 @@ impl AuditLog {
     }
 
     fn wake(&self) {
-        if let Some(w) = &self.writer {
-            w.thread().unpark();
+        if let Some((formatting, _)) = &self.writer {
+            formatting.thread().unpark();
         }
     }
 
     fn stop(&mut self) -> Result<(), AuditError> {
-        let Some(handle) = self.writer.take() else {
+        let Some((formatting, sealing)) = self.writer.take() else {
             return Ok(());
         };
         self.shared.lock().stopping = true;
-        handle.thread().unpark();
-        if handle.join().is_err() {
+        formatting.thread().unpark();
+        let formatted = formatting.join();
+        if sealing.join().is_err() || formatted.is_err() {
             return Err(AuditError::Stopped("the writer thread panicked".to_owned()));
         }
         match self.shared.lock().failed.clone() {
@@ -579,84 +714,94 @@ fn random_prefix() -> u64 {
     h.finish()
 }
 
-/// The writer thread's state.
-struct Writer {
-    sink: Box<dyn Sink>,
-    shared: Arc<Shared>,
-    mask: mask::Mask,
-    batch: Vec<SealedRecord>,
-    /// Line buffers of written records, reused.
-    spare: Vec<String>,
-    batch_size: usize,
+/// A record formatted up to its `prev`, its hash begun: what the
+/// formatting thread hands the sealing thread.
+struct Formatted {
     seq: u64,
-    prev: [u8; 32],
-    prev_hex: String,
-    id_buf: String,
-    /// Records written by this writer.
-    written: u64,
+    id: DecisionId,
+    record: Box<AuditRecord>,
+    line: String,
+    spans: Spans,
+    hash: canonical::Partial,
 }
 
-impl Writer {
+/// Records in order, and what the sealing thread must do after them.
+struct Chunk {
+    items: Vec<Formatted>,
+    /// Sync if a flush waits for records up to this number.
+    flush_to: u64,
+    /// The last chunk: sync and stop.
+    stopping: bool,
+}
+
+/// The formatting thread's state.
+struct Formatter {
+    shared: Arc<Shared>,
+    mask: mask::Mask,
+    /// Line buffers, reused.
+    lines: Vec<String>,
+    chunk_size: usize,
+    seq: u64,
+    id_buf: String,
+    to_sealer: std::sync::mpsc::SyncSender<Chunk>,
+}
+
+impl Formatter {
     /// Takes the whole queue at each turn (swapping buffers under the
-    /// lock), seals and writes it in batches, syncs when a flush waits,
-    /// and otherwise sleeps for `interval`: the callers never have to wake
-    /// it, except after a second without records, when it sleeps until
-    /// the next one.
+    /// lock), formats it and sends it on in chunks, and otherwise sleeps
+    /// for `interval`: the callers never have to wake it, except after a
+    /// second without records, when it sleeps until the next one.
     fn run(mut self, interval: Duration) {
         let idle_limit = (Duration::from_secs(1).as_micros() / interval.as_micros().max(1)).max(1);
         let mut idle = 0u128;
-        let mut taken: Vec<(DecisionId, AuditRecord)> = Vec::new();
+        let mut taken: Vec<(DecisionId, Box<AuditRecord>)> = Vec::new();
+        let mut sent_flush = 0u64;
         loop {
             let (flush_to, stopping) = {
                 let mut st = self.shared.lock();
+                if st.stopped {
+                    return;
+                }
                 std::mem::swap(&mut st.queue, &mut taken);
+                self.lines.append(&mut st.lines);
                 if st.room_waiters > 0 {
                     self.shared.room.notify_all();
                 }
                 (st.flush_to, st.stopping)
             };
             let got = !taken.is_empty();
-            let mut result = Ok(());
+            let mut items = Vec::with_capacity(taken.len().min(self.chunk_size));
             for (id, rec) in taken.drain(..) {
-                self.seal(id, rec);
-                if self.batch.len() >= self.batch_size {
-                    result = self.write();
-                    if result.is_err() {
-                        break;
+                items.push(self.format(id, rec));
+                if items.len() >= self.chunk_size {
+                    let chunk = Chunk {
+                        items: std::mem::take(&mut items),
+                        flush_to: 0,
+                        stopping: false,
+                    };
+                    if self.to_sealer.send(chunk).is_err() {
+                        return;
                     }
                 }
             }
-            taken.clear();
-            if result.is_ok() {
-                result = self.write();
+            if !items.is_empty() || flush_to > sent_flush || stopping {
+                let chunk = Chunk {
+                    items,
+                    flush_to,
+                    stopping,
+                };
+                if self.to_sealer.send(chunk).is_err() {
+                    return;
+                }
+                sent_flush = flush_to;
             }
-            let must_sync = stopping || flush_to > self.shared.lock().synced;
-            if result.is_ok() && must_sync {
-                result = self
-                    .sink
-                    .sync()
-                    .map_err(|e| fail(&format!("sync failed: {e}")));
+            if stopping {
+                // `stop` set `stopping` before this turn's swap, and no
+                // record can be queued after it: everything is sent.
+                return;
             }
             let mut st = self.shared.lock();
-            if let Err(e) = result {
-                st.failed.get_or_insert(e);
-                st.stopped = true;
-                st.queue.clear();
-                self.shared.room.notify_all();
-                self.shared.progress.notify_all();
-                return;
-            }
-            if must_sync {
-                st.synced = self.written;
-                if st.progress_waiters > 0 {
-                    self.shared.progress.notify_all();
-                }
-            }
-            if stopping && st.queue.is_empty() {
-                st.stopped = true;
-                return;
-            }
-            if got || !st.queue.is_empty() {
+            if got || !st.queue.is_empty() || st.stopping || st.flush_to > sent_flush {
                 idle = 0;
                 continue;
             }
@@ -672,7 +817,7 @@ impl Writer {
         }
     }
 
-    fn seal(&mut self, id: DecisionId, mut rec: AuditRecord) {
+    fn format(&mut self, id: DecisionId, mut rec: Box<AuditRecord>) -> Formatted {
         self.mask.apply(&mut rec.context);
         self.seq += 1;
         // As `DecisionId`'s `Display`, without the formatting machinery.
@@ -680,7 +825,7 @@ impl Writer {
         canonical::push_hex(&mut self.id_buf, &id.prefix.to_be_bytes());
         self.id_buf.push('-');
         canonical::push_u64(&mut self.id_buf, id.seq);
-        let mut line = self.spare.pop().unwrap_or_default();
+        let mut line = self.lines.pop().unwrap_or_default();
         let head = Head {
             seq: self.seq,
             id: &self.id_buf,
@@ -695,22 +840,136 @@ impl Writer {
             risk: rec.risk.map(Risk::as_str),
             retry_after_s: rec.retry_after_s,
             revision: &rec.revision,
-            prev: &self.prev_hex,
+            prev: "",
         };
-        let spans = canonical::write_body(
+        let spans = canonical::open_body(
             &mut line,
             &head,
             |out| canonical::push_str_list(out, &rec.chain),
             |out| canonical::push_map(out, &rec.context),
         );
-        let hash = canonical::seal(&mut line);
+        let hash = canonical::Partial::begin(&line);
+        Formatted {
+            seq: self.seq,
+            id,
+            record: rec,
+            line,
+            spans,
+            hash,
+        }
+    }
+}
+
+/// The sealing thread's state.
+struct Sealer {
+    sink: Box<dyn Sink>,
+    shared: Arc<Shared>,
+    batch: Vec<SealedRecord>,
+    /// Line buffers of written records, to hand back.
+    lines: Vec<String>,
+    /// Records written, to hand back to the callers.
+    #[allow(clippy::vec_box)]
+    done: Vec<Box<AuditRecord>>,
+    batch_size: usize,
+    prev: [u8; 32],
+    prev_hex: String,
+    /// Records written by this writer.
+    written: u64,
+    /// `written` when last synced.
+    synced: u64,
+}
+
+impl Sealer {
+    /// Chains, writes and (when a flush waits) syncs each chunk; hands
+    /// the records and line buffers back; stops at the last chunk or the
+    /// first error.
+    fn run(mut self, from: &std::sync::mpsc::Receiver<Chunk>) {
+        while let Ok(chunk) = from.recv() {
+            let mut result = Ok(());
+            for f in chunk.items {
+                self.seal(f);
+                if self.batch.len() >= self.batch_size {
+                    result = self.write();
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+            if result.is_ok() {
+                result = self.write();
+            }
+            let must_sync = chunk.stopping || chunk.flush_to > self.synced;
+            if result.is_ok() && must_sync {
+                result = self
+                    .sink
+                    .sync()
+                    .map_err(|e| fail(&format!("sync failed: {e}")));
+            }
+            let mut st = self.shared.lock();
+            let room = st.capacity.saturating_sub(st.spare.len());
+            let back = self.done.len().min(room);
+            st.spare.extend(self.done.drain(..back));
+            let room = self
+                .batch_size
+                .saturating_mul(2)
+                .saturating_sub(st.lines.len());
+            let back = self.lines.len().min(room);
+            st.lines.extend(self.lines.drain(..back));
+            if let Err(e) = result {
+                st.failed.get_or_insert(e);
+                st.stopped = true;
+                st.queue.clear();
+                self.shared.room.notify_all();
+                self.shared.progress.notify_all();
+                return;
+            }
+            if must_sync {
+                self.synced = self.written;
+                st.synced = self.written;
+                if st.progress_waiters > 0 {
+                    self.shared.progress.notify_all();
+                }
+            }
+            if chunk.stopping {
+                st.stopped = true;
+                return;
+            }
+            drop(st);
+            // More than the callers can use: freed here, off the lock.
+            self.done.clear();
+            self.lines.clear();
+        }
+        // The formatting thread is gone without a last chunk (it stops
+        // early only when this thread has failed): make sure no one
+        // waits for it.
+        let mut st = self.shared.lock();
+        if !st.stopped {
+            st.failed
+                .get_or_insert_with(|| fail("the formatting thread stopped"));
+            st.stopped = true;
+            st.queue.clear();
+            self.shared.room.notify_all();
+            self.shared.progress.notify_all();
+        }
+    }
+
+    fn seal(&mut self, f: Formatted) {
+        let Formatted {
+            seq,
+            id,
+            record,
+            mut line,
+            spans,
+            hash,
+        } = f;
+        let hash = hash.seal(&mut line, &self.prev_hex);
         let prev = std::mem::replace(&mut self.prev, hash);
         self.prev_hex.clear();
         canonical::push_hex(&mut self.prev_hex, &hash);
         self.batch.push(SealedRecord {
-            seq: self.seq,
+            seq,
             id,
-            record: rec,
+            record,
             prev,
             hash,
             line,
@@ -725,9 +984,9 @@ impl Writer {
         let result = self.sink.write_batch(&self.batch);
         let n = self.batch.len() as u64;
         for r in self.batch.drain(..) {
-            self.spare.push(r.line);
+            self.lines.push(r.line);
+            self.done.push(r.record);
         }
-        self.spare.truncate(self.batch_size);
         result.map_err(|e| fail(&format!("write failed: {e}")))?;
         self.written += n;
         Ok(())
@@ -743,6 +1002,45 @@ mod tests {
     use super::*;
 
     fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn maps_cloned_in_place_equal_their_source() {
+        let s = |t: &str| Value::String(t.to_owned());
+        let map = |pairs: &[(&str, Value)]| -> BTreeMap<String, Value> {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect()
+        };
+        let cases = [
+            // Same keys: values replaced in place, of every kind.
+            (
+                map(&[("a", s("long old value")), ("b", Value::Number(1.0))]),
+                map(&[("a", s("x")), ("b", s("now a string"))]),
+            ),
+            (
+                map(&[("m", Value::Map(map(&[("k", s("v"))])))]),
+                map(&[("m", Value::Map(map(&[("k", Value::Null), ("j", s("w"))])))]),
+            ),
+            (
+                map(&[("l", Value::List(vec![s("a"), s("b")]))]),
+                map(&[("l", Value::List(vec![s("c")]))]),
+            ),
+            (
+                map(&[("l", Value::List(vec![s("a"), Value::Bool(true)]))]),
+                map(&[("l", Value::List(vec![Value::Bool(false), s("d")]))]),
+            ),
+            // Other keys, fewer, more, none.
+            (map(&[("a", s("1"))]), map(&[("b", s("1"))])),
+            (map(&[("a", s("1")), ("b", s("2"))]), map(&[("a", s("1"))])),
+            (BTreeMap::new(), map(&[("a", s("1"))])),
+            (map(&[("a", s("1"))]), BTreeMap::new()),
+        ];
+        for (mut to, from) in cases {
+            clone_map_from(&mut to, &from);
+            assert_eq!(to, from);
+        }
+    }
 
     #[test]
     fn the_log_is_send_and_sync() {
