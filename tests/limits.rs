@@ -274,3 +274,23 @@ fn shared_and_per_agent_counts_of_one_rule_stay_apart_in_a_store() {
     );
     assert_eq!(per_agent.check(&req).effect, Effect::Deny);
 }
+
+#[test]
+fn peeking_takes_nothing_from_a_limit_but_sees_it_full() {
+    let rt = runtime(POLICY);
+    let req = request("b", "tool:call", Some("x"), 0);
+    let now: jiff::Timestamp = "2026-01-01T10:00:00Z".parse().unwrap();
+    for _ in 0..5_000 {
+        assert_eq!(rt.peek_at(&req, now).effect, Effect::Allow);
+    }
+    // Nothing was taken: the limit's 1,000 are all there.
+    for _ in 0..1000 {
+        assert_eq!(rt.check(&req).effect, Effect::Allow);
+    }
+    assert_eq!(rt.check(&req).effect, Effect::Deny);
+    // A full limit refuses a peek too, with the same reason.
+    let peeked = rt.peek_at(&req, now);
+    assert_eq!(peeked.effect, Effect::Deny);
+    assert_eq!(peeked.rule, Some("calls"));
+    assert_eq!(peeked.reason_text(&req), rt.check(&req).reason_text(&req));
+}

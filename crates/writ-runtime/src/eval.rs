@@ -857,6 +857,16 @@ impl Compiled {
     }
 
     pub fn check(&self, req: &crate::Request, now: jiff::Timestamp) -> Decision<'_> {
+        self.check_with(req, now, true)
+    }
+
+    /// As `check`, but a decision that allows takes nothing from its
+    /// limits (a full limit still refuses).
+    pub fn peek(&self, req: &crate::Request, now: jiff::Timestamp) -> Decision<'_> {
+        self.check_with(req, now, false)
+    }
+
+    fn check_with(&self, req: &crate::Request, now: jiff::Timestamp, commit: bool) -> Decision<'_> {
         let at = req.at.unwrap_or(now);
         let clock = if self.needs_clock {
             let zoned = at.to_zoned(self.tz.clone());
@@ -876,7 +886,7 @@ impl Compiled {
                 millis: at.as_millisecond(),
             }
         };
-        self.decide(req, &clock, true)
+        self.decide(req, &clock, commit)
     }
 
     fn decide<'s>(&'s self, req: &crate::Request, clock: &Clock, commit: bool) -> Decision<'s> {

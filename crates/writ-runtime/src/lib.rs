@@ -391,6 +391,15 @@ impl Runtime {
     pub fn check_at(&self, req: &Request, now: jiff::Timestamp) -> Decision<'_> {
         self.inner.check(req, now)
     }
+
+    /// What [`Runtime::check_at`] would decide, without acting on it: an
+    /// allow takes nothing from the limits it meets (a full limit still
+    /// refuses). For questions such as "should this handoff be offered at
+    /// all?", asked before anything happens.
+    #[must_use]
+    pub fn peek_at(&self, req: &Request, now: jiff::Timestamp) -> Decision<'_> {
+        self.inner.peek(req, now)
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,772 @@
+//! `writ._writ`: the native half of the `writ` Python package.
+//!
+//! An [`Engine`] holds the current policy behind an atomic pointer (a reload
+//! swaps it whole), decides requests with the GIL released, and records
+//! every decision in the audit log when one is open. The pure-Python
+//! package (`python/writ/__init__.py`) adds `enforce`, `govern` and the
+//! exceptions that carry a decision.
+
+mod convert;
+mod policy;
+mod watch;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyFileNotFoundError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString};
+use writ_runtime::audit::{AuditLog, AuditOptions, DecisionId, JsonlSink, SqliteSink};
+use writ_runtime::{Effect, LimitStore, OnStoreFailure, Request, Risk};
+
+use policy::{Failure, Loaded, Spec};
+
+create_exception!(
+    writ,
+    WritError,
+    PyException,
+    "Base class of every error writ raises."
+);
+create_exception!(
+    writ,
+    PolicyError,
+    WritError,
+    "A policy that does not load: `.diagnostics` lists each problem as `file:line:col: error[CODE]: message`."
+);
+
+fn policy_error(py: Python<'_>, f: &Failure) -> PyErr {
+    let err = PolicyError::new_err(f.message.clone());
+    let diagnostics = PyList::new(py, &f.diagnostics)
+        .map(Bound::into_any)
+        .unwrap_or_else(|_| py.None().into_bound(py));
+    // Setting an attribute on a fresh exception instance cannot fail in
+    // practice; if it did, the message still says everything.
+    let _ = err.value(py).setattr("diagnostics", diagnostics);
+    err
+}
+
+/// One path or a list of them, as `PathBuf`s.
+fn paths(obj: &Bound<'_, PyAny>) -> PyResult<Vec<PathBuf>> {
+    let one = |o: &Bound<'_, PyAny>| -> PyResult<PathBuf> {
+        o.extract::<PathBuf>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "a policy path must be str or os.PathLike, not {}",
+                o.get_type()
+                    .name()
+                    .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+            ))
+        })
+    };
+    let out = if let Ok(list) = obj.cast::<PyList>() {
+        list.iter().map(|o| one(&o)).collect::<PyResult<Vec<_>>>()?
+    } else if let Ok(t) = obj.cast::<pyo3::types::PyTuple>() {
+        t.iter().map(|o| one(&o)).collect::<PyResult<Vec<_>>>()?
+    } else {
+        vec![one(obj)?]
+    };
+    if out.is_empty() {
+        return Err(PyValueError::new_err("no policy path given"));
+    }
+    Ok(out)
+}
+
+fn dialect(name: Option<&str>) -> PyResult<Option<writ_ir::Dialect>> {
+    match name {
+        None => Ok(None),
+        Some(n) => policy::dialect(n).map(Some).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown dialect `{n}`; expected one of: writ, yaml, meshguard, aegis, sekuire"
+            ))
+        }),
+    }
+}
+
+fn public_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<[u8; 32]>> {
+    let Some(obj) = obj else { return Ok(None) };
+    if obj.is_none() {
+        return Ok(None);
+    }
+    if let Ok(b) = obj.cast::<pyo3::types::PyBytes>() {
+        let bytes = b.as_bytes();
+        return <[u8; 32]>::try_from(bytes).map(Some).map_err(|_| {
+            PyValueError::new_err(format!(
+                "public_key: raw bytes must be 32 bytes, not {}",
+                bytes.len()
+            ))
+        });
+    }
+    if let Ok(s) = obj.cast::<PyString>()
+        && let Some(k) = policy::parse_hex_key(&s.to_cow()?)
+    {
+        return Ok(Some(k));
+    }
+    let path: PathBuf = obj.extract().map_err(|_| {
+        PyTypeError::new_err("public_key must be bytes (32), a str of 64 hex digits, or the path of a `.pub` file written by `writ keygen`")
+    })?;
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        PyValueError::new_err(format!("public_key: cannot read {}: {e}", path.display()))
+    })?;
+    policy::parse_hex_key(&text).map(Some).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "public_key: {} is not a writ key (64 hex digits, as written by `writ keygen`)",
+            path.display()
+        ))
+    })
+}
+
+fn missing(paths: &[PathBuf]) -> PyResult<()> {
+    for p in paths {
+        if !p.exists() {
+            return Err(PyFileNotFoundError::new_err((
+                2,
+                "no such policy file",
+                p.display().to_string(),
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The state behind a Python `Engine`, shared with the watcher thread.
+pub(crate) struct Inner {
+    current: ArcSwap<Loaded>,
+    store: Arc<dyn LimitStore>,
+    on_failure: OnStoreFailure,
+    spec: Spec,
+    audit: ArcSwapOption<AuditLog>,
+    audit_path: Option<String>,
+    last_reload_error: Mutex<Option<String>>,
+    /// Reloads one at a time, so the last one to start wins.
+    reloading: Mutex<()>,
+    watcher: Mutex<Option<watch::Watcher>>,
+    closed: AtomicBool,
+}
+
+impl Inner {
+    /// Loads the spec again and makes it current; on failure the current
+    /// policy stays and `last_reload_error` says why.
+    pub(crate) fn reload(&self) -> Result<(), Failure> {
+        let _one = self
+            .reloading
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match policy::load(&self.spec) {
+            Ok(mut loaded) => {
+                loaded.runtime = loaded
+                    .runtime
+                    .with_limit_store(Arc::clone(&self.store), self.on_failure);
+                self.current.store(Arc::new(loaded));
+                *self
+                    .last_reload_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
+                Ok(())
+            }
+            Err(f) => {
+                *self
+                    .last_reload_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) =
+                    Some(format!("{}; still serving the last good policy", f.message));
+                Err(f)
+            }
+        }
+    }
+}
+
+/// What a check decided, owned (the runtime's decision borrows the bundle).
+struct Outcome {
+    effect: Effect,
+    rule: Option<String>,
+    policy: Option<String>,
+    reason: Option<String>,
+    risk: Option<Risk>,
+    retry_after_s: Option<u64>,
+    id: Option<DecisionId>,
+}
+
+/// A decision: what writ answered, and for which request.
+#[pyclass(frozen, module = "writ", name = "Decision")]
+#[derive(Debug)]
+pub struct Decision {
+    effect: Effect,
+    rule: Option<String>,
+    policy: Option<String>,
+    reason: Option<String>,
+    risk: Option<Risk>,
+    retry_after_s: Option<u64>,
+    id: Option<DecisionId>,
+    agent: Py<PyString>,
+    action: Py<PyString>,
+    target: Option<Py<PyString>>,
+    trace_id: Option<Py<PyString>>,
+}
+
+fn repr_str(s: Option<&str>) -> String {
+    match s {
+        None => "None".to_owned(),
+        Some(s) => {
+            let escaped = s.replace('\\', "\\\\").replace('\'', "\\'");
+            format!("'{escaped}'")
+        }
+    }
+}
+
+#[pymethods]
+impl Decision {
+    /// True when the decision is `allow`.
+    #[getter]
+    fn allowed(&self) -> bool {
+        self.effect == Effect::Allow
+    }
+
+    /// `"allow"`, `"deny"` or `"approve"` (a human must approve).
+    #[getter]
+    fn decision(&self) -> &'static str {
+        self.effect.as_str()
+    }
+
+    /// The rule that decided, or None (an agent's lists, a limit, the default).
+    #[getter]
+    fn rule(&self) -> Option<&str> {
+        self.rule.as_deref()
+    }
+
+    #[getter]
+    fn policy(&self) -> Option<&str> {
+        self.policy.as_deref()
+    }
+
+    #[getter]
+    fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+
+    #[getter]
+    fn risk(&self) -> Option<&'static str> {
+        self.risk.map(Risk::as_str)
+    }
+
+    /// Seconds until a full limit has room again.
+    #[getter]
+    fn retry_after_s(&self) -> Option<u64> {
+        self.retry_after_s
+    }
+
+    /// The audit log's id of this decision (None when not auditing).
+    #[getter]
+    fn id(&self) -> Option<String> {
+        self.id.map(|i| i.to_string())
+    }
+
+    #[getter]
+    fn trace_id(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.trace_id.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    #[getter]
+    fn agent(&self, py: Python<'_>) -> Py<PyString> {
+        self.agent.clone_ref(py)
+    }
+
+    #[getter]
+    fn action(&self, py: Python<'_>) -> Py<PyString> {
+        self.action.clone_ref(py)
+    }
+
+    #[getter]
+    fn target(&self, py: Python<'_>) -> Option<Py<PyString>> {
+        self.target.as_ref().map(|t| t.clone_ref(py))
+    }
+
+    /// Every field, as a dict.
+    fn to_dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("decision", self.effect.as_str())?;
+        d.set_item("allowed", self.allowed())?;
+        d.set_item("rule", self.rule.as_deref())?;
+        d.set_item("policy", self.policy.as_deref())?;
+        d.set_item("reason", self.reason.as_deref())?;
+        d.set_item("risk", self.risk.map(Risk::as_str))?;
+        d.set_item("retry_after_s", self.retry_after_s)?;
+        d.set_item("id", self.id())?;
+        d.set_item("trace_id", self.trace_id(py))?;
+        d.set_item("agent", self.agent(py))?;
+        d.set_item("action", self.action(py))?;
+        d.set_item("target", self.target(py))?;
+        Ok(d)
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        let s = |p: &Py<PyString>| -> PyResult<String> { Ok(p.bind(py).to_cow()?.into_owned()) };
+        let target = self.target.as_ref().map(&s).transpose()?;
+        let mut out = format!(
+            "Decision({}, agent={}, action={}, target={}, rule={}",
+            repr_str(Some(self.effect.as_str())),
+            repr_str(Some(&s(&self.agent)?)),
+            repr_str(Some(&s(&self.action)?)),
+            repr_str(target.as_deref()),
+            repr_str(self.rule.as_deref()),
+        );
+        if let Some(r) = self.risk {
+            out.push_str(&format!(", risk={}", repr_str(Some(r.as_str()))));
+        }
+        if let Some(r) = &self.reason {
+            out.push_str(&format!(", reason={}", repr_str(Some(r))));
+        }
+        if let Some(r) = self.retry_after_s {
+            out.push_str(&format!(", retry_after_s={r}"));
+        }
+        out.push(')');
+        Ok(out)
+    }
+}
+
+/// A loaded policy that decides requests. Thread-safe; decisions run with
+/// the GIL released.
+#[pyclass(subclass, frozen, module = "writ._writ", name = "Engine")]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("paths", &self.inner.spec.paths)
+            .field("revision", &self.inner.current.load().revision)
+            .finish_non_exhaustive()
+    }
+}
+
+#[pymethods]
+impl Engine {
+    #[new]
+    #[pyo3(signature = (path, *, dialect=None, audit=None, audit_mask=None, watch=false, public_key=None))]
+    fn new(
+        py: Python<'_>,
+        path: &Bound<'_, PyAny>,
+        dialect: Option<&str>,
+        audit: Option<PathBuf>,
+        audit_mask: Option<&Bound<'_, PyAny>>,
+        watch: bool,
+        public_key: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Engine> {
+        let spec = Spec {
+            paths: paths(path)?,
+            dialect: crate::dialect(dialect)?,
+            public_key: crate::public_key(public_key)?,
+        };
+        missing(&spec.paths)?;
+        let mask = match audit_mask {
+            None => None,
+            Some(m) if m.is_none() => None,
+            Some(m) => Some(convert::strings(m, "audit_mask")?),
+        };
+        let loaded = py
+            .detach(|| policy::load(&spec))
+            .map_err(|f| policy_error(py, &f))?;
+        let log = match &audit {
+            None => None,
+            Some(p) => Some(Arc::new(
+                py.detach(|| open_audit(p, mask))
+                    .map_err(WritError::new_err)?,
+            )),
+        };
+        let store = loaded.runtime.limit_store();
+        let on_failure = loaded.runtime.on_store_failure();
+        let inner = Arc::new(Inner {
+            current: ArcSwap::from_pointee(loaded),
+            store,
+            on_failure,
+            spec,
+            audit: ArcSwapOption::new(log),
+            audit_path: audit.map(|p| p.display().to_string()),
+            last_reload_error: Mutex::new(None),
+            reloading: Mutex::new(()),
+            watcher: Mutex::new(None),
+            closed: AtomicBool::new(false),
+        });
+        if watch {
+            let w = watch::Watcher::start(&inner).map_err(WritError::new_err)?;
+            *inner.watcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(w);
+        }
+        Ok(Engine { inner })
+    }
+
+    /// Decides a request. Never raises for a policy reason: a deny is a
+    /// decision. Raises TypeError/ValueError for a malformed request.
+    ///
+    /// `dry_run=True` asks what would be decided without acting on it:
+    /// nothing is recorded and an allow takes nothing from its limits.
+    #[pyo3(signature = (agent, action, target=None, context=None, chain=None, tokens=None, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        &self,
+        py: Python<'_>,
+        agent: Bound<'_, PyString>,
+        action: Bound<'_, PyString>,
+        target: Option<Bound<'_, PyString>>,
+        context: Option<&Bound<'_, PyAny>>,
+        chain: Option<&Bound<'_, PyAny>>,
+        tokens: Option<&Bound<'_, PyAny>>,
+        trace_id: Option<Bound<'_, PyString>>,
+        at: Option<&Bound<'_, PyAny>>,
+        token: Option<Bound<'_, PyString>>,
+        roles: Option<&Bound<'_, PyAny>>,
+        tags: Option<&Bound<'_, PyAny>>,
+        dry_run: bool,
+    ) -> PyResult<Decision> {
+        let mut req = Request {
+            agent: convert::text(&agent)?,
+            action: convert::text(&action)?,
+            ..Request::default()
+        };
+        if let Some(t) = &target {
+            req.target = Some(convert::text(t)?);
+        }
+        if let Some(c) = context.filter(|c| !c.is_none()) {
+            req.context = convert::context(c)?;
+        }
+        if let Some(c) = chain.filter(|c| !c.is_none()) {
+            req.chain = convert::strings(c, "chain")?;
+        }
+        if let Some(t) = tokens.filter(|t| !t.is_none()) {
+            req.tokens = convert::tokens(t)?;
+        }
+        if let Some(t) = &trace_id {
+            req.trace_id = Some(convert::text(t)?);
+        }
+        if let Some(a) = at.filter(|a| !a.is_none()) {
+            req.at = Some(convert::at(a)?);
+        }
+        if let Some(t) = &token {
+            req.token = Some(convert::text(t)?);
+        }
+        if let Some(r) = roles.filter(|r| !r.is_none()) {
+            req.roles = convert::strings(r, "roles")?;
+        }
+        if let Some(t) = tags.filter(|t| !t.is_none()) {
+            req.tags = convert::strings(t, "tags")?;
+        }
+        validate(&req)?;
+        let inner = &*self.inner;
+        let outcome = py.detach(|| decide(inner, &req, dry_run))?;
+        Ok(Decision {
+            effect: outcome.effect,
+            rule: outcome.rule,
+            policy: outcome.policy,
+            reason: outcome.reason,
+            risk: outcome.risk,
+            retry_after_s: outcome.retry_after_s,
+            id: outcome.id,
+            agent: agent.unbind(),
+            action: action.unbind(),
+            target: target.map(Bound::unbind),
+            trace_id: trace_id.map(Bound::unbind),
+        })
+    }
+
+    /// Reads the same path(s) again now. Raises PolicyError and keeps the
+    /// current policy when the new one does not load.
+    fn reload(&self, py: Python<'_>) -> PyResult<()> {
+        let inner = &*self.inner;
+        py.detach(|| inner.reload())
+            .map_err(|f| policy_error(py, &f))
+    }
+
+    /// Records an event that is not a decision (a tool starting or
+    /// ending, a handoff, a model call) in the audit log, as a record with
+    /// decision `allow` and reason `event`; returns its id, or None
+    /// without an audit log. Context keys are masked as for decisions.
+    #[pyo3(signature = (agent, action, target=None, context=None, chain=None, trace_id=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn record_event(
+        &self,
+        py: Python<'_>,
+        agent: Bound<'_, PyString>,
+        action: Bound<'_, PyString>,
+        target: Option<Bound<'_, PyString>>,
+        context: Option<&Bound<'_, PyAny>>,
+        chain: Option<&Bound<'_, PyAny>>,
+        trace_id: Option<Bound<'_, PyString>>,
+    ) -> PyResult<Option<String>> {
+        let Some(log) = self.inner.audit.load_full() else {
+            if self.inner.audit_path.is_some() {
+                return Err(WritError::new_err("the engine is closed"));
+            }
+            return Ok(None);
+        };
+        let revision = std::sync::Arc::clone(&self.inner.current.load().revision);
+        let mut rec = writ_runtime::audit::AuditRecord::new(
+            &convert::text(&agent)?,
+            &convert::text(&action)?,
+            Effect::Allow,
+            revision,
+        );
+        if let Some(t) = &target {
+            rec.target = Some(convert::text(t)?);
+        }
+        if let Some(c) = context.filter(|c| !c.is_none()) {
+            rec.context = convert::context(c)?;
+        }
+        if let Some(c) = chain.filter(|c| !c.is_none()) {
+            rec.chain = convert::strings(c, "chain")?;
+        }
+        if let Some(t) = &trace_id {
+            rec.trace_id = Some(convert::text(t)?);
+        }
+        rec.reason = Some("event".to_owned());
+        let id = py.detach(|| log.record(rec));
+        Ok(Some(id.to_string()))
+    }
+
+    /// Returns once every decision recorded so far is on disk (no-op
+    /// without an audit log).
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let Some(log) = self.inner.audit.load_full() else {
+            return Ok(());
+        };
+        py.detach(|| log.flush())
+            .map_err(|e| WritError::new_err(format!("audit log: {e}")))
+    }
+
+    /// Stops watching, flushes and closes the audit log. Checks after
+    /// closing raise WritError. Closing twice is a no-op.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let watcher = self
+            .inner
+            .watcher
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let log = self.inner.audit.swap(None);
+        py.detach(move || {
+            drop(watcher);
+            match log.map(Arc::try_unwrap) {
+                None => Ok(()),
+                Some(Ok(log)) => log.shutdown(),
+                // A check in flight still holds the log; it stops when
+                // that check is done. Everything so far is flushed.
+                Some(Err(shared)) => shared.flush(),
+            }
+        })
+        .map_err(|e| WritError::new_err(format!("audit log: {e}")))
+    }
+
+    /// The current policy's revision (SHA-256 of its sources), in hex.
+    #[getter]
+    fn revision(&self) -> String {
+        self.inner.current.load().revision.to_string()
+    }
+
+    /// How many rules the current policy has.
+    #[getter]
+    fn rules(&self) -> usize {
+        self.inner.current.load().rules
+    }
+
+    /// Warnings from compiling the current policy's sources.
+    #[getter]
+    fn warnings(&self) -> Vec<String> {
+        self.inner.current.load().warnings.clone()
+    }
+
+    #[getter]
+    fn audit_path(&self) -> Option<String> {
+        self.inner.audit_path.clone()
+    }
+
+    /// The path(s) this engine loads from.
+    #[getter]
+    fn paths(&self) -> Vec<PathBuf> {
+        self.inner.spec.paths.clone()
+    }
+
+    /// Why the last reload (by `reload()` or the watcher) was refused;
+    /// None after a good one.
+    #[getter]
+    fn last_reload_error(&self) -> Option<String> {
+        self.inner
+            .last_reload_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.inner.closed.load(Ordering::SeqCst)
+    }
+
+    fn __repr__(&self) -> String {
+        let cur = self.inner.current.load();
+        let paths: Vec<String> = self
+            .inner
+            .spec
+            .paths
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        format!(
+            "<writ.Engine {} rules={} revision={}{}>",
+            paths.join(", "),
+            cur.rules,
+            cur.revision.get(..12).unwrap_or(&cur.revision),
+            if self.closed() { " closed" } else { "" }
+        )
+    }
+}
+
+/// The checks the reference request parser makes (`writ eval`).
+fn validate(req: &Request) -> PyResult<()> {
+    if req.agent.trim().is_empty() {
+        return Err(PyValueError::new_err("agent must not be empty"));
+    }
+    if req.action.trim().is_empty() {
+        return Err(PyValueError::new_err("action must not be empty"));
+    }
+    if req.chain.iter().any(|a| a.trim().is_empty()) {
+        return Err(PyValueError::new_err(
+            "chain must not hold an empty agent id",
+        ));
+    }
+    if let Some(last) = req.chain.last()
+        && *last != req.agent
+    {
+        return Err(PyValueError::new_err(format!(
+            "agent is `{}` but the chain ends with `{last}`; the last agent of the chain is the one acting",
+            req.agent
+        )));
+    }
+    Ok(())
+}
+
+fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
+    if inner.closed.load(Ordering::Relaxed) {
+        return Err(WritError::new_err("the engine is closed"));
+    }
+    let loaded = inner.current.load();
+    let now = req.at.unwrap_or_else(jiff::Timestamp::now);
+    if dry_run {
+        let d = loaded.runtime.peek_at(req, now);
+        return Ok(Outcome {
+            effect: d.effect,
+            rule: d.rule.map(str::to_owned),
+            policy: d.policy.map(str::to_owned),
+            reason: d.reason_text(req).map(std::borrow::Cow::into_owned),
+            risk: d.risk,
+            retry_after_s: d.retry_after_s,
+            id: None,
+        });
+    }
+    let d = loaded.runtime.check_at(req, now);
+    let audit = inner.audit.load();
+    let id = match audit.as_ref() {
+        Some(log) => {
+            let ms = if req.at.is_some() {
+                writ_runtime::audit::now_ms()
+            } else {
+                now.as_millisecond()
+            };
+            Some(log.record_decision(req, &d, &loaded.revision, ms))
+        }
+        None if inner.audit_path.is_some() => {
+            return Err(WritError::new_err("the engine is closed"));
+        }
+        None => None,
+    };
+    Ok(Outcome {
+        effect: d.effect,
+        rule: d.rule.map(str::to_owned),
+        policy: d.policy.map(str::to_owned),
+        reason: d.reason_text(req).map(std::borrow::Cow::into_owned),
+        risk: d.risk,
+        retry_after_s: d.retry_after_s,
+        id,
+    })
+}
+
+fn open_audit(path: &std::path::Path, mask: Option<Vec<String>>) -> Result<AuditLog, String> {
+    let mut options = AuditOptions::default();
+    if let Some(m) = mask {
+        options.mask = m;
+    }
+    let sqlite = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "db" | "sqlite" | "sqlite3"));
+    let log = if sqlite {
+        SqliteSink::open(path).and_then(|s| AuditLog::new(s, options))
+    } else {
+        JsonlSink::open(path).and_then(|s| AuditLog::new(s, options))
+    };
+    log.map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))
+}
+
+/// Compiles policy sources into bundle bytes (written to `output` too when
+/// given).
+#[pyfunction]
+#[pyo3(signature = (path, output=None, *, dialect=None))]
+fn compile<'py>(
+    py: Python<'py>,
+    path: &Bound<'py, PyAny>,
+    output: Option<PathBuf>,
+    dialect: Option<&str>,
+) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+    let paths = paths(path)?;
+    let dialect = crate::dialect(dialect)?;
+    missing(&paths)?;
+    let (bytes, _) = py
+        .detach(|| policy::compile_sources(&paths, dialect))
+        .map_err(|f| policy_error(py, &f))?;
+    if let Some(out) = output {
+        std::fs::write(&out, &bytes).map_err(|e| {
+            pyo3::exceptions::PyOSError::new_err(format!("cannot write {}: {e}", out.display()))
+        })?;
+    }
+    Ok(pyo3::types::PyBytes::new(py, &bytes))
+}
+
+/// Verifies an audit log's hash chain (JSON Lines or SQLite, told by the
+/// file's first bytes), as `writ audit verify` does.
+#[pyfunction]
+fn verify_audit<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
+    let report = py
+        .detach(|| {
+            let mut magic = [0u8; 16];
+            let sqlite = std::fs::File::open(&path)
+                .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+                .is_ok_and(|n| n == 16 && &magic == b"SQLite format 3\0");
+            if sqlite {
+                writ_runtime::audit::verify_sqlite(&path)
+            } else {
+                writ_runtime::audit::verify_jsonl(&path)
+            }
+        })
+        .map_err(|e| WritError::new_err(format!("cannot verify: {e}")))?;
+    let d = PyDict::new(py);
+    d.set_item("intact", report.is_intact())?;
+    d.set_item("records", report.records)?;
+    d.set_item("last_seq", report.last.as_ref().map(|l| l.0))?;
+    d.set_item("last_hash", report.last.as_ref().map(|l| l.1.clone()))?;
+    d.set_item("problems", report.problem_lines())?;
+    d.set_item("report", report.to_string())?;
+    Ok(d)
+}
+
+#[pymodule]
+fn _writ(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add("WritError", py.get_type::<WritError>())?;
+    m.add("PolicyError", py.get_type::<PolicyError>())?;
+    m.add_class::<Engine>()?;
+    m.add_class::<Decision>()?;
+    m.add_function(wrap_pyfunction!(compile, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_audit, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,208 @@
+//! Turning paths into a loaded runtime: a compiled bundle is loaded as is,
+//! policy sources are compiled in-process first.
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use writ_diagnostics::{Diagnostic, SourceMap};
+use writ_ir::Dialect;
+use writ_runtime::Runtime;
+
+/// What to load, kept for reloads.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub paths: Vec<PathBuf>,
+    pub dialect: Option<Dialect>,
+    pub public_key: Option<[u8; 32]>,
+}
+
+/// A loaded policy: the runtime and what the binding reads off it often.
+#[derive(Debug)]
+pub struct Loaded {
+    pub runtime: Runtime,
+    /// The bundle revision in hex, as the audit log records it.
+    pub revision: Arc<str>,
+    pub rules: usize,
+    /// Warnings from compiling sources (empty for a bundle).
+    pub warnings: Vec<String>,
+}
+
+/// Why a policy could not be loaded.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub message: String,
+    /// Each diagnostic, one line: `file:line:col: severity[CODE]: message`.
+    pub diagnostics: Vec<String>,
+}
+
+impl Failure {
+    fn plain(message: String) -> Failure {
+        Failure {
+            message,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// Reads a dialect name (`dialect=` in Python).
+pub fn dialect(name: &str) -> Option<Dialect> {
+    match name.to_ascii_lowercase().as_str() {
+        "writ" | "yaml" => Some(Dialect::Writ),
+        "meshguard" => Some(Dialect::MeshGuard),
+        "aegis" => Some(Dialect::Aegis),
+        "sekuire" => Some(Dialect::Sekuire),
+        _ => None,
+    }
+}
+
+/// True when the file starts with the bundle magic bytes.
+pub fn is_bundle(path: &Path) -> bool {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let mut magic = [0u8; 8];
+    let mut read = 0;
+    while read < magic.len() {
+        let Some(rest) = magic.get_mut(read..) else {
+            break;
+        };
+        match f.read(rest) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => read += n,
+        }
+    }
+    read == magic.len() && &magic == writ_runtime::MAGIC
+}
+
+fn names(paths: &[PathBuf]) -> String {
+    paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One diagnostic on one line, without colors.
+pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
+    let mut out = String::new();
+    if let Some((file, at)) = d.span().and_then(|s| sources.location(s)) {
+        out.push_str(&format!("{file}:{}:{}: ", at.line, at.column));
+    }
+    out.push_str(&format!(
+        "{}[{}]: {}",
+        d.severity.as_str(),
+        d.code,
+        d.message
+    ));
+    if let Some(help) = &d.help {
+        out.push_str(&format!(" (help: {help})"));
+    }
+    out
+}
+
+/// Compiles policy sources into bundle bytes, with the warnings.
+///
+/// # Errors
+/// The policy's errors, rendered.
+pub fn compile_sources(
+    paths: &[PathBuf],
+    dialect: Option<Dialect>,
+) -> Result<(Vec<u8>, Vec<String>), Failure> {
+    let comp = writ::compile_files(paths, dialect);
+    let rendered: Vec<String> = comp
+        .diagnostics
+        .iter()
+        .map(|d| render(d, &comp.sources))
+        .collect();
+    let Some(set) = comp.checked_set() else {
+        let errors = comp.count(writ_diagnostics::Severity::Error);
+        let mut message = format!(
+            "{}: the policy has {errors} error{}",
+            names(paths),
+            if errors == 1 { "" } else { "s" }
+        );
+        for line in &rendered {
+            message.push_str("\n  ");
+            message.push_str(line);
+        }
+        return Err(Failure {
+            message,
+            diagnostics: rendered,
+        });
+    };
+    let sources: Vec<writ::Source> = comp
+        .sources
+        .iter()
+        .map(|(_, f)| writ::Source {
+            name: f.name().to_owned(),
+            text: f.text().to_owned(),
+        })
+        .collect();
+    let bytes = writ::bundle::compile(set, &sources, None)
+        .map_err(|e| Failure::plain(format!("{}: {e}", names(paths))))?;
+    Ok((bytes, rendered))
+}
+
+/// Loads what `spec` names: one bundle, or policy sources compiled here.
+///
+/// # Errors
+/// Why nothing was loaded.
+pub fn load(spec: &Spec) -> Result<Loaded, Failure> {
+    let bundles: Vec<&PathBuf> = spec.paths.iter().filter(|p| is_bundle(p)).collect();
+    let (runtime, warnings) = if let Some(first) = bundles.first() {
+        if spec.paths.len() != 1 {
+            return Err(Failure::plain(format!(
+                "{} is a compiled bundle: load it alone, not with other files",
+                first.display()
+            )));
+        }
+        let bytes = std::fs::read(first)
+            .map_err(|e| Failure::plain(format!("cannot read {}: {e}", first.display())))?;
+        let loaded = match &spec.public_key {
+            Some(key) => Runtime::from_bytes_verified(&bytes, key),
+            None => Runtime::from_vec(bytes),
+        };
+        let runtime = loaded.map_err(|e| Failure::plain(format!("{}: {e}", first.display())))?;
+        (runtime, Vec::new())
+    } else {
+        if spec.public_key.is_some() {
+            return Err(Failure::plain(format!(
+                "public_key verifies a signed bundle, but {} is policy source; compile and sign it with `writ compile --sign`",
+                names(&spec.paths)
+            )));
+        }
+        let (bytes, warnings) = compile_sources(&spec.paths, spec.dialect)?;
+        let runtime = Runtime::from_vec(bytes).map_err(|e| {
+            Failure::plain(format!(
+                "{}: the compiled bundle did not load (a bug): {e}",
+                names(&spec.paths)
+            ))
+        })?;
+        (runtime, warnings)
+    };
+    Ok(Loaded {
+        revision: writ_runtime::audit::revision_of(runtime.header()),
+        rules: runtime.rule_count(),
+        runtime,
+        warnings,
+    })
+}
+
+/// Reads a public key: 32 raw bytes, 64 hex digits, or a file holding
+/// them (as `writ keygen` writes).
+///
+/// # Errors
+/// A sentence saying what is wrong.
+pub fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
+    let t = text.trim();
+    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, slot) in out.iter_mut().enumerate() {
+        let pair = t.get(i * 2..i * 2 + 2)?;
+        *slot = u8::from_str_radix(pair, 16).ok()?;
+    }
+    Some(out)
+}

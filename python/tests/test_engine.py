@@ -1,0 +1,416 @@
+"""writ.load / check / enforce / govern against the repository's examples."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+import writ
+from writ_testutil import EXAMPLES, NOON, SUPPORT
+
+REFUND = dict(agent="billing-agent", action="tool:call", target="refund")
+
+
+@pytest.fixture
+def engine():
+    with writ.load(SUPPORT) as e:
+        yield e
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("bundle") / "support.wbundle"
+    writ.compile(SUPPORT, out)
+    return out
+
+
+# -- loading ---------------------------------------------------------------
+
+
+def test_public_api_names():
+    for name in [
+        "load",
+        "compile",
+        "Engine",
+        "Decision",
+        "WritError",
+        "PolicyError",
+        "PolicyDenied",
+        "ApprovalRequired",
+        "__version__",
+    ]:
+        assert hasattr(writ, name), name
+    assert issubclass(writ.PolicyError, writ.WritError)
+    assert issubclass(writ.PolicyDenied, writ.WritError)
+    assert issubclass(writ.ApprovalRequired, writ.WritError)
+    assert issubclass(writ.WritError, Exception)
+    assert isinstance(writ.__version__, str) and writ.__version__
+
+
+def test_load_writ_source(engine):
+    assert isinstance(engine, writ.Engine)
+    assert engine.rules == 9
+    assert len(engine.revision) == 64 and int(engine.revision, 16) >= 0
+    assert engine.audit_path is None
+    assert engine.last_reload_error is None
+    assert "support.writ" in repr(engine)
+
+
+def test_load_accepts_pathlike_str_and_list():
+    a = writ.load(str(SUPPORT))
+    b = writ.load(SUPPORT)
+    c = writ.load([SUPPORT])
+    assert a.revision == b.revision == c.revision
+
+
+def test_compiled_bundle_decides_like_its_source(bundle, engine):
+    data = bundle.read_bytes()
+    assert data[:8] == b"WRITBNDL"
+    assert writ.compile(SUPPORT) == data
+    b = writ.load(bundle)
+    assert b.revision == engine.revision
+    assert b.rules == engine.rules
+    assert b.warnings == []
+    for req in [
+        dict(REFUND, context={"amount": 79.99, "currency": "USD"}, at=NOON),
+        dict(REFUND, context={"amount": 500, "currency": "USD"}, at=NOON),
+        dict(agent="billing-agent", action="tool:call", target="delete_customer"),
+        dict(agent="triage-agent", action="model:use", target="gpt-4.1"),
+    ]:
+        assert b.check(**req).to_dict() == engine.check(**req).to_dict()
+
+
+def test_bundle_with_other_files_is_refused(bundle):
+    with pytest.raises(writ.PolicyError, match="load it alone"):
+        writ.load([bundle, SUPPORT])
+
+
+def test_corrupt_bundle_is_refused(tmp_path, bundle):
+    data = bytearray(bundle.read_bytes())
+    data[40] ^= 0xFF
+    bad = tmp_path / "bad.wbundle"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(writ.PolicyError, match="checksum"):
+        writ.load(bad)
+
+
+def test_public_key_needs_a_signed_bundle(bundle):
+    with pytest.raises(writ.PolicyError, match="not signed"):
+        writ.load(bundle, public_key=b"\x01" * 32)
+    with pytest.raises(writ.PolicyError, match="policy source"):
+        writ.load(SUPPORT, public_key="ab" * 32)
+    with pytest.raises(ValueError):
+        writ.load(bundle, public_key=b"short")
+
+
+def test_yaml_seed_dialects_detected_and_forced():
+    mg = writ.load(EXAMPLES / "seeds" / "meshguard-openai-support.yaml")
+    d = mg.check("support-bot", "write:refund", context={"amount": 79.99}, tags=["openai"])
+    assert (d.decision, d.rule) == ("allow", "allow_write_refund")
+    d = mg.check("support-bot", "write:refund", context={"amount": 500}, tags=["openai"])
+    assert (d.decision, d.rule, d.reason) == (
+        "deny",
+        "deny_write_refund",
+        "Refunds over $100 require manager approval",
+    )
+    forced = writ.load(EXAMPLES / "seeds" / "sekuire.yml", dialect="sekuire")
+    assert forced.check("research-assistant", "model:use", "gpt-4o-mini").rule == "model_allowed"
+    with pytest.raises(writ.PolicyError, match="Aegis"):
+        writ.load(EXAMPLES / "seeds" / "sekuire.yml", dialect="aegis")
+    with pytest.raises(ValueError, match="unknown dialect"):
+        writ.load(SUPPORT, dialect="cedar")
+
+
+def test_writ_yaml_schema_and_multiple_files_merge():
+    y = writ.load(EXAMPLES / "support.yaml", dialect="yaml")
+    assert y.check(**REFUND, context={"amount": 10, "currency": "USD"}, at=NOON).allowed
+    merged = writ.load(
+        [EXAMPLES / "seeds" / "aegis-prod-overrides.yaml", EXAMPLES / "seeds" / "aegis-base-policy.yaml"]
+    )
+    assert merged.rules > 0
+
+
+def test_missing_file_raises_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        writ.load(tmp_path / "nope.writ")
+    with pytest.raises(FileNotFoundError):
+        writ.compile(tmp_path / "nope.writ")
+
+
+def test_broken_policy_raises_policy_error_with_locations(tmp_path):
+    bad = tmp_path / "bad.writ"
+    bad.write_text(
+        'policy "x" {\n  default deny\n}\n\n'
+        'rule a: allow "tool:call" on search\n  limit 3 per fortnight\n\n'
+        'rule b: alow "x"\n'
+    )
+    with pytest.raises(writ.PolicyError) as err:
+        writ.load(bad)
+    e = err.value
+    assert isinstance(e, writ.WritError)
+    assert len(e.diagnostics) == 2
+    assert e.diagnostics[0].startswith(f"{bad}:6:15: error[E0203]:")
+    assert e.diagnostics[1].startswith(f"{bad}:8:9: error[E0401]:")
+    assert "2 errors" in str(e)
+    for line in e.diagnostics:
+        assert line in str(e)
+        assert "\x1b[" not in line  # no colors
+    with pytest.raises(writ.PolicyError) as err2:
+        writ.compile(bad)
+    assert err2.value.diagnostics == e.diagnostics
+
+
+def test_bad_path_types():
+    with pytest.raises(TypeError):
+        writ.load(42)
+    with pytest.raises(ValueError):
+        writ.load([])
+
+
+# -- deciding ----------------------------------------------------------------
+
+
+def test_known_decisions(engine):
+    d = engine.check("triage-agent", "tool:call", "lookup_customer")
+    assert d.allowed and d.decision == "allow"
+    assert (d.rule, d.policy, d.risk, d.reason) == (
+        "lookups",
+        "support",
+        "low",
+        "Customer lookups are read-only",
+    )
+    d = engine.check(**REFUND, context={"amount": 500, "currency": "USD"}, at=NOON)
+    assert (d.allowed, d.decision, d.rule, d.risk) == (False, "deny", "refund_large", "high")
+    assert d.reason == "Refunds over $100 require manager approval"
+    d = engine.check(**REFUND, context={"amount": 10, "currency": "USD"}, at="2025-01-15T04:00:00Z")
+    assert (d.decision, d.rule) == ("deny", "night_refund_block")
+    d = engine.check("billing-agent", "tool:call", "delete_customer")
+    assert (d.decision, d.rule, d.risk) == ("approve", "delete_needs_human", "critical")
+    d = engine.check("billing-agent", "tool:call", "shell")
+    assert d.rule is None
+    assert d.reason == "tool `shell` is not in tools.allow of agent `billing-agent`"
+    d = engine.check(
+        "tier1-bot",
+        "agent:delegate",
+        "manager",
+        {"labels": ["refund", "escalate"], "customer": {"email": "ann@example.com"}},
+    )
+    assert (d.decision, d.rule, d.reason) == ("approve", "escalate", "Escalations from tier1-bot need a human")
+    d = engine.check("triage-agent", "tool:call", "refund", {"amount": 5, "currency": "USD"}, token="tok_billing_42", at=NOON)
+    assert (d.decision, d.rule) == ("allow", "refund_small")
+
+
+def test_positional_and_keyword_arguments(engine):
+    ctx = {"amount": 20, "currency": "EUR"}
+    a = engine.check("billing-agent", "tool:call", "refund", ctx, None, 0, "t-1", NOON)
+    b = engine.check(agent="billing-agent", action="tool:call", target="refund", context=ctx, trace_id="t-1", at=NOON)
+    assert a.to_dict() == b.to_dict()
+    assert a.trace_id == "t-1"
+
+
+def test_at_accepts_aware_datetimes(engine):
+    night = dt.datetime(2025, 1, 15, 4, 0, tzinfo=dt.timezone.utc)
+    d = engine.check(**REFUND, context={"amount": 10, "currency": "USD"}, at=night)
+    assert d.rule == "night_refund_block"
+    ny_day = dt.datetime(2025, 1, 15, 10, 0, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
+    d = engine.check(**REFUND, context={"amount": 10, "currency": "USD"}, at=ny_day)
+    assert (d.decision, d.rule) == ("allow", "refund_small")
+
+
+def test_decision_fields_repr_and_dict(engine):
+    d = engine.check(**REFUND, context={"amount": 500, "currency": "USD"}, at=NOON, trace_id="run-7")
+    assert (d.agent, d.action, d.target, d.trace_id, d.id, d.retry_after_s) == (
+        "billing-agent",
+        "tool:call",
+        "refund",
+        "run-7",
+        None,
+        None,
+    )
+    r = repr(d)
+    assert r.startswith("Decision('deny'") and "refund_large" in r and "risk='high'" in r
+    assert d.to_dict() == {
+        "decision": "deny",
+        "allowed": False,
+        "rule": "refund_large",
+        "policy": "support",
+        "reason": "Refunds over $100 require manager approval",
+        "risk": "high",
+        "retry_after_s": None,
+        "id": None,
+        "trace_id": "run-7",
+        "agent": "billing-agent",
+        "action": "tool:call",
+        "target": "refund",
+    }
+    with pytest.raises(AttributeError):
+        d.decision = "allow"
+
+
+def test_chain_is_enforced(engine):
+    ctx = {"ticket": {"priority": "urgent"}, "amount": 10, "currency": "USD"}
+    ok = engine.check("billing-agent", "tool:call", "lookup_x", ctx, ["triage-agent", "billing-agent"], at=NOON)
+    assert ok.allowed
+    low = dict(ctx, ticket={"priority": "low"})
+    no = engine.check("billing-agent", "tool:call", "lookup_x", low, ["triage-agent", "billing-agent"], at=NOON)
+    assert not no.allowed
+    assert "delegation" in no.reason
+
+
+def test_token_budget(engine):
+    a = engine.check("billing-agent", "model:use", "gpt-4.1", tokens=30000, at="2025-01-15T13:00:00Z")
+    b = engine.check("billing-agent", "model:use", "gpt-4.1", tokens=30000, at="2025-01-15T13:00:00Z")
+    assert a.allowed and not b.allowed
+    assert b.retry_after_s == 3600
+
+
+# -- malformed input raises, never allows -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, match",
+    [
+        (dict(context={"amount": {1, 2}}), TypeError, r"`amount` has type set"),
+        (dict(context={"a": {"b": [1, object()]}}), TypeError, r"`a\.b\[1\]` has type object"),
+        (dict(context={"a": b"bytes"}), TypeError, "type bytes"),
+        (dict(context={1: "x"}), TypeError, "keys must be str"),
+        (dict(context={"a": {2: "x"}}), TypeError, "`a` has a key of type int"),
+        (dict(context=["amount", 1]), TypeError, "context must be a dict"),
+        (dict(context={"x": float("nan")}), ValueError, "finite"),
+        (dict(context={"x": 10**400}), ValueError, "too large"),
+        (dict(at="yesterday"), ValueError, "RFC 3339"),
+        (dict(at="2025-01-15T12:00:00"), ValueError, "RFC 3339"),
+        (dict(at=dt.datetime(2025, 1, 15, 12)), ValueError, "naive"),
+        (dict(at=dt.date(2025, 1, 15)), TypeError, "aware datetime"),
+        (dict(at=1736942400), TypeError, "aware datetime"),
+        (dict(chain="triage-agent"), TypeError, "chain must be a list"),
+        (dict(chain=["a", 3]), TypeError, r"chain\[1\] must be str"),
+        (dict(tokens=-1), ValueError, "non-negative"),
+        (dict(tokens=2**64), ValueError, "non-negative"),
+        (dict(tokens="5"), TypeError, "tokens must be an int"),
+        (dict(tokens=1.5), TypeError, "tokens must be an int"),
+        (dict(chain=["triage-agent", "other"]), ValueError, "chain ends with `other`"),
+        (dict(chain=["", "billing-agent"]), ValueError, "empty agent"),
+        (dict(target=5), TypeError, "PyString|str"),
+        (dict(trace_id=5), TypeError, "PyString|str"),
+    ],
+)
+def test_malformed_requests_raise(engine, kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        engine.check("billing-agent", "tool:call", **kwargs)
+
+
+def test_bad_agent_or_action_types(engine):
+    with pytest.raises(TypeError):
+        engine.check(None, "tool:call")
+    with pytest.raises(TypeError):
+        engine.check("a", 1)
+    with pytest.raises(TypeError):
+        engine.check("a")
+    with pytest.raises(ValueError, match="agent must not be empty"):
+        engine.check(" ", "tool:call")
+    with pytest.raises(ValueError, match="action must not be empty"):
+        engine.check("a", "")
+
+
+def test_self_referencing_context_raises(engine):
+    loop: dict = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match="deeper than 64"):
+        engine.check("a", "b", context=loop)
+    lst: list = []
+    lst.append(lst)
+    with pytest.raises(ValueError, match="deeper than 64"):
+        engine.check("a", "b", context={"l": lst})
+
+
+def test_json_like_context_values_are_accepted(engine):
+    ctx = {"n": None, "b": True, "i": 3, "f": 2.5, "s": "x", "l": [1, "a", None, [2]], "t": (1, 2), "m": {"k": {"z": []}}}
+    assert engine.check("triage-agent", "tool:call", "lookup_x", ctx).allowed
+
+
+# -- enforce / govern ----------------------------------------------------------
+
+
+def test_enforce_returns_the_allow(engine):
+    d = engine.enforce("triage-agent", "tool:call", "lookup_customer")
+    assert d.allowed and d.rule == "lookups"
+
+
+def test_enforce_raises_policy_denied(engine):
+    with pytest.raises(writ.PolicyDenied) as err:
+        engine.enforce(**REFUND, context={"amount": 500, "currency": "USD"}, at=NOON)
+    e = err.value
+    assert isinstance(e, writ.WritError)
+    assert e.decision.decision == "deny" and e.decision.rule == "refund_large"
+    assert "refund_large" in str(e) and "Refunds over $100 require manager approval" in str(e)
+
+
+def test_enforce_raises_approval_required(engine):
+    with pytest.raises(writ.ApprovalRequired) as err:
+        engine.enforce("billing-agent", "tool:call", "delete_customer")
+    e = err.value
+    assert not isinstance(e, writ.PolicyDenied)
+    assert e.decision.decision == "approve"
+    assert "delete_needs_human" in str(e)
+
+
+def test_govern_runs_the_block_only_when_allowed(engine):
+    ran = []
+    with engine.govern("triage-agent", "tool:call", "lookup_customer") as d:
+        ran.append(d.rule)
+    assert ran == ["lookups"]
+    with pytest.raises(writ.PolicyDenied):
+        with engine.govern("billing-agent", "tool:call", "shell"):
+            ran.append("shell")
+    with pytest.raises(writ.ApprovalRequired):
+        with engine.govern("billing-agent", "tool:call", "delete_customer"):
+            ran.append("delete")
+    assert ran == ["lookups"]
+
+
+def test_enforce_passes_malformed_input_errors_through(engine):
+    with pytest.raises(TypeError):
+        engine.enforce("a", "b", context={"x": {1}})
+
+
+# -- lifecycle -----------------------------------------------------------------
+
+
+def test_closed_engine_refuses_to_decide():
+    e = writ.load(SUPPORT)
+    with e:
+        assert e.check("triage-agent", "tool:call", "lookup_x").allowed
+    assert e.closed
+    with pytest.raises(writ.WritError, match="closed"):
+        e.check("triage-agent", "tool:call", "lookup_x")
+    e.close()  # twice is fine
+    e.flush()
+
+
+def test_engine_can_be_subclassed():
+    class Mine(writ.Engine):
+        def allowed(self, *a, **kw):
+            return self.check(*a, **kw).allowed
+
+    m = Mine(SUPPORT)
+    assert m.allowed("triage-agent", "tool:call", "lookup_x")
+    assert isinstance(writ.load(SUPPORT), writ.Engine)
+
+
+def test_limit_allows_exactly_three(tmp_path):
+    from writ_testutil import LIMIT_POLICY
+
+    p = tmp_path / "limits.writ"
+    p.write_text(LIMIT_POLICY)
+    e = writ.load(p)
+    results = [e.check("bot", "tool:call", "search") for _ in range(10)]
+    assert [d.allowed for d in results] == [True] * 3 + [False] * 7
+    assert results[3].rule == "search" and results[3].retry_after_s and results[3].retry_after_s > 3000
+    assert "rate limit" in results[3].reason
+    # Other rules and agents are not affected.
+    assert e.check("bot", "tool:call", "read").allowed
+    # A later window has room again.
+    assert e.check("bot", "tool:call", "search", at="2099-01-01T00:00:00Z").allowed
