@@ -25,113 +25,235 @@ pub fn text(obj: &Bound<'_, PyString>) -> PyResult<String> {
 
 /// The request context: a dict with string keys and JSON-like values.
 pub fn context(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, Value>> {
+    let mut out = BTreeMap::new();
+    update_context(&mut out, obj)?;
+    Ok(out)
+}
+
+/// Makes `dst` the conversion of `obj`, reusing what `dst` holds: when the
+/// dict has the same keys as last time (the usual case for one call site)
+/// nothing is allocated.
+pub fn update_context(dst: &mut BTreeMap<String, Value>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
     let Ok(dict) = obj.cast::<PyDict>() else {
         return Err(PyTypeError::new_err(format!(
             "context must be a dict, not {}",
             type_name(obj)
         )));
     };
-    let mut path = String::new();
-    map(dict, &mut path, 1)
+    update_map(dst, dict, 1).map_err(Bad::into_err)
 }
 
-fn map(
-    dict: &Bound<'_, PyDict>,
-    path: &mut String,
-    depth: usize,
-) -> PyResult<BTreeMap<String, Value>> {
-    if depth > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!(
-            "context nests deeper than {MAX_DEPTH} levels at `{path}` (a container that holds itself?)"
-        )));
+/// Why a value was refused, with the path to it (innermost first, built
+/// only when something is wrong).
+struct Bad {
+    path: Vec<String>,
+    kind: BadKind,
+}
+
+enum BadKind {
+    Type(String),
+    KeyType(String),
+    NotFinite(f64),
+    BigInt,
+    Deep,
+    Py(PyErr),
+}
+
+impl Bad {
+    fn new(kind: BadKind) -> Bad {
+        Bad {
+            path: Vec::new(),
+            kind,
+        }
     }
-    let mut out = BTreeMap::new();
+
+    fn at(mut self, segment: String) -> Bad {
+        self.path.push(segment);
+        self
+    }
+
+    fn into_err(self) -> PyErr {
+        let mut path = String::new();
+        for seg in self.path.iter().rev() {
+            if !path.is_empty() && !seg.starts_with('[') {
+                path.push('.');
+            }
+            path.push_str(seg);
+        }
+        match self.kind {
+            BadKind::Type(t) => PyTypeError::new_err(format!(
+                "context value at `{path}` has type {t}; expected dict, list, str, int, float, bool or None"
+            )),
+            BadKind::KeyType(t) => {
+                let shown = if path.is_empty() {
+                    "context"
+                } else {
+                    path.as_str()
+                };
+                PyTypeError::new_err(format!(
+                    "context keys must be str: `{shown}` has a key of type {t}"
+                ))
+            }
+            BadKind::NotFinite(n) => PyValueError::new_err(format!(
+                "context value at `{path}` is {n}; numbers must be finite"
+            )),
+            BadKind::BigInt => PyValueError::new_err(format!(
+                "context value at `{path}` is an integer too large for a number"
+            )),
+            BadKind::Deep => PyValueError::new_err(format!(
+                "context nests deeper than {MAX_DEPTH} levels at `{path}` (a container that holds itself?)"
+            )),
+            BadKind::Py(e) => e,
+        }
+    }
+}
+
+impl From<PyErr> for Bad {
+    fn from(e: PyErr) -> Bad {
+        Bad::new(BadKind::Py(e))
+    }
+}
+
+fn update_map(
+    dst: &mut BTreeMap<String, Value>,
+    dict: &Bound<'_, PyDict>,
+    depth: usize,
+) -> Result<(), Bad> {
+    if depth > MAX_DEPTH {
+        return Err(Bad::new(BadKind::Deep));
+    }
+    // In place when every key is already there (and so no other key is).
+    if dst.len() == dict.len() {
+        let mut all = true;
+        for (k, v) in dict.iter() {
+            let Ok(key) = k.cast::<PyString>() else {
+                return Err(Bad::new(BadKind::KeyType(type_name(&k))));
+            };
+            let key = key.to_cow()?;
+            match dst.get_mut(key.as_ref()) {
+                Some(slot) => update_value(slot, &v, depth).map_err(|b| b.at(key.into_owned()))?,
+                None => {
+                    all = false;
+                    break;
+                }
+            }
+        }
+        if all {
+            return Ok(());
+        }
+    }
+    dst.clear();
     for (k, v) in dict.iter() {
         let Ok(key) = k.cast::<PyString>() else {
-            let shown = if path.is_empty() {
-                "context"
-            } else {
-                path.as_str()
-            };
-            return Err(PyTypeError::new_err(format!(
-                "context keys must be str: `{shown}` has a key of type {}",
-                type_name(&k)
-            )));
+            return Err(Bad::new(BadKind::KeyType(type_name(&k))));
         };
-        let key = text(key)?;
-        let len = path.len();
-        if !path.is_empty() {
-            path.push('.');
+        let key = key.to_cow()?.into_owned();
+        let mut value = Value::Null;
+        if let Err(b) = update_value(&mut value, &v, depth) {
+            return Err(b.at(key));
         }
-        path.push_str(&key);
-        let value = value(&v, path, depth)?;
-        path.truncate(len);
-        out.insert(key, value);
+        dst.insert(key, value);
     }
-    Ok(out)
+    Ok(())
 }
 
-fn value(obj: &Bound<'_, PyAny>, path: &mut String, depth: usize) -> PyResult<Value> {
+fn update_value(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), Bad> {
     if obj.is_none() {
-        return Ok(Value::Null);
+        *slot = Value::Null;
+        return Ok(());
     }
     if let Ok(s) = obj.cast::<PyString>() {
-        return Ok(Value::String(text(s)?));
+        let text = s.to_cow()?;
+        match slot {
+            Value::String(old) => {
+                old.clear();
+                old.push_str(&text);
+            }
+            _ => *slot = Value::String(text.into_owned()),
+        }
+        return Ok(());
     }
     // bool before int: Python's bool is an int.
     if let Ok(b) = obj.cast::<PyBool>() {
-        return Ok(Value::Bool(b.is_true()));
+        *slot = Value::Bool(b.is_true());
+        return Ok(());
     }
     if obj.is_instance_of::<PyInt>() {
+        // Most ints fit an i64: read without making a float object.
+        if let Ok(i) = obj.extract::<i64>() {
+            #[allow(clippy::cast_precision_loss)]
+            let n = i as f64;
+            *slot = Value::Number(n);
+            return Ok(());
+        }
         return match obj.extract::<f64>() {
-            Ok(n) if n.is_finite() => Ok(Value::Number(n)),
-            _ => Err(PyValueError::new_err(format!(
-                "context value at `{path}` is an integer too large for a number"
-            ))),
+            Ok(n) if n.is_finite() => {
+                *slot = Value::Number(n);
+                Ok(())
+            }
+            _ => Err(Bad::new(BadKind::BigInt)),
         };
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
         let n = f.value();
         if !n.is_finite() {
-            return Err(PyValueError::new_err(format!(
-                "context value at `{path}` is {n}; numbers must be finite"
-            )));
+            return Err(Bad::new(BadKind::NotFinite(n)));
         }
-        return Ok(Value::Number(n));
+        *slot = Value::Number(n);
+        return Ok(());
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        return Ok(Value::Map(map(d, path, depth + 1)?));
+        if !matches!(slot, Value::Map(_)) {
+            *slot = Value::Map(BTreeMap::new());
+        }
+        if let Value::Map(m) = slot {
+            update_map(m, d, depth + 1)?;
+        }
+        return Ok(());
     }
     if let Ok(l) = obj.cast::<PyList>() {
-        return list(l.iter(), path, depth);
+        return update_list(slot, l.len(), l.iter(), depth);
     }
     if let Ok(t) = obj.cast::<PyTuple>() {
-        return list(t.iter(), path, depth);
+        return update_list(slot, t.len(), t.iter(), depth);
     }
-    Err(PyTypeError::new_err(format!(
-        "context value at `{path}` has type {}; expected dict, list, str, int, float, bool or None",
-        type_name(obj)
-    )))
+    Err(Bad::new(BadKind::Type(type_name(obj))))
 }
 
-fn list<'py>(
+fn update_list<'py>(
+    slot: &mut Value,
+    len: usize,
     items: impl Iterator<Item = Bound<'py, PyAny>>,
-    path: &mut String,
     depth: usize,
-) -> PyResult<Value> {
+) -> Result<(), Bad> {
     if depth + 1 > MAX_DEPTH {
-        return Err(PyValueError::new_err(format!(
-            "context nests deeper than {MAX_DEPTH} levels at `{path}` (a container that holds itself?)"
-        )));
+        return Err(Bad::new(BadKind::Deep));
     }
-    let mut out = Vec::new();
+    if !matches!(slot, Value::List(_)) {
+        *slot = Value::List(Vec::with_capacity(len));
+    }
+    let Value::List(out) = slot else {
+        return Ok(());
+    };
+    out.truncate(len);
+    let mut count = 0;
     for (i, item) in items.enumerate() {
-        let len = path.len();
-        path.push_str(&format!("[{i}]"));
-        out.push(value(&item, path, depth + 1)?);
-        path.truncate(len);
+        count = i + 1;
+        let result = match out.get_mut(i) {
+            Some(existing) => update_value(existing, &item, depth + 1),
+            None => {
+                let mut v = Value::Null;
+                let r = update_value(&mut v, &item, depth + 1);
+                out.push(v);
+                r
+            }
+        };
+        result.map_err(|b| b.at(format!("[{i}]")))?;
     }
-    Ok(Value::List(out))
+    // The items read are the list (it cannot change while the GIL is
+    // held, but a conversion is no place to rely on that).
+    out.truncate(count);
+    Ok(())
 }
 
 /// A list of strings (`chain`, `roles`, `tags`).

@@ -8,6 +8,7 @@
 
 mod convert;
 mod policy;
+mod request;
 mod watch;
 
 use std::path::PathBuf;
@@ -177,12 +178,43 @@ impl Inner {
     }
 }
 
+/// A decision's reason, owned; the default decision's sentence is written
+/// only when asked for (it names the action, which the decision keeps).
+#[derive(Debug)]
+enum Reason {
+    None,
+    Text(String),
+    NoRule,
+}
+
+impl Reason {
+    fn of(d: &writ_runtime::Decision<'_>, req: &Request) -> Reason {
+        match d.reason {
+            writ_runtime::Reason::None => Reason::None,
+            writ_runtime::Reason::NoRule => Reason::NoRule,
+            _ => d
+                .reason_text(req)
+                .map_or(Reason::None, |t| Reason::Text(t.into_owned())),
+        }
+    }
+}
+
+/// The runtime's sentence for a request no rule decided
+/// (`writ_runtime::Decision::reason_text` of `Reason::NoRule`; the tests
+/// compare the two through the audit log).
+fn no_rule_reason(action: &str, effect: Effect) -> String {
+    format!(
+        "no rule matched action `{action}`; the policy default is {}",
+        effect.as_str()
+    )
+}
+
 /// What a check decided, owned (the runtime's decision borrows the bundle).
 struct Outcome {
     effect: Effect,
     rule: Option<String>,
     policy: Option<String>,
-    reason: Option<String>,
+    reason: Reason,
     risk: Option<Risk>,
     retry_after_s: Option<u64>,
     id: Option<DecisionId>,
@@ -195,7 +227,7 @@ pub struct Decision {
     effect: Effect,
     rule: Option<String>,
     policy: Option<String>,
-    reason: Option<String>,
+    reason: Reason,
     risk: Option<Risk>,
     retry_after_s: Option<u64>,
     id: Option<DecisionId>,
@@ -241,8 +273,12 @@ impl Decision {
     }
 
     #[getter]
-    fn reason(&self) -> Option<&str> {
-        self.reason.as_deref()
+    fn reason(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(match &self.reason {
+            Reason::None => None,
+            Reason::Text(t) => Some(t.clone()),
+            Reason::NoRule => Some(no_rule_reason(&self.action.bind(py).to_cow()?, self.effect)),
+        })
     }
 
     #[getter]
@@ -289,7 +325,7 @@ impl Decision {
         d.set_item("allowed", self.allowed())?;
         d.set_item("rule", self.rule.as_deref())?;
         d.set_item("policy", self.policy.as_deref())?;
-        d.set_item("reason", self.reason.as_deref())?;
+        d.set_item("reason", self.reason(py)?)?;
         d.set_item("risk", self.risk.map(Risk::as_str))?;
         d.set_item("retry_after_s", self.retry_after_s)?;
         d.set_item("id", self.id())?;
@@ -314,8 +350,8 @@ impl Decision {
         if let Some(r) = self.risk {
             out.push_str(&format!(", risk={}", repr_str(Some(r.as_str()))));
         }
-        if let Some(r) = &self.reason {
-            out.push_str(&format!(", reason={}", repr_str(Some(r))));
+        if let Some(r) = self.reason(py)? {
+            out.push_str(&format!(", reason={}", repr_str(Some(&r))));
         }
         if let Some(r) = self.retry_after_s {
             out.push_str(&format!(", retry_after_s={r}"));
@@ -360,6 +396,7 @@ impl Engine {
             public_key: crate::public_key(public_key)?,
         };
         missing(&spec.paths)?;
+        let before = watch.then(|| watch::Snapshot::take(&spec.paths));
         let mask = match audit_mask {
             None => None,
             Some(m) if m.is_none() => None,
@@ -389,8 +426,8 @@ impl Engine {
             watcher: Mutex::new(None),
             closed: AtomicBool::new(false),
         });
-        if watch {
-            let w = watch::Watcher::start(&inner).map_err(WritError::new_err)?;
+        if let Some(before) = before {
+            let w = watch::Watcher::start(&inner, before).map_err(WritError::new_err)?;
             *inner.watcher.lock().unwrap_or_else(PoisonError::into_inner) = Some(w);
         }
         Ok(Engine { inner })
@@ -419,41 +456,24 @@ impl Engine {
         tags: Option<&Bound<'_, PyAny>>,
         dry_run: bool,
     ) -> PyResult<Decision> {
-        let mut req = Request {
-            agent: convert::text(&agent)?,
-            action: convert::text(&action)?,
-            ..Request::default()
+        let args = request::Args {
+            agent: &agent,
+            action: &action,
+            target: target.as_ref(),
+            context,
+            chain,
+            tokens,
+            trace_id: trace_id.as_ref(),
+            at,
+            token: token.as_ref(),
+            roles,
+            tags,
         };
-        if let Some(t) = &target {
-            req.target = Some(convert::text(t)?);
-        }
-        if let Some(c) = context.filter(|c| !c.is_none()) {
-            req.context = convert::context(c)?;
-        }
-        if let Some(c) = chain.filter(|c| !c.is_none()) {
-            req.chain = convert::strings(c, "chain")?;
-        }
-        if let Some(t) = tokens.filter(|t| !t.is_none()) {
-            req.tokens = convert::tokens(t)?;
-        }
-        if let Some(t) = &trace_id {
-            req.trace_id = Some(convert::text(t)?);
-        }
-        if let Some(a) = at.filter(|a| !a.is_none()) {
-            req.at = Some(convert::at(a)?);
-        }
-        if let Some(t) = &token {
-            req.token = Some(convert::text(t)?);
-        }
-        if let Some(r) = roles.filter(|r| !r.is_none()) {
-            req.roles = convert::strings(r, "roles")?;
-        }
-        if let Some(t) = tags.filter(|t| !t.is_none()) {
-            req.tags = convert::strings(t, "tags")?;
-        }
-        validate(&req)?;
         let inner = &*self.inner;
-        let outcome = py.detach(|| decide(inner, &req, dry_run))?;
+        let outcome = request::with_request(&args, |req| {
+            validate(req)?;
+            py.detach(|| decide(inner, req, dry_run))
+        })?;
         Ok(Decision {
             effect: outcome.effect,
             rule: outcome.rule,
@@ -657,7 +677,7 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
             effect: d.effect,
             rule: d.rule.map(str::to_owned),
             policy: d.policy.map(str::to_owned),
-            reason: d.reason_text(req).map(std::borrow::Cow::into_owned),
+            reason: Reason::of(&d, req),
             risk: d.risk,
             retry_after_s: d.retry_after_s,
             id: None,
@@ -683,7 +703,7 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
         effect: d.effect,
         rule: d.rule.map(str::to_owned),
         policy: d.policy.map(str::to_owned),
-        reason: d.reason_text(req).map(std::borrow::Cow::into_owned),
+        reason: Reason::of(&d, req),
         risk: d.risk,
         retry_after_s: d.retry_after_s,
         id,

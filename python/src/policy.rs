@@ -189,11 +189,8 @@ pub fn load(spec: &Spec) -> Result<Loaded, Failure> {
     })
 }
 
-/// Reads a public key: 32 raw bytes, 64 hex digits, or a file holding
-/// them (as `writ keygen` writes).
-///
-/// # Errors
-/// A sentence saying what is wrong.
+/// Reads a public key written as 64 hex digits (what `writ keygen`
+/// writes to `NAME.pub`); `None` when the text is not one.
 pub fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
     let t = text.trim();
     if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -260,10 +260,13 @@ def test_govern_agent_governs_every_tool_through_a_guardrail() -> None:
 
 
 def test_output_guardrail_masks_secrets_before_the_model_sees_them() -> None:
-    @agents.function_tool(tool_output_guardrails=[writ_output_guardrail(["*token*", "password"])])
+    @agents.function_tool
     def account() -> dict[str, Any]:
         """Account details."""
         return {"name": "Alice", "api_token": "tok_live_123", "nested": {"Password": "hunter2"}}
+
+    # Set on the tool (the `function_tool` argument exists from SDK 0.7).
+    account.tool_output_guardrails = [writ_output_guardrail(["*token*", "password"])]
 
     m = model("gpt-4.1-mini", [[call("account", {}, "c1")], [say("ok")]])
     a = Agent(name="billing-agent", instructions="x", model=m, tools=[account])
@@ -347,3 +350,16 @@ def test_the_example_agent_runs_offline(policy: str, tmp_path: Path) -> None:
     assert "delete tool ran: c1" in text
     assert "final answer: Refunded 79.99" in text
     assert (tmp_path / "support-audit.jsonl").exists()
+
+
+@pytest.mark.skipif(SUPPORTS_APPROVAL, reason="this SDK has approvals")
+def test_without_sdk_approvals_an_approve_decision_raises() -> None:
+    engine = writ.load(EXAMPLES / "support.writ")
+    shop = Shop(engine)
+    m = model("gpt-4.1-mini", [[call("delete_customer", {"customer_id": "c9"}, "d1")], [say("x")]])
+    billing = Agent(name="billing-agent", instructions="b", model=m, tools=shop.tools)
+    with pytest.raises(Exception) as raised:
+        run(Runner.run(billing, "delete", hooks=WritHooks(engine)))
+    chain = [raised.value, raised.value.__cause__, raised.value.__context__]
+    assert any(isinstance(e, writ.ApprovalRequired) for e in chain), raised.value
+    assert shop.ran == []

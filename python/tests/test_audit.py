@@ -204,3 +204,21 @@ def test_decisions_after_close_are_refused_not_unrecorded(tmp_path):
     with pytest.raises(writ.WritError):
         e.check("triage-agent", "tool:call", "lookup_customer")
     assert len(records(log)) == 1
+
+
+def test_reasons_match_the_runtimes_as_recorded(tmp_path):
+    """The default decision's sentence is written by the binding when asked
+    for; it must be the runtime's sentence, which the audit log records."""
+    log = tmp_path / "audit.jsonl"
+    with writ.load(SUPPORT, audit=log) as e:
+        ds = [
+            e.check("triage-agent", "nothing:here"),
+            e.check("billing-agent", "tool:call", "shell"),
+            e.check(**REFUND, context={"amount": 500, "currency": "USD"}, at=NOON),
+            e.check("tier1-bot", "agent:delegate", "manager", {"labels": ["escalate"], "customer": {"email": "a@example.com"}}),
+            e.check("triage-agent", "tool:call", "lookup_customer"),
+        ]
+    recs = records(log)
+    assert [d.reason for d in ds] == [r["reason"] for r in recs]
+    assert ds[0].reason == "no rule matched action `nothing:here`; the policy default is deny"
+    assert ds[0].to_dict()["reason"] == ds[0].reason and ds[0].reason in repr(ds[0])

@@ -414,3 +414,49 @@ def test_limit_allows_exactly_three(tmp_path):
     assert e.check("bot", "tool:call", "read").allowed
     # A later window has room again.
     assert e.check("bot", "tool:call", "search", at="2099-01-01T00:00:00Z").allowed
+
+
+def test_context_reuse_between_calls_of_different_shapes(engine):
+    """Each thread reuses one request between calls: a call must never see
+    what an earlier call left behind."""
+    ok = {"amount": 10, "currency": "USD"}
+    seq = [
+        ({"amount": 10, "currency": "USD"}, "allow"),
+        ({"amount": 10}, "deny"),  # a key fewer
+        ({"amount": 10, "currency": "GBP"}, "deny"),  # same keys, another value
+        ({"amount": 10, "currency": "USD", "extra": [1, {"a": None}]}, "allow"),
+        ({"currency": "USD", "amount": 500}, "deny"),  # another order
+        (None, "deny"),
+        ({}, "deny"),
+        ({"amount": "10", "currency": "USD"}, "deny"),  # a string does not compare as a number
+        (ok, "allow"),
+        (ok, "allow"),
+    ]
+    for i, (ctx, want) in enumerate(seq):
+        # An hour apart: the rule's limit (3 per hour) never fills.
+        at = f"2025-01-15T{11 + i:02d}:30:00Z"
+        d = engine.check(**REFUND, context=ctx, at=at, trace_id=None)
+        assert d.decision == want, (ctx, d)
+    # Lists shrink and grow; the target comes and goes.
+    esc = {"labels": ["refund", "escalate"], "customer": {"email": "ann@example.com"}}
+    assert engine.check("tier1-bot", "agent:delegate", "manager", esc).decision == "approve"
+    esc2 = {"labels": ["refund"], "customer": {"email": "ann@example.com"}}
+    assert engine.check("tier1-bot", "agent:delegate", "manager", esc2).decision == "deny"
+    assert engine.check("tier1-bot", "agent:delegate", "manager", esc).decision == "approve"
+    assert engine.check("tier1-bot", "agent:delegate").target is None
+
+
+def test_a_failed_conversion_leaves_no_trace(engine):
+    with pytest.raises(TypeError):
+        engine.check(**REFUND, context={"amount": 10, "currency": {1}}, at=NOON)
+    d = engine.check(**REFUND, context={"amount": 10, "currency": "USD"}, at=NOON)
+    assert d.decision == "allow"
+    with pytest.raises(TypeError):
+        engine.check("billing-agent", 5)
+    assert engine.check("triage-agent", "tool:call", "lookup_x").allowed
+
+
+def test_big_and_float_numbers_compare_as_numbers(engine):
+    assert engine.check(**REFUND, context={"amount": 99.5, "currency": "USD"}, at=NOON).allowed
+    assert not engine.check(**REFUND, context={"amount": 10**30, "currency": "USD"}, at=NOON).allowed
+    assert engine.check(**REFUND, context={"amount": True, "currency": "USD"}, at=NOON).rule != "refund_small"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 
 import pytest
 
@@ -157,3 +158,27 @@ def test_watch_on_a_copy_of_an_example(tmp_path):
         p.write_text(p.read_text().replace('tools allow ["lookup_*", refund, delete_customer]', 'tools allow ["lookup_*", refund, delete_customer, shell]') + '\nrule shell: allow "tool:call" on shell\n')
         assert wait_for(lambda: e.check("billing-agent", "tool:call", "shell").allowed, timeout=10)
     assert writ.verify_audit(tmp_path / "audit.jsonl")["intact"]
+
+
+def test_watch_sees_an_edit_that_keeps_the_size(tmp_path):
+    p = tmp_path / "p.writ"
+    a, b = policy("allow"), policy("deny ")  # the same length
+    assert len(a) == len(b)
+    p.write_text(a)
+    with writ.load(p, watch=True) as e:
+        assert decision(e) == "allow"
+        p.write_text(b)
+        assert wait_for(lambda: decision(e) == "deny", timeout=10)
+
+
+def test_closing_stops_the_watcher(tmp_path):
+    p = tmp_path / "p.writ"
+    p.write_text(policy("allow"))
+    e = writ.load(p, watch=True)
+    rev = e.revision
+    e.close()
+    p.write_text(policy("deny"))
+    time.sleep(0.6)
+    assert e.revision == rev  # not reloaded
+    with pytest.raises(writ.WritError, match="closed"):
+        decision(e)

@@ -77,7 +77,9 @@ class Engine:
         roles: Optional[Sequence[str]] = None,
         tags: Optional[Sequence[str]] = None,
         dry_run: bool = False,
-    ) -> Decision: ...
+    ) -> Decision:
+        """Decides a request (GIL released). `dry_run=True`: not recorded,
+        and an allow takes nothing from its limits."""
     def record_event(
         self,
         agent: str,
@@ -99,7 +101,8 @@ class Engine:
     @property
     def audit_path(self) -> Optional[str]: ...
     @property
-    def paths(self) -> list[str]: ...
+    def paths(self) -> list["os.PathLike[str]"]:
+        """The path(s) loaded from (pathlib.Path)."""
     @property
     def last_reload_error(self) -> Optional[str]: ...
     @property

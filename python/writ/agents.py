@@ -32,8 +32,9 @@ before it happens::
   calls in the engine's audit log.
 
 Supported SDK versions: 0.8.1 and later for everything (tested with 0.8.1
-and 0.24.0); 0.3.3-0.8.0 have tool guardrails but no approvals, so there a
-decision that needs approval raises :class:`writ.ApprovalRequired` instead.
+and 0.24.0); 0.4-0.8.0 (tested with 0.4.0) have tool guardrails but no
+approvals, so there a decision that needs approval raises
+:class:`writ.ApprovalRequired` instead.
 """
 
 from __future__ import annotations
