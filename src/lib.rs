@@ -28,6 +28,18 @@ pub struct Compilation {
 }
 
 impl Compilation {
+    /// The sources read, owned (what `bundle::compile` embeds).
+    #[must_use]
+    pub fn owned_sources(&self) -> Vec<Source> {
+        self.sources
+            .iter()
+            .map(|(_, f)| Source {
+                name: f.name().to_owned(),
+                text: f.text().to_owned(),
+            })
+            .collect()
+    }
+
     #[must_use]
     pub fn has_errors(&self) -> bool {
         self.diagnostics.iter().any(Diagnostic::is_error)

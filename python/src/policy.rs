@@ -131,14 +131,7 @@ pub fn compile_sources(
             diagnostics: rendered,
         });
     };
-    let sources: Vec<writ::Source> = comp
-        .sources
-        .iter()
-        .map(|(_, f)| writ::Source {
-            name: f.name().to_owned(),
-            text: f.text().to_owned(),
-        })
-        .collect();
+    let sources = comp.owned_sources();
     let bytes = writ::bundle::compile(set, &sources, None)
         .map_err(|e| Failure::plain(format!("{}: {e}", names(paths))))?;
     Ok((bytes, rendered))

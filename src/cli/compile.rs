@@ -84,14 +84,7 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let sources: Vec<writ::Source> = comp
-        .sources
-        .iter()
-        .map(|(_, f)| writ::Source {
-            name: f.name().to_owned(),
-            text: f.text().to_owned(),
-        })
-        .collect();
+    let sources = comp.owned_sources();
     let bytes = match writ::bundle::compile(set, &sources, key.as_ref()) {
         Ok(b) => b,
         Err(e) => {
