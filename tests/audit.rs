@@ -58,7 +58,7 @@ fn record(i: i64) -> AuditRecord {
 
 fn fill(log: AuditLog) {
     for i in 1..=6 {
-        log.record(record(i));
+        log.record(&record(i));
     }
     log.shutdown().unwrap();
 }
@@ -266,12 +266,12 @@ fn query_exports_jsonl_that_verifies_and_csv() {
     );
 }
 
-/// `record_decision` fills records the writer has finished with: what it
-/// writes is what `record(AuditRecord::from_decision(..))` writes, and
-/// nothing of an earlier decision (a target, trace id, rule, reason, chain
-/// or context key) survives into a later one.
+/// `record_decision` packs a request and its decision straight into the
+/// queue: what it writes is what `record(&AuditRecord::from_decision(..))`
+/// writes, and nothing of an earlier decision (a target, trace id, rule,
+/// reason, chain or context key) survives into a later one.
 #[test]
-fn recycled_records_carry_nothing_over() {
+fn decisions_recorded_from_requests_carry_nothing_over() {
     use writ_runtime::audit::{AuditOptions, JsonlSink};
     let sources = [writ::Source {
         name: "recycle.writ".to_owned(),
@@ -311,7 +311,7 @@ rule big_refund: deny "tool:call" on "refund"
         })
         .collect();
     let dir = temp_dir("recycle");
-    // Small batches: records come back to be filled again many times.
+    // Small batches: buffers are reused many times.
     let options = AuditOptions {
         batch_size: 2,
         ..AuditOptions::default()
@@ -326,10 +326,10 @@ rule big_refund: deny "tool:call" on "refund"
     for (i, req) in requests.iter().enumerate() {
         let d = rt.check(req);
         let t = 1_736_953_200_000 + i as i64;
-        moved.record(AuditRecord::from_decision(req, &d, revision.clone(), t));
+        moved.record(&AuditRecord::from_decision(req, &d, revision.clone(), t));
         filled.record_decision(req, &d, &revision, t);
         if i % 5 == 0 {
-            // Let the writer catch up and hand records back.
+            // Let the writer catch up and hand buffers back.
             filled.flush().unwrap();
         }
     }
@@ -361,4 +361,30 @@ rule big_refund: deny "tool:call" on "refund"
     assert_eq!(a[4]["chain"][0], "triage");
     assert_eq!(a[14]["rule"], "big_refund");
     assert_eq!(a[5]["rule"], Json::Null);
+    // The context as the request had it, values of every shape.
+    for (req, rec) in requests.iter().zip(&a) {
+        let want: Json = req
+            .context
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        assert_eq!(rec["context"], want);
+    }
+}
+
+fn value_json(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Number(n) if n.fract() == 0.0 => Json::from(*n as i64),
+        Value::Number(n) => Json::from(*n),
+        Value::String(s) => Json::String(s.clone()),
+        Value::List(l) => Json::Array(l.iter().map(value_json).collect()),
+        Value::Map(m) => m
+            .iter()
+            .map(|(k, v)| (k.clone(), value_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
 }

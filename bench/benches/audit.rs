@@ -3,15 +3,13 @@
 //!
 //! `cargo bench -p writ-bench --bench audit`
 //!
-//! - `throughput/jsonl`: record 100,000 decisions with `record_with`
-//!   (each fills a record the writer handed back, as `record_decision`
-//!   does), then `flush` (written and fsynced); criterion reports
+//! - `throughput/jsonl`: record 100,000 decisions with `record` (each
+//!   packed into the queue, as `record_decision` packs a request and its
+//!   decision), then `flush` (written and fsynced); criterion reports
 //!   elements per second.
 //! - `throughput/jsonl_unsynced`: the same with a sink whose `sync` does
 //!   nothing: what the writer sustains into the OS page cache (format,
 //!   mask, hash, write), without waiting for the disk.
-//! - `throughput/jsonl_moved`: 100,000 records built beforehand and moved
-//!   in with `record` (the writer frees them).
 //! - `record/queue_has_room`: `record` alone, in bursts of 4,096 (half the
 //!   queue), the queue emptied between bursts (untimed), so this is the
 //!   calling thread's cost while the writer keeps up.
@@ -22,9 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use writ_runtime::audit::{
-    AuditLog, AuditOptions, AuditRecord, ChainHead, JsonlSink, SealedRecord, Sink,
-};
+use writ_runtime::audit::{AuditLog, AuditOptions, AuditRecord, Batch, ChainHead, JsonlSink, Sink};
 
 /// A JSONL sink that never syncs.
 struct Unsynced(JsonlSink);
@@ -33,8 +29,8 @@ impl Sink for Unsynced {
     fn head(&mut self) -> std::io::Result<ChainHead> {
         self.0.head()
     }
-    fn write_batch(&mut self, records: &[SealedRecord]) -> std::io::Result<()> {
-        self.0.write_batch(records)
+    fn write_batch(&mut self, batch: &Batch) -> std::io::Result<()> {
+        self.0.write_batch(batch)
     }
     fn sync(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -67,32 +63,12 @@ fn template() -> AuditRecord {
     }
 }
 
-/// What `AuditRecord::fill_from` does, from a record instead of a
-/// request and decision: every field, reusing buffers.
-fn fill(rec: &mut AuditRecord, t: &AuditRecord) {
-    rec.time_ms = t.time_ms;
-    rec.trace_id.clone_from(&t.trace_id);
-    rec.agent.clone_from(&t.agent);
-    rec.chain.clone_from(&t.chain);
-    rec.action.clone_from(&t.action);
-    rec.target.clone_from(&t.target);
-    writ_runtime::audit::clone_map_from(&mut rec.context, &t.context);
-    rec.decision = t.decision;
-    rec.rule.clone_from(&t.rule);
-    rec.reason.clone_from(&t.reason);
-    rec.risk = t.risk;
-    rec.retry_after_s = t.retry_after_s;
-    if !Arc::ptr_eq(&rec.revision, &t.revision) {
-        rec.revision = Arc::clone(&t.revision);
-    }
-}
-
-/// Records `n` copies of `rec` through recycled records, then flushes:
-/// the time taken. Shuts the log down (untimed).
-fn timed_fill(log: AuditLog, rec: &AuditRecord, n: u64) -> Duration {
+/// Records `n` copies of `rec`, then flushes: the time taken. Shuts the
+/// log down (untimed).
+fn timed(log: AuditLog, rec: &AuditRecord, n: u64) -> Duration {
     let t = Instant::now();
     for _ in 0..n {
-        black_box(log.record_with(|r| fill(r, rec)));
+        black_box(log.record(black_box(rec)));
     }
     log.flush().expect("flush");
     let took = t.elapsed();
@@ -122,7 +98,7 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                total += timed_fill(fresh_log(&dir, &mut n), &rec, N);
+                total += timed(fresh_log(&dir, &mut n), &rec, N);
             }
             total
         });
@@ -135,25 +111,8 @@ fn bench(c: &mut Criterion) {
                 let path = dir.join(format!("audit-{n}.jsonl"));
                 let sink = Unsynced(JsonlSink::open(&path).expect("open"));
                 let log = AuditLog::new(sink, AuditOptions::default()).expect("log");
-                total += timed_fill(log, &rec, N);
+                total += timed(log, &rec, N);
                 let _ = std::fs::remove_file(&path);
-            }
-            total
-        });
-    });
-    g.bench_function("jsonl_moved", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let log = fresh_log(&dir, &mut n);
-                let records: Vec<AuditRecord> = (0..N).map(|_| rec.clone()).collect();
-                let t = Instant::now();
-                for r in records {
-                    black_box(log.record(r));
-                }
-                log.flush().expect("flush");
-                total += t.elapsed();
-                log.shutdown().expect("shutdown");
             }
             total
         });
@@ -170,10 +129,9 @@ fn bench(c: &mut Criterion) {
             let mut left = iters;
             while left > 0 {
                 let k = left.min(BURST);
-                let records: Vec<AuditRecord> = (0..k).map(|_| rec.clone()).collect();
                 let t = Instant::now();
-                for r in records {
-                    black_box(log.record(r));
+                for _ in 0..k {
+                    black_box(log.record(black_box(&rec)));
                 }
                 total += t.elapsed();
                 log.flush().expect("flush");

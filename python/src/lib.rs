@@ -539,7 +539,7 @@ impl Engine {
             rec.trace_id = Some(convert::text(t)?);
         }
         rec.reason = Some("event".to_owned());
-        let id = py.detach(|| log.record(rec));
+        let id = py.detach(|| log.record(&rec));
         Ok(Some(id.to_string()))
     }
 

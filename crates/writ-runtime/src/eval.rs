@@ -97,6 +97,10 @@ pub struct Decision<'b> {
     pub reason: Reason<'b>,
     pub risk: Option<Risk>,
     pub retry_after_s: Option<u64>,
+    /// When the decision was made: the clock the runtime read (or was
+    /// given, with `check_at`), in Unix milliseconds — not the request's
+    /// `at`. What the audit log records.
+    pub time_ms: i64,
     default_effect: Effect,
 }
 
@@ -145,7 +149,7 @@ impl Decision<'_> {
     }
 }
 
-fn json_string(out: &mut String, s: &str) {
+pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
@@ -852,6 +856,7 @@ impl Compiled {
             reason: Reason::Text(reason),
             risk: rule.and_then(|r| r.risk).or(self.default_risk),
             retry_after_s: retry,
+            time_ms: 0,
             default_effect: self.default_effect,
         }
     }
@@ -886,7 +891,9 @@ impl Compiled {
                 millis: at.as_millisecond(),
             }
         };
-        self.decide(req, &clock, commit)
+        let mut d = self.decide(req, &clock, commit);
+        d.time_ms = now.as_millisecond();
+        d
     }
 
     fn decide<'s>(&'s self, req: &crate::Request, clock: &Clock, commit: bool) -> Decision<'s> {
@@ -1355,6 +1362,7 @@ impl Compiled {
             },
             risk: self.default_risk,
             retry_after_s: None,
+            time_ms: 0,
             default_effect: self.default_effect,
         }
     }
@@ -1434,6 +1442,7 @@ impl Compiled {
                     .map_or(Reason::None, Reason::Template),
                 risk: rule.risk.or(self.default_risk),
                 retry_after_s: None,
+                time_ms: 0,
                 default_effect: self.default_effect,
             },
             limit_id,

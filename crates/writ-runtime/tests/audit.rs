@@ -61,7 +61,7 @@ fn record(i: u64) -> AuditRecord {
 fn write_jsonl(path: &Path, n: u64) {
     let log = AuditLog::jsonl(path).unwrap();
     for i in 1..=n {
-        log.record(record(i));
+        log.record(&record(i));
     }
     log.shutdown().unwrap();
 }
@@ -87,7 +87,7 @@ fn records_round_trip_through_jsonl_and_chain() {
     let dir = temp_dir("roundtrip");
     let path = dir.join("log.jsonl");
     let log = AuditLog::jsonl(&path).unwrap();
-    let ids: Vec<_> = (1..=3).map(|i| log.record(record(i))).collect();
+    let ids: Vec<_> = (1..=3).map(|i| log.record(&record(i))).collect();
     log.flush().unwrap();
     let lines = lines(&path);
     assert_eq!(lines.len(), 3);
@@ -135,11 +135,11 @@ fn decision_ids_are_unique_across_logs() {
     let dir = temp_dir("ids");
     let a = AuditLog::jsonl(dir.join("a.jsonl")).unwrap();
     let b = AuditLog::jsonl(dir.join("b.jsonl")).unwrap();
-    let ia = a.record(record(1));
-    let ib = b.record(record(1));
+    let ia = a.record(&record(1));
+    let ib = b.record(&record(1));
     assert_ne!(ia, ib);
     assert_ne!(ia.to_string(), ib.to_string());
-    assert_eq!(a.record(record(2)).seq, ia.seq + 1);
+    assert_eq!(a.record(&record(2)).seq, ia.seq + 1);
 }
 
 #[test]
@@ -173,7 +173,7 @@ fn masked_keys_never_reach_the_file() {
     );
     rec.context
         .insert("passwords_hint".to_owned(), Value::String("kept".into()));
-    log.record(rec);
+    log.record(&rec);
     log.shutdown().unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains("SECRET"), "a secret was written: {text}");
@@ -202,7 +202,7 @@ fn the_default_options_mask_common_secrets() {
         rec.context
             .insert(k.to_owned(), Value::String("SECRET".to_owned()));
     }
-    log.record(rec);
+    log.record(&rec);
     log.shutdown().unwrap();
     assert!(!std::fs::read_to_string(&path).unwrap().contains("SECRET"));
 }
@@ -361,7 +361,7 @@ fn flush_makes_every_record_visible() {
             let log = Arc::clone(&log);
             std::thread::spawn(move || {
                 for i in 0..10_000 {
-                    log.record(record(t * 10_000 + i));
+                    log.record(&record(t * 10_000 + i));
                 }
             })
         })
@@ -384,10 +384,10 @@ fn unwritable_logs_are_errors_not_panics() {
     // A full disk: every write to /dev/full fails with ENOSPC.
     if Path::new("/dev/full").exists() {
         let log = AuditLog::jsonl("/dev/full").unwrap();
-        log.record(record(1));
+        log.record(&record(1));
         let err = log.flush().unwrap_err();
         assert!(err.to_string().contains("write failed"), "{err}");
-        log.record(record(2)); // does not block
+        log.record(&record(2)); // does not block
         assert!(log.shutdown().is_err());
     }
 }
@@ -400,7 +400,7 @@ mod sqlite {
     fn write_db(path: &Path, n: u64) {
         let log = AuditLog::sqlite(path).unwrap();
         for i in 1..=n {
-            log.record(record(i));
+            log.record(&record(i));
         }
         log.shutdown().unwrap();
     }
@@ -472,7 +472,7 @@ fn crash_child_writer() {
     loop {
         for _ in 0..2000 {
             n += 1;
-            log.record(record(n));
+            log.record(&record(n));
         }
         log.flush().unwrap();
         println!("flushed {n}");
@@ -528,7 +528,7 @@ fn a_writer_killed_mid_write_leaves_a_log_that_verifies() {
     );
     // And the log can be continued after the crash.
     let log = AuditLog::jsonl(&path).unwrap();
-    log.record(record(0));
+    log.record(&record(0));
     log.shutdown().unwrap();
     let after = verify_jsonl(&path).unwrap();
     assert!(after.is_intact(), "{after}");

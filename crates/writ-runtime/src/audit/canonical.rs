@@ -10,11 +10,14 @@
 //! seals its predecessor. The SQLite sink stores the fields in columns and
 //! rebuilds this line from them to verify, through the same writer.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
+use super::queue::{Reader, Val};
+#[cfg(test)]
 use crate::Value;
 
 /// The `prev` of the first record of a log.
@@ -45,65 +48,69 @@ pub(crate) struct Head<'a> {
     pub prev: &'a str,
 }
 
-/// Where the JSON of the chain and of the context sit in a line.
+/// Where each field's JSON value sits in a line (a string, or `null`
+/// for an absent one; the chain's array; the context's object).
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Spans {
+    pub trace_id: Range<usize>,
+    pub agent: Range<usize>,
     pub chain: Range<usize>,
+    pub action: Range<usize>,
+    pub target: Range<usize>,
     pub context: Range<usize>,
+    pub rule: Range<usize>,
+    pub reason: Range<usize>,
+    pub revision: Range<usize>,
 }
 
 /// Writes a record's body into `out` (cleared first): every field up to
 /// and including `prev`. `chain` and `context` write those two values'
-/// JSON. Returns where they landed.
+/// JSON. Returns where the fields landed.
 pub(crate) fn write_body(
     out: &mut String,
     head: &Head<'_>,
     chain: impl FnOnce(&mut String),
     context: impl FnOnce(&mut String),
 ) -> Spans {
-    let spans = open_body(out, head, chain, context);
-    close_body(out, head.prev);
-    spans
+    out.clear();
+    append_body(out, head, &mut TimeCache::default(), chain, context)
 }
 
-/// [`write_body`] up to the opening quote of `prev`'s value (`head.prev`
-/// is not used): everything that does not depend on the previous record,
-/// so that it can be written ahead of the chain.
-pub(crate) fn open_body(
+/// [`write_body`] at the end of `out`, which is left as it is before:
+/// the spans are relative to where the body begins. `times` remembers the
+/// last second written (records come in time order).
+pub(crate) fn append_body(
     out: &mut String,
     head: &Head<'_>,
+    times: &mut TimeCache,
     chain: impl FnOnce(&mut String),
     context: impl FnOnce(&mut String),
 ) -> Spans {
-    out.clear();
+    let at = out.len();
     out.push_str("{\"seq\":");
     push_u64(out, head.seq);
     out.push_str(",\"id\":");
     push_str(out, head.id);
     out.push_str(",\"time\":\"");
-    push_time(out, head.time_ms);
+    times.push(out, head.time_ms);
     out.push_str("\",\"trace_id\":");
-    push_opt(out, head.trace_id);
+    let trace_id = spanned(out, at, |out| push_opt(out, head.trace_id));
     out.push_str(",\"agent\":");
-    push_str(out, head.agent);
+    let agent = spanned(out, at, |out| push_str(out, head.agent));
     out.push_str(",\"chain\":");
-    let start = out.len();
-    chain(out);
-    let chain_span = start..out.len();
+    let chain = spanned(out, at, chain);
     out.push_str(",\"action\":");
-    push_str(out, head.action);
+    let action = spanned(out, at, |out| push_str(out, head.action));
     out.push_str(",\"target\":");
-    push_opt(out, head.target);
+    let target = spanned(out, at, |out| push_opt(out, head.target));
     out.push_str(",\"context\":");
-    let start = out.len();
-    context(out);
-    let context_span = start..out.len();
+    let context = spanned(out, at, context);
     out.push_str(",\"decision\":");
     push_str(out, head.decision);
     out.push_str(",\"rule\":");
-    push_opt(out, head.rule);
+    let rule = spanned(out, at, |out| push_opt(out, head.rule));
     out.push_str(",\"reason\":");
-    push_opt(out, head.reason);
+    let reason = spanned(out, at, |out| push_opt(out, head.reason));
     out.push_str(",\"risk\":");
     push_opt(out, head.risk);
     out.push_str(",\"retry_after_s\":");
@@ -112,64 +119,45 @@ pub(crate) fn open_body(
         None => out.push_str("null"),
     }
     out.push_str(",\"revision\":");
-    push_str(out, head.revision);
+    let revision = spanned(out, at, |out| push_str(out, head.revision));
     out.push_str(",\"prev\":\"");
-    Spans {
-        chain: chain_span,
-        context: context_span,
-    }
-}
-
-/// Ends a body begun by [`open_body`] with the previous record's hash.
-pub(crate) fn close_body(out: &mut String, prev_hex: &str) {
-    out.push_str(prev_hex);
+    out.push_str(head.prev);
     out.push('"');
-}
-
-/// A body's SHA-256, begun over what [`open_body`] wrote.
-pub(crate) struct Partial(Sha256);
-
-impl Partial {
-    pub(crate) fn begin(open: &str) -> Partial {
-        let mut h = Sha256::new();
-        h.update(open.as_bytes());
-        Partial(h)
-    }
-
-    /// Closes the body (`prev_hex` and its quote) and seals it as
-    /// [`seal`] does, hashing only what was added.
-    pub(crate) fn seal(mut self, out: &mut String, prev_hex: &str) -> [u8; 32] {
-        let from = out.len();
-        close_body(out, prev_hex);
-        self.0.update(out.get(from..).unwrap_or("").as_bytes());
-        let hash: [u8; 32] = self.0.finalize().into();
-        out.push_str(",\"hash\":\"");
-        push_hex(out, &hash);
-        out.push_str("\"}");
-        hash
+    Spans {
+        trace_id,
+        agent,
+        chain,
+        action,
+        target,
+        context,
+        rule,
+        reason,
+        revision,
     }
 }
 
-impl std::fmt::Debug for Partial {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Partial")
-    }
+/// Where what `write` appends lands, relative to `at`.
+fn spanned(out: &mut String, at: usize, write: impl FnOnce(&mut String)) -> Range<usize> {
+    let start = out.len() - at;
+    write(out);
+    start..out.len() - at
 }
 
-/// Appends `,"hash":"<hex>"}`.
-#[cfg(feature = "audit-sqlite")]
-pub(crate) fn push_hash_suffix(out: &mut String, hash_hex: &str) {
+/// Appends `,"hash":"<hex>"}`: what ends a line after its body.
+pub(crate) fn push_hash_suffix(out: &mut String, hash: &[u8; 32]) {
     out.push_str(",\"hash\":\"");
-    out.push_str(hash_hex);
+    push_hex(out, hash);
     out.push_str("\"}");
 }
 
-/// SHA-256 of a line's body (for verifying).
+/// SHA-256 of a line's body.
 pub(crate) fn hash_body(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
 }
 
-/// Writes a list of strings as a JSON array.
+/// Writes a list of strings as a JSON array (what the packed chain
+/// writer must equal).
+#[cfg(test)]
 pub(crate) fn push_str_list(out: &mut String, items: &[String]) {
     out.push('[');
     for (i, s) in items.iter().enumerate() {
@@ -181,7 +169,9 @@ pub(crate) fn push_str_list(out: &mut String, items: &[String]) {
     out.push(']');
 }
 
-/// Writes a context map as a JSON object (keys in map order).
+/// Writes a context map as a JSON object, keys in map order (what the
+/// packed map writer must equal, unmasked).
+#[cfg(test)]
 pub(crate) fn push_map(out: &mut String, map: &std::collections::BTreeMap<String, Value>) {
     out.push('{');
     for (i, (k, v)) in map.iter().enumerate() {
@@ -195,6 +185,119 @@ pub(crate) fn push_map(out: &mut String, map: &std::collections::BTreeMap<String
     out.push('}');
 }
 
+/// Writes a packed chain (see [`super::queue`]) as [`push_str_list`]
+/// writes the list it was packed from. `None` when the buffer is not a
+/// packed chain.
+pub(crate) fn push_packed_chain(out: &mut String, r: Reader<'_>) -> Option<()> {
+    out.push('[');
+    let mut first = true;
+    r.chain(|a| {
+        if !first {
+            out.push(',');
+        }
+        first = false;
+        push_str(out, a);
+    })?;
+    out.push(']');
+    Some(())
+}
+
+/// Writes a packed context map (see [`super::queue`]) as a JSON object,
+/// as [`push_map`] writes the map it was packed from, except that a value
+/// under a key `masked` picks is written as `"***"`, at any depth. `None`
+/// when the buffer is not a packed map.
+pub(crate) fn push_packed_map(
+    out: &mut String,
+    r: &mut Reader<'_>,
+    masked: &mut impl FnMut(&str) -> bool,
+) -> Option<()> {
+    let n = r.map_len()?;
+    push_packed_entries(out, r, n, masked)
+}
+
+fn push_packed_entries(
+    out: &mut String,
+    r: &mut Reader<'_>,
+    n: usize,
+    masked: &mut impl FnMut(&str) -> bool,
+) -> Option<()> {
+    out.push('{');
+    for i in 0..n {
+        if i > 0 {
+            out.push(',');
+        }
+        let k = r.key()?;
+        push_str(out, k);
+        out.push(':');
+        let v = r.value()?;
+        if masked(k) {
+            r.skip(&v)?;
+            push_str(out, super::MASKED);
+        } else {
+            push_packed_value(out, r, v, masked)?;
+        }
+    }
+    out.push('}');
+    Some(())
+}
+
+fn push_packed_value(
+    out: &mut String,
+    r: &mut Reader<'_>,
+    v: Val<'_>,
+    masked: &mut impl FnMut(&str) -> bool,
+) -> Option<()> {
+    match v {
+        Val::Null => out.push_str("null"),
+        Val::Bool(true) => out.push_str("true"),
+        Val::Bool(false) => out.push_str("false"),
+        Val::Number(n) => push_number(out, n),
+        Val::String(s) => push_str(out, s),
+        Val::List(n) => {
+            out.push('[');
+            for i in 0..n {
+                if i > 0 {
+                    out.push(',');
+                }
+                let item = r.value()?;
+                push_packed_value(out, r, item, masked)?;
+            }
+            out.push(']');
+        }
+        Val::Map(n) => push_packed_entries(out, r, n, masked)?,
+    }
+    Some(())
+}
+
+/// A string value as [`push_str`] (or `push_opt`) wrote it, read back:
+/// `None` for `null`, the text without its quotes and escapes otherwise.
+pub(crate) fn unquote(json: &str) -> Option<Cow<'_, str>> {
+    let inner = json.strip_prefix('"')?.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
+    let mut out = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next()? {
+            'n' => out.push('\n'),
+            'r' => out.push('\r'),
+            't' => out.push('\t'),
+            'u' => {
+                let hex: String = chars.by_ref().take(4).collect();
+                out.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
+            }
+            c => out.push(c),
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+#[cfg(test)]
 fn push_value(out: &mut String, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
@@ -293,17 +396,44 @@ const NEEDS_ESCAPE: [bool; 256] = {
     t
 };
 
-/// A JSON string: `"`, `\` and control characters escaped, nothing else.
+/// Whether any of eight bytes is `"`, `\\` or a control character. Never
+/// false when one is (it may be true when none is; the caller then looks
+/// byte by byte).
+const fn may_need_escape(w: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+    let q = w ^ (ONES * b'"' as u64);
+    let quote = q.wrapping_sub(ONES) & !q & HIGH;
+    let b = w ^ (ONES * b'\\' as u64);
+    let backslash = b.wrapping_sub(ONES) & !b & HIGH;
+    (below_space | quote | backslash) != 0
+}
+
+/// The first byte at or after `from` that JSON must escape: eight bytes
+/// at a time, then one by one.
+fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while let Some(word) = bytes.get(i..i + 8) {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        if may_need_escape(w) {
+            break;
+        }
+        i += 8;
+    }
+    let at = bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| NEEDS_ESCAPE.get(usize::from(b)).copied().unwrap_or(true))?;
+    Some(i + at)
+}
+
+/// A JSON string: `"`, `\\` and control characters escaped, nothing else.
 pub(crate) fn push_str(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut run = 0;
-    let mut i = 0;
-    while let Some(at) = bytes.get(i..).and_then(|rest| {
-        rest.iter()
-            .position(|&b| NEEDS_ESCAPE.get(usize::from(b)).copied().unwrap_or(true))
-    }) {
-        let at = i + at;
+    while let Some(at) = next_escape(bytes, run) {
         out.push_str(s.get(run..at).unwrap_or(""));
         match bytes.get(at).copied().unwrap_or(0) {
             b'"' => out.push_str("\\\""),
@@ -316,7 +446,6 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
             }
         }
         run = at + 1;
-        i = at + 1;
     }
     out.push_str(s.get(run..).unwrap_or(""));
     out.push('"');
@@ -360,10 +489,15 @@ pub(crate) fn unhex(s: &[u8]) -> Option<[u8; 32]> {
 }
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian,
-/// UTC), without a time-zone library: this runs once per record.
+/// UTC), without a time-zone library (the writer uses [`TimeCache`]).
+#[cfg(test)]
 pub(crate) fn push_time(out: &mut String, ms: i64) {
-    let secs = ms.div_euclid(1000);
-    let milli = ms.rem_euclid(1000);
+    push_date_time(out, ms.div_euclid(1000));
+    push_millis(out, ms);
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds.
+fn push_date_time(out: &mut String, secs: i64) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -377,12 +511,39 @@ pub(crate) fn push_time(out: &mut String, ms: i64) {
         ('T', sod / 3600, 2),
         (':', sod / 60 % 60, 2),
         (':', sod % 60, 2),
-        ('.', milli, 3),
     ] {
         out.push(sep);
         push_padded(out, v, w);
     }
+}
+
+/// `.mmmZ`.
+fn push_millis(out: &mut String, ms: i64) {
+    let milli = ms.rem_euclid(1000);
+    out.push('.');
+    push_padded(out, milli, 3);
     out.push('Z');
+}
+
+/// [`push_time`] remembering the last second written: records come in
+/// time order, so most share their second with the one before.
+#[derive(Debug, Default)]
+pub(crate) struct TimeCache {
+    secs: Option<i64>,
+    text: String,
+}
+
+impl TimeCache {
+    pub(crate) fn push(&mut self, out: &mut String, ms: i64) {
+        let secs = ms.div_euclid(1000);
+        if self.secs != Some(secs) {
+            self.text.clear();
+            push_date_time(&mut self.text, secs);
+            self.secs = Some(secs);
+        }
+        out.push_str(&self.text);
+        push_millis(out, ms);
+    }
 }
 
 /// Howard Hinnant's `civil_from_days`: days since 1970-01-01 to a date.
@@ -404,16 +565,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_hash_begun_ahead_seals_as_the_whole_body_would() {
-        // Bodies of many lengths, so that `prev` falls at every place in
-        // a SHA-256 block.
-        for n in 0..130 {
-            let reason = "r".repeat(n);
+    fn a_body_appended_to_a_batch_is_the_body_written_alone() {
+        let mut times = TimeCache::default();
+        let mut batch = String::from("{\"an earlier\":\"line\"}\n");
+        // Bodies of many lengths and times, some sharing a second.
+        for n in 0..40 {
+            let reason = "r\"".repeat(n);
             let head = Head {
                 seq: 7,
                 id: "00ff-7",
-                time_ms: 1_736_953_200_123,
-                trace_id: Some("t"),
+                time_ms: 1_736_953_200_123 + 97 * n as i64,
+                trace_id: (n % 2 == 0).then_some("t"),
                 agent: "a",
                 action: "tool:call",
                 target: None,
@@ -425,23 +587,81 @@ mod tests {
                 revision: "rev",
                 prev: "ab",
             };
-            let chain = |out: &mut String| push_str_list(out, &["a".to_owned()]);
+            let chain = |out: &mut String| out.push_str("[\"a\"]");
             let context = |out: &mut String| out.push_str("{}");
-            let mut whole = String::new();
-            let spans = write_body(&mut whole, &head, chain, context);
-            let mut line = String::new();
-            let open_spans = open_body(&mut line, &head, chain, context);
+            let mut alone = String::from("left over");
+            let spans = write_body(&mut alone, &head, chain, context);
+            let start = batch.len();
+            let appended = append_body(&mut batch, &head, &mut times, chain, context);
+            assert_eq!(batch.get(start..), Some(alone.as_str()));
+            for (a, b) in [
+                (&spans.trace_id, &appended.trace_id),
+                (&spans.chain, &appended.chain),
+                (&spans.context, &appended.context),
+                (&spans.reason, &appended.reason),
+                (&spans.revision, &appended.revision),
+            ] {
+                assert_eq!(a, b);
+            }
             assert_eq!(
-                (spans.chain, spans.context),
-                (open_spans.chain, open_spans.context)
+                alone.get(spans.reason.clone()).and_then(unquote).as_deref(),
+                Some(reason.as_str())
             );
-            let hash = Partial::begin(&line).seal(&mut line, head.prev);
-            assert_eq!(hash, hash_body(whole.as_bytes()), "{n}");
-            assert_eq!(line.get(..whole.len()), Some(whole.as_str()));
-            assert_eq!(
-                line.get(whole.len()..),
-                Some(format!(",\"hash\":\"{}\"}}", hex(&hash)).as_str())
-            );
+            assert_eq!(alone.get(spans.target.clone()), Some("null"));
+            batch.push('\n');
+        }
+    }
+
+    #[test]
+    fn escaping_a_word_at_a_time_escapes_what_a_byte_scan_does() {
+        // The escaper `Decision::to_json` uses, a character at a time.
+        fn slow(s: &str) -> String {
+            let mut out = String::new();
+            crate::eval::json_string(&mut out, s);
+            out
+        }
+        let specials = [
+            '"', '\\', '\n', '\u{0}', '\u{1f}', ' ', '!', '#', '[', ']', 'é', '\u{7f}',
+        ];
+        // Every special at every place in strings up to 20 long, so that
+        // each falls at each position of a word.
+        for len in 0..20 {
+            for at in 0..len {
+                for c in specials {
+                    let s: String = (0..len).map(|i| if i == at { c } else { 'a' }).collect();
+                    let mut fast = String::new();
+                    push_str(&mut fast, &s);
+                    assert_eq!(fast, slow(&s), "{s:?}");
+                }
+            }
+        }
+        let all: String = (0u8..=127).map(char::from).collect();
+        let mut fast = String::new();
+        push_str(&mut fast, &all);
+        assert_eq!(fast, slow(&all));
+    }
+
+    #[test]
+    fn cached_times_are_the_times() {
+        let mut cache = TimeCache::default();
+        for ms in [
+            0,
+            999,
+            1000,
+            1_736_953_200_123,
+            1_736_953_200_999,
+            1_736_953_201_000,
+            1_736_953_200_000,
+            -1,
+            -1000,
+            -1001,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let (mut a, mut b) = (String::new(), String::new());
+            push_time(&mut a, ms);
+            cache.push(&mut b, ms);
+            assert_eq!(a, b, "{ms}");
         }
     }
 
@@ -477,6 +697,90 @@ mod tests {
             ]),
         );
         assert_eq!(s, "[40,79.99,null,-0.5]");
+    }
+
+    #[test]
+    fn packed_values_are_written_as_the_values_they_were_packed_from() {
+        use std::collections::BTreeMap;
+        let s = |t: &str| Value::String(t.to_owned());
+        let inner = BTreeMap::from([
+            ("q\"uote".to_owned(), s("line\nbreak\u{7}")),
+            ("n".to_owned(), Value::Number(-0.25)),
+        ]);
+        let maps = [
+            BTreeMap::new(),
+            BTreeMap::from([("a".to_owned(), Value::Null)]),
+            BTreeMap::from([
+                ("amount".to_owned(), Value::Number(79.99)),
+                ("big".to_owned(), Value::Number(1e300)),
+                ("int".to_owned(), Value::Number(40.0)),
+                ("nan".to_owned(), Value::Number(f64::NAN)),
+                (
+                    "flags".to_owned(),
+                    Value::List(vec![Value::Bool(true), Value::Bool(false)]),
+                ),
+                ("empty".to_owned(), Value::List(Vec::new())),
+                ("map".to_owned(), Value::Map(inner.clone())),
+                (
+                    "deep".to_owned(),
+                    Value::List(vec![Value::Map(inner), s("é")]),
+                ),
+            ]),
+        ];
+        for map in maps {
+            let mut want = String::new();
+            push_map(&mut want, &map);
+            let mut packed = Vec::new();
+            super::super::queue::push_map_for_tests(&mut packed, &map);
+            let mut got = String::new();
+            let mut r = Reader::new(&packed);
+            assert_eq!(push_packed_map(&mut got, &mut r, &mut |_| false), Some(()));
+            assert!(r.is_empty());
+            assert_eq!(got, want);
+            // And read back, strings come out as they went in.
+            assert_eq!(unquote(&want), None, "an object is not a string");
+        }
+        let empty = BTreeMap::new();
+        for chain in [
+            vec![],
+            vec!["a".to_owned()],
+            vec!["tri\"age".to_owned(), "b".to_owned()],
+        ] {
+            let mut packed = Vec::new();
+            super::super::queue::push(
+                &mut packed,
+                &super::super::queue::Fields {
+                    seq: 1,
+                    time_ms: 0,
+                    decision: crate::Effect::Allow,
+                    risk: None,
+                    retry_after_s: None,
+                    revision: 0,
+                    trace_id: None,
+                    agent: "a",
+                    action: "b",
+                    target: None,
+                    rule: None,
+                    reason: None,
+                    chain: &chain,
+                    context: &empty,
+                },
+            );
+            let p = Reader::new(&packed).record();
+            let (mut want, mut got) = (String::new(), String::new());
+            push_str_list(&mut want, &chain);
+            assert_eq!(
+                p.and_then(|p| push_packed_chain(&mut got, p.chain)),
+                Some(())
+            );
+            assert_eq!(got, want);
+        }
+        for text in ["", "plain", "a\"b\\c\nd\re\tf\u{1}é"] {
+            let mut json = String::new();
+            push_str(&mut json, text);
+            assert_eq!(unquote(&json).as_deref(), Some(text));
+        }
+        assert_eq!(unquote("null"), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::{self, BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Wri
 use std::path::{Path, PathBuf};
 
 use super::verify::{Verifier, VerifyReport, parse_line};
-use super::{AuditError, ChainHead, SealedRecord, Sink};
+use super::{AuditError, Batch, ChainHead, Sink};
 
 /// Appends records to a JSON Lines file, one write per batch.
 #[derive(Debug)]
@@ -13,7 +13,6 @@ pub struct JsonlSink {
     file: File,
     path: PathBuf,
     head: ChainHead,
-    buf: Vec<u8>,
 }
 
 impl JsonlSink {
@@ -49,12 +48,7 @@ impl JsonlSink {
                 }
             }
         };
-        Ok(JsonlSink {
-            file,
-            path,
-            head,
-            buf: Vec::with_capacity(1 << 16),
-        })
+        Ok(JsonlSink { file, path, head })
     }
 
     /// The file this sink appends to.
@@ -69,13 +63,8 @@ impl Sink for JsonlSink {
         Ok(self.head)
     }
 
-    fn write_batch(&mut self, records: &[SealedRecord]) -> io::Result<()> {
-        self.buf.clear();
-        for r in records {
-            self.buf.extend_from_slice(r.line().as_bytes());
-            self.buf.push(b'\n');
-        }
-        self.file.write_all(&self.buf)
+    fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
+        self.file.write_all(batch.text().as_bytes())
     }
 
     fn sync(&mut self) -> io::Result<()> {

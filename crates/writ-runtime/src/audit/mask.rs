@@ -1,10 +1,6 @@
 //! Masking: context values whose key matches a configured pattern are
 //! replaced by `"***"` before a record is sealed, at every depth.
 
-use std::collections::BTreeMap;
-
-use crate::Value;
-
 /// What a masked value becomes.
 pub const MASKED: &str = "***";
 
@@ -47,31 +43,9 @@ impl Mask {
         m
     }
 
-    /// Masks a context in place: a value under a matching key becomes
-    /// `"***"`; maps (also inside lists) are masked by their own keys.
-    pub(crate) fn apply(&mut self, map: &mut BTreeMap<String, Value>) {
-        if self.patterns.is_empty() {
-            return;
-        }
-        for (k, v) in map.iter_mut() {
-            if self.matches_cached(k) {
-                *v = Value::String(MASKED.to_owned());
-            } else {
-                self.apply_value(v);
-            }
-        }
-    }
-
-    fn apply_value(&mut self, v: &mut Value) {
-        match v {
-            Value::Map(m) => self.apply(m),
-            Value::List(items) => {
-                for item in items {
-                    self.apply_value(item);
-                }
-            }
-            _ => {}
-        }
+    /// Whether a value under `key` is written as `"***"`.
+    pub(crate) fn masks(&mut self, key: &str) -> bool {
+        !self.patterns.is_empty() && self.matches_cached(key)
     }
 }
 
@@ -109,7 +83,10 @@ pub(crate) fn glob(pattern: &[u8], text: &[u8]) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::Value;
 
     fn m(p: &str, t: &str) -> bool {
         Mask::new(&[p.to_owned()]).matches(t)
@@ -141,19 +118,22 @@ mod tests {
             Value::List(vec![Value::Map(inner.clone())]),
         );
         ctx.insert("map".to_owned(), Value::Map(inner));
-        mask.apply(&mut ctx);
-        let Some(Value::Map(m)) = ctx.get("map") else {
-            unreachable!()
-        };
-        assert_eq!(m.get("secret"), Some(&Value::String(MASKED.into())));
-        assert_eq!(m.get("name"), Some(&Value::String("n".into())));
-        let Some(Value::List(l)) = ctx.get("list") else {
-            unreachable!()
-        };
-        assert_eq!(
-            l.first(),
-            Some(&Value::Map(m.clone())),
-            "maps inside lists are masked too"
+        ctx.insert(
+            "secret".to_owned(),
+            Value::List(vec![Value::Map(BTreeMap::new()), Value::Null]),
         );
+        let mut packed = Vec::new();
+        super::super::queue::push_map_for_tests(&mut packed, &ctx);
+        let mut out = String::new();
+        let mut r = super::super::queue::Reader::new(&packed);
+        let written =
+            super::super::canonical::push_packed_map(&mut out, &mut r, &mut |k| mask.masks(k));
+        assert_eq!(written, Some(()));
+        assert!(r.is_empty(), "a masked list is skipped whole");
+        assert_eq!(
+            out,
+            r#"{"list":[{"name":"n","secret":"***"}],"map":{"name":"n","secret":"***"},"secret":"***"}"#
+        );
+        assert!(!Mask::new(&[]).masks("secret"));
     }
 }

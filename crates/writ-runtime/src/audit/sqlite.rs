@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::canonical::{Head, hex, push_hash_suffix, unhex, write_body};
+use super::canonical::{Head, hex, unhex, write_body};
 use super::verify::{Verifier, VerifyReport};
-use super::{AuditError, ChainHead, SealedRecord, Sink};
+use super::{AuditError, Batch, ChainHead, Sink};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER NOT NULL,
@@ -110,29 +110,28 @@ impl Sink for SqliteSink {
         Ok(self.head)
     }
 
-    fn write_batch(&mut self, records: &[SealedRecord]) -> io::Result<()> {
+    fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
         let tx = self.conn.transaction().map_err(to_io)?;
         {
             let mut stmt = tx.prepare_cached(INSERT).map_err(to_io)?;
-            for r in records {
-                let rec = r.record();
+            for r in batch.records() {
                 stmt.execute(params![
                     i64::try_from(r.seq()).unwrap_or(i64::MAX),
                     r.id().to_string(),
-                    rec.time_ms,
-                    rec.trace_id,
-                    rec.agent,
+                    r.time_ms(),
+                    r.trace_id(),
+                    r.agent(),
                     r.chain_json(),
-                    rec.action,
-                    rec.target,
+                    r.action(),
+                    r.target(),
                     r.context_json(),
-                    rec.decision.as_str(),
-                    rec.rule,
-                    rec.reason,
-                    rec.risk.map(crate::Risk::as_str),
-                    rec.retry_after_s
+                    r.decision().as_str(),
+                    r.rule(),
+                    r.reason(),
+                    r.risk().map(crate::Risk::as_str),
+                    r.retry_after_s()
                         .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-                    &*rec.revision,
+                    r.revision(),
                     hex(r.prev()),
                     hex(r.hash()),
                 ])
@@ -218,7 +217,10 @@ fn row_line(row: &Row) -> String {
         |out| out.push_str(&row.chain),
         |out| out.push_str(&row.context),
     );
-    push_hash_suffix(&mut line, &row.hash);
+    // The stored hash as it is (the verifier compares it).
+    line.push_str(",\"hash\":\"");
+    line.push_str(&row.hash);
+    line.push_str("\"}");
     line
 }
 

@@ -1,0 +1,482 @@
+//! How a record travels from the deciding thread to the writer: packed
+//! into one byte buffer.
+//!
+//! The deciding thread appends each record to the queue's buffer (length-
+//! prefixed strings and a tagged context, copied straight from the request
+//! and the decision) — a few hundred contiguous bytes, no allocation, no
+//! pointers. The formatting thread reads them back in order and writes
+//! the canonical line from them. A record built of separate strings would
+//! make the writer chase a dozen pointers into memory last written on
+//! another core; a packed record is a few cache lines read in sequence.
+//!
+//! Layout of one record (integers little-endian, lengths as `u64`, an
+//! absent string as the length `u64::MAX`):
+//!
+//! ```text
+//! seq u64 · time_ms i64 · decision u8 · risk u8 (0 none) · retry flag u8
+//! · retry u64 · revision index u32 · trace_id? · agent · action · target?
+//! · rule? · reason? · chain (byte length, count, strings)
+//! · context (byte length, map)
+//! ```
+//!
+//! A value is a tag byte (null, false, true, number, string, list, map)
+//! and its content; a map is a count and key, value pairs.
+
+use std::collections::BTreeMap;
+
+use crate::{Effect, Risk, Value};
+
+const ABSENT: u64 = u64::MAX;
+
+const NULL: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+const NUMBER: u8 = 3;
+const STRING: u8 = 4;
+const LIST: u8 = 5;
+const MAP: u8 = 6;
+
+/// A record's fields, borrowed: its chain and context as `C` and `X`.
+#[derive(Debug)]
+pub(crate) struct Shape<'a, C, X> {
+    pub seq: u64,
+    pub time_ms: i64,
+    pub decision: Effect,
+    pub risk: Option<Risk>,
+    pub retry_after_s: Option<u64>,
+    /// Index into the queue's revisions.
+    pub revision: u32,
+    pub trace_id: Option<&'a str>,
+    pub agent: &'a str,
+    pub action: &'a str,
+    pub target: Option<&'a str>,
+    pub rule: Option<&'a str>,
+    pub reason: Option<&'a str>,
+    pub chain: C,
+    pub context: X,
+}
+
+/// A record to pack, from wherever it comes from (a request and a
+/// decision, or an [`super::AuditRecord`]).
+pub(crate) type Fields<'a> = Shape<'a, &'a [String], &'a BTreeMap<String, Value>>;
+
+/// A record read back: its strings borrowed from the buffer, its chain
+/// (read with [`Reader::chain`]) and context (with
+/// [`Reader::map_len`], [`Reader::key`], [`Reader::value`]) still packed.
+pub(crate) type Packed<'a> = Shape<'a, Reader<'a>, Reader<'a>>;
+
+fn put_u64(buf: &mut Vec<u8>, n: u64) {
+    buf.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_len(buf: &mut Vec<u8>, n: usize) {
+    put_u64(buf, n as u64);
+}
+
+fn put_str(buf: &mut Vec<u8>, s: &str) {
+    put_len(buf, s.len());
+    buf.extend_from_slice(s.as_bytes());
+}
+
+fn put_opt(buf: &mut Vec<u8>, s: Option<&str>) {
+    match s {
+        Some(s) => put_str(buf, s),
+        None => put_u64(buf, ABSENT),
+    }
+}
+
+/// Writes a length placeholder; [`end_sized`] fills it in.
+fn begin_sized(buf: &mut Vec<u8>) -> usize {
+    put_u64(buf, 0);
+    buf.len()
+}
+
+fn end_sized(buf: &mut [u8], start: usize) {
+    let len = (buf.len() - start) as u64;
+    if let Some(slot) = buf.get_mut(start - 8..start) {
+        slot.copy_from_slice(&len.to_le_bytes());
+    }
+}
+
+fn put_map(buf: &mut Vec<u8>, map: &BTreeMap<String, Value>) {
+    put_len(buf, map.len());
+    for (k, v) in map {
+        put_str(buf, k);
+        put_value(buf, v);
+    }
+}
+
+/// A packed map alone, as a record's context is packed.
+#[cfg(test)]
+pub(crate) fn push_map_for_tests(buf: &mut Vec<u8>, map: &BTreeMap<String, Value>) {
+    put_map(buf, map);
+}
+
+fn put_value(buf: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => buf.push(NULL),
+        Value::Bool(false) => buf.push(FALSE),
+        Value::Bool(true) => buf.push(TRUE),
+        Value::Number(n) => {
+            buf.push(NUMBER);
+            put_u64(buf, n.to_bits());
+        }
+        Value::String(s) => {
+            buf.push(STRING);
+            put_str(buf, s);
+        }
+        Value::List(items) => {
+            buf.push(LIST);
+            put_len(buf, items.len());
+            for item in items {
+                put_value(buf, item);
+            }
+        }
+        Value::Map(map) => {
+            buf.push(MAP);
+            put_map(buf, map);
+        }
+    }
+}
+
+fn effect_code(e: Effect) -> u8 {
+    match e {
+        Effect::Allow => 0,
+        Effect::Deny => 1,
+        Effect::Approve => 2,
+    }
+}
+
+fn risk_code(r: Option<Risk>) -> u8 {
+    match r {
+        None => 0,
+        Some(Risk::Low) => 1,
+        Some(Risk::Medium) => 2,
+        Some(Risk::High) => 3,
+        Some(Risk::Critical) => 4,
+    }
+}
+
+/// Appends one record to the queue's buffer.
+pub(crate) fn push(buf: &mut Vec<u8>, f: &Fields<'_>) {
+    put_u64(buf, f.seq);
+    put_u64(buf, f.time_ms.cast_unsigned());
+    buf.extend_from_slice(&[
+        effect_code(f.decision),
+        risk_code(f.risk),
+        u8::from(f.retry_after_s.is_some()),
+    ]);
+    put_u64(buf, f.retry_after_s.unwrap_or(0));
+    buf.extend_from_slice(&f.revision.to_le_bytes());
+    put_opt(buf, f.trace_id);
+    put_str(buf, f.agent);
+    put_str(buf, f.action);
+    put_opt(buf, f.target);
+    put_opt(buf, f.rule);
+    put_opt(buf, f.reason);
+    let start = begin_sized(buf);
+    put_len(buf, f.chain.len());
+    for a in f.chain {
+        put_str(buf, a);
+    }
+    end_sized(buf, start);
+    let start = begin_sized(buf);
+    put_map(buf, f.context);
+    end_sized(buf, start);
+}
+
+/// Reads a queue buffer. Every read is checked: a buffer this module did
+/// not write gives `None`, never a panic.
+#[derive(Clone, Debug)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+        let (head, rest) = self.buf.split_at_checked(n)?;
+        self.buf = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        let (&b, rest) = self.buf.split_first()?;
+        self.buf = rest;
+        Some(b)
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.bytes(8)?;
+        Some(u64::from_le_bytes(b.try_into().ok()?))
+    }
+
+    fn len(&mut self) -> Option<usize> {
+        usize::try_from(self.u64()?).ok()
+    }
+
+    fn str(&mut self) -> Option<&'a str> {
+        let n = self.len()?;
+        std::str::from_utf8(self.bytes(n)?).ok()
+    }
+
+    fn opt(&mut self) -> Option<Option<&'a str>> {
+        let n = self.u64()?;
+        if n == ABSENT {
+            return Some(None);
+        }
+        let b = self.bytes(usize::try_from(n).ok()?)?;
+        Some(Some(std::str::from_utf8(b).ok()?))
+    }
+
+    fn sized(&mut self) -> Option<Reader<'a>> {
+        let n = self.len()?;
+        Some(Reader::new(self.bytes(n)?))
+    }
+
+    /// The next record.
+    pub(crate) fn record(&mut self) -> Option<Packed<'a>> {
+        let seq = self.u64()?;
+        let time_ms = self.u64()?.cast_signed();
+        let decision = match self.u8()? {
+            0 => Effect::Allow,
+            1 => Effect::Deny,
+            2 => Effect::Approve,
+            _ => return None,
+        };
+        let risk = match self.u8()? {
+            0 => None,
+            1 => Some(Risk::Low),
+            2 => Some(Risk::Medium),
+            3 => Some(Risk::High),
+            4 => Some(Risk::Critical),
+            _ => return None,
+        };
+        let has_retry = self.u8()? != 0;
+        let retry = self.u64()?;
+        let revision = u32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
+        Some(Packed {
+            seq,
+            time_ms,
+            decision,
+            risk,
+            retry_after_s: has_retry.then_some(retry),
+            revision,
+            trace_id: self.opt()?,
+            agent: self.str()?,
+            action: self.str()?,
+            target: self.opt()?,
+            rule: self.opt()?,
+            reason: self.opt()?,
+            chain: self.sized()?,
+            context: self.sized()?,
+        })
+    }
+
+    /// A chain's strings, in order, to `each`.
+    pub(crate) fn chain(mut self, mut each: impl FnMut(&'a str)) -> Option<()> {
+        let n = self.len()?;
+        for _ in 0..n {
+            each(self.str()?);
+        }
+        self.is_empty().then_some(())
+    }
+
+    /// A map: its length, then `(key, value)` pairs read by the caller
+    /// with [`Reader::key`] and [`Reader::value`].
+    pub(crate) fn map_len(&mut self) -> Option<usize> {
+        self.len()
+    }
+
+    pub(crate) fn key(&mut self) -> Option<&'a str> {
+        self.str()
+    }
+
+    /// The next value, as a [`Val`] whose lists and maps are read on.
+    pub(crate) fn value(&mut self) -> Option<Val<'a>> {
+        Some(match self.u8()? {
+            NULL => Val::Null,
+            FALSE => Val::Bool(false),
+            TRUE => Val::Bool(true),
+            NUMBER => Val::Number(f64::from_bits(self.u64()?)),
+            STRING => Val::String(self.str()?),
+            LIST => Val::List(self.len()?),
+            MAP => Val::Map(self.len()?),
+            _ => return None,
+        })
+    }
+
+    /// Skips a value whose tag was read as `v` (a masked one).
+    pub(crate) fn skip(&mut self, v: &Val<'a>) -> Option<()> {
+        match *v {
+            Val::List(n) => {
+                for _ in 0..n {
+                    let item = self.value()?;
+                    self.skip(&item)?;
+                }
+            }
+            Val::Map(n) => {
+                for _ in 0..n {
+                    self.key()?;
+                    let item = self.value()?;
+                    self.skip(&item)?;
+                }
+            }
+            _ => {}
+        }
+        Some(())
+    }
+}
+
+/// A value's head: scalars whole, lists and maps by their length (their
+/// items follow in the reader).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Val<'a> {
+    Null,
+    Bool(bool),
+    Number(f64),
+    String(&'a str),
+    List(usize),
+    Map(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_reads_back_as_written() {
+        let mut ctx = BTreeMap::new();
+        ctx.insert("amount".to_owned(), Value::Number(79.99));
+        ctx.insert(
+            "nested".to_owned(),
+            Value::Map(BTreeMap::from([(
+                "l".to_owned(),
+                Value::List(vec![
+                    Value::Null,
+                    Value::Bool(true),
+                    Value::String("é".into()),
+                ]),
+            )])),
+        );
+        let chain = vec!["triage".to_owned(), "billing".to_owned()];
+        let mut buf = Vec::new();
+        for seq in [1, 2] {
+            push(
+                &mut buf,
+                &Fields {
+                    seq,
+                    time_ms: -5,
+                    decision: Effect::Approve,
+                    risk: Some(Risk::High),
+                    retry_after_s: (seq == 2).then_some(7),
+                    revision: 3,
+                    trace_id: None,
+                    agent: "billing",
+                    action: "tool:call",
+                    target: Some(""),
+                    rule: Some("r"),
+                    reason: None,
+                    chain: &chain,
+                    context: &ctx,
+                },
+            );
+        }
+        let mut r = Reader::new(&buf);
+        for seq in [1, 2] {
+            let p = r.record();
+            let Some(p) = p else {
+                unreachable!("record {seq} reads back")
+            };
+            assert_eq!(
+                (
+                    p.seq,
+                    p.time_ms,
+                    p.decision,
+                    p.risk,
+                    p.retry_after_s,
+                    p.revision
+                ),
+                (
+                    seq,
+                    -5,
+                    Effect::Approve,
+                    Some(Risk::High),
+                    (seq == 2).then_some(7),
+                    3
+                )
+            );
+            assert_eq!(
+                (p.trace_id, p.agent, p.action, p.target, p.rule, p.reason),
+                (None, "billing", "tool:call", Some(""), Some("r"), None)
+            );
+            let mut got = Vec::new();
+            assert_eq!(p.chain.chain(|a| got.push(a)), Some(()));
+            assert_eq!(got, ["triage", "billing"]);
+            let mut c = p.context;
+            assert_eq!(c.map_len(), Some(2));
+            assert_eq!(c.key(), Some("amount"));
+            assert_eq!(c.value(), Some(Val::Number(79.99)));
+            assert_eq!(c.key(), Some("nested"));
+            let nested = c.value();
+            assert_eq!(nested, Some(Val::Map(1)));
+            if let Some(v) = nested {
+                assert_eq!(c.skip(&v), Some(()));
+            }
+            assert!(c.is_empty());
+        }
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn a_cut_or_garbled_buffer_reads_as_none() {
+        let chain = Vec::new();
+        let ctx = BTreeMap::from([("k".to_owned(), Value::String("v".into()))]);
+        let mut buf = Vec::new();
+        push(
+            &mut buf,
+            &Fields {
+                seq: 1,
+                time_ms: 0,
+                decision: Effect::Deny,
+                risk: None,
+                retry_after_s: None,
+                revision: 0,
+                trace_id: Some("t"),
+                agent: "a",
+                action: "b",
+                target: None,
+                rule: None,
+                reason: None,
+                chain: &chain,
+                context: &ctx,
+            },
+        );
+        for cut in 0..buf.len() {
+            let short = buf.get(..cut).unwrap_or_default();
+            let read = Reader::new(short).record().and_then(|p| {
+                let mut c = p.context;
+                let n = c.map_len()?;
+                for _ in 0..n {
+                    c.key()?;
+                    let v = c.value()?;
+                    c.skip(&v)?;
+                }
+                Some(())
+            });
+            assert_eq!(read, None, "cut at {cut}");
+        }
+        let mut bad = buf.clone();
+        if let Some(b) = bad.get_mut(16) {
+            *b = 9; // not a decision
+        }
+        assert!(Reader::new(&bad).record().is_none());
+    }
+}
