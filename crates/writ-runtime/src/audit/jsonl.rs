@@ -5,7 +5,7 @@ use std::io::{self, BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Wri
 use std::path::{Path, PathBuf};
 
 use super::verify::{Verifier, VerifyReport, parse_line};
-use super::{AuditError, Batch, ChainHead, Sink};
+use super::{AuditError, BackgroundSync, Batch, ChainHead, Sink};
 
 /// Appends records to a JSON Lines file, one write per batch.
 #[derive(Debug)]
@@ -69,6 +69,13 @@ impl Sink for JsonlSink {
 
     fn sync(&mut self) -> io::Result<()> {
         self.file.sync_data()
+    }
+
+    /// Syncs through a second handle on the file, so the disk catches up
+    /// while the writer appends.
+    fn background_sync(&mut self) -> Option<BackgroundSync> {
+        let file = self.file.try_clone().ok()?;
+        Some(Box::new(move || file.sync_data()))
     }
 }
 

@@ -368,7 +368,25 @@ pub trait Sink: Send {
     /// # Errors
     /// Any I/O error.
     fn sync(&mut self) -> io::Result<()>;
+
+    /// A way to make what was written durable from another thread, as
+    /// [`Sink::sync`] does (asked once, when the log starts): with one,
+    /// the log syncs in the background — every few megabytes and when a
+    /// `flush` waits — while the writer goes on sealing and writing, so
+    /// the disk's time overlaps the writer's. `None` (the default): the
+    /// writer calls `sync` itself, when a `flush` waits.
+    fn background_sync(&mut self) -> Option<BackgroundSync> {
+        None
+    }
 }
+
+/// What [`Sink::background_sync`] returns: called on the log's syncing
+/// thread, it makes durable everything written before the call.
+pub type BackgroundSync = Box<dyn FnMut() -> io::Result<()> + Send>;
+
+/// How much the writer writes before it asks the syncing thread (when the
+/// sink has one) to sync, flush or not.
+const SYNC_EVERY_BYTES: usize = 4 << 20;
 
 /// How a log batches and masks.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -441,6 +459,8 @@ struct Shared {
     room: Condvar,
     /// Callers of `flush` waiting for the writer.
     progress: Condvar,
+    /// The syncing thread waiting for something to sync.
+    sync_wanted: Condvar,
 }
 
 #[derive(Debug)]
@@ -457,6 +477,10 @@ struct State {
     queued: u64,
     /// Records written and synced (acknowledged).
     synced: u64,
+    /// Records the syncing thread is asked to sync (all written).
+    sync_to: u64,
+    /// The syncing thread stops once it has synced `sync_to`.
+    sync_stop: bool,
     /// The highest `queued` a `flush` waits for.
     flush_to: u64,
     stopping: bool,
@@ -506,6 +530,7 @@ impl AuditLog {
     /// thread cannot be started.
     pub fn new(sink: impl Sink + 'static, options: AuditOptions) -> Result<AuditLog, AuditError> {
         let mut sink: Box<dyn Sink> = Box::new(sink);
+        let background = sink.background_sync();
         let head = sink
             .head()
             .map_err(|e| AuditError::Io(format!("cannot read the log's last record: {e}")))?;
@@ -518,6 +543,8 @@ impl AuditLog {
                 capacity,
                 queued: 0,
                 synced: 0,
+                sync_to: 0,
+                sync_stop: false,
                 flush_to: 0,
                 stopping: false,
                 stopped: false,
@@ -529,6 +556,7 @@ impl AuditLog {
             }),
             room: Condvar::new(),
             progress: Condvar::new(),
+            sync_wanted: Condvar::new(),
         });
         let prefix = random_prefix();
         let writer = Writer {
@@ -544,9 +572,20 @@ impl AuditLog {
             id_buf: String::new(),
             time: canonical::TimeCache::default(),
             written: 0,
-            synced: 0,
+            requested: 0,
+            unsynced_bytes: 0,
+            syncer: None,
         };
         let interval = options.interval.max(Duration::from_micros(50));
+        let mut writer = writer;
+        if let Some(sync) = background {
+            let shared = Arc::clone(&shared);
+            let syncer = std::thread::Builder::new()
+                .name("writ-audit-sync".to_owned())
+                .spawn(move || run_syncer(&shared, sync))
+                .map_err(|e| AuditError::Io(format!("cannot start the syncing thread: {e}")))?;
+            writer.syncer = Some(syncer);
+        }
         let writer = std::thread::Builder::new()
             .name("writ-audit".to_owned())
             .spawn(move || writer.run(interval))
@@ -802,8 +841,13 @@ struct Writer {
     time: canonical::TimeCache,
     /// Records written by this writer.
     written: u64,
-    /// `written` when last synced.
-    synced: u64,
+    /// `written` when last synced, or last asked to be synced by the
+    /// syncing thread.
+    requested: u64,
+    /// Bytes written since then.
+    unsynced_bytes: usize,
+    /// The syncing thread, when the sink syncs in the background.
+    syncer: Option<JoinHandle<()>>,
 }
 
 impl Writer {
@@ -834,8 +878,10 @@ impl Writer {
                 (count, st.flush_to, st.stopping)
             };
             let mut result = self.write_all(&taken, &revisions);
-            let must_sync = stopping || flush_to > self.synced;
-            if result.is_ok() && must_sync {
+            let must_sync = stopping
+                || flush_to > self.requested
+                || (self.syncer.is_some() && self.unsynced_bytes >= SYNC_EVERY_BYTES);
+            if result.is_ok() && must_sync && self.syncer.is_none() {
                 result = self
                     .sink
                     .sync()
@@ -848,22 +894,44 @@ impl Writer {
                 st.clear_queue();
                 self.shared.room.notify_all();
                 self.shared.progress.notify_all();
+                drop(st);
+                self.stop_syncer();
+                return;
+            }
+            if st.stopped {
+                // The syncing thread failed.
+                drop(st);
+                self.stop_syncer();
                 return;
             }
             if must_sync {
-                self.synced = self.written;
-                st.synced = self.written;
-                if st.progress_waiters > 0 {
-                    self.shared.progress.notify_all();
+                self.requested = self.written;
+                self.unsynced_bytes = 0;
+                if self.syncer.is_some() {
+                    if st.sync_to < self.written {
+                        st.sync_to = self.written;
+                        self.shared.sync_wanted.notify_one();
+                    }
+                } else {
+                    st.synced = self.written;
+                    if st.progress_waiters > 0 {
+                        self.shared.progress.notify_all();
+                    }
                 }
             }
             if stopping {
                 // `stop` set `stopping` before this turn's swap, and no
                 // record can be queued after it: everything is written.
-                st.stopped = true;
+                drop(st);
+                if !self.stop_syncer() {
+                    let mut st = self.shared.lock();
+                    st.failed
+                        .get_or_insert_with(|| fail("the syncing thread panicked"));
+                }
+                self.shared.lock().stopped = true;
                 return;
             }
-            if count > 0 || st.count > 0 || st.stopping || st.flush_to > self.synced {
+            if count > 0 || st.count > 0 || st.stopping || st.flush_to > self.requested {
                 idle = 0;
                 continue;
             }
@@ -968,16 +1036,70 @@ impl Writer {
         Some(())
     }
 
+    /// Lets the syncing thread finish what it was asked and waits for it;
+    /// false if it panicked.
+    fn stop_syncer(&mut self) -> bool {
+        let Some(syncer) = self.syncer.take() else {
+            return true;
+        };
+        self.shared.lock().sync_stop = true;
+        self.shared.sync_wanted.notify_one();
+        syncer.join().is_ok()
+    }
+
     fn write(&mut self) -> Result<(), AuditError> {
         if self.batch.is_empty() {
             return Ok(());
         }
+        self.unsynced_bytes += self.batch.text.len();
         let result = self.sink.write_batch(&self.batch);
         let n = self.batch.len() as u64;
         self.batch.clear();
         result.map_err(|e| fail(&format!("write failed: {e}")))?;
         self.written += n;
         Ok(())
+    }
+}
+
+/// The syncing thread: syncs up to what the writer asks (`sync_to`),
+/// acknowledges it (`synced`) and wakes the callers of `flush`; stops at
+/// `sync_stop` once everything asked is synced, or at the first error.
+fn run_syncer(shared: &Shared, mut sync: BackgroundSync) {
+    let mut done = 0u64;
+    loop {
+        let target = {
+            let mut st = shared.lock();
+            while st.sync_to <= done && !st.sync_stop && !st.stopped {
+                st = shared
+                    .sync_wanted
+                    .wait(st)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            if st.sync_to <= done || st.stopped {
+                return;
+            }
+            st.sync_to
+        };
+        let result = sync();
+        let mut st = shared.lock();
+        match result {
+            Ok(()) => {
+                done = target;
+                st.synced = st.synced.max(target);
+                if st.progress_waiters > 0 {
+                    shared.progress.notify_all();
+                }
+            }
+            Err(e) => {
+                st.failed
+                    .get_or_insert_with(|| fail(&format!("sync failed: {e}")));
+                st.stopped = true;
+                st.clear_queue();
+                shared.room.notify_all();
+                shared.progress.notify_all();
+                return;
+            }
+        }
     }
 }
 
@@ -1026,6 +1148,114 @@ mod tests {
         }
         assert_eq!(log.dropped(), 20_000);
         assert!(log.flush().is_err());
+        assert!(log.shutdown().is_err());
+    }
+
+    /// Counts writes and syncs; syncs in the background, failing when
+    /// told to.
+    #[derive(Debug, Default)]
+    struct Counting {
+        written: Arc<Mutex<u64>>,
+        synced: Arc<Mutex<Vec<u64>>>,
+        inline_syncs: Arc<Mutex<u64>>,
+        fail_sync: bool,
+    }
+    impl Sink for Counting {
+        fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
+            *self.written.lock().unwrap_or_else(PoisonError::into_inner) += batch.len() as u64;
+            Ok(())
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            *self
+                .inline_syncs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) += 1;
+            Ok(())
+        }
+        fn background_sync(&mut self) -> Option<BackgroundSync> {
+            let (written, synced, fail) = (
+                Arc::clone(&self.written),
+                Arc::clone(&self.synced),
+                self.fail_sync,
+            );
+            Some(Box::new(move || {
+                if fail {
+                    return Err(io::Error::other("device gone"));
+                }
+                let now = *written.lock().unwrap_or_else(PoisonError::into_inner);
+                synced
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(now);
+                Ok(())
+            }))
+        }
+    }
+
+    #[test]
+    fn a_background_sync_acknowledges_flushes_and_shutdown() {
+        let sink = Counting::default();
+        let (written, synced, inline) = (
+            Arc::clone(&sink.written),
+            Arc::clone(&sink.synced),
+            Arc::clone(&sink.inline_syncs),
+        );
+        let log = AuditLog::new(sink, AuditOptions::default());
+        let Ok(log) = log else {
+            unreachable!("the log starts")
+        };
+        let rec = AuditRecord::new("a", "b", Effect::Deny, Arc::from("r"));
+        for round in 1..=3u64 {
+            for _ in 0..1000 {
+                log.record(&rec);
+            }
+            assert_eq!(log.flush(), Ok(()));
+            // Acknowledged means a sync that began after the records
+            // were written.
+            let syncs = synced
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            assert!(
+                syncs.last().is_some_and(|&n| n >= round * 1000),
+                "{syncs:?}"
+            );
+        }
+        log.record(&rec);
+        assert_eq!(log.shutdown(), Ok(()));
+        assert_eq!(
+            *written.lock().unwrap_or_else(PoisonError::into_inner),
+            3001
+        );
+        let syncs = synced
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        assert_eq!(syncs.last(), Some(&3001));
+        assert_eq!(*inline.lock().unwrap_or_else(PoisonError::into_inner), 0);
+    }
+
+    #[test]
+    fn a_failing_background_sync_surfaces_in_flush_and_never_blocks_record() {
+        let sink = Counting {
+            fail_sync: true,
+            ..Counting::default()
+        };
+        let log = AuditLog::new(sink, AuditOptions::default());
+        let Ok(log) = log else {
+            unreachable!("the log starts")
+        };
+        let rec = AuditRecord::new("a", "b", Effect::Deny, Arc::from("r"));
+        log.record(&rec);
+        let err = log.flush();
+        assert!(
+            matches!(&err, Err(AuditError::Stopped(why)) if why.contains("device gone")),
+            "{err:?}"
+        );
+        for _ in 0..20_000 {
+            log.record(&rec);
+        }
+        assert_eq!(log.dropped(), 20_000);
         assert!(log.shutdown().is_err());
     }
 
