@@ -99,6 +99,9 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
                 total += timed(fresh_log(&dir, &mut n), &rec, N);
+                // Untimed: 60 MB a run; left behind, they would make the
+                // next runs wait for the page cache's writeback.
+                let _ = std::fs::remove_file(dir.join(format!("audit-{n}.jsonl")));
             }
             total
         });

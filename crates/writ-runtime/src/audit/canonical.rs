@@ -11,12 +11,24 @@
 //! rebuilds this line from them to verify, through the same writer.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
+use std::io::Write as _;
 use std::ops::Range;
 
 use sha2::{Digest, Sha256};
 
 use super::queue::{Reader, Val};
+
+/// Text appended to a byte buffer.
+pub(crate) trait PushStr {
+    fn push_str(&mut self, s: &str);
+}
+
+impl PushStr for Vec<u8> {
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
 #[cfg(test)]
 use crate::Value;
 
@@ -32,20 +44,20 @@ pub(crate) const PREV_SUFFIX_LEN: usize = 9 + 64 + 1;
 #[derive(Debug)]
 pub(crate) struct Head<'a> {
     pub seq: u64,
-    pub id: &'a str,
+    pub id: &'a [u8],
     pub time_ms: i64,
-    pub trace_id: Option<&'a str>,
-    pub agent: &'a str,
-    pub action: &'a str,
-    pub target: Option<&'a str>,
+    pub trace_id: Option<&'a [u8]>,
+    pub agent: &'a [u8],
+    pub action: &'a [u8],
+    pub target: Option<&'a [u8]>,
     pub decision: &'a str,
-    pub rule: Option<&'a str>,
-    pub reason: Option<&'a str>,
+    pub rule: Option<&'a [u8]>,
+    pub reason: Option<&'a [u8]>,
     pub risk: Option<&'a str>,
     pub retry_after_s: Option<u64>,
-    pub revision: &'a str,
+    pub revision: &'a [u8],
     /// The previous record's hash, as 64 hex digits.
-    pub prev: &'a str,
+    pub prev: &'a [u8],
 }
 
 /// Where each field's JSON value sits in a line (a string, or `null`
@@ -67,10 +79,10 @@ pub(crate) struct Spans {
 /// and including `prev`. `chain` and `context` write those two values'
 /// JSON. Returns where the fields landed.
 pub(crate) fn write_body(
-    out: &mut String,
+    out: &mut Vec<u8>,
     head: &Head<'_>,
-    chain: impl FnOnce(&mut String),
-    context: impl FnOnce(&mut String),
+    chain: impl FnOnce(&mut Vec<u8>),
+    context: impl FnOnce(&mut Vec<u8>),
 ) -> Spans {
     out.clear();
     append_body(out, head, &mut TimeCache::default(), chain, context)
@@ -80,11 +92,11 @@ pub(crate) fn write_body(
 /// the spans are relative to where the body begins. `times` remembers the
 /// last second written (records come in time order).
 pub(crate) fn append_body(
-    out: &mut String,
+    out: &mut Vec<u8>,
     head: &Head<'_>,
     times: &mut TimeCache,
-    chain: impl FnOnce(&mut String),
-    context: impl FnOnce(&mut String),
+    chain: impl FnOnce(&mut Vec<u8>),
+    context: impl FnOnce(&mut Vec<u8>),
 ) -> Spans {
     let at = out.len();
     out.push_str("{\"seq\":");
@@ -121,8 +133,8 @@ pub(crate) fn append_body(
     out.push_str(",\"revision\":");
     let revision = spanned(out, at, |out| push_str(out, head.revision));
     out.push_str(",\"prev\":\"");
-    out.push_str(head.prev);
-    out.push('"');
+    out.extend_from_slice(head.prev);
+    out.push(b'"');
     Spans {
         trace_id,
         agent,
@@ -137,14 +149,14 @@ pub(crate) fn append_body(
 }
 
 /// Where what `write` appends lands, relative to `at`.
-fn spanned(out: &mut String, at: usize, write: impl FnOnce(&mut String)) -> Range<usize> {
+fn spanned(out: &mut Vec<u8>, at: usize, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
     let start = out.len() - at;
     write(out);
     start..out.len() - at
 }
 
 /// Appends `,"hash":"<hex>"}`: what ends a line after its body.
-pub(crate) fn push_hash_suffix(out: &mut String, hash: &[u8; 32]) {
+pub(crate) fn push_hash_suffix(out: &mut Vec<u8>, hash: &[u8; 32]) {
     out.push_str(",\"hash\":\"");
     push_hex(out, hash);
     out.push_str("\"}");
@@ -158,47 +170,47 @@ pub(crate) fn hash_body(body: &[u8]) -> [u8; 32] {
 /// Writes a list of strings as a JSON array (what the packed chain
 /// writer must equal).
 #[cfg(test)]
-pub(crate) fn push_str_list(out: &mut String, items: &[String]) {
-    out.push('[');
+pub(crate) fn push_str_list(out: &mut Vec<u8>, items: &[String]) {
+    out.push(b'[');
     for (i, s) in items.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         push_str(out, s);
     }
-    out.push(']');
+    out.push(b']');
 }
 
 /// Writes a context map as a JSON object, keys in map order (what the
 /// packed map writer must equal, unmasked).
 #[cfg(test)]
-pub(crate) fn push_map(out: &mut String, map: &std::collections::BTreeMap<String, Value>) {
-    out.push('{');
+pub(crate) fn push_map(out: &mut Vec<u8>, map: &std::collections::BTreeMap<String, Value>) {
+    out.push(b'{');
     for (i, (k, v)) in map.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         push_str(out, k);
-        out.push(':');
+        out.push(b':');
         push_value(out, v);
     }
-    out.push('}');
+    out.push(b'}');
 }
 
 /// Writes a packed chain (see [`super::queue`]) as [`push_str_list`]
 /// writes the list it was packed from. `None` when the buffer is not a
 /// packed chain.
-pub(crate) fn push_packed_chain(out: &mut String, r: Reader<'_>) -> Option<()> {
-    out.push('[');
+pub(crate) fn push_packed_chain(out: &mut Vec<u8>, r: Reader<'_>) -> Option<()> {
+    out.push(b'[');
     let mut first = true;
     r.chain(|a| {
         if !first {
-            out.push(',');
+            out.push(b',');
         }
         first = false;
         push_str(out, a);
     })?;
-    out.push(']');
+    out.push(b']');
     Some(())
 }
 
@@ -207,28 +219,28 @@ pub(crate) fn push_packed_chain(out: &mut String, r: Reader<'_>) -> Option<()> {
 /// under a key `masked` picks is written as `"***"`, at any depth. `None`
 /// when the buffer is not a packed map.
 pub(crate) fn push_packed_map(
-    out: &mut String,
+    out: &mut Vec<u8>,
     r: &mut Reader<'_>,
-    masked: &mut impl FnMut(&str) -> bool,
+    masked: &mut impl FnMut(&[u8]) -> bool,
 ) -> Option<()> {
     let n = r.map_len()?;
     push_packed_entries(out, r, n, masked)
 }
 
 fn push_packed_entries(
-    out: &mut String,
+    out: &mut Vec<u8>,
     r: &mut Reader<'_>,
     n: usize,
-    masked: &mut impl FnMut(&str) -> bool,
+    masked: &mut impl FnMut(&[u8]) -> bool,
 ) -> Option<()> {
-    out.push('{');
+    out.push(b'{');
     for i in 0..n {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         let k = r.key()?;
         push_str(out, k);
-        out.push(':');
+        out.push(b':');
         let v = r.value()?;
         if masked(k) {
             r.skip(&v)?;
@@ -237,15 +249,15 @@ fn push_packed_entries(
             push_packed_value(out, r, v, masked)?;
         }
     }
-    out.push('}');
+    out.push(b'}');
     Some(())
 }
 
 fn push_packed_value(
-    out: &mut String,
+    out: &mut Vec<u8>,
     r: &mut Reader<'_>,
     v: Val<'_>,
-    masked: &mut impl FnMut(&str) -> bool,
+    masked: &mut impl FnMut(&[u8]) -> bool,
 ) -> Option<()> {
     match v {
         Val::Null => out.push_str("null"),
@@ -254,15 +266,15 @@ fn push_packed_value(
         Val::Number(n) => push_number(out, n),
         Val::String(s) => push_str(out, s),
         Val::List(n) => {
-            out.push('[');
+            out.push(b'[');
             for i in 0..n {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 let item = r.value()?;
                 push_packed_value(out, r, item, masked)?;
             }
-            out.push(']');
+            out.push(b']');
         }
         Val::Map(n) => push_packed_entries(out, r, n, masked)?,
     }
@@ -298,7 +310,7 @@ pub(crate) fn unquote(json: &str) -> Option<Cow<'_, str>> {
 }
 
 #[cfg(test)]
-fn push_value(out: &mut String, v: &Value) {
+fn push_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -306,14 +318,14 @@ fn push_value(out: &mut String, v: &Value) {
         Value::Number(n) => push_number(out, *n),
         Value::String(s) => push_str(out, s),
         Value::List(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 push_value(out, item);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Map(map) => push_map(out, map),
     }
@@ -322,7 +334,7 @@ fn push_value(out: &mut String, v: &Value) {
 /// Numbers in their shortest form: integers without a fraction, others
 /// as Rust's shortest round-tripping decimal; NaN and infinities (which
 /// JSON cannot hold) as `null`.
-fn push_number(out: &mut String, n: f64) {
+fn push_number(out: &mut Vec<u8>, n: f64) {
     if !n.is_finite() {
         out.push_str("null");
     } else if n.fract() == 0.0 && n.abs() < 1e15 {
@@ -331,7 +343,10 @@ fn push_number(out: &mut String, n: f64) {
             reason = "an integral value below 1e15 fits an i64 exactly"
         )]
         let i = n as i64;
-        let _ = write!(out, "{i}");
+        if i < 0 {
+            out.push(b'-');
+        }
+        push_u64(out, i.unsigned_abs());
     } else {
         let _ = write!(out, "{n}");
     }
@@ -339,7 +354,7 @@ fn push_number(out: &mut String, n: f64) {
 
 /// A decimal number without the formatting machinery (this runs several
 /// times per record).
-pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {
@@ -352,13 +367,11 @@ pub(crate) fn push_u64(out: &mut String, mut n: u64) {
             break;
         }
     }
-    for &d in buf.get(i..).unwrap_or(&[]) {
-        out.push(char::from(d));
-    }
+    out.extend_from_slice(buf.get(i..).unwrap_or(&[]));
 }
 
 /// At least `width` digits, zero-padded (`n` is not negative here).
-fn push_padded(out: &mut String, n: i64, width: usize) {
+fn push_padded(out: &mut Vec<u8>, n: i64, width: usize) {
     let n = n.unsigned_abs();
     let mut digits = 1;
     let mut m = n / 10;
@@ -367,12 +380,12 @@ fn push_padded(out: &mut String, n: i64, width: usize) {
         m /= 10;
     }
     for _ in digits..width {
-        out.push('0');
+        out.push(b'0');
     }
     push_u64(out, n);
 }
 
-fn push_opt(out: &mut String, s: Option<&str>) {
+fn push_opt(out: &mut Vec<u8>, s: Option<impl AsRef<[u8]>>) {
     match s {
         Some(s) => push_str(out, s),
         None => out.push_str("null"),
@@ -429,12 +442,14 @@ fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
 }
 
 /// A JSON string: `"`, `\\` and control characters escaped, nothing else.
-pub(crate) fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
+/// `s` is UTF-8 (text, or bytes packed from text).
+pub(crate) fn push_str(out: &mut Vec<u8>, s: impl AsRef<[u8]>) {
+    let bytes = s.as_ref();
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
     let mut run = 0;
     while let Some(at) = next_escape(bytes, run) {
-        out.push_str(s.get(run..at).unwrap_or(""));
+        out.extend_from_slice(bytes.get(run..at).unwrap_or(&[]));
         match bytes.get(at).copied().unwrap_or(0) {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -447,28 +462,27 @@ pub(crate) fn push_str(out: &mut String, s: &str) {
         }
         run = at + 1;
     }
-    out.push_str(s.get(run..).unwrap_or(""));
-    out.push('"');
+    out.extend_from_slice(bytes.get(run..).unwrap_or(&[]));
+    out.push(b'"');
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(
-            HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'),
-        ));
-        out.push(char::from(
-            HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0'),
-        ));
+        out.push(HEX.get(usize::from(b >> 4)).copied().unwrap_or(b'0'));
+        out.push(HEX.get(usize::from(b & 15)).copied().unwrap_or(b'0'));
     }
 }
 
 /// Lowercase hex of a hash.
 pub(crate) fn hex(bytes: &[u8; 32]) -> String {
-    let mut s = String::with_capacity(64);
-    push_hex(&mut s, bytes);
-    s
+    bytes
+        .iter()
+        .flat_map(|b| [b >> 4, b & 15])
+        .map(|n| char::from(HEX.get(usize::from(n)).copied().unwrap_or(b'0')))
+        .collect()
 }
 
 /// Parses 64 hex digits.
@@ -491,26 +505,26 @@ pub(crate) fn unhex(s: &[u8]) -> Option<[u8; 32]> {
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian,
 /// UTC), without a time-zone library (the writer uses [`TimeCache`]).
 #[cfg(test)]
-pub(crate) fn push_time(out: &mut String, ms: i64) {
+pub(crate) fn push_time(out: &mut Vec<u8>, ms: i64) {
     push_date_time(out, ms.div_euclid(1000));
     push_millis(out, ms);
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of Unix seconds.
-fn push_date_time(out: &mut String, secs: i64) {
+fn push_date_time(out: &mut Vec<u8>, secs: i64) {
     let days = secs.div_euclid(86_400);
     let sod = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     if y < 0 {
-        out.push('-');
+        out.push(b'-');
     }
     push_padded(out, y, 4);
     for (sep, v, w) in [
-        ('-', m, 2),
-        ('-', d, 2),
-        ('T', sod / 3600, 2),
-        (':', sod / 60 % 60, 2),
-        (':', sod % 60, 2),
+        (b'-', m, 2),
+        (b'-', d, 2),
+        (b'T', sod / 3600, 2),
+        (b':', sod / 60 % 60, 2),
+        (b':', sod % 60, 2),
     ] {
         out.push(sep);
         push_padded(out, v, w);
@@ -518,11 +532,11 @@ fn push_date_time(out: &mut String, secs: i64) {
 }
 
 /// `.mmmZ`.
-fn push_millis(out: &mut String, ms: i64) {
+fn push_millis(out: &mut Vec<u8>, ms: i64) {
     let milli = ms.rem_euclid(1000);
-    out.push('.');
+    out.push(b'.');
     push_padded(out, milli, 3);
-    out.push('Z');
+    out.push(b'Z');
 }
 
 /// [`push_time`] remembering the last second written: records come in
@@ -530,18 +544,18 @@ fn push_millis(out: &mut String, ms: i64) {
 #[derive(Debug, Default)]
 pub(crate) struct TimeCache {
     secs: Option<i64>,
-    text: String,
+    text: Vec<u8>,
 }
 
 impl TimeCache {
-    pub(crate) fn push(&mut self, out: &mut String, ms: i64) {
+    pub(crate) fn push(&mut self, out: &mut Vec<u8>, ms: i64) {
         let secs = ms.div_euclid(1000);
         if self.secs != Some(secs) {
             self.text.clear();
             push_date_time(&mut self.text, secs);
             self.secs = Some(secs);
         }
-        out.push_str(&self.text);
+        out.extend_from_slice(&self.text);
         push_millis(out, ms);
     }
 }
@@ -562,38 +576,44 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+
+    fn text(bytes: Vec<u8>) -> String {
+        String::from_utf8(bytes).unwrap()
+    }
 
     #[test]
     fn a_body_appended_to_a_batch_is_the_body_written_alone() {
         let mut times = TimeCache::default();
-        let mut batch = String::from("{\"an earlier\":\"line\"}\n");
+        let mut batch = b"{\"an earlier\":\"line\"}\n".to_vec();
         // Bodies of many lengths and times, some sharing a second.
         for n in 0..40 {
             let reason = "r\"".repeat(n);
             let head = Head {
                 seq: 7,
-                id: "00ff-7",
+                id: b"00ff-7",
                 time_ms: 1_736_953_200_123 + 97 * n as i64,
-                trace_id: (n % 2 == 0).then_some("t"),
-                agent: "a",
-                action: "tool:call",
+                trace_id: (n % 2 == 0).then_some(&b"t"[..]),
+                agent: b"a",
+                action: b"tool:call",
                 target: None,
                 decision: "allow",
-                rule: Some("x"),
-                reason: Some(&reason),
+                rule: Some(b"x"),
+                reason: Some(reason.as_bytes()),
                 risk: None,
                 retry_after_s: Some(3),
-                revision: "rev",
-                prev: "ab",
+                revision: b"rev",
+                prev: b"ab",
             };
-            let chain = |out: &mut String| out.push_str("[\"a\"]");
-            let context = |out: &mut String| out.push_str("{}");
-            let mut alone = String::from("left over");
+            let chain = |out: &mut Vec<u8>| out.extend_from_slice(b"[\"a\"]");
+            let context = |out: &mut Vec<u8>| out.extend_from_slice(b"{}");
+            let mut alone = b"left over".to_vec();
             let spans = write_body(&mut alone, &head, chain, context);
             let start = batch.len();
             let appended = append_body(&mut batch, &head, &mut times, chain, context);
-            assert_eq!(batch.get(start..), Some(alone.as_str()));
+            assert_eq!(batch.get(start..), Some(alone.as_slice()));
+            let alone = text(alone);
             for (a, b) in [
                 (&spans.trace_id, &appended.trace_id),
                 (&spans.chain, &appended.chain),
@@ -608,7 +628,7 @@ mod tests {
                 Some(reason.as_str())
             );
             assert_eq!(alone.get(spans.target.clone()), Some("null"));
-            batch.push('\n');
+            batch.push(b'\n');
         }
     }
 
@@ -629,16 +649,16 @@ mod tests {
             for at in 0..len {
                 for c in specials {
                     let s: String = (0..len).map(|i| if i == at { c } else { 'a' }).collect();
-                    let mut fast = String::new();
+                    let mut fast = Vec::new();
                     push_str(&mut fast, &s);
-                    assert_eq!(fast, slow(&s), "{s:?}");
+                    assert_eq!(text(fast), slow(&s), "{s:?}");
                 }
             }
         }
         let all: String = (0u8..=127).map(char::from).collect();
-        let mut fast = String::new();
+        let mut fast = Vec::new();
         push_str(&mut fast, &all);
-        assert_eq!(fast, slow(&all));
+        assert_eq!(text(fast), slow(&all));
     }
 
     #[test]
@@ -658,7 +678,7 @@ mod tests {
             i64::MIN,
             i64::MAX,
         ] {
-            let (mut a, mut b) = (String::new(), String::new());
+            let (mut a, mut b) = (Vec::new(), Vec::new());
             push_time(&mut a, ms);
             cache.push(&mut b, ms);
             assert_eq!(a, b, "{ms}");
@@ -667,36 +687,36 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_utc_with_milliseconds() {
-        let mut s = String::new();
-        push_time(&mut s, 0);
-        assert_eq!(s, "1970-01-01T00:00:00.000Z");
-        s.clear();
-        push_time(&mut s, 1_736_953_200_123);
-        assert_eq!(s, "2025-01-15T15:00:00.123Z");
-        s.clear();
-        push_time(&mut s, 951_782_400_000); // a leap day
-        assert_eq!(s, "2000-02-29T00:00:00.000Z");
-        s.clear();
-        push_time(&mut s, -1);
-        assert_eq!(s, "1969-12-31T23:59:59.999Z");
+        for (ms, want) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_736_953_200_123, "2025-01-15T15:00:00.123Z"),
+            (951_782_400_000, "2000-02-29T00:00:00.000Z"), // a leap day
+            (-1, "1969-12-31T23:59:59.999Z"),
+        ] {
+            let mut s = Vec::new();
+            push_time(&mut s, ms);
+            assert_eq!(text(s), want);
+        }
     }
 
     #[test]
     fn strings_and_numbers_are_written_one_way() {
-        let mut s = String::new();
+        let mut s = Vec::new();
         push_str(&mut s, "a\"b\\c\nd\u{1}é");
-        assert_eq!(s, r#""a\"b\\c\nd\u0001é""#);
-        s.clear();
+        assert_eq!(text(s), r#""a\"b\\c\nd\u0001é""#);
+        let mut s = Vec::new();
         push_value(
             &mut s,
             &Value::List(vec![
                 Value::Number(40.0),
+                Value::Number(-7.0),
                 Value::Number(79.99),
                 Value::Number(f64::NAN),
                 Value::Number(-0.5),
+                Value::Number(1e16),
             ]),
         );
-        assert_eq!(s, "[40,79.99,null,-0.5]");
+        assert_eq!(text(s), "[40,-7,79.99,null,-0.5,10000000000000000]");
     }
 
     #[test]
@@ -728,15 +748,16 @@ mod tests {
             ]),
         ];
         for map in maps {
-            let mut want = String::new();
+            let mut want = Vec::new();
             push_map(&mut want, &map);
+            let want = text(want);
             let mut packed = Vec::new();
             super::super::queue::push_map_for_tests(&mut packed, &map);
-            let mut got = String::new();
+            let mut got = Vec::new();
             let mut r = Reader::new(&packed);
             assert_eq!(push_packed_map(&mut got, &mut r, &mut |_| false), Some(()));
             assert!(r.is_empty());
-            assert_eq!(got, want);
+            assert_eq!(text(got), want);
             // And read back, strings come out as they went in.
             assert_eq!(unquote(&want), None, "an object is not a string");
         }
@@ -767,7 +788,7 @@ mod tests {
                 },
             );
             let p = Reader::new(&packed).record();
-            let (mut want, mut got) = (String::new(), String::new());
+            let (mut want, mut got) = (Vec::new(), Vec::new());
             push_str_list(&mut want, &chain);
             assert_eq!(
                 p.and_then(|p| push_packed_chain(&mut got, p.chain)),
@@ -775,10 +796,10 @@ mod tests {
             );
             assert_eq!(got, want);
         }
-        for text in ["", "plain", "a\"b\\c\nd\re\tf\u{1}é"] {
-            let mut json = String::new();
-            push_str(&mut json, text);
-            assert_eq!(unquote(&json).as_deref(), Some(text));
+        for s in ["", "plain", "a\"b\\c\nd\re\tf\u{1}é"] {
+            let mut json = Vec::new();
+            push_str(&mut json, s);
+            assert_eq!(unquote(&text(json)).as_deref(), Some(s));
         }
         assert_eq!(unquote("null"), None);
     }

@@ -64,7 +64,7 @@ impl Sink for JsonlSink {
     }
 
     fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
-        self.file.write_all(batch.text().as_bytes())
+        self.file.write_all(batch.bytes())
     }
 
     fn sync(&mut self) -> io::Result<()> {

@@ -191,11 +191,11 @@ impl ChainHead {
 
 /// Records sealed together and handed to a [`Sink`] in one call: their
 /// canonical lines one after another, each ending in a newline, in one
-/// buffer ([`Batch::text`]), and each record's fields
+/// buffer ([`Batch::bytes`], UTF-8), and each record's fields
 /// ([`Batch::records`]).
 #[derive(Debug, Default)]
 pub struct Batch {
-    text: String,
+    text: Vec<u8>,
     records: Vec<Sealed>,
 }
 
@@ -218,9 +218,9 @@ struct Sealed {
 
 impl Batch {
     /// Every record's line, in order, each followed by `\n`: what a JSON
-    /// Lines file appends.
+    /// Lines file appends. UTF-8.
     #[must_use]
-    pub fn text(&self) -> &str {
+    pub fn bytes(&self) -> &[u8] {
         &self.text
     }
 
@@ -239,7 +239,12 @@ impl Batch {
     pub fn records(&self) -> impl ExactSizeIterator<Item = SealedRecord<'_>> {
         self.records.iter().map(|meta| SealedRecord {
             meta,
-            line: self.text.get(meta.line.clone()).unwrap_or(""),
+            // Lines are written from text only: this never fails.
+            line: self
+                .text
+                .get(meta.line.clone())
+                .and_then(|l| std::str::from_utf8(l).ok())
+                .unwrap_or(""),
         })
     }
 
@@ -568,8 +573,8 @@ impl AuditLog {
             seq: head.seq,
             prefix,
             prev: head.hash,
-            prev_hex: canonical::hex(&head.hash),
-            id_buf: String::new(),
+            prev_hex: canonical::hex(&head.hash).into_bytes(),
+            id_buf: Vec::new(),
             time: canonical::TimeCache::default(),
             written: 0,
             requested: 0,
@@ -836,8 +841,8 @@ struct Writer {
     prefix: u64,
     /// The last record's hash, and in hex.
     prev: [u8; 32],
-    prev_hex: String,
-    id_buf: String,
+    prev_hex: Vec<u8>,
+    id_buf: Vec<u8>,
     time: canonical::TimeCache,
     /// Records written by this writer.
     written: u64,
@@ -973,7 +978,7 @@ impl Writer {
         // As `DecisionId`'s `Display`, without the formatting machinery.
         self.id_buf.clear();
         canonical::push_hex(&mut self.id_buf, &self.prefix.to_be_bytes());
-        self.id_buf.push('-');
+        self.id_buf.push(b'-');
         canonical::push_u64(&mut self.id_buf, p.seq);
         let head = Head {
             seq: self.seq + 1,
@@ -988,7 +993,7 @@ impl Writer {
             reason: p.reason,
             risk: p.risk.map(Risk::as_str),
             retry_after_s: p.retry_after_s,
-            revision,
+            revision: revision.as_bytes(),
             prev: &self.prev_hex,
         };
         let text = &mut self.batch.text;
@@ -1011,10 +1016,10 @@ impl Writer {
             text.truncate(start);
             return None;
         }
-        let hash = canonical::hash_body(text.get(start..).unwrap_or("").as_bytes());
+        let hash = canonical::hash_body(text.get(start..).unwrap_or(&[]));
         canonical::push_hash_suffix(text, &hash);
         let line = start..text.len();
-        text.push('\n');
+        text.push(b'\n');
         self.seq += 1;
         self.batch.records.push(Sealed {
             seq: self.seq,

@@ -36,9 +36,10 @@ const STRING: u8 = 4;
 const LIST: u8 = 5;
 const MAP: u8 = 6;
 
-/// A record's fields, borrowed: its chain and context as `C` and `X`.
+/// A record's fields: its strings as `S`, its chain and context as `C`
+/// and `X`.
 #[derive(Debug)]
-pub(crate) struct Shape<'a, C, X> {
+pub(crate) struct Shape<S, C, X> {
     pub seq: u64,
     pub time_ms: i64,
     pub decision: Effect,
@@ -46,24 +47,25 @@ pub(crate) struct Shape<'a, C, X> {
     pub retry_after_s: Option<u64>,
     /// Index into the queue's revisions.
     pub revision: u32,
-    pub trace_id: Option<&'a str>,
-    pub agent: &'a str,
-    pub action: &'a str,
-    pub target: Option<&'a str>,
-    pub rule: Option<&'a str>,
-    pub reason: Option<&'a str>,
+    pub trace_id: Option<S>,
+    pub agent: S,
+    pub action: S,
+    pub target: Option<S>,
+    pub rule: Option<S>,
+    pub reason: Option<S>,
     pub chain: C,
     pub context: X,
 }
 
 /// A record to pack, from wherever it comes from (a request and a
 /// decision, or an [`super::AuditRecord`]).
-pub(crate) type Fields<'a> = Shape<'a, &'a [String], &'a BTreeMap<String, Value>>;
+pub(crate) type Fields<'a> = Shape<&'a str, &'a [String], &'a BTreeMap<String, Value>>;
 
-/// A record read back: its strings borrowed from the buffer, its chain
+/// A record read back: its strings borrowed from the buffer (UTF-8: they
+/// were packed from text; not checked again), its chain
 /// (read with [`Reader::chain`]) and context (with
 /// [`Reader::map_len`], [`Reader::key`], [`Reader::value`]) still packed.
-pub(crate) type Packed<'a> = Shape<'a, Reader<'a>, Reader<'a>>;
+pub(crate) type Packed<'a> = Shape<&'a [u8], Reader<'a>, Reader<'a>>;
 
 fn put_u64(buf: &mut Vec<u8>, n: u64) {
     buf.extend_from_slice(&n.to_le_bytes());
@@ -222,18 +224,17 @@ impl<'a> Reader<'a> {
         usize::try_from(self.u64()?).ok()
     }
 
-    fn str(&mut self) -> Option<&'a str> {
+    fn str(&mut self) -> Option<&'a [u8]> {
         let n = self.len()?;
-        std::str::from_utf8(self.bytes(n)?).ok()
+        self.bytes(n)
     }
 
-    fn opt(&mut self) -> Option<Option<&'a str>> {
+    fn opt(&mut self) -> Option<Option<&'a [u8]>> {
         let n = self.u64()?;
         if n == ABSENT {
             return Some(None);
         }
-        let b = self.bytes(usize::try_from(n).ok()?)?;
-        Some(Some(std::str::from_utf8(b).ok()?))
+        Some(Some(self.bytes(usize::try_from(n).ok()?)?))
     }
 
     fn sized(&mut self) -> Option<Reader<'a>> {
@@ -281,7 +282,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A chain's strings, in order, to `each`.
-    pub(crate) fn chain(mut self, mut each: impl FnMut(&'a str)) -> Option<()> {
+    pub(crate) fn chain(mut self, mut each: impl FnMut(&'a [u8])) -> Option<()> {
         let n = self.len()?;
         for _ in 0..n {
             each(self.str()?);
@@ -295,7 +296,7 @@ impl<'a> Reader<'a> {
         self.len()
     }
 
-    pub(crate) fn key(&mut self) -> Option<&'a str> {
+    pub(crate) fn key(&mut self) -> Option<&'a [u8]> {
         self.str()
     }
 
@@ -342,7 +343,7 @@ pub(crate) enum Val<'a> {
     Null,
     Bool(bool),
     Number(f64),
-    String(&'a str),
+    String(&'a [u8]),
     List(usize),
     Map(usize),
 }
@@ -415,16 +416,23 @@ mod tests {
             );
             assert_eq!(
                 (p.trace_id, p.agent, p.action, p.target, p.rule, p.reason),
-                (None, "billing", "tool:call", Some(""), Some("r"), None)
+                (
+                    None,
+                    &b"billing"[..],
+                    &b"tool:call"[..],
+                    Some(&b""[..]),
+                    Some(&b"r"[..]),
+                    None
+                )
             );
             let mut got = Vec::new();
             assert_eq!(p.chain.chain(|a| got.push(a)), Some(()));
-            assert_eq!(got, ["triage", "billing"]);
+            assert_eq!(got, [&b"triage"[..], &b"billing"[..]]);
             let mut c = p.context;
             assert_eq!(c.map_len(), Some(2));
-            assert_eq!(c.key(), Some("amount"));
+            assert_eq!(c.key(), Some(&b"amount"[..]));
             assert_eq!(c.value(), Some(Val::Number(79.99)));
-            assert_eq!(c.key(), Some("nested"));
+            assert_eq!(c.key(), Some(&b"nested"[..]));
             let nested = c.value();
             assert_eq!(nested, Some(Val::Map(1)));
             if let Some(v) = nested {

@@ -196,32 +196,33 @@ fn read_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 fn row_line(row: &Row) -> String {
     let head = Head {
         seq: u64::try_from(row.seq).unwrap_or(0),
-        id: &row.id,
+        id: row.id.as_bytes(),
         time_ms: row.time_ms,
-        trace_id: row.trace_id.as_deref(),
-        agent: &row.agent,
-        action: &row.action,
-        target: row.target.as_deref(),
+        trace_id: row.trace_id.as_deref().map(str::as_bytes),
+        agent: row.agent.as_bytes(),
+        action: row.action.as_bytes(),
+        target: row.target.as_deref().map(str::as_bytes),
         decision: &row.decision,
-        rule: row.rule.as_deref(),
-        reason: row.reason.as_deref(),
+        rule: row.rule.as_deref().map(str::as_bytes),
+        reason: row.reason.as_deref().map(str::as_bytes),
         risk: row.risk.as_deref(),
         retry_after_s: row.retry_after_s.and_then(|s| u64::try_from(s).ok()),
-        revision: &row.revision,
-        prev: &row.prev,
+        revision: row.revision.as_bytes(),
+        prev: row.prev.as_bytes(),
     };
-    let mut line = String::new();
+    let mut line = Vec::new();
     write_body(
         &mut line,
         &head,
-        |out| out.push_str(&row.chain),
-        |out| out.push_str(&row.context),
+        |out| out.extend_from_slice(row.chain.as_bytes()),
+        |out| out.extend_from_slice(row.context.as_bytes()),
     );
     // The stored hash as it is (the verifier compares it).
-    line.push_str(",\"hash\":\"");
-    line.push_str(&row.hash);
-    line.push_str("\"}");
-    line
+    line.extend_from_slice(b",\"hash\":\"");
+    line.extend_from_slice(row.hash.as_bytes());
+    line.extend_from_slice(b"\"}");
+    // Built of text only.
+    String::from_utf8(line).unwrap_or_default()
 }
 
 /// Every record of an SQLite log as its canonical JSON line, in storage
