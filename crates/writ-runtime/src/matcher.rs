@@ -19,7 +19,53 @@ pub enum Matcher {
     Prefix(String),
     Suffix(String),
     Any,
-    Dfa(Box<DFA<Vec<u32>>>),
+    Dfa(Box<Glob>),
+}
+
+/// A pattern's automaton, and the bytes a match can begin with (so that
+/// most strings are told apart by one table lookup, without running it).
+#[derive(Clone, Debug)]
+pub struct Glob {
+    dfa: DFA<Vec<u32>>,
+    /// Bit `b` set: some match begins with byte `b`.
+    first: [u64; 4],
+}
+
+impl Glob {
+    fn new(dfa: DFA<Vec<u32>>) -> Glob {
+        let mut first = [u64::MAX; 4];
+        // From the anchored start state, a byte that leads to the dead
+        // state begins no match. (A start state that cannot be computed
+        // leaves every byte possible: the automaton decides.)
+        if let Ok(start) = dfa.start_state_forward(&Input::new("").anchored(Anchored::Yes)) {
+            first = [0; 4];
+            for b in 0..=255u8 {
+                if !dfa.is_dead_state(dfa.next_state(start, b))
+                    && let Some(word) = first.get_mut(usize::from(b >> 6))
+                {
+                    *word |= 1 << (b & 63);
+                }
+            }
+        }
+        Glob { dfa, first }
+    }
+
+    fn may_begin(&self, b: u8) -> bool {
+        self.first
+            .get(usize::from(b >> 6))
+            .is_some_and(|w| w & (1 << (b & 63)) != 0)
+    }
+
+    fn is_match(&self, s: &str) -> bool {
+        if let Some(&b) = s.as_bytes().first()
+            && !self.may_begin(b)
+        {
+            return false;
+        }
+        self.dfa
+            .try_search_fwd(&Input::new(s).anchored(Anchored::Yes))
+            .is_ok_and(|m| m.is_some())
+    }
 }
 
 impl Matcher {
@@ -39,11 +85,13 @@ impl Matcher {
     /// # Errors
     /// When the bytes are not a valid DFA.
     pub fn dfa(text: &str, bytes: &[u8]) -> Result<Matcher, LoadError> {
-        Ok(Matcher::Dfa(Box::new(load_dfa(bytes).map_err(|e| {
-            LoadError::Corrupt(format!(
-                "the automaton of pattern \"{text}\" is invalid: {e}"
-            ))
-        })?)))
+        Ok(Matcher::Dfa(Box::new(Glob::new(load_dfa(bytes).map_err(
+            |e| {
+                LoadError::Corrupt(format!(
+                    "the automaton of pattern \"{text}\" is invalid: {e}"
+                ))
+            },
+        )?))))
     }
 
     #[must_use]
@@ -53,9 +101,7 @@ impl Matcher {
             Matcher::Prefix(p) => s.starts_with(p.as_str()),
             Matcher::Suffix(p) => s.ends_with(p.as_str()),
             Matcher::Any => true,
-            Matcher::Dfa(dfa) => dfa
-                .try_search_fwd(&Input::new(s).anchored(Anchored::Yes))
-                .is_ok_and(|m| m.is_some()),
+            Matcher::Dfa(glob) => glob.is_match(s),
         }
     }
 }
@@ -493,5 +539,78 @@ impl ActionIndex {
                 f(*r);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use regex_automata::dfa::{StartKind, dense};
+
+    fn glob(re: &str) -> Glob {
+        let dfa = dense::Builder::new()
+            .syntax(regex_automata::util::syntax::Config::new().utf8(false))
+            .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
+            .configure(dense::Config::new().start_kind(StartKind::Anchored))
+            .build(re);
+        let Ok(dfa) = dfa else {
+            unreachable!("{re} builds")
+        };
+        Glob::new(dfa)
+    }
+
+    #[test]
+    fn the_first_byte_filter_never_changes_an_answer() {
+        let patterns = [
+            r"(?-u)job:run.[ab]$",
+            r"(?i-u)job:run.*$",
+            r"(?-u).*_read$",
+            r"(?-u)(read|write):doc$",
+            r"(?-u)[rw].*$",
+            r"(?-u)$",
+            r"(?-u)(|x)y?$",
+            r"(?-u)\xC3\xA9.*$",
+            r"(?-u)[^t].*$",
+        ];
+        let inputs = [
+            "",
+            "j",
+            "job:runxa",
+            "job:runxc",
+            "JOB:RUN",
+            "Job:run",
+            "tool:call",
+            "x_read",
+            "_read",
+            "read:doc",
+            "write:doc",
+            "wx",
+            "rx",
+            "é",
+            "éa",
+            "e",
+            "x",
+            "y",
+            "xy",
+            "t",
+            "u",
+            "\u{0}",
+            "ÿ",
+        ];
+        for re in patterns {
+            let g = glob(re);
+            for s in inputs {
+                let plain = g
+                    .dfa
+                    .try_search_fwd(&Input::new(s).anchored(Anchored::Yes))
+                    .is_ok_and(|m| m.is_some());
+                assert_eq!(g.is_match(s), plain, "{re} on {s:?}");
+            }
+        }
+        // And it does filter: only `j` (in either case) begins a match.
+        let g = glob(r"(?i-u)job:run.*$");
+        let begins: Vec<u8> = (0..=255u8).filter(|&b| g.may_begin(b)).collect();
+        assert_eq!(begins, b"Jj");
+        assert!((0..=255u8).all(|b| glob(r"(?s-u).*_read$").may_begin(b)));
     }
 }
