@@ -5,8 +5,8 @@
 //! `cargo bench -p writ-bench --bench services`
 //!
 //! - `bare`: `Runtime::check` on a rule without a limit, nothing recorded.
-//! - `limited`: the same rule with a limit that is never reached (the
-//!   store is looked at while deciding and the amount taken once allowed).
+//! - `limited`: the same request, on the same policy but for the rule's
+//!   limit, which is never reached (the amount is taken once allowed).
 //! - `limited_audited`: that, plus the decision recorded in the audit log
 //!   (`AuditLog::record_decision`: a record the writer handed back is
 //!   filled from the request and decision and queued for the writer).
@@ -14,6 +14,11 @@
 //! - `limited_audited_busy`: the same while the log's threads format and
 //!   write the previous records on the other core (on a 2-core machine
 //!   they also take turns on this one).
+//!
+//! - `services/paired` (printed last): the same three, timed in turns
+//!   within each of 400 rounds, and the medians of the per-round
+//!   differences — the overheads this bench is about, robust to the
+//!   machine's speed drifting between the runs above.
 //!
 //! The decisions are timed in bursts of 2,048 and the audit log flushed
 //! between bursts (untimed) so that its queue has room, as it does when
@@ -29,26 +34,33 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use writ_runtime::audit::{AuditLog, AuditOptions, JsonlSink, revision_of};
 use writ_runtime::{Request, Runtime};
 
-const POLICY: &str = r#"
+/// The same rule twice, once with a limit that is never reached: the two
+/// runtimes differ in nothing else, so the difference is the limit's.
+const BARE: &str = r#"
 policy "services" {
   default deny
 }
 
-rule bare: allow "tool:call" on "lookup"
+rule refunds: allow "tool:call" on "refund"
+"#;
 
-rule limited: allow "tool:call" on "refund"
+const LIMITED: &str = r#"
+policy "services" {
+  default deny
+}
+
+rule refunds: allow "tool:call" on "refund"
   limit 1000000000 per day
 "#;
 
 fn bench(c: &mut Criterion) {
-    let runtime = Runtime::from_vec(writ_bench::compile_bundle(POLICY)).expect("bundle");
+    let bare_rt = Runtime::from_vec(writ_bench::compile_bundle(BARE)).expect("bundle");
+    let runtime = Runtime::from_vec(writ_bench::compile_bundle(LIMITED)).expect("bundle");
     let revision = revision_of(runtime.header());
-    let mut bare = Request::new("billing-agent", "tool:call");
-    bare.target = Some("lookup".to_owned());
-    bare.trace_id = Some("trace-1".to_owned());
-    let mut limited = bare.clone();
+    let mut limited = Request::new("billing-agent", "tool:call");
     limited.target = Some("refund".to_owned());
-    assert!(runtime.check(&bare).is_allowed() && runtime.check(&limited).is_allowed());
+    limited.trace_id = Some("trace-1".to_owned());
+    assert!(bare_rt.check(&limited).is_allowed() && runtime.check(&limited).is_allowed());
 
     let dir = std::env::temp_dir().join(format!("writ-bench-services-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -70,7 +82,7 @@ fn bench(c: &mut Criterion) {
     g.sample_size(50);
     g.measurement_time(Duration::from_secs(5));
     g.bench_function("bare", |b| {
-        b.iter(|| black_box(runtime.check(black_box(&bare)).is_allowed()));
+        b.iter(|| black_box(bare_rt.check(black_box(&limited)).is_allowed()));
     });
     g.bench_function("limited", |b| {
         b.iter(|| black_box(runtime.check(black_box(&limited)).is_allowed()));
@@ -99,9 +111,73 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| audited(&busy, iters));
     });
     g.finish();
+    paired(&bare_rt, &runtime, &limited, &log, &revision);
     drop(log);
     drop(busy);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The overheads measured in pairs: rounds that time a burst of each
+/// variant one after the other, so that each round's differences compare
+/// decisions made under the same conditions (this machine's speed drifts
+/// by a fifth from minute to minute, more than the overheads measured).
+/// Prints the medians of the per-round differences.
+fn paired(
+    bare_rt: &Runtime,
+    runtime: &Runtime,
+    req: &Request,
+    log: &AuditLog,
+    revision: &std::sync::Arc<str>,
+) {
+    const ROUNDS: usize = 400;
+    const BURST: u32 = 2048;
+    let per_op = |f: &mut dyn FnMut()| {
+        let start = std::time::Instant::now();
+        for _ in 0..BURST {
+            f();
+        }
+        start.elapsed().as_secs_f64() * 1e9 / f64::from(BURST)
+    };
+    let mut rows: [Vec<f64>; 5] = Default::default();
+    for _ in 0..ROUNDS {
+        let bare = per_op(&mut || {
+            black_box(bare_rt.check(black_box(req)).is_allowed());
+        });
+        let limited = per_op(&mut || {
+            black_box(runtime.check(black_box(req)).is_allowed());
+        });
+        let audited = per_op(&mut || {
+            let d = runtime.check(black_box(req));
+            black_box(log.record_decision(req, &d, revision, d.time_ms));
+        });
+        log.flush().expect("flush");
+        for (row, v) in
+            rows.iter_mut()
+                .zip([bare, limited, audited, limited - bare, audited - bare])
+        {
+            row.push(v);
+        }
+    }
+    println!("services/paired ({ROUNDS} rounds of {BURST} decisions each; median [p10 p90] ns):");
+    for (name, row) in [
+        "bare",
+        "limited",
+        "limited_audited",
+        "overhead: limit",
+        "overhead: limit + audit",
+    ]
+    .iter()
+    .zip(rows.iter_mut())
+    {
+        row.sort_by(f64::total_cmp);
+        let at = |q: f64| row[((row.len() - 1) as f64 * q) as usize];
+        println!(
+            "  {name:<26} {:7.1}  [{:7.1} {:7.1}]",
+            at(0.5),
+            at(0.1),
+            at(0.9)
+        );
+    }
 }
 
 criterion_group!(benches, bench);

@@ -767,27 +767,24 @@ mod tests {
             vec!["a".to_owned()],
             vec!["tri\"age".to_owned(), "b".to_owned()],
         ] {
-            let mut packed = Vec::new();
-            super::super::queue::push(
-                &mut packed,
-                &super::super::queue::Fields {
-                    seq: 1,
-                    time_ms: 0,
-                    decision: crate::Effect::Allow,
-                    risk: None,
-                    retry_after_s: None,
-                    revision: 0,
-                    trace_id: None,
-                    agent: "a",
-                    action: "b",
-                    target: None,
-                    rule: None,
-                    reason: None,
-                    chain: &chain,
-                    context: &empty,
-                },
-            );
-            let p = Reader::new(&packed).record();
+            let mut packed = super::super::queue::Queue::default();
+            packed.push(&super::super::queue::Fields {
+                seq: 1,
+                time_ms: 0,
+                decision: crate::Effect::Allow,
+                risk: None,
+                retry_after_s: None,
+                revision: 0,
+                trace_id: None,
+                agent: "a",
+                action: "b",
+                target: None,
+                rule: None,
+                reason: None,
+                chain: &chain,
+                context: &empty,
+            });
+            let p = Reader::new(packed.bytes()).record();
             let (mut want, mut got) = (Vec::new(), Vec::new());
             push_str_list(&mut want, &chain);
             assert_eq!(

@@ -472,7 +472,7 @@ struct Shared {
 struct State {
     /// Records not yet taken by the writer, packed in order (see
     /// [`queue`]).
-    queue: Vec<u8>,
+    queue: queue::Queue,
     /// How many records `queue` holds.
     count: usize,
     /// The revisions named by the queued records, by index.
@@ -542,7 +542,7 @@ impl AuditLog {
         let capacity = options.capacity.max(1);
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
-                queue: Vec::with_capacity(1 << 16),
+                queue: queue::Queue::with_capacity(1 << 16),
                 count: 0,
                 revisions: Vec::new(),
                 capacity,
@@ -637,26 +637,23 @@ impl AuditLog {
         time_ms: i64,
     ) -> DecisionId {
         let reason = d.reason_text(req);
-        self.enqueue(revision, |buf, seq, revision| {
-            queue::push(
-                buf,
-                &Fields {
-                    seq,
-                    time_ms,
-                    decision: d.effect,
-                    risk: d.risk,
-                    retry_after_s: d.retry_after_s,
-                    revision,
-                    trace_id: req.trace_id.as_deref(),
-                    agent: &req.agent,
-                    action: &req.action,
-                    target: req.target.as_deref(),
-                    rule: d.rule,
-                    reason: reason.as_deref(),
-                    chain: &req.chain,
-                    context: &req.context,
-                },
-            );
+        self.enqueue(revision, |q, seq, revision| {
+            q.push(&Fields {
+                seq,
+                time_ms,
+                decision: d.effect,
+                risk: d.risk,
+                retry_after_s: d.retry_after_s,
+                revision,
+                trace_id: req.trace_id.as_deref(),
+                agent: &req.agent,
+                action: &req.action,
+                target: req.target.as_deref(),
+                rule: d.rule,
+                reason: reason.as_deref(),
+                chain: &req.chain,
+                context: &req.context,
+            });
         })
     }
 
@@ -664,26 +661,23 @@ impl AuditLog {
     /// [`AuditLog::record_decision`] does (the record is copied; keep or
     /// reuse it).
     pub fn record(&self, rec: &AuditRecord) -> DecisionId {
-        self.enqueue(&rec.revision, |buf, seq, revision| {
-            queue::push(
-                buf,
-                &Fields {
-                    seq,
-                    time_ms: rec.time_ms,
-                    decision: rec.decision,
-                    risk: rec.risk,
-                    retry_after_s: rec.retry_after_s,
-                    revision,
-                    trace_id: rec.trace_id.as_deref(),
-                    agent: &rec.agent,
-                    action: &rec.action,
-                    target: rec.target.as_deref(),
-                    rule: rec.rule.as_deref(),
-                    reason: rec.reason.as_deref(),
-                    chain: &rec.chain,
-                    context: &rec.context,
-                },
-            );
+        self.enqueue(&rec.revision, |q, seq, revision| {
+            q.push(&Fields {
+                seq,
+                time_ms: rec.time_ms,
+                decision: rec.decision,
+                risk: rec.risk,
+                retry_after_s: rec.retry_after_s,
+                revision,
+                trace_id: rec.trace_id.as_deref(),
+                agent: &rec.agent,
+                action: &rec.action,
+                target: rec.target.as_deref(),
+                rule: rec.rule.as_deref(),
+                reason: rec.reason.as_deref(),
+                chain: &rec.chain,
+                context: &rec.context,
+            });
         })
     }
 
@@ -692,7 +686,7 @@ impl AuditLog {
     fn enqueue(
         &self,
         revision: &Arc<str>,
-        push: impl FnOnce(&mut Vec<u8>, u64, u32),
+        push: impl FnOnce(&mut queue::Queue, u64, u32),
     ) -> DecisionId {
         let mut st = self.shared.lock();
         st.queued += 1;
@@ -864,7 +858,7 @@ impl Writer {
     fn run(mut self, interval: Duration) {
         let idle_limit = (Duration::from_secs(1).as_micros() / interval.as_micros().max(1)).max(1);
         let mut idle = 0u128;
-        let mut taken: Vec<u8> = Vec::new();
+        let mut taken = queue::Queue::default();
         let mut revisions: Vec<Arc<str>> = Vec::new();
         loop {
             let (count, flush_to, stopping) = {
@@ -882,7 +876,7 @@ impl Writer {
                 }
                 (count, st.flush_to, st.stopping)
             };
-            let mut result = self.write_all(&taken, &revisions);
+            let mut result = self.write_all(taken.bytes(), &revisions);
             let must_sync = stopping
                 || flush_to > self.requested
                 || (self.syncer.is_some() && self.unsynced_bytes >= SYNC_EVERY_BYTES);

@@ -9,15 +9,21 @@
 //! make the writer chase a dozen pointers into memory last written on
 //! another core; a packed record is a few cache lines read in sequence.
 //!
-//! Layout of one record (integers little-endian, lengths as `u64`, an
-//! absent string as the length `u64::MAX`):
+//! Layout of one record (integers little-endian; a length is a `u32`,
+//! or `u32::MAX` and a `u64`):
 //!
 //! ```text
 //! seq u64 · time_ms i64 · decision u8 · risk u8 (0 none) · retry flag u8
-//! · retry u64 · revision index u32 · trace_id? · agent · action · target?
-//! · rule? · reason? · chain (byte length, count, strings)
+//! · retry u64 · revision index u32 · trace_id · agent · action · target
+//! · rule · reason · chain (byte length, count, strings)
 //! · context (byte length, map)
 //! ```
+//!
+//! Each of the six named strings is a tag — absent, the same as in the
+//! record before (in this buffer), or new and its length and bytes — so
+//! the agent, action, rule and the like that most decisions repeat cost
+//! one byte each: fewer bytes for the deciding thread to write into memory
+//! the writer last read.
 //!
 //! A value is a tag byte (null, false, true, number, string, list, map)
 //! and its content; a map is a count and key, value pairs.
@@ -26,7 +32,12 @@ use std::collections::BTreeMap;
 
 use crate::{Effect, Risk, Value};
 
-const ABSENT: u64 = u64::MAX;
+/// The named strings' tags.
+const ABSENT: u8 = 0;
+const SAME: u8 = 1;
+const NEW: u8 = 2;
+/// How many named strings a record has.
+const NAMED: usize = 6;
 
 const NULL: u8 = 0;
 const FALSE: u8 = 1;
@@ -72,19 +83,18 @@ fn put_u64(buf: &mut Vec<u8>, n: u64) {
 }
 
 fn put_len(buf: &mut Vec<u8>, n: usize) {
-    put_u64(buf, n as u64);
+    match u32::try_from(n) {
+        Ok(small) if small < u32::MAX => buf.extend_from_slice(&small.to_le_bytes()),
+        _ => {
+            buf.extend_from_slice(&u32::MAX.to_le_bytes());
+            put_u64(buf, n as u64);
+        }
+    }
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
     put_len(buf, s.len());
     buf.extend_from_slice(s.as_bytes());
-}
-
-fn put_opt(buf: &mut Vec<u8>, s: Option<&str>) {
-    match s {
-        Some(s) => put_str(buf, s),
-        None => put_u64(buf, ABSENT),
-    }
 }
 
 /// Writes a length placeholder; [`end_sized`] fills it in.
@@ -159,32 +169,86 @@ fn risk_code(r: Option<Risk>) -> u8 {
     }
 }
 
-/// Appends one record to the queue's buffer.
-pub(crate) fn push(buf: &mut Vec<u8>, f: &Fields<'_>) {
-    put_u64(buf, f.seq);
-    put_u64(buf, f.time_ms.cast_unsigned());
-    buf.extend_from_slice(&[
-        effect_code(f.decision),
-        risk_code(f.risk),
-        u8::from(f.retry_after_s.is_some()),
-    ]);
-    put_u64(buf, f.retry_after_s.unwrap_or(0));
-    buf.extend_from_slice(&f.revision.to_le_bytes());
-    put_opt(buf, f.trace_id);
-    put_str(buf, f.agent);
-    put_str(buf, f.action);
-    put_opt(buf, f.target);
-    put_opt(buf, f.rule);
-    put_opt(buf, f.reason);
-    let start = begin_sized(buf);
-    put_len(buf, f.chain.len());
-    for a in f.chain {
-        put_str(buf, a);
+/// The queue: packed records, and where the last value of each named
+/// string was written (what a repeat refers to).
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    buf: Vec<u8>,
+    last: [Option<std::ops::Range<usize>>; NAMED],
+}
+
+impl Queue {
+    pub(crate) fn with_capacity(n: usize) -> Queue {
+        Queue {
+            buf: Vec::with_capacity(n),
+            last: Default::default(),
+        }
     }
-    end_sized(buf, start);
-    let start = begin_sized(buf);
-    put_map(buf, f.context);
-    end_sized(buf, start);
+
+    pub(crate) fn bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.last = Default::default();
+    }
+
+    fn named(&mut self, i: usize, s: Option<&str>) {
+        let Some(s) = s else {
+            self.buf.push(ABSENT);
+            return;
+        };
+        let last = self.last.get(i).and_then(Clone::clone);
+        if last.is_some_and(|r| self.buf.get(r) == Some(s.as_bytes())) {
+            self.buf.push(SAME);
+            return;
+        }
+        self.buf.push(NEW);
+        put_len(&mut self.buf, s.len());
+        let start = self.buf.len();
+        self.buf.extend_from_slice(s.as_bytes());
+        if let Some(slot) = self.last.get_mut(i) {
+            *slot = Some(start..self.buf.len());
+        }
+    }
+
+    /// Appends one record.
+    pub(crate) fn push(&mut self, f: &Fields<'_>) {
+        let buf = &mut self.buf;
+        put_u64(buf, f.seq);
+        put_u64(buf, f.time_ms.cast_unsigned());
+        buf.extend_from_slice(&[
+            effect_code(f.decision),
+            risk_code(f.risk),
+            u8::from(f.retry_after_s.is_some()),
+        ]);
+        put_u64(buf, f.retry_after_s.unwrap_or(0));
+        buf.extend_from_slice(&f.revision.to_le_bytes());
+        for (i, s) in [
+            f.trace_id,
+            Some(f.agent),
+            Some(f.action),
+            f.target,
+            f.rule,
+            f.reason,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            self.named(i, s);
+        }
+        let buf = &mut self.buf;
+        let start = begin_sized(buf);
+        put_len(buf, f.chain.len());
+        for a in f.chain {
+            put_str(buf, a);
+        }
+        end_sized(buf, start);
+        let start = begin_sized(buf);
+        put_map(buf, f.context);
+        end_sized(buf, start);
+    }
 }
 
 /// Reads a queue buffer. Every read is checked: a buffer this module did
@@ -192,11 +256,16 @@ pub(crate) fn push(buf: &mut Vec<u8>, f: &Fields<'_>) {
 #[derive(Clone, Debug)]
 pub(crate) struct Reader<'a> {
     buf: &'a [u8],
+    /// The last value read of each named string.
+    last: [Option<&'a [u8]>; NAMED],
 }
 
 impl<'a> Reader<'a> {
     pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
-        Reader { buf }
+        Reader {
+            buf,
+            last: [None; NAMED],
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -220,8 +289,16 @@ impl<'a> Reader<'a> {
         Some(u64::from_le_bytes(b.try_into().ok()?))
     }
 
+    fn u32(&mut self) -> Option<u32> {
+        let b = self.bytes(4)?;
+        Some(u32::from_le_bytes(b.try_into().ok()?))
+    }
+
     fn len(&mut self) -> Option<usize> {
-        usize::try_from(self.u64()?).ok()
+        match self.u32()? {
+            u32::MAX => usize::try_from(self.u64()?).ok(),
+            n => usize::try_from(n).ok(),
+        }
     }
 
     fn str(&mut self) -> Option<&'a [u8]> {
@@ -229,16 +306,22 @@ impl<'a> Reader<'a> {
         self.bytes(n)
     }
 
-    fn opt(&mut self) -> Option<Option<&'a [u8]>> {
-        let n = self.u64()?;
-        if n == ABSENT {
-            return Some(None);
+    /// Named string `i`: `Some(None)` when absent.
+    fn named(&mut self, i: usize) -> Option<Option<&'a [u8]>> {
+        match self.u8()? {
+            ABSENT => Some(None),
+            SAME => Some(Some((*self.last.get(i)?)?)),
+            NEW => {
+                let s = self.str()?;
+                *self.last.get_mut(i)? = Some(s);
+                Some(Some(s))
+            }
+            _ => None,
         }
-        Some(Some(self.bytes(usize::try_from(n).ok()?)?))
     }
 
     fn sized(&mut self) -> Option<Reader<'a>> {
-        let n = self.len()?;
+        let n = usize::try_from(self.u64()?).ok()?;
         Some(Reader::new(self.bytes(n)?))
     }
 
@@ -262,7 +345,7 @@ impl<'a> Reader<'a> {
         };
         let has_retry = self.u8()? != 0;
         let retry = self.u64()?;
-        let revision = u32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
+        let revision = self.u32()?;
         Some(Packed {
             seq,
             time_ms,
@@ -270,12 +353,12 @@ impl<'a> Reader<'a> {
             risk,
             retry_after_s: has_retry.then_some(retry),
             revision,
-            trace_id: self.opt()?,
-            agent: self.str()?,
-            action: self.str()?,
-            target: self.opt()?,
-            rule: self.opt()?,
-            reason: self.opt()?,
+            trace_id: self.named(0)?,
+            agent: self.named(1)??,
+            action: self.named(2)??,
+            target: self.named(3)?,
+            rule: self.named(4)?,
+            reason: self.named(5)?,
             chain: self.sized()?,
             context: self.sized()?,
         })
@@ -368,30 +451,80 @@ mod tests {
             )])),
         );
         let chain = vec!["triage".to_owned(), "billing".to_owned()];
-        let mut buf = Vec::new();
-        for seq in [1, 2] {
-            push(
-                &mut buf,
-                &Fields {
-                    seq,
-                    time_ms: -5,
-                    decision: Effect::Approve,
-                    risk: Some(Risk::High),
-                    retry_after_s: (seq == 2).then_some(7),
-                    revision: 3,
-                    trace_id: None,
-                    agent: "billing",
-                    action: "tool:call",
-                    target: Some(""),
-                    rule: Some("r"),
-                    reason: None,
-                    chain: &chain,
-                    context: &ctx,
-                },
-            );
+        // Named strings new, repeated, absent, changed, back again.
+        let named: [[Option<&str>; NAMED]; 5] = [
+            [
+                None,
+                Some("billing"),
+                Some("tool:call"),
+                Some(""),
+                Some("r"),
+                None,
+            ],
+            [
+                None,
+                Some("billing"),
+                Some("tool:call"),
+                Some(""),
+                Some("r"),
+                None,
+            ],
+            [
+                Some("t1"),
+                Some("billing"),
+                Some("tool:call"),
+                None,
+                Some("r"),
+                Some("why"),
+            ],
+            [
+                Some("t1"),
+                Some("triage"),
+                Some("tool:call"),
+                Some("x"),
+                None,
+                Some("why"),
+            ],
+            [
+                Some("t2"),
+                Some("billing"),
+                Some("agent:delegate"),
+                Some(""),
+                Some("r"),
+                None,
+            ],
+        ];
+        let mut q = Queue::default();
+        let mut ends = Vec::new();
+        for (i, n) in named.iter().enumerate() {
+            let seq = i as u64 + 1;
+            q.push(&Fields {
+                seq,
+                time_ms: -5,
+                decision: Effect::Approve,
+                risk: Some(Risk::High),
+                retry_after_s: (seq == 2).then_some(7),
+                revision: 3,
+                trace_id: n[0],
+                agent: n[1].unwrap_or_default(),
+                action: n[2].unwrap_or_default(),
+                target: n[3],
+                rule: n[4],
+                reason: n[5],
+                chain: &chain,
+                context: &ctx,
+            });
+            ends.push(q.bytes().len());
         }
-        let mut r = Reader::new(&buf);
-        for seq in [1, 2] {
+        // The repeat of the first record is shorter by its four strings
+        // and their lengths.
+        assert_eq!(
+            ends[1] - ends[0],
+            ends[0] - "billingtool:callr".len() - 4 * 4
+        );
+        let mut r = Reader::new(q.bytes());
+        for (i, n) in named.iter().enumerate() {
+            let seq = i as u64 + 1;
             let p = r.record();
             let Some(p) = p else {
                 unreachable!("record {seq} reads back")
@@ -414,16 +547,18 @@ mod tests {
                     3
                 )
             );
+            let b = |s: Option<&'static str>| s.map(str::as_bytes);
             assert_eq!(
-                (p.trace_id, p.agent, p.action, p.target, p.rule, p.reason),
-                (
-                    None,
-                    &b"billing"[..],
-                    &b"tool:call"[..],
-                    Some(&b""[..]),
-                    Some(&b"r"[..]),
-                    None
-                )
+                [
+                    p.trace_id,
+                    Some(p.agent),
+                    Some(p.action),
+                    p.target,
+                    p.rule,
+                    p.reason
+                ],
+                n.map(b),
+                "record {seq}"
             );
             let mut got = Vec::new();
             assert_eq!(p.chain.chain(|a| got.push(a)), Some(()));
@@ -441,32 +576,33 @@ mod tests {
             assert!(c.is_empty());
         }
         assert!(r.is_empty());
+        // A repeat with nothing before it to repeat is not a record.
+        let mut alone = Reader::new(q.bytes().get(ends[0]..ends[1]).unwrap_or_default());
+        assert!(alone.record().is_none());
     }
 
     #[test]
     fn a_cut_or_garbled_buffer_reads_as_none() {
         let chain = Vec::new();
         let ctx = BTreeMap::from([("k".to_owned(), Value::String("v".into()))]);
-        let mut buf = Vec::new();
-        push(
-            &mut buf,
-            &Fields {
-                seq: 1,
-                time_ms: 0,
-                decision: Effect::Deny,
-                risk: None,
-                retry_after_s: None,
-                revision: 0,
-                trace_id: Some("t"),
-                agent: "a",
-                action: "b",
-                target: None,
-                rule: None,
-                reason: None,
-                chain: &chain,
-                context: &ctx,
-            },
-        );
+        let mut q = Queue::default();
+        q.push(&Fields {
+            seq: 1,
+            time_ms: 0,
+            decision: Effect::Deny,
+            risk: None,
+            retry_after_s: None,
+            revision: 0,
+            trace_id: Some("t"),
+            agent: "a",
+            action: "b",
+            target: None,
+            rule: None,
+            reason: None,
+            chain: &chain,
+            context: &ctx,
+        });
+        let buf = q.bytes().to_vec();
         for cut in 0..buf.len() {
             let short = buf.get(..cut).unwrap_or_default();
             let read = Reader::new(short).record().and_then(|p| {
