@@ -188,8 +188,7 @@ fn key_hash(item: &Acquire<'_>) -> u64 {
 /// more than comparing them here: eight bytes at a time, the last (or
 /// only) word overlapping the one before.
 #[inline]
-fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;
@@ -218,6 +217,12 @@ fn same(a: &str, b: &str) -> bool {
         return half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4);
     }
     a.iter().zip(b).all(|(x, y)| x == y)
+}
+
+/// String equality without calling `memcmp` (see [`same_bytes`]).
+#[inline]
+fn same(a: &str, b: &str) -> bool {
+    same_bytes(a.as_bytes(), b.as_bytes())
 }
 
 type Windows = hashbrown::HashTable<Entry>;

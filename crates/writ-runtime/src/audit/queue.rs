@@ -169,6 +169,16 @@ fn risk_code(r: Option<Risk>) -> u8 {
     }
 }
 
+/// A record's head, cut into its fields: seq, time, three flag bytes,
+/// retry, revision.
+fn split_head(head: &mut [u8; 31]) -> [&mut [u8]; 5] {
+    let (seq, rest) = head.split_at_mut(8);
+    let (time, rest) = rest.split_at_mut(8);
+    let (flags, rest) = rest.split_at_mut(3);
+    let (retry, revision) = rest.split_at_mut(8);
+    [seq, time, flags, retry, revision]
+}
+
 /// The queue: packed records, and where the last value of each named
 /// string was written (what a repeat refers to).
 #[derive(Debug, Default)]
@@ -200,7 +210,11 @@ impl Queue {
             return;
         };
         let last = self.last.get(i).and_then(Clone::clone);
-        if last.is_some_and(|r| self.buf.get(r) == Some(s.as_bytes())) {
+        if last.is_some_and(|r| {
+            self.buf
+                .get(r)
+                .is_some_and(|l| crate::limiter::same_bytes(l, s.as_bytes()))
+        }) {
             self.buf.push(SAME);
             return;
         }
@@ -216,15 +230,20 @@ impl Queue {
     /// Appends one record.
     pub(crate) fn push(&mut self, f: &Fields<'_>) {
         let buf = &mut self.buf;
-        put_u64(buf, f.seq);
-        put_u64(buf, f.time_ms.cast_unsigned());
-        buf.extend_from_slice(&[
+        buf.reserve(256);
+        // The fixed-size head in one copy.
+        let mut head = [0u8; 31];
+        let [seq, time, flags, retry, revision] = split_head(&mut head);
+        seq.copy_from_slice(&f.seq.to_le_bytes());
+        time.copy_from_slice(&f.time_ms.to_le_bytes());
+        flags.copy_from_slice(&[
             effect_code(f.decision),
             risk_code(f.risk),
             u8::from(f.retry_after_s.is_some()),
         ]);
-        put_u64(buf, f.retry_after_s.unwrap_or(0));
-        buf.extend_from_slice(&f.revision.to_le_bytes());
+        retry.copy_from_slice(&f.retry_after_s.unwrap_or(0).to_le_bytes());
+        revision.copy_from_slice(&f.revision.to_le_bytes());
+        buf.extend_from_slice(&head);
         for (i, s) in [
             f.trace_id,
             Some(f.agent),
