@@ -34,13 +34,104 @@ pub fn context(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, Value>> {
 /// dict has the same keys as last time (the usual case for one call site)
 /// nothing is allocated.
 pub fn update_context(dst: &mut BTreeMap<String, Value>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+    update_context_cached(dst, obj, &mut KeyCache::default())
+}
+
+/// The top-level keys of the context last converted: the dict's key
+/// objects in its order and, for each, its position in the converted
+/// (sorted) map. Python strings are immutable, so the same key objects in
+/// the same order are the same keys: their text is neither read nor looked
+/// up again, only the values are converted.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    keys: Vec<Py<PyString>>,
+    rank: Vec<usize>,
+}
+
+/// The most keys the cache serves (more take the general path).
+const CACHED_KEYS: usize = 16;
+
+/// [`update_context`], remembering the keys in `cache` for the next call.
+pub fn update_context_cached(
+    dst: &mut BTreeMap<String, Value>,
+    obj: &Bound<'_, PyAny>,
+    cache: &mut KeyCache,
+) -> PyResult<()> {
     let Ok(dict) = obj.cast::<PyDict>() else {
         return Err(PyTypeError::new_err(format!(
             "context must be a dict, not {}",
             type_name(obj)
         )));
     };
-    update_map(dst, dict, 1).map_err(Bad::into_err)
+    if same_keys(dst, dict, cache).map_err(Bad::into_err)? {
+        return Ok(());
+    }
+    // A value already converted by the attempt is converted again here.
+    update_map(dst, dict, 1).map_err(Bad::into_err)?;
+    cache.keys.clear();
+    cache.rank.clear();
+    if dict.len() > CACHED_KEYS {
+        return Ok(());
+    }
+    for (k, _) in dict.iter() {
+        let Ok(key) = k.cast_into::<PyString>() else {
+            break;
+        };
+        let rank = {
+            let text = key.to_cow()?;
+            dst.keys().position(|have| *have == *text)
+        };
+        let Some(rank) = rank else {
+            break;
+        };
+        cache.keys.push(key.unbind());
+        cache.rank.push(rank);
+    }
+    if cache.keys.len() != dst.len() {
+        cache.keys.clear();
+        cache.rank.clear();
+    }
+    Ok(())
+}
+
+/// Converts the values in place when `dict` has exactly the key objects
+/// `cache` remembers, in the same order; false (some values possibly
+/// converted already) when it does not.
+fn same_keys(
+    dst: &mut BTreeMap<String, Value>,
+    dict: &Bound<'_, PyDict>,
+    cache: &KeyCache,
+) -> Result<bool, Bad> {
+    let n = dict.len();
+    if n == 0 || n != cache.keys.len() || n != dst.len() || n > CACHED_KEYS {
+        return Ok(false);
+    }
+    let mut slots: [Option<&mut Value>; CACHED_KEYS] = Default::default();
+    for (slot, v) in slots.iter_mut().zip(dst.values_mut()) {
+        *slot = Some(v);
+    }
+    let mut seen = 0;
+    for (i, (k, v)) in dict.iter().enumerate() {
+        let (Some(known), Some(&rank)) = (cache.keys.get(i), cache.rank.get(i)) else {
+            return Ok(false);
+        };
+        if !known.is(&k) {
+            return Ok(false);
+        }
+        let Some(slot) = slots.get_mut(rank).and_then(Option::take) else {
+            return Ok(false);
+        };
+        if let Err(b) = update_value(slot, &v, 1) {
+            let key = k
+                .cast::<PyString>()
+                .ok()
+                .and_then(|s| s.to_cow().ok().map(std::borrow::Cow::into_owned))
+                .unwrap_or_default();
+            return Err(b.at(key));
+        }
+        seen = i + 1;
+    }
+    Ok(seen == n)
 }
 
 /// Why a value was refused, with the path to it (innermost first, built

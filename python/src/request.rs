@@ -35,6 +35,7 @@ struct Scratch {
     agent: Option<Py<PyString>>,
     action: Option<Py<PyString>>,
     target: Option<Py<PyString>>,
+    context: convert::KeyCache,
 }
 
 thread_local! {
@@ -126,7 +127,7 @@ fn fill(s: &mut Scratch, a: &Args<'_, '_>) -> PyResult<()> {
     }
     match not_none(a.context) {
         None => req.context.clear(),
-        Some(c) => convert::update_context(&mut req.context, c)?,
+        Some(c) => convert::update_context_cached(&mut req.context, c, &mut s.context)?,
     }
     match not_none(a.chain) {
         None => req.chain.clear(),

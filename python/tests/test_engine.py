@@ -460,3 +460,42 @@ def test_big_and_float_numbers_compare_as_numbers(engine):
     assert engine.check(**REFUND, context={"amount": 99.5, "currency": "USD"}, at=NOON).allowed
     assert not engine.check(**REFUND, context={"amount": 10**30, "currency": "USD"}, at=NOON).allowed
     assert engine.check(**REFUND, context={"amount": True, "currency": "USD"}, at=NOON).rule != "refund_small"
+
+
+def test_context_keys_remembered_between_calls_never_stale(tmp_path):
+    """Each thread remembers the last context's key objects to skip reading
+    them again: a changed value, key, order or set of keys must still be
+    seen, and a bad value still refused."""
+    src = tmp_path / "ctx.writ"
+    src.write_text(
+        'policy "ctx" {\n  default deny\n}\n\n'
+        'rule small: allow "pay" on "refund"\n  when amount < 100 and currency == "USD"\n\n'
+        'rule vip: allow "pay" on "refund"\n  when tier == "vip"\n'
+    )
+    eng = writ.load(str(src))
+
+    def check(ctx):
+        return eng.check("a", "pay", "refund", context=ctx).decision
+
+    ctx = {"amount": 5, "currency": "USD"}
+    assert check(ctx) == "allow"
+    assert check(ctx) == "allow"  # the remembered keys, same values
+    ctx["amount"] = 500  # same dict, same key objects, a new value
+    assert check(ctx) == "deny"
+    ctx["amount"] = 7
+    assert check(ctx) == "allow"
+    assert check({"currency": "USD", "amount": 8}) == "allow"  # another order
+    assert check({"currency": "EUR", "amount": 8}) == "deny"
+    # Equal text in other objects (not the remembered ones).
+    assert check({"".join(["amo", "unt"]): 9, "".join(["curr", "ency"]): "USD"}) == "allow"
+    assert check({"amount": 9, "tier": "vip"}) == "allow"  # a key replaced
+    assert check({"amount": 900, "tier": "basic"}) == "deny"
+    assert check({"amount": 9}) == "deny"  # fewer keys
+    assert check({"amount": 9, "currency": "USD", "tier": "x"}) == "allow"  # more
+    assert check({}) == "deny"
+    assert check({"amount": 3, "currency": "USD"}) == "allow"
+    with pytest.raises(TypeError, match="amount"):
+        check({"amount": object(), "currency": "USD"})
+    with pytest.raises(ValueError, match="amount"):
+        check({"amount": float("nan"), "currency": "USD"})
+    assert check({"amount": 3, "currency": "USD"}) == "allow"
