@@ -970,9 +970,13 @@ impl Writer {
     fn seal(&mut self, p: &Packed<'_>, revisions: &[Arc<str>]) -> Option<()> {
         let revision = revisions.get(usize::try_from(p.revision).ok()?)?;
         // As `DecisionId`'s `Display`, without the formatting machinery.
-        self.id_buf.clear();
-        canonical::push_hex(&mut self.id_buf, &self.prefix.to_be_bytes());
-        self.id_buf.push(b'-');
+        // `<prefix hex>-` stays; only the number changes.
+        self.id_buf.truncate(17);
+        if self.id_buf.len() < 17 {
+            self.id_buf.clear();
+            canonical::push_hex(&mut self.id_buf, &self.prefix.to_be_bytes());
+            self.id_buf.push(b'-');
+        }
         canonical::push_u64(&mut self.id_buf, p.seq);
         let head = Head {
             seq: self.seq + 1,
@@ -1128,9 +1132,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_failing_sink_surfaces_in_flush_and_never_blocks_record() {
-        let log = AuditLog::new(Failing, AuditOptions::default());
+    /// A log over `sink` fails at its first flush with `why`; then
+    /// recording drops and counts, never blocks, and flush and shutdown
+    /// keep failing.
+    fn stops_and_surfaces(sink: impl Sink + 'static, why: &str) {
+        let log = AuditLog::new(sink, AuditOptions::default());
         let Ok(log) = log else {
             unreachable!("the log starts")
         };
@@ -1138,16 +1144,20 @@ mod tests {
         log.record(&rec);
         let err = log.flush();
         assert!(
-            matches!(&err, Err(AuditError::Stopped(why)) if why.contains("disk full")),
+            matches!(&err, Err(AuditError::Stopped(w)) if w.contains(why)),
             "{err:?}"
         );
-        // The writer is gone: recording drops and counts, flush keeps failing.
         for _ in 0..20_000 {
             log.record(&rec);
         }
         assert_eq!(log.dropped(), 20_000);
         assert!(log.flush().is_err());
         assert!(log.shutdown().is_err());
+    }
+
+    #[test]
+    fn a_failing_sink_surfaces_in_flush_and_never_blocks_record() {
+        stops_and_surfaces(Failing, "disk full");
     }
 
     /// Counts writes and syncs; syncs in the background, failing when
@@ -1240,22 +1250,7 @@ mod tests {
             fail_sync: true,
             ..Counting::default()
         };
-        let log = AuditLog::new(sink, AuditOptions::default());
-        let Ok(log) = log else {
-            unreachable!("the log starts")
-        };
-        let rec = AuditRecord::new("a", "b", Effect::Deny, Arc::from("r"));
-        log.record(&rec);
-        let err = log.flush();
-        assert!(
-            matches!(&err, Err(AuditError::Stopped(why)) if why.contains("device gone")),
-            "{err:?}"
-        );
-        for _ in 0..20_000 {
-            log.record(&rec);
-        }
-        assert_eq!(log.dropped(), 20_000);
-        assert!(log.shutdown().is_err());
+        stops_and_surfaces(sink, "device gone");
     }
 
     #[test]
