@@ -402,9 +402,11 @@ pub struct AuditOptions {
     pub mask: Vec<String>,
     /// The most records handed to the sink in one write.
     pub batch_size: usize,
-    /// How long the writer waits before looking at an empty queue again
-    /// (so that recording never has to wake it). After a second of
-    /// silence it sleeps until the next record.
+    /// How long the writer waits between turns (so that recording need
+    /// not wake it, and each turn writes many records at once): a record
+    /// reaches the sink about this long after it was queued, sooner when
+    /// a `flush` waits or half the queue (`capacity`) is waiting. After
+    /// a second of silence the writer sleeps until the next record.
     pub interval: Duration,
     /// How many records the queue holds; `record` waits for room when the
     /// writer falls this far behind.
@@ -723,7 +725,9 @@ impl AuditLog {
         let index = u32::try_from(st_ref.revisions.len() - 1).unwrap_or(u32::MAX);
         push(&mut st_ref.queue, id.seq, index);
         st_ref.count += 1;
-        if st.asleep {
+        if st.asleep || st.count == (st.capacity / 2).max(1) {
+            // Asleep after a silence, or half the queue waiting: the
+            // writer's turn now rather than after its interval.
             st.asleep = false;
             drop(st);
             self.wake();
@@ -852,9 +856,10 @@ struct Writer {
 impl Writer {
     /// Takes the whole queue at each turn (swapping buffers under the
     /// lock), seals and writes it in batches, syncs when a flush waits,
-    /// and otherwise sleeps for `interval`: the callers never have to wake
-    /// it, except after a second without records, when it sleeps until
-    /// the next one. Stops at shutdown or at the first error.
+    /// and otherwise sleeps for `interval` between turns: the callers
+    /// wake it only when half the queue is waiting, or after a second
+    /// without records, when it sleeps until the next one. Stops at
+    /// shutdown or at the first error.
     fn run(mut self, interval: Duration) {
         let idle_limit = (Duration::from_secs(1).as_micros() / interval.as_micros().max(1)).max(1);
         let mut idle = 0u128;
@@ -930,11 +935,25 @@ impl Writer {
                 self.shared.lock().stopped = true;
                 return;
             }
-            if count > 0 || st.count > 0 || st.stopping || st.flush_to > self.requested {
+            if st.count >= (st.capacity / 2).max(1)
+                || st.room_waiters > 0
+                || st.stopping
+                || st.flush_to > self.requested
+            {
+                // Behind, or waited for: the next turn now.
                 idle = 0;
                 continue;
             }
-            if idle < idle_limit {
+            if count > 0 || st.count > 0 {
+                // Records keep coming: the next turn after `interval`,
+                // so that each takes many records at once (one lock
+                // handed between the threads per turn, not per record,
+                // and the deciding threads run without the writer
+                // beside them meanwhile).
+                idle = 0;
+                drop(st);
+                std::thread::park_timeout(interval);
+            } else if idle < idle_limit {
                 idle += 1;
                 drop(st);
                 std::thread::park_timeout(interval);
@@ -1251,6 +1270,61 @@ mod tests {
             ..Counting::default()
         };
         stops_and_surfaces(sink, "device gone");
+    }
+
+    /// Waits up to ten seconds for `written` to reach `n`.
+    fn reaches(written: &Mutex<u64>, n: u64) -> bool {
+        for _ in 0..1000 {
+            if *written.lock().unwrap_or_else(PoisonError::into_inner) >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        false
+    }
+
+    #[test]
+    fn half_a_queue_waiting_starts_the_writers_turn_before_its_interval() {
+        let sink = Counting::default();
+        let written = Arc::clone(&sink.written);
+        // The writer would not look at the queue again for an hour.
+        let log = AuditLog::new(
+            sink,
+            AuditOptions {
+                interval: Duration::from_secs(3600),
+                capacity: 8,
+                ..AuditOptions::default()
+            },
+        );
+        let Ok(log) = log else {
+            unreachable!("the log starts")
+        };
+        std::thread::sleep(Duration::from_millis(50));
+        let rec = AuditRecord::new("a", "b", Effect::Deny, Arc::from("r"));
+        for _ in 0..4 {
+            log.record(&rec);
+        }
+        assert!(
+            reaches(&written, 4),
+            "half the queue waited for the interval"
+        );
+        // Two threads, many times the queue: recording waits for room and
+        // is never stuck, whatever the interval.
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..5000 {
+                        log.record(&rec);
+                    }
+                });
+            }
+        });
+        assert!(reaches(&written, 10_000));
+        assert_eq!(log.flush(), Ok(()));
+        assert_eq!(
+            *written.lock().unwrap_or_else(PoisonError::into_inner),
+            10_004
+        );
     }
 
     #[test]

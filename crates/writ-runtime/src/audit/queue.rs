@@ -13,17 +13,25 @@
 //! or `u32::MAX` and a `u64`):
 //!
 //! ```text
-//! seq u64 · time_ms i64 · decision u8 · risk u8 (0 none) · retry flag u8
-//! · retry u64 · revision index u32 · trace_id · agent · action · target
-//! · rule · reason · chain (byte length, count, strings)
-//! · context (byte length, map)
+//! flags u16 · tags u16 · [seq u64] · [time_ms i64] · [retry u64]
+//! · [revision index u32] · the new named strings · [chain] · [context]
 //! ```
 //!
-//! Each of the six named strings is a tag — absent, the same as in the
-//! record before (in this buffer), or new and its length and bytes — so
-//! the agent, action, rule and the like that most decisions repeat cost
-//! one byte each: fewer bytes for the deciding thread to write into memory
-//! the writer last read.
+//! `flags` holds the decision (bits 0–1), the risk (2–4, 0 none), and
+//! which of the bracketed parts follow: a retry (5), a seq (6; else one
+//! more than the record before), a time (7; else the record before's), a
+//! revision (8; else the record before's), a chain (9; its byte length,
+//! count and strings; else empty), a context (10; its byte length and
+//! map; else empty). "The record before" is the one before in the same
+//! buffer; the first record compares with zeros.
+//!
+//! `tags` holds two bits for each of the six named strings (trace id,
+//! agent, action, target, rule, reason): absent, the same as in the
+//! record before (in this buffer), or new, its length and bytes following
+//! in that order. So a decision that repeats the one before but for its
+//! number — the common case under load — is four bytes: the deciding
+//! thread writes, and the writer reads, a few bytes of memory the other
+//! core last touched rather than half a cache line.
 //!
 //! A value is a tag byte (null, false, true, number, string, list, map)
 //! and its content; a map is a count and key, value pairs.
@@ -151,7 +159,7 @@ fn put_value(buf: &mut Vec<u8>, v: &Value) {
     }
 }
 
-fn effect_code(e: Effect) -> u8 {
+fn effect_code(e: Effect) -> u16 {
     match e {
         Effect::Allow => 0,
         Effect::Deny => 1,
@@ -159,7 +167,7 @@ fn effect_code(e: Effect) -> u8 {
     }
 }
 
-fn risk_code(r: Option<Risk>) -> u8 {
+fn risk_code(r: Option<Risk>) -> u16 {
     match r {
         None => 0,
         Some(Risk::Low) => 1,
@@ -169,14 +177,21 @@ fn risk_code(r: Option<Risk>) -> u8 {
     }
 }
 
-/// A record's head, cut into its fields: seq, time, three flag bytes,
-/// retry, revision.
-fn split_head(head: &mut [u8; 31]) -> [&mut [u8]; 5] {
-    let (seq, rest) = head.split_at_mut(8);
-    let (time, rest) = rest.split_at_mut(8);
-    let (flags, rest) = rest.split_at_mut(3);
-    let (retry, revision) = rest.split_at_mut(8);
-    [seq, time, flags, retry, revision]
+/// The flags' bits saying which optional parts follow.
+const HAS_RETRY: u16 = 1 << 5;
+const HAS_SEQ: u16 = 1 << 6;
+const HAS_TIME: u16 = 1 << 7;
+const HAS_REVISION: u16 = 1 << 8;
+const HAS_CHAIN: u16 = 1 << 9;
+const HAS_CONTEXT: u16 = 1 << 10;
+
+/// What the next record is compared with: the record before's seq, time
+/// and revision (zeros at the start of a buffer).
+#[derive(Clone, Copy, Debug, Default)]
+struct Before {
+    seq: u64,
+    time_ms: i64,
+    revision: u32,
 }
 
 /// The queue: packed records, and where the last value of each named
@@ -185,13 +200,14 @@ fn split_head(head: &mut [u8; 31]) -> [&mut [u8]; 5] {
 pub(crate) struct Queue {
     buf: Vec<u8>,
     last: [Option<std::ops::Range<usize>>; NAMED],
+    before: Before,
 }
 
 impl Queue {
     pub(crate) fn with_capacity(n: usize) -> Queue {
         Queue {
             buf: Vec::with_capacity(n),
-            last: Default::default(),
+            ..Queue::default()
         }
     }
 
@@ -202,71 +218,110 @@ impl Queue {
     pub(crate) fn clear(&mut self) {
         self.buf.clear();
         self.last = Default::default();
+        self.before = Before::default();
     }
 
-    fn named(&mut self, i: usize, s: Option<&str>) {
-        let Some(s) = s else {
-            self.buf.push(ABSENT);
-            return;
-        };
-        let last = self.last.get(i).and_then(Clone::clone);
-        if last.is_some_and(|r| {
-            self.buf
-                .get(r)
-                .is_some_and(|l| crate::limiter::same_bytes(l, s.as_bytes()))
-        }) {
-            self.buf.push(SAME);
-            return;
-        }
-        self.buf.push(NEW);
-        put_len(&mut self.buf, s.len());
-        let start = self.buf.len();
-        self.buf.extend_from_slice(s.as_bytes());
-        if let Some(slot) = self.last.get_mut(i) {
-            *slot = Some(start..self.buf.len());
+    /// Whether `s` is the last value written of named string `i`.
+    #[inline]
+    fn is_last(&self, i: usize, s: &str) -> bool {
+        match self.last.get(i) {
+            Some(Some(r)) => self
+                .buf
+                .get(r.clone())
+                .is_some_and(|l| crate::limiter::same_bytes(l, s.as_bytes())),
+            _ => false,
         }
     }
 
     /// Appends one record.
     pub(crate) fn push(&mut self, f: &Fields<'_>) {
-        let buf = &mut self.buf;
-        buf.reserve(256);
-        // The fixed-size head in one copy.
-        let mut head = [0u8; 31];
-        let [seq, time, flags, retry, revision] = split_head(&mut head);
-        seq.copy_from_slice(&f.seq.to_le_bytes());
-        time.copy_from_slice(&f.time_ms.to_le_bytes());
-        flags.copy_from_slice(&[
-            effect_code(f.decision),
-            risk_code(f.risk),
-            u8::from(f.retry_after_s.is_some()),
-        ]);
-        retry.copy_from_slice(&f.retry_after_s.unwrap_or(0).to_le_bytes());
-        revision.copy_from_slice(&f.revision.to_le_bytes());
-        buf.extend_from_slice(&head);
-        for (i, s) in [
+        let named = [
             f.trace_id,
             Some(f.agent),
             Some(f.action),
             f.target,
             f.rule,
             f.reason,
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            self.named(i, s);
+        ];
+        let mut tags = 0u16;
+        for (i, s) in named.iter().enumerate() {
+            let tag = match s {
+                None => ABSENT,
+                Some(s) if self.is_last(i, s) => SAME,
+                Some(_) => NEW,
+            };
+            tags |= u16::from(tag) << (2 * i);
+        }
+        let mut flags = effect_code(f.decision) | (risk_code(f.risk) << 2);
+        // The head, its optional parts in order, in one copy.
+        let mut head = [0u8; 4 + 8 + 8 + 8 + 4];
+        let mut at = 4;
+        let mut put = |bytes: &[u8], at: &mut usize| {
+            if let Some(slot) = head.get_mut(*at..*at + bytes.len()) {
+                slot.copy_from_slice(bytes);
+            }
+            *at += bytes.len();
+        };
+        if f.seq != self.before.seq.wrapping_add(1) {
+            flags |= HAS_SEQ;
+            put(&f.seq.to_le_bytes(), &mut at);
+        }
+        if f.time_ms != self.before.time_ms {
+            flags |= HAS_TIME;
+            put(&f.time_ms.to_le_bytes(), &mut at);
+        }
+        if let Some(retry) = f.retry_after_s {
+            flags |= HAS_RETRY;
+            put(&retry.to_le_bytes(), &mut at);
+        }
+        if f.revision != self.before.revision {
+            flags |= HAS_REVISION;
+            put(&f.revision.to_le_bytes(), &mut at);
+        }
+        if !f.chain.is_empty() {
+            flags |= HAS_CHAIN;
+        }
+        if !f.context.is_empty() {
+            flags |= HAS_CONTEXT;
+        }
+        put(&flags.to_le_bytes(), &mut 0);
+        put(&tags.to_le_bytes(), &mut 2);
+        self.buf
+            .extend_from_slice(head.get(..at).unwrap_or_default());
+        self.before = Before {
+            seq: f.seq,
+            time_ms: f.time_ms,
+            revision: f.revision,
+        };
+        if tags & 0b1010_1010_1010 != 0 {
+            // Some named string is new.
+            for (i, s) in named.into_iter().enumerate() {
+                if let Some(s) = s
+                    && (tags >> (2 * i)) & 0b11 == u16::from(NEW)
+                {
+                    put_len(&mut self.buf, s.len());
+                    let start = self.buf.len();
+                    self.buf.extend_from_slice(s.as_bytes());
+                    if let Some(slot) = self.last.get_mut(i) {
+                        *slot = Some(start..self.buf.len());
+                    }
+                }
+            }
         }
         let buf = &mut self.buf;
-        let start = begin_sized(buf);
-        put_len(buf, f.chain.len());
-        for a in f.chain {
-            put_str(buf, a);
+        if !f.chain.is_empty() {
+            let start = begin_sized(buf);
+            put_len(buf, f.chain.len());
+            for a in f.chain {
+                put_str(buf, a);
+            }
+            end_sized(buf, start);
         }
-        end_sized(buf, start);
-        let start = begin_sized(buf);
-        put_map(buf, f.context);
-        end_sized(buf, start);
+        if !f.context.is_empty() {
+            let start = begin_sized(buf);
+            put_map(buf, f.context);
+            end_sized(buf, start);
+        }
     }
 }
 
@@ -277,6 +332,7 @@ pub(crate) struct Reader<'a> {
     buf: &'a [u8],
     /// The last value read of each named string.
     last: [Option<&'a [u8]>; NAMED],
+    before: Before,
 }
 
 impl<'a> Reader<'a> {
@@ -284,6 +340,7 @@ impl<'a> Reader<'a> {
         Reader {
             buf,
             last: [None; NAMED],
+            before: Before::default(),
         }
     }
 
@@ -325,9 +382,9 @@ impl<'a> Reader<'a> {
         self.bytes(n)
     }
 
-    /// Named string `i`: `Some(None)` when absent.
-    fn named(&mut self, i: usize) -> Option<Option<&'a [u8]>> {
-        match self.u8()? {
+    /// Named string `i`, tagged `tag`: `Some(None)` when absent.
+    fn named(&mut self, i: usize, tag: u16) -> Option<Option<&'a [u8]>> {
+        match u8::try_from(tag).ok()? {
             ABSENT => Some(None),
             SAME => Some(Some((*self.last.get(i)?)?)),
             NEW => {
@@ -339,22 +396,30 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn sized(&mut self) -> Option<Reader<'a>> {
+    /// A chain or context: its bytes when its flag is set, else empty.
+    fn sized(&mut self, present: bool) -> Option<Reader<'a>> {
+        if !present {
+            // An empty chain or map: a count of zero.
+            return Some(Reader::new(&[0, 0, 0, 0]));
+        }
         let n = usize::try_from(self.u64()?).ok()?;
         Some(Reader::new(self.bytes(n)?))
     }
 
     /// The next record.
     pub(crate) fn record(&mut self) -> Option<Packed<'a>> {
-        let seq = self.u64()?;
-        let time_ms = self.u64()?.cast_signed();
-        let decision = match self.u8()? {
+        let flags = u16::from_le_bytes(self.bytes(2)?.try_into().ok()?);
+        let tags = u16::from_le_bytes(self.bytes(2)?.try_into().ok()?);
+        if flags >> 11 != 0 || tags >> (2 * NAMED) != 0 {
+            return None;
+        }
+        let decision = match flags & 0b11 {
             0 => Effect::Allow,
             1 => Effect::Deny,
             2 => Effect::Approve,
             _ => return None,
         };
-        let risk = match self.u8()? {
+        let risk = match (flags >> 2) & 0b111 {
             0 => None,
             1 => Some(Risk::Low),
             2 => Some(Risk::Medium),
@@ -362,24 +427,47 @@ impl<'a> Reader<'a> {
             4 => Some(Risk::Critical),
             _ => return None,
         };
-        let has_retry = self.u8()? != 0;
-        let retry = self.u64()?;
-        let revision = self.u32()?;
+        let seq = if flags & HAS_SEQ != 0 {
+            self.u64()?
+        } else {
+            self.before.seq.wrapping_add(1)
+        };
+        let time_ms = if flags & HAS_TIME != 0 {
+            self.u64()?.cast_signed()
+        } else {
+            self.before.time_ms
+        };
+        let retry_after_s = if flags & HAS_RETRY != 0 {
+            Some(self.u64()?)
+        } else {
+            None
+        };
+        let revision = if flags & HAS_REVISION != 0 {
+            self.u32()?
+        } else {
+            self.before.revision
+        };
+        self.before = Before {
+            seq,
+            time_ms,
+            revision,
+        };
+        let tag = |i: usize| (tags >> (2 * i)) & 0b11;
         Some(Packed {
             seq,
             time_ms,
             decision,
             risk,
-            retry_after_s: has_retry.then_some(retry),
+            retry_after_s,
             revision,
-            trace_id: self.named(0)?,
-            agent: self.named(1)??,
-            action: self.named(2)??,
-            target: self.named(3)?,
-            rule: self.named(4)?,
-            reason: self.named(5)?,
-            chain: self.sized()?,
-            context: self.sized()?,
+            trace_id: self.named(0, tag(0))?,
+            agent: self.named(1, tag(1))??,
+            action: self.named(2, tag(2))??,
+            target: self.named(3, tag(3))?,
+            rule: self.named(4, tag(4))?,
+            reason: self.named(5, tag(5))?,
+            chain: self.sized(flags & HAS_CHAIN != 0)?,
+            context: self.sized(flags & HAS_CONTEXT != 0)?,
         })
     }
 
@@ -515,15 +603,30 @@ mod tests {
         ];
         let mut q = Queue::default();
         let mut ends = Vec::new();
+        // Numbers one apart but for a jump, times and revisions that
+        // repeat and change; only the second record has a retry.
+        let seqs = [1, 2, 3, 9, 10];
+        let times = [-5, -5, 0, 0, i64::MAX];
+        let revisions = [3, 3, 0, 2, 2];
+        let expect = |i: usize| {
+            (
+                seqs[i],
+                times[i],
+                Effect::Approve,
+                Some(Risk::High),
+                (i == 1).then_some(7),
+                revisions[i],
+            )
+        };
         for (i, n) in named.iter().enumerate() {
-            let seq = i as u64 + 1;
+            let seq = seqs[i];
             q.push(&Fields {
                 seq,
-                time_ms: -5,
+                time_ms: times[i],
                 decision: Effect::Approve,
                 risk: Some(Risk::High),
-                retry_after_s: (seq == 2).then_some(7),
-                revision: 3,
+                retry_after_s: (i == 1).then_some(7),
+                revision: revisions[i],
                 trace_id: n[0],
                 agent: n[1].unwrap_or_default(),
                 action: n[2].unwrap_or_default(),
@@ -536,14 +639,15 @@ mod tests {
             ends.push(q.bytes().len());
         }
         // The repeat of the first record is shorter by its four strings
-        // and their lengths.
+        // and their lengths, its time and its revision, and longer by its
+        // retry.
         assert_eq!(
             ends[1] - ends[0],
-            ends[0] - "billingtool:callr".len() - 4 * 4
+            ends[0] - "billingtool:callr".len() - 4 * 4 - 8 - 4 + 8
         );
         let mut r = Reader::new(q.bytes());
         for (i, n) in named.iter().enumerate() {
-            let seq = i as u64 + 1;
+            let seq = seqs[i];
             let p = r.record();
             let Some(p) = p else {
                 unreachable!("record {seq} reads back")
@@ -557,14 +661,7 @@ mod tests {
                     p.retry_after_s,
                     p.revision
                 ),
-                (
-                    seq,
-                    -5,
-                    Effect::Approve,
-                    Some(Risk::High),
-                    (seq == 2).then_some(7),
-                    3
-                )
+                expect(i)
             );
             let b = |s: Option<&'static str>| s.map(str::as_bytes);
             assert_eq!(
@@ -636,10 +733,13 @@ mod tests {
             });
             assert_eq!(read, None, "cut at {cut}");
         }
-        let mut bad = buf.clone();
-        if let Some(b) = bad.get_mut(16) {
-            *b = 9; // not a decision
+        // Not a decision, not a risk, flags or tags that mean nothing.
+        for (at, byte) in [(0, 0b11), (0, 0b1_1100), (1, 0b1000_0000), (3, 0b0001_0000)] {
+            let mut bad = buf.clone();
+            if let Some(b) = bad.get_mut(at) {
+                *b |= byte;
+            }
+            assert!(Reader::new(&bad).record().is_none(), "{at} {byte:b}");
         }
-        assert!(Reader::new(&bad).record().is_none());
     }
 }
