@@ -9,7 +9,9 @@ use std::cmp::Ordering;
 use rustc_hash::FxHashMap;
 
 use crate::LoadError;
-use crate::limiter::{Acquire, InProcess, LimitKind, LimitStore, OnStoreFailure, Refusal};
+use crate::limiter::{
+    Acquire, InProcess, LimitKind, LimitStore, OnStoreFailure, Refusal, Scope as LimitScope,
+};
 use std::sync::OnceLock;
 
 use crate::matcher::{ActionIndex, Matcher, ScopeKey, Who, any_match};
@@ -189,7 +191,8 @@ struct PAccess {
 }
 
 struct PLimit {
-    key: String,
+    /// The agent entry's name and the limit's key, hashed once.
+    scope: LimitScope,
     metric: u8,
     rate: Rate,
     actions: Option<Matcher>,
@@ -257,8 +260,9 @@ struct PRule {
     condition: Option<PCond>,
     constraints: Vec<crate::model::Constraint>,
     limit: Option<Rate>,
-    /// The limit is one count for all agents.
-    limit_shared: bool,
+    /// The limit's scope (the rule's name; shared by all agents or
+    /// counted per agent), hashed once.
+    limit_scope: Option<LimitScope>,
     reason: Option<String>,
 }
 
@@ -314,6 +318,14 @@ fn prepare(
             })
         }
     };
+    let limit_scope = rule.limit.map(|_| {
+        let kind = if rule.limit_shared {
+            LimitKind::RuleShared
+        } else {
+            LimitKind::Rule
+        };
+        LimitScope::new(kind, &rule.name, "")
+    });
     Ok(PRule {
         name: rule.name,
         policy: rule.policy,
@@ -324,7 +336,7 @@ fn prepare(
         condition,
         constraints: rule.constraints,
         limit: rule.limit,
-        limit_shared: rule.limit_shared,
+        limit_scope,
         reason: rule.reason,
     })
 }
@@ -495,9 +507,7 @@ impl Small {
 /// An amount a decision takes from a limit once it allows.
 #[derive(Clone, Copy)]
 struct Hold<'s> {
-    kind: LimitKind,
-    name: &'s str,
-    sub: &'s str,
+    scope: &'s LimitScope,
     rate: Rate,
     amount: u64,
     /// 0 requests, 1 tokens (agent limits).
@@ -512,11 +522,9 @@ impl<'s> Hold<'s> {
         's: 'a,
     {
         Acquire {
-            kind: self.kind,
-            name: self.name,
-            sub: self.sub,
+            scope: self.scope,
             // A shared limit is one count, whoever acts.
-            agent: if self.kind == LimitKind::RuleShared {
+            agent: if self.scope.kind() == LimitKind::RuleShared {
                 ""
             } else {
                 agent
@@ -528,14 +536,16 @@ impl<'s> Hold<'s> {
 
     /// The reason a full limit gives.
     fn full(&self, agent: &str) -> String {
-        match self.kind {
+        match self.scope.kind() {
             LimitKind::Rule => format!(
                 "rate limit `{}` of rule `{}` reached for agent `{agent}`",
-                self.rate, self.name
+                self.rate,
+                self.scope.name()
             ),
             LimitKind::RuleShared => format!(
                 "rate limit `{}` of rule `{}` (shared by all agents) reached",
-                self.rate, self.name
+                self.rate,
+                self.scope.name()
             ),
             LimitKind::Agent => format!(
                 "agent `{agent}` is over its {} limit `{}` ({}: {})",
@@ -545,7 +555,7 @@ impl<'s> Hold<'s> {
                     "tokens"
                 },
                 self.rate,
-                self.sub,
+                self.scope.sub(),
                 self.rate.count
             ),
         }
@@ -652,6 +662,18 @@ impl Compiled {
                 _ => everyone.push(id),
             }
             has_token_prefix |= a.token_prefix.is_some();
+            let limits = a
+                .limits
+                .into_iter()
+                .map(|l| {
+                    Ok(PLimit {
+                        scope: LimitScope::new(LimitKind::Agent, &a.name, &l.key),
+                        metric: l.metric,
+                        rate: l.rate,
+                        actions: l.actions.map(Matcher::new).transpose()?,
+                    })
+                })
+                .collect::<Result<_, LoadError>>()?;
             agents.push(PAgent {
                 subject: a.subject,
                 name: a.name,
@@ -664,18 +686,7 @@ impl Compiled {
                 tools: paccess(a.tools)?,
                 hosts: paccess(a.hosts)?,
                 require_tls: a.require_tls.unwrap_or(false),
-                limits: a
-                    .limits
-                    .into_iter()
-                    .map(|l| {
-                        Ok(PLimit {
-                            key: l.key,
-                            metric: l.metric,
-                            rate: l.rate,
-                            actions: l.actions.map(Matcher::new).transpose()?,
-                        })
-                    })
-                    .collect::<Result<_, LoadError>>()?,
+                limits,
                 delegates: a.delegates,
             });
         }
@@ -1237,9 +1248,7 @@ impl Compiled {
                 }
                 let amount = if limit.metric == 0 { 1 } else { req.tokens };
                 let hold = Hold {
-                    kind: LimitKind::Agent,
-                    name: &agent.name,
-                    sub: &limit.key,
+                    scope: &limit.scope,
                     rate: limit.rate,
                     amount,
                     metric: limit.metric,
@@ -1265,7 +1274,7 @@ impl Compiled {
                         "{} is over its {what} limit `{}` ({}: {})",
                         who(),
                         limit.rate,
-                        limit.key,
+                        limit.scope.sub(),
                         limit.rate.count
                     );
                     return Some(self.deny(None, Some(agent), reason, Some(retry)));
@@ -1395,16 +1404,10 @@ impl Compiled {
         }
         let mut limit_id = None;
         if rule.effect == Effect::Allow
-            && let Some(limit) = rule.limit
+            && let (Some(limit), Some(scope)) = (rule.limit, &rule.limit_scope)
         {
             let hold = Hold {
-                kind: if rule.limit_shared {
-                    LimitKind::RuleShared
-                } else {
-                    LimitKind::Rule
-                },
-                name: &rule.name,
-                sub: "",
+                scope,
                 rate: limit,
                 amount: 1,
                 metric: 0,

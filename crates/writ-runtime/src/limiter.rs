@@ -32,12 +32,69 @@ pub enum LimitKind {
     Agent,
 }
 
+/// A limit, whoever acts: its kind, the name of the rule or agent entry
+/// that declares it and (for an agent entry's limits) the limit's key,
+/// hashed once when the bundle is loaded, so that a store finds a
+/// limit's count for an agent by hashing only the agent's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Scope {
+    kind: LimitKind,
+    name: Box<str>,
+    sub: Box<str>,
+    hash: u64,
+}
+
+impl Scope {
+    #[must_use]
+    pub fn new(kind: LimitKind, name: &str, sub: &str) -> Scope {
+        let mut h = rustc_hash::FxHasher::default();
+        kind.hash(&mut h);
+        name.hash(&mut h);
+        sub.hash(&mut h);
+        Scope {
+            kind,
+            name: name.into(),
+            sub: sub.into(),
+            hash: h.finish(),
+        }
+    }
+
+    #[must_use]
+    pub fn kind(&self) -> LimitKind {
+        self.kind
+    }
+
+    /// The rule or agent entry that declares the limit.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The limit's key within an agent entry (empty for a rule's).
+    #[must_use]
+    pub fn sub(&self) -> &str {
+        &self.sub
+    }
+
+    /// A hash of the kind, name and key.
+    #[must_use]
+    pub fn hash_value(&self) -> u64 {
+        self.hash
+    }
+
+    #[inline]
+    fn is(&self, other: &Scope) -> bool {
+        self.hash == other.hash
+            && self.kind == other.kind
+            && same(&self.name, &other.name)
+            && same(&self.sub, &other.sub)
+    }
+}
+
 /// One amount to take from one limit for one agent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Acquire<'a> {
-    pub kind: LimitKind,
-    pub name: &'a str,
-    pub sub: &'a str,
+    pub scope: &'a Scope,
     pub agent: &'a str,
     pub rate: Rate,
     pub amount: u64,
@@ -157,9 +214,7 @@ impl Window {
 #[derive(Debug)]
 struct Entry {
     hash: u64,
-    kind: LimitKind,
-    name: Box<str>,
-    sub: Box<str>,
+    scope: Scope,
     agent: Box<str>,
     window: Window,
 }
@@ -167,18 +222,16 @@ struct Entry {
 impl Entry {
     #[inline]
     fn is(&self, item: &Acquire<'_>) -> bool {
-        self.kind == item.kind
-            && same(&self.agent, item.agent)
-            && same(&self.name, item.name)
-            && same(&self.sub, item.sub)
+        same(&self.agent, item.agent) && self.scope.is(item.scope)
     }
 }
 
+/// The table's hash of a limit and agent: the limit's, hashed once at
+/// load, and the agent's name.
+#[inline]
 fn key_hash(item: &Acquire<'_>) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
-    item.kind.hash(&mut h);
-    item.name.hash(&mut h);
-    item.sub.hash(&mut h);
+    h.write_u64(item.scope.hash);
     item.agent.hash(&mut h);
     h.finish()
 }
@@ -277,9 +330,7 @@ fn insert(windows: &mut Windows, hash: u64, item: &Acquire<'_>, now_ms: i64) {
         hash,
         Entry {
             hash,
-            kind: item.kind,
-            name: item.name.into(),
-            sub: item.sub.into(),
+            scope: item.scope.clone(),
             agent: item.agent.into(),
             window,
         },
@@ -333,7 +384,7 @@ impl LimitStore for InProcess {
             let before: u64 = items
                 .iter()
                 .take(index)
-                .filter(|o| o.kind == item.kind && o.name == item.name && o.sub == item.sub)
+                .filter(|o| o.scope.is(item.scope))
                 .map(|o| o.amount)
                 .sum();
             let amount = item.amount.saturating_add(before);
@@ -365,11 +416,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
+    static RULE: std::sync::LazyLock<Scope> =
+        std::sync::LazyLock::new(|| Scope::new(LimitKind::Rule, "r", ""));
+    static AGENT: std::sync::LazyLock<Scope> =
+        std::sync::LazyLock::new(|| Scope::new(LimitKind::Agent, "r", ""));
+
     fn item(agent: &str, count: u64, amount: u64) -> Acquire<'_> {
         Acquire {
-            kind: LimitKind::Rule,
-            name: "r",
-            sub: "",
+            scope: &RULE,
             agent,
             rate: Rate { count, unit: 1 },
             amount,
@@ -413,7 +467,7 @@ mod tests {
         let s = InProcess::new();
         assert_eq!(s.acquire(&[item("a", 3, 2)], 0), Ok(()));
         let mut other = item("a", 10, 1);
-        other.kind = LimitKind::Agent;
+        other.scope = &AGENT;
         // The second item does not fit: the first is not taken either.
         assert!(matches!(
             s.acquire(&[other, item("a", 3, 2)], 1),
@@ -428,6 +482,37 @@ mod tests {
         // Counted per agent, and the window slides.
         assert_eq!(s.peek(&item("b", 3, 3), 2), Ok(()));
         assert_eq!(s.peek(&item("a", 3, 3), 60_001), Ok(()));
+    }
+
+    #[test]
+    fn a_limit_is_its_kind_name_and_key_not_its_scope_object() {
+        let s = InProcess::new();
+        let take = |scope: &Scope, agent: &str| {
+            s.acquire(
+                &[Acquire {
+                    scope,
+                    agent,
+                    rate: Rate { count: 1, unit: 1 },
+                    amount: 1,
+                }],
+                0,
+            )
+        };
+        // Built again (as a reloaded bundle builds it): the same count.
+        assert_eq!(take(&Scope::new(LimitKind::Rule, "r", ""), "a"), Ok(()));
+        assert!(take(&Scope::new(LimitKind::Rule, "r", ""), "a").is_err());
+        // Any part different: another count.
+        for other in [
+            Scope::new(LimitKind::RuleShared, "r", ""),
+            Scope::new(LimitKind::Agent, "r", ""),
+            Scope::new(LimitKind::Rule, "s", ""),
+            Scope::new(LimitKind::Rule, "r", "x"),
+            Scope::new(LimitKind::Rule, "", "r"),
+        ] {
+            assert_eq!(take(&other, "a"), Ok(()), "{other:?}");
+        }
+        assert_eq!(take(&Scope::new(LimitKind::Rule, "r", ""), "b"), Ok(()));
+        assert_eq!(s.len(), 7);
     }
 
     #[test]

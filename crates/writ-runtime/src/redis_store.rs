@@ -116,7 +116,7 @@ impl RedisStore {
     }
 
     fn key(&self, item: &Acquire<'_>) -> String {
-        let kind = match item.kind {
+        let kind = match item.scope.kind() {
             LimitKind::Rule => "rule",
             LimitKind::RuleShared => "rule-shared",
             LimitKind::Agent => "agent",
@@ -125,10 +125,10 @@ impl RedisStore {
         format!(
             "{}:{kind}:{}:{}:{}:{}:{}",
             self.prefix,
-            item.name.len(),
-            item.name,
-            item.sub.len(),
-            item.sub,
+            item.scope.name().len(),
+            item.scope.name(),
+            item.scope.sub().len(),
+            item.scope.sub(),
             item.agent
         )
     }
