@@ -113,13 +113,17 @@ def time_batches(fn, batches: int, batch: int) -> list[float]:
 
 
 def caller(check, args: tuple, kw: dict):
-    if kw:
-        return lambda: check(*args, **kw)
-    if len(args) == 3:
-        agent, action, target = args
-        return lambda: check(agent, action, target)
-    agent, action = args
-    return lambda: check(agent, action)
+    """A function that calls `check` the way code does: the arguments
+    written out, keywords by name (`check(agent, action, context=ctx)`),
+    bound as the lambda's defaults so that each is a local. Not
+    `check(*args, **kw)`: that makes Python build a new dict for every call
+    and pass it by the slower calling convention, a cost of the bench, not
+    of `check`."""
+    names = [f"a{i}" for i in range(len(args))] + list(kw)
+    params = ", ".join(f"{n}={n}" for n in ["check", *names])
+    call = ", ".join([f"a{i}" for i in range(len(args))] + [f"{k}={k}" for k in kw])
+    scope = {"check": check, **{f"a{i}": a for i, a in enumerate(args)}, **kw}
+    return eval(f"lambda {params}: check({call})", scope)
 
 
 def measure(rows: list, batches: int, batch: int, rounds: int) -> dict:
