@@ -2,7 +2,8 @@
 //!
 //! After a decision, [`AuditLog::record_decision`] (or [`AuditLog::record`]
 //! with an [`AuditRecord`]) gives it a [`DecisionId`] and packs its fields
-//! into the queue: a few hundred contiguous bytes copied under an
+//! into the queue: what differs from the record before (a few bytes for a
+//! repeated decision, up to a few hundred with a context) copied under an
 //! uncontended lock — no allocation, formatting, hashing, I/O or system
 //! call on the calling thread. A writer thread takes the whole queue at
 //! each turn and, record by record, masks configured context keys,
@@ -626,7 +627,8 @@ impl AuditLog {
     /// Records the decision `d` made for `req` at `time_ms` by the bundle
     /// of `revision` (see [`revision_of`]): assigns the decision its id
     /// and packs the request's and the decision's fields into the queue.
-    /// Cheap: an uncontended lock and a few hundred bytes copied — no
+    /// Cheap: an uncontended lock and a few bytes copied (what differs
+    /// from the record before; more with a chain or a context) — no
     /// allocation, formatting, hashing, I/O or system call — unless the
     /// queue is full (then it waits for room) or the writer is asleep
     /// after a second without records (then it wakes it). When the writer

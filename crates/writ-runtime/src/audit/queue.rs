@@ -1,10 +1,10 @@
 //! How a record travels from the deciding thread to the writer: packed
 //! into one byte buffer.
 //!
-//! The deciding thread appends each record to the queue's buffer (length-
-//! prefixed strings and a tagged context, copied straight from the request
-//! and the decision) — a few hundred contiguous bytes, no allocation, no
-//! pointers. The formatting thread reads them back in order and writes
+//! The deciding thread appends each record to the queue's buffer (what
+//! differs from the record before, length-prefixed strings and a tagged
+//! context, copied straight from the request and the decision) — a few
+//! contiguous bytes, no allocation, no pointers. The writer reads them back in order and writes
 //! the canonical line from them. A record built of separate strings would
 //! make the writer chase a dozen pointers into memory last written on
 //! another core; a packed record is a few cache lines read in sequence.
