@@ -259,10 +259,9 @@ struct PRule {
     scope: crate::model::Scope,
     condition: Option<PCond>,
     constraints: Vec<crate::model::Constraint>,
-    limit: Option<Rate>,
-    /// The limit's scope (the rule's name; shared by all agents or
-    /// counted per agent), hashed once.
-    limit_scope: Option<LimitScope>,
+    /// The rule's limit and its scope (the rule's name; shared by all
+    /// agents or counted per agent), hashed once.
+    limit: Option<(Rate, LimitScope)>,
     reason: Option<String>,
 }
 
@@ -318,13 +317,13 @@ fn prepare(
             })
         }
     };
-    let limit_scope = rule.limit.map(|_| {
+    let limit = rule.limit.map(|rate| {
         let kind = if rule.limit_shared {
             LimitKind::RuleShared
         } else {
             LimitKind::Rule
         };
-        LimitScope::new(kind, &rule.name, "")
+        (rate, LimitScope::new(kind, &rule.name, ""))
     });
     Ok(PRule {
         name: rule.name,
@@ -335,8 +334,7 @@ fn prepare(
         scope: rule.scope,
         condition,
         constraints: rule.constraints,
-        limit: rule.limit,
-        limit_scope,
+        limit,
         reason: rule.reason,
     })
 }
@@ -1404,11 +1402,11 @@ impl Compiled {
         }
         let mut limit_id = None;
         if rule.effect == Effect::Allow
-            && let (Some(limit), Some(scope)) = (rule.limit, &rule.limit_scope)
+            && let Some((limit, scope)) = &rule.limit
         {
             let hold = Hold {
                 scope,
-                rate: limit,
+                rate: *limit,
                 amount: 1,
                 metric: 0,
                 rule: Some(rule),
