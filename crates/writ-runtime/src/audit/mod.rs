@@ -503,6 +503,12 @@ struct State {
 }
 
 impl State {
+    /// How many queued records start the writer's turn before its
+    /// interval is up: half the queue.
+    fn half_full(&self) -> usize {
+        (self.capacity / 2).max(1)
+    }
+
     /// Drops every queued record (the writer is gone).
     fn clear_queue(&mut self) {
         self.queue.clear();
@@ -727,7 +733,7 @@ impl AuditLog {
         let index = u32::try_from(st_ref.revisions.len() - 1).unwrap_or(u32::MAX);
         push(&mut st_ref.queue, id.seq, index);
         st_ref.count += 1;
-        if st.asleep || st.count == (st.capacity / 2).max(1) {
+        if st.asleep || st.count == st.half_full() {
             // Asleep after a silence, or half the queue waiting: the
             // writer's turn now rather than after its interval.
             st.asleep = false;
@@ -937,7 +943,7 @@ impl Writer {
                 self.shared.lock().stopped = true;
                 return;
             }
-            if st.count >= (st.capacity / 2).max(1)
+            if st.count >= st.half_full()
                 || st.room_waiters > 0
                 || st.stopping
                 || st.flush_to > self.requested
@@ -953,17 +959,16 @@ impl Writer {
                 // and the deciding threads run without the writer
                 // beside them meanwhile).
                 idle = 0;
-                drop(st);
-                std::thread::park_timeout(interval);
             } else if idle < idle_limit {
                 idle += 1;
-                drop(st);
-                std::thread::park_timeout(interval);
             } else {
                 st.asleep = true;
                 drop(st);
                 std::thread::park();
+                continue;
             }
+            drop(st);
+            std::thread::park_timeout(interval);
         }
     }
 
