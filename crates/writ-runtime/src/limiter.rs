@@ -15,7 +15,6 @@
 
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::Mutex;
 
 use crate::model::Rate;
 
@@ -36,13 +35,27 @@ pub enum LimitKind {
 /// that declares it and (for an agent entry's limits) the limit's key,
 /// hashed once when the bundle is loaded, so that a store finds a
 /// limit's count for an agent by hashing only the agent's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Scope {
+///
+/// Cloning a scope shares it: a store's entry keeps a clone, and finds it
+/// again by address before comparing names.
+#[derive(Clone, Debug)]
+pub struct Scope(std::sync::Arc<ScopeParts>);
+
+#[derive(Debug, PartialEq, Eq)]
+struct ScopeParts {
     kind: LimitKind,
     name: Box<str>,
     sub: Box<str>,
     hash: u64,
 }
+
+impl PartialEq for Scope {
+    fn eq(&self, other: &Scope) -> bool {
+        self.is(other)
+    }
+}
+
+impl Eq for Scope {}
 
 impl Scope {
     #[must_use]
@@ -51,43 +64,48 @@ impl Scope {
         kind.hash(&mut h);
         name.hash(&mut h);
         sub.hash(&mut h);
-        Scope {
+        Scope(std::sync::Arc::new(ScopeParts {
             kind,
             name: name.into(),
             sub: sub.into(),
             hash: h.finish(),
-        }
+        }))
     }
 
     #[must_use]
     pub fn kind(&self) -> LimitKind {
-        self.kind
+        self.0.kind
     }
 
     /// The rule or agent entry that declares the limit.
     #[must_use]
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// The limit's key within an agent entry (empty for a rule's).
     #[must_use]
     pub fn sub(&self) -> &str {
-        &self.sub
+        &self.0.sub
     }
 
     /// A hash of the kind, name and key.
     #[must_use]
     pub fn hash_value(&self) -> u64 {
-        self.hash
+        self.0.hash
     }
 
+    /// The same limit: the same scope (the common case, by address), or
+    /// one with the same kind, name and key (a reloaded bundle's).
     #[inline]
     fn is(&self, other: &Scope) -> bool {
-        self.hash == other.hash
-            && self.kind == other.kind
-            && same(&self.name, &other.name)
-            && same(&self.sub, &other.sub)
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.is_named_as(other)
+    }
+
+    #[inline(never)]
+    fn is_named_as(&self, other: &Scope) -> bool {
+        let (a, b) = (&*self.0, &*other.0);
+        a.hash == b.hash && a.kind == b.kind && same(&a.name, &b.name) && same(&a.sub, &b.sub)
     }
 }
 
@@ -159,7 +177,11 @@ impl Window {
 
     /// Drops what has left the window at `now_ms`.
     pub fn trim(&mut self, rate: Rate, now_ms: i64) {
-        let horizon = now_ms.saturating_sub(Window::window_ms(rate));
+        self.trim_to(Window::window_ms(rate), now_ms);
+    }
+
+    fn trim_to(&mut self, window_ms: i64, now_ms: i64) {
+        let horizon = now_ms.saturating_sub(window_ms);
         while let Some(&(t, a)) = self.log.front() {
             if t > horizon {
                 break;
@@ -193,12 +215,29 @@ impl Window {
         Err(rate.seconds())
     }
 
+    /// Trims, and adds `amount` if it fits: [`Window::trim`],
+    /// [`Window::fits`] and [`Window::add`] in one.
+    ///
+    /// # Errors
+    /// The wait in seconds, as [`Window::fits`].
+    pub fn take(&mut self, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
+        let window_ms = Window::window_ms(rate);
+        self.trim_to(window_ms, now_ms);
+        self.fits(rate, amount, now_ms)?;
+        self.add_to(window_ms, amount, now_ms);
+        Ok(())
+    }
+
     /// Adds `amount` allowed at `now_ms`.
     pub fn add(&mut self, rate: Rate, amount: u64, now_ms: i64) {
+        self.add_to(Window::window_ms(rate), amount, now_ms);
+    }
+
+    fn add_to(&mut self, window_ms: i64, amount: u64, now_ms: i64) {
         if amount == 0 {
             return;
         }
-        let slot = (Window::window_ms(rate) / 1024).max(1);
+        let slot = (window_ms / 1024).max(1);
         self.used = self.used.saturating_add(amount);
         match self.log.back_mut() {
             Some((t, a)) if now_ms.saturating_sub(*t) < slot && now_ms >= *t => {
@@ -231,7 +270,7 @@ impl Entry {
 #[inline]
 fn key_hash(item: &Acquire<'_>) -> u64 {
     let mut h = rustc_hash::FxHasher::default();
-    h.write_u64(item.scope.hash);
+    h.write_u64(item.scope.hash_value());
     item.agent.hash(&mut h);
     h.finish()
 }
@@ -281,11 +320,27 @@ fn same(a: &str, b: &str) -> bool {
 type Windows = hashbrown::HashTable<Entry>;
 
 /// Counts in this process, behind one lock (taken only by requests that
-/// meet a limit). Shared by every thread using the runtime; give the same
-/// store to a reloaded runtime to keep the counts.
-#[derive(Debug, Default)]
+/// meet a limit, and held for a table lookup and a few additions).
+/// Shared by every thread using the runtime; give the same store to a
+/// reloaded runtime to keep the counts.
+///
+/// The lock is a spin lock that yields the thread while another holds
+/// it: taking and releasing it is one atomic exchange and one store, half
+/// the cost of a std mutex, which matters on a path taken by every
+/// limited decision. A panic while it is held (none is expected: every
+/// update is a single push or trim) releases it, leaving the counts as
+/// they were.
+#[derive(Default)]
 pub struct InProcess {
-    windows: Mutex<Windows>,
+    windows: spin::mutex::SpinMutex<Windows, spin::relax::Yield>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess")
+            .field("windows", &self.len())
+            .finish()
+    }
 }
 
 impl InProcess {
@@ -294,13 +349,8 @@ impl InProcess {
         InProcess::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Windows> {
-        match self.windows.lock() {
-            Ok(g) => g,
-            // A panic elsewhere while holding the lock leaves the counts
-            // as they were: every update is a single push or trim.
-            Err(poisoned) => poisoned.into_inner(),
-        }
+    fn lock(&self) -> spin::mutex::SpinMutexGuard<'_, Windows, spin::relax::Yield> {
+        self.windows.lock()
     }
 
     /// The number of limit × agent windows held.
@@ -358,14 +408,10 @@ impl LimitStore for InProcess {
             let hash = key_hash(item);
             let mut guard = self.lock();
             return match guard.find_mut(hash, |e| e.is(item)) {
-                Some(e) => {
-                    e.window.trim(item.rate, now_ms);
-                    e.window
-                        .fits(item.rate, item.amount, now_ms)
-                        .map_err(full(0))?;
-                    e.window.add(item.rate, item.amount, now_ms);
-                    Ok(())
-                }
+                Some(e) => e
+                    .window
+                    .take(item.rate, item.amount, now_ms)
+                    .map_err(full(0)),
                 None => {
                     Window::default()
                         .fits(item.rate, item.amount, now_ms)

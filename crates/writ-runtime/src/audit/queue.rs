@@ -221,20 +221,87 @@ impl Queue {
         self.before = Before::default();
     }
 
-    /// Whether `s` is the last value written of named string `i`.
+    /// The tag of named string `i`: absent, the same as its last value
+    /// written, or new.
     #[inline]
-    fn is_last(&self, i: usize, s: &str) -> bool {
-        match self.last.get(i) {
+    fn tag(&self, i: usize, s: Option<&str>) -> u16 {
+        let Some(s) = s else {
+            return u16::from(ABSENT);
+        };
+        let same = match self.last.get(i) {
             Some(Some(r)) => self
                 .buf
                 .get(r.clone())
                 .is_some_and(|l| crate::limiter::same_bytes(l, s.as_bytes())),
             _ => false,
+        };
+        u16::from(if same { SAME } else { NEW })
+    }
+
+    /// Appends one record. Written out rather than looped so that the
+    /// common record (four bytes) is a few compares and one fixed-size
+    /// copy.
+    pub(crate) fn push(&mut self, f: &Fields<'_>) {
+        let tags = self.tag(0, f.trace_id)
+            | self.tag(1, Some(f.agent)) << 2
+            | self.tag(2, Some(f.action)) << 4
+            | self.tag(3, f.target) << 6
+            | self.tag(4, f.rule) << 8
+            | self.tag(5, f.reason) << 10;
+        let before = self.before;
+        let mut flags = effect_code(f.decision) | (risk_code(f.risk) << 2);
+        if f.seq != before.seq.wrapping_add(1) {
+            flags |= HAS_SEQ;
+        }
+        if f.time_ms != before.time_ms {
+            flags |= HAS_TIME;
+        }
+        if f.retry_after_s.is_some() {
+            flags |= HAS_RETRY;
+        }
+        if f.revision != before.revision {
+            flags |= HAS_REVISION;
+        }
+        if !f.chain.is_empty() {
+            flags |= HAS_CHAIN;
+        }
+        if !f.context.is_empty() {
+            flags |= HAS_CONTEXT;
+        }
+        let [f0, f1] = flags.to_le_bytes();
+        let [t0, t1] = tags.to_le_bytes();
+        let buf = &mut self.buf;
+        buf.extend_from_slice(&[f0, f1, t0, t1]);
+        if flags & (HAS_SEQ | HAS_TIME | HAS_RETRY | HAS_REVISION) != 0 {
+            if flags & HAS_SEQ != 0 {
+                buf.extend_from_slice(&f.seq.to_le_bytes());
+            }
+            if flags & HAS_TIME != 0 {
+                buf.extend_from_slice(&f.time_ms.to_le_bytes());
+            }
+            if let Some(retry) = f.retry_after_s {
+                buf.extend_from_slice(&retry.to_le_bytes());
+            }
+            if flags & HAS_REVISION != 0 {
+                buf.extend_from_slice(&f.revision.to_le_bytes());
+            }
+        }
+        self.before = Before {
+            seq: f.seq,
+            time_ms: f.time_ms,
+            revision: f.revision,
+        };
+        if tags & 0b1010_1010_1010 != 0 {
+            self.push_new(tags, f);
+        }
+        if !f.chain.is_empty() || !f.context.is_empty() {
+            self.push_chain_context(f);
         }
     }
 
-    /// Appends one record.
-    pub(crate) fn push(&mut self, f: &Fields<'_>) {
+    /// The named strings tagged new, their lengths and bytes.
+    #[cold]
+    fn push_new(&mut self, tags: u16, f: &Fields<'_>) {
         let named = [
             f.trace_id,
             Some(f.agent),
@@ -243,71 +310,21 @@ impl Queue {
             f.rule,
             f.reason,
         ];
-        let mut tags = 0u16;
-        for (i, s) in named.iter().enumerate() {
-            let tag = match s {
-                None => ABSENT,
-                Some(s) if self.is_last(i, s) => SAME,
-                Some(_) => NEW,
-            };
-            tags |= u16::from(tag) << (2 * i);
-        }
-        let mut flags = effect_code(f.decision) | (risk_code(f.risk) << 2);
-        // The head, its optional parts in order, in one copy.
-        let mut head = [0u8; 4 + 8 + 8 + 8 + 4];
-        let mut at = 4;
-        let mut put = |bytes: &[u8], at: &mut usize| {
-            if let Some(slot) = head.get_mut(*at..*at + bytes.len()) {
-                slot.copy_from_slice(bytes);
-            }
-            *at += bytes.len();
-        };
-        if f.seq != self.before.seq.wrapping_add(1) {
-            flags |= HAS_SEQ;
-            put(&f.seq.to_le_bytes(), &mut at);
-        }
-        if f.time_ms != self.before.time_ms {
-            flags |= HAS_TIME;
-            put(&f.time_ms.to_le_bytes(), &mut at);
-        }
-        if let Some(retry) = f.retry_after_s {
-            flags |= HAS_RETRY;
-            put(&retry.to_le_bytes(), &mut at);
-        }
-        if f.revision != self.before.revision {
-            flags |= HAS_REVISION;
-            put(&f.revision.to_le_bytes(), &mut at);
-        }
-        if !f.chain.is_empty() {
-            flags |= HAS_CHAIN;
-        }
-        if !f.context.is_empty() {
-            flags |= HAS_CONTEXT;
-        }
-        put(&flags.to_le_bytes(), &mut 0);
-        put(&tags.to_le_bytes(), &mut 2);
-        self.buf
-            .extend_from_slice(head.get(..at).unwrap_or_default());
-        self.before = Before {
-            seq: f.seq,
-            time_ms: f.time_ms,
-            revision: f.revision,
-        };
-        if tags & 0b1010_1010_1010 != 0 {
-            // Some named string is new.
-            for (i, s) in named.into_iter().enumerate() {
-                if let Some(s) = s
-                    && (tags >> (2 * i)) & 0b11 == u16::from(NEW)
-                {
-                    put_len(&mut self.buf, s.len());
-                    let start = self.buf.len();
-                    self.buf.extend_from_slice(s.as_bytes());
-                    if let Some(slot) = self.last.get_mut(i) {
-                        *slot = Some(start..self.buf.len());
-                    }
+        for (i, s) in named.into_iter().enumerate() {
+            if let Some(s) = s
+                && (tags >> (2 * i)) & 0b11 == u16::from(NEW)
+            {
+                put_len(&mut self.buf, s.len());
+                let start = self.buf.len();
+                self.buf.extend_from_slice(s.as_bytes());
+                if let Some(slot) = self.last.get_mut(i) {
+                    *slot = Some(start..self.buf.len());
                 }
             }
         }
+    }
+
+    fn push_chain_context(&mut self, f: &Fields<'_>) {
         let buf = &mut self.buf;
         if !f.chain.is_empty() {
             let start = begin_sized(buf);
