@@ -16,9 +16,9 @@
 //!   they also take turns on this one).
 //!
 //! - `services/paired` (printed last): the same three, timed in turns
-//!   within each of 400 rounds, and the medians of the per-round
-//!   differences — the overheads this bench is about, robust to the
-//!   machine's speed drifting between the runs above.
+//!   (bursts of 256) within each of 4,000 rounds, and the medians of the
+//!   per-round differences — the overheads this bench is about, robust to
+//!   the machine's speed drifting between the runs above.
 //!
 //! The decisions are timed in bursts of 2,048 and the audit log flushed
 //! between bursts (untimed) so that its queue has room, as it does when
@@ -117,11 +117,16 @@ fn bench(c: &mut Criterion) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The overheads measured in pairs: rounds that time a burst of each
-/// variant one after the other, so that each round's differences compare
-/// decisions made under the same conditions (this machine's speed drifts
-/// by a fifth from minute to minute, more than the overheads measured).
-/// Prints the medians of the per-round differences.
+/// The overheads measured in pairs: rounds that time a short burst of
+/// each variant one after the other (in an order that rotates from round
+/// to round), so that each round's differences compare decisions made
+/// under the same conditions. This machine (a VM on a shared host)
+/// switches, every few milliseconds, between a state where everything
+/// runs at full speed and one where everything takes about twice as
+/// long; bursts of 256 decisions (tens of microseconds) keep a round
+/// within one state far more often than longer ones would. The log is
+/// flushed (untimed) every eight rounds. Prints the medians of the
+/// per-round times and differences.
 fn paired(
     bare_rt: &Runtime,
     runtime: &Runtime,
@@ -129,8 +134,8 @@ fn paired(
     log: &AuditLog,
     revision: &std::sync::Arc<str>,
 ) {
-    const ROUNDS: usize = 400;
-    const BURST: u32 = 2048;
+    const ROUNDS: usize = 4000;
+    const BURST: u32 = 256;
     let per_op = |f: &mut dyn FnMut()| {
         let start = std::time::Instant::now();
         for _ in 0..BURST {
@@ -139,18 +144,27 @@ fn paired(
         start.elapsed().as_secs_f64() * 1e9 / f64::from(BURST)
     };
     let mut rows: [Vec<f64>; 5] = Default::default();
-    for _ in 0..ROUNDS {
-        let bare = per_op(&mut || {
-            black_box(bare_rt.check(black_box(req)).is_allowed());
-        });
-        let limited = per_op(&mut || {
-            black_box(runtime.check(black_box(req)).is_allowed());
-        });
-        let audited = per_op(&mut || {
-            let d = runtime.check(black_box(req));
-            black_box(log.record_decision(req, &d, revision, d.time_ms));
-        });
-        log.flush().expect("flush");
+    for round in 0..ROUNDS {
+        let mut times = [0.0f64; 3];
+        for k in 0..3 {
+            let which = (k + round) % 3;
+            times[which] = match which {
+                0 => per_op(&mut || {
+                    black_box(bare_rt.check(black_box(req)).is_allowed());
+                }),
+                1 => per_op(&mut || {
+                    black_box(runtime.check(black_box(req)).is_allowed());
+                }),
+                _ => per_op(&mut || {
+                    let d = runtime.check(black_box(req));
+                    black_box(log.record_decision(req, &d, revision, d.time_ms));
+                }),
+            };
+        }
+        if round % 8 == 7 {
+            log.flush().expect("flush");
+        }
+        let [bare, limited, audited] = times;
         for (row, v) in
             rows.iter_mut()
                 .zip([bare, limited, audited, limited - bare, audited - bare])

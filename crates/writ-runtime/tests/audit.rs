@@ -378,6 +378,65 @@ fn flush_makes_every_record_visible() {
 }
 
 #[test]
+fn a_tiny_queue_shared_by_threads_and_flushes_loses_and_repeats_nothing() {
+    let dir = temp_dir("tiny");
+    let path = dir.join("log.jsonl");
+    let log = AuditLog::new(
+        JsonlSink::open(&path).unwrap(),
+        AuditOptions {
+            capacity: 3,
+            interval: std::time::Duration::from_millis(1),
+            ..AuditOptions::default()
+        },
+    )
+    .unwrap();
+    // Four threads record (each waiting for room most of the time) while
+    // a fifth flushes: every id returned is written once, in a chain that
+    // verifies.
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let mut ids: Vec<String> = std::thread::scope(|s| {
+        let flusher = s.spawn(|| {
+            let mut flushes = 0;
+            while !done.load(std::sync::atomic::Ordering::Acquire) {
+                log.flush().unwrap();
+                flushes += 1;
+            }
+            flushes
+        });
+        let recorders: Vec<_> = (0..4)
+            .map(|t| {
+                let log = &log;
+                s.spawn(move || {
+                    (0..2_000)
+                        .map(|i| log.record(&record(t * 2_000 + i)).to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let ids = recorders
+            .into_iter()
+            .flat_map(|r| r.join().unwrap())
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::Release);
+        assert!(flusher.join().unwrap() > 0);
+        ids
+    });
+    log.flush().unwrap();
+    let mut written: Vec<String> = lines(&path)
+        .iter()
+        .map(|l| json(l)["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(written.len(), 8_000);
+    ids.sort();
+    written.sort();
+    assert_eq!(ids, written);
+    assert_eq!(log.dropped(), 0);
+    let report = verify_jsonl(&path).unwrap();
+    assert!(report.is_intact(), "{report}");
+    assert_eq!(report.records, 8_000);
+}
+
+#[test]
 fn unwritable_logs_are_errors_not_panics() {
     let err = AuditLog::jsonl("/nonexistent-dir/writ/audit.jsonl").unwrap_err();
     assert!(err.to_string().contains("/nonexistent-dir"), "{err}");

@@ -3,8 +3,8 @@
 //! After a decision, [`AuditLog::record_decision`] (or [`AuditLog::record`]
 //! with an [`AuditRecord`]) gives it a [`DecisionId`] and packs its fields
 //! into the queue: what differs from the record before (a few bytes for a
-//! repeated decision, up to a few hundred with a context) copied under an
-//! uncontended lock — no allocation, formatting, hashing, I/O or system
+//! repeated decision, up to a few hundred with a context) copied under a
+//! spin lock held only for that — no allocation, formatting, hashing, I/O or system
 //! call on the calling thread. A writer thread takes the whole queue at
 //! each turn and, record by record, masks configured context keys,
 //! numbers it, writes its canonical line straight from the packed fields
@@ -458,10 +458,15 @@ impl fmt::Display for AuditError {
 
 impl std::error::Error for AuditError {}
 
-/// What the calling threads and the writer share, behind one lock held
-/// only for a push or a swap.
+/// What the calling threads and the writer share: the queue behind a
+/// spin lock held only for a push or a swap (taken by every record: one
+/// atomic exchange), and the rest behind a mutex with the condition
+/// variables the threads wait on (taken by flushes, by a caller waiting
+/// for room, and by the writer once a turn). Where both are held, the
+/// mutex is taken first.
 #[derive(Debug)]
 struct Shared {
+    intake: spin::mutex::SpinMutex<Intake, spin::relax::Yield>,
     state: Mutex<State>,
     /// Callers waiting for room in a full queue.
     room: Condvar,
@@ -471,8 +476,9 @@ struct Shared {
     sync_wanted: Condvar,
 }
 
+/// The queue and what a recording thread reads or changes with it.
 #[derive(Debug)]
-struct State {
+struct Intake {
     /// Records not yet taken by the writer, packed in order (see
     /// [`queue`]).
     queue: queue::Queue,
@@ -483,6 +489,24 @@ struct State {
     capacity: usize,
     /// Records ever queued (the last decision id's number).
     queued: u64,
+    /// Records not queued because the writer had stopped.
+    dropped: u64,
+    /// The writer is gone: records are dropped.
+    stopped: bool,
+    /// The writer sleeps until woken (after a second without records).
+    asleep: bool,
+}
+
+impl Intake {
+    /// How many queued records start the writer's turn before its
+    /// interval is up: half the queue.
+    fn half_full(&self) -> usize {
+        (self.capacity / 2).max(1)
+    }
+}
+
+#[derive(Debug)]
+struct State {
     /// Records written and synced (acknowledged).
     synced: u64,
     /// Records the syncing thread is asked to sync (all written).
@@ -495,26 +519,8 @@ struct State {
     /// The writer is gone; `failed` says why, if it failed.
     stopped: bool,
     failed: Option<AuditError>,
-    dropped: u64,
-    /// The writer sleeps until woken (after a second without records).
-    asleep: bool,
     room_waiters: usize,
     progress_waiters: usize,
-}
-
-impl State {
-    /// How many queued records start the writer's turn before its
-    /// interval is up: half the queue.
-    fn half_full(&self) -> usize {
-        (self.capacity / 2).max(1)
-    }
-
-    /// Drops every queued record (the writer is gone).
-    fn clear_queue(&mut self) {
-        self.queue.clear();
-        self.count = 0;
-        self.revisions.clear();
-    }
 }
 
 impl Shared {
@@ -522,6 +528,21 @@ impl Shared {
         // The lock is never held across code that can panic; if it were
         // poisoned anyway, the state is still consistent.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn intake(&self) -> spin::mutex::SpinMutexGuard<'_, Intake, spin::relax::Yield> {
+        self.intake.lock()
+    }
+
+    /// The writer is gone (`st` is the locked state): drops every queued
+    /// record, and every record from now on.
+    fn halt(&self, st: &mut State) {
+        st.stopped = true;
+        let mut intake = self.intake();
+        intake.stopped = true;
+        intake.queue.clear();
+        intake.count = 0;
+        intake.revisions.clear();
     }
 }
 
@@ -550,12 +571,17 @@ impl AuditLog {
             .map_err(|e| AuditError::Io(format!("cannot read the log's last record: {e}")))?;
         let capacity = options.capacity.max(1);
         let shared = Arc::new(Shared {
-            state: Mutex::new(State {
+            intake: spin::mutex::SpinMutex::new(Intake {
                 queue: queue::Queue::with_capacity(1 << 16),
                 count: 0,
                 revisions: Vec::new(),
                 capacity,
                 queued: 0,
+                dropped: 0,
+                stopped: false,
+                asleep: false,
+            }),
+            state: Mutex::new(State {
                 synced: 0,
                 sync_to: 0,
                 sync_stop: false,
@@ -563,8 +589,6 @@ impl AuditLog {
                 stopping: false,
                 stopped: false,
                 failed: None,
-                dropped: 0,
-                asleep: false,
                 room_waiters: 0,
                 progress_waiters: 0,
             }),
@@ -633,7 +657,7 @@ impl AuditLog {
     /// Records the decision `d` made for `req` at `time_ms` by the bundle
     /// of `revision` (see [`revision_of`]): assigns the decision its id
     /// and packs the request's and the decision's fields into the queue.
-    /// Cheap: an uncontended lock and a few bytes copied (what differs
+    /// Cheap: a spin lock taken and a few bytes copied (what differs
     /// from the record before; more with a chain or a context) — no
     /// allocation, formatting, hashing, I/O or system call — unless the
     /// queue is full (then it waits for room) or the writer is asleep
@@ -698,49 +722,81 @@ impl AuditLog {
         revision: &Arc<str>,
         push: impl FnOnce(&mut queue::Queue, u64, u32),
     ) -> DecisionId {
-        let mut st = self.shared.lock();
-        st.queued += 1;
+        let mut intake = self.shared.intake();
+        intake.queued += 1;
         let id = DecisionId {
             prefix: self.prefix,
-            seq: st.queued,
+            seq: intake.queued,
         };
-        if st.stopped {
-            st.dropped += 1;
-            return id;
+        if intake.stopped {
+            intake.dropped += 1;
+        } else if intake.count < intake.capacity {
+            self.push_into(intake, id, revision, push);
+        } else {
+            drop(intake);
+            self.enqueue_when_room(id, revision, push);
         }
-        while st.count >= st.capacity && !st.stopped {
+        id
+    }
+
+    /// Packs a record into the queue, and wakes the writer if it sleeps
+    /// or half the queue waits.
+    fn push_into(
+        &self,
+        mut intake: spin::mutex::SpinMutexGuard<'_, Intake, spin::relax::Yield>,
+        id: DecisionId,
+        revision: &Arc<str>,
+        push: impl FnOnce(&mut queue::Queue, u64, u32),
+    ) {
+        let i = &mut *intake;
+        if !i.revisions.last().is_some_and(|r| Arc::ptr_eq(r, revision)) {
+            i.revisions.push(Arc::clone(revision));
+        }
+        let index = u32::try_from(i.revisions.len() - 1).unwrap_or(u32::MAX);
+        push(&mut i.queue, id.seq, index);
+        i.count += 1;
+        if i.asleep || i.count == i.half_full() {
+            // Asleep after a silence, or half the queue waiting: the
+            // writer's turn now rather than after its interval.
+            i.asleep = false;
+            drop(intake);
             self.wake();
-            st.room_waiters += 1;
+        }
+    }
+
+    /// Waits for room in a full queue, then packs the record (or drops
+    /// it, if the writer stops meanwhile). Waiting is announced under the
+    /// state's lock before the queue is looked at again, and the writer
+    /// takes that lock after emptying the queue: the writer's wake-up
+    /// cannot be missed.
+    #[cold]
+    fn enqueue_when_room(
+        &self,
+        id: DecisionId,
+        revision: &Arc<str>,
+        push: impl FnOnce(&mut queue::Queue, u64, u32),
+    ) {
+        let mut st = self.shared.lock();
+        st.room_waiters += 1;
+        loop {
+            let mut intake = self.shared.intake();
+            if intake.stopped {
+                intake.dropped += 1;
+                break;
+            }
+            if intake.count < intake.capacity {
+                self.push_into(intake, id, revision, push);
+                break;
+            }
+            drop(intake);
+            self.wake();
             st = self
                 .shared
                 .room
                 .wait(st)
                 .unwrap_or_else(PoisonError::into_inner);
-            st.room_waiters -= 1;
         }
-        if st.stopped {
-            st.dropped += 1;
-            return id;
-        }
-        let st_ref = &mut *st;
-        if !st_ref
-            .revisions
-            .last()
-            .is_some_and(|r| Arc::ptr_eq(r, revision))
-        {
-            st_ref.revisions.push(Arc::clone(revision));
-        }
-        let index = u32::try_from(st_ref.revisions.len() - 1).unwrap_or(u32::MAX);
-        push(&mut st_ref.queue, id.seq, index);
-        st_ref.count += 1;
-        if st.asleep || st.count == st.half_full() {
-            // Asleep after a silence, or half the queue waiting: the
-            // writer's turn now rather than after its interval.
-            st.asleep = false;
-            drop(st);
-            self.wake();
-        }
-        id
+        st.room_waiters -= 1;
     }
 
     /// Returns once every record queued before the call is written and
@@ -751,7 +807,7 @@ impl AuditLog {
     /// stopped earlier.
     pub fn flush(&self) -> Result<(), AuditError> {
         let mut st = self.shared.lock();
-        let target = st.queued;
+        let target = self.shared.intake().queued;
         st.flush_to = st.flush_to.max(target);
         self.wake();
         while st.synced < target && !st.stopped {
@@ -783,7 +839,7 @@ impl AuditLog {
     /// Records that could not be queued because the writer had stopped.
     #[must_use]
     pub fn dropped(&self) -> u64 {
-        self.shared.lock().dropped
+        self.shared.intake().dropped
     }
 
     /// The error that stopped the writer, if it stopped.
@@ -875,15 +931,18 @@ impl Writer {
         let mut revisions: Vec<Arc<str>> = Vec::new();
         loop {
             let (count, flush_to, stopping) = {
-                let mut st = self.shared.lock();
+                let st = self.shared.lock();
                 if st.stopped {
                     return;
                 }
                 taken.clear();
-                std::mem::swap(&mut st.queue, &mut taken);
                 revisions.clear();
-                std::mem::swap(&mut st.revisions, &mut revisions);
-                let count = std::mem::take(&mut st.count);
+                let count = {
+                    let mut intake = self.shared.intake();
+                    std::mem::swap(&mut intake.queue, &mut taken);
+                    std::mem::swap(&mut intake.revisions, &mut revisions);
+                    std::mem::take(&mut intake.count)
+                };
                 if st.room_waiters > 0 {
                     self.shared.room.notify_all();
                 }
@@ -902,8 +961,7 @@ impl Writer {
             let mut st = self.shared.lock();
             if let Err(e) = result {
                 st.failed.get_or_insert(e);
-                st.stopped = true;
-                st.clear_queue();
+                self.shared.halt(&mut st);
                 self.shared.room.notify_all();
                 self.shared.progress.notify_all();
                 drop(st);
@@ -940,10 +998,15 @@ impl Writer {
                     st.failed
                         .get_or_insert_with(|| fail("the syncing thread panicked"));
                 }
-                self.shared.lock().stopped = true;
+                let mut st = self.shared.lock();
+                self.shared.halt(&mut st);
                 return;
             }
-            if st.count >= st.half_full()
+            let (queued, half_full) = {
+                let intake = self.shared.intake();
+                (intake.count, intake.half_full())
+            };
+            if queued >= half_full
                 || st.room_waiters > 0
                 || st.stopping
                 || st.flush_to > self.requested
@@ -952,7 +1015,7 @@ impl Writer {
                 idle = 0;
                 continue;
             }
-            if count > 0 || st.count > 0 {
+            if count > 0 || queued > 0 {
                 // Records keep coming: the next turn after `interval`,
                 // so that each takes many records at once (one lock
                 // handed between the threads per turn, not per record,
@@ -962,10 +1025,17 @@ impl Writer {
             } else if idle < idle_limit {
                 idle += 1;
             } else {
-                st.asleep = true;
-                drop(st);
-                std::thread::park();
-                continue;
+                let mut intake = self.shared.intake();
+                if intake.count == 0 {
+                    // A record queued from now on wakes the writer.
+                    intake.asleep = true;
+                    drop(intake);
+                    drop(st);
+                    std::thread::park();
+                    continue;
+                }
+                // A record came meanwhile: a turn after `interval`.
+                idle = 0;
             }
             drop(st);
             std::thread::park_timeout(interval);
@@ -1122,8 +1192,7 @@ fn run_syncer(shared: &Shared, mut sync: BackgroundSync) {
             Err(e) => {
                 st.failed
                     .get_or_insert_with(|| fail(&format!("sync failed: {e}")));
-                st.stopped = true;
-                st.clear_queue();
+                shared.halt(&mut st);
                 shared.room.notify_all();
                 shared.progress.notify_all();
                 return;
