@@ -164,9 +164,16 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug {
 /// bounded (about 1,024 entries per window, whatever the limit), and an
 /// entry leaves the window no earlier than its amounts should, so the
 /// count is never under-stated.
+///
+/// The newest entry (the one still taking amounts) is kept apart from the
+/// others, so that a request within the same 1/1024 of the window, the
+/// common case, touches neither end of the log.
 #[derive(Debug, Default)]
 pub struct Window {
+    /// Every entry but the newest, oldest first.
     log: VecDeque<(i64, u64)>,
+    /// The newest entry: time and amount (0 when there is none).
+    open: (i64, u64),
     used: u64,
 }
 
@@ -184,11 +191,23 @@ impl Window {
         let horizon = now_ms.saturating_sub(window_ms);
         while let Some(&(t, a)) = self.log.front() {
             if t > horizon {
-                break;
+                return;
             }
             self.used = self.used.saturating_sub(a);
             self.log.pop_front();
         }
+        let (t, a) = self.open;
+        if a > 0 && t <= horizon {
+            self.used = self.used.saturating_sub(a);
+            self.open = (0, 0);
+        }
+    }
+
+    /// The entries, oldest first.
+    fn entries(&self) -> impl Iterator<Item = &(i64, u64)> {
+        self.log
+            .iter()
+            .chain((self.open.1 > 0).then_some(&self.open))
     }
 
     /// Whether `amount` more fits (call [`Window::trim`] first), else
@@ -205,7 +224,7 @@ impl Window {
         }
         let window_ms = Window::window_ms(rate);
         let mut remaining = self.used;
-        for (t, a) in &self.log {
+        for (t, a) in self.entries() {
             remaining = remaining.saturating_sub(*a);
             if remaining.saturating_add(amount) <= rate.count {
                 let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
@@ -239,12 +258,14 @@ impl Window {
         }
         let slot = (window_ms / 1024).max(1);
         self.used = self.used.saturating_add(amount);
-        match self.log.back_mut() {
-            Some((t, a)) if now_ms.saturating_sub(*t) < slot && now_ms >= *t => {
-                *t = now_ms;
-                *a = a.saturating_add(amount);
+        let (t, a) = self.open;
+        if a > 0 && now_ms.saturating_sub(t) < slot && now_ms >= t {
+            self.open = (now_ms, a.saturating_add(amount));
+        } else {
+            if a > 0 {
+                self.log.push_back(self.open);
             }
-            _ => self.log.push_back((now_ms, amount)),
+            self.open = (now_ms, amount);
         }
     }
 }
@@ -599,7 +620,10 @@ mod tests {
         // A one-second window, 1,024 slots: about a thousand entries.
         assert!(w.log.len() <= 1025, "{}", w.log.len());
         assert_eq!(w.used, 1000);
-        let total: u64 = w.log.iter().map(|(_, a)| a).sum();
+        let total: u64 = w.entries().map(|(_, a)| a).sum();
         assert_eq!(total, w.used);
+        // Everything leaves the window in time, the newest entry too.
+        w.trim(rate, 11_000);
+        assert_eq!((w.used, w.entries().count()), (0, 0));
     }
 }

@@ -741,6 +741,7 @@ impl AuditLog {
 
     /// Packs a record into the queue, and wakes the writer if it sleeps
     /// or half the queue waits.
+    #[inline(always)]
     fn push_into(
         &self,
         mut intake: spin::mutex::SpinMutexGuard<'_, Intake, spin::relax::Yield>,
