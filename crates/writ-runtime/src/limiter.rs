@@ -358,9 +358,14 @@ pub struct InProcess {
 
 impl std::fmt::Debug for InProcess {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("InProcess")
-            .field("windows", &self.len())
-            .finish()
+        // Never waits: formatting while this thread holds the lock must
+        // not spin forever.
+        let mut d = f.debug_struct("InProcess");
+        match self.windows.try_lock() {
+            Some(w) => d.field("windows", &w.len()),
+            None => d.field("windows", &"<locked>"),
+        };
+        d.finish()
     }
 }
 

@@ -495,6 +495,9 @@ struct Intake {
     stopped: bool,
     /// The writer sleeps until woken (after a second without records).
     asleep: bool,
+    /// Callers waiting for room: while there are any, a caller that
+    /// finds room queues behind them rather than taking it first.
+    waiting: usize,
 }
 
 impl Intake {
@@ -540,6 +543,8 @@ impl Shared {
         st.stopped = true;
         let mut intake = self.intake();
         intake.stopped = true;
+        // Queued but never to be written: counted as dropped.
+        intake.dropped += intake.count as u64;
         intake.queue.clear();
         intake.count = 0;
         intake.revisions.clear();
@@ -580,6 +585,7 @@ impl AuditLog {
                 dropped: 0,
                 stopped: false,
                 asleep: false,
+                waiting: 0,
             }),
             state: Mutex::new(State {
                 synced: 0,
@@ -730,7 +736,7 @@ impl AuditLog {
         };
         if intake.stopped {
             intake.dropped += 1;
-        } else if intake.count < intake.capacity {
+        } else if intake.count < intake.capacity && intake.waiting == 0 {
             self.push_into(intake, id, revision, push);
         } else {
             drop(intake);
@@ -779,13 +785,16 @@ impl AuditLog {
     ) {
         let mut st = self.shared.lock();
         st.room_waiters += 1;
+        self.shared.intake().waiting += 1;
         loop {
             let mut intake = self.shared.intake();
             if intake.stopped {
+                intake.waiting -= 1;
                 intake.dropped += 1;
                 break;
             }
             if intake.count < intake.capacity {
+                intake.waiting -= 1;
                 self.push_into(intake, id, revision, push);
                 break;
             }
@@ -926,6 +935,7 @@ impl Writer {
     /// without records, when it sleeps until the next one. Stops at
     /// shutdown or at the first error.
     fn run(mut self, interval: Duration) {
+        let _halt = HaltOnPanic(Arc::clone(&self.shared));
         let idle_limit = (Duration::from_secs(1).as_micros() / interval.as_micros().max(1)).max(1);
         let mut idle = 0u128;
         let mut taken = queue::Queue::default();
@@ -1202,6 +1212,27 @@ fn run_syncer(shared: &Shared, mut sync: BackgroundSync) {
     }
 }
 
+/// Stops the log if the writer thread panics (in a sink, say), so that
+/// callers are told rather than left waiting for room or for a flush.
+struct HaltOnPanic(Arc<Shared>);
+
+impl Drop for HaltOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let shared = &self.0;
+        let mut st = shared.lock();
+        st.failed
+            .get_or_insert_with(|| fail("the writer thread panicked"));
+        shared.halt(&mut st);
+        st.sync_stop = true;
+        shared.room.notify_all();
+        shared.progress.notify_all();
+        shared.sync_wanted.notify_all();
+    }
+}
+
 fn fail(why: &str) -> AuditError {
     AuditError::Stopped(why.to_owned())
 }
@@ -1254,6 +1285,23 @@ mod tests {
     #[test]
     fn a_failing_sink_surfaces_in_flush_and_never_blocks_record() {
         stops_and_surfaces(Failing, "disk full");
+    }
+
+    #[derive(Debug)]
+    struct Panicking;
+    impl Sink for Panicking {
+        #[allow(clippy::panic)]
+        fn write_batch(&mut self, _: &Batch) -> io::Result<()> {
+            panic!("a sink with a bug")
+        }
+        fn sync(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_sink_stops_the_log_rather_than_hanging_its_callers() {
+        stops_and_surfaces(Panicking, "the writer thread panicked");
     }
 
     /// Counts writes and syncs; syncs in the background, failing when
