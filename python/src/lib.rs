@@ -24,6 +24,7 @@ use writ_runtime::audit::{AuditLog, AuditOptions, DecisionId, JsonlSink, SqliteS
 use writ_runtime::{Effect, LimitStore, OnStoreFailure, Request, Risk};
 
 use policy::{Failure, Loaded, Spec};
+use smol_str::SmolStr;
 
 create_exception!(
     writ,
@@ -212,8 +213,8 @@ fn no_rule_reason(action: &str, effect: Effect) -> String {
 /// What a check decided, owned (the runtime's decision borrows the bundle).
 struct Outcome {
     effect: Effect,
-    rule: Option<String>,
-    policy: Option<String>,
+    rule: Option<SmolStr>,
+    policy: Option<SmolStr>,
     reason: Reason,
     risk: Option<Risk>,
     retry_after_s: Option<u64>,
@@ -221,12 +222,14 @@ struct Outcome {
 }
 
 /// A decision: what writ answered, and for which request.
-#[pyclass(frozen, module = "writ", name = "Decision")]
+// A free list: a check makes a `Decision` and the caller usually drops it
+// before the next, so its memory is reused rather than allocated again.
+#[pyclass(frozen, freelist = 64, module = "writ", name = "Decision")]
 #[derive(Debug)]
 pub struct Decision {
     effect: Effect,
-    rule: Option<String>,
-    policy: Option<String>,
+    rule: Option<SmolStr>,
+    policy: Option<SmolStr>,
     reason: Reason,
     risk: Option<Risk>,
     retry_after_s: Option<u64>,
@@ -675,8 +678,8 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
         let d = loaded.runtime.peek_at(req, now);
         return Ok(Outcome {
             effect: d.effect,
-            rule: d.rule.map(str::to_owned),
-            policy: d.policy.map(str::to_owned),
+            rule: d.rule.map(SmolStr::new),
+            policy: d.policy.map(SmolStr::new),
             reason: Reason::of(&d, req),
             risk: d.risk,
             retry_after_s: d.retry_after_s,
@@ -701,8 +704,8 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
     };
     Ok(Outcome {
         effect: d.effect,
-        rule: d.rule.map(str::to_owned),
-        policy: d.policy.map(str::to_owned),
+        rule: d.rule.map(SmolStr::new),
+        policy: d.policy.map(SmolStr::new),
         reason: Reason::of(&d, req),
         risk: d.risk,
         retry_after_s: d.retry_after_s,
