@@ -41,7 +41,7 @@ pub enum LimitKind {
 #[derive(Clone, Debug)]
 pub struct Scope(std::sync::Arc<ScopeParts>);
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 struct ScopeParts {
     kind: LimitKind,
     name: Box<str>,

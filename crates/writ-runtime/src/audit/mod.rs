@@ -495,8 +495,10 @@ struct Intake {
     stopped: bool,
     /// The writer sleeps until woken (after a second without records).
     asleep: bool,
-    /// Callers waiting for room: while there are any, a caller that
-    /// finds room queues behind them rather than taking it first.
+    /// Callers waiting for room (changed only with the state's mutex
+    /// held too, so the writer, holding it, sees them): while there are
+    /// any, a caller that finds room queues behind them rather than
+    /// taking it first.
     waiting: usize,
 }
 
@@ -522,7 +524,6 @@ struct State {
     /// The writer is gone; `failed` says why, if it failed.
     stopped: bool,
     failed: Option<AuditError>,
-    room_waiters: usize,
     progress_waiters: usize,
 }
 
@@ -595,7 +596,6 @@ impl AuditLog {
                 stopping: false,
                 stopped: false,
                 failed: None,
-                room_waiters: 0,
                 progress_waiters: 0,
             }),
             room: Condvar::new(),
@@ -784,7 +784,6 @@ impl AuditLog {
         push: impl FnOnce(&mut queue::Queue, u64, u32),
     ) {
         let mut st = self.shared.lock();
-        st.room_waiters += 1;
         self.shared.intake().waiting += 1;
         loop {
             let mut intake = self.shared.intake();
@@ -806,7 +805,6 @@ impl AuditLog {
                 .wait(st)
                 .unwrap_or_else(PoisonError::into_inner);
         }
-        st.room_waiters -= 1;
     }
 
     /// Returns once every record queued before the call is written and
@@ -948,13 +946,13 @@ impl Writer {
                 }
                 taken.clear();
                 revisions.clear();
-                let count = {
+                let (count, waiting) = {
                     let mut intake = self.shared.intake();
                     std::mem::swap(&mut intake.queue, &mut taken);
                     std::mem::swap(&mut intake.revisions, &mut revisions);
-                    std::mem::take(&mut intake.count)
+                    (std::mem::take(&mut intake.count), intake.waiting)
                 };
-                if st.room_waiters > 0 {
+                if waiting > 0 {
                     self.shared.room.notify_all();
                 }
                 (count, st.flush_to, st.stopping)
@@ -1013,15 +1011,11 @@ impl Writer {
                 self.shared.halt(&mut st);
                 return;
             }
-            let (queued, half_full) = {
+            let (queued, half_full, waiting) = {
                 let intake = self.shared.intake();
-                (intake.count, intake.half_full())
+                (intake.count, intake.half_full(), intake.waiting)
             };
-            if queued >= half_full
-                || st.room_waiters > 0
-                || st.stopping
-                || st.flush_to > self.requested
-            {
+            if queued >= half_full || waiting > 0 || st.stopping || st.flush_to > self.requested {
                 // Behind, or waited for: the next turn now.
                 idle = 0;
                 continue;
