@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use pyo3::PyTypeInfo;
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
@@ -26,32 +27,39 @@ pub fn text(obj: &Bound<'_, PyString>) -> PyResult<String> {
 /// The request context: a dict with string keys and JSON-like values.
 pub fn context(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
-    update_context(&mut out, obj)?;
+    update_context_cached(&mut out, obj, &mut KeyCache::default())?;
     Ok(out)
 }
 
-/// Makes `dst` the conversion of `obj`, reusing what `dst` holds: when the
-/// dict has the same keys as last time (the usual case for one call site)
-/// nothing is allocated.
-pub fn update_context(dst: &mut BTreeMap<String, Value>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-    update_context_cached(dst, obj, &mut KeyCache::default())
-}
-
-/// The top-level keys of the context last converted: the dict's key
-/// objects in its order and, for each, its position in the converted
-/// (sorted) map. Python strings are immutable, so the same key objects in
-/// the same order are the same keys: their text is neither read nor looked
-/// up again, only the values are converted.
+/// What the last conversion of one dict found: its key objects in the
+/// dict's order, each key's position in the converted (sorted) map, and,
+/// for each key whose value was a dict, the same for that dict. Python
+/// strings are immutable, so the same key objects in the same order are the
+/// same keys: their text is neither read nor looked up again, only the
+/// values are converted. A call site that builds its context from the same
+/// literal keys (or keys Python interned) every time hits the cache at
+/// every level.
 #[derive(Debug, Default)]
 pub struct KeyCache {
     keys: Vec<Py<PyString>>,
     rank: Vec<usize>,
+    nested: Vec<KeyCache>,
 }
 
-/// The most keys the cache serves (more take the general path).
+impl KeyCache {
+    fn forget(&mut self) {
+        self.keys.clear();
+        self.rank.clear();
+        self.nested.clear();
+    }
+}
+
+/// The most keys the cache serves in one dict (more take the general path).
 const CACHED_KEYS: usize = 16;
 
-/// [`update_context`], remembering the keys in `cache` for the next call.
+/// Makes `dst` the conversion of `obj`, reusing what `dst` holds (no
+/// allocation when the shape is the same as last time) and remembering
+/// the keys in `cache` for the next call.
 pub fn update_context_cached(
     dst: &mut BTreeMap<String, Value>,
     obj: &Bound<'_, PyAny>,
@@ -63,35 +71,56 @@ pub fn update_context_cached(
             type_name(obj)
         )));
     };
-    if same_keys(dst, dict, cache).map_err(Bad::into_err)? {
+    update_dict(dst, dict, cache, 1).map_err(Bad::into_err)
+}
+
+/// One dict at `depth` (the context is 1), through its cache.
+fn update_dict(
+    dst: &mut BTreeMap<String, Value>,
+    dict: &Bound<'_, PyDict>,
+    cache: &mut KeyCache,
+    depth: usize,
+) -> Result<(), Bad> {
+    if depth > MAX_DEPTH {
+        return Err(Bad::new(BadKind::Deep));
+    }
+    if same_keys(dst, dict, cache, depth)? {
         return Ok(());
     }
     // A value already converted by the attempt is converted again here.
-    update_map(dst, dict, 1).map_err(Bad::into_err)?;
-    cache.keys.clear();
-    cache.rank.clear();
+    cache.forget();
+    update_map(dst, dict, depth)?;
+    remember(dst, dict, cache);
+    Ok(())
+}
+
+/// Fills `cache` from a dict just converted into `dst` (left empty when
+/// the dict has too many keys or a key that is not exactly a `str`).
+fn remember(dst: &BTreeMap<String, Value>, dict: &Bound<'_, PyDict>, cache: &mut KeyCache) {
     if dict.len() > CACHED_KEYS {
-        return Ok(());
+        return;
     }
     for (k, _) in dict.iter() {
-        let Ok(key) = k.cast_into::<PyString>() else {
+        let Ok(key) = k.cast_into_exact::<PyString>() else {
             break;
         };
-        let rank = {
-            let text = key.to_cow()?;
-            dst.keys().position(|have| *have == *text)
-        };
-        let Some(rank) = rank else {
+        let Some(rank) = key
+            .to_str()
+            .ok()
+            .and_then(|text| dst.keys().position(|have| have == text))
+        else {
             break;
         };
         cache.keys.push(key.unbind());
         cache.rank.push(rank);
     }
-    if cache.keys.len() != dst.len() {
-        cache.keys.clear();
-        cache.rank.clear();
+    if cache.keys.len() == dst.len() {
+        cache
+            .nested
+            .resize_with(cache.keys.len(), KeyCache::default);
+    } else {
+        cache.forget();
     }
-    Ok(())
 }
 
 /// Converts the values in place when `dict` has exactly the key objects
@@ -100,7 +129,8 @@ pub fn update_context_cached(
 fn same_keys(
     dst: &mut BTreeMap<String, Value>,
     dict: &Bound<'_, PyDict>,
-    cache: &KeyCache,
+    cache: &mut KeyCache,
+    depth: usize,
 ) -> Result<bool, Bad> {
     let n = dict.len();
     if n == 0 || n != cache.keys.len() || n != dst.len() || n > CACHED_KEYS {
@@ -112,7 +142,11 @@ fn same_keys(
     }
     let mut seen = 0;
     for (i, (k, v)) in dict.iter().enumerate() {
-        let (Some(known), Some(&rank)) = (cache.keys.get(i), cache.rank.get(i)) else {
+        let (Some(known), Some(&rank), Some(nested)) = (
+            cache.keys.get(i),
+            cache.rank.get(i),
+            cache.nested.get_mut(i),
+        ) else {
             return Ok(false);
         };
         if !known.is(&k) {
@@ -121,7 +155,16 @@ fn same_keys(
         let Some(slot) = slots.get_mut(rank).and_then(Option::take) else {
             return Ok(false);
         };
-        if let Err(b) = update_value(slot, &v, 1) {
+        // A nested cache describes the map it last filled: any other way
+        // of converting the slot makes it stale.
+        let done = match (slot, exact::<PyDict>(&v)) {
+            (Value::Map(m), Some(d)) => update_dict(m, d, nested, depth + 1),
+            (slot, _) => {
+                nested.forget();
+                update_value(slot, &v, depth)
+            }
+        };
+        if let Err(b) = done {
             let key = k
                 .cast::<PyString>()
                 .ok()
@@ -132,6 +175,17 @@ fn same_keys(
         seen = i + 1;
     }
     Ok(seen == n)
+}
+
+/// `obj` as a `T` when its type is exactly `T` (one comparison of type
+/// pointers, no call into Python; a subclass takes the general path).
+#[inline]
+fn exact<'a, 'py, T: PyTypeInfo>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, T>> {
+    if obj.is_exact_instance_of::<T>() {
+        obj.cast_exact::<T>().ok()
+    } else {
+        None
+    }
 }
 
 /// Why a value was refused, with the path to it (innermost first, built
@@ -249,20 +303,40 @@ fn update_map(
 }
 
 fn update_value(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), Bad> {
+    // The exact built-in types first, told apart by their type pointer
+    // alone; a subclass (or anything else) takes the general path below.
+    if let Some(s) = exact::<PyString>(obj) {
+        return set_text(slot, s);
+    }
+    if let Some(i) = exact::<PyInt>(obj) {
+        return set_int(slot, i);
+    }
+    if let Some(f) = exact::<PyFloat>(obj) {
+        return set_float(slot, f);
+    }
+    if let Some(b) = exact::<PyBool>(obj) {
+        *slot = Value::Bool(b.is_true());
+        return Ok(());
+    }
     if obj.is_none() {
         *slot = Value::Null;
         return Ok(());
     }
+    if let Some(d) = exact::<PyDict>(obj) {
+        return set_map(slot, d, depth);
+    }
+    if let Some(l) = exact::<PyList>(obj) {
+        return update_list(slot, l.len(), l.iter(), depth);
+    }
+    update_other(slot, obj, depth)
+}
+
+/// [`update_value`] for subclasses of the built-in types and what is
+/// none of them.
+#[cold]
+fn update_other(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), Bad> {
     if let Ok(s) = obj.cast::<PyString>() {
-        let text = s.to_cow()?;
-        match slot {
-            Value::String(old) => {
-                old.clear();
-                old.push_str(&text);
-            }
-            _ => *slot = Value::String(text.into_owned()),
-        }
-        return Ok(());
+        return set_text(slot, s);
     }
     // bool before int: Python's bool is an int.
     if let Ok(b) = obj.cast::<PyBool>() {
@@ -270,37 +344,13 @@ fn update_value(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Resul
         return Ok(());
     }
     if obj.is_instance_of::<PyInt>() {
-        // Most ints fit an i64: read without making a float object.
-        if let Ok(i) = obj.extract::<i64>() {
-            #[allow(clippy::cast_precision_loss)]
-            let n = i as f64;
-            *slot = Value::Number(n);
-            return Ok(());
-        }
-        return match obj.extract::<f64>() {
-            Ok(n) if n.is_finite() => {
-                *slot = Value::Number(n);
-                Ok(())
-            }
-            _ => Err(Bad::new(BadKind::BigInt)),
-        };
+        return set_int(slot, obj);
     }
     if let Ok(f) = obj.cast::<PyFloat>() {
-        let n = f.value();
-        if !n.is_finite() {
-            return Err(Bad::new(BadKind::NotFinite(n)));
-        }
-        *slot = Value::Number(n);
-        return Ok(());
+        return set_float(slot, f);
     }
     if let Ok(d) = obj.cast::<PyDict>() {
-        if !matches!(slot, Value::Map(_)) {
-            *slot = Value::Map(BTreeMap::new());
-        }
-        if let Value::Map(m) = slot {
-            update_map(m, d, depth + 1)?;
-        }
-        return Ok(());
+        return set_map(slot, d, depth);
     }
     if let Ok(l) = obj.cast::<PyList>() {
         return update_list(slot, l.len(), l.iter(), depth);
@@ -309,6 +359,54 @@ fn update_value(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Resul
         return update_list(slot, t.len(), t.iter(), depth);
     }
     Err(Bad::new(BadKind::Type(type_name(obj))))
+}
+
+fn set_text(slot: &mut Value, s: &Bound<'_, PyString>) -> Result<(), Bad> {
+    let text = s.to_str()?;
+    match slot {
+        Value::String(old) => {
+            old.clear();
+            old.push_str(text);
+        }
+        _ => *slot = Value::String(text.to_owned()),
+    }
+    Ok(())
+}
+
+fn set_int(slot: &mut Value, obj: &Bound<'_, PyAny>) -> Result<(), Bad> {
+    // Most ints fit an i64: read without making a float object.
+    if let Ok(i) = obj.extract::<i64>() {
+        #[allow(clippy::cast_precision_loss)]
+        let n = i as f64;
+        *slot = Value::Number(n);
+        return Ok(());
+    }
+    match obj.extract::<f64>() {
+        Ok(n) if n.is_finite() => {
+            *slot = Value::Number(n);
+            Ok(())
+        }
+        _ => Err(Bad::new(BadKind::BigInt)),
+    }
+}
+
+fn set_float(slot: &mut Value, f: &Bound<'_, PyFloat>) -> Result<(), Bad> {
+    let n = f.value();
+    if !n.is_finite() {
+        return Err(Bad::new(BadKind::NotFinite(n)));
+    }
+    *slot = Value::Number(n);
+    Ok(())
+}
+
+fn set_map(slot: &mut Value, d: &Bound<'_, PyDict>, depth: usize) -> Result<(), Bad> {
+    if !matches!(slot, Value::Map(_)) {
+        *slot = Value::Map(BTreeMap::new());
+    }
+    if let Value::Map(m) = slot {
+        update_map(m, d, depth + 1)?;
+    }
+    Ok(())
 }
 
 fn update_list<'py>(

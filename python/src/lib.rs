@@ -687,8 +687,9 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
         });
     }
     let d = loaded.runtime.check_at(req, now);
-    let audit = inner.audit.load();
-    let id = match audit.as_ref() {
+    // An engine opened without an audit log never gets one: skip the load.
+    let audit = inner.audit_path.as_ref().map(|_| inner.audit.load());
+    let id = match audit.as_ref().and_then(|a| a.as_ref()) {
         Some(log) => {
             let ms = if req.at.is_some() {
                 writ_runtime::audit::now_ms()

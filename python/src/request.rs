@@ -8,7 +8,7 @@ use std::cell::RefCell;
 
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytesMethods, PyString};
+use pyo3::types::PyString;
 use writ_runtime::Request;
 
 use crate::convert;
@@ -74,10 +74,10 @@ pub fn with_request<R>(
 
 /// Copies a Python string into `dst`, reusing `dst`'s buffer.
 fn push_text(dst: &mut String, src: &Bound<'_, PyString>) -> PyResult<()> {
+    // Read in place (CPython keeps a string's UTF-8 form); a string
+    // holding a lone surrogate has none and raises.
+    let text = src.to_str()?;
     dst.clear();
-    let bytes = src.encode_utf8()?;
-    let text = std::str::from_utf8(bytes.as_bytes())
-        .map_err(|e| PyValueError::new_err(format!("not UTF-8 text: {e}")))?;
     dst.push_str(text);
     Ok(())
 }

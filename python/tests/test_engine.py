@@ -499,3 +499,69 @@ def test_context_keys_remembered_between_calls_never_stale(tmp_path):
     with pytest.raises(ValueError, match="amount"):
         check({"amount": float("nan"), "currency": "USD"})
     assert check({"amount": 3, "currency": "USD"}) == "allow"
+
+
+def test_nested_context_keys_remembered_never_stale(tmp_path):
+    """Nested dicts remember their keys too: a nested dict replaced by
+    another value and back, or by a dict of other keys of the same count,
+    must be read afresh."""
+    src = tmp_path / "nested.writ"
+    src.write_text(
+        'policy "nested" {\n  default deny\n}\n\n'
+        'rule urgent: allow "pay" on "refund"\n  when ticket.priority == "urgent"\n\n'
+        'rule owner: allow "pay" on "refund"\n  when ticket.owner == "ann"\n\n'
+        'rule deep: allow "pay" on "refund"\n  when a.b.c == 1\n'
+    )
+    eng = writ.load(str(src))
+
+    def check(ctx):
+        d = eng.check("x", "pay", "refund", context=ctx)
+        return d.rule if d.allowed else None
+
+    t = {"ticket": {"priority": "urgent", "owner": "bob"}}
+    for _ in range(3):  # the first calls fill the caches level by level
+        assert check(t) == "urgent"
+    t["ticket"]["priority"] = "low"
+    assert check(t) is None
+    assert check({"ticket": "urgent"}) is None  # the nested dict replaced by a str
+    assert check({"ticket": {"p": 1, "q": 2}}) is None  # other keys, same count
+    assert check({"ticket": {"priority": "low", "owner": "ann"}}) == "owner"
+    assert check({"ticket": {"owner": "bob", "priority": "urgent"}}) == "urgent"  # another order
+    assert check({"ticket": {"priority": "urgent"}}) == "urgent"  # fewer keys
+    assert check({"ticket": {"priority": "low", "owner": "ann", "x": [1]}}) == "owner"
+
+    class Sub(dict):
+        pass
+
+    assert check({"ticket": Sub(owner="ann", priority="low")}) == "owner"  # a subclass
+    assert check({"ticket": {"priority": "low", "owner": "ann"}}) == "owner"
+    deep = {"a": {"b": {"c": 1}}}
+    for _ in range(4):
+        assert check(deep) == "deep"
+    deep["a"]["b"]["c"] = 2
+    assert check(deep) is None
+    deep["a"]["b"] = {"c": 1.0}
+    assert check(deep) == "deep"
+    with pytest.raises(TypeError, match="a.b.c"):
+        check({"a": {"b": {"c": {1}}}})
+    assert check(deep) == "deep"
+
+
+def test_subclasses_of_json_types_are_read_by_value(engine):
+    class S(str):
+        pass
+
+    class I(int):
+        pass
+
+    class F(float):
+        pass
+
+    class L(list):
+        pass
+
+    ok = {"amount": I(10), "currency": S("USD")}
+    assert engine.check(**REFUND, context=ok, at=NOON).decision == "allow"
+    assert engine.check(**REFUND, context={"amount": F(10.5), "currency": "USD"}, at=NOON).allowed
+    assert not engine.check(**REFUND, context={"amount": I(500), "currency": S("USD")}, at=NOON).allowed
+    assert engine.check(**REFUND, context={"amount": 10, "currency": "USD", "l": L([S("a")])}, at=NOON).allowed

@@ -94,6 +94,16 @@ impl Matcher {
         )?))))
     }
 
+    /// False when no string beginning with byte `b` can match (only
+    /// automata tell; other patterns answer true).
+    #[must_use]
+    pub fn may_begin(&self, b: u8) -> bool {
+        match self {
+            Matcher::Dfa(glob) => glob.may_begin(b),
+            _ => true,
+        }
+    }
+
     #[must_use]
     pub fn is_match(&self, s: &str) -> bool {
         match self {
@@ -455,6 +465,10 @@ pub struct ActionIndex {
     suffixes: Keys,
     any: Bucket,
     complex: Vec<(Matcher, u32)>,
+    /// For each first byte, the positions in `complex` of the automata
+    /// that a string beginning with it may match (empty until `finish`, and
+    /// when there are no automata): a request runs only those.
+    complex_by_first: Vec<Vec<u32>>,
 }
 
 impl ActionIndex {
@@ -481,6 +495,17 @@ impl ActionIndex {
         split |= self.suffixes.finish(body, scopes, true, hash_backward);
         split |= self.any.index(body, scopes);
         self.scoped = split;
+        self.complex_by_first.clear();
+        if !self.complex.is_empty() {
+            self.complex_by_first = (0..=255u8)
+                .map(|b| {
+                    (0..self.complex.len())
+                        .filter(|&i| self.complex.get(i).is_some_and(|(m, _)| m.may_begin(b)))
+                        .filter_map(|i| u32::try_from(i).ok())
+                        .collect()
+                })
+                .collect();
+        }
     }
 
     /// True when some bucket is indexed by principal (callers can skip
@@ -534,10 +559,24 @@ impl ActionIndex {
             }
         }
         self.any.visit(body, who, &mut f);
-        for (m, r) in &self.complex {
+        if self.complex.is_empty() {
+            return;
+        }
+        let mut run = |m: &Matcher, r: u32| {
             if m.is_match(action) {
-                f(*r);
+                f(r);
             }
+        };
+        match bytes
+            .first()
+            .and_then(|&b| self.complex_by_first.get(usize::from(b)))
+        {
+            Some(at) => at
+                .iter()
+                .filter_map(|&i| self.complex.get(i as usize))
+                .for_each(|(m, r)| run(m, *r)),
+            // The empty action (or an index not built): every automaton.
+            None => self.complex.iter().for_each(|(m, r)| run(m, *r)),
         }
     }
 }
@@ -607,6 +646,45 @@ mod tests {
                 assert_eq!(g.is_match(s), plain, "{re} on {s:?}");
             }
         }
+        // The index of automata by first byte gives the candidates that
+        // running every automaton gives.
+        let mut ix = ActionIndex::default();
+        let dfas: Vec<Vec<u8>> = patterns
+            .iter()
+            .map(|re| glob(re).dfa.to_bytes_native_endian().0)
+            .collect();
+        for (rule, bytes) in (0u32..).zip(&dfas) {
+            let added = ix.add(
+                PatternRef::Dfa {
+                    text: "t",
+                    dfa: bytes,
+                },
+                rule,
+            );
+            assert!(added.is_ok());
+        }
+        ix.finish(&[], &|_| ScopeKey::Open);
+        let no_roles = |_: &mut dyn FnMut(&str)| {};
+        let who = Who {
+            agent: "a",
+            roles: &no_roles,
+        };
+        let mut filtered = 0;
+        for s in inputs {
+            let mut got = Vec::new();
+            ix.candidates(&[], s, &who, |r| got.push(r));
+            got.sort_unstable();
+            let want: Vec<u32> = (0u32..)
+                .zip(patterns)
+                .filter(|(_, re)| glob(re).is_match(s))
+                .map(|(r, _)| r)
+                .collect();
+            assert_eq!(got, want, "candidates of {s:?}");
+            if let Some(&b) = s.as_bytes().first() {
+                filtered += patterns.len() - ix.complex_by_first[usize::from(b)].len();
+            }
+        }
+        assert!(filtered > 0, "the index skips some automata");
         // And it does filter: only `j` (in either case) begins a match.
         let g = glob(r"(?i-u)job:run.*$");
         let begins: Vec<u8> = (0..=255u8).filter(|&b| g.may_begin(b)).collect();
