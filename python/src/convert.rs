@@ -41,16 +41,25 @@ pub fn context(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, Value>> {
 /// every level.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    keys: Vec<Py<PyString>>,
-    rank: Vec<usize>,
-    nested: Vec<KeyCache>,
+    keys: Vec<Known>,
+}
+
+/// One key of a [`KeyCache`].
+#[derive(Debug)]
+struct Known {
+    key: Py<PyString>,
+    /// Its position in the converted map.
+    rank: usize,
+    /// The cache of the dict its value was, if it was one.
+    nested: KeyCache,
 }
 
 impl KeyCache {
+    #[inline]
     fn forget(&mut self) {
-        self.keys.clear();
-        self.rank.clear();
-        self.nested.clear();
+        if !self.keys.is_empty() {
+            self.keys.clear();
+        }
     }
 }
 
@@ -111,14 +120,13 @@ fn remember(dst: &BTreeMap<String, Value>, dict: &Bound<'_, PyDict>, cache: &mut
         else {
             break;
         };
-        cache.keys.push(key.unbind());
-        cache.rank.push(rank);
+        cache.keys.push(Known {
+            key: key.unbind(),
+            rank,
+            nested: KeyCache::default(),
+        });
     }
-    if cache.keys.len() == dst.len() {
-        cache
-            .nested
-            .resize_with(cache.keys.len(), KeyCache::default);
-    } else {
+    if cache.keys.len() != dst.len() {
         cache.forget();
     }
 }
@@ -142,17 +150,13 @@ fn same_keys(
     }
     let mut seen = 0;
     for (i, (k, v)) in dict.iter().enumerate() {
-        let (Some(known), Some(&rank), Some(nested)) = (
-            cache.keys.get(i),
-            cache.rank.get(i),
-            cache.nested.get_mut(i),
-        ) else {
+        let Some(Known { key, rank, nested }) = cache.keys.get_mut(i) else {
             return Ok(false);
         };
-        if !known.is(&k) {
+        if !key.is(&k) {
             return Ok(false);
         }
-        let Some(slot) = slots.get_mut(rank).and_then(Option::take) else {
+        let Some(slot) = slots.get_mut(*rank).and_then(Option::take) else {
             return Ok(false);
         };
         // A nested cache describes the map it last filled: any other way

@@ -645,14 +645,20 @@ impl Engine {
 }
 
 /// The checks the reference request parser makes (`writ eval`).
+/// Empty or only white space (`trim().is_empty()`, stopping at the first
+/// other character).
+fn blank(s: &str) -> bool {
+    s.chars().all(char::is_whitespace)
+}
+
 fn validate(req: &Request) -> PyResult<()> {
-    if req.agent.trim().is_empty() {
+    if blank(&req.agent) {
         return Err(PyValueError::new_err("agent must not be empty"));
     }
-    if req.action.trim().is_empty() {
+    if blank(&req.action) {
         return Err(PyValueError::new_err("action must not be empty"));
     }
-    if req.chain.iter().any(|a| a.trim().is_empty()) {
+    if req.chain.iter().any(|a| blank(a)) {
         return Err(PyValueError::new_err(
             "chain must not hold an empty agent id",
         ));

@@ -14,7 +14,7 @@ use crate::limiter::{
 };
 use std::sync::OnceLock;
 
-use crate::matcher::{ActionIndex, Matcher, ScopeKey, Who, any_match};
+use crate::matcher::{ActionIndex, Matcher, Narrowing, ScopeKey, Who, any_match};
 use crate::model::{
     Atom, Field, Head, Op, Prelude, Rate, Span, Value, r_condition, r_graph, r_rule,
     scan_condition_entry, scan_rule,
@@ -708,6 +708,10 @@ impl Compiled {
         // Each rule's agent and role names, and where they sit in `names`.
         let mut names: Vec<Span> = Vec::new();
         let mut scope_at: Vec<(usize, usize, usize)> = Vec::with_capacity(rule_count);
+        // Each rule's exact target names (when all its targets are), and
+        // where they sit in `targets`.
+        let mut targets: Vec<Span> = Vec::new();
+        let mut target_at: Vec<Option<(usize, usize)>> = Vec::with_capacity(rule_count);
         let mut eager = Vec::new();
         for i in 0..rule_count {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
@@ -716,13 +720,16 @@ impl Compiled {
                     .map_err(|_| LoadError::Corrupt("bundle too large".to_owned()))?,
             );
             let first = names.len();
+            let first_target = targets.len();
             let scan = scan_rule(
                 &mut r,
                 policy_count,
                 &condition_flags,
                 |p| index.add(p, id),
                 &mut names,
+                &mut targets,
             )?;
+            target_at.push(scan.exact_targets.map(|n| (first_target, n)));
             needs_clock |= scan.has_clock;
             if scan.has_dfa {
                 eager.push(i);
@@ -732,17 +739,26 @@ impl Compiled {
         r_graph(&mut r)?;
         r.finish()?;
         let scopes = |rule: u32| {
+            let targets = target_at
+                .get(rule as usize)
+                .copied()
+                .flatten()
+                .and_then(|(from, n)| targets.get(from..from + n));
             let Some(&(first, agents, roles)) = scope_at.get(rule as usize) else {
-                return ScopeKey::Open;
+                return Narrowing {
+                    scope: ScopeKey::Open,
+                    targets,
+                };
             };
             let at = |from: usize, n: usize| names.get(from..from + n).unwrap_or(&[]);
-            if agents > 0 {
+            let scope = if agents > 0 {
                 ScopeKey::Agents(at(first, agents))
             } else if roles > 0 {
                 ScopeKey::Roles(at(first + agents, roles))
             } else {
                 ScopeKey::Open
-            }
+            };
+            Narrowing { scope, targets }
         };
         index.finish(body, &scopes);
         let prepared: Box<[OnceLock<Box<Prepared>>]> =
@@ -1305,6 +1321,7 @@ impl Compiled {
         let who = Who {
             agent: p.id,
             roles: &roles,
+            target: req.target.as_deref().unwrap_or(""),
         };
         self.index
             .candidates(self.body(), &req.action, &who, |r| candidates.push(r));

@@ -246,17 +246,87 @@ pub enum ScopeKey<'a> {
     Roles(&'a [Span]),
 }
 
-/// How each rule's principals narrow it.
-pub type Scopes<'a> = dyn Fn(u32) -> ScopeKey<'a> + 'a;
+/// How a rule is narrowed beyond its action: by its principals, and by its
+/// target names when every target pattern is an exact name (`None`
+/// otherwise: any target may match).
+#[derive(Clone, Copy, Debug)]
+pub struct Narrowing<'a> {
+    pub scope: ScopeKey<'a>,
+    pub targets: Option<&'a [Span]>,
+}
+
+/// How each rule is narrowed.
+pub type Scopes<'a> = dyn Fn(u32) -> Narrowing<'a> + 'a;
 
 /// Buckets holding more rules than this are indexed by principal too.
 const SCOPE_INDEX_AT: usize = 16;
 
+/// Lists of rules (a bucket, or a principal's share of one) longer than
+/// this are indexed by exact target too.
+const TARGET_INDEX_AT: usize = 8;
+
+/// Rules by exact target name: those a request's target selects, and those
+/// any target may match.
+#[derive(Debug, Default)]
+struct Targets {
+    any: Vec<u32>,
+    by_name: SpanTable<Vec<u32>>,
+}
+
+impl Targets {
+    /// The index of `rules`, when they are many and some name exact
+    /// targets.
+    fn build(rules: &[u32], body: &[u8], scopes: &Scopes<'_>) -> Option<Box<Targets>> {
+        if rules.len() <= TARGET_INDEX_AT {
+            return None;
+        }
+        let mut ix = Targets::default();
+        for &r in rules {
+            match scopes(r).targets {
+                Some(names) => names
+                    .iter()
+                    .for_each(|t| ix.by_name.entry(body, fx, *t).push(r)),
+                None => ix.any.push(r),
+            }
+        }
+        (!ix.by_name.is_empty()).then(|| Box::new(ix))
+    }
+
+    #[inline]
+    fn visit(&self, body: &[u8], target: &[u8], f: &mut impl FnMut(u32)) {
+        self.any.iter().for_each(|r| f(*r));
+        if let Some(v) = self.by_name.get(body, fx(target), target) {
+            v.iter().for_each(|r| f(*r));
+        }
+    }
+}
+
+/// A list of rules, indexed by target when long.
+#[derive(Debug, Default)]
+struct List {
+    rules: Vec<u32>,
+    targets: Option<Box<Targets>>,
+}
+
+impl List {
+    fn index(&mut self, body: &[u8], scopes: &Scopes<'_>) {
+        self.targets = Targets::build(&self.rules, body, scopes);
+    }
+
+    #[inline]
+    fn visit(&self, body: &[u8], target: &[u8], f: &mut impl FnMut(u32)) {
+        match &self.targets {
+            Some(t) => t.visit(body, target, f),
+            None => self.rules.iter().for_each(|r| f(*r)),
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct ScopeIndex {
-    open: Vec<u32>,
-    by_agent: SpanTable<Vec<u32>>,
-    by_role: SpanTable<Vec<u32>>,
+    open: List,
+    by_agent: SpanTable<List>,
+    by_role: SpanTable<List>,
 }
 
 /// Rule ids, without a heap allocation for the common single rule.
@@ -279,11 +349,14 @@ impl Rules {
 }
 
 /// The rules of one action key; large buckets are split by principal so
-/// that rules for other agents and roles cost nothing.
+/// that rules for other agents and roles cost nothing, and long lists by
+/// exact target.
 #[derive(Debug, Default)]
 struct Bucket {
     rules: Rules,
     scoped: Option<Box<ScopeIndex>>,
+    /// For a bucket not split by principal.
+    targets: Option<Box<Targets>>,
 }
 
 impl Bucket {
@@ -301,23 +374,32 @@ impl Bucket {
         }
     }
 
-    /// Returns whether the bucket was split.
+    /// Builds the bucket's indexes; returns whether it was split by
+    /// principal.
     fn index(&mut self, body: &[u8], scopes: &Scopes<'_>) -> bool {
         let rules = self.rules.as_slice();
         if rules.len() <= SCOPE_INDEX_AT {
+            self.targets = Targets::build(rules, body, scopes);
             return false;
         }
         let mut ix = ScopeIndex::default();
         for &r in rules {
-            match scopes(r) {
+            match scopes(r).scope {
                 ScopeKey::Agents(a) => a
                     .iter()
-                    .for_each(|a| ix.by_agent.entry(body, fx, *a).push(r)),
+                    .for_each(|a| ix.by_agent.entry(body, fx, *a).rules.push(r)),
                 ScopeKey::Roles(roles) => roles
                     .iter()
-                    .for_each(|x| ix.by_role.entry(body, fx, *x).push(r)),
-                ScopeKey::Open => ix.open.push(r),
+                    .for_each(|x| ix.by_role.entry(body, fx, *x).rules.push(r)),
+                ScopeKey::Open => ix.open.rules.push(r),
             }
+        }
+        ix.open.index(body, scopes);
+        for (_, list) in ix.by_agent.table.iter_mut() {
+            list.index(body, scopes);
+        }
+        for (_, list) in ix.by_role.table.iter_mut() {
+            list.index(body, scopes);
         }
         self.scoped = Some(Box::new(ix));
         true
@@ -325,21 +407,23 @@ impl Bucket {
 
     #[inline]
     fn visit(&self, body: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+        let target = who.target.as_bytes();
         let Some(ix) = &self.scoped else {
-            for &r in self.rules.as_slice() {
-                f(r);
+            match &self.targets {
+                Some(t) => t.visit(body, target, f),
+                None => self.rules.as_slice().iter().for_each(|r| f(*r)),
             }
             return;
         };
-        ix.open.iter().for_each(|r| f(*r));
+        ix.open.visit(body, target, f);
         let agent = who.agent.as_bytes();
-        if let Some(v) = ix.by_agent.get(body, fx(agent), agent) {
-            v.iter().for_each(|r| f(*r));
+        if let Some(l) = ix.by_agent.get(body, fx(agent), agent) {
+            l.visit(body, target, f);
         }
         if !ix.by_role.is_empty() {
             (who.roles)(&mut |role: &str| {
-                if let Some(v) = ix.by_role.get(body, fx(role.as_bytes()), role.as_bytes()) {
-                    v.iter().for_each(|r| f(*r));
+                if let Some(l) = ix.by_role.get(body, fx(role.as_bytes()), role.as_bytes()) {
+                    l.visit(body, target, f);
                 }
             });
         }
@@ -354,6 +438,8 @@ pub type RoleVisitor<'a> = dyn Fn(&mut dyn FnMut(&str)) + 'a;
 pub struct Who<'a> {
     pub agent: &'a str,
     pub roles: &'a RoleVisitor<'a>,
+    /// The request's target (empty for none, as rules compare it).
+    pub target: &'a str,
 }
 
 /// A table slot: one rule id, or with this bit set the index of a bucket
@@ -663,11 +749,15 @@ mod tests {
             );
             assert!(added.is_ok());
         }
-        ix.finish(&[], &|_| ScopeKey::Open);
+        ix.finish(&[], &|_| Narrowing {
+            scope: ScopeKey::Open,
+            targets: None,
+        });
         let no_roles = |_: &mut dyn FnMut(&str)| {};
         let who = Who {
             agent: "a",
             roles: &no_roles,
+            target: "",
         };
         let mut filtered = 0;
         for s in inputs {

@@ -795,6 +795,10 @@ pub struct RuleScan {
     /// the rule's agents, then its roles.
     pub agents: usize,
     pub roles: usize,
+    /// How many exact target names were pushed to the caller's target
+    /// list: set when the rule has targets and every one is an exact name
+    /// (a request whose target is none of them cannot match the rule).
+    pub exact_targets: Option<usize>,
 }
 
 #[inline(always)]
@@ -965,6 +969,7 @@ pub fn scan_rule<'a>(
     conditions: &[u8],
     mut action: impl FnMut(PatternRef<'a>) -> Result<(), LoadError>,
     names: &mut Vec<Span>,
+    targets: &mut Vec<Span>,
 ) -> Result<RuleScan, LoadError> {
     let mut out = RuleScan::default();
     r.skip_str()?;
@@ -985,8 +990,21 @@ pub fn scan_rule<'a>(
         action(p)?;
     }
     if has(TARGETS) {
+        let first = targets.len();
+        let mut exact = true;
         for _ in 0..r.count(1)? {
-            out.has_dfa |= matches!(scan_pattern(r)?, PatternRef::Dfa { .. });
+            match scan_pattern(r)? {
+                PatternRef::Exact(span) => targets.push(span),
+                p => {
+                    out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
+                    exact = false;
+                }
+            }
+        }
+        if exact && targets.len() > first {
+            out.exact_targets = Some(targets.len() - first);
+        } else {
+            targets.truncate(first);
         }
     }
     if has(AGENTS) {
@@ -1328,7 +1346,14 @@ mod tests {
     }
 
     fn decodes(bytes: &[u8]) -> Result<Rule, LoadError> {
-        let scanned = scan_rule(&mut Reader::new(bytes), 1, &[], |_| Ok(()), &mut Vec::new());
+        let scanned = scan_rule(
+            &mut Reader::new(bytes),
+            1,
+            &[],
+            |_| Ok(()),
+            &mut Vec::new(),
+            &mut Vec::new(),
+        );
         let decoded = r_rule(&mut Reader::new(bytes), |_| {
             Err(LoadError::Corrupt("no conditions".to_owned()))
         });
