@@ -27,23 +27,21 @@ pub enum Matcher {
 #[derive(Clone, Debug)]
 pub struct Glob {
     dfa: DFA<Vec<u32>>,
-    /// Bit `b` set: some match begins with byte `b`.
-    first: [u64; 4],
+    /// The bytes some match begins with.
+    first: ByteSet,
 }
 
 impl Glob {
     fn new(dfa: DFA<Vec<u32>>) -> Glob {
-        let mut first = [u64::MAX; 4];
+        let mut first = ByteSet::ALL;
         // From the anchored start state, a byte that leads to the dead
         // state begins no match. (A start state that cannot be computed
         // leaves every byte possible: the automaton decides.)
         if let Ok(start) = dfa.start_state_forward(&Input::new("").anchored(Anchored::Yes)) {
-            first = [0; 4];
+            first = ByteSet::default();
             for b in 0..=255u8 {
-                if !dfa.is_dead_state(dfa.next_state(start, b))
-                    && let Some(word) = first.get_mut(usize::from(b >> 6))
-                {
-                    *word |= 1 << (b & 63);
+                if !dfa.is_dead_state(dfa.next_state(start, b)) {
+                    first.insert(b);
                 }
             }
         }
@@ -51,9 +49,7 @@ impl Glob {
     }
 
     fn may_begin(&self, b: u8) -> bool {
-        self.first
-            .get(usize::from(b >> 6))
-            .is_some_and(|w| w & (1 << (b & 63)) != 0)
+        self.first.contains(b)
     }
 
     fn is_match(&self, s: &str) -> bool {
@@ -462,6 +458,38 @@ struct Keys {
     /// Keys are hashed with the rolling hash (many distinct lengths) rather
     /// than FxHash.
     rolling: bool,
+    /// The bytes keys begin with, and end with (every bit set when some key
+    /// is empty): a string whose first (last) byte begins (ends) no key
+    /// has no prefix (suffix) here, and is not probed.
+    first: ByteSet,
+    last: ByteSet,
+}
+
+/// A set of bytes, one bit each.
+#[derive(Clone, Copy, Debug, Default)]
+struct ByteSet([u64; 4]);
+
+impl ByteSet {
+    const ALL: ByteSet = ByteSet([u64::MAX; 4]);
+
+    fn insert(&mut self, b: u8) {
+        if let Some(word) = self.0.get_mut(usize::from(b >> 6)) {
+            *word |= 1 << (b & 63);
+        }
+    }
+
+    #[inline]
+    fn contains(&self, b: u8) -> bool {
+        self.0
+            .get(usize::from(b >> 6))
+            .is_some_and(|w| w & (1 << (b & 63)) != 0)
+    }
+
+    /// True when `s` is empty or its byte chosen by `at` is in the set.
+    #[inline]
+    fn admits(&self, s: &[u8], at: fn(&[u8]) -> Option<&u8>) -> bool {
+        at(s).is_none_or(|b| self.contains(*b))
+    }
 }
 
 impl Keys {
@@ -484,6 +512,17 @@ impl Keys {
         rolling_hash: fn(&[u8]) -> u64,
     ) -> bool {
         for &(span, _) in &self.pending {
+            let key = text(body, span);
+            match (key.first(), key.last()) {
+                (Some(&f), Some(&l)) => {
+                    self.first.insert(f);
+                    self.last.insert(l);
+                }
+                _ => {
+                    self.first = ByteSet::ALL;
+                    self.last = ByteSet::ALL;
+                }
+            }
             let l = span.1 as usize;
             if let Some(word) = self.short.get_mut(l / 64) {
                 if *word & (1 << (l % 64)) == 0 {
@@ -609,7 +648,9 @@ impl ActionIndex {
             self.exact.visit(body, fx(bytes), bytes, who, &mut f);
         }
         let p = &self.prefixes;
-        if !p.rolling {
+        if !p.first.admits(bytes, <[u8]>::first) {
+            // No prefix begins with the action's first byte.
+        } else if !p.rolling {
             for &l in &p.lengths {
                 if let Some(k) = bytes.get(..l) {
                     p.visit(body, fx(k), k, who, &mut f);
@@ -627,7 +668,9 @@ impl ActionIndex {
             }
         }
         let s = &self.suffixes;
-        if !s.rolling {
+        if !s.last.admits(bytes, <[u8]>::last) {
+            // No suffix ends with the action's last byte.
+        } else if !s.rolling {
             for &l in &s.lengths {
                 if let Some(k) = bytes.len().checked_sub(l).and_then(|at| bytes.get(at..)) {
                     s.visit(body, fx(k), k, who, &mut f);
