@@ -10,6 +10,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use writ_runtime::Value;
 
+use crate::fast;
+
 /// Deeper context is refused (it also stops self-referencing containers).
 pub const MAX_DEPTH: usize = 64;
 
@@ -41,22 +43,22 @@ pub fn context(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, Value>> {
 /// every level.
 #[derive(Debug, Default)]
 pub struct KeyCache {
-    keys: Vec<Known>,
+    pub(crate) keys: Vec<Known>,
 }
 
 /// One key of a [`KeyCache`].
 #[derive(Debug)]
-struct Known {
-    key: Py<PyString>,
+pub(crate) struct Known {
+    pub(crate) key: Py<PyString>,
     /// Its position in the converted map.
-    rank: usize,
+    pub(crate) rank: usize,
     /// The cache of the dict its value was, if it was one.
-    nested: KeyCache,
+    pub(crate) nested: KeyCache,
 }
 
 impl KeyCache {
     #[inline]
-    fn forget(&mut self) {
+    pub(crate) fn forget(&mut self) {
         if !self.keys.is_empty() {
             self.keys.clear();
         }
@@ -64,7 +66,7 @@ impl KeyCache {
 }
 
 /// The most keys the cache serves in one dict (more take the general path).
-const CACHED_KEYS: usize = 16;
+pub(crate) const CACHED_KEYS: usize = 16;
 
 /// Makes `dst` the conversion of `obj`, reusing what `dst` holds (no
 /// allocation when the shape is the same as last time) and remembering
@@ -93,7 +95,7 @@ fn update_dict(
     if depth > MAX_DEPTH {
         return Err(Bad::new(BadKind::Deep));
     }
-    if same_keys(dst, dict, cache, depth)? {
+    if fast::same_shape(dst, dict, cache, depth).is_ok() || same_keys(dst, dict, cache, depth)? {
         return Ok(());
     }
     // A value already converted by the attempt is converted again here.
@@ -304,6 +306,12 @@ fn update_map(
         dst.insert(key, value);
     }
     Ok(())
+}
+
+/// [`update_value`] for the fast path, which gives up on any error (the
+/// general path reports it): whether the value was converted.
+pub(crate) fn converted(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> bool {
+    update_value(slot, obj, depth).is_ok()
 }
 
 fn update_value(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Result<(), Bad> {

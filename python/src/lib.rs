@@ -7,6 +7,7 @@
 //! exceptions that carry a decision.
 
 mod convert;
+mod fast;
 mod policy;
 mod request;
 mod watch;

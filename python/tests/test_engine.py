@@ -565,3 +565,114 @@ def test_subclasses_of_json_types_are_read_by_value(engine):
     assert engine.check(**REFUND, context={"amount": F(10.5), "currency": "USD"}, at=NOON).allowed
     assert not engine.check(**REFUND, context={"amount": I(500), "currency": S("USD")}, at=NOON).allowed
     assert engine.check(**REFUND, context={"amount": 10, "currency": "USD", "l": L([S("a")])}, at=NOON).allowed
+
+
+def _fast_path_engine(tmp_path):
+    src = tmp_path / "fast.writ"
+    src.write_text(
+        'policy "fast" {\n  default deny\n}\n\n'
+        'rule vip: allow "pay" on "x"\n  when labels contains vip and amount < 100\n\n'
+        'rule deep: allow "pay" on "x"\n  when a.b.c == 1 and flag == true\n\n'
+        'rule named: allow "pay" on "x"\n  when who == "ann" and note exists\n'
+    )
+    return writ.load(str(src))
+
+
+def test_the_same_context_mutated_between_calls_is_read_afresh(tmp_path):
+    """The same dict (same key objects) checked again and again while its
+    values change type and content: each answer is the one a fresh copy of
+    the dict gets (which takes the general path)."""
+    import copy
+
+    eng = _fast_path_engine(tmp_path)
+
+    def both(ctx):
+        fresh = eng.check("a", "pay", "x", context=copy.deepcopy(ctx)).rule
+        again = eng.check("a", "pay", "x", context=ctx).rule
+        assert again == fresh, ctx
+        return again
+
+    class Sub(int):
+        pass
+
+    ctx = {"labels": ["vip", "x"], "amount": 5, "a": {"b": {"c": 1}}, "flag": False, "who": "ann", "note": None}
+    assert both(ctx) == both(ctx) == "vip"
+    ctx["labels"] = []
+    assert both(ctx) is None
+    steps = [
+        ("labels", ("vip",), "vip"),  # a tuple
+        ("amount", 500, None),
+        ("amount", 99.5, "vip"),
+        ("amount", 10**30, None),  # too big for an i64: read as a float
+        ("amount", Sub(7), "vip"),  # a subclass takes the general path
+        ("labels", ["a", ["vip"], {"k": "vip"}], None),  # a nested list, a dict in a list
+        ("labels", "a vip string", "vip"),  # a substring
+        ("labels", [], None),
+        ("flag", True, "deep"),
+        ("a", {"b": {"c": 2}}, None),
+        ("a", {"b": {"c": 1.0}}, "deep"),
+        ("a", {"b": "c"}, None),
+        ("note", "n", "named"),
+        ("who", "bob", None),
+        ("a", {"b": {"c": 1}}, "deep"),
+    ]
+    for key, value, want in steps:
+        ctx[key] = value
+        assert both(ctx) == want, (key, value)
+
+
+def test_bad_values_in_a_remembered_context_still_raise(tmp_path):
+    eng = _fast_path_engine(tmp_path)
+    ctx = {"labels": ["vip"], "amount": 5, "who": "ann"}
+    for _ in range(3):
+        assert eng.check("a", "pay", "x", context=ctx).rule == "vip"
+    ctx["who"] = "\ud800"  # a lone surrogate has no UTF-8 form
+    with pytest.raises(UnicodeEncodeError):
+        eng.check("a", "pay", "x", context=ctx)
+    ctx["who"] = "ann"
+    ctx["labels"] = ["vip", float("inf")]
+    with pytest.raises(ValueError, match=r"labels\[1\]"):
+        eng.check("a", "pay", "x", context=ctx)
+    ctx["labels"] = ["vip", {"deep": {1, 2}}]
+    with pytest.raises(TypeError, match=r"labels\[1\].deep"):
+        eng.check("a", "pay", "x", context=ctx)
+    ctx["labels"] = ["vip"]
+    assert eng.check("a", "pay", "x", context=ctx).rule == "vip"
+
+
+def test_python_code_run_while_reading_a_context_cannot_break_it(tmp_path):
+    """Reading a value's type name (to refuse it) can run Python code — a
+    metaclass property — which here empties the very dict being read. The
+    check must neither crash nor read freed memory: it decides on what the
+    dict then holds, or raises."""
+    eng = _fast_path_engine(tmp_path)
+    ctx: dict = {}
+
+    class Meta(type):
+        @property
+        def __name__(cls):  # noqa: N802 - the attribute being faked
+            ctx.clear()
+            ctx["amount"] = 1
+            return "Evil"
+
+    class Evil(metaclass=Meta):
+        pass
+
+    base = {"labels": ["vip"], "amount": 5, "who": "ann"}
+    for _ in range(3):
+        ctx.clear()
+        ctx.update(base)
+        assert eng.check("a", "pay", "x", context=ctx).rule == "vip"
+    for _ in range(3):
+        ctx.clear()
+        ctx.update(base)
+        ctx["who"] = Evil()
+        try:
+            d = eng.check("a", "pay", "x", context=ctx)
+        except TypeError:
+            pass
+        else:
+            assert d.decision == "deny"
+    ctx.clear()
+    ctx.update(base)
+    assert eng.check("a", "pay", "x", context=ctx).rule == "vip"
