@@ -308,6 +308,28 @@ fn update_map(
     Ok(())
 }
 
+/// Makes `slot` the conversion of `dict` (a dict) through its `cache`,
+/// for the fast path, which gives up on any error: whether it was
+/// converted.
+pub(crate) fn refilled(
+    slot: &mut Value,
+    dict: &Bound<'_, PyAny>,
+    cache: &mut KeyCache,
+    depth: usize,
+) -> bool {
+    let Ok(d) = dict.cast::<PyDict>() else {
+        return false;
+    };
+    if !matches!(slot, Value::Map(_)) {
+        cache.forget();
+        *slot = Value::Map(BTreeMap::new());
+    }
+    match slot {
+        Value::Map(m) => update_dict(m, d, cache, depth).is_ok(),
+        _ => false,
+    }
+}
+
 /// [`update_value`] for the fast path, which gives up on any error (the
 /// general path reports it): whether the value was converted.
 pub(crate) fn converted(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> bool {

@@ -32,18 +32,45 @@
 //! be half updated, which the general path redoes), so it is never wrong,
 //! only slower.
 //!
-//! All of this relies on the GIL: the module is built for the stable ABI,
-//! which free-threaded Python does not load.
+//! All of this relies on the GIL and on CPython's object layout: the
+//! module declares that it needs the GIL (a free-threaded interpreter turns
+//! it on when importing it), and at import the fast path is enabled only on
+//! CPython with the GIL on ([`allow_if_sound`]); elsewhere (PyPy,
+//! `PYTHON_GIL=0`) every context takes the general path.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use writ_runtime::Value;
 
-use crate::convert::{CACHED_KEYS, KeyCache, MAX_DEPTH, converted};
+use crate::convert::{CACHED_KEYS, KeyCache, MAX_DEPTH, converted, refilled};
+
+/// Set at import when the interpreter is CPython with the GIL on.
+static SOUND: AtomicBool = AtomicBool::new(false);
+
+/// Enables the fast path when this interpreter is CPython and its GIL is
+/// on (`sys._is_gil_enabled`, where it exists, says so).
+///
+/// # Errors
+/// When `sys` cannot be read.
+pub fn allow_if_sound(py: Python<'_>) -> PyResult<()> {
+    let sys = py.import("sys")?;
+    let cpython = sys
+        .getattr("implementation")?
+        .getattr("name")?
+        .extract::<String>()?
+        == "cpython";
+    let gil = match sys.getattr("_is_gil_enabled") {
+        Ok(f) => f.call0()?.is_truthy()?,
+        Err(_) => true,
+    };
+    SOUND.store(cpython && gil, Ordering::Relaxed);
+    Ok(())
+}
 
 /// The fast path gave up; the general path takes over.
 #[derive(Debug)]
@@ -80,6 +107,9 @@ pub fn same_shape(
     cache: &mut KeyCache,
     depth: usize,
 ) -> Result<(), GiveUp> {
+    if !SOUND.load(Ordering::Relaxed) {
+        return Err(GiveUp);
+    }
     // SAFETY: `dict` is held by the caller for the whole call.
     unsafe { dict_in_place(dict.py(), dst, dict.as_ptr(), cache, depth) }
 }
@@ -99,6 +129,9 @@ unsafe fn dict_in_place(
     }
     // SAFETY: `dict` is a live dict; `PyDict_Size` runs no Python code.
     let n = usize::try_from(unsafe { ffi::PyDict_Size(dict) }).map_err(|_| GiveUp)?;
+    if n == 0 && dst.is_empty() {
+        return Ok(());
+    }
     if n == 0 || n != cache.keys.len() || n != dst.len() || n > CACHED_KEYS {
         return Err(GiveUp);
     }
@@ -145,13 +178,24 @@ unsafe fn value_in_place(
     // SAFETY: `obj` is live; reading its type pointer runs nothing.
     let ty = unsafe { ffi::Py_TYPE(obj) };
     if ty == &raw mut ffi::PyDict_Type {
-        let Value::Map(m) = slot else {
-            return Err(GiveUp);
+        if let Value::Map(m) = slot
+            && !nested.keys.is_empty()
+        {
+            // SAFETY: `obj` is live; it is held while it is iterated.
+            let held = unsafe { Held::new(obj) };
+            // SAFETY: a dict, held by `held` for the call.
+            return unsafe { dict_in_place(py, m, held.0, nested, depth + 1) };
+        }
+        // No cache for this dict yet (or the slot held something else):
+        // the cached general path, which fills one, through an owned
+        // reference (nothing borrowed from this item is touched after).
+        // SAFETY: `obj` is live; `from_borrowed_ptr` takes a new reference.
+        let owned = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        return if refilled(slot, &owned, nested, depth + 1) {
+            Ok(())
+        } else {
+            Err(GiveUp)
         };
-        // SAFETY: `obj` is live; it is held while it is iterated.
-        let held = unsafe { Held::new(obj) };
-        // SAFETY: a dict, held by `held` for the call.
-        return unsafe { dict_in_place(py, m, held.0, nested, depth + 1) };
     }
     nested.forget();
     // SAFETY: as the first call of this function.
@@ -218,8 +262,8 @@ unsafe fn scalar_or_list(
     if ty == &raw mut ffi::PyLong_Type {
         let mut overflow: std::ffi::c_int = 0;
         // SAFETY: an exact `int`: read without calling anything; too large
-        // sets `overflow` (no exception).
-        let n = unsafe { ffi::PyLong_AsLongAndOverflow(obj, &raw mut overflow) };
+        // for 64 bits sets `overflow` (no exception).
+        let n = unsafe { ffi::PyLong_AsLongLongAndOverflow(obj, &raw mut overflow) };
         // SAFETY: the GIL is held.
         if overflow != 0 || (n == -1 && !unsafe { ffi::PyErr_Occurred() }.is_null()) {
             // SAFETY: the GIL is held.

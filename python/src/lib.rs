@@ -789,9 +789,12 @@ fn verify_audit<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDi
     Ok(d)
 }
 
-#[pymodule]
+// `gil_used`: a free-threaded interpreter turns the GIL on when it imports
+// this module (the context fast path reads borrowed pointers, see fast.rs).
+#[pymodule(gil_used = true)]
 fn _writ(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    fast::allow_if_sound(py)?;
     m.add("WritError", py.get_type::<WritError>())?;
     m.add("PolicyError", py.get_type::<PolicyError>())?;
     m.add_class::<Engine>()?;

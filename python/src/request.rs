@@ -126,7 +126,10 @@ fn fill(s: &mut Scratch, a: &Args<'_, '_>) -> PyResult<()> {
         }
     }
     match not_none(a.context) {
-        None => req.context.clear(),
+        None => {
+            req.context.clear();
+            s.context.forget();
+        }
         Some(c) => convert::update_context_cached(&mut req.context, c, &mut s.context)?,
     }
     match not_none(a.chain) {

@@ -603,6 +603,8 @@ def test_the_same_context_mutated_between_calls_is_read_afresh(tmp_path):
         ("labels", ("vip",), "vip"),  # a tuple
         ("amount", 500, None),
         ("amount", 99.5, "vip"),
+        ("amount", 2**40, None),  # beyond 32 bits
+        ("amount", -(2**40), "vip"),
         ("amount", 10**30, None),  # too big for an i64: read as a float
         ("amount", Sub(7), "vip"),  # a subclass takes the general path
         ("labels", ["a", ["vip"], {"k": "vip"}], None),  # a nested list, a dict in a list
@@ -614,6 +616,12 @@ def test_the_same_context_mutated_between_calls_is_read_afresh(tmp_path):
         ("a", {"b": "c"}, None),
         ("note", "n", "named"),
         ("who", "bob", None),
+        ("a", {"b": {"c": 1}}, "deep"),
+        ("a", {}, None),  # an empty dict
+        ("a", {"b": {}}, None),
+        ("a", {"b": {"c": 1}}, "deep"),
+        ("a", {"b": {"c": 1, **{f"k{i}": i for i in range(20)}}}, "deep"),  # too many keys to remember
+        ("a", {"b": {"c": 2, **{f"k{i}": i for i in range(20)}}}, None),
         ("a", {"b": {"c": 1}}, "deep"),
     ]
     for key, value, want in steps:
