@@ -95,13 +95,17 @@ fn update_dict(
     if depth > MAX_DEPTH {
         return Err(Bad::new(BadKind::Deep));
     }
-    if fast::same_shape(dst, dict, cache, depth).is_ok() || same_keys(dst, dict, cache, depth)? {
+    if fast::same_shape(dst, dict, cache, depth).is_ok() {
         return Ok(());
     }
-    // A value already converted by the attempt is converted again here.
+    // The general path (a new shape, a value the fast path leaves to it,
+    // an error to report with its key path); a value the attempt converted
+    // already is converted again.
     cache.forget();
     update_map(dst, dict, depth)?;
-    remember(dst, dict, cache);
+    if fast::enabled() {
+        remember(dst, dict, cache);
+    }
     Ok(())
 }
 
@@ -131,56 +135,6 @@ fn remember(dst: &BTreeMap<String, Value>, dict: &Bound<'_, PyDict>, cache: &mut
     if cache.keys.len() != dst.len() {
         cache.forget();
     }
-}
-
-/// Converts the values in place when `dict` has exactly the key objects
-/// `cache` remembers, in the same order; false (some values possibly
-/// converted already) when it does not.
-fn same_keys(
-    dst: &mut BTreeMap<String, Value>,
-    dict: &Bound<'_, PyDict>,
-    cache: &mut KeyCache,
-    depth: usize,
-) -> Result<bool, Bad> {
-    let n = dict.len();
-    if n == 0 || n != cache.keys.len() || n != dst.len() || n > CACHED_KEYS {
-        return Ok(false);
-    }
-    let mut slots: [Option<&mut Value>; CACHED_KEYS] = Default::default();
-    for (slot, v) in slots.iter_mut().zip(dst.values_mut()) {
-        *slot = Some(v);
-    }
-    let mut seen = 0;
-    for (i, (k, v)) in dict.iter().enumerate() {
-        let Some(Known { key, rank, nested }) = cache.keys.get_mut(i) else {
-            return Ok(false);
-        };
-        if !key.is(&k) {
-            return Ok(false);
-        }
-        let Some(slot) = slots.get_mut(*rank).and_then(Option::take) else {
-            return Ok(false);
-        };
-        // A nested cache describes the map it last filled: any other way
-        // of converting the slot makes it stale.
-        let done = match (slot, exact::<PyDict>(&v)) {
-            (Value::Map(m), Some(d)) => update_dict(m, d, nested, depth + 1),
-            (slot, _) => {
-                nested.forget();
-                update_value(slot, &v, depth)
-            }
-        };
-        if let Err(b) = done {
-            let key = k
-                .cast::<PyString>()
-                .ok()
-                .and_then(|s| s.to_cow().ok().map(std::borrow::Cow::into_owned))
-                .unwrap_or_default();
-            return Err(b.at(key));
-        }
-        seen = i + 1;
-    }
-    Ok(seen == n)
 }
 
 /// `obj` as a `T` when its type is exactly `T` (one comparison of type

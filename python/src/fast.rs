@@ -72,6 +72,11 @@ pub fn allow_if_sound(py: Python<'_>) -> PyResult<()> {
     Ok(())
 }
 
+/// Whether the fast path runs here (key caches are kept only then).
+pub fn enabled() -> bool {
+    SOUND.load(Ordering::Relaxed)
+}
+
 /// The fast path gave up; the general path takes over.
 #[derive(Debug)]
 pub struct GiveUp;
@@ -107,7 +112,7 @@ pub fn same_shape(
     cache: &mut KeyCache,
     depth: usize,
 ) -> Result<(), GiveUp> {
-    if !SOUND.load(Ordering::Relaxed) {
+    if !enabled() {
         return Err(GiveUp);
     }
     // SAFETY: `dict` is held by the caller for the whole call.
