@@ -183,19 +183,22 @@ unsafe fn value_in_place(
     // SAFETY: `obj` is live; reading its type pointer runs nothing.
     let ty = unsafe { ffi::Py_TYPE(obj) };
     if ty == &raw mut ffi::PyDict_Type {
+        // SAFETY: `obj` is live; it is held for the rest of this branch, so
+        // it stays valid even if Python code runs below.
+        let held = unsafe { Held::new(obj) };
         if let Value::Map(m) = slot
             && !nested.keys.is_empty()
+            // SAFETY: a dict, held by `held`.
+            && unsafe { dict_in_place(py, m, held.0, nested, depth + 1) }.is_ok()
         {
-            // SAFETY: `obj` is live; it is held while it is iterated.
-            let held = unsafe { Held::new(obj) };
-            // SAFETY: a dict, held by `held` for the call.
-            return unsafe { dict_in_place(py, m, held.0, nested, depth + 1) };
+            return Ok(());
         }
-        // No cache for this dict yet (or the slot held something else):
-        // the cached general path, which fills one, through an owned
-        // reference (nothing borrowed from this item is touched after).
-        // SAFETY: `obj` is live; `from_borrowed_ptr` takes a new reference.
-        let owned = unsafe { Bound::from_borrowed_ptr(py, obj) };
+        // No cache for this dict yet, or a shape or value it cannot take:
+        // this dict alone through the cached general path, which (re)fills
+        // its cache, with an owned reference. Giving up leaves `nested`
+        // describing `m`'s keys, which that path relies on.
+        // SAFETY: `held.0` is live; `from_borrowed_ptr` takes a new reference.
+        let owned = unsafe { Bound::from_borrowed_ptr(py, held.0) };
         return if refilled(slot, &owned, nested, depth + 1) {
             Ok(())
         } else {

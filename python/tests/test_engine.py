@@ -627,6 +627,10 @@ def test_the_same_context_mutated_between_calls_is_read_afresh(tmp_path):
     for key, value, want in steps:
         ctx[key] = value
         assert both(ctx) == want, (key, value)
+    # A nested dict whose keys change at every call, beside a steady one.
+    for i in range(8):
+        ctx["a"] = {"b": {"c": i % 2, f"id{i}": i}}
+        assert both(ctx) == ("deep" if i % 2 else None), i
 
 
 def test_bad_values_in_a_remembered_context_still_raise(tmp_path):
