@@ -349,8 +349,9 @@ fn update_other(slot: &mut Value, obj: &Bound<'_, PyAny>, depth: usize) -> Resul
     Err(Bad::new(BadKind::Type(type_name(obj))))
 }
 
-fn set_text(slot: &mut Value, s: &Bound<'_, PyString>) -> Result<(), Bad> {
-    let text = s.to_str()?;
+/// Sets a string, reusing the slot's buffer when it holds one.
+#[inline]
+pub(crate) fn store_text(slot: &mut Value, text: &str) {
     match slot {
         Value::String(old) => {
             old.clear();
@@ -358,6 +359,19 @@ fn set_text(slot: &mut Value, s: &Bound<'_, PyString>) -> Result<(), Bad> {
         }
         _ => *slot = Value::String(text.to_owned()),
     }
+}
+
+/// Sets a number, in place when the slot holds one (nothing to drop).
+#[inline]
+pub(crate) fn store_number(slot: &mut Value, n: f64) {
+    match slot {
+        Value::Number(old) => *old = n,
+        _ => *slot = Value::Number(n),
+    }
+}
+
+fn set_text(slot: &mut Value, s: &Bound<'_, PyString>) -> Result<(), Bad> {
+    store_text(slot, s.to_str()?);
     Ok(())
 }
 
@@ -365,13 +379,12 @@ fn set_int(slot: &mut Value, obj: &Bound<'_, PyAny>) -> Result<(), Bad> {
     // Most ints fit an i64: read without making a float object.
     if let Ok(i) = obj.extract::<i64>() {
         #[allow(clippy::cast_precision_loss)]
-        let n = i as f64;
-        *slot = Value::Number(n);
+        store_number(slot, i as f64);
         return Ok(());
     }
     match obj.extract::<f64>() {
         Ok(n) if n.is_finite() => {
-            *slot = Value::Number(n);
+            store_number(slot, n);
             Ok(())
         }
         _ => Err(Bad::new(BadKind::BigInt)),
@@ -383,7 +396,7 @@ fn set_float(slot: &mut Value, f: &Bound<'_, PyFloat>) -> Result<(), Bad> {
     if !n.is_finite() {
         return Err(Bad::new(BadKind::NotFinite(n)));
     }
-    *slot = Value::Number(n);
+    store_number(slot, n);
     Ok(())
 }
 

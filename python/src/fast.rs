@@ -47,7 +47,9 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use writ_runtime::Value;
 
-use crate::convert::{CACHED_KEYS, KeyCache, MAX_DEPTH, converted, refilled};
+use crate::convert::{
+    CACHED_KEYS, KeyCache, MAX_DEPTH, converted, refilled, store_number, store_text,
+};
 
 /// Set at import when the interpreter is CPython with the GIL on.
 static SOUND: AtomicBool = AtomicBool::new(false);
@@ -258,13 +260,7 @@ unsafe fn scalar_or_list(
         // SAFETY: CPython's UTF-8 form of a string is valid UTF-8 (a
         // string that has none, with a lone surrogate, failed above).
         let text = unsafe { std::str::from_utf8_unchecked(bytes) };
-        match slot {
-            Value::String(old) => {
-                old.clear();
-                old.push_str(text);
-            }
-            _ => *slot = Value::String(text.to_owned()),
-        }
+        store_text(slot, text);
         return Ok(());
     }
     if ty == &raw mut ffi::PyLong_Type {
@@ -279,7 +275,7 @@ unsafe fn scalar_or_list(
             return Err(GiveUp);
         }
         #[allow(clippy::cast_precision_loss)]
-        set_number(slot, n as f64);
+        store_number(slot, n as f64);
         return Ok(());
     }
     if ty == &raw mut ffi::PyFloat_Type {
@@ -289,7 +285,7 @@ unsafe fn scalar_or_list(
         if !n.is_finite() {
             return Err(GiveUp);
         }
-        set_number(slot, n);
+        store_number(slot, n);
         return Ok(());
     }
     // SAFETY: the singletons' addresses; nothing is read through them.
@@ -311,15 +307,6 @@ unsafe fn scalar_or_list(
     // Anything else (a subclass, a tuple, a type the context refuses).
     // SAFETY: `obj` is live.
     unsafe { general(py, slot, obj, depth) }
-}
-
-/// Sets a number, in place when the slot holds one (nothing to drop).
-#[inline]
-fn set_number(slot: &mut Value, n: f64) {
-    match slot {
-        Value::Number(old) => *old = n,
-        _ => *slot = Value::Number(n),
-    }
 }
 
 /// # Safety

@@ -452,8 +452,8 @@ struct Keys {
     many: Vec<Bucket>,
     /// The distinct key lengths, sorted.
     lengths: Vec<usize>,
-    /// Bit `l` set when some key has length `l` (for `l` < 256).
-    short: [u64; 4],
+    /// The key lengths below 256.
+    short: ByteSet,
     max: usize,
     /// Keys are hashed with the rolling hash (many distinct lengths) rather
     /// than FxHash.
@@ -494,9 +494,9 @@ impl ByteSet {
 
 impl Keys {
     fn has_length(&self, l: usize) -> bool {
-        match self.short.get(l / 64) {
-            Some(word) => word & (1 << (l % 64)) != 0,
-            None => self.lengths.binary_search(&l).is_ok(),
+        match u8::try_from(l) {
+            Ok(short) => self.short.contains(short),
+            Err(_) => self.lengths.binary_search(&l).is_ok(),
         }
     }
 
@@ -524,12 +524,15 @@ impl Keys {
                 }
             }
             let l = span.1 as usize;
-            if let Some(word) = self.short.get_mut(l / 64) {
-                if *word & (1 << (l % 64)) == 0 {
-                    *word |= 1 << (l % 64);
-                    self.lengths.push(l);
+            // (`lengths` is sorted only after this loop.)
+            let new = match u8::try_from(l) {
+                Ok(short) => !self.short.contains(short),
+                Err(_) => !self.lengths.contains(&l),
+            };
+            if new {
+                if let Ok(short) = u8::try_from(l) {
+                    self.short.insert(short);
                 }
-            } else if !self.lengths.contains(&l) {
                 self.lengths.push(l);
             }
             self.max = self.max.max(l);
