@@ -102,34 +102,27 @@ pub fn pattern(p: &Pattern) -> Result<m::Pattern, CompileError> {
     }
     Ok(m::Pattern::Dfa {
         text: text.to_owned(),
-        dfa: dfa(text, p.is_case_insensitive())?,
+        dfa: dfa(p)?,
     })
 }
 
-fn dfa(text: &str, case_insensitive: bool) -> Result<Vec<u8>, CompileError> {
+fn dfa(p: &Pattern) -> Result<Vec<u8>, CompileError> {
     use regex_automata::dfa::{StartKind, dense};
+    let text = p.as_str();
     let fail = |why: String| CompileError {
         message: format!("cannot compile the pattern \"{text}\": {why}"),
     };
-    let glob = globset::GlobBuilder::new(text)
-        .literal_separator(false)
-        .backslash_escape(true)
-        .case_insensitive(case_insensitive)
-        .empty_alternates(true)
-        .build()
-        .map_err(|e| fail(e.to_string()))?;
-    // globset's regexes work on bytes (`(?-u)`), so the automaton may see
-    // bytes that are not UTF-8; requests are UTF-8 strings anyway.
+    // The glob's own translation (writ_ir::glob): Unicode mode, so `?` and
+    // classes match one character of the UTF-8 request strings, and `*`
+    // matches newlines, as the reference matcher does.
     let built = dense::Builder::new()
-        .syntax(regex_automata::util::syntax::Config::new().utf8(false))
-        .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
         .configure(
             dense::Config::new()
                 .start_kind(StartKind::Anchored)
                 .dfa_size_limit(Some(DFA_SIZE_LIMIT))
                 .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
         )
-        .build(glob.regex())
+        .build(&p.glob().to_regex())
         .map_err(|e| fail(format!("{e} ({e:?})")))?;
     let (bytes, pad) = built.to_bytes_little_endian();
     Ok(bytes.get(pad..).unwrap_or_default().to_vec())
@@ -435,7 +428,7 @@ pub fn compile(
     signing_key: Option<&[u8; 32]>,
 ) -> Result<Vec<u8>, CompileError> {
     let model = model(set, revision(sources))?;
-    Ok(match signing_key {
+    let bytes = match signing_key {
         Some(secret) => {
             use ed25519_dalek::Signer as _;
             let key = ed25519_dalek::SigningKey::from_bytes(secret);
@@ -443,7 +436,18 @@ pub fn compile(
             writ_runtime::encode_bundle(&model, Some(&sign))
         }
         None => writ_runtime::encode_bundle(&model, None),
-    })
+    };
+    // Never hand out a bundle the runtime refuses: load it, and decode
+    // every rule, as an agent would.
+    let loaded = writ_runtime::Runtime::from_bytes(&bytes).and_then(|rt| rt.prepare_all());
+    if let Err(e) = loaded {
+        return Err(CompileError {
+            message: format!(
+                "internal error: the runtime refuses the bundle just compiled ({e}); this is a bug in writ, please report it with the policy"
+            ),
+        });
+    }
+    Ok(bytes)
 }
 
 /// A new Ed25519 key pair: (secret, public).

@@ -6,6 +6,7 @@
 //! [`render`] renders diagnostics to strings.
 
 pub mod bundle;
+pub mod engine;
 pub mod ide;
 pub mod lang;
 pub mod lint;

@@ -112,3 +112,82 @@ fn writ_examples_in_the_docs_check_cleanly() {
         "docs/language.md has only {in_language_page} ```writ examples"
     );
 }
+
+/// Each ` ```writ ` block of docs/language.md followed by a
+/// ` ```decisions ` block (`REQUEST_JSON => decision` lines), as pairs:
+/// (line of the decisions fence, policy, lines).
+fn decision_examples(text: &str) -> Vec<(usize, String, Vec<String>)> {
+    let mut out = Vec::new();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut policy: Option<String> = None;
+    let mut i = 0;
+    while i < lines.len() {
+        let fence = lines[i].trim();
+        if fence == "```writ" || fence == "```decisions" {
+            let body: Vec<&str> = lines[i + 1..]
+                .iter()
+                .take_while(|l| l.trim() != "```")
+                .copied()
+                .collect();
+            let end = i + 1 + body.len();
+            if fence == "```writ" {
+                policy = Some(body.join("\n") + "\n");
+            } else if let Some(p) = policy.take() {
+                out.push((i + 1, p, body.iter().map(|l| (*l).to_owned()).collect()));
+            } else {
+                panic!(
+                    "docs/language.md:{}: a decisions block without a policy before it",
+                    i + 1
+                );
+            }
+            i = end;
+        } else if fence.starts_with("```") {
+            policy = None;
+        }
+        i += 1;
+    }
+    out
+}
+
+#[test]
+fn semantics_examples_decide_as_written_in_both_engines() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("docs/language.md")).unwrap();
+    let now = "2025-01-15T12:00:00Z".parse().unwrap();
+    let mut checked = 0;
+    for (line, policy, requests) in decision_examples(&text) {
+        let sources = [Source {
+            name: "example.writ".into(),
+            text: policy.clone(),
+        }];
+        let comp = compile(&sources, None);
+        let set = comp
+            .checked_set()
+            .unwrap_or_else(|| panic!("docs/language.md:{line}: the policy has errors"));
+        let bundle = writ::bundle::compile(set, &sources, None).unwrap();
+        let runtime = writ_runtime::Runtime::from_bytes(&bundle).unwrap();
+        let mut reference = writ_eval::Evaluator::new(set);
+        for r in &requests {
+            let (json, want) = r.rsplit_once(" => ").unwrap_or_else(|| {
+                panic!("docs/language.md:{line}: `{r}` is not `REQUEST => decision`")
+            });
+            let req = writ_eval::Request::from_json(json)
+                .unwrap_or_else(|e| panic!("docs/language.md:{line}: {json}: {e}"));
+            let rreq = writ::bundle::runtime_request(&req);
+            let got = runtime.check_at(&rreq, now);
+            let expected = reference.check(&req, now);
+            assert_eq!(
+                got.to_json(&rreq),
+                expected.to_json(),
+                "docs/language.md:{line}: the engines disagree on {json}"
+            );
+            assert_eq!(
+                got.effect.as_str(),
+                want.trim(),
+                "docs/language.md:{line}: {json}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "only {checked} documented decisions");
+}

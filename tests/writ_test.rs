@@ -100,7 +100,7 @@ fn a_failing_case_shows_expected_actual_and_the_rules_considered() {
         "mismatch: decision is deny, expected allow",
         "mismatch: rule is null, expected `refund_small`",
         "rules considered:",
-        "condition `currency in [\"USD\", \"EUR\"]` failed (tests/fixtures/writ-test/refunds.writ:16:26): `currency` is `GBP`",
+        "condition `currency in [\"USD\", \"EUR\"]` failed (tests/fixtures/writ-test/refunds.writ:16:26): `currency` is the string \"GBP\"",
         "target `refund` matches none of `lookup_*` (tests/fixtures/writ-test/refunds.writ:11:36)",
         "no rule decided: the policy default is deny (tests/fixtures/writ-test/refunds.writ:4:11)",
         "test result: FAILED. 1 passed; 1 failed; 2 total",

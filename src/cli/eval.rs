@@ -4,8 +4,9 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use writ::engine::SourceEngine;
 use writ_diagnostics::{SourceMap, Span};
-use writ_eval::{Decision, Evaluator, Explanation, Outcome, Request, Step, Written};
+use writ_eval::{Decision, Explanation, Outcome, Request, Step, Written};
 
 use super::{PolicyArgs, print_diagnostics};
 
@@ -32,21 +33,29 @@ pub struct Args {
     pub explain: bool,
 }
 
-/// Decides requests one at a time, by the reference evaluator or a bundle.
+/// Decides requests one at a time: always by the runtime (sources are
+/// compiled in memory), so what `writ eval` says is what agents decide.
 enum Decider<'p> {
-    Reference(Evaluator<'p>),
-    /// The reference evaluator, explaining each decision in text.
-    Explain(Evaluator<'p>, &'p SourceMap),
+    Sources(Box<SourceEngine<'p>>),
+    /// The runtime decides; the reference evaluator explains in text.
+    Explain(Box<SourceEngine<'p>>, &'p SourceMap),
     Bundle(Box<writ_runtime::Runtime>),
 }
 
 impl Decider<'_> {
     fn decide(&mut self, req: &Request) -> String {
         match self {
-            Decider::Reference(e) => e.check(req, jiff::Timestamp::now()).to_json(),
+            Decider::Sources(e) => e.check(req, jiff::Timestamp::now()).to_json(),
             Decider::Explain(e, sources) => {
-                let (decision, why) = e.explain(req, jiff::Timestamp::now());
-                render(&decision, &why, sources, "")
+                let (decision, why, disagreement) = e.explain(req, jiff::Timestamp::now());
+                let text = render(&decision, &why, sources, "");
+                match disagreement {
+                    Some(d) => {
+                        eprintln!("error: {d}");
+                        format!("error: {d}\n{text}")
+                    }
+                    None => text,
+                }
             }
             Decider::Bundle(rt) => {
                 let r = writ::bundle::runtime_request(req);
@@ -101,10 +110,17 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("error: the policy has errors; no request was evaluated");
         return ExitCode::FAILURE;
     };
+    let engine = match SourceEngine::new(set, &comp) {
+        Ok(e) => Box::new(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     if args.explain {
-        return answer_all(args, Decider::Explain(Evaluator::new(set), &comp.sources));
+        return answer_all(args, Decider::Explain(engine, &comp.sources));
     }
-    answer_all(args, Decider::Reference(Evaluator::new(set)))
+    answer_all(args, Decider::Sources(engine))
 }
 
 fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
@@ -127,7 +143,8 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
         } else {
             let _ = writeln!(out, "{text}");
         }
-        true
+        // The engines disagreed: a bug in writ, and a failure.
+        !text.starts_with("error: writ bug")
     };
     if let Some(json) = &args.request {
         ok &= answer(json, &mut out);

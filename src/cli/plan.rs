@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::ValueEnum;
-use writ_eval::{Decision, Evaluator, Request};
+use writ::engine::SourceEngine;
+use writ_eval::{Decision, Request};
 use writ_ir::{Dialect, Effect, Risk};
 
 use super::{DialectArg, print_diagnostics};
@@ -79,7 +80,14 @@ pub fn run(args: &Args) -> ExitCode {
         }
     };
     let now = args.now.unwrap_or_else(jiff::Timestamp::now);
-    let mut eval = Evaluator::new(set);
+    // The runtime decides, as agents would.
+    let mut eval = match SourceEngine::new(set, &comp) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut rows = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let n = i + 1;

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use writ::engine::SourceEngine;
 use writ_diagnostics::{FileId, SourceFile, Span};
-use writ_eval::{Decision, Evaluator, Explanation, Request, Step};
+use writ_eval::{Decision, Explanation, Request, Step};
 use writ_ir::{Dialect, Effect, Risk};
 use writ_yaml::tree::{Kind, Node};
 
@@ -313,19 +314,38 @@ fn run_file(path: &Path, args: &Args, coverage: &mut Vec<Covered>) -> SuiteResul
         .collect();
     outln!("{display} ({})", names.join(", "));
     let now = suite.now.unwrap_or_else(jiff::Timestamp::now);
-    let mut eval = Evaluator::new(set);
+    // The runtime decides (what agents run); the reference evaluator
+    // explains, and a difference between them fails the case.
+    let mut eval = match SourceEngine::new(set, &comp) {
+        Ok(e) => e,
+        Err(e) => {
+            return SuiteResult {
+                display,
+                cases: Vec::new(),
+                error: Some(e.to_string()),
+                time: started.elapsed(),
+            };
+        }
+    };
     let mut results = Vec::new();
     for case in &suite.cases {
         if args.run.as_ref().is_some_and(|r| !case.name.contains(r)) {
             continue;
         }
-        if suite.isolated {
-            eval = Evaluator::new(set);
+        if suite.isolated
+            && let Err(e) = eval.reset()
+        {
+            return SuiteResult {
+                display,
+                cases: results,
+                error: Some(e.to_string()),
+                time: started.elapsed(),
+            };
         }
         let case_started = Instant::now();
         let mut failure = None;
         for run in 1..=case.repeat {
-            let (decision, why) = eval.explain(&case.request, now);
+            let (decision, why, disagreement) = eval.explain(&case.request, now);
             if let Some(rule) = decided_rule(&why)
                 && let Some(file) = rule_files.get(rule)
                 && let Some(c) = coverage
@@ -334,9 +354,9 @@ fn run_file(path: &Path, args: &Args, coverage: &mut Vec<Covered>) -> SuiteResul
             {
                 c.reached = true;
             }
-            if failure.is_none()
-                && let Some(mismatch) = compare(&case.expect, &decision)
-            {
+            let mismatch = compare(&case.expect, &decision);
+            if failure.is_none() && (mismatch.is_some() || disagreement.is_some()) {
+                let mismatch = mismatch.unwrap_or_default();
                 let mut text = String::new();
                 if case.repeat > 1 {
                     let _ = writeln!(text, "run {run} of {}", case.repeat);
@@ -346,6 +366,9 @@ fn run_file(path: &Path, args: &Args, coverage: &mut Vec<Covered>) -> SuiteResul
                 let _ = writeln!(text, "actual:   {}", summary(&decision));
                 for m in &mismatch {
                     let _ = writeln!(text, "mismatch: {m}");
+                }
+                if let Some(d) = &disagreement {
+                    let _ = writeln!(text, "error: {d}");
                 }
                 let _ = writeln!(text, "rules considered:");
                 text.push_str(&steps(&why, &comp.sources, "  "));

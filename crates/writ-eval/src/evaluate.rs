@@ -19,8 +19,8 @@ use std::cmp::Ordering;
 
 use writ_diagnostics::Span;
 use writ_ir::{
-    Agent, CmpOp, Combining, Condition, Effect, Field, Metric, PolicySet, Rule, Subject, Tier,
-    TimeOfDay, Value, Weekday,
+    Agent, CmpOp, Combining, Condition, Effect, Field, Found, Metric, PolicySet, Rule, Subject,
+    Tier, TimeOfDay, Value, Weekday,
 };
 
 use crate::limiter::{LimitKey, Limiter};
@@ -94,6 +94,10 @@ impl<'p> Evaluator<'p> {
 
     /// Decides a request; with `commit`, an allow is counted against limits.
     fn decide(&mut self, req: &Request, clock: &Clock, commit: bool) -> Decision {
+        if let Some(path) = non_finite(&req.context) {
+            let reason = format!("invalid request: context value `{path}` is not a finite number");
+            return self.deny(None, None, reason, None);
+        }
         let floor = if req.chain.len() > 1 {
             match self.chain(req, clock) {
                 Ok(floor) => floor,
@@ -695,61 +699,189 @@ pub(crate) fn miss<'r>(
         return Some(Miss::Scope(ScopeList::Tags));
     }
     match &rule.condition {
-        Some(c) if !holds(c, req, clock) => Some(Miss::Condition(c)),
+        Some(c) if !holds(c, req, clock).lets_apply(rule.effect.value) => Some(Miss::Condition(c)),
         _ => None,
     }
 }
 
-pub(crate) fn lookup(field: &Field, req: &Request) -> Option<Value> {
+/// The path of the first number in the context that is NaN or infinite
+/// (JSON cannot carry one, the Rust API can): such a request is denied,
+/// since no comparison on it means anything.
+fn non_finite(context: &std::collections::BTreeMap<String, Value>) -> Option<String> {
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::Number(n) => !n.is_finite(),
+            Value::List(items) => items.iter().enumerate().any(|(i, item)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let bad = walk(item, path);
+                if !bad {
+                    path.truncate(len);
+                }
+                bad
+            }),
+            Value::Map(m) => m.iter().any(|(k, item)| {
+                let len = path.len();
+                path.push('.');
+                path.push_str(k);
+                let bad = walk(item, path);
+                if !bad {
+                    path.truncate(len);
+                }
+                bad
+            }),
+            Value::Null | Value::Bool(_) | Value::String(_) => false,
+        }
+    }
+    context.iter().find_map(|(k, v)| {
+        let mut path = k.clone();
+        walk(v, &mut path).then_some(path)
+    })
+}
+
+/// What a field reads from the request.
+pub(crate) enum Read {
+    /// Absent, or null.
+    Missing,
+    Value(Value),
+    /// A dotted path whose flat key and nested maps hold different values.
+    Ambiguous,
+}
+
+pub(crate) fn read(field: &Field, req: &Request) -> Read {
     match field {
-        Field::Target => req.target.clone().map(Value::String),
-        Field::Context(path) => path.lookup(&req.context).cloned(),
+        Field::Target => req
+            .target
+            .clone()
+            .map_or(Read::Missing, |t| Read::Value(Value::String(t))),
+        Field::Context(path) => match path.find(&req.context) {
+            Found::Missing | Found::Value(Value::Null) => Read::Missing,
+            Found::Value(v) => Read::Value(v.clone()),
+            Found::Ambiguous => Read::Ambiguous,
+        },
     }
 }
 
-/// Whether a condition holds. A comparison on an absent (or null) value is false.
-pub(crate) fn holds(c: &Condition, req: &Request, clock: &Clock) -> bool {
+/// The value of a field, `None` when it is missing, null or ambiguous.
+pub(crate) fn lookup(field: &Field, req: &Request) -> Option<Value> {
+    match read(field, req) {
+        Read::Value(v) => Some(v),
+        Read::Missing | Read::Ambiguous => None,
+    }
+}
+
+/// The truth of a condition: three-valued, so that what cannot be judged
+/// never opens a door.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Truth {
+    False,
+    True,
+    /// The condition reads a value of a type its operator is not defined
+    /// on (`amount > 100` on a string), or an ambiguous dotted path.
+    Unknown,
+}
+
+impl Truth {
+    fn of(b: bool) -> Truth {
+        if b { Truth::True } else { Truth::False }
+    }
+
+    /// Kleene's conjunction: false wins, then unknown.
+    fn and(self, other: Truth) -> Truth {
+        match (self, other) {
+            (Truth::False, _) | (_, Truth::False) => Truth::False,
+            (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
+            _ => Truth::True,
+        }
+    }
+
+    /// Kleene's disjunction: true wins, then unknown.
+    fn or(self, other: Truth) -> Truth {
+        match (self, other) {
+            (Truth::True, _) | (_, Truth::True) => Truth::True,
+            (Truth::Unknown, _) | (_, Truth::Unknown) => Truth::Unknown,
+            _ => Truth::False,
+        }
+    }
+
+    fn not(self) -> Truth {
+        match self {
+            Truth::False => Truth::True,
+            Truth::True => Truth::False,
+            Truth::Unknown => Truth::Unknown,
+        }
+    }
+
+    /// Whether a rule of this effect applies: an allow needs its condition
+    /// to hold; a deny or an approval applies unless its condition is
+    /// false (an unknown guard fails closed).
+    #[must_use]
+    pub fn lets_apply(self, effect: Effect) -> bool {
+        match effect {
+            Effect::Allow => self == Truth::True,
+            Effect::Deny | Effect::Approve => self != Truth::False,
+        }
+    }
+}
+
+/// Whether a condition holds. A comparison on an absent (or null) value is
+/// false; on a value of the wrong type, or an ambiguous path, unknown.
+pub(crate) fn holds(c: &Condition, req: &Request, clock: &Clock) -> Truth {
     match c {
         Condition::Compare {
             field, op, value, ..
-        } => {
-            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else {
-                return false;
-            };
-            compare(&actual, *op, value)
-        }
+        } => match read(field, req) {
+            Read::Missing => Truth::False,
+            Read::Ambiguous => Truth::Unknown,
+            Read::Value(actual) => compare(&actual, *op, value),
+        },
         Condition::In {
             field,
             values,
             negated,
             ..
-        } => {
-            let Some(actual) = lookup(field, req).filter(|v| *v != Value::Null) else {
-                return false;
-            };
-            values.iter().any(|v| v.loosely_equals(&actual)) != *negated
-        }
-        Condition::Glob { field, pattern, .. } => {
-            matches!(lookup(field, req), Some(Value::String(s)) if pattern.is_match(&s))
-        }
-        Condition::Contains { field, value, .. } => match lookup(field, req) {
-            Some(Value::List(items)) => items.iter().any(|i| i.loosely_equals(value)),
-            Some(Value::String(s)) => value.as_str().is_some_and(|needle| s.contains(needle)),
-            _ => false,
+        } => match read(field, req) {
+            Read::Missing => Truth::False,
+            Read::Ambiguous => Truth::Unknown,
+            Read::Value(actual) => {
+                Truth::of(values.iter().any(|v| v.loosely_equals(&actual)) != *negated)
+            }
         },
-        Condition::Exists { field, .. } => lookup(field, req).is_some_and(|v| v != Value::Null),
-        Condition::Time { window, .. } => window.contains(clock.time),
-        Condition::Weekdays { days, .. } => days.contains(clock.weekday),
-        Condition::All(parts) => parts.iter().all(|p| holds(p, req, clock)),
-        Condition::Any(parts) => parts.iter().any(|p| holds(p, req, clock)),
-        Condition::Not(inner, _) => !holds(inner, req, clock),
+        Condition::Glob { field, pattern, .. } => match read(field, req) {
+            Read::Missing => Truth::False,
+            Read::Value(Value::String(s)) => Truth::of(pattern.is_match(&s)),
+            Read::Value(_) | Read::Ambiguous => Truth::Unknown,
+        },
+        Condition::Contains { field, value, .. } => match read(field, req) {
+            Read::Missing => Truth::False,
+            Read::Value(Value::List(items)) => {
+                Truth::of(items.iter().any(|i| i.loosely_equals(value)))
+            }
+            Read::Value(Value::String(s)) => match value.as_str() {
+                Some(needle) => Truth::of(s.contains(needle)),
+                None => Truth::Unknown,
+            },
+            Read::Value(_) | Read::Ambiguous => Truth::Unknown,
+        },
+        Condition::Exists { field, .. } => Truth::of(!matches!(read(field, req), Read::Missing)),
+        Condition::Time { window, .. } => Truth::of(window.contains(clock.time)),
+        Condition::Weekdays { days, .. } => Truth::of(days.contains(clock.weekday)),
+        Condition::All(parts) => parts
+            .iter()
+            .fold(Truth::True, |acc, p| acc.and(holds(p, req, clock))),
+        Condition::Any(parts) => parts
+            .iter()
+            .fold(Truth::False, |acc, p| acc.or(holds(p, req, clock))),
+        Condition::Not(inner, _) => holds(inner, req, clock).not(),
     }
 }
 
-fn compare(actual: &Value, op: CmpOp, expected: &Value) -> bool {
+/// `==` and `!=` are defined on every pair of values; the ordering
+/// operators on two numbers or two strings, and unknown otherwise.
+fn compare(actual: &Value, op: CmpOp, expected: &Value) -> Truth {
     match op {
-        CmpOp::Eq => actual.loosely_equals(expected),
-        CmpOp::Ne => !actual.loosely_equals(expected),
+        CmpOp::Eq => Truth::of(actual.loosely_equals(expected)),
+        CmpOp::Ne => Truth::of(!actual.loosely_equals(expected)),
         _ => {
             let ord = match (actual, expected) {
                 (Value::Number(a), Value::Number(b)) => a.partial_cmp(b),
@@ -757,11 +889,11 @@ fn compare(actual: &Value, op: CmpOp, expected: &Value) -> bool {
                 _ => None,
             };
             match (ord, op) {
-                (Some(o), CmpOp::Lt) => o == Ordering::Less,
-                (Some(o), CmpOp::Le) => o != Ordering::Greater,
-                (Some(o), CmpOp::Gt) => o == Ordering::Greater,
-                (Some(o), CmpOp::Ge) => o != Ordering::Less,
-                _ => false,
+                (Some(o), CmpOp::Lt) => Truth::of(o == Ordering::Less),
+                (Some(o), CmpOp::Le) => Truth::of(o != Ordering::Greater),
+                (Some(o), CmpOp::Gt) => Truth::of(o == Ordering::Greater),
+                (Some(o), CmpOp::Ge) => Truth::of(o != Ordering::Less),
+                _ => Truth::Unknown,
             }
         }
     }

@@ -15,7 +15,7 @@
 use writ_diagnostics::Span;
 use writ_ir::{Combining, Condition, Effect, Field, Rule};
 
-use crate::evaluate::{Blocked, Clock, Miss, Principal, ScopeList, holds, lookup, miss, show};
+use crate::evaluate::{Blocked, Clock, Miss, Principal, Read, ScopeList, holds, miss, read, show};
 use crate::{Decision, Evaluator, Request};
 
 /// Every step that led to a decision, in evaluation order.
@@ -264,7 +264,7 @@ fn why_not(rule: &Rule, m: Miss<'_>, req: &Request, p: &Principal<'_>, clock: &C
             Outcome::Scope { list, wanted, have }
         }
         Miss::Condition(c) => {
-            let failed = culprit(c, req, clock);
+            let failed = culprit(c, req, clock, rule.effect.value);
             Outcome::Condition {
                 failed: Written {
                     text: failed.to_string(),
@@ -279,12 +279,12 @@ fn why_not(rule: &Rule, m: Miss<'_>, req: &Request, p: &Principal<'_>, clock: &C
 /// The innermost part of a failing condition that fails: the first failing
 /// conjunct, recursively. A failing `or` is reported whole (every
 /// alternative failed), as is a failing `not` (its inner part held).
-fn culprit<'c>(c: &'c Condition, req: &Request, clock: &Clock) -> &'c Condition {
+fn culprit<'c>(c: &'c Condition, req: &Request, clock: &Clock, effect: Effect) -> &'c Condition {
     match c {
         Condition::All(parts) => parts
             .iter()
-            .find(|p| !holds(p, req, clock))
-            .map_or(c, |p| culprit(p, req, clock)),
+            .find(|p| !holds(p, req, clock).lets_apply(effect))
+            .map_or(c, |p| culprit(p, req, clock, effect)),
         _ => c,
     }
 }
@@ -309,9 +309,13 @@ fn condition_span(c: &Condition) -> Option<Span> {
 
 /// What the request holds for the fields a failing condition reads.
 fn actual(c: &Condition, req: &Request, clock: &Clock) -> String {
-    let field = |f: &Field| match lookup(f, req) {
-        None | Some(writ_ir::Value::Null) => format!("`{f}` is missing"),
-        Some(v) => format!("`{f}` is {}", show(&v)),
+    let field = |f: &Field| match read(f, req) {
+        Read::Missing => format!("`{f}` is missing"),
+        Read::Ambiguous => format!(
+            "`{f}` has two readings that differ (a key written with dots and nested maps), so it cannot be judged"
+        ),
+        Read::Value(writ_ir::Value::String(s)) => format!("`{f}` is the string {s:?}"),
+        Read::Value(v) => format!("`{f}` is {}", show(&v)),
     };
     match c {
         Condition::Compare { field: f, .. }

@@ -9,6 +9,7 @@
 
 mod condition;
 mod dump;
+pub mod glob;
 mod merge;
 mod model;
 mod pattern;
@@ -29,4 +30,4 @@ pub use pattern::{Pattern, PatternError};
 pub use rule_parts::{RuleParts, generated_rule_name};
 pub use shift::Shift;
 pub use time::{TimeOfDay, TimeWindow, Weekday, WeekdaySet};
-pub use value::{Path, Value};
+pub use value::{Found, Path, Value};

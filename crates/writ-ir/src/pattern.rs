@@ -1,27 +1,27 @@
 //! Glob patterns over action names, targets, model names, tools and hosts.
 //!
 //! Patterns use `*` (any run of characters, including none and including
-//! `:` and `/`), `?` (one character), `[abc]` / `[!abc]` classes and
-//! `{a,b}` alternatives; `\` escapes. Matching is by `globset`. The source
-//! text is kept so that the compiler (a later phase) can classify patterns
-//! as exact names, prefixes or suffixes without re-parsing.
+//! `:`, `/` and newlines), `?` (one character: one Unicode scalar value),
+//! `[abc]` / `[!abc]` classes and `{a,b}` alternatives; `\` escapes (see
+//! [`crate::glob`] for the exact semantics). The source text is kept so
+//! that the compiler (a later phase) can classify patterns as exact names,
+//! prefixes or suffixes without re-parsing.
 
 use std::fmt;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use globset::{Glob, GlobBuilder, GlobMatcher};
 use writ_diagnostics::Span;
+
+use crate::glob::Glob;
 
 /// A checked glob with its source text and span.
 ///
-/// The glob is parsed (and so validated) when the pattern is made; the
-/// regex that matches it is built on first use, so lowering a large policy
-/// does not compile thousands of regexes that the compiled automaton never
-/// needs. Exact names (the common case) never build one at all.
+/// The glob is parsed (and so validated) when the pattern is made; exact
+/// names and `lit*` / `*lit` shapes (the common cases) are matched
+/// without it.
 ///
-/// Clones share the glob (and its matcher once built): a pattern is
-/// immutable but for its span.
+/// Clones share the glob: a pattern is immutable but for its span.
 #[derive(Clone)]
 pub struct Pattern {
     inner: Arc<Inner>,
@@ -30,11 +30,7 @@ pub struct Pattern {
 
 struct Inner {
     text: String,
-    /// `None` for patterns without glob syntax beyond a leading or
-    /// trailing `*` (which cannot be invalid); made when first matched
-    /// through a regex.
-    glob: Option<Glob>,
-    matcher: OnceLock<Option<GlobMatcher>>,
+    glob: Glob,
     case_insensitive: bool,
 }
 
@@ -67,18 +63,12 @@ impl Pattern {
                 message: "empty pattern".to_owned(),
             });
         }
-        let glob = if simple(text) {
-            None
-        } else {
-            Some(glob(text, case_insensitive).map_err(|e| PatternError {
-                message: describe(e.kind()),
-            })?)
-        };
+        let glob =
+            Glob::parse(text, case_insensitive).map_err(|e| PatternError { message: e.message })?;
         Ok(Pattern {
             inner: Arc::new(Inner {
                 text: text.to_owned(),
                 glob,
-                matcher: OnceLock::new(),
                 case_insensitive,
             }),
             span,
@@ -105,14 +95,13 @@ impl Pattern {
                 return candidate.ends_with(body);
             }
         }
-        let matcher = self.inner.matcher.get_or_init(|| match &self.inner.glob {
-            Some(g) => Some(g.compile_matcher()),
-            // A simple pattern, valid by construction.
-            None => glob(text, self.inner.case_insensitive)
-                .ok()
-                .map(|g| g.compile_matcher()),
-        });
-        matcher.as_ref().is_some_and(|m| m.is_match(candidate))
+        self.inner.glob.is_match(candidate)
+    }
+
+    /// The parsed glob (the compiler builds its automaton from it).
+    #[must_use]
+    pub fn glob(&self) -> &Glob {
+        &self.inner.glob
     }
 
     #[must_use]
@@ -141,34 +130,6 @@ impl Pattern {
 
 /// Glob syntax; a pattern without any is one exact name.
 const META: [char; 5] = ['*', '?', '[', '{', '\\'];
-
-/// Stars only at the ends around a literal (`*`, `lit`, `lit*`, `*lit`,
-/// `*lit*`): nothing in it can be invalid.
-fn simple(text: &str) -> bool {
-    !text.trim_matches('*').contains(META)
-}
-
-fn glob(text: &str, case_insensitive: bool) -> Result<Glob, globset::Error> {
-    GlobBuilder::new(text)
-        .literal_separator(false)
-        .backslash_escape(true)
-        .case_insensitive(case_insensitive)
-        .empty_alternates(true)
-        .build()
-}
-
-fn describe(kind: &globset::ErrorKind) -> String {
-    use globset::ErrorKind as K;
-    match kind {
-        K::UnclosedClass => "unclosed character class: a `[` has no matching `]`".to_owned(),
-        K::InvalidRange(a, b) => format!("invalid character range `{a}-{b}`"),
-        K::UnopenedAlternates => "a `}` has no matching `{`".to_owned(),
-        K::UnclosedAlternates => "unclosed alternatives: a `{` has no matching `}`".to_owned(),
-        K::NestedAlternates => "alternatives `{...}` cannot be nested".to_owned(),
-        K::DanglingEscape => "the pattern ends with a lone `\\`".to_owned(),
-        other => other.to_string().to_lowercase(),
-    }
-}
 
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -191,8 +191,10 @@ struct PAccess {
 }
 
 struct PLimit {
-    /// The agent entry's name and the limit's key, hashed once.
+    /// The agent entry's name and the limit's identity in it, hashed once.
     scope: LimitScope,
+    /// The limit's key, for reasons.
+    key: String,
     metric: u8,
     rate: Rate,
     actions: Option<Matcher>,
@@ -263,6 +265,24 @@ struct PRule {
     /// agents or counted per agent), hashed once.
     limit: Option<(Rate, LimitScope)>,
     reason: Option<String>,
+}
+
+/// What names an agent entry's limit in a store, beside the entry's name:
+/// whether the entry is an agent's or a role's (they may share a name),
+/// the limit's place in the entry and what it counts, so that every limit
+/// has a window of its own.
+fn limit_id(subject: u8, index: usize, l: &crate::model::AgentLimit) -> String {
+    let actions = l.actions.as_ref().map_or("", |p| match p {
+        crate::model::Pattern::Exact(s)
+        | crate::model::Pattern::Prefix(s)
+        | crate::model::Pattern::Suffix(s) => s.as_str(),
+        crate::model::Pattern::Dfa { text, .. } => text.as_str(),
+        crate::model::Pattern::Any => "*",
+    });
+    format!(
+        "{subject}/{index}/{}/{}/{}:{}/{actions}",
+        l.key, l.metric, l.rate.count, l.rate.unit
+    )
 }
 
 /// A rule as prepared on first use, or why its record could not be read.
@@ -510,6 +530,8 @@ struct Hold<'s> {
     amount: u64,
     /// 0 requests, 1 tokens (agent limits).
     metric: u8,
+    /// An agent entry's limit's key, as the author wrote it.
+    key: &'s str,
     /// The rule whose limit this is.
     rule: Option<&'s PRule>,
 }
@@ -553,7 +575,7 @@ impl<'s> Hold<'s> {
                     "tokens"
                 },
                 self.rate,
-                self.scope.sub(),
+                self.key,
                 self.rate.count
             ),
         }
@@ -663,9 +685,15 @@ impl Compiled {
             let limits = a
                 .limits
                 .into_iter()
-                .map(|l| {
+                .enumerate()
+                .map(|(i, l)| {
                     Ok(PLimit {
-                        scope: LimitScope::new(LimitKind::Agent, &a.name, &l.key),
+                        scope: LimitScope::new(
+                            LimitKind::Agent,
+                            &a.name,
+                            &limit_id(a.subject, i, &l),
+                        ),
+                        key: l.key.clone(),
                         metric: l.metric,
                         rate: l.rate,
                         actions: l.actions.map(Matcher::new).transpose()?,
@@ -701,7 +729,7 @@ impl Compiled {
             );
             condition_flags.push(scan_condition_entry(&mut r)?);
         }
-        let rule_count = r.count(8)?;
+        let rule_count = r.count(crate::model::MIN_RULE_SIZE)?;
         let mut index = ActionIndex::default();
         let mut needs_clock = false;
         let mut offsets = Vec::with_capacity(rule_count);
@@ -922,6 +950,10 @@ impl Compiled {
     }
 
     fn decide<'s>(&'s self, req: &crate::Request, clock: &Clock, commit: bool) -> Decision<'s> {
+        if let Some(path) = non_finite(&req.context) {
+            let reason = format!("invalid request: context value `{path}` is not a finite number");
+            return self.deny(None, None, reason, None);
+        }
         let floor = if req.chain.len() > 1 {
             match self.chain(req, clock) {
                 Ok(floor) => floor,
@@ -1266,6 +1298,7 @@ impl Compiled {
                     rate: limit.rate,
                     amount,
                     metric: limit.metric,
+                    key: &limit.key,
                     rule: None,
                 };
                 let retry = match self.limits.peek(&hold.acquire(p.id), clock.millis) {
@@ -1288,7 +1321,7 @@ impl Compiled {
                         "{} is over its {what} limit `{}` ({}: {})",
                         who(),
                         limit.rate,
-                        limit.scope.sub(),
+                        limit.key,
                         limit.rate.count
                     );
                     return Some(self.deny(None, Some(agent), reason, Some(retry)));
@@ -1426,6 +1459,7 @@ impl Compiled {
                 rate: *limit,
                 amount: 1,
                 metric: 0,
+                key: "",
                 rule: Some(rule),
             };
             let looked = if peek {
@@ -1493,7 +1527,9 @@ impl Compiled {
         if !s.tags.is_empty() && !s.tags.iter().any(|t| p.tags.contains(t)) {
             return false;
         }
-        rule.condition.as_ref().is_none_or(|c| holds(c, req, clock))
+        rule.condition
+            .as_ref()
+            .is_none_or(|c| lets_apply(holds(c, req, clock), rule.effect))
     }
 }
 
@@ -1523,41 +1559,141 @@ fn show(v: &Value) -> String {
     }
 }
 
-fn lookup_ref<'r>(field: &Field, req: &'r crate::Request) -> Option<LookedUp<'r>> {
+/// What a field reads from the request: missing (absent or null), a
+/// value, or, for a dotted path whose flat key (`{"a.b": ..}`) and nested
+/// maps (`{"a": {"b": ..}}`) both hold values that differ, ambiguous.
+enum Read<'r> {
+    Missing,
+    Str(&'r str),
+    Value(&'r Value),
+    Ambiguous,
+}
+
+fn read<'r>(field: &Field, req: &'r crate::Request) -> Read<'r> {
     match field {
-        Field::Target => req.target.as_deref().map(LookedUp::Str),
+        Field::Target => req.target.as_deref().map_or(Read::Missing, Read::Str),
         Field::Context(path) => {
-            let (first, rest) = path.split_first()?;
-            let mut v = req.context.get(first)?;
-            for seg in rest {
-                match v {
-                    Value::Map(m) => v = m.get(seg)?,
-                    _ => return None,
-                }
+            let nested = nested(path, &req.context);
+            let flat = if path.len() > 1 {
+                flat(path, &req.context)
+            } else {
+                None
+            };
+            let v = match (flat, nested) {
+                (Some(a), Some(b)) if !a.loosely_equals(b) => return Read::Ambiguous,
+                (Some(v), _) | (None, Some(v)) => v,
+                (None, None) => return Read::Missing,
+            };
+            if matches!(v, Value::Null) {
+                Read::Missing
+            } else {
+                Read::Value(v)
             }
-            Some(LookedUp::Value(v))
         }
     }
 }
 
-/// A looked-up value without copying it.
-enum LookedUp<'r> {
-    Str(&'r str),
-    Value(&'r Value),
+fn nested<'r>(
+    path: &[String],
+    context: &'r std::collections::BTreeMap<String, Value>,
+) -> Option<&'r Value> {
+    let (first, rest) = path.split_first()?;
+    let mut v = context.get(first)?;
+    for seg in rest {
+        match v {
+            Value::Map(m) => v = m.get(seg)?,
+            _ => return None,
+        }
+    }
+    Some(v)
 }
 
+/// The value under the whole dotted path as one key, found without
+/// building the key: keys beginning with the first segment are adjacent.
+fn flat<'r>(
+    path: &[String],
+    context: &'r std::collections::BTreeMap<String, Value>,
+) -> Option<&'r Value> {
+    use std::ops::Bound;
+    let first = path.first()?.as_str();
+    context
+        .range::<str, _>((Bound::Included(first), Bound::Unbounded))
+        .take_while(|(k, _)| k.starts_with(first))
+        .find(|(k, _)| is_joined(k, path))
+        .map(|(_, v)| v)
+}
+
+/// Whether `key` is the segments joined by dots.
+fn is_joined(key: &str, path: &[String]) -> bool {
+    let mut rest = key;
+    for (i, seg) in path.iter().enumerate() {
+        if i > 0 {
+            match rest.strip_prefix('.') {
+                Some(r) => rest = r,
+                None => return false,
+            }
+        }
+        match rest.strip_prefix(seg.as_str()) {
+            Some(r) => rest = r,
+            None => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// A field's value (copied), `None` when missing or ambiguous.
 fn lookup(field: &Field, req: &crate::Request) -> Option<Value> {
-    lookup_ref(field, req).map(|l| match l {
-        LookedUp::Str(s) => Value::String(s.to_owned()),
-        LookedUp::Value(v) => v.clone(),
-    })
+    match read(field, req) {
+        Read::Str(s) => Some(Value::String(s.to_owned())),
+        Read::Value(v) => Some(v.clone()),
+        Read::Missing | Read::Ambiguous => None,
+    }
 }
 
-fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> bool {
-    let mut stack = [false; 32];
-    let mut spill: Vec<bool> = Vec::new();
+/// Truth values of the condition code: three-valued (Kleene), so that a
+/// guard that cannot be judged never opens a door.
+const FALSE: u8 = 0;
+const TRUE: u8 = 1;
+const UNKNOWN: u8 = 2;
+
+fn truth(b: bool) -> u8 {
+    u8::from(b)
+}
+
+fn and(a: u8, b: u8) -> u8 {
+    if a == FALSE || b == FALSE {
+        FALSE
+    } else if a == UNKNOWN || b == UNKNOWN {
+        UNKNOWN
+    } else {
+        TRUE
+    }
+}
+
+fn or(a: u8, b: u8) -> u8 {
+    if a == TRUE || b == TRUE {
+        TRUE
+    } else if a == UNKNOWN || b == UNKNOWN {
+        UNKNOWN
+    } else {
+        FALSE
+    }
+}
+
+/// Whether a rule of `effect` applies given its condition's truth: an
+/// allow needs true; a deny or an approval applies unless false.
+fn lets_apply(t: u8, effect: Effect) -> bool {
+    match effect {
+        Effect::Allow => t == TRUE,
+        Effect::Deny | Effect::Approve => t != FALSE,
+    }
+}
+
+fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> u8 {
+    let mut stack = [FALSE; 32];
+    let mut spill: Vec<u8> = Vec::new();
     let mut len = 0usize;
-    let push = |stack: &mut [bool; 32], spill: &mut Vec<bool>, len: &mut usize, v: bool| {
+    let push = |stack: &mut [u8; 32], spill: &mut Vec<u8>, len: &mut usize, v: u8| {
         if let Some(slot) = stack.get_mut(*len) {
             *slot = v;
         } else {
@@ -1565,15 +1701,17 @@ fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> bool {
         }
         *len += 1;
     };
-    let pop = |stack: &[bool; 32], spill: &mut Vec<bool>, len: &mut usize| -> bool {
+    // An empty stack (a corrupt program) reads as unknown: it never
+    // opens a door.
+    let pop = |stack: &[u8; 32], spill: &mut Vec<u8>, len: &mut usize| -> u8 {
         if *len == 0 {
-            return false;
+            return UNKNOWN;
         }
         *len -= 1;
         if *len >= stack.len() {
-            spill.pop().unwrap_or(false)
+            spill.pop().unwrap_or(UNKNOWN)
         } else {
-            stack.get(*len).copied().unwrap_or(false)
+            stack.get(*len).copied().unwrap_or(UNKNOWN)
         }
     };
     for op in &c.code {
@@ -1582,25 +1720,29 @@ fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> bool {
                 let v = c
                     .atoms
                     .get(*i as usize)
-                    .is_some_and(|a| atom(a, req, clock));
+                    .map_or(UNKNOWN, |a| atom(a, req, clock));
                 push(&mut stack, &mut spill, &mut len, v);
             }
             Op::All(n) => {
-                let mut v = true;
+                let mut v = TRUE;
                 for _ in 0..*n {
-                    v &= pop(&stack, &mut spill, &mut len);
+                    v = and(v, pop(&stack, &mut spill, &mut len));
                 }
                 push(&mut stack, &mut spill, &mut len, v);
             }
             Op::Any(n) => {
-                let mut v = false;
+                let mut v = FALSE;
                 for _ in 0..*n {
-                    v |= pop(&stack, &mut spill, &mut len);
+                    v = or(v, pop(&stack, &mut spill, &mut len));
                 }
                 push(&mut stack, &mut spill, &mut len, v);
             }
             Op::Not => {
-                let v = !pop(&stack, &mut spill, &mut len);
+                let v = match pop(&stack, &mut spill, &mut len) {
+                    TRUE => FALSE,
+                    FALSE => TRUE,
+                    _ => UNKNOWN,
+                };
                 push(&mut stack, &mut spill, &mut len, v);
             }
         }
@@ -1608,44 +1750,43 @@ fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> bool {
     pop(&stack, &mut spill, &mut len)
 }
 
-fn not_null(l: Option<LookedUp<'_>>) -> Option<LookedUp<'_>> {
+fn eq(l: &Read<'_>, v: &Value) -> bool {
     match l {
-        Some(LookedUp::Value(Value::Null)) | None => None,
-        other => other,
+        Read::Str(s) => v.as_str() == Some(*s),
+        Read::Value(a) => a.loosely_equals(v),
+        Read::Missing | Read::Ambiguous => false,
     }
 }
 
-fn eq(l: &LookedUp<'_>, v: &Value) -> bool {
-    match l {
-        LookedUp::Str(s) => v.as_str() == Some(*s),
-        LookedUp::Value(a) => a.loosely_equals(v),
-    }
-}
-
-fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> bool {
+/// An atom's truth: false on a missing value; unknown on an ambiguous
+/// path or a value of a type the operator is not defined on.
+fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> u8 {
     match a {
         PAtom::Compare { field, op, value } => {
-            let Some(actual) = not_null(lookup_ref(field, req)) else {
-                return false;
-            };
+            let actual = read(field, req);
+            match actual {
+                Read::Missing => return FALSE,
+                Read::Ambiguous => return UNKNOWN,
+                Read::Str(_) | Read::Value(_) => {}
+            }
             match op {
-                0 => eq(&actual, value),
-                1 => !eq(&actual, value),
+                0 => truth(eq(&actual, value)),
+                1 => truth(!eq(&actual, value)),
                 _ => {
                     let ord = match (&actual, value) {
-                        (LookedUp::Value(Value::Number(a)), Value::Number(b)) => a.partial_cmp(b),
-                        (LookedUp::Value(Value::String(a)), Value::String(b)) => {
+                        (Read::Value(Value::Number(a)), Value::Number(b)) => a.partial_cmp(b),
+                        (Read::Value(Value::String(a)), Value::String(b)) => {
                             Some(a.as_str().cmp(b.as_str()))
                         }
-                        (LookedUp::Str(a), Value::String(b)) => Some((*a).cmp(b.as_str())),
+                        (Read::Str(a), Value::String(b)) => Some((*a).cmp(b.as_str())),
                         _ => None,
                     };
                     match (ord, op) {
-                        (Some(o), 2) => o == Ordering::Less,
-                        (Some(o), 3) => o != Ordering::Greater,
-                        (Some(o), 4) => o == Ordering::Greater,
-                        (Some(o), 5) => o != Ordering::Less,
-                        _ => false,
+                        (Some(o), 2) => truth(o == Ordering::Less),
+                        (Some(o), 3) => truth(o != Ordering::Greater),
+                        (Some(o), 4) => truth(o == Ordering::Greater),
+                        (Some(o), 5) => truth(o != Ordering::Less),
+                        _ => UNKNOWN,
                     }
                 }
             }
@@ -1655,35 +1796,78 @@ fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> bool {
             values,
             negated,
         } => {
-            let Some(actual) = not_null(lookup_ref(field, req)) else {
-                return false;
-            };
-            values.iter().any(|v| eq(&actual, v)) != *negated
+            let actual = read(field, req);
+            match actual {
+                Read::Missing => FALSE,
+                Read::Ambiguous => UNKNOWN,
+                Read::Str(_) | Read::Value(_) => {
+                    truth(values.iter().any(|v| eq(&actual, v)) != *negated)
+                }
+            }
         }
-        PAtom::Glob { field, matcher } => match lookup_ref(field, req) {
-            Some(LookedUp::Str(s)) => matcher.is_match(s),
-            Some(LookedUp::Value(Value::String(s))) => matcher.is_match(s),
-            _ => false,
+        PAtom::Glob { field, matcher } => match read(field, req) {
+            Read::Missing => FALSE,
+            Read::Str(s) => truth(matcher.is_match(s)),
+            Read::Value(Value::String(s)) => truth(matcher.is_match(s)),
+            Read::Value(_) | Read::Ambiguous => UNKNOWN,
         },
-        PAtom::Contains { field, value } => match lookup_ref(field, req) {
-            Some(LookedUp::Value(Value::List(items))) => {
-                items.iter().any(|i| i.loosely_equals(value))
+        PAtom::Contains { field, value } => {
+            let substring = |s: &str| value.as_str().map_or(UNKNOWN, |n| truth(s.contains(n)));
+            match read(field, req) {
+                Read::Missing => FALSE,
+                Read::Value(Value::List(items)) => {
+                    truth(items.iter().any(|i| i.loosely_equals(value)))
+                }
+                Read::Value(Value::String(s)) => substring(s),
+                Read::Str(s) => substring(s),
+                Read::Value(_) | Read::Ambiguous => UNKNOWN,
             }
-            Some(LookedUp::Value(Value::String(s))) => {
-                value.as_str().is_some_and(|n| s.contains(n))
-            }
-            Some(LookedUp::Str(s)) => value.as_str().is_some_and(|n| s.contains(n)),
-            _ => false,
-        },
-        PAtom::Exists { field } => not_null(lookup_ref(field, req)).is_some(),
+        }
+        PAtom::Exists { field } => truth(!matches!(read(field, req), Read::Missing)),
         PAtom::Time { start, end } => {
             let t = clock.time;
-            if start < end {
+            truth(if start < end {
                 *start <= t && t < *end
             } else {
                 t >= *start || t < *end
-            }
+            })
         }
-        PAtom::Weekdays { mask } => mask & (1 << clock.weekday) != 0,
+        PAtom::Weekdays { mask } => truth(mask & (1 << clock.weekday) != 0),
     }
+}
+
+/// The path of the first number in the context that is NaN or infinite
+/// (the Rust API can carry one; JSON and Python cannot): such a request is
+/// denied, since no comparison on it means anything.
+fn non_finite(context: &std::collections::BTreeMap<String, Value>) -> Option<String> {
+    fn bad(v: &Value) -> bool {
+        match v {
+            Value::Number(n) => !n.is_finite(),
+            Value::List(items) => items.iter().any(bad),
+            Value::Map(m) => m.values().any(bad),
+            _ => false,
+        }
+    }
+    fn path_to(v: &Value, path: &mut String) {
+        match v {
+            Value::List(items) => {
+                if let Some((i, item)) = items.iter().enumerate().find(|(_, i)| bad(i)) {
+                    path.push_str(&format!("[{i}]"));
+                    path_to(item, path);
+                }
+            }
+            Value::Map(m) => {
+                if let Some((k, item)) = m.iter().find(|(_, i)| bad(i)) {
+                    path.push('.');
+                    path.push_str(k);
+                    path_to(item, path);
+                }
+            }
+            _ => {}
+        }
+    }
+    let (k, v) = context.iter().find(|(_, v)| bad(v))?;
+    let mut path = k.clone();
+    path_to(v, &mut path);
+    Some(path)
 }

@@ -159,15 +159,16 @@ pub trait LimitStore: Send + Sync + std::fmt::Debug {
 }
 
 /// The amounts allowed within one limit's sliding window, oldest first,
-/// with their running total. Amounts allowed within 1/1024 of the window of
-/// each other share an entry stamped with the newest time: the log stays
-/// bounded (about 1,024 entries per window, whatever the limit), and an
-/// entry leaves the window no earlier than its amounts should, so the
-/// count is never under-stated.
+/// with their running total. The window is exact: an amount allowed at
+/// time `t` counts for every time in `[t, t + window)` and not after, so
+/// "at most N in any window" means exactly that. Amounts allowed in the
+/// same millisecond share an entry (they leave the window together); the
+/// log holds at most one entry per allowed amount, so no more entries than
+/// the limit's count.
 ///
 /// The newest entry (the one still taking amounts) is kept apart from the
-/// others, so that a request within the same 1/1024 of the window, the
-/// common case, touches neither end of the log.
+/// others, so that a request within the same millisecond touches neither
+/// end of the log.
 #[derive(Debug, Default)]
 pub struct Window {
     /// Every entry but the newest, oldest first.
@@ -243,23 +244,18 @@ impl Window {
         let window_ms = Window::window_ms(rate);
         self.trim_to(window_ms, now_ms);
         self.fits(rate, amount, now_ms)?;
-        self.add_to(window_ms, amount, now_ms);
+        self.add(amount, now_ms);
         Ok(())
     }
 
     /// Adds `amount` allowed at `now_ms`.
-    pub fn add(&mut self, rate: Rate, amount: u64, now_ms: i64) {
-        self.add_to(Window::window_ms(rate), amount, now_ms);
-    }
-
-    fn add_to(&mut self, window_ms: i64, amount: u64, now_ms: i64) {
+    pub fn add(&mut self, amount: u64, now_ms: i64) {
         if amount == 0 {
             return;
         }
-        let slot = (window_ms / 1024).max(1);
         self.used = self.used.saturating_add(amount);
         let (t, a) = self.open;
-        if a > 0 && now_ms.saturating_sub(t) < slot && now_ms >= t {
+        if a > 0 && now_ms == t {
             self.open = (now_ms, a.saturating_add(amount));
         } else {
             if a > 0 {
@@ -401,7 +397,7 @@ fn full(index: usize) -> impl FnOnce(u64) -> Refusal {
 
 fn insert(windows: &mut Windows, hash: u64, item: &Acquire<'_>, now_ms: i64) {
     let mut window = Window::default();
-    window.add(item.rate, item.amount, now_ms);
+    window.add(item.amount, now_ms);
     windows.insert_unique(
         hash,
         Entry {
@@ -475,7 +471,7 @@ impl LimitStore for InProcess {
             }
             let hash = key_hash(item);
             match guard.find_mut(hash, |e| e.is(item)) {
-                Some(e) => e.window.add(item.rate, item.amount, now_ms),
+                Some(e) => e.window.add(item.amount, now_ms),
                 None => insert(&mut guard, hash, item, now_ms),
             }
         }
@@ -612,7 +608,7 @@ mod tests {
     }
 
     #[test]
-    fn the_log_stays_bounded_and_never_understates() {
+    fn the_window_is_exact_and_the_log_holds_one_entry_per_millisecond() {
         let mut w = Window::default();
         let rate = Rate {
             count: 1_000_000,
@@ -620,14 +616,18 @@ mod tests {
         };
         for ms in 0..10_000 {
             w.trim(rate, ms);
-            w.add(rate, 1, ms);
+            w.add(1, ms);
+            w.add(1, ms);
         }
-        // A one-second window, 1,024 slots: about a thousand entries.
-        assert!(w.log.len() <= 1025, "{}", w.log.len());
-        assert_eq!(w.used, 1000);
+        // A one-second window: the last 1,000 milliseconds, two each.
+        assert_eq!(w.used, 2000);
+        assert_eq!(w.entries().count(), 1000);
         let total: u64 = w.entries().map(|(_, a)| a).sum();
         assert_eq!(total, w.used);
-        // Everything leaves the window in time, the newest entry too.
+        // An entry stamped t counts until t + window, not a millisecond
+        // longer: at 10,500 the entries of 9,000..=9,500 have left.
+        w.trim(rate, 10_500);
+        assert_eq!(w.used, 2 * 499);
         w.trim(rate, 11_000);
         assert_eq!((w.used, w.entries().count()), (0, 0));
     }

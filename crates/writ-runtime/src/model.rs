@@ -704,6 +704,11 @@ fn rule_flags(r: &mut Reader<'_>) -> Result<u16, LoadError> {
     Ok(flags)
 }
 
+/// The fewest bytes a rule record takes: its name's string index, its
+/// policy, effect, two flag bytes, the count of its actions and one
+/// pattern tag (a rule whose only action is `*`).
+pub(crate) const MIN_RULE_SIZE: usize = 7;
+
 fn w_rule(w: &mut Writer, r: &Rule, condition: Option<u32>) {
     let mut flags = 0u16;
     let mut set = |bit: u16, on: bool| {
@@ -1283,7 +1288,7 @@ impl Model {
         let mut r = prelude.reader(bytes)?;
         let head = Head::read(&mut r)?;
         let conditions = r.vec(2, r_condition)?;
-        let count = r.count(8)?;
+        let count = r.count(MIN_RULE_SIZE)?;
         let mut rules = Vec::with_capacity(count);
         for _ in 0..count {
             rules.push(r_rule(&mut r, |i| {

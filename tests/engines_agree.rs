@@ -1,0 +1,359 @@
+//! Named regressions for the ways the runtime and the reference evaluator
+//! were found to disagree (issue 19), several of them in the direction of
+//! allowing. Each runs the policy through both engines, asserts that they
+//! give the same decision JSON for every request, and asserts the decision
+//! the semantics in docs/language.md ("Semantics") require, so a bug
+//! shared by both engines fails too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::collections::BTreeMap;
+
+use writ::{Source, compile};
+use writ_eval::{Evaluator, Request};
+
+const NOW: &str = "2025-01-15T12:00:00Z";
+
+/// Compiles `policy` (a `.writ` file), decides every request in order in
+/// both engines (limits are stateful; each request carries its own `at`
+/// or is decided at [`NOW`]), checks they agree, and returns each decision
+/// as JSON.
+fn both(policy: &str, requests: &[String]) -> Vec<serde_json::Value> {
+    both_named("t.writ", policy, requests)
+}
+
+fn both_named(name: &str, policy: &str, requests: &[String]) -> Vec<serde_json::Value> {
+    let sources = vec![Source {
+        name: name.into(),
+        text: policy.into(),
+    }];
+    let comp = compile(&sources, None);
+    let set = comp
+        .checked_set()
+        .unwrap_or_else(|| panic!("policy has errors: {:?}", comp.diagnostics));
+    let bytes = writ::bundle::compile(set, &sources, None).unwrap();
+    let rt = writ_runtime::Runtime::from_bytes(&bytes).unwrap();
+    let mut reference = Evaluator::new(set);
+    let now = NOW.parse().unwrap();
+    requests
+        .iter()
+        .map(|json| {
+            let req = Request::from_json(json).unwrap();
+            let expected = reference.check(&req, now).to_json();
+            let r = writ::bundle::runtime_request(&req);
+            let got = rt.check_at(&r, now).to_json(&r);
+            assert_eq!(
+                got, expected,
+                "engines disagree on {json}\npolicy:\n{policy}"
+            );
+            serde_json::from_str(&got).unwrap()
+        })
+        .collect()
+}
+
+fn effects(decisions: &[serde_json::Value]) -> Vec<&str> {
+    decisions
+        .iter()
+        .map(|d| d["decision"].as_str().unwrap())
+        .collect()
+}
+
+fn req(action: &str, target: &str, context: &serde_json::Value) -> String {
+    serde_json::json!({"agent": "a", "action": action, "target": target, "context": context})
+        .to_string()
+}
+
+const OPEN: &str = "policy \"p\" {\n  default allow\n}\n";
+
+#[test]
+fn divergence_1_glob_star_matches_newlines() {
+    let policy = format!("{OPEN}rule rm: deny \"tool:call\" on \"rm*f\"\n");
+    let d = both(
+        &policy,
+        &[
+            req("tool:call", "rm\n-rf", &serde_json::json!({})),
+            req("tool:call", "rm -rf", &serde_json::json!({})),
+            req("tool:call", "rm -rx", &serde_json::json!({})),
+        ],
+    );
+    assert_eq!(effects(&d), ["deny", "deny", "allow"]);
+    // `?` and classes match a newline too.
+    let policy = format!("{OPEN}rule q: deny \"tool:call\" on \"a?b[!x]c\"\n");
+    let d = both(
+        &policy,
+        &[req("tool:call", "a\nb\nc", &serde_json::json!({}))],
+    );
+    assert_eq!(effects(&d), ["deny"]);
+}
+
+#[test]
+fn divergence_2_question_mark_and_classes_match_one_character() {
+    let policy = format!(
+        "{OPEN}rule drop: deny \"tool:call\" on \"drop_?\"\nrule cls: deny \"tool:call\" on \"x[!a]y\"\nrule emoji: deny \"tool:call\" on \"[é😀]z\"\n"
+    );
+    let d = both(
+        &policy,
+        &[
+            req("tool:call", "drop_é", &serde_json::json!({})),
+            req("tool:call", "drop_😀", &serde_json::json!({})),
+            req("tool:call", "drop_", &serde_json::json!({})),
+            req("tool:call", "drop_éé", &serde_json::json!({})),
+            req("tool:call", "xéy", &serde_json::json!({})),
+            req("tool:call", "xay", &serde_json::json!({})),
+            req("tool:call", "😀z", &serde_json::json!({})),
+            req("tool:call", "éz", &serde_json::json!({})),
+        ],
+    );
+    assert_eq!(
+        effects(&d),
+        [
+            "deny", "deny", "allow", "allow", "deny", "allow", "deny", "deny"
+        ]
+    );
+}
+
+#[test]
+fn divergence_2_aegis_dialect_blocks_a_multibyte_character() {
+    // agent-aegis 1.0.0 (fnmatch) blocks `drop_é` under `drop_?`.
+    let policy = "version: \"1\"\ndefaults:\n  risk_level: low\n  approval: auto\nrules:\n  - name: no_drop\n    match:\n      type: \"drop_?\"\n    approval: block\n";
+    let d = both_named(
+        "aegis.yaml",
+        policy,
+        &[
+            serde_json::json!({"agent": "a", "action": "drop_é"}).to_string(),
+            serde_json::json!({"agent": "a", "action": "drop_ab"}).to_string(),
+        ],
+    );
+    assert_eq!(effects(&d), ["deny", "allow"]);
+}
+
+#[test]
+fn divergence_3_dotted_context_keys_read_flat_and_nested() {
+    let policy = format!("{OPEN}rule guard: deny \"tool:call\" when a.b == x\n");
+    let flat = serde_json::json!({"a.b": "x"});
+    let nested = serde_json::json!({"a": {"b": "x"}});
+    let both_same = serde_json::json!({"a.b": "x", "a": {"b": "x"}});
+    let both_differ = serde_json::json!({"a.b": "y", "a": {"b": "x"}});
+    let neither = serde_json::json!({"a": {"c": "x"}});
+    let d = both(
+        &policy,
+        &[
+            req("tool:call", "t", &flat),
+            req("tool:call", "t", &nested),
+            req("tool:call", "t", &both_same),
+            // Two readings that differ cannot be judged: the deny applies.
+            req("tool:call", "t", &both_differ),
+            req("tool:call", "t", &neither),
+        ],
+    );
+    assert_eq!(effects(&d), ["deny", "deny", "deny", "deny", "allow"]);
+    // ... and an allow guarded by an ambiguous path does not allow.
+    let policy = "policy \"p\" {\n  default deny\n}\nrule ok: allow \"tool:call\" when a.b == x\n";
+    let d = both(
+        policy,
+        &[
+            req("tool:call", "t", &flat),
+            req("tool:call", "t", &both_differ),
+        ],
+    );
+    assert_eq!(effects(&d), ["allow", "deny"]);
+}
+
+fn timed(agent: &str, action: &str, at: jiff::Timestamp) -> String {
+    serde_json::json!({"agent": agent, "action": action, "at": at.to_string()}).to_string()
+}
+
+fn count_allowed(d: &[serde_json::Value]) -> usize {
+    effects(d).iter().filter(|e| **e == "allow").count()
+}
+
+#[test]
+fn divergence_4_each_limit_of_an_entry_has_its_own_window() {
+    let start: jiff::Timestamp = "2025-01-15T10:00:00Z".parse().unwrap();
+    let every = |n: i64, secs: i64| -> Vec<String> {
+        (0..n)
+            .map(|i| {
+                timed(
+                    "a",
+                    "tool:call",
+                    start + jiff::SignedDuration::from_secs(i * secs),
+                )
+            })
+            .collect()
+    };
+    let policy =
+        |limits: &str| format!("{OPEN}agent \"a\" {{\n{limits}}}\nrule all: allow \"*\"\n");
+    // 20 requests 2 s apart under 5 per day and 1000 per second: 5.
+    let d = both(
+        &policy("  limit 5 requests per day\n  limit 1000 requests per second\n"),
+        &every(20, 2),
+    );
+    assert_eq!(count_allowed(&d), 5);
+    // 1000 per minute and 10 per hour, one a second: 10.
+    let d = both(
+        &policy("  limit 1000 requests per minute\n  limit 10 requests per hour\n"),
+        &every(20, 1),
+    );
+    assert_eq!(count_allowed(&d), 10);
+    // Two limits on different actions count their own actions only.
+    let policy2 = policy(
+        "  limit 3 requests per hour on \"tool:call\"\n  limit 3 requests per hour on \"model:use\"\n",
+    );
+    let mut reqs = every(3, 1);
+    reqs.extend((0..3).map(|i| {
+        timed(
+            "a",
+            "model:use",
+            start + jiff::SignedDuration::from_secs(10 + i),
+        )
+    }));
+    reqs.push(timed(
+        "a",
+        "tool:call",
+        start + jiff::SignedDuration::from_secs(20),
+    ));
+    let d = both(&policy2, &reqs);
+    assert_eq!(
+        effects(&d),
+        ["allow", "allow", "allow", "allow", "allow", "allow", "deny"]
+    );
+}
+
+#[test]
+fn divergence_4_an_agent_and_a_role_of_the_same_name_count_apart() {
+    let start: jiff::Timestamp = "2025-01-15T10:00:00Z".parse().unwrap();
+    let policy = format!(
+        "{OPEN}agent \"ops\" {{\n  roles [ops]\n  limit 3 requests per hour\n}}\nrole \"ops\" {{\n  limit 3 requests per hour\n}}\nrule all: allow \"*\"\n"
+    );
+    let reqs: Vec<String> = (0..6)
+        .map(|i| {
+            timed(
+                "ops",
+                "tool:call",
+                start + jiff::SignedDuration::from_secs(i),
+            )
+        })
+        .collect();
+    let d = both(&policy, &reqs);
+    // Each request is counted once by the agent's limit and once by the
+    // role's: three fit in both.
+    assert_eq!(count_allowed(&d), 3);
+}
+
+#[test]
+fn divergence_5_windows_are_exact() {
+    let start: jiff::Timestamp = "2025-01-15T10:00:00Z".parse().unwrap();
+    let policy = format!("{OPEN}rule capped: allow \"tool:call\"\n  limit 30 per hour\n");
+    let mut reqs: Vec<String> = (0..30)
+        .map(|i| timed("a", "tool:call", start + jiff::SignedDuration::from_secs(i)))
+        .collect();
+    // 11:00:10: the requests of 10:00:00..=10:00:10 have left the window.
+    reqs.push(timed(
+        "a",
+        "tool:call",
+        start + jiff::SignedDuration::from_secs(3610),
+    ));
+    // At 11:00:10 eleven entries aged out and one was taken: ten left.
+    for i in 0..11 {
+        reqs.push(timed(
+            "a",
+            "tool:call",
+            start + jiff::SignedDuration::from_secs(3610) + jiff::SignedDuration::from_millis(i),
+        ));
+    }
+    let d = both(&policy, &reqs);
+    assert_eq!(count_allowed(&d), 30 + 1 + 10);
+    // The 11th after 11:00:10 waits for 10:00:11 + 1 h: exactly 1 s.
+    let last = d.last().unwrap();
+    assert_eq!(last["decision"], "deny");
+    assert_eq!(last["retry_after_s"], 1);
+}
+
+fn nan_request(v: f64) -> (Request, writ_runtime::Request) {
+    let mut r = Request::new("a", "tool:call");
+    r.target = Some("refund".into());
+    let mut ctx = BTreeMap::new();
+    ctx.insert("amount".to_owned(), writ_ir::Value::Number(v));
+    r.context = ctx;
+    let rr = writ::bundle::runtime_request(&r);
+    (r, rr)
+}
+
+#[test]
+fn divergence_6_nan_and_infinities_through_the_rust_api_are_denied() {
+    let policy = "policy \"p\" {\n  default deny\n}\nrule big: deny \"tool:call\" when amount > 100\nrule rest: allow \"tool:call\"\n";
+    let sources = vec![Source {
+        name: "t.writ".into(),
+        text: policy.into(),
+    }];
+    let comp = compile(&sources, None);
+    let set = comp.checked_set().unwrap();
+    let rt =
+        writ_runtime::Runtime::from_bytes(&writ::bundle::compile(set, &sources, None).unwrap())
+            .unwrap();
+    let mut reference = Evaluator::new(set);
+    let now = NOW.parse().unwrap();
+    let mut compared = 0;
+    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let (r, rr) = nan_request(v);
+        let expected = reference.check(&r, now).to_json();
+        let got = rt.check_at(&rr, now).to_json(&rr);
+        assert_eq!(got, expected);
+        let d: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(d["decision"], "deny", "{v}");
+        assert!(
+            d["reason"]
+                .as_str()
+                .unwrap()
+                .contains("not a finite number"),
+            "{got}"
+        );
+        compared += 1;
+    }
+    // -0 is 0, and a number is never denied for being large.
+    for v in [-0.0, 1e300, 50.0] {
+        let (r, rr) = nan_request(v);
+        let expected = reference.check(&r, now).to_json();
+        let got = rt.check_at(&rr, now).to_json(&rr);
+        assert_eq!(got, expected);
+        compared += 1;
+    }
+    assert_eq!(compared, 6);
+}
+
+#[test]
+fn divergence_7_rules_of_a_lone_star_compile_into_a_loadable_bundle() {
+    let policy = "policy \"p\" {\n  default deny\n}\nrule a: deny \"*\"\nrule b: allow \"*\"\nrule c: approve \"*\"\n";
+    let d = both(policy, &[req("x", "y", &serde_json::json!({}))]);
+    assert_eq!(effects(&d), ["deny"]);
+}
+
+#[test]
+fn a_guard_on_a_value_of_the_wrong_type_fails_closed() {
+    let policy = "policy \"p\" {\n  default deny\n}\nrule big: deny \"tool:call\" when amount > 100\nrule small: allow \"tool:call\" when amount <= 100 or not (name matches \"x*\")\n";
+    let d = both(
+        policy,
+        &[
+            // A string where a number is compared: the deny applies.
+            req("tool:call", "t", &serde_json::json!({"amount": "1000"})),
+            req("tool:call", "t", &serde_json::json!({"amount": [1000]})),
+            req("tool:call", "t", &serde_json::json!({"amount": true})),
+            // A missing value is false: the deny does not apply, nor
+            // `amount <= 100`; `not (name matches ..)` on a missing name
+            // holds.
+            req("tool:call", "t", &serde_json::json!({})),
+            // `matches` on a number cannot be judged: `not` of it neither,
+            // and an allow needs a condition that holds.
+            req("tool:call", "t", &serde_json::json!({"name": 5})),
+            req("tool:call", "t", &serde_json::json!({"amount": 5})),
+        ],
+    );
+    assert_eq!(
+        effects(&d),
+        ["deny", "deny", "deny", "allow", "deny", "allow"]
+    );
+}
