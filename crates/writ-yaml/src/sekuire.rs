@@ -223,6 +223,17 @@ fn list_rule(
     out.rules.push(parts.build());
 }
 
+/// The value of a list key, or `None` after reporting one without a value
+/// (see [`Cx::coverage`]): the list decides what its rule covers.
+fn list<'n>(cx: &mut Cx<'_>, key: &str, node: &'n Node) -> Option<&'n Node> {
+    cx.coverage(
+        node,
+        key,
+        "a list of names",
+        "list the entries, or remove the key",
+    )
+}
+
 fn lists(
     cx: &mut Cx<'_>,
     node: &Node,
@@ -239,7 +250,9 @@ fn lists(
             .find(|(k, _)| k.text.ends_with(key))
             .map(|(k, v)| (k.text.clone(), *v))
     };
-    if let Some((key, v)) = find("blocked_models").or_else(|| find("blocked_tools")) {
+    if let Some((key, v)) = find("blocked_models").or_else(|| find("blocked_tools"))
+        && let Some(v) = list(cx, &key, v)
+    {
         let reason = format!("{noun} `{{target}}` is in {key}");
         list_rule(
             cx,
@@ -254,6 +267,9 @@ fn lists(
     }
     match find("allowed_models").or_else(|| find("allowed_tools")) {
         Some((key, v)) => {
+            let Some(v) = list(cx, &key, v) else {
+                return;
+            };
             cx.warn_if_empty(v, &format!("`{key}`"), &format!("no {noun} is allowed"));
             list_rule(
                 cx,
@@ -290,7 +306,7 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
             out.rules.push(parts.build());
             continue;
         }
-        if let Some(v) = get("blocked_domains") {
+        if let Some(v) = get("blocked_domains").and_then(|v| list(cx, "blocked_domains", v)) {
             list_rule(
                 cx,
                 v,
@@ -325,6 +341,9 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
         }
         match get("allowed_domains") {
             Some(v) => {
+                let Some(v) = list(cx, "allowed_domains", v) else {
+                    continue;
+                };
                 cx.warn_if_empty(v, "`allowed_domains`", "no host is allowed");
                 list_rule(
                     cx,
