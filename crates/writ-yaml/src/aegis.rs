@@ -119,6 +119,10 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
                     if mk.text == "type" {
                         parts.actions.extend(cx.patterns(mv, "`match.type`", false));
                     } else {
+                        cx.warn_if_empty(mv, "`match.target`", "this rule never applies");
+                        if matches!(&mv.kind, Kind::Seq(items) if items.is_empty()) {
+                            cx::no_target(&mut parts);
+                        }
                         parts
                             .targets
                             .extend(cx.patterns(mv, "`match.target`", false));

@@ -410,6 +410,14 @@ pub(crate) fn rule_actions(cx: &mut Cx<'_>, key: &Key, node: &Node, parts: &mut 
     parts.actions.extend(cx.patterns(node, "an action", false));
 }
 
+/// Makes a rule whose target list was written empty (`targets: []`, an
+/// empty Sekuire list) never apply, as W0102 says it does. In the IR no
+/// target means any target, so the rule gets a condition that never holds
+/// (an empty `any`); the writ language does the same for `on []`.
+pub(crate) fn no_target(parts: &mut RuleParts) {
+    parts.conditions.push(writ_ir::Condition::Any(Vec::new()));
+}
+
 /// Lowers each item of a top-level `rules:` list with `rule`.
 pub(crate) fn rule_list(
     cx: &mut Cx<'_>,

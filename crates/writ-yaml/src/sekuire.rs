@@ -26,7 +26,7 @@ use writ_ir::{
     Value,
 };
 
-use crate::cx::Cx;
+use crate::cx::{self, Cx};
 use crate::tree::{Kind, Node};
 use crate::{Lowering, meshguard};
 use writ_ir::RuleParts;
@@ -218,6 +218,11 @@ fn list_rule(
     let mut parts = RuleParts::new(Spanned::new(effect, node.span), node.span);
     parts.name = Some(Spanned::new(name.to_owned(), node.span));
     parts.actions = action(cx, act, node.span);
+    if targets.is_empty() {
+        // An empty allowed list allows nothing and an empty blocked list
+        // blocks nothing: not every target.
+        cx::no_target(&mut parts);
+    }
     parts.targets = targets;
     parts.reason = reason.map(|r| Spanned::new(r, node.span));
     out.rules.push(parts.build());

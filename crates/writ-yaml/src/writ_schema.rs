@@ -303,6 +303,9 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
                     continue;
                 };
                 cx.warn_if_empty(v, "`targets`", "this rule never applies");
+                if matches!(&v.kind, Kind::Seq(items) if items.is_empty()) {
+                    cx::no_target(&mut parts);
+                }
                 parts.targets.extend(cx.patterns(v, "a target", false));
             }
             "principals" => {
