@@ -388,3 +388,192 @@ fn value_json(v: &Value) -> Json {
             .into(),
     }
 }
+
+/// A log written by someone who wants to fool whoever reads it: a newline in
+/// an agent name (a fake row), colour and OSC 8 hyperlink escapes in a
+/// target, a C1 control and a right-to-left override, spreadsheet formulas
+/// in a trace id, a reason and an agent, and one target of 100 KB among
+/// many short records.
+fn hostile_log(dir: &Path) -> (PathBuf, Vec<AuditRecord>) {
+    let log = dir.join("hostile.jsonl");
+    let mut records = Vec::new();
+    for i in 1..=200 {
+        let mut r = record(i);
+        match i {
+            1 => r.agent = "billing-agent\n2025-01-15T15:00:00.000Z  allow     root".to_owned(),
+            2 => {
+                r.target = Some(
+                    "\x1b[31mred\x1b[0m \x1b]8;;https://evil.example/\x07click me\x1b]8;;\x07"
+                        .to_owned(),
+                );
+            }
+            3 => r.trace_id = Some("=cmd|' /C calc'!A0".to_owned()),
+            4 => r.target = Some("A".repeat(100_000)),
+            5 => {
+                r.action = "tool:\u{9b}2J".to_owned();
+                r.rule = Some("rule\u{202e}txt.exe".to_owned());
+                r.reason = Some("+SUM(1,2)".to_owned());
+            }
+            6 => r.agent = "@agent\t-1".to_owned(),
+            _ => {}
+        }
+        records.push(r);
+    }
+    let audit = AuditLog::jsonl(&log).unwrap();
+    for r in &records {
+        audit.record(r);
+    }
+    audit.shutdown().unwrap();
+    (log, records)
+}
+
+/// Bytes a terminal acts on: C0 but the newline ending each line, DEL, and
+/// the C1 and bidirectional controls as UTF-8.
+fn terminal_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|&c| {
+            (c.is_control() && c != '\n')
+                || matches!(c, '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+        })
+        .collect()
+}
+
+#[test]
+fn query_table_escapes_and_caps_logged_text() {
+    let dir = temp_dir("hostile-table");
+    let (log, _) = hostile_log(&dir);
+    let out = writ(&["audit", "query", s(&log)]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = stdout(&out);
+    assert_eq!(terminal_controls(&table), Vec::<char>::new());
+    let rows: Vec<&str> = table.lines().collect();
+    // A header and one line per record: the newline made no fake row.
+    assert_eq!(rows.len(), 201, "{}", &table[..2000]);
+    assert!(
+        rows[1].contains("billing-agent\\n2025-01-15T15:00:00.000Z  allow     root"),
+        "{}",
+        rows[1]
+    );
+    // Escaped, the hyperlink is longer than the cap: cut, never mid-escape.
+    assert!(
+        rows[2].contains("\\x1b[31mred\\x1b[0m \\x1b]8;;https://evil.example/\\x07click m…"),
+        "{}",
+        rows[2]
+    );
+    assert!(rows[5].contains("tool:\\u{9b}2J"), "{}", rows[5]);
+    assert!(rows[5].contains("rule\\u{202e}txt.exe"), "{}", rows[5]);
+    assert!(rows[6].contains("@agent\\t-1"), "{}", rows[6]);
+    // The 100 KB target shows as its first 59 characters and an ellipsis,
+    // and no column is wider than 60: the table is bounded by rows × cap.
+    let cut = format!("{}…", "A".repeat(59));
+    assert!(rows[4].contains(&format!("{cut}  ")), "{}", rows[4]);
+    assert!(!table.contains(&"A".repeat(60)));
+    for row in &rows {
+        assert!(row.chars().count() <= 8 * (60 + 2), "{row}");
+    }
+    assert!(table.len() < 201 * 8 * 62 * 2, "{} bytes", table.len());
+
+    let out = writ(&["audit", "query", s(&log), "--limit", "197"]);
+    let limited = stdout(&out);
+    assert_eq!(limited.lines().count(), 198);
+    assert!(limited.lines().nth(1).unwrap().contains(&cut), "{limited}");
+}
+
+#[test]
+fn query_exports_hostile_logs_as_neutral_csv_and_exact_jsonl() {
+    let dir = temp_dir("hostile-export");
+    let (log, records) = hostile_log(&dir);
+
+    // JSONL: the log's own lines, byte for byte.
+    let out = writ(&["audit", "query", s(&log), "--export", "jsonl"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(out.stdout, std::fs::read(&log).unwrap());
+    let out = writ(&[
+        "audit",
+        "query",
+        s(&log),
+        "--export",
+        "jsonl",
+        "--limit",
+        "197",
+    ]);
+    let lines: Vec<Vec<u8>> = std::fs::read(&log)
+        .unwrap()
+        .split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
+    assert_eq!(out.stdout, lines[3..].concat());
+
+    // CSV: every cell a spreadsheet would run as a formula starts with `'`,
+    // and otherwise the cells hold the logged text, quoted where needed.
+    let out = writ(&["audit", "query", s(&log), "--export", "csv"]);
+    assert_eq!(out.status.code(), Some(0));
+    let rows = parse_csv(&stdout(&out));
+    assert_eq!(rows.len(), 201);
+    for row in &rows {
+        assert_eq!(row.len(), 15, "{row:?}");
+        for cell in row {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell:?}"
+            );
+        }
+    }
+    let col = |name: &str| rows[0].iter().position(|c| c == name).unwrap();
+    assert_eq!(rows[1][col("agent")], records[0].agent);
+    assert_eq!(rows[2][col("target")], records[1].target.clone().unwrap());
+    assert_eq!(rows[3][col("trace_id")], "'=cmd|' /C calc'!A0");
+    assert_eq!(rows[4][col("target")].len(), 100_000);
+    assert_eq!(rows[5][col("reason")], "'+SUM(1,2)");
+    assert_eq!(rows[5][col("rule")], "rule\u{202e}txt.exe");
+    assert_eq!(rows[6][col("agent")], "'@agent\t-1");
+}
+
+/// An RFC 4180 reader: quoted cells may hold commas, quotes and newlines.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut rows = Vec::new();
+    let mut row = Vec::new();
+    let mut cell = String::new();
+    let mut chars = text.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                cell.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => cell.push(c),
+            (false, '"') if cell.is_empty() => quoted = true,
+            (false, ',') => row.push(std::mem::take(&mut cell)),
+            (false, '\n') => {
+                row.push(std::mem::take(&mut cell));
+                rows.push(std::mem::take(&mut row));
+            }
+            (false, c) => cell.push(c),
+        }
+    }
+    assert!(
+        cell.is_empty() && row.is_empty() && !quoted,
+        "unterminated CSV"
+    );
+    rows
+}
+
+#[test]
+fn verify_escapes_ids_read_from_a_forged_line() {
+    let dir = temp_dir("hostile-verify");
+    let log = dir.join("audit.jsonl");
+    fill(AuditLog::jsonl(&log).unwrap());
+    let text = std::fs::read_to_string(&log).unwrap();
+    // The id is read up to the next quote, unchecked: forge one that sets
+    // the terminal's title with a raw OSC sequence.
+    let id_at = text.find("\"id\":\"").unwrap() + 6;
+    let forged = format!("{}\x1b]0;pwned\x07{}", &text[..id_at], &text[id_at..]);
+    std::fs::write(&log, forged).unwrap();
+    let out = writ(&["audit", "verify", s(&log)]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(report.contains("\\x1b]0;pwned\\x07"), "{report}");
+    assert_eq!(terminal_controls(&report), Vec::<char>::new());
+}

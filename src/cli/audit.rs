@@ -1,12 +1,14 @@
 //! `writ audit`: verify and query audit logs, JSON Lines or SQLite (told
 //! apart by the file's first bytes, not its name).
 
-use std::io::Write as _;
+use std::borrow::Cow;
+use std::collections::VecDeque;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value as Json;
-use writ_runtime::audit::{self, VerifyReport};
+use writ_runtime::audit::{self, Problem, VerifyReport};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -28,6 +30,12 @@ pub enum AuditCommand {
         log: PathBuf,
     },
     /// List recorded decisions, filtered: a table, or JSON Lines or CSV.
+    ///
+    /// Logged text is treated as untrusted: the table shows control and
+    /// bidirectional characters as escapes (`\n`, `\x1b`, `\u{202e}`) and
+    /// cuts each cell at 60 characters; CSV puts `'` before a cell that
+    /// starts like a formula (`=`, `+`, `-`, `@`, tab, CR, NUL); JSON Lines
+    /// are the log's lines, byte for byte.
     Query(QueryArgs),
 }
 
@@ -115,7 +123,8 @@ fn verify(path: &Path) -> ExitCode {
         Err(e) => Err(format!("{}: {e}", path.display())),
     };
     match report {
-        Ok(report) => {
+        Ok(mut report) => {
+            escape_ids(&mut report);
             println!("{}: {report}", path.display());
             if report.is_intact() {
                 ExitCode::SUCCESS
@@ -130,102 +139,270 @@ fn verify(path: &Path) -> ExitCode {
     }
 }
 
-/// The log's records as canonical JSON lines. A JSONL file's final line
-/// without a newline (cut short by a crash) is left out.
-fn read_lines(path: &Path) -> Result<Vec<String>, String> {
-    if is_sqlite(path).map_err(|e| format!("{}: {e}", path.display()))? {
-        return audit::read_sqlite(path).map_err(|e| e.to_string());
+/// The decision ids a report quotes are read from the log, up to the next
+/// quote and unchecked (the record may be forged): escaped and capped like
+/// a table cell before they are printed.
+fn escape_ids(report: &mut VerifyReport) {
+    for problem in &mut report.problems {
+        let at = match problem {
+            Problem::Edited(at) | Problem::Duplicate(at) => at,
+            Problem::Malformed { at, .. }
+            | Problem::ChainBroken { at, .. }
+            | Problem::OutOfOrder { at, .. } => at,
+            Problem::Missing { .. } => continue,
+        };
+        if let Some(id) = &mut at.id {
+            *id = terminal_text(id, CELL_CAP);
+        }
     }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut lines: Vec<String> = text.split_inclusive('\n').map(str::to_owned).collect();
-    if lines.last().is_some_and(|l| !l.ends_with('\n')) {
-        lines.pop();
-        eprintln!(
-            "writ audit query: {}: the final line is incomplete (a write cut short); skipped",
-            path.display()
-        );
+}
+
+/// Why a query stopped early.
+enum Stop {
+    /// The log could not be read, or `--action` is not a glob.
+    Input(String),
+    /// Writing the output failed (a closed pipe, say).
+    Output(std::io::Error),
+}
+
+impl From<std::io::Error> for Stop {
+    fn from(e: std::io::Error) -> Stop {
+        Stop::Output(e)
     }
-    Ok(lines
-        .into_iter()
-        .map(|mut l| {
-            l.pop();
-            l
-        })
-        .collect())
+}
+
+/// Calls `each` with every complete record of the log, one at a time, as
+/// its canonical JSON line without the newline. A JSONL file is read line by
+/// line, so a long line is held once and only while it is looked at; its
+/// final line without a newline (cut short by a crash) is left out.
+fn each_line(path: &Path, mut each: impl FnMut(&[u8]) -> Result<(), Stop>) -> Result<(), Stop> {
+    use std::io::BufRead as _;
+    let unreadable = |e: std::io::Error| Stop::Input(format!("{}: {e}", path.display()));
+    if is_sqlite(path).map_err(unreadable)? {
+        let lines = audit::read_sqlite(path).map_err(|e| Stop::Input(e.to_string()))?;
+        return lines.iter().try_for_each(|l| each(l.as_bytes()));
+    }
+    let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(unreadable)?);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        if reader.read_until(b'\n', &mut buf).map_err(unreadable)? == 0 {
+            return Ok(());
+        }
+        let Some(line) = buf.strip_suffix(b"\n") else {
+            eprintln!(
+                "writ audit query: {}: the final line is incomplete (a write cut short); skipped",
+                path.display()
+            );
+            return Ok(());
+        };
+        each(line)?;
+    }
 }
 
 fn query(q: &QueryArgs) -> ExitCode {
     match run_query(q) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        // A closed pipe (`| head`) is not an error worth reporting.
+        Err(Stop::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(Stop::Output(e)) => {
+            eprintln!("writ audit query: cannot write the output: {e}");
+            ExitCode::from(2)
+        }
+        Err(Stop::Input(e)) => {
             eprintln!("writ audit query: {e}");
             ExitCode::from(2)
         }
     }
 }
 
-fn run_query(q: &QueryArgs) -> Result<(), String> {
-    let action = match &q.action {
-        Some(glob) => Some(
-            globset::Glob::new(glob)
-                .map_err(|e| format!("bad --action glob `{glob}`: {e}"))?
-                .compile_matcher(),
-        ),
-        None => None,
-    };
-    let lines = read_lines(&q.log)?;
-    let total = lines.len();
-    let mut matched: Vec<(String, Json)> = Vec::new();
-    for (i, line) in lines.into_iter().enumerate() {
-        let Ok(rec) = serde_json::from_str::<Json>(&line) else {
-            eprintln!("writ audit query: record {} is not JSON; skipped", i + 1);
-            continue;
+/// The filters of a query, ready to test records with.
+struct Filter<'q> {
+    q: &'q QueryArgs,
+    action: Option<globset::GlobMatcher>,
+}
+
+impl<'q> Filter<'q> {
+    fn new(q: &'q QueryArgs) -> Result<Filter<'q>, Stop> {
+        let action = match &q.action {
+            Some(glob) => Some(
+                globset::Glob::new(glob)
+                    .map_err(|e| Stop::Input(format!("bad --action glob `{glob}`: {e}")))?
+                    .compile_matcher(),
+            ),
+            None => None,
         };
+        Ok(Filter { q, action })
+    }
+
+    fn admits(&self, rec: &Json) -> bool {
+        let q = self.q;
         let s = |k: &str| rec.get(k).and_then(Json::as_str);
         if q.agent.as_deref().is_some_and(|a| s("agent") != Some(a))
-            || action
+            || self
+                .action
                 .as_ref()
                 .is_some_and(|m| !m.is_match(s("action").unwrap_or("")))
             || q.decision
                 .is_some_and(|d| s("decision") != Some(d.as_str()))
         {
-            continue;
+            return false;
         }
-        if q.since.is_some() || q.until.is_some() {
-            let Some(t) = s("time").and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
-                continue;
-            };
-            if q.since.is_some_and(|since| t < since) || q.until.is_some_and(|until| t >= until) {
-                continue;
+        if q.since.is_none() && q.until.is_none() {
+            return true;
+        }
+        let Some(t) = s("time").and_then(|t| t.parse::<jiff::Timestamp>().ok()) else {
+            return false;
+        };
+        !(q.since.is_some_and(|since| t < since) || q.until.is_some_and(|until| t >= until))
+    }
+}
+
+/// What one matching record becomes in the chosen output.
+enum Row {
+    /// A JSONL line as the log holds it, or a CSV row; newline included.
+    Text(Vec<u8>),
+    /// A table row: each cell escaped and capped ([`terminal_text`]).
+    Cells([String; TABLE_COLUMNS.len()]),
+}
+
+impl Row {
+    fn new(export: Option<Export>, line: &[u8], rec: &Json) -> Row {
+        match export {
+            Some(Export::Jsonl) => {
+                let mut text = Vec::with_capacity(line.len() + 1);
+                text.extend_from_slice(line);
+                text.push(b'\n');
+                Row::Text(text)
+            }
+            Some(Export::Csv) => Row::Text(csv_row(rec).into_bytes()),
+            None => Row::Cells(TABLE_COLUMNS.map(|(_, k)| terminal_text(&text(rec, k), CELL_CAP))),
+        }
+    }
+}
+
+fn run_query(q: &QueryArgs) -> Result<(), Stop> {
+    let filter = Filter::new(q)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if matches!(q.export, Some(Export::Csv)) {
+        writeln!(out, "{}", CSV_COLUMNS.join(","))?;
+    }
+    // An export without `--limit` goes out record by record. A table needs
+    // its column widths first and `--limit` the last N, so those rows are
+    // kept: at most N, and a table's cells are capped, so what is held is
+    // bounded by rows × columns × the cap, never by the longest field.
+    let stream = q.export.is_some() && q.limit.is_none();
+    let mut kept: VecDeque<Row> = VecDeque::new();
+    let mut total = 0usize;
+    each_line(&q.log, |line| {
+        total += 1;
+        let Ok(rec) = serde_json::from_slice::<Json>(line) else {
+            eprintln!("writ audit query: record {total} is not JSON; skipped");
+            return Ok(());
+        };
+        if !filter.admits(&rec) {
+            return Ok(());
+        }
+        let row = Row::new(q.export, line, &rec);
+        match (stream, row) {
+            (true, Row::Text(text)) => out.write_all(&text)?,
+            (_, row) => {
+                kept.push_back(row);
+                if q.limit.is_some_and(|n| kept.len() > n) {
+                    kept.pop_front();
+                }
             }
         }
-        matched.push((line, rec));
-    }
-    if let Some(limit) = q.limit {
-        let skip = matched.len().saturating_sub(limit);
-        matched.drain(..skip);
-    }
-    let out = match q.export {
-        Some(Export::Jsonl) => matched.iter().map(|(l, _)| format!("{l}\n")).collect(),
-        Some(Export::Csv) => csv(&matched),
-        None => {
-            eprintln!("{} of {total} records", matched.len());
-            table(&matched)
+        Ok(())
+    })?;
+    if q.export.is_none() {
+        eprintln!("{} of {total} records", kept.len());
+        table(&kept, &mut out)?;
+    } else {
+        for row in &kept {
+            if let Row::Text(text) = row {
+                out.write_all(text)?;
+            }
         }
-    };
-    let mut stdout = std::io::stdout().lock();
-    // A closed pipe (`| head`) is not an error worth reporting.
-    let _ = stdout.write_all(out.as_bytes());
+    }
+    out.flush()?;
     Ok(())
 }
 
 /// A field as text: strings as they are, `null` as empty, others as JSON.
-fn text(rec: &Json, key: &str) -> String {
+fn text<'r>(rec: &'r Json, key: &str) -> Cow<'r, str> {
     match rec.get(key) {
-        None | Some(Json::Null) => String::new(),
-        Some(Json::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
+        None | Some(Json::Null) => Cow::Borrowed(""),
+        Some(Json::String(s)) => Cow::Borrowed(s),
+        Some(other) => Cow::Owned(other.to_string()),
     }
+}
+
+/// The widest a table cell gets, in characters, `…` included. Logged fields
+/// can be as long as a caller made them; the table shows their start.
+const CELL_CAP: usize = 60;
+
+/// Logged text made safe to show on a terminal, at most `cap` characters.
+///
+/// Whoever wrote a record chose its agent name, target and trace id, so
+/// nothing of them may act on the terminal: control characters (C0, DEL,
+/// C1: a newline would start a fake row, ESC starts colour and OSC
+/// sequences), bidirectional controls (U+202E would show text reversed) and
+/// the Unicode line and paragraph separators are written as escapes (`\n`,
+/// `\x1b`, `\u{202e}`), and a backslash as `\\`, so that an escape seen
+/// always means the character and never text that looks like one. Past the
+/// cap the text is cut, never inside an escape, and ends with `…`. The work
+/// is bounded by the cap, not by the text's length.
+fn terminal_text(s: &str, cap: usize) -> String {
+    let mut out = String::new();
+    let mut width = 0;
+    // The length `out` had at the last point that left room for the `…`.
+    let mut room = 0;
+    for c in s.chars() {
+        if width < cap {
+            room = out.len();
+        }
+        if is_unsafe_on_terminal(c) {
+            let before = out.len();
+            push_escape(&mut out, c);
+            // An escape is ASCII: as many characters as bytes.
+            width += out.len() - before;
+        } else {
+            out.push(c);
+            width += 1;
+        }
+        if width > cap {
+            out.truncate(room);
+            out.push('…');
+            return out;
+        }
+    }
+    out
+}
+
+/// Control characters (C0, DEL, C1), the bidirectional controls, the line
+/// and paragraph separators, and the backslash that starts every escape.
+fn is_unsafe_on_terminal(c: char) -> bool {
+    c == '\\'
+        || c.is_control()
+        || matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `\\`, `\n`, `\r`, `\t`, `\x1b` for the rest of C0 and DEL, `\u{202e}`
+/// for the others.
+fn push_escape(out: &mut String, c: char) {
+    use std::fmt::Write as _;
+    let _ = match c {
+        '\\' => out.write_str("\\\\"),
+        '\n' => out.write_str("\\n"),
+        '\r' => out.write_str("\\r"),
+        '\t' => out.write_str("\\t"),
+        '\0'..='\x1f' | '\x7f' => write!(out, "\\x{:02x}", u32::from(c)),
+        _ => write!(out, "\\u{{{:x}}}", u32::from(c)),
+    };
 }
 
 const CSV_COLUMNS: [&str; 15] = [
@@ -246,26 +423,39 @@ const CSV_COLUMNS: [&str; 15] = [
     "context",
 ];
 
-fn csv(records: &[(String, Json)]) -> String {
-    let mut out = CSV_COLUMNS.join(",");
-    out.push('\n');
-    for (_, rec) in records {
-        let row: Vec<String> = CSV_COLUMNS
-            .iter()
-            .map(|k| csv_field(&text(rec, k)))
-            .collect();
-        out.push_str(&row.join(","));
-        out.push('\n');
+/// One record as a CSV row, newline included.
+fn csv_row(rec: &Json) -> String {
+    let mut row = String::new();
+    for (i, k) in CSV_COLUMNS.iter().enumerate() {
+        if i > 0 {
+            row.push(',');
+        }
+        csv_field(&text(rec, k), &mut row);
     }
-    out
+    row.push('\n');
+    row
 }
 
-/// RFC 4180: quoted when it holds a comma, quote or line break.
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
+/// Appends one CSV cell. A cell a spreadsheet would take for a formula
+/// (starting with `=`, `+`, `-`, `@`, a tab, a carriage return or NUL) gets
+/// a `'` in front, OWASP's advice against CSV injection; the rest of the
+/// text is kept as logged. Then RFC 4180: quoted when it holds a comma,
+/// quote or line break, and also a semicolon or tab, which some
+/// spreadsheets split on, so that no cell can begin inside another.
+fn csv_field(s: &str, out: &mut String) {
+    let formula = s.starts_with(['=', '+', '-', '@', '\t', '\r', '\0']);
+    let quoted = s.contains([',', '"', '\n', '\r', ';', '\t']);
+    if quoted {
+        out.push('"');
+    }
+    if formula {
+        out.push('\'');
+    }
+    if quoted {
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
     } else {
-        s.to_owned()
+        out.push_str(s);
     }
 }
 
@@ -280,33 +470,77 @@ const TABLE_COLUMNS: [(&str, &str); 8] = [
     ("ID", "id"),
 ];
 
-fn table(records: &[(String, Json)]) -> String {
-    let rows: Vec<Vec<String>> = records
-        .iter()
-        .map(|(_, rec)| TABLE_COLUMNS.iter().map(|(_, k)| text(rec, k)).collect())
-        .collect();
-    let mut widths: Vec<usize> = TABLE_COLUMNS.iter().map(|(h, _)| h.len()).collect();
-    for row in &rows {
+/// Writes the rows as a table, each column as wide as its widest cell
+/// (cells are capped, so no column is wider than [`CELL_CAP`]).
+fn table(rows: &VecDeque<Row>, out: &mut impl Write) -> std::io::Result<()> {
+    let cells = || {
+        rows.iter().filter_map(|r| match r {
+            Row::Cells(cells) => Some(cells),
+            Row::Text(_) => None,
+        })
+    };
+    let header = TABLE_COLUMNS.map(|(h, _)| h);
+    let mut widths = header.map(str::len);
+    for row in cells() {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
     }
-    let mut out = String::new();
-    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
-        let mut l = String::new();
+    let mut line = String::new();
+    let mut write_line = |cells: &mut dyn Iterator<Item = &str>| {
+        line.clear();
         for (cell, w) in cells.zip(&widths) {
-            l.push_str(cell);
-            l.extend(std::iter::repeat_n(
+            line.push_str(cell);
+            line.extend(std::iter::repeat_n(
                 ' ',
                 w.saturating_sub(cell.chars().count()) + 2,
             ));
         }
-        out.push_str(l.trim_end());
-        out.push('\n');
+        writeln!(out, "{}", line.trim_end())
     };
-    line(&mut TABLE_COLUMNS.iter().map(|(h, _)| *h));
-    for row in &rows {
-        line(&mut row.iter().map(String::as_str));
+    write_line(&mut header.into_iter())?;
+    for row in cells() {
+        write_line(&mut row.iter().map(String::as_str))?;
     }
-    out
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{csv_field, terminal_text};
+
+    #[test]
+    fn terminal_text_escapes_controls_and_caps() {
+        assert_eq!(terminal_text("plain", 60), "plain");
+        assert_eq!(
+            terminal_text("a\nb\x1b[31mc\u{9b}d\u{202e}e\\", 60),
+            "a\\nb\\x1b[31mc\\u{9b}d\\u{202e}e\\\\"
+        );
+        assert_eq!(terminal_text("\x7f\t\r\0", 60), "\\x7f\\t\\r\\x00");
+        assert_eq!(terminal_text("abcdef", 4), "abc…");
+        assert_eq!(terminal_text("abcd", 4), "abcd");
+        assert_eq!(terminal_text("ééééé", 4), "ééé…");
+        // An escape is never cut in half.
+        assert_eq!(terminal_text("ab\x1bcdef", 5), "ab…");
+        let long = "x".repeat(100_000);
+        assert_eq!(terminal_text(&long, 60).chars().count(), 60);
+    }
+
+    #[test]
+    fn csv_fields_are_neutralised_and_quoted() {
+        let field = |s: &str| {
+            let mut out = String::new();
+            csv_field(s, &mut out);
+            out
+        };
+        assert_eq!(field("plain"), "plain");
+        assert_eq!(field("=cmd|' /C calc'!A0"), "'=cmd|' /C calc'!A0");
+        assert_eq!(field("+1"), "'+1");
+        assert_eq!(field("-1"), "'-1");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("\tx"), "\"'\tx\"");
+        assert_eq!(field("=a,\"b\""), "\"'=a,\"\"b\"\"\"");
+        assert_eq!(field("a;=b"), "\"a;=b\"");
+        assert_eq!(field("a=b"), "a=b");
+    }
 }

@@ -481,6 +481,10 @@ impl Lower {
                                 "list at least one target, or remove `on` to match any target",
                             ),
                         );
+                        // In the IR no target means any target: a condition
+                        // that never holds makes the rule never apply, as
+                        // the warning says (writ-yaml does the same).
+                        parts.conditions.push(Condition::Any(Vec::new()));
                     }
                     parts.targets = self.patterns(n, *hosts);
                 }
@@ -862,5 +866,28 @@ fn lit_text(l: &Lit) -> String {
             span: l.span,
         })
         .to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use writ_diagnostics::{Code, FileId};
+    use writ_ir::Condition;
+
+    /// `on []` is warned as never applying, and it never does: in the IR no
+    /// target means any target, so the rule gets a condition that never
+    /// holds (the YAML front ends do the same for `targets: []`).
+    #[test]
+    fn on_an_empty_list_never_applies() {
+        let (file, diags) = super::super::read(
+            FileId(0),
+            "rule t: allow \"tool:call\" on []\nrule u: allow \"tool:call\" on [a]\n",
+            "t",
+        );
+        let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::EmptyList]);
+        let conditions: Vec<Option<&Condition>> =
+            file.rules.iter().map(|r| r.condition.as_ref()).collect();
+        assert_eq!(conditions, [Some(&Condition::Any(Vec::new())), None]);
     }
 }

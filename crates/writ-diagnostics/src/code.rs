@@ -100,6 +100,7 @@ codes! {
     ShadowedRule = "W0104", Lint, Warning, "rule shadowed by an earlier rule";
     UnusedAgent = "W0105", Lint, Warning, "agent has no effect";
     ImpossibleCondition = "W0106", Lint, Warning, "condition can never hold";
+    EmptyCondition = "W0107", Lint, Warning, "empty condition always holds";
     UndeclaredDelegate = "W0201", GraphLint, Warning, "rule delegates to an undeclared agent or role";
     DelegationCycle = "W0202", GraphLint, Warning, "delegation cycle";
     UnreachableAgent = "W0203", GraphLint, Warning, "agent unreachable from the entry agents";

@@ -21,8 +21,8 @@ use writ_ir::{
     CmpOp, Condition, Effect, Field, Path, Risk, TimeOfDay, TimeWindow, Weekday, WeekdaySet,
 };
 
-use crate::cx::{Cx, rule_list};
-use crate::tree::Node;
+use crate::cx::{self, Cx, rule_list};
+use crate::tree::{Kind, Node};
 use crate::{Header, Lowering};
 use writ_ir::RuleParts;
 
@@ -106,10 +106,23 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
             "description" => parts.reason = cx.string(v, "description"),
             "match" => {
                 for (mk, mv) in cx.map(v, "`match`", MATCH) {
-                    if mk.text == "type" {
+                    let (expected, help) = if mk.text == "type" {
                         has_type = true;
+                        cx::ACTIONS
+                    } else {
+                        cx::TARGETS
+                    };
+                    let Some(mv) = cx.coverage(mv, &format!("match.{}", mk.text), expected, help)
+                    else {
+                        continue;
+                    };
+                    if mk.text == "type" {
                         parts.actions.extend(cx.patterns(mv, "`match.type`", false));
                     } else {
+                        cx.warn_if_empty(mv, "`match.target`", "this rule never applies");
+                        if matches!(&mv.kind, Kind::Seq(items) if items.is_empty()) {
+                            cx::no_target(&mut parts);
+                        }
                         parts
                             .targets
                             .extend(cx.patterns(mv, "`match.target`", false));
@@ -132,6 +145,13 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
 }
 
 fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
+    // As in writ's schema and MeshGuard: a `conditions:` without a value is
+    // not read as "no conditions".
+    match node.as_map() {
+        None if node.kind == Kind::Null => return cx.wrong_type(node, "`conditions`", "a mapping"),
+        Some([]) => cx.warn_always_holds(node, "`conditions`"),
+        _ => {}
+    }
     for (k, v) in cx.map(node, "`conditions`", CONDITIONS) {
         let span = k.span.cover(v.span);
         match k.text.as_str() {

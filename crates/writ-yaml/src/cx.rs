@@ -5,7 +5,7 @@
 //! value never stops the file: the author sees every error of a file at once.
 
 use writ_diagnostics::{Code, Diagnostic};
-use writ_ir::{Pattern, Rate, Spanned, TimeOfDay, TimeWindow, Timezone, Value};
+use writ_ir::{Pattern, Rate, RuleParts, Spanned, TimeOfDay, TimeWindow, Timezone, Value};
 
 use crate::tree::{Key, Kind, Node};
 
@@ -308,6 +308,48 @@ impl<'a> Cx<'a> {
         }
     }
 
+    /// The value of a key that decides what a rule covers (its actions,
+    /// targets or principals), or `None` after reporting (E0104) a key
+    /// written without a value (`action:` or `action: null`). Read as an
+    /// empty list, such a key would change the rule without a word: no
+    /// action makes it never apply (a deny rule that does nothing), no
+    /// target or principal makes it cover every one.
+    pub fn coverage<'n>(
+        &mut self,
+        node: &'n Node,
+        key: &str,
+        expected: &str,
+        help: &str,
+    ) -> Option<&'n Node> {
+        if node.kind != Kind::Null {
+            return Some(node);
+        }
+        self.report(
+            Diagnostic::new(
+                Code::WrongType,
+                node.span,
+                format!("`{key}` must be {expected}, found null"),
+            )
+            .with_label_message(format!("`{key}` has no value"))
+            .with_help(help.to_owned()),
+        );
+        None
+    }
+
+    /// Warns that an empty condition always holds (W0107): written where a
+    /// condition was meant, it makes its rule apply whatever the request.
+    pub fn warn_always_holds(&mut self, node: &Node, what: &str) {
+        self.report(
+            Diagnostic::new(
+                Code::EmptyCondition,
+                node.span,
+                format!("{what} is empty: it always holds"),
+            )
+            .with_label_message("no condition here")
+            .with_help("write the condition the rule needs, or remove the key if the rule is meant to apply to every request"),
+        );
+    }
+
     /// Warns that an empty list can never match (W0102).
     pub fn warn_if_empty(&mut self, node: &Node, what: &str, consequence: &str) {
         if matches!(&node.kind, Kind::Seq(items) if items.is_empty()) {
@@ -340,6 +382,40 @@ pub(crate) fn missing_action(cx: &mut Cx<'_>, node: &Node, what: &str) {
         )
         .with_help("add `action: \"*\"` to match every action"),
     );
+}
+
+/// What [`Cx::coverage`] says of a rule's actions, targets and principals
+/// without a value: what is expected, and the help.
+pub(crate) const ACTIONS: (&str, &str) = (
+    "an action pattern or a list of them",
+    "list the actions the rule is for, such as `\"delete:*\"`, or `\"*\"` for every action",
+);
+pub(crate) const TARGETS: (&str, &str) = (
+    "a target pattern or a list of them",
+    "list the targets the rule is for, or remove the key to match every target",
+);
+pub(crate) const PRINCIPALS: (&str, &str) = (
+    "a name or a list of names",
+    "name whom the rule is for, or remove the key to cover every agent",
+);
+
+/// A rule's `action` or `actions` (writ's schema and MeshGuard): one
+/// pattern or a list; null is an error, an empty list a warning.
+pub(crate) fn rule_actions(cx: &mut Cx<'_>, key: &Key, node: &Node, parts: &mut RuleParts) {
+    let (expected, help) = ACTIONS;
+    let Some(node) = cx.coverage(node, &key.text, expected, help) else {
+        return;
+    };
+    cx.warn_if_empty(node, "`actions`", "this rule never applies");
+    parts.actions.extend(cx.patterns(node, "an action", false));
+}
+
+/// Makes a rule whose target list was written empty (`targets: []`, an
+/// empty Sekuire list) never apply, as W0102 says it does. In the IR no
+/// target means any target, so the rule gets a condition that never holds
+/// (an empty `any`); the writ language does the same for `on []`.
+pub(crate) fn no_target(parts: &mut RuleParts) {
+    parts.conditions.push(writ_ir::Condition::Any(Vec::new()));
 }
 
 /// Lowers each item of a top-level `rules:` list with `rule`.

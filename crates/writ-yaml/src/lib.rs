@@ -156,3 +156,111 @@ pub fn lower(
         diagnostics: cx.diags,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Lists written empty or without a value, in every dialect: what the
+    //! rule then means, and what is reported.
+
+    use writ_diagnostics::{Code, FileId, SourceFile};
+    use writ_ir::{Condition, Rule};
+
+    fn lower(text: &str) -> (Vec<Rule>, Vec<Code>) {
+        let source = SourceFile::new("t.yaml", text);
+        let lowered = super::lower(FileId(0), &source, None, "t");
+        let codes = lowered.diagnostics.iter().map(|d| d.code).collect();
+        match lowered.file {
+            Some(file) => (file.rules, codes),
+            None => panic!("{codes:?}"),
+        }
+    }
+
+    /// The IR's empty target list means any target: a target list written
+    /// empty must not, so its rule gets a condition that never holds.
+    fn never_applies(rule: &Rule) -> bool {
+        matches!(&rule.condition, Some(Condition::Any(c)) if c.is_empty())
+    }
+
+    #[test]
+    fn empty_target_lists_make_rules_never_apply() {
+        let (rules, codes) = lower(
+            "writ: 1\nrules:\n  - effect: allow\n    action: \"tool:call\"\n    targets: []\n",
+        );
+        assert!(rules.iter().all(never_applies), "{rules:?}");
+        assert_eq!(codes, [Code::EmptyList]);
+
+        let (rules, codes) = lower(
+            "version: \"1\"\nrules:\n  - name: r\n    match: { type: \"db.query\", target: [] }\n    approval: auto\n",
+        );
+        assert!(rules.iter().all(never_applies), "{rules:?}");
+        assert_eq!(codes, [Code::EmptyList]);
+
+        // Sekuire: an empty allowed list allows no model, an empty blocked
+        // list blocks none; the tools, absent, are all allowed.
+        let (rules, codes) = lower("models:\n  allowed_models: []\n  blocked_models: []\n");
+        let names: Vec<(&str, bool)> = rules
+            .iter()
+            .map(|r| (r.name.value.as_str(), never_applies(r)))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("model_blocked", true),
+                ("model_allowed", true),
+                ("tool_allowed", false)
+            ]
+        );
+        assert_eq!(codes, [Code::EmptyList]);
+
+        // A target list that is not empty is only a target list.
+        let (rules, codes) = lower(
+            "writ: 1\nrules:\n  - effect: allow\n    action: \"tool:call\"\n    targets: [a]\n",
+        );
+        assert_eq!(rules.first().map(|r| r.condition.is_none()), Some(true));
+        assert!(codes.is_empty(), "{codes:?}");
+    }
+
+    #[test]
+    fn lists_without_a_value_are_errors_in_every_dialect() {
+        for text in [
+            "writ: 1\nrules:\n  - effect: deny\n    action: null\n",
+            "writ: 1\nrules:\n  - effect: deny\n    actions:\n",
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    target: ~\n",
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    principals:\n",
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    principals: { roles: null }\n",
+            "defaultEffect: deny\nrules:\n  - action: null\n    effect: deny\n",
+            "defaultEffect: deny\nrules:\n  - actions: ~\n    effect: deny\n",
+            "defaultEffect: deny\nrules:\n  - action: a\n    effect: allow\n    conditions: { agent_role: null }\n",
+            "version: \"1\"\nrules:\n  - name: r\n    match: { type: null }\n    approval: block\n",
+            "version: \"1\"\nrules:\n  - name: r\n    match: { type: a, target: null }\n    approval: auto\n",
+            "version: \"1\"\nrules:\n  - name: r\n    match: { type: a }\n    approval: auto\n    conditions:\n",
+            "toolsets:\n  allowed_tools:\n",
+            "permissions:\n  network:\n    blocked_domains: null\n",
+        ] {
+            assert_reports(text, Code::WrongType);
+        }
+    }
+
+    fn assert_reports(text: &str, code: Code) {
+        let (_, codes) = lower(text);
+        assert_eq!(codes, [code], "{text}");
+    }
+
+    #[test]
+    fn empty_conditions_warn_in_every_dialect() {
+        for text in [
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    when: {}\n",
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    when: []\n",
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    when: { all: [] }\n",
+            "writ: 1\nrules:\n  - effect: allow\n    action: a\n    when: { not: {} }\n",
+            "defaultEffect: deny\nrules:\n  - action: a\n    effect: allow\n    conditions: {}\n",
+            "version: \"1\"\nrules:\n  - name: r\n    match: { type: a }\n    approval: auto\n    conditions: {}\n",
+        ] {
+            assert_reports(text, Code::EmptyCondition);
+        }
+        let (rules, codes) =
+            lower("writ: 1\nrules:\n  - effect: allow\n    action: a\n    when: { any: [] }\n");
+        assert_eq!(codes, [Code::EmptyList]);
+        assert!(rules.iter().all(never_applies), "{rules:?}");
+    }
+}

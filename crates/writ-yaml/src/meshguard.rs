@@ -22,7 +22,7 @@ use writ_ir::{
     Path, PolicyId, Rate, RateUnit, RuleLimit, Spanned, Subject,
 };
 
-use crate::cx::{Cx, missing_action, rule_list};
+use crate::cx::{self, Cx, missing_action, rule_actions, rule_list};
 use crate::tree::{Kind, Node};
 use crate::{Header, Lowering};
 use writ_ir::RuleParts;
@@ -175,10 +175,7 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
     for (k, v) in entries {
         match k.text.as_str() {
             "name" => parts.name = cx.string(v, "rule name"),
-            "action" | "actions" => {
-                cx.warn_if_empty(v, "`actions`", "this rule never applies");
-                parts.actions.extend(cx.patterns(v, "an action", false));
-            }
+            "action" | "actions" => rule_actions(cx, k, v, &mut parts),
             "reason" => parts.reason = cx.string(v, "reason"),
             "conditions" => conditions(cx, v, &mut parts),
             "constraints" => constraints(cx, v, &mut parts),
@@ -197,6 +194,9 @@ fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
         cx.wrong_type(node, "`conditions`", "a mapping");
         return;
     };
+    if entries.is_empty() {
+        cx.warn_always_holds(node, "`conditions`");
+    }
     for (k, v) in entries {
         let span = k.span.cover(v.span);
         match k.text.as_str() {
@@ -220,8 +220,17 @@ fn conditions(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
                     parts.conditions.push(Condition::Time { window, span });
                 }
             }
-            "agent_role" | "from_agent_role" => parts.scope.roles.extend(cx.strings(v, "a role")),
-            "from_agent" => parts.scope.agents.extend(cx.strings(v, "an agent id")),
+            "agent_role" | "from_agent_role" | "from_agent" => {
+                let (expected, help) = cx::PRINCIPALS;
+                let Some(v) = cx.coverage(v, &k.text, expected, help) else {
+                    continue;
+                };
+                if k.text == "from_agent" {
+                    parts.scope.agents.extend(cx.strings(v, "an agent id"));
+                } else {
+                    parts.scope.roles.extend(cx.strings(v, "a role"));
+                }
+            }
             other => {
                 let field = Field::Context(Path::single(other));
                 let cond = match &v.kind {

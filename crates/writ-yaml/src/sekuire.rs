@@ -26,7 +26,7 @@ use writ_ir::{
     Value,
 };
 
-use crate::cx::Cx;
+use crate::cx::{self, Cx};
 use crate::tree::{Kind, Node};
 use crate::{Lowering, meshguard};
 use writ_ir::RuleParts;
@@ -218,9 +218,25 @@ fn list_rule(
     let mut parts = RuleParts::new(Spanned::new(effect, node.span), node.span);
     parts.name = Some(Spanned::new(name.to_owned(), node.span));
     parts.actions = action(cx, act, node.span);
+    if targets.is_empty() {
+        // An empty allowed list allows nothing and an empty blocked list
+        // blocks nothing: not every target.
+        cx::no_target(&mut parts);
+    }
     parts.targets = targets;
     parts.reason = reason.map(|r| Spanned::new(r, node.span));
     out.rules.push(parts.build());
+}
+
+/// The value of a list key, or `None` after reporting one without a value
+/// (see [`Cx::coverage`]): the list decides what its rule covers.
+fn list<'n>(cx: &mut Cx<'_>, key: &str, node: &'n Node) -> Option<&'n Node> {
+    cx.coverage(
+        node,
+        key,
+        "a list of names",
+        "list the entries, or remove the key",
+    )
 }
 
 fn lists(
@@ -239,7 +255,9 @@ fn lists(
             .find(|(k, _)| k.text.ends_with(key))
             .map(|(k, v)| (k.text.clone(), *v))
     };
-    if let Some((key, v)) = find("blocked_models").or_else(|| find("blocked_tools")) {
+    if let Some((key, v)) = find("blocked_models").or_else(|| find("blocked_tools"))
+        && let Some(v) = list(cx, &key, v)
+    {
         let reason = format!("{noun} `{{target}}` is in {key}");
         list_rule(
             cx,
@@ -254,6 +272,9 @@ fn lists(
     }
     match find("allowed_models").or_else(|| find("allowed_tools")) {
         Some((key, v)) => {
+            let Some(v) = list(cx, &key, v) else {
+                return;
+            };
             cx.warn_if_empty(v, &format!("`{key}`"), &format!("no {noun} is allowed"));
             list_rule(
                 cx,
@@ -290,7 +311,7 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
             out.rules.push(parts.build());
             continue;
         }
-        if let Some(v) = get("blocked_domains") {
+        if let Some(v) = get("blocked_domains").and_then(|v| list(cx, "blocked_domains", v)) {
             list_rule(
                 cx,
                 v,
@@ -325,6 +346,9 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
         }
         match get("allowed_domains") {
             Some(v) => {
+                let Some(v) = list(cx, "allowed_domains", v) else {
+                    continue;
+                };
                 cx.warn_if_empty(v, "`allowed_domains`", "no host is allowed");
                 list_rule(
                     cx,

@@ -8,7 +8,7 @@ use writ_ir::{
 };
 
 use crate::aegis::weekdays;
-use crate::cx::{Cx, missing_action, rule_list};
+use crate::cx::{self, Cx, missing_action, rule_actions, rule_list};
 use crate::tree::{Key, Kind, Node};
 use crate::{Header, Lowering};
 use writ_ir::RuleParts;
@@ -295,15 +295,33 @@ fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {
             "risk" => parts.risk = cx.word(v, "risk level", Risk::parse, &Risk::words()),
             "action" | "actions" => {
                 has_action = true;
-                cx.warn_if_empty(v, "`actions`", "this rule never applies");
-                parts.actions.extend(cx.patterns(v, "an action", false));
+                rule_actions(cx, k, v, &mut parts);
             }
             "target" | "targets" => {
+                let (expected, help) = cx::TARGETS;
+                let Some(v) = cx.coverage(v, &k.text, expected, help) else {
+                    continue;
+                };
                 cx.warn_if_empty(v, "`targets`", "this rule never applies");
+                if matches!(&v.kind, Kind::Seq(items) if items.is_empty()) {
+                    cx::no_target(&mut parts);
+                }
                 parts.targets.extend(cx.patterns(v, "a target", false));
             }
             "principals" => {
+                let (expected, help) = cx::PRINCIPALS;
+                let Some(v) = cx.coverage(
+                    v,
+                    "principals",
+                    "a mapping of `agents`, `roles`, `tiers` or `tags`",
+                    help,
+                ) else {
+                    continue;
+                };
                 for (pk, pv) in cx.map(v, "`principals`", PRINCIPALS) {
+                    let Some(pv) = cx.coverage(pv, &pk.text, expected, help) else {
+                        continue;
+                    };
                     match pk.text.as_str() {
                         "agents" => parts.scope.agents = cx.strings(pv, "an agent id"),
                         "roles" => parts.scope.roles = cx.strings(pv, "a role"),
@@ -408,6 +426,11 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
 /// An empty one always holds: it is `All([])`, never dropped, so that
 /// `not: {all: []}` stays a condition that never holds.
 pub(crate) fn condition(cx: &mut Cx<'_>, node: &Node) -> Option<Condition> {
+    if matches!(&node.kind, Kind::Seq(items) if items.is_empty())
+        || matches!(&node.kind, Kind::Map(entries) if entries.is_empty())
+    {
+        cx.warn_always_holds(node, "this condition");
+    }
     match &node.kind {
         Kind::Seq(items) => Some(
             Condition::all(items.iter().filter_map(|i| condition(cx, i)).collect())
@@ -441,8 +464,13 @@ fn entry(cx: &mut Cx<'_>, key: &Key, value: &Node) -> Option<Condition> {
                 cx.wrong_type(value, &format!("`{}`", key.text), "a list of conditions");
                 return None;
             };
-            let parts: Vec<Condition> = items.iter().filter_map(|i| condition(cx, i)).collect();
             // `all: []` always holds and `any: []` never does.
+            if items.is_empty() && key.text == "all" {
+                cx.warn_always_holds(value, "`all`");
+            } else if key.text == "any" {
+                cx.warn_if_empty(value, "`any`", "this condition never holds");
+            }
+            let parts: Vec<Condition> = items.iter().filter_map(|i| condition(cx, i)).collect();
             Some(if key.text == "all" {
                 Condition::all(parts).unwrap_or(Condition::All(Vec::new()))
             } else {
