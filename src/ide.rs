@@ -863,14 +863,24 @@ impl writ_lsp::Analyzer for WritAnalyzer {
                 detail: "the policy has errors".to_owned(),
             }];
         };
-        let mut evaluator = writ_eval::Evaluator::new(set);
+        // The runtime decides, as everywhere a user sees a decision.
+        let mut engine = match crate::engine::SourceEngine::new(set, &compiled.comp) {
+            Ok(e) => e,
+            Err(e) => {
+                return vec![Evaluation {
+                    line: 0,
+                    decision: "error".to_owned(),
+                    detail: e.to_string(),
+                }];
+            }
+        };
         requests
             .lines()
             .enumerate()
             .filter(|(_, l)| !l.trim().is_empty())
             .map(|(line, l)| match writ_eval::Request::from_json(l) {
                 Ok(req) => {
-                    let d = evaluator.check(&req, jiff::Timestamp::now());
+                    let d = engine.check(&req, jiff::Timestamp::now());
                     Evaluation {
                         line,
                         decision: d.effect.as_str().to_owned(),

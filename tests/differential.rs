@@ -77,10 +77,12 @@ impl Rng {
 }
 
 /// Characters globs and request strings are made of: ASCII, separators,
-/// two- and four-byte characters, a newline, an uppercase letter (hosts
-/// fold case) and glob syntax (escaped in patterns).
+/// two-, three- and four-byte characters, a newline, uppercase letters
+/// (hosts fold ASCII case only: `É` and the Kelvin sign must not fold) and
+/// glob syntax (escaped in patterns).
 const ALPHABET: &[char] = &[
-    'a', 'b', 'c', 'x', 'A', ':', '.', '-', '_', 'é', 'ß', '😀', '\n', '*', '?', ',',
+    'a', 'b', 'c', 'x', 'A', 'É', '\u{212a}', ':', '.', '-', '_', 'é', 'ß', '😀', '\n', '*', '?',
+    ',',
 ];
 
 #[derive(Clone, Debug)]
