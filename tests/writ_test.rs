@@ -437,6 +437,26 @@ fn eval_explain_names_every_rule_and_why() {
 }
 
 #[test]
+fn explain_says_when_a_deny_applied_because_its_guard_cannot_be_judged() {
+    let out = writ(&[
+        "eval",
+        "--explain",
+        &fixture("refunds.writ"),
+        "--request",
+        r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":"500","currency":"USD"},"at":"2025-01-15T12:00:00Z"}"#,
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for want in [
+        "decision: deny by rule `refund_large`",
+        "condition `amount <= 100` failed (tests/fixtures/writ-test/refunds.writ:16:8): `amount` is the string \"500\"",
+        "applied: deny (decided), because its condition cannot be judged: `amount > 100` (tests/fixtures/writ-test/refunds.writ:21:8): `amount` is the string \"500\"",
+    ] {
+        assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+}
+
+#[test]
 fn explain_covers_ceilings_scopes_limits_and_deny_overrides() {
     let ceiling = writ(&[
         "eval",

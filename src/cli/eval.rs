@@ -272,7 +272,14 @@ pub(super) fn steps(why: &Explanation, sources: &SourceMap, indent: &str) -> Str
                         skipped.push(r.name.clone());
                         continue;
                     }
-                    Outcome::Applied(effect) if r.decided => format!("applied: {effect} (decided)"),
+                    Outcome::Applied(effect) if r.decided => match &r.unjudged {
+                        None => format!("applied: {effect} (decided)"),
+                        Some((part, actual)) => format!(
+                            "applied: {effect} (decided), because its condition cannot be judged: `{}` ({}): {actual}; a deny or an approval applies unless its condition is false",
+                            part.text,
+                            location(sources, part.span)
+                        ),
+                    },
                     Outcome::Applied(effect) => {
                         format!("applied: {effect}, overridden by a stronger decision")
                     }

@@ -15,7 +15,9 @@
 use writ_diagnostics::Span;
 use writ_ir::{Combining, Condition, Effect, Field, Rule};
 
-use crate::evaluate::{Blocked, Clock, Miss, Principal, Read, ScopeList, holds, miss, read, show};
+use crate::evaluate::{
+    Blocked, Clock, Miss, Principal, Read, ScopeList, Truth, holds, miss, read, show,
+};
 use crate::{Decision, Evaluator, Request};
 
 /// Every step that led to a decision, in evaluation order.
@@ -57,6 +59,10 @@ pub struct RuleStep {
     pub outcome: Outcome,
     /// True for the rule whose decision is the answer.
     pub decided: bool,
+    /// For a deny or approval that applied because its condition could
+    /// not be judged (not because it held): the part that could not be
+    /// judged, and what the request holds for it.
+    pub unjudged: Option<(Written, String)>,
 }
 
 /// What became of one rule.
@@ -190,11 +196,25 @@ impl Evaluator<'_> {
                     }
                 }
             };
+            let unjudged = match (&outcome, &rule.condition) {
+                (Outcome::Applied(_), Some(c)) if holds(c, req, clock) == Truth::Unknown => {
+                    let part = unknown_part(c, req, clock);
+                    Some((
+                        Written {
+                            text: part.to_string(),
+                            span: condition_span(part),
+                        },
+                        actual(part, req, clock),
+                    ))
+                }
+                _ => None,
+            };
             steps.push(Step::Rule(RuleStep {
                 name: rule.name.value.clone(),
                 span: rule.span,
                 outcome,
                 decided: false,
+                unjudged,
             }));
         }
         match best.and_then(|(i, _)| steps.get_mut(i)) {
@@ -285,6 +305,18 @@ fn culprit<'c>(c: &'c Condition, req: &Request, clock: &Clock, effect: Effect) -
             .iter()
             .find(|p| !holds(p, req, clock).lets_apply(effect))
             .map_or(c, |p| culprit(p, req, clock, effect)),
+        _ => c,
+    }
+}
+
+/// The innermost part of a condition that cannot be judged.
+fn unknown_part<'c>(c: &'c Condition, req: &Request, clock: &Clock) -> &'c Condition {
+    match c {
+        Condition::All(parts) | Condition::Any(parts) => parts
+            .iter()
+            .find(|p| holds(p, req, clock) == Truth::Unknown)
+            .map_or(c, |p| unknown_part(p, req, clock)),
+        Condition::Not(inner, _) => unknown_part(inner, req, clock),
         _ => c,
     }
 }
