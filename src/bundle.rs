@@ -464,25 +464,3 @@ pub fn keygen() -> Result<([u8; 32], [u8; 32]), CompileError> {
         .to_bytes();
     Ok((secret, public))
 }
-
-/// A request in the reference evaluator's form, for the runtime.
-#[must_use]
-pub fn runtime_request(r: &writ_eval::Request) -> writ_runtime::Request {
-    writ_runtime::Request {
-        agent: r.agent.clone(),
-        roles: r.roles.clone(),
-        tags: r.tags.clone(),
-        token: r.token.clone(),
-        action: r.action.clone(),
-        target: r.target.clone(),
-        context: r
-            .context
-            .iter()
-            .map(|(k, v)| (k.clone(), value(v)))
-            .collect(),
-        at: r.at,
-        tokens: r.tokens,
-        chain: r.chain.clone(),
-        trace_id: r.trace_id.clone(),
-    }
-}

@@ -98,9 +98,8 @@ impl<'p> SourceEngine<'p> {
     /// Decides with the runtime. `now` is used when the request carries no
     /// `at`.
     pub fn check(&mut self, req: &Request, now: jiff::Timestamp) -> Decision {
-        let r = crate::bundle::runtime_request(req);
-        let d = self.runtime.check_at(&r, req.at.unwrap_or(now));
-        decision(&d, &r)
+        let d = self.runtime.check_at(req, req.at.unwrap_or(now));
+        decision(&d, req)
     }
 
     /// Decides with the runtime and explains with the reference evaluator,

@@ -89,9 +89,8 @@ fn bundle_formats_are_checked_by_version() {
 
 fn decide(rt: &Runtime, json: &str) -> String {
     let req = writ_eval::Request::from_json(json).unwrap();
-    let r = writ::bundle::runtime_request(&req);
-    rt.check_at(&r, "2025-01-15T12:00:00Z".parse().unwrap())
-        .to_json(&r)
+    rt.check_at(&req, "2025-01-15T12:00:00Z".parse().unwrap())
+        .to_json(&req)
 }
 
 #[test]
@@ -330,11 +329,10 @@ fn decides_as_the_reference(text: &str, requests: &[serde_json::Value]) -> usize
     for json in requests {
         let json = json.to_string();
         let req = writ_eval::Request::from_json(&json).unwrap();
-        let r = writ::bundle::runtime_request(&req);
-        let got = rt.check_at(&r, now);
+        let got = rt.check_at(&req, now);
         allowed += usize::from(got.effect == writ_runtime::Effect::Allow);
         assert_eq!(
-            got.to_json(&r),
+            got.to_json(&req),
             reference.check(&req, now).to_json(),
             "{json}"
         );

@@ -126,10 +126,7 @@ fn run_table(path: &Path, mode: Mode) -> Vec<String> {
             .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), case.name));
         for i in 0..case.repeat {
             let json = match &runtime {
-                Some(rt) => {
-                    let r = writ::bundle::runtime_request(&req);
-                    rt.check_at(&r, fixed_now()).to_json(&r)
-                }
+                Some(rt) => rt.check_at(&req, fixed_now()).to_json(&req),
                 None => eval.check(&req, fixed_now()).to_json(),
             };
             let actual: serde_json::Value = serde_json::from_str(&json).unwrap();

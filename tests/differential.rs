@@ -738,11 +738,11 @@ fn poison(rng: &mut Rng, req: &mut Request) {
         let mut m = std::collections::BTreeMap::new();
         m.insert(
             "b".to_owned(),
-            writ_ir::Value::List(vec![writ_ir::Value::Number(v)]),
+            writ_runtime::Value::List(vec![writ_runtime::Value::Number(v)]),
         );
-        writ_ir::Value::Map(m)
+        writ_runtime::Value::Map(m)
     } else {
-        writ_ir::Value::Number(v)
+        writ_runtime::Value::Number(v)
     };
     req.context.insert(key, value);
 }
@@ -793,8 +793,7 @@ fn compare(
             poison(seed, &mut req);
         }
         let expected = reference.check(&req, now).to_json();
-        let r = writ::bundle::runtime_request(&req);
-        let got = rt.check_at(&r, now).to_json(&r);
+        let got = rt.check_at(&req, now).to_json(&req);
         assert_eq!(
             got,
             expected,

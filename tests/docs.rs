@@ -173,11 +173,11 @@ fn semantics_examples_decide_as_written_in_both_engines() {
             });
             let req = writ_eval::Request::from_json(json)
                 .unwrap_or_else(|e| panic!("docs/language.md:{line}: {json}: {e}"));
-            let rreq = writ::bundle::runtime_request(&req);
-            let got = runtime.check_at(&rreq, now);
+
+            let got = runtime.check_at(&req, now);
             let expected = reference.check(&req, now);
             assert_eq!(
-                got.to_json(&rreq),
+                got.to_json(&req),
                 expected.to_json(),
                 "docs/language.md:{line}: the engines disagree on {json}"
             );

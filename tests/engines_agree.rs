@@ -44,8 +44,7 @@ fn both_named(name: &str, policy: &str, requests: &[String]) -> Vec<serde_json::
         .map(|json| {
             let req = Request::from_json(json).unwrap();
             let expected = reference.check(&req, now).to_json();
-            let r = writ::bundle::runtime_request(&req);
-            let got = rt.check_at(&r, now).to_json(&r);
+            let got = rt.check_at(&req, now).to_json(&req);
             assert_eq!(
                 got, expected,
                 "engines disagree on {json}\npolicy:\n{policy}"
@@ -273,14 +272,13 @@ fn divergence_5_windows_are_exact() {
     assert_eq!(last["retry_after_s"], 1);
 }
 
-fn nan_request(v: f64) -> (Request, writ_runtime::Request) {
+fn nan_request(v: f64) -> Request {
     let mut r = Request::new("a", "tool:call");
     r.target = Some("refund".into());
     let mut ctx = BTreeMap::new();
-    ctx.insert("amount".to_owned(), writ_ir::Value::Number(v));
+    ctx.insert("amount".to_owned(), writ_runtime::Value::Number(v));
     r.context = ctx;
-    let rr = writ::bundle::runtime_request(&r);
-    (r, rr)
+    r
 }
 
 #[test]
@@ -299,9 +297,9 @@ fn divergence_6_nan_and_infinities_through_the_rust_api_are_denied() {
     let now = NOW.parse().unwrap();
     let mut compared = 0;
     for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-        let (r, rr) = nan_request(v);
+        let r = nan_request(v);
         let expected = reference.check(&r, now).to_json();
-        let got = rt.check_at(&rr, now).to_json(&rr);
+        let got = rt.check_at(&r, now).to_json(&r);
         assert_eq!(got, expected);
         let d: serde_json::Value = serde_json::from_str(&got).unwrap();
         assert_eq!(d["decision"], "deny", "{v}");
@@ -316,9 +314,9 @@ fn divergence_6_nan_and_infinities_through_the_rust_api_are_denied() {
     }
     // -0 is 0, and a number is never denied for being large.
     for v in [-0.0, 1e300, 50.0] {
-        let (r, rr) = nan_request(v);
+        let r = nan_request(v);
         let expected = reference.check(&r, now).to_json();
-        let got = rt.check_at(&rr, now).to_json(&rr);
+        let got = rt.check_at(&r, now).to_json(&r);
         assert_eq!(got, expected);
         compared += 1;
     }

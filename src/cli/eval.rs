@@ -57,10 +57,7 @@ impl Decider<'_> {
                     None => text,
                 }
             }
-            Decider::Bundle(rt) => {
-                let r = writ::bundle::runtime_request(req);
-                rt.check(&r).to_json(&r)
-            }
+            Decider::Bundle(rt) => rt.check(req).to_json(req),
         }
     }
 }

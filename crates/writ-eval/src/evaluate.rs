@@ -19,9 +19,11 @@ use std::cmp::Ordering;
 
 use writ_diagnostics::Span;
 use writ_ir::{
-    Agent, CmpOp, Combining, Condition, Effect, Field, Found, Metric, PolicySet, Rule, Subject,
-    Tier, TimeOfDay, Value, Weekday,
+    Agent, CmpOp, Combining, Condition, Effect, Field, Metric, PolicySet, Rule, Subject, Tier,
+    TimeOfDay, Value, Weekday,
 };
+
+use writ_runtime::Value as CtxValue;
 
 use crate::limiter::{LimitKey, Limiter};
 use crate::{Decision, Request};
@@ -421,7 +423,7 @@ impl<'p> Evaluator<'p> {
             }
             if req.action == "net:connect"
                 && agent.require_tls.as_ref().is_some_and(|t| t.value)
-                && req.context.get("scheme").and_then(Value::as_str) != Some("https")
+                && req.context.get("scheme").and_then(CtxValue::as_str) != Some("https")
             {
                 return Some((
                     self.deny(
@@ -707,11 +709,11 @@ pub(crate) fn miss<'r>(
 /// The path of the first number in the context that is NaN or infinite
 /// (JSON cannot carry one, the Rust API can): such a request is denied,
 /// since no comparison on it means anything.
-fn non_finite(context: &std::collections::BTreeMap<String, Value>) -> Option<String> {
-    fn walk(v: &Value, path: &mut String) -> bool {
+fn non_finite(context: &std::collections::BTreeMap<String, CtxValue>) -> Option<String> {
+    fn walk(v: &CtxValue, path: &mut String) -> bool {
         match v {
-            Value::Number(n) => !n.is_finite(),
-            Value::List(items) => items.iter().enumerate().any(|(i, item)| {
+            CtxValue::Number(n) => !n.is_finite(),
+            CtxValue::List(items) => items.iter().enumerate().any(|(i, item)| {
                 let len = path.len();
                 path.push_str(&format!("[{i}]"));
                 let bad = walk(item, path);
@@ -720,7 +722,7 @@ fn non_finite(context: &std::collections::BTreeMap<String, Value>) -> Option<Str
                 }
                 bad
             }),
-            Value::Map(m) => m.iter().any(|(k, item)| {
+            CtxValue::Map(m) => m.iter().any(|(k, item)| {
                 let len = path.len();
                 path.push('.');
                 path.push_str(k);
@@ -730,13 +732,67 @@ fn non_finite(context: &std::collections::BTreeMap<String, Value>) -> Option<Str
                 }
                 bad
             }),
-            Value::Null | Value::Bool(_) | Value::String(_) => false,
+            CtxValue::Null | CtxValue::Bool(_) | CtxValue::String(_) => false,
         }
     }
     context.iter().find_map(|(k, v)| {
         let mut path = k.clone();
         walk(v, &mut path).then_some(path)
     })
+}
+
+/// A context value (the runtime's request type) as the IR's value, which
+/// policy literals are.
+fn ir_value(v: &CtxValue) -> Value {
+    match v {
+        CtxValue::Null => Value::Null,
+        CtxValue::Bool(b) => Value::Bool(*b),
+        CtxValue::Number(n) => Value::Number(*n),
+        CtxValue::String(s) => Value::String(s.clone()),
+        CtxValue::List(items) => Value::List(items.iter().map(ir_value).collect()),
+        CtxValue::Map(m) => Value::Map(m.iter().map(|(k, v)| (k.clone(), ir_value(v))).collect()),
+    }
+}
+
+/// What a dotted path reads from a context. A path of several segments
+/// (`a.b`) has two readings: the whole dotted text as one key
+/// (`{"a.b": 1}`) and nested maps (`{"a": {"b": 1}}`). When only one is
+/// present it is the value; when both are present and equal, that value;
+/// when both are present and differ, the path is ambiguous. Mixed forms
+/// (`{"a.b": {"c": 1}}` for `a.b.c`) are not read.
+pub(crate) fn find<'a>(
+    path: &writ_ir::Path,
+    context: &'a std::collections::BTreeMap<String, CtxValue>,
+) -> Found<'a> {
+    let segments = &path.0;
+    let nested = (|| {
+        let (first, rest) = segments.split_first()?;
+        let mut cur = context.get(first)?;
+        for key in rest {
+            match cur {
+                CtxValue::Map(m) => cur = m.get(key)?,
+                _ => return None,
+            }
+        }
+        Some(cur)
+    })();
+    if segments.len() < 2 {
+        return nested.map_or(Found::Missing, Found::Value);
+    }
+    match (context.get(&segments.join(".")), nested) {
+        (Some(flat), Some(nested)) if !flat.loosely_equals(nested) => Found::Ambiguous,
+        (Some(v), _) | (None, Some(v)) => Found::Value(v),
+        (None, None) => Found::Missing,
+    }
+}
+
+/// What a path reads from a context.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Found<'a> {
+    Missing,
+    Value(&'a CtxValue),
+    /// The flat key and the nested maps hold different values.
+    Ambiguous,
 }
 
 /// What a field reads from the request.
@@ -754,9 +810,9 @@ pub(crate) fn read(field: &Field, req: &Request) -> Read {
             .target
             .clone()
             .map_or(Read::Missing, |t| Read::Value(Value::String(t))),
-        Field::Context(path) => match path.find(&req.context) {
-            Found::Missing | Found::Value(Value::Null) => Read::Missing,
-            Found::Value(v) => Read::Value(v.clone()),
+        Field::Context(path) => match find(path, &req.context) {
+            Found::Missing | Found::Value(CtxValue::Null) => Read::Missing,
+            Found::Value(v) => Read::Value(ir_value(v)),
             Found::Ambiguous => Read::Ambiguous,
         },
     }
@@ -905,5 +961,30 @@ pub(crate) fn delegation_target(req: &Request) -> Option<&str> {
     match req.action.as_str() {
         "agent:delegate" => req.target.as_deref(),
         other => other.strip_prefix("handoff:"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    #[test]
+    fn a_path_reads_flat_and_nested_keys_and_two_that_differ_are_ambiguous() {
+        let path = writ_ir::Path::parse("a.b");
+        let mut ctx = BTreeMap::new();
+        ctx.insert("a.b".to_owned(), CtxValue::Number(1.0));
+        assert_eq!(find(&path, &ctx), Found::Value(&CtxValue::Number(1.0)));
+        let mut inner = BTreeMap::new();
+        inner.insert("b".to_owned(), CtxValue::Number(2.0));
+        ctx.insert("a".to_owned(), CtxValue::Map(inner.clone()));
+        assert_eq!(find(&path, &ctx), Found::Ambiguous);
+        inner.insert("b".to_owned(), CtxValue::Number(1.0));
+        ctx.insert("a".to_owned(), CtxValue::Map(inner));
+        assert_eq!(find(&path, &ctx), Found::Value(&CtxValue::Number(1.0)));
+        ctx.remove("a.b");
+        assert_eq!(find(&path, &ctx), Found::Value(&CtxValue::Number(1.0)));
+        assert_eq!(find(&writ_ir::Path::parse("a.c"), &ctx), Found::Missing);
+        assert_eq!(find(&writ_ir::Path::parse("a.b.c"), &ctx), Found::Missing);
     }
 }

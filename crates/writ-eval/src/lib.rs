@@ -15,4 +15,5 @@ mod request;
 pub use evaluate::{Evaluator, ScopeList};
 pub use explain::{Explanation, Outcome, RuleStep, Step, Written};
 pub use limiter::Limiter;
-pub use request::{Decision, Request, RequestError};
+pub use request::Decision;
+pub use writ_runtime::{Request, RequestError};

@@ -30,4 +30,4 @@ pub use pattern::{Pattern, PatternError};
 pub use rule_parts::{RuleParts, generated_rule_name};
 pub use shift::Shift;
 pub use time::{TimeOfDay, TimeWindow, Weekday, WeekdaySet};
-pub use value::{Found, Path, Value};
+pub use value::{Path, Value};

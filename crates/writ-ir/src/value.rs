@@ -102,98 +102,10 @@ impl Path {
     pub fn single(key: &str) -> Path {
         Path(vec![key.to_owned()])
     }
-
-    /// Reads the path from a context map. A path of several segments
-    /// (`a.b`) has two readings: the whole dotted text as one key
-    /// (`{"a.b": 1}`) and nested maps (`{"a": {"b": 1}}`). When only one
-    /// is present it is the value; when both are present and equal, that
-    /// value; when both are present and differ, the path is
-    /// [`Found::Ambiguous`] (a condition on it cannot be judged). Mixed
-    /// forms (`{"a.b": {"c": 1}}` for `a.b.c`) are not read.
-    #[must_use]
-    pub fn find<'a>(&self, context: &'a BTreeMap<String, Value>) -> Found<'a> {
-        let nested = self.nested(context);
-        if self.0.len() < 2 {
-            return nested.map_or(Found::Missing, Found::Value);
-        }
-        match (context.get(&self.0.join(".")), nested) {
-            (Some(flat), Some(nested)) if !flat.loosely_equals(nested) => Found::Ambiguous,
-            (Some(v), _) | (None, Some(v)) => Found::Value(v),
-            (None, None) => Found::Missing,
-        }
-    }
-
-    fn nested<'a>(&self, context: &'a BTreeMap<String, Value>) -> Option<&'a Value> {
-        let (first, rest) = self.0.split_first()?;
-        let mut cur = context.get(first)?;
-        for key in rest {
-            match cur {
-                Value::Map(m) => cur = m.get(key)?,
-                _ => return None,
-            }
-        }
-        Some(cur)
-    }
-
-    /// The value at the path, `None` when it is missing or ambiguous.
-    #[must_use]
-    pub fn lookup<'a>(&self, context: &'a BTreeMap<String, Value>) -> Option<&'a Value> {
-        match self.find(context) {
-            Found::Value(v) => Some(v),
-            Found::Missing | Found::Ambiguous => None,
-        }
-    }
-}
-
-/// What a path reads from a context.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Found<'a> {
-    Missing,
-    Value(&'a Value),
-    /// The flat key and the nested maps hold different values.
-    Ambiguous,
 }
 
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0.join("."))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn path_lookup_walks_maps_and_prefers_whole_keys() {
-        let mut inner = BTreeMap::new();
-        inner.insert("tier".to_owned(), Value::String("gold".into()));
-        let mut ctx = BTreeMap::new();
-        ctx.insert("customer".to_owned(), Value::Map(inner));
-        ctx.insert("a.b".to_owned(), Value::Number(1.0));
-        assert_eq!(
-            Path::parse("customer.tier").lookup(&ctx),
-            Some(&Value::String("gold".into()))
-        );
-        assert_eq!(Path::parse("a.b").lookup(&ctx), Some(&Value::Number(1.0)));
-        assert_eq!(Path::parse("customer.missing").lookup(&ctx), None);
-        assert_eq!(Path::parse("a.b.c").lookup(&ctx), None);
-    }
-
-    #[test]
-    fn a_flat_and_a_nested_reading_that_differ_are_ambiguous() {
-        let mut ctx = BTreeMap::new();
-        ctx.insert("a.b".to_owned(), Value::Number(1.0));
-        let mut inner = BTreeMap::new();
-        inner.insert("b".to_owned(), Value::Number(2.0));
-        ctx.insert("a".to_owned(), Value::Map(inner.clone()));
-        assert_eq!(Path::parse("a.b").find(&ctx), Found::Ambiguous);
-        inner.insert("b".to_owned(), Value::Number(1.0));
-        ctx.insert("a".to_owned(), Value::Map(inner));
-        assert_eq!(
-            Path::parse("a.b").find(&ctx),
-            Found::Value(&Value::Number(1.0))
-        );
-        assert_eq!(Path::parse("a.c").find(&ctx), Found::Missing);
     }
 }

@@ -42,6 +42,8 @@ mod runtime_docs {}
 #[cfg(feature = "reload")]
 pub mod engine;
 mod eval;
+#[cfg(feature = "json")]
+mod json;
 pub mod limiter;
 mod matcher;
 pub mod model;
@@ -55,6 +57,8 @@ use std::fmt;
 #[cfg(feature = "reload")]
 pub use engine::{Engine, Watcher};
 pub use eval::{Decision, Effect, Reason, Risk};
+#[cfg(feature = "json")]
+pub use json::RequestError;
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
 #[cfg(feature = "redis")]

@@ -1,0 +1,143 @@
+//! Requests in their JSON form (feature `json`): the one reader of the
+//! request JSON that the CLI, `writ test` files and every test use, so
+//! that a request means the same wherever it is written.
+
+use serde::Deserialize;
+
+use crate::{Request, Value};
+
+/// A malformed request; the message is lowercase and names the field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestError {
+    pub message: String,
+}
+
+impl std::fmt::Display for RequestError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for RequestError {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WireRequest {
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    roles: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    token: Option<String>,
+    action: String,
+    #[serde(default)]
+    target: Option<String>,
+    #[serde(default)]
+    context: Option<serde_json::Map<String, serde_json::Value>>,
+    #[serde(default)]
+    at: Option<String>,
+    #[serde(default)]
+    tokens: Option<u64>,
+    #[serde(default)]
+    chain: Vec<String>,
+    #[serde(default)]
+    trace_id: Option<String>,
+}
+
+fn to_value(v: serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => n.as_f64().map_or(Value::Null, Value::Number),
+        serde_json::Value::String(s) => Value::String(s),
+        serde_json::Value::Array(a) => Value::List(a.into_iter().map(to_value).collect()),
+        serde_json::Value::Object(o) => {
+            Value::Map(o.into_iter().map(|(k, v)| (k, to_value(v))).collect())
+        }
+    }
+}
+
+impl Request {
+    /// Parses the JSON form: `{"agent", "action"}` required; `roles`, `tags`,
+    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens`, `chain`,
+    /// `trace_id` optional. With a `chain` (outermost agent first), `agent` may be left
+    /// out: the chain's last element acts; when both are given, `agent` must
+    /// be that last element. Unknown fields are errors, so a misspelt
+    /// `contxt` is not silently dropped.
+    ///
+    /// # Errors
+    /// When the text is not JSON, a field has the wrong type or is unknown,
+    /// a required field is missing or empty, or `at` is not an RFC 3339 time.
+    pub fn from_json(text: &str) -> Result<Request, RequestError> {
+        let wire: WireRequest = serde_json::from_str(text).map_err(|e| RequestError {
+            message: clean_serde(&e),
+        })?;
+        if wire.chain.iter().any(|a| a.trim().is_empty()) {
+            return Err(RequestError {
+                message: "`chain` must not hold an empty agent id".to_owned(),
+            });
+        }
+        let agent = match (wire.agent, wire.chain.last()) {
+            (Some(a), Some(last)) if a != *last => {
+                return Err(RequestError {
+                    message: format!(
+                        "`agent` is `{a}` but the chain ends with `{last}`; the last agent of `chain` is the one acting"
+                    ),
+                });
+            }
+            (Some(a), _) => a,
+            (None, Some(last)) => last.clone(),
+            (None, None) => {
+                return Err(RequestError {
+                    message: "malformed request: missing request field `agent`".to_owned(),
+                });
+            }
+        };
+        if agent.trim().is_empty() {
+            return Err(RequestError {
+                message: "`agent` must not be empty".to_owned(),
+            });
+        }
+        if wire.action.trim().is_empty() {
+            return Err(RequestError {
+                message: "`action` must not be empty".to_owned(),
+            });
+        }
+        let at = match wire.at {
+            None => None,
+            Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|e| RequestError {
+                message: format!(
+                    "`at` is not an RFC 3339 time (`{s}`): {e}; write e.g. `2025-01-15T10:23:01Z`"
+                ),
+            })?),
+        };
+        Ok(Request {
+            agent,
+            roles: wire.roles,
+            tags: wire.tags,
+            token: wire.token,
+            action: wire.action,
+            target: wire.target,
+            context: wire
+                .context
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k, to_value(v)))
+                .collect(),
+            at,
+            tokens: wire.tokens.unwrap_or(0),
+            chain: wire.chain,
+            trace_id: wire.trace_id,
+        })
+    }
+}
+
+fn clean_serde(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    let msg = msg
+        .replace("unknown field", "unknown request field")
+        .replace("missing field", "missing request field");
+    format!("malformed request: {msg}")
+}
