@@ -28,6 +28,17 @@ struct Server {
     port: u16,
 }
 
+impl Server {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// A store on this server, its keys under `prefix`.
+    fn store(&self, prefix: &str) -> RedisStore {
+        RedisStore::open(&self.url()).unwrap().with_prefix(prefix)
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -35,8 +46,11 @@ impl Drop for Server {
     }
 }
 
+/// A server of the test's own, or `None` (the test then returns at once)
+/// when `WRIT_SKIP_REDIS` is set.
 fn start() -> Option<Server> {
     if std::env::var_os("WRIT_SKIP_REDIS").is_some() {
+        eprintln!("WRIT_SKIP_REDIS is set: skipped");
         return None;
     }
     // A port the system just handed out, so free a moment ago (each test
@@ -89,11 +103,8 @@ fn runtime_of(text: &str, url: &str, prefix: &str, on_failure: OnStoreFailure) -
 
 #[test]
 fn processes_sharing_redis_allow_exactly_the_limit_and_fail_closed() {
-    let Some(server) = start() else {
-        eprintln!("WRIT_SKIP_REDIS is set: skipped");
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let Some(server) = start() else { return };
+    let url = server.url();
     // Three "processes", each with its own store and connection.
     let runtimes: Vec<Arc<Runtime>> = (0..3)
         .map(|_| Arc::new(runtime(&url, "t1", OnStoreFailure::Deny)))
@@ -185,11 +196,8 @@ fn at_ms(ms: i64) -> i64 {
 
 #[test]
 fn a_twenty_thousand_request_limit_fills_exactly() {
-    let Some(server) = start() else {
-        eprintln!("WRIT_SKIP_REDIS is set: skipped");
-        return;
-    };
-    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let Some(server) = start() else { return };
+    let url = server.url();
     let rt = runtime_of(
         "rule calls: allow \"tool:call\"\n  limit 20000 per hour shared\n",
         &url,
@@ -272,13 +280,8 @@ fn both(
 
 #[test]
 fn retry_after_is_exact_with_mixed_amounts() {
-    let Some(server) = start() else {
-        eprintln!("WRIT_SKIP_REDIS is set: skipped");
-        return;
-    };
-    let redis = RedisStore::open(&format!("redis://127.0.0.1:{}/", server.port))
-        .unwrap()
-        .with_prefix("mixed");
+    let Some(server) = start() else { return };
+    let redis = server.store("mixed");
     let local = InProcess::new();
     let stores: [&dyn LimitStore; 2] = [&redis, &local];
     let s = 1000;
@@ -409,13 +412,8 @@ fn cli(server: &Server, args: &[&str]) -> String {
 
 #[test]
 fn a_lost_or_wrong_sum_is_summed_again_from_the_entries() {
-    let Some(server) = start() else {
-        eprintln!("WRIT_SKIP_REDIS is set: skipped");
-        return;
-    };
-    let redis = RedisStore::open(&format!("redis://127.0.0.1:{}/", server.port))
-        .unwrap()
-        .with_prefix("lost");
+    let Some(server) = start() else { return };
+    let redis = server.store("lost");
     let s = 1000;
     for (amount, ms) in [(30, 0), (50, 10 * s), (20, 20 * s)] {
         redis.acquire(&[tokens(100, amount)], at_ms(ms)).unwrap();
