@@ -2,10 +2,36 @@
 //! processes share their limits.
 //!
 //! Each limit and agent (each limit alone, for a rule limit shared by all
-//! agents) is a sorted set of the amounts allowed in its sliding window (score: the time in milliseconds). One Lua script checks
-//! every limit a decision touches and takes them all or none, so the store
-//! is exact under concurrency across processes, as [`crate::InProcess`] is
-//! across threads. Keys expire with their window.
+//! agents) is a sorted set holding one entry per amount allowed in its
+//! sliding window (score: the time in milliseconds; member: the time, a
+//! nonce and the amount), beside a string key holding the sum of those
+//! amounts. One Lua script checks every limit a decision touches and takes
+//! them all or none, so the store is exact under concurrency across
+//! processes, as [`crate::InProcess`] is across threads. Keys expire with
+//! their window.
+//!
+//! The window is the in-process store's: an entry stamped `t` counts at
+//! every time in `[t, t + window)`, and has aged out at `now` once
+//! `t + window <= now` (the script drops scores `<= now - window`,
+//! inclusive). A limit of N allows at most N in any such window, and a
+//! refusal's `retry_after` is exact: the time until enough of the oldest
+//! entries age out for the amount to fit (the whole window when the amount
+//! is more than the limit, and never fits), rounded up to whole seconds.
+//! The same limit twice in one decision counts both amounts, as in
+//! process.
+//!
+//! A call's cost does not grow with the limit: the sum is kept up to date
+//! (entries that age out are read once, as they are dropped, to subtract
+//! their amounts: amortised, one read per entry ever added), so a call
+//! that fits is a few O(log N) commands. A refusal looks only at the
+//! oldest entries: for a count of requests (every amount 1, seen when the
+//! sum equals the number of entries) the one entry that must age out is
+//! read by its rank, in O(log N); for a token budget the oldest entries
+//! are read until enough would age out, which for a limit that is not
+//! over its count (the count lowered by a reload) is no more entries
+//! than the amount asked for. A sum that is missing or does not match
+//! its set (a set written before sums were kept, or a key evicted) is
+//! recomputed once from the set.
 //!
 //! When Redis cannot be reached (or answers too slowly: each call has a
 //! timeout) the store answers [`Refusal::Unavailable`], and the runtime
@@ -16,42 +42,95 @@ use std::time::Duration;
 
 use crate::limiter::{Acquire, LimitKind, LimitStore, Refusal};
 
-/// Checks every item (KEYS[i], ARGV: now, nonce, peek flag, then per item
-/// window_ms, count, amount); when all fit and this is not a peek, adds
-/// them. Returns {0, 0} or {index (1-based), retry_ms}.
+/// Checks every item i (KEYS[2i - 1]: its sorted set, KEYS[2i]: the sum of
+/// its amounts; ARGV: now, nonce, peek flag, then per item window_ms,
+/// count, amount); when all fit and this is not a peek, adds them.
+/// Returns {0, 0} or {index (1-based), retry_ms}.
 const SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local nonce = ARGV[2]
 local peek = ARGV[3] == '1'
-local function arg(i, k) return tonumber(ARGV[3 + (i - 1) * 3 + k]) end
+local items = #KEYS / 2
+local function raw(i, k) return ARGV[3 + (i - 1) * 3 + k] end
+local function arg(i, k) return tonumber(raw(i, k)) end
 local function amount_of(member) return tonumber(string.match(member, ':(%d+)$')) end
-for i = 1, #KEYS do
-  local window, count, amount = arg(i, 1), arg(i, 2), arg(i, 3)
-  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now - window)
-  local members = redis.call('ZRANGE', KEYS[i], 0, -1, 'WITHSCORES')
-  local used = 0
-  for j = 1, i - 1 do
-    if KEYS[j] == KEYS[i] then used = used + arg(j, 3) end
-  end
-  for k = 1, #members, 2 do used = used + amount_of(members[k]) end
-  if used + amount > count then
-    if amount > count then return {i, window} end
-    local remaining = used
-    for k = 1, #members, 2 do
-      remaining = remaining - amount_of(members[k])
-      if remaining + amount <= count then
-        return {i, tonumber(members[k + 1]) + window - now}
-      end
+local function int(x) return string.format('%d', x) end
+
+-- Drops the entries of set z that have aged out at now (scores <= cutoff)
+-- and subtracts them from the sum in t. Returns the sum and the number of
+-- entries left.
+local function trim(z, t, cutoff)
+  local total = tonumber(redis.call('GET', t))
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
+  if #gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
+    if total then
+      local sum = 0
+      for k = 1, #gone do sum = sum + amount_of(gone[k]) end
+      total = total - sum
+      redis.call('DECRBY', t, int(sum))
     end
-    return {i, window}
+  end
+  local card = redis.call('ZCARD', z)
+  if card == 0 then
+    if total then redis.call('DEL', t) end
+    return 0, 0
+  end
+  if not total or total < card then
+    -- No sum, or one that cannot be (every amount is at least 1): the set
+    -- predates sums, or a key was lost. Summed once, here.
+    total = 0
+    local all = redis.call('ZRANGE', z, 0, -1)
+    for k = 1, #all do total = total + amount_of(all[k]) end
+    redis.call('SET', t, int(total))
+    local ttl = redis.call('PTTL', z)
+    if ttl > 0 then redis.call('PEXPIRE', t, ttl) end
+  end
+  return total, card
+end
+
+-- How long until `need` of the amounts in z have aged out.
+local function wait(z, window, need, total, card)
+  if total == card then
+    -- Every amount is 1: the need-th oldest entry.
+    local e = redis.call('ZRANGE', z, int(need - 1), int(need - 1), 'WITHSCORES')
+    if #e == 0 then return window end
+    return tonumber(e[2]) + window - now
+  end
+  local from, batch = 0, 16
+  while true do
+    local e = redis.call('ZRANGE', z, int(from), int(from + batch - 1), 'WITHSCORES')
+    if #e == 0 then return window end
+    for k = 1, #e, 2 do
+      need = need - amount_of(e[k])
+      if need <= 0 then return tonumber(e[k + 1]) + window - now end
+    end
+    from = from + batch
+    if batch < 1024 then batch = batch * 2 end
+  end
+end
+
+for i = 1, items do
+  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+  local window, count, amount = arg(i, 1), arg(i, 2), arg(i, 3)
+  local total, card = trim(z, t, now - window)
+  -- The same limit earlier in this call: its amounts count too.
+  for j = 1, i - 1 do
+    if KEYS[2 * j - 1] == z then amount = amount + arg(j, 3) end
+  end
+  if total + amount > count then
+    if amount > count then return {i, window} end
+    return {i, wait(z, window, total + amount - count, total, card)}
   end
 end
 if not peek then
-  for i = 1, #KEYS do
-    local window, amount = arg(i, 1), arg(i, 3)
-    if amount > 0 then
-      redis.call('ZADD', KEYS[i], now, now .. ':' .. nonce .. ':' .. i .. ':' .. amount)
-      redis.call('PEXPIRE', KEYS[i], window)
+  for i = 1, items do
+    local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+    if arg(i, 3) > 0 then
+      redis.call('ZADD', z, ARGV[1], ARGV[1] .. ':' .. nonce .. ':' .. i .. ':' .. raw(i, 3))
+      redis.call('INCRBY', t, raw(i, 3))
+      redis.call('PEXPIRE', z, raw(i, 1))
+      redis.call('PEXPIRE', t, raw(i, 1))
     end
   end
 end
@@ -115,22 +194,29 @@ impl RedisStore {
         self
     }
 
-    fn key(&self, item: &Acquire<'_>) -> String {
+    /// The item's sorted set, then the key holding the sum of its
+    /// amounts.
+    fn keys(&self, item: &Acquire<'_>) -> [String; 2] {
         let kind = match item.scope.kind() {
             LimitKind::Rule => "rule",
             LimitKind::RuleShared => "rule-shared",
             LimitKind::Agent => "agent",
         };
         // Length-prefixed, so that no name can run into the next part.
-        format!(
-            "{}:{kind}:{}:{}:{}:{}:{}",
-            self.prefix,
+        let rest = format!(
+            "{}:{}:{}:{}:{}",
             item.scope.name().len(),
             item.scope.name(),
             item.scope.sub().len(),
             item.scope.sub(),
             item.agent
-        )
+        );
+        // The set's third part is a length (digits), the sum's `sum`: no
+        // limit's set is another's sum, whatever the agent's name.
+        [
+            format!("{}:{kind}:{rest}", self.prefix),
+            format!("{}:{kind}:sum:{rest}", self.prefix),
+        ]
     }
 
     fn run(&self, items: &[Acquire<'_>], now_ms: i64, peek: bool) -> Result<(), Refusal> {
@@ -156,7 +242,9 @@ impl RedisStore {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut call = self.script.prepare_invoke();
         for item in items {
-            call.key(self.key(item));
+            for key in self.keys(item) {
+                call.key(key);
+            }
         }
         call.arg(now_ms)
             .arg(format!("{:x}-{nonce}", self.instance))
