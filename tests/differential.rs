@@ -254,6 +254,7 @@ fn quote(s: &str) -> String {
 
 /// Realistic action names (ceilings read some of them) beside random ones.
 const ACTIONS: &[&str] = &[
+    "*",
     "tool:call",
     "model:use",
     "net:connect",
@@ -444,6 +445,19 @@ fn policy(rng: &mut Rng) -> (Vec<String>, Vocab) {
         let _ = writeln!(head, "  max_delegation_depth {}", 2 + rng.below(2));
     }
     head.push_str("}\n");
+    // Sometimes a minimal policy: a few rules of one action and nothing
+    // else (the smallest records a bundle can hold).
+    if rng.chance(4) {
+        for i in 0..1 + rng.below(3) {
+            let _ = writeln!(
+                head,
+                "rule r{i}: {} {}",
+                rng.pick(&["allow", "deny", "approve"]),
+                pattern(rng, &mut vocab.actions, &["*", "a"])
+            );
+        }
+        return (vec![head], vocab);
+    }
     let mut items: Vec<String> = Vec::new();
     // Agents and roles; `ops` may be both.
     let declared: Vec<&str> = ["a", "b", "ops"]
@@ -758,6 +772,7 @@ struct Tally {
     approve: u64,
     limited: u64,
     non_finite: u64,
+    disagreements: u64,
 }
 
 /// Decides every request in both engines and compares; returns each
@@ -794,12 +809,20 @@ fn compare(
         }
         let expected = reference.check(&req, now).to_json();
         let got = rt.check_at(&req, now).to_json(&req);
-        assert_eq!(
-            got,
-            expected,
-            "{label}: the engines disagree\nrequest {json} (NaN put in: {poisoned})\n{}",
-            show(sources)
-        );
+        if got != expected {
+            let report = format!(
+                "{label}: the engines disagree\nrequest {json} (NaN put in: {poisoned})\nruntime:   {got}\nreference: {expected}\n{}",
+                show(sources)
+            );
+            // WRIT_DIFF_KEEP_GOING=1: count every disagreement (one per
+            // policy: limits may drift apart after it) and fail at the end.
+            assert!(std::env::var("WRIT_DIFF_KEEP_GOING").is_ok(), "{report}");
+            if tally.disagreements < 40 {
+                eprintln!("{report}\n");
+            }
+            tally.disagreements += 1;
+            return Some(out);
+        }
         tally.decisions += 1;
         let d: serde_json::Value = serde_json::from_str(&got).unwrap();
         match d["decision"].as_str() {
@@ -856,7 +879,9 @@ fn the_bundle_decides_like_the_reference_evaluator() {
             continue;
         };
         // The same policy in writ's YAML schema decides the same way.
-        if sources.len() == 1 && rng.chance(20) {
+        // (After a disagreement, in WRIT_DIFF_KEEP_GOING mode, `decided`
+        // is cut short: no twin then.)
+        if sources.len() == 1 && decided.len() == requests.len() && rng.chance(20) {
             let comp = compile(&sources, None);
             let set = comp.checked_set().unwrap();
             if let Ok(yaml) = writ::lang::convert::to_yaml(set, &[]) {
@@ -876,17 +901,21 @@ fn the_bundle_decides_like_the_reference_evaluator() {
                 };
                 let a: Vec<_> = again.iter().map(effect).collect();
                 let d: Vec<_> = decided.iter().map(effect).collect();
-                assert_eq!(
-                    a,
-                    d,
-                    "{label}: the YAML twin decides otherwise\n{}",
-                    show(&twin)
-                );
+                if a != d {
+                    let report = format!(
+                        "{label}: the YAML twin decides otherwise\ntwin:   {a:?}\nsource: {d:?}\n{}",
+                        show(&twin)
+                    );
+                    assert!(std::env::var("WRIT_DIFF_KEEP_GOING").is_ok(), "{report}");
+                    eprintln!("{report}\n");
+                    tally.disagreements += 1;
+                }
                 tally.yaml_twins += 1;
             }
         }
     }
     println!("differential: {tally:?}");
+    assert_eq!(tally.disagreements, 0, "the engines disagreed: {tally:?}");
     let compared = tally.policies - tally.refused;
     assert!(
         tally.refused * 20 <= tally.policies,
