@@ -937,6 +937,235 @@ fn the_bundle_decides_like_the_reference_evaluator() {
     }
 }
 
+/// A YAML string (JSON's double-quoted form is valid YAML).
+fn yq(s: &str) -> String {
+    serde_json::to_string(s).unwrap()
+}
+
+fn glob_pattern(rng: &mut Rng, vocab: &mut Vec<Vec<G>>, fixed: &[&str]) -> String {
+    // `pattern` quotes for the writ language; undo it for YAML.
+    let mut g = gen_glob(rng, 0);
+    if rng.chance(35) {
+        let f = *rng.pick(fixed);
+        g = f.chars().map(G::Lit).collect();
+    }
+    let text = glob_text(&g);
+    vocab.push(g);
+    yq(&text)
+}
+
+fn yaml_value(rng: &mut Rng, vocab: &Vocab) -> String {
+    match rng.below(4) {
+        0 => (*rng.pick(&["0", "100", "-1", "99.99", "1e20"])).to_owned(),
+        1 if !vocab.strings.is_empty() => yq(&vocab.strings[rng.below(vocab.strings.len())]),
+        _ => {
+            let words: &[&str] = &["x", "USD", "vip", "é\n", "5"];
+            yq(words[rng.below(words.len())])
+        }
+    }
+}
+
+/// A policy in the Aegis dialect.
+fn aegis(rng: &mut Rng) -> (String, Vocab) {
+    let mut vocab = Vocab::default();
+    let approvals = ["auto", "approve", "block"];
+    let risks = ["low", "medium", "high", "critical"];
+    let mut s = format!(
+        "version: \"1\"\ndefaults:\n  risk_level: {}\n  approval: {}\nrules:\n",
+        rng.pick(&risks),
+        rng.pick(&approvals)
+    );
+    for i in 0..1 + rng.below(6) {
+        let _ = write!(
+            s,
+            "  - name: r{i}\n    match:\n      type: {}\n",
+            glob_pattern(rng, &mut vocab.actions, ACTIONS)
+        );
+        if rng.chance(50) {
+            let _ = writeln!(
+                s,
+                "      target: {}",
+                glob_pattern(rng, &mut vocab.targets, &["refund", "doc", "*"])
+            );
+        }
+        if rng.chance(60) {
+            s.push_str("    conditions:\n");
+            let mut used = Vec::new();
+            for _ in 0..1 + rng.below(2) {
+                let key = *rng.pick(&[
+                    "param_eq",
+                    "param_gt",
+                    "param_lt",
+                    "param_gte",
+                    "param_lte",
+                    "param_contains",
+                    "param_matches",
+                    "time_after",
+                    "time_before",
+                ]);
+                if used.contains(&key) {
+                    continue;
+                }
+                used.push(key);
+                match key {
+                    "time_after" | "time_before" => {
+                        let _ = writeln!(
+                            s,
+                            "      {key}: \"{}\"",
+                            rng.pick(&["08:00", "18:00", "12:30"])
+                        );
+                    }
+                    "param_matches" => {
+                        let mut globs = Vec::new();
+                        let p = glob_pattern(rng, &mut globs, &["x*"]);
+                        for g in &globs {
+                            let inst = instance(rng, g);
+                            vocab.strings.push(inst);
+                        }
+                        let _ = writeln!(s, "      {key}:\n        {}: {p}", rng.pick(FIELDS));
+                    }
+                    "param_eq" | "param_contains" => {
+                        let v = yaml_value(rng, &vocab);
+                        let _ = writeln!(s, "      {key}:\n        {}: {v}", rng.pick(FIELDS));
+                    }
+                    _ => {
+                        let _ = writeln!(
+                            s,
+                            "      {key}:\n        {}: {}",
+                            rng.pick(FIELDS),
+                            rng.pick(&["0", "100", "-1", "99.99"])
+                        );
+                    }
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "    risk_level: {}\n    approval: {}",
+            rng.pick(&risks),
+            rng.pick(&approvals)
+        );
+    }
+    (s, vocab)
+}
+
+/// A policy in the MeshGuard dialect.
+fn meshguard(rng: &mut Rng) -> (String, Vocab) {
+    let mut vocab = Vocab::default();
+    let mut s = String::from("name: p\nversion: \"1.0\"\n");
+    if rng.chance(30) {
+        s.push_str("appliesTo:\n  tags:\n    - x\n");
+    }
+    if rng.chance(60) {
+        let _ = writeln!(
+            s,
+            "agents:\n  support:\n    rate_limits:\n      requests_per_{}: {}",
+            rng.pick(&["minute", "hour"]),
+            1 + rng.below(3)
+        );
+    }
+    s.push_str("rules:\n");
+    for _ in 0..1 + rng.below(6) {
+        let _ = write!(
+            s,
+            "  - effect: {}\n    actions:\n      - {}\n",
+            rng.pick(&["allow", "deny", "approve"]),
+            glob_pattern(rng, &mut vocab.actions, ACTIONS)
+        );
+        if rng.chance(60) {
+            s.push_str("    conditions:\n");
+            match rng.below(4) {
+                0 => {
+                    let _ = writeln!(s, "      amount_max: {}", rng.pick(&["100", "0.5", "-1"]));
+                }
+                1 => {
+                    let _ = writeln!(
+                        s,
+                        "      amount_min: {}",
+                        rng.pick(&["100.01", "0", "1e20"])
+                    );
+                }
+                2 => {
+                    let _ = writeln!(
+                        s,
+                        "      time_range: \"{}\"",
+                        rng.pick(&["09:00-18:00", "22:00-06:00"])
+                    );
+                }
+                _ => {
+                    let v = yaml_value(rng, &vocab);
+                    let _ = writeln!(
+                        s,
+                        "      {}: {v}",
+                        rng.pick(&["currency", "name", "labels"])
+                    );
+                }
+            }
+        }
+        if rng.chance(20) {
+            let _ = writeln!(
+                s,
+                "    constraints:\n      rate_limit: \"{}/{}\"",
+                1 + rng.below(2),
+                rng.pick(&["minute", "hour", "hour"])
+            );
+        }
+        if rng.chance(30) {
+            s.push_str("    reason: \"plain\"\n");
+        }
+    }
+    let _ = writeln!(s, "defaultEffect: {}", rng.pick(&["allow", "deny"]));
+    (s, vocab)
+}
+
+#[test]
+fn the_seed_dialects_decide_alike_in_both_engines() {
+    let policies = env_u64("WRIT_DIFF_POLICIES", 2_500) / 5;
+    let seed = env_u64("WRIT_DIFF_SEED", 0x5EED_0019) ^ 0xD1A1;
+    let mut tally = Tally::default();
+    for n in 0..policies {
+        let mut rng = Rng(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
+        let (name, (text, vocab)) = if n % 2 == 0 {
+            (format!("p{n}.aegis.yaml"), aegis(&mut rng))
+        } else {
+            (format!("p{n}.meshguard.yaml"), meshguard(&mut rng))
+        };
+        let sources = vec![Source { name, text }];
+        let mut clock = 1_736_935_198_000i64;
+        let requests: Vec<(String, bool)> = (0..REQUESTS_PER_POLICY)
+            .map(|_| {
+                let mut r: serde_json::Value =
+                    serde_json::from_str(&request(&mut rng, &vocab, &mut clock)).unwrap();
+                if rng.chance(50) {
+                    r["tags"] = serde_json::json!(["x"]);
+                }
+                (r.to_string(), rng.chance(3))
+            })
+            .collect();
+        tally.policies += 1;
+        let label = format!("dialect policy {n} (seed {seed:#x})");
+        if compare(&sources, &requests, &mut rng, &mut tally, &label).is_none() {
+            tally.refused += 1;
+        }
+    }
+    println!("dialects: {tally:?}");
+    assert_eq!(tally.disagreements, 0, "the engines disagreed: {tally:?}");
+    assert!(
+        tally.refused * 20 <= tally.policies,
+        "more than 5% of generated dialect policies were refused: {tally:?}"
+    );
+    if policies >= 100 {
+        for (what, n) in [
+            ("allow", tally.allow),
+            ("deny", tally.deny),
+            ("approve", tally.approve),
+            ("limits reached", tally.limited),
+        ] {
+            assert!(n >= 20, "only {n} decisions of kind {what}: {tally:?}");
+        }
+    }
+}
+
 /// Every example and seed policy (each YAML dialect, and the writ
 /// language) with generated requests.
 #[test]
