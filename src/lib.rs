@@ -87,7 +87,8 @@ pub struct Limits {
 }
 
 /// Policy text past this many bytes (all sources together) is refused by
-/// default (E0002): about 5 million rules, which take some 1.5 GiB to check.
+/// default (E0002): some 400,000 rules, which take about 800 MiB to check
+/// (`docs/limits.md`).
 pub const MAX_POLICY_SIZE: usize = 32 << 20;
 
 impl Default for Limits {
@@ -191,7 +192,14 @@ fn stem(name: &str) -> String {
 /// Lowers and merges sources given in memory, in order.
 #[must_use]
 pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
-    compile_with(&mut Cache::default(), sources, dialect)
+    compile_with(
+        &mut Cache {
+            once: true,
+            ..Cache::default()
+        },
+        sources,
+        dialect,
+    )
 }
 
 /// What [`compile_with`] keeps from one compilation for the next, so that
@@ -206,6 +214,9 @@ pub struct Cache {
     /// Limits given by the caller; `None`: [`Limits::from_env`] at each
     /// compilation.
     limits: Option<Limits>,
+    /// The cache of one compilation ([`compile`]): it keeps no items, so
+    /// that a policy is not held twice while it is read.
+    once: bool,
 }
 
 impl Cache {
@@ -268,7 +279,14 @@ pub fn compile_with(
             break;
         }
         if lang::is_writ_file(&src.name) {
-            let reads = cache.reads.entry(src.name.clone()).or_default();
+            let once = cache.once;
+            let reads = cache.reads.entry(src.name.clone()).or_insert_with(|| {
+                if once {
+                    lang::incremental::ReadCache::once()
+                } else {
+                    lang::incremental::ReadCache::default()
+                }
+            });
             let (lowered, diags) =
                 lang::incremental::read(reads, id, file.text(), &stem(&src.name));
             diagnostics.extend(diags);
@@ -334,7 +352,7 @@ fn too_large(id: FileId, name: &str, len: usize, total: usize, limit: usize) -> 
     .with_help(format!(
         "split the policy, or raise the limit with the environment variable \
          WRIT_MAX_POLICY_SIZE (e.g. WRIT_MAX_POLICY_SIZE={}MiB); checking takes about \
-         50 bytes of memory per byte of policy",
+         25 bytes of memory per byte of policy",
         (total >> 20).saturating_add(1).next_power_of_two()
     ))
 }
