@@ -3,21 +3,37 @@
 //! Patterns are classified so that exact names, prefixes (`tool:*`),
 //! suffixes (`*_read`) and `*` never go through an automaton; every other
 //! glob (with `?`, classes, alternatives, inner `*`, or ignoring case) is
-//! compiled to a dense DFA by regex-automata, with size limits, and stored
-//! serialized. Conditions become postfix code. The policy's time zone
-//! travels as TZif data, so the runtime needs no time zone database.
+//! compiled to a dense DFA by regex-automata and stored serialized. Each
+//! automaton is bounded ([`crate::Limits::automaton`]), and so are all of a
+//! bundle's together ([`crate::Limits::automata`]): the driver checks both
+//! when it compiles a policy ([`check_automata`], so `writ check`, the
+//! editor and `writ compile` give one verdict), keeping what it built in
+//! [`Automata`] for the bundle. Conditions become postfix code. The
+//! policy's time zone travels as TZif data, so the runtime needs no time
+//! zone database.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
+use writ_diagnostics::{Code, Diagnostic};
 use writ_ir::{
     AccessList, Agent, CmpOp, Combining, Condition, Effect, Field, Metric, NamedList, Pattern,
     PolicySet, RateUnit, Risk, Subject, Tier, Value,
 };
 use writ_runtime::model as m;
 
-use crate::Source;
+use crate::{Limits, Source};
 
-/// DFAs bigger than this are refused (a glob that explodes).
+/// One pattern's automaton may take at most this many bytes, unless
+/// raised ([`Limits::automaton`], `WRIT_AUTOMATON_LIMIT`): a glob that
+/// explodes.
 pub const DFA_SIZE_LIMIT: usize = 4 << 20;
+
+/// The automata of one bundle together (each pattern that needs one, as
+/// often as it is written) may take at most this many bytes, unless raised
+/// ([`Limits::automata`], `WRIT_AUTOMATA_BUDGET`).
+pub const AUTOMATA_BUDGET: usize = 16 << 20;
 
 /// Why a policy could not be compiled into a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,41 +93,450 @@ fn rate(r: writ_ir::Rate) -> m::Rate {
 
 const META: [char; 5] = ['*', '?', '[', '{', '\\'];
 
-/// Classifies a glob; anything but a plain name, `lit*`, `*lit` or `*`
-/// becomes a DFA.
-///
-/// # Errors
-/// When the glob's DFA would exceed [`DFA_SIZE_LIMIT`].
-pub fn pattern(p: &Pattern) -> Result<m::Pattern, CompileError> {
+/// How the runtime matches a pattern.
+enum Shape<'a> {
+    Any,
+    Exact(&'a str),
+    Prefix(&'a str),
+    Suffix(&'a str),
+    Automaton,
+}
+
+fn shape(p: &Pattern) -> Shape<'_> {
     let text = p.as_str();
-    if !p.is_case_insensitive() {
-        if p.matches_everything() {
-            return Ok(m::Pattern::Any);
-        }
-        if !text.contains(META) {
-            return Ok(m::Pattern::Exact(text.to_owned()));
-        }
-        let body = text.trim_end_matches('*');
-        if body.len() < text.len() && !body.is_empty() && !body.contains(META) {
-            return Ok(m::Pattern::Prefix(body.to_owned()));
-        }
-        let body = text.trim_start_matches('*');
-        if body.len() < text.len() && !body.is_empty() && !body.contains(META) {
-            return Ok(m::Pattern::Suffix(body.to_owned()));
+    if p.is_case_insensitive() {
+        return Shape::Automaton;
+    }
+    if p.matches_everything() {
+        return Shape::Any;
+    }
+    if !text.contains(META) {
+        return Shape::Exact(text);
+    }
+    let body = text.trim_end_matches('*');
+    if body.len() < text.len() && !body.is_empty() && !body.contains(META) {
+        return Shape::Prefix(body);
+    }
+    let body = text.trim_start_matches('*');
+    if body.len() < text.len() && !body.is_empty() && !body.contains(META) {
+        return Shape::Suffix(body);
+    }
+    Shape::Automaton
+}
+
+/// True when the runtime matches `p` with an automaton: anything but an
+/// exact name, `lit*`, `*lit` or `*`, and every pattern that ignores case.
+#[must_use]
+pub fn needs_automaton(p: &Pattern) -> bool {
+    matches!(shape(p), Shape::Automaton)
+}
+
+/// Why a pattern has no automaton.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// It would take more than the limit it was built under.
+    TooBig { limit: usize },
+    /// The builder failed otherwise (a bug: every glob translates).
+    Failed(String),
+}
+
+/// What building a pattern's automaton gave.
+#[derive(Clone, Debug)]
+enum Built {
+    Dfa(Arc<[u8]>),
+    Refused(Refusal),
+}
+
+/// The automata built for a policy, by pattern text and case, each built
+/// once; [`check_automata`] fills it and [`compile_with`] reads it, so a
+/// bundle does not build them again. Kept in the driver's [`crate::Cache`]
+/// from one compilation to the next (the editor's path).
+#[derive(Clone, Default)]
+pub struct Automata {
+    /// The limits they were checked against.
+    limits: Limits,
+    /// Bytes of the automata the last check counted (each as often as it
+    /// is written).
+    total: usize,
+    sensitive: HashMap<String, Built>,
+    insensitive: HashMap<String, Built>,
+}
+
+impl std::fmt::Debug for Automata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Automata")
+            .field("limits", &self.limits)
+            .field("patterns", &self.len())
+            .field("total", &self.total)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Automata {
+    /// No automata yet, to be checked against `limits`.
+    #[must_use]
+    pub fn new(limits: Limits) -> Automata {
+        Automata {
+            limits,
+            ..Automata::default()
         }
     }
-    Ok(m::Pattern::Dfa {
-        text: text.to_owned(),
-        dfa: dfa(p)?,
+
+    /// The limits these automata are checked against.
+    #[must_use]
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// Bytes of the automata of the set last checked, each as often as it
+    /// is written (as the bundle holds them), up to where the check stopped.
+    #[must_use]
+    pub fn total(&self) -> usize {
+        self.total
+    }
+
+    /// The number of distinct automata kept (built or refused).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.sensitive.len() + self.insensitive.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn map(&self, p: &Pattern) -> &HashMap<String, Built> {
+        if p.is_case_insensitive() {
+            &self.insensitive
+        } else {
+            &self.sensitive
+        }
+    }
+
+    /// What was built for `p` within `limit`, if that is known without
+    /// building: a refusal under a limit at least as large stays one.
+    fn known(&self, p: &Pattern, limit: usize) -> Option<Result<Arc<[u8]>, Refusal>> {
+        match self.map(p).get(p.as_str())? {
+            Built::Dfa(bytes) if bytes.len() <= limit => Some(Ok(Arc::clone(bytes))),
+            Built::Dfa(_) => Some(Err(Refusal::TooBig { limit })),
+            Built::Refused(Refusal::TooBig { limit: tried }) if *tried >= limit => {
+                Some(Err(Refusal::TooBig { limit }))
+            }
+            Built::Refused(Refusal::TooBig { .. }) => None,
+            Built::Refused(r) => Some(Err(r.clone())),
+        }
+    }
+
+    /// The automaton of `p` within `limit` bytes, built at most once for
+    /// every limit that can change the answer.
+    fn get(&mut self, p: &Pattern, limit: usize) -> Result<Arc<[u8]>, Refusal> {
+        if let Some(known) = self.known(p, limit) {
+            return known;
+        }
+        let built = match dfa(p, limit, self.limits.automaton) {
+            Ok(bytes) => Built::Dfa(bytes.into()),
+            Err(r) => Built::Refused(r),
+        };
+        let map = if p.is_case_insensitive() {
+            &mut self.insensitive
+        } else {
+            &mut self.sensitive
+        };
+        map.insert(p.as_str().to_owned(), built.clone());
+        match built {
+            Built::Dfa(bytes) => Ok(bytes),
+            Built::Refused(r) => Err(r),
+        }
+    }
+
+    /// Moves what `old` built for `p` here (a cache carried over).
+    fn adopt(&mut self, old: &mut Automata, p: &Pattern) {
+        let (from, to) = if p.is_case_insensitive() {
+            (&mut old.insensitive, &mut self.insensitive)
+        } else {
+            (&mut old.sensitive, &mut self.sensitive)
+        };
+        if !to.contains_key(p.as_str())
+            && let Some((k, v)) = from.remove_entry(p.as_str())
+        {
+            to.insert(k, v);
+        }
+    }
+}
+
+/// A size in bytes as people read it (`4 MiB`, `512 KiB`, `300 bytes`).
+#[must_use]
+pub fn size(bytes: usize) -> String {
+    const KIB: usize = 1 << 10;
+    const MIB: usize = 1 << 20;
+    const GIB: usize = 1 << 30;
+    let (unit, name) = match bytes {
+        b if b >= GIB => (GIB, "GiB"),
+        b if b >= MIB => (MIB, "MiB"),
+        b if b >= KIB => (KIB, "KiB"),
+        _ => return format!("{bytes} bytes"),
+    };
+    if bytes.is_multiple_of(unit) {
+        format!("{} {name}", bytes / unit)
+    } else {
+        #[expect(clippy::cast_precision_loss, reason = "a size shown to one decimal")]
+        let shown = bytes as f64 / unit as f64;
+        format!("{shown:.1} {name}")
+    }
+}
+
+/// Where a pattern is written, for diagnostics.
+#[derive(Clone, Copy)]
+enum Owner<'s> {
+    Rule(&'s str),
+    Agent(&'s Subject, &'s str),
+}
+
+impl std::fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Rule(name) => write!(f, "rule `{name}`"),
+            Owner::Agent(Subject::Agent, name) => write!(f, "agent `{name}`"),
+            Owner::Agent(Subject::Role, name) => write!(f, "role `{name}`"),
+            Owner::Agent(Subject::Everyone, name) => write!(f, "every agent `{name}`"),
+        }
+    }
+}
+
+/// Every pattern of the set, each time it is written, with its owner, in
+/// the order the bundle holds them.
+fn each_pattern<'s>(set: &'s PolicySet, f: &mut impl FnMut(&'s Pattern, Owner<'s>)) {
+    fn in_condition<'s>(
+        c: &'s Condition,
+        owner: Owner<'s>,
+        f: &mut impl FnMut(&'s Pattern, Owner<'s>),
+    ) {
+        match c {
+            Condition::Glob { pattern, .. } => f(pattern, owner),
+            Condition::All(parts) | Condition::Any(parts) => {
+                for p in parts {
+                    in_condition(p, owner, f);
+                }
+            }
+            Condition::Not(inner, _) => in_condition(inner, owner, f),
+            _ => {}
+        }
+    }
+    for r in &set.rules {
+        let owner = Owner::Rule(&r.name.value);
+        for p in r.actions.iter().chain(&r.targets) {
+            f(p, owner);
+        }
+        if let Some(c) = &r.condition {
+            in_condition(c, owner, f);
+        }
+    }
+    for a in &set.agents {
+        let owner = Owner::Agent(&a.subject, &a.name.value);
+        for list in [&a.models, &a.tools, &a.hosts] {
+            for l in [&list.allow, &list.block].into_iter().flatten() {
+                for p in &l.patterns {
+                    f(p, owner);
+                }
+            }
+        }
+        for l in &a.limits {
+            if let Some(p) = &l.actions {
+                f(p, owner);
+            }
+        }
+    }
+}
+
+const SHAPES: &str = "an exact name, `prefix*`, `*suffix` or `*` needs no automaton \
+    (a pattern that ignores case, as host patterns do, always needs one)";
+
+/// Builds the automaton of every pattern of `set` that needs one (each
+/// distinct pattern once, reusing what `automata` kept and forgetting what
+/// the set no longer uses) and checks them against the limits: one
+/// pattern's automaton against [`Limits::automaton`], all of them (each as
+/// often as it is written, as the bundle stores them) against
+/// [`Limits::automata`]. Past the budget nothing more is built, and a
+/// pattern refused as too big counts as the limit it was refused at, so a
+/// policy of exploding globs is refused in the time it takes to build the
+/// budget's worth of automata (the patterns after that are checked once
+/// the errors before them are fixed).
+pub fn check_automata(set: &PolicySet, automata: &mut Automata) -> Vec<Diagnostic> {
+    let limits = automata.limits;
+    let mut old = std::mem::replace(automata, Automata::new(limits));
+    let mut diagnostics = Vec::new();
+    // Bytes of the automata built, and of those plus the work spent on
+    // patterns refused.
+    let mut total: usize = 0;
+    let mut spent: usize = 0;
+    let mut over = false;
+    each_pattern(set, &mut |p, owner| {
+        if over || !needs_automaton(p) {
+            return;
+        }
+        automata.adopt(&mut old, p);
+        let left = limits.automata.saturating_sub(total);
+        let limit = limits.automaton.min(left);
+        match automata.get(p, limit) {
+            Ok(bytes) => {
+                total = total.saturating_add(bytes.len());
+                spent = spent.saturating_add(bytes.len());
+            }
+            Err(Refusal::TooBig { .. }) if limit == limits.automaton => {
+                spent = spent.saturating_add(limit);
+                over = spent > limits.automata;
+                let d = too_big(p, owner, limits.automaton);
+                diagnostics.push(if over { d.with_note(STOPPED) } else { d });
+            }
+            Err(Refusal::TooBig { .. }) => {
+                over = true;
+                diagnostics.push(over_budget(p, owner, limits.automata, total, left));
+            }
+            Err(Refusal::Failed(why)) => diagnostics.push(
+                Diagnostic::new(
+                    Code::AutomatonTooBig,
+                    p.span,
+                    format!(
+                        "the pattern \"{}\" of {owner} cannot be compiled to an automaton: {why}",
+                        p.as_str()
+                    ),
+                )
+                .with_help("this is a bug in writ; please report it with the pattern"),
+            ),
+        }
+    });
+    automata.total = total;
+    diagnostics
+}
+
+const STOPPED: &str = "writ builds no more automata after this one, for time: \
+    the patterns after it are checked once the ones before are fixed";
+
+/// A size to suggest for a limit: twice `bytes`, in whole MiB.
+fn twice(bytes: usize) -> String {
+    format!("{}MiB", (bytes >> 20).saturating_mul(2).max(1))
+}
+
+/// E0209: `p` alone needs more than the limit of one pattern.
+fn too_big(p: &Pattern, owner: Owner<'_>, limit: usize) -> Diagnostic {
+    Diagnostic::new(
+        Code::AutomatonTooBig,
+        p.span,
+        format!(
+            "the pattern \"{}\" of {owner} needs an automaton of more than {}, \
+             the most one pattern may take",
+            p.as_str(),
+            size(limit)
+        ),
+    )
+    .with_label_message(format!("more than {} of automaton", size(limit)))
+    .with_help(format!(
+        "rewrite the pattern: {SHAPES}, and a `*` followed by many `?` or classes \
+         is what makes one explode; split it into several patterns; or raise the \
+         limit with the environment variable WRIT_AUTOMATON_LIMIT (e.g. \
+         WRIT_AUTOMATON_LIMIT={})",
+        twice(limit)
+    ))
+}
+
+/// E0209: the automata up to `p` take more than the budget.
+fn over_budget(
+    p: &Pattern,
+    owner: Owner<'_>,
+    budget: usize,
+    total: usize,
+    left: usize,
+) -> Diagnostic {
+    Diagnostic::new(
+        Code::AutomatonTooBig,
+        p.span,
+        format!(
+            "the automata of this policy take more than {}, the budget of a bundle: \
+             the patterns before this one take {}, and the automaton of \"{}\" ({owner}) \
+             needs more than the {} left",
+            size(budget),
+            size(total),
+            p.as_str(),
+            size(left)
+        ),
+    )
+    .with_label_message(format!("over the budget of {}", size(budget)))
+    .with_help(format!(
+        "write fewer patterns that need automata: {SHAPES}; or raise the budget with \
+         the environment variable WRIT_AUTOMATA_BUDGET (e.g. WRIT_AUTOMATA_BUDGET={})",
+        twice(budget)
+    ))
+}
+
+/// Classifies a glob; anything but a plain name, `lit*`, `*lit` or `*`
+/// becomes a DFA (built within the current limits, [`Limits::current`]).
+///
+/// # Errors
+/// When the glob's DFA would exceed the limit of one pattern.
+pub fn pattern(p: &Pattern) -> Result<m::Pattern, CompileError> {
+    compiled(p, &Automata::new(Limits::current()), &mut 0)
+}
+
+/// A pattern for the bundle, its automaton taken from `automata` or built,
+/// counting automata bytes in `total` against the budget.
+fn compiled(
+    p: &Pattern,
+    automata: &Automata,
+    total: &mut usize,
+) -> Result<m::Pattern, CompileError> {
+    Ok(match shape(p) {
+        Shape::Any => m::Pattern::Any,
+        Shape::Exact(s) => m::Pattern::Exact(s.to_owned()),
+        Shape::Prefix(s) => m::Pattern::Prefix(s.to_owned()),
+        Shape::Suffix(s) => m::Pattern::Suffix(s.to_owned()),
+        Shape::Automaton => {
+            let limits = automata.limits;
+            let limit = limits.automaton;
+            let dfa = match automata.known(p, limit) {
+                Some(known) => known.map(|b| b.to_vec()),
+                None => dfa(p, limit, limit),
+            }
+            .map_err(|r| CompileError {
+                message: match r {
+                    Refusal::TooBig { limit } => format!(
+                        "the automaton of the pattern \"{}\" would take more than {} \
+                         (error {}; WRIT_AUTOMATON_LIMIT raises the limit)",
+                        p.as_str(),
+                        size(limit),
+                        Code::AutomatonTooBig
+                    ),
+                    Refusal::Failed(why) => {
+                        format!("cannot compile the pattern \"{}\": {why}", p.as_str())
+                    }
+                },
+            })?;
+            *total = total.saturating_add(dfa.len());
+            if *total > limits.automata {
+                return Err(CompileError {
+                    message: format!(
+                        "the automata of the policy take more than {}, the budget of a bundle, \
+                 at the pattern \"{}\" (error {}; WRIT_AUTOMATA_BUDGET raises the budget)",
+                        size(limits.automata),
+                        p.as_str(),
+                        Code::AutomatonTooBig
+                    ),
+                });
+            }
+            m::Pattern::Dfa {
+                text: p.as_str().to_owned(),
+                dfa,
+            }
+        }
     })
 }
 
-fn dfa(p: &Pattern) -> Result<Vec<u8>, CompileError> {
+/// The serialized DFA of a glob, refused past `limit` bytes or when
+/// determinizing it needs more than `work` bytes (the limit of one
+/// pattern, whatever is left of the budget, so that whether a pattern can
+/// be built does not depend on the patterns before it).
+fn dfa(p: &Pattern, limit: usize, work: usize) -> Result<Vec<u8>, Refusal> {
     use regex_automata::dfa::{StartKind, dense};
-    let text = p.as_str();
-    let fail = |why: String| CompileError {
-        message: format!("cannot compile the pattern \"{text}\": {why}"),
-    };
     // The glob's own translation (writ_ir::glob): Unicode mode, so `?` and
     // classes match one character of the UTF-8 request strings, and `*`
     // matches newlines, as the reference matcher does.
@@ -119,17 +544,40 @@ fn dfa(p: &Pattern) -> Result<Vec<u8>, CompileError> {
         .configure(
             dense::Config::new()
                 .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(DFA_SIZE_LIMIT))
-                .determinize_size_limit(Some(DFA_SIZE_LIMIT)),
+                .dfa_size_limit(Some(limit))
+                .determinize_size_limit(Some(work)),
         )
         .build(&p.glob().to_regex())
-        .map_err(|e| fail(format!("{e} ({e:?})")))?;
+        .map_err(|e| {
+            if e.is_size_limit_exceeded() {
+                Refusal::TooBig { limit }
+            } else {
+                Refusal::Failed(e.to_string())
+            }
+        })?;
     let (bytes, pad) = built.to_bytes_little_endian();
-    Ok(bytes.get(pad..).unwrap_or_default().to_vec())
+    let bytes = bytes.get(pad..).unwrap_or_default().to_vec();
+    if bytes.len() > limit {
+        return Err(Refusal::TooBig { limit });
+    }
+    Ok(bytes)
 }
 
-fn patterns(ps: &[Pattern]) -> Result<Vec<m::Pattern>, CompileError> {
-    ps.iter().map(pattern).collect()
+/// What the bundle is built with: the automata already built, and the
+/// bytes of automata so far.
+struct Cx<'a> {
+    automata: &'a Automata,
+    total: usize,
+}
+
+impl Cx<'_> {
+    fn pattern(&mut self, p: &Pattern) -> Result<m::Pattern, CompileError> {
+        compiled(p, self.automata, &mut self.total)
+    }
+
+    fn patterns(&mut self, ps: &[Pattern]) -> Result<Vec<m::Pattern>, CompileError> {
+        ps.iter().map(|p| self.pattern(p)).collect()
+    }
 }
 
 fn value(v: &Value) -> m::Value {
@@ -162,7 +610,7 @@ fn cmp(op: CmpOp) -> u8 {
 }
 
 /// Emits a condition as postfix code.
-fn condition(c: &Condition, out: &mut m::Condition) -> Result<(), CompileError> {
+fn condition(c: &Condition, out: &mut m::Condition, cx: &mut Cx<'_>) -> Result<(), CompileError> {
     let atom = |a: m::Atom, out: &mut m::Condition| {
         out.code.push(m::Op::Atom(
             u32::try_from(out.atoms.len()).unwrap_or(u32::MAX),
@@ -203,7 +651,7 @@ fn condition(c: &Condition, out: &mut m::Condition) -> Result<(), CompileError> 
         } => atom(
             m::Atom::Glob {
                 field: field(f),
-                pattern: pattern(p)?,
+                pattern: cx.pattern(p)?,
                 case_insensitive: p.is_case_insensitive(),
             },
             out,
@@ -234,7 +682,7 @@ fn condition(c: &Condition, out: &mut m::Condition) -> Result<(), CompileError> 
         }
         Condition::All(parts) | Condition::Any(parts) => {
             for p in parts {
-                condition(p, out)?;
+                condition(p, out, cx)?;
             }
             let n = u32::try_from(parts.len()).unwrap_or(u32::MAX);
             out.code.push(if matches!(c, Condition::All(_)) {
@@ -244,32 +692,32 @@ fn condition(c: &Condition, out: &mut m::Condition) -> Result<(), CompileError> 
             });
         }
         Condition::Not(inner, _) => {
-            condition(inner, out)?;
+            condition(inner, out, cx)?;
             out.code.push(m::Op::Not);
         }
     }
     Ok(())
 }
 
-fn list(l: Option<&NamedList>) -> Result<Option<m::NamedList>, CompileError> {
+fn list(l: Option<&NamedList>, cx: &mut Cx<'_>) -> Result<Option<m::NamedList>, CompileError> {
     l.map(|l| {
         Ok(m::NamedList {
             key: l.key.clone(),
-            patterns: patterns(&l.patterns)?,
+            patterns: cx.patterns(&l.patterns)?,
             case_insensitive: l.patterns.iter().any(Pattern::is_case_insensitive),
         })
     })
     .transpose()
 }
 
-fn access(a: &AccessList) -> Result<m::AccessList, CompileError> {
+fn access(a: &AccessList, cx: &mut Cx<'_>) -> Result<m::AccessList, CompileError> {
     Ok(m::AccessList {
-        allow: list(a.allow.as_ref())?,
-        block: list(a.block.as_ref())?,
+        allow: list(a.allow.as_ref(), cx)?,
+        block: list(a.block.as_ref(), cx)?,
     })
 }
 
-fn agent(a: &Agent) -> Result<m::Agent, CompileError> {
+fn agent(a: &Agent, cx: &mut Cx<'_>) -> Result<m::Agent, CompileError> {
     Ok(m::Agent {
         subject: match a.subject {
             Subject::Agent => 0,
@@ -282,9 +730,9 @@ fn agent(a: &Agent) -> Result<m::Agent, CompileError> {
         tier: a.tier.as_ref().map(|t| tier(t.value)),
         tags: a.tags.iter().map(|t| t.value.clone()).collect(),
         token_prefix: a.token_prefix.as_ref().map(|t| t.value.clone()),
-        models: access(&a.models)?,
-        tools: access(&a.tools)?,
-        hosts: access(&a.hosts)?,
+        models: access(&a.models, cx)?,
+        tools: access(&a.tools, cx)?,
+        hosts: access(&a.hosts, cx)?,
         require_tls: a.require_tls.as_ref().map(|t| t.value),
         limits: a
             .limits
@@ -297,7 +745,7 @@ fn agent(a: &Agent) -> Result<m::Agent, CompileError> {
                         Metric::Tokens => 1,
                     },
                     rate: rate(l.rate),
-                    actions: l.actions.as_ref().map(pattern).transpose()?,
+                    actions: l.actions.as_ref().map(|p| cx.pattern(p)).transpose()?,
                 })
             })
             .collect::<Result<_, CompileError>>()?,
@@ -330,12 +778,27 @@ pub fn revision(sources: &[Source]) -> [u8; 32] {
     h.finalize().into()
 }
 
-/// Builds the bundle model of a checked policy set.
+/// Builds the bundle model of a checked policy set, within the current
+/// limits ([`Limits::current`]).
 ///
 /// # Errors
-/// When a glob's automaton exceeds the size limit or a time zone has no
-/// data.
+/// When a glob's automaton exceeds the limit of one pattern, the automata
+/// together exceed the budget, or a time zone has no data.
 pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileError> {
+    model_with(set, revision, &Automata::new(Limits::current()))
+}
+
+/// [`model`], taking the automata [`check_automata`] built from
+/// `automata` (and its limits).
+///
+/// # Errors
+/// As [`model`].
+pub fn model_with(
+    set: &PolicySet,
+    revision: [u8; 32],
+    automata: &Automata,
+) -> Result<m::Model, CompileError> {
+    let mut cx = Cx { automata, total: 0 };
     let s = &set.settings;
     let settings = m::Settings {
         combining: match s.combining.value {
@@ -358,7 +821,7 @@ pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileErr
                     atoms: Vec::new(),
                     code: Vec::new(),
                 };
-                condition(c, &mut out)?;
+                condition(c, &mut out, &mut cx)?;
                 Some(out)
             }
             None => None,
@@ -368,8 +831,8 @@ pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileErr
             policy: r.policy.0,
             effect: effect(r.effect.value),
             risk: r.risk.as_ref().map(|x| risk(x.value)),
-            actions: patterns(&r.actions)?,
-            targets: patterns(&r.targets)?,
+            actions: cx.patterns(&r.actions)?,
+            targets: cx.patterns(&r.targets)?,
             targets_case_insensitive: r.targets.iter().any(Pattern::is_case_insensitive),
             scope: m::Scope {
                 agents: r.scope.agents.iter().map(|a| a.value.clone()).collect(),
@@ -393,6 +856,11 @@ pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileErr
             reason: r.reason.as_ref().map(|x| x.value.clone()),
         });
     }
+    let agents = set
+        .agents
+        .iter()
+        .map(|a| agent(a, &mut cx))
+        .collect::<Result<_, _>>()?;
     let graph = writ_graph::build(set);
     let edges = graph
         .graph
@@ -411,14 +879,15 @@ pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileErr
         revision,
         policies: set.policies.iter().map(|p| p.name.clone()).collect(),
         settings,
-        agents: set.agents.iter().map(agent).collect::<Result<_, _>>()?,
+        agents,
         rules,
         graph: edges,
     })
 }
 
 /// Compiles a checked policy set into bundle bytes, signed when a key is
-/// given (32-byte Ed25519 secret key).
+/// given (32-byte Ed25519 secret key), within the current limits
+/// ([`Limits::current`]).
 ///
 /// # Errors
 /// As [`model`].
@@ -427,7 +896,21 @@ pub fn compile(
     sources: &[Source],
     signing_key: Option<&[u8; 32]>,
 ) -> Result<Vec<u8>, CompileError> {
-    let model = model(set, revision(sources))?;
+    compile_with(set, sources, signing_key, &Automata::new(Limits::current()))
+}
+
+/// [`compile`] with the automata the driver built when it checked the
+/// policy ([`crate::Compilation::automata`]), within their limits.
+///
+/// # Errors
+/// As [`model`].
+pub fn compile_with(
+    set: &PolicySet,
+    sources: &[Source],
+    signing_key: Option<&[u8; 32]>,
+    automata: &Automata,
+) -> Result<Vec<u8>, CompileError> {
+    let model = model_with(set, revision(sources), automata)?;
     let bytes = match signing_key {
         Some(secret) => {
             use ed25519_dalek::Signer as _;

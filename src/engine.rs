@@ -58,7 +58,8 @@ impl<'p> SourceEngine<'p> {
     /// When the compiler cannot build the bundle (e.g. a glob over the
     /// automaton budget).
     pub fn new(set: &'p PolicySet, comp: &Compilation) -> Result<SourceEngine<'p>, CompileError> {
-        SourceEngine::from_sources(set, &comp.owned_sources())
+        let bundle = crate::bundle::compile_with(set, &comp.owned_sources(), None, &comp.automata)?;
+        SourceEngine::from_bundle(set, bundle)
     }
 
     /// As [`SourceEngine::new`], from the sources themselves.
@@ -69,7 +70,10 @@ impl<'p> SourceEngine<'p> {
         set: &'p PolicySet,
         sources: &[Source],
     ) -> Result<SourceEngine<'p>, CompileError> {
-        let bundle = crate::bundle::compile(set, sources, None)?;
+        SourceEngine::from_bundle(set, crate::bundle::compile(set, sources, None)?)
+    }
+
+    fn from_bundle(set: &'p PolicySet, bundle: Vec<u8>) -> Result<SourceEngine<'p>, CompileError> {
         let runtime = load(&bundle)?;
         Ok(SourceEngine {
             set,

@@ -254,42 +254,97 @@ fn literal_start(p: &Pattern) -> &str {
     s.find(META).map_or(s, |i| s.get(..i).unwrap_or(""))
 }
 
+/// What every name a target pattern matches begins and ends with (the
+/// literal text before its first and after its last piece of glob syntax),
+/// lowercased: a target that covers another has a start that is a prefix
+/// of the other's start and an end that is a suffix of its end.
+fn target_key(p: &Pattern) -> (String, String) {
+    let s = p.as_str();
+    let first = s.find(['*', '?', '[', '{', '\\']).unwrap_or(s.len());
+    let last = s
+        .rfind(['*', '?', '[', ']', '{', '}', ',', '\\'])
+        .map_or(0, |i| i + 1);
+    let start = s.get(..first).unwrap_or("");
+    let end = s.get(last..).unwrap_or("");
+    (start.to_ascii_lowercase(), end.to_ascii_lowercase())
+}
+
+/// Every prefix of `s` (the empty one and `s` included).
+fn prefixes(s: &str) -> impl Iterator<Item = &str> {
+    s.char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(s.len()))
+        .filter_map(|i| s.get(..i))
+}
+
+/// Every suffix of `s` (the empty one and `s` included).
+fn suffixes(s: &str) -> impl Iterator<Item = &str> {
+    s.char_indices()
+        .map(|(i, _)| i)
+        .chain(std::iter::once(s.len()))
+        .filter_map(|i| s.get(i..))
+}
+
+/// Rules by the start and then the end of their targets.
+type ByTarget = HashMap<String, HashMap<String, Vec<usize>>>;
+
 /// The shadowed rules of a first-match policy set (none under
 /// deny-overrides, where every matching rule counts). Earlier rules are
 /// found through indexes, so this stays near-linear: rules whose actions
 /// and targets are all literal by (action, target); others by the literal
-/// start of their action patterns, probed with every prefix of the later
-/// rule's actions.
+/// start of their action patterns and then by the start of each of their
+/// targets (or as having none), probed with every prefix of the later
+/// rule's actions and of its first target (a rule that covers it covers
+/// that one too).
 #[must_use]
 pub fn shadowed(set: &PolicySet) -> Vec<Shadow> {
     if set.settings.combining.value != Combining::FirstMatch {
         return Vec::new();
     }
     let facts: Vec<Facts<'_>> = set.rules.iter().map(Facts::new).collect();
-    let mut literal: HashMap<(&str, &str), Vec<usize>> = HashMap::default();
-    let mut by_start: HashMap<&str, Vec<usize>> = HashMap::default();
+    let mut literal: HashMap<(&str, &str, Option<u64>), Vec<usize>> = HashMap::default();
+    // (Action start, condition) → rules without targets, and → target key
+    // → rules; the condition is `None` for a rule without one, else its
+    // fingerprint (a rule with a condition shadows only rules with the
+    // same one).
+    let mut any_target: HashMap<(&str, Option<u64>), Vec<usize>> = HashMap::default();
+    let mut by_target: HashMap<(&str, Option<u64>), ByTarget> = HashMap::default();
     let mut out = Vec::new();
     let mut candidates: Vec<usize> = Vec::new();
     for (i, b) in facts.iter().enumerate() {
         let rb = b.rule;
         candidates.clear();
+        let first_target = rb.targets.first().map(target_key);
         for p in &rb.actions {
             let text = p.as_str();
-            let start = literal_start(p);
-            for (cut, _) in start
-                .char_indices()
-                .chain(std::iter::once((start.len(), ' ')))
-            {
-                if let Some(v) = start.get(..cut).and_then(|k| by_start.get(k)) {
-                    candidates.extend(v);
+            for start in prefixes(literal_start(p)) {
+                for cond in [None, Some(b.fingerprint)] {
+                    if let Some(v) = any_target.get(&(start, cond)) {
+                        candidates.extend(v);
+                    }
+                    if let (Some((first, last)), Some(by_start)) =
+                        (&first_target, by_target.get(&(start, cond)))
+                    {
+                        for k in prefixes(first) {
+                            if let Some(by_end) = by_start.get(k) {
+                                for e in suffixes(last) {
+                                    if let Some(v) = by_end.get(e) {
+                                        candidates.extend(v);
+                                    }
+                                }
+                            }
+                        }
+                    }
                 }
             }
-            if let Some(v) = literal.get(&(text, "")) {
-                candidates.extend(v);
-            }
-            for t in &rb.targets {
-                if let Some(v) = literal.get(&(text, t.as_str())) {
+            for cond in [None, Some(b.fingerprint)] {
+                if let Some(v) = literal.get(&(text, "", cond)) {
                     candidates.extend(v);
+                }
+                for t in &rb.targets {
+                    if let Some(v) = literal.get(&(text, t.as_str(), cond)) {
+                        candidates.extend(v);
+                    }
                 }
             }
         }
@@ -306,18 +361,37 @@ pub fn shadowed(set: &PolicySet) -> Vec<Shadow> {
         let literal_rule = rb.actions.iter().all(Pattern::is_literal)
             && rb.targets.iter().all(Pattern::is_literal)
             && !rb.targets.iter().any(Pattern::is_case_insensitive);
+        let cond = (!b.unconditional).then_some(b.fingerprint);
         if literal_rule {
             for p in &rb.actions {
                 if rb.targets.is_empty() {
-                    literal.entry((p.as_str(), "")).or_default().push(i);
+                    literal.entry((p.as_str(), "", cond)).or_default().push(i);
                 }
                 for t in &rb.targets {
-                    literal.entry((p.as_str(), t.as_str())).or_default().push(i);
+                    literal
+                        .entry((p.as_str(), t.as_str(), cond))
+                        .or_default()
+                        .push(i);
                 }
             }
         } else {
+            let mut keys: Vec<(String, String)> = rb.targets.iter().map(target_key).collect();
+            keys.sort_unstable();
+            keys.dedup();
             for p in &rb.actions {
-                by_start.entry(literal_start(p)).or_default().push(i);
+                let start = literal_start(p);
+                if rb.targets.is_empty() {
+                    any_target.entry((start, cond)).or_default().push(i);
+                }
+                let by_start = by_target.entry((start, cond)).or_default();
+                for (first, last) in &keys {
+                    by_start
+                        .entry(first.clone())
+                        .or_default()
+                        .entry(last.clone())
+                        .or_default()
+                        .push(i);
+                }
             }
         }
     }
@@ -603,5 +677,82 @@ mod tests {
         assert!(!unused(
             "agent \"a\" { delegates [bot] }\nagent \"bot\" {}\n"
         ));
+    }
+
+    /// The indexes find exactly what comparing every earlier rule finds.
+    #[test]
+    fn the_indexes_find_what_every_pair_finds() {
+        use super::{Facts, Shadow, shadowed, shadows};
+        let actions = [
+            "\"t\"",
+            "\"t*\"",
+            "\"*\"",
+            "\"u\"",
+            "[\"t\", \"u\"]",
+            "\"t?\"",
+        ];
+        let targets = [
+            "",
+            " on x",
+            " on \"x*\"",
+            " on \"xy*\"",
+            " on \"*y\"",
+            " on \"*\"",
+            " on [x, xy]",
+            " on xy",
+            " on hosts \"X*\"",
+            " on hosts xy",
+            " on \"x\\\\*\"",
+            " on \"x?\"",
+            " on \"*xy\"",
+            " on \"x*y\"",
+            " on \"[x]y\"",
+            " on \"{x,y}y\"",
+            " on hosts \"*Y\"",
+            " on \"x\\\\y\"",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            usize::try_from(seed % n as u64).unwrap_or(0)
+        };
+        for _ in 0..200 {
+            let mut text = String::new();
+            for i in 0..12 {
+                let a = actions.get(next(actions.len())).copied().unwrap_or("\"t\"");
+                let t = targets.get(next(targets.len())).copied().unwrap_or("");
+                let who = if next(4) == 0 { " for roles [r]" } else { "" };
+                let when = ["", "", " when x > 1", " when x > 2", " limit 1 per hour"]
+                    .get(next(5))
+                    .copied()
+                    .unwrap_or("");
+                text += &format!("rule r{i}: deny {a}{t}{who}{when}\n");
+            }
+            let comp = compile(
+                &[Source {
+                    name: "t.writ".into(),
+                    text: text.clone(),
+                }],
+                None,
+            );
+            let Some(set) = comp.set.as_ref() else {
+                continue;
+            };
+            let facts: Vec<Facts<'_>> = set.rules.iter().map(Facts::new).collect();
+            let every_pair: Vec<Shadow> = facts
+                .iter()
+                .enumerate()
+                .filter_map(|(i, b)| {
+                    facts
+                        .iter()
+                        .take(i)
+                        .position(|a| a.rule.policy == b.rule.policy && shadows(a, b))
+                        .map(|by| Shadow { shadowed: i, by })
+                })
+                .collect();
+            assert_eq!(shadowed(set), every_pair, "{text}");
+        }
     }
 }

@@ -472,3 +472,33 @@ fn the_analyzer_survives_every_example_and_damaged_copies_at_every_position() {
         }
     }
 }
+
+#[test]
+fn an_exploding_glob_is_an_error_in_the_editor_as_in_check() {
+    runtime().block_on(async {
+        let mut h = Harness::start().await;
+        let (uri, text) = h.open("blowup.writ").await;
+        let d = h.diagnostics(&uri).await;
+        let diags = d["diagnostics"].as_array().unwrap();
+        assert_eq!(diags.len(), 1, "{d}");
+        assert_eq!(diags[0]["code"], "E0209");
+        assert_eq!(diags[0]["severity"], 1);
+        assert_eq!(diags[0]["range"]["start"], pos(&text, "\"*-", 0));
+        let message = diags[0]["message"].as_str().unwrap();
+        assert!(message.contains("rule `long_ids`"), "{message}");
+
+        // A prefix needs no automaton: the error goes.
+        let line = text.lines().position(|l| l.contains("\"*-")).unwrap();
+        let end = text.lines().nth(line).unwrap().len();
+        h.notify(
+            "textDocument/didChange",
+            json!({"textDocument": {"uri": uri, "version": 2},
+                   "contentChanges": [{"range": {"start": {"line": line, "character": 0}, "end": {"line": line, "character": end}},
+                                       "text": "rule long_ids: deny \"tool:call\" on \"id-*\""}]}),
+        )
+        .await;
+        let d = h.diagnostics(&uri).await;
+        assert_eq!(d["version"], 2);
+        assert_eq!(d["diagnostics"], json!([]), "{d}");
+    });
+}

@@ -85,7 +85,7 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
         }
     };
     let sources = comp.owned_sources();
-    let bytes = match writ::bundle::compile(set, &sources, key.as_ref()) {
+    let bytes = match writ::bundle::compile_with(set, &sources, key.as_ref(), &comp.automata) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("writ compile: {e}");

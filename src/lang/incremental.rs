@@ -43,9 +43,21 @@ pub struct ReadCache {
     parts: rustc_hash::FxHashMap<Box<str>, Part>,
     /// How many parts the last read reused.
     reused: usize,
+    /// Keep nothing: the cache of a file read once.
+    once: bool,
 }
 
 impl ReadCache {
+    /// A cache for a file read once: it keeps no part, so that reading does
+    /// not hold every item twice (some 1 KiB a rule).
+    #[must_use]
+    pub fn once() -> ReadCache {
+        ReadCache {
+            once: true,
+            ..ReadCache::default()
+        }
+    }
+
     /// How many parts the cache holds.
     #[must_use]
     pub fn len(&self) -> usize {
@@ -83,7 +95,9 @@ pub fn read(
     let mut assembler = Assembler::new(file, fallback_name);
     let mut syntax = Vec::new();
     let mut items = 0usize;
-    for range in parse::parts(text) {
+    let parts = parse::parts(text);
+    assembler.reserve(parts.len());
+    for range in parts {
         let start = range.start;
         let last = range.end >= text.len();
         let Some(part_text) = text.get(range.clone()) else {
@@ -107,11 +121,16 @@ pub fn read(
                     }
                     continue;
                 }
+                // Exactly as long as it is: a part is most often one item,
+                // and `collect` would keep room for four (some 2 KiB a rule).
+                let mut lowered: Vec<_> =
+                    parsed.items.iter().filter_map(lower::lower_item).collect();
+                lowered.shrink_to_fit();
                 let part = Part {
                     start,
                     last,
                     items: parsed.items.len(),
-                    lowered: parsed.items.iter().filter_map(lower::lower_item).collect(),
+                    lowered,
                     syntax: parsed.diagnostics,
                 };
                 (Box::from(part_text), part)
@@ -132,6 +151,13 @@ pub fn read(
             }
         }
         items += part.items;
+        if cache.once {
+            syntax.extend(part.syntax);
+            for (lowered, diags) in part.lowered {
+                assembler.add(lowered, diags);
+            }
+            continue;
+        }
         syntax.extend(part.syntax.iter().cloned());
         for (lowered, diags) in &part.lowered {
             assembler.add(lowered.clone(), diags.clone());

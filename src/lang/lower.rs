@@ -106,6 +106,12 @@ impl Assembler {
         }
     }
 
+    /// Makes room for `rules` rules (a file of many rules would otherwise
+    /// hold up to twice their memory while its vector grows).
+    pub fn reserve(&mut self, rules: usize) {
+        self.rules.reserve_exact(rules);
+    }
+
     /// Adds an item lowered earlier, with its diagnostics.
     pub fn add(&mut self, lowered: Lowered, diags: Vec<Diagnostic>) {
         self.cx.diags.extend(diags);

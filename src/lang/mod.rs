@@ -27,7 +27,7 @@ pub fn is_writ_file(name: &str) -> bool {
 #[must_use]
 pub fn read(file: FileId, text: &str, fallback_name: &str) -> (PolicyFile, Vec<Diagnostic>) {
     incremental::read(
-        &mut incremental::ReadCache::default(),
+        &mut incremental::ReadCache::once(),
         file,
         text,
         fallback_name,

@@ -67,6 +67,7 @@ macro_rules! codes {
 
 codes! {
     Io = "E0001", Input, Error, "file cannot be read";
+    PolicyTooLarge = "E0002", Input, Error, "policy too large";
     YamlSyntax = "E0101", Syntax, Error, "yaml syntax error";
     EmptyPolicy = "E0102", Syntax, Error, "empty policy file";
     UnknownKey = "E0103", Syntax, Error, "unknown key";
@@ -82,6 +83,7 @@ codes! {
     InvalidWeekday = "E0206", Value, Error, "invalid weekday";
     InvalidOperand = "E0207", Value, Error, "condition value does not fit its operator";
     InvalidNumber = "E0208", Value, Error, "invalid number";
+    AutomatonTooBig = "E0209", Value, Error, "pattern automata over their limit";
     DuplicateRuleName = "E0301", Names, Error, "duplicate rule name";
     DuplicateAgent = "E0302", Names, Error, "agent or role declared twice";
     UnexpectedToken = "E0401", Language, Error, "syntax error";

@@ -47,7 +47,7 @@ pub enum Token {
 }
 
 /// A parsed glob.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Glob {
     tokens: Vec<Token>,
     case_insensitive: bool,
@@ -117,8 +117,12 @@ impl Glob {
         if alternatives.is_some() {
             return err("unclosed alternatives: a `{` has no matching `}`");
         }
+        let mut tokens = stack.pop().unwrap_or_default();
+        // One token a character, kept as long as the pattern: the room a
+        // growing vector leaves would be most of a rule's memory.
+        tokens.shrink_to_fit();
         Ok(Glob {
-            tokens: stack.pop().unwrap_or_default(),
+            tokens,
             case_insensitive,
         })
     }

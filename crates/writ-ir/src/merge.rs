@@ -173,6 +173,9 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
         .map(|r| r.name.value.clone())
         .collect();
     let rules = files.iter().map(|f| f.rules.len()).sum();
+    // Room for exactly every rule: a growing vector of 100,000 rules would
+    // keep room for 131,072 and copy them on the way.
+    set.rules.reserve_exact(rules);
     let mut seen_rules: HashMap<String, Span> =
         HashMap::with_capacity_and_hasher(rules, rustc_hash::FxBuildHasher);
     let mut generated_counts: HashMap<String, u32> = HashMap::default();

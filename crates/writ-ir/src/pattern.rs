@@ -9,7 +9,7 @@
 
 use std::fmt;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use writ_diagnostics::Span;
 
@@ -30,7 +30,11 @@ pub struct Pattern {
 
 struct Inner {
     text: String,
-    glob: Glob,
+    /// Parsed when the pattern is made, unless it is an exact name,
+    /// `lit*`, `*lit` or `*` that respects case (always valid, and matched
+    /// without it): then only if someone asks (one token a character, it
+    /// would be most of a rule's memory).
+    glob: OnceLock<Glob>,
     case_insensitive: bool,
 }
 
@@ -63,8 +67,12 @@ impl Pattern {
                 message: "empty pattern".to_owned(),
             });
         }
-        let glob =
-            Glob::parse(text, case_insensitive).map_err(|e| PatternError { message: e.message })?;
+        let glob = OnceLock::new();
+        if case_insensitive || !plain_shape(text) {
+            let parsed = Glob::parse(text, case_insensitive)
+                .map_err(|e| PatternError { message: e.message })?;
+            let _ = glob.set(parsed);
+        }
         Ok(Pattern {
             inner: Arc::new(Inner {
                 text: text.to_owned(),
@@ -95,13 +103,16 @@ impl Pattern {
                 return candidate.ends_with(body);
             }
         }
-        self.inner.glob.is_match(candidate)
+        self.glob().is_match(candidate)
     }
 
     /// The parsed glob (the compiler builds its automaton from it).
     #[must_use]
     pub fn glob(&self) -> &Glob {
-        &self.inner.glob
+        self.inner.glob.get_or_init(|| {
+            // Only plain shapes are parsed here, and they always parse.
+            Glob::parse(&self.inner.text, self.inner.case_insensitive).unwrap_or_default()
+        })
     }
 
     #[must_use]
@@ -130,6 +141,16 @@ impl Pattern {
 
 /// Glob syntax; a pattern without any is one exact name.
 const META: [char; 5] = ['*', '?', '[', '{', '\\'];
+
+/// An exact name, `lit*`, `*lit` or all `*`: a valid glob that
+/// [`Pattern::is_match`] matches without parsing (when it respects case).
+fn plain_shape(text: &str) -> bool {
+    let body = text.trim_end_matches('*');
+    if !body.contains(META) {
+        return true;
+    }
+    !text.trim_start_matches('*').contains(META)
+}
 
 impl fmt::Debug for Pattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
