@@ -223,11 +223,8 @@ fn pattern(c: &mut Choices, into: &mut Vec<String>, fixed: &[&str]) -> String {
 }
 
 fn value_word(c: &mut Choices) -> &'static str {
-    if c.chance(50) {
-        *c.pick(NUMBERS)
-    } else {
-        *c.pick(WORDS)
-    }
+    let pool = if c.chance(50) { NUMBERS } else { WORDS };
+    pool[c.below(pool.len())]
 }
 
 fn atom(c: &mut Choices, names: &mut Names) -> String {
