@@ -857,7 +857,14 @@ fn the_bundle_decides_like_the_reference_evaluator() {
     let policies = env_u64("WRIT_DIFF_POLICIES", 2_500);
     let seed = env_u64("WRIT_DIFF_SEED", 0x5EED_0019);
     let mut tally = Tally::default();
+    // WRIT_DIFF_ONLY=N replays policy N of the seed alone.
+    let only = std::env::var("WRIT_DIFF_ONLY")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
     for n in 0..policies {
+        if only.is_some_and(|o| o != n) {
+            continue;
+        }
         let mut rng = Rng(seed ^ n.wrapping_mul(0xA24B_AED4_963E_E407));
         let (files, vocab) = policy(&mut rng);
         let sources: Vec<Source> = files
@@ -902,9 +909,23 @@ fn the_bundle_decides_like_the_reference_evaluator() {
                 let a: Vec<_> = again.iter().map(effect).collect();
                 let d: Vec<_> = decided.iter().map(effect).collect();
                 if a != d {
+                    let i = a.iter().zip(&d).position(|(x, y)| x != y).unwrap_or(0);
+                    // WRIT_DIFF_DUMP=DIR writes the policy, its twin and the
+                    // requests, to replay with `writ eval --requests`.
+                    if let Ok(dir) = std::env::var("WRIT_DIFF_DUMP") {
+                        let dir = std::path::Path::new(&dir);
+                        let lines: Vec<&str> = requests.iter().map(|(r, _)| r.as_str()).collect();
+                        std::fs::write(dir.join("requests.jsonl"), lines.join("\n")).unwrap();
+                        std::fs::write(dir.join("policy.writ"), &sources[0].text).unwrap();
+                        std::fs::write(dir.join("twin.yaml"), &twin[0].text).unwrap();
+                    }
                     let report = format!(
-                        "{label}: the YAML twin decides otherwise\ntwin:   {a:?}\nsource: {d:?}\n{}",
-                        show(&twin)
+                        "{label}: the YAML twin decides otherwise at request {i}: {}\ntwin:   {}\nsource: {}\n{}\n{}",
+                        requests[i].0,
+                        again[i],
+                        decided[i],
+                        show(&twin),
+                        show(&sources)
                     );
                     assert!(std::env::var("WRIT_DIFF_KEEP_GOING").is_ok(), "{report}");
                     eprintln!("{report}\n");
