@@ -355,3 +355,35 @@ fn a_guard_on_a_value_of_the_wrong_type_fails_closed() {
         ["deny", "deny", "deny", "allow", "deny", "allow"]
     );
 }
+
+#[test]
+fn a_look_at_a_limit_changes_nothing_and_time_never_runs_backwards_in_a_window() {
+    // Found by a 40,000-policy campaign: a YAML twin (roles listed before
+    // agents) decided one request otherwise, because looking at the role's
+    // limit while deciding dropped an entry that a later request, dated
+    // earlier, still counted. Declaration order must not matter.
+    let agent = "agent \"a\" {\n  roles [billing]\n  tools allow [x]\n}\n";
+    let role = "role \"billing\" {\n  limit 1 requests per hour\n}\n";
+    let rule = "rule all: allow \"*\"\n";
+    let at = |t: &str| format!("2025-01-15T{t}:00Z");
+    let reqs: Vec<String> = [
+        ("x", "10:00"),
+        ("y", "12:00"),
+        ("x", "10:30"),
+        ("x", "11:00"),
+    ]
+    .iter()
+    .map(|(target, t)| {
+        serde_json::json!({"agent": "a", "action": "tool:call", "target": target, "at": at(t)})
+            .to_string()
+    })
+    .collect();
+    let agent_first = both(&format!("{OPEN}{agent}{role}{rule}"), &reqs);
+    let role_first = both(&format!("{OPEN}{role}{agent}{rule}"), &reqs);
+    for d in [&agent_first, &role_first] {
+        // 10:30 is taken at 10:00's time or later: the 10:00 request still
+        // counts, for 30 more minutes; at 11:00 it has left.
+        assert_eq!(effects(d), ["allow", "deny", "deny", "allow"], "{d:?}");
+        assert_eq!(d[2]["retry_after_s"], 1800);
+    }
+}

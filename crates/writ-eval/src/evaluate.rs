@@ -46,6 +46,7 @@ pub(crate) struct Clock {
 /// A limit that must be committed if the decision ends as allow.
 pub(crate) struct Pending {
     key: LimitKey,
+    rate: writ_ir::Rate,
     amount: u64,
 }
 
@@ -124,7 +125,7 @@ impl<'p> Evaluator<'p> {
             }
             if commit {
                 for p in pending {
-                    self.limiter.commit(p.key, p.amount, clock.millis);
+                    self.limiter.commit(p.key, p.rate, p.amount, clock.millis);
                 }
             }
         }
@@ -462,7 +463,11 @@ impl<'p> Evaluator<'p> {
                         Some(limit.span),
                     ));
                 }
-                pending.push(Pending { key, amount });
+                pending.push(Pending {
+                    key,
+                    rate: limit.rate,
+                    amount,
+                });
             }
         }
         None
@@ -591,7 +596,11 @@ impl<'p> Evaluator<'p> {
                     Blocked::Limit,
                 );
             }
-            limits.push(Pending { key, amount: 1 });
+            limits.push(Pending {
+                key,
+                rate: limit.value.rate,
+                amount: 1,
+            });
         }
         let decision = Decision {
             effect: rule.effect.value,

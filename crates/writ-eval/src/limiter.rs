@@ -22,7 +22,15 @@ pub enum LimitKey {
 /// The counters of one evaluator (one process, one CLI batch).
 #[derive(Debug, Default)]
 pub struct Limiter {
-    windows: HashMap<LimitKey, VecDeque<(i64, u64)>>,
+    windows: HashMap<LimitKey, Log>,
+}
+
+/// What one key admitted, oldest first, and the latest time it admitted
+/// something at (kept when that entry has aged out).
+#[derive(Debug, Default)]
+struct Log {
+    entries: VecDeque<(i64, u64)>,
+    latest: Option<i64>,
 }
 
 impl Limiter {
@@ -39,18 +47,21 @@ impl Limiter {
         now_ms: i64,
     ) -> Result<(), u64> {
         let window_ms = i64::try_from(rate.unit.seconds() * 1000).unwrap_or(i64::MAX);
-        let Some(log) = self.windows.get_mut(key) else {
+        let Some(log) = self.windows.get(key) else {
             return if amount <= rate.count {
                 Ok(())
             } else {
                 Err(rate.unit.seconds())
             };
         };
+        // Time never runs backwards within a window: a request earlier
+        // than the latest one admitted is taken at that one's time. A check
+        // changes nothing: entries that have left the window are skipped
+        // here and dropped only when a decision is committed.
+        let now_ms = log.latest.map_or(now_ms, |t| now_ms.max(t));
         let horizon = now_ms.saturating_sub(window_ms);
-        while log.front().is_some_and(|(t, _)| *t <= horizon) {
-            log.pop_front();
-        }
-        let used: u64 = log.iter().map(|(_, a)| *a).sum();
+        let live = || log.entries.iter().skip_while(|(t, _)| *t <= horizon);
+        let used: u64 = live().map(|(_, a)| *a).sum();
         if used.saturating_add(amount) <= rate.count {
             return Ok(());
         }
@@ -60,7 +71,7 @@ impl Limiter {
         // Free the oldest entries until the request fits; it fits when the
         // last of them leaves the window.
         let mut remaining = used;
-        for (t, a) in log.iter() {
+        for (t, a) in live() {
             remaining = remaining.saturating_sub(*a);
             if remaining.saturating_add(amount) <= rate.count {
                 let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
@@ -70,15 +81,22 @@ impl Limiter {
         Err(rate.unit.seconds())
     }
 
-    /// Records an admitted decision.
-    pub fn commit(&mut self, key: LimitKey, amount: u64, now_ms: i64) {
+    /// Records an admitted decision: drops what has left the window (at
+    /// the request's time, or the newest entry's if that is later), then
+    /// adds the amount.
+    pub fn commit(&mut self, key: LimitKey, rate: Rate, amount: u64, now_ms: i64) {
         if amount == 0 {
             return;
         }
-        self.windows
-            .entry(key)
-            .or_default()
-            .push_back((now_ms, amount));
+        let window_ms = i64::try_from(rate.unit.seconds() * 1000).unwrap_or(i64::MAX);
+        let log = self.windows.entry(key).or_default();
+        let now_ms = log.latest.map_or(now_ms, |t| now_ms.max(t));
+        let horizon = now_ms.saturating_sub(window_ms);
+        while log.entries.front().is_some_and(|(t, _)| *t <= horizon) {
+            log.entries.pop_front();
+        }
+        log.entries.push_back((now_ms, amount));
+        log.latest = Some(now_ms);
     }
 }
 
@@ -97,7 +115,7 @@ mod tests {
         };
         for t in [0, 10_000] {
             assert_eq!(l.check(&key, rate, 1, t), Ok(()));
-            l.commit(key.clone(), 1, t);
+            l.commit(key.clone(), rate, 1, t);
         }
         assert_eq!(l.check(&key, rate, 1, 20_000), Err(40));
         // The first entry leaves the window at 60 s exactly.
@@ -123,7 +141,7 @@ mod tests {
             unit: RateUnit::Hour,
         };
         assert_eq!(l.check(&key, rate, 60, 0), Ok(()));
-        l.commit(key.clone(), 60, 0);
+        l.commit(key.clone(), rate, 60, 0);
         assert_eq!(l.check(&key, rate, 50, 1000), Err(3599));
         assert_eq!(l.check(&key, rate, 40, 1000), Ok(()));
         assert_eq!(l.check(&key, rate, 101, 1000), Err(3600));

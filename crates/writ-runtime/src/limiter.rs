@@ -176,6 +176,9 @@ pub struct Window {
     /// The newest entry: time and amount (0 when there is none).
     open: (i64, u64),
     used: u64,
+    /// The latest time an amount was taken at (kept when its entry has
+    /// aged out): no later request is taken at an earlier time.
+    latest: Option<i64>,
 }
 
 impl Window {
@@ -188,7 +191,16 @@ impl Window {
         self.trim_to(Window::window_ms(rate), now_ms);
     }
 
+    /// Time never runs backwards within a window: a request earlier than
+    /// the latest amount taken (a batch replayed with earlier `at` times,
+    /// another process's clock) is taken at that time, so entries stay in
+    /// time order and dropping aged entries never changes an answer.
+    fn clamp(&self, now_ms: i64) -> i64 {
+        self.latest.map_or(now_ms, |t| now_ms.max(t))
+    }
+
     fn trim_to(&mut self, window_ms: i64, now_ms: i64) {
+        let now_ms = self.clamp(now_ms);
         let horizon = now_ms.saturating_sub(window_ms);
         while let Some(&(t, a)) = self.log.front() {
             if t > horizon {
@@ -211,21 +223,31 @@ impl Window {
             .chain((self.open.1 > 0).then_some(&self.open))
     }
 
-    /// Whether `amount` more fits (call [`Window::trim`] first), else
-    /// after how many whole seconds it would (at least 1).
+    /// Whether `amount` more fits, else after how many whole seconds it
+    /// would (at least 1). Changes nothing: entries that have left the
+    /// window are skipped, not dropped, so that looking at a limit while
+    /// deciding never changes what a later request sees.
     ///
     /// # Errors
     /// The wait in seconds.
     pub fn fits(&self, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
-        if self.used.saturating_add(amount) <= rate.count {
+        let now_ms = self.clamp(now_ms);
+        let window_ms = Window::window_ms(rate);
+        let horizon = now_ms.saturating_sub(window_ms);
+        let aged: u64 = self
+            .entries()
+            .take_while(|(t, _)| *t <= horizon)
+            .map(|(_, a)| *a)
+            .sum();
+        let used = self.used.saturating_sub(aged);
+        if used.saturating_add(amount) <= rate.count {
             return Ok(());
         }
         if amount > rate.count {
             return Err(rate.seconds());
         }
-        let window_ms = Window::window_ms(rate);
-        let mut remaining = self.used;
-        for (t, a) in self.entries() {
+        let mut remaining = used;
+        for (t, a) in self.entries().skip_while(|(t, _)| *t <= horizon) {
             remaining = remaining.saturating_sub(*a);
             if remaining.saturating_add(amount) <= rate.count {
                 let wait_ms = t.saturating_add(window_ms).saturating_sub(now_ms).max(1);
@@ -241,6 +263,10 @@ impl Window {
     /// # Errors
     /// The wait in seconds, as [`Window::fits`].
     pub fn take(&mut self, rate: Rate, amount: u64, now_ms: i64) -> Result<(), u64> {
+        if amount == 0 {
+            // Nothing to take: a look.
+            return self.fits(rate, 0, now_ms);
+        }
         let window_ms = Window::window_ms(rate);
         self.trim_to(window_ms, now_ms);
         self.fits(rate, amount, now_ms)?;
@@ -253,6 +279,8 @@ impl Window {
         if amount == 0 {
             return;
         }
+        let now_ms = self.clamp(now_ms);
+        self.latest = Some(now_ms);
         self.used = self.used.saturating_add(amount);
         let (t, a) = self.open;
         if a > 0 && now_ms == t {
@@ -415,10 +443,8 @@ impl LimitStore for InProcess {
         let hash = key_hash(item);
         let mut guard = self.lock();
         match guard.find_mut(hash, |e| e.is(item)) {
-            Some(e) => {
-                e.window.trim(item.rate, now_ms);
-                e.window.fits(item.rate, item.amount, now_ms)
-            }
+            // A look changes nothing (see `Window::fits`).
+            Some(e) => e.window.fits(item.rate, item.amount, now_ms),
             None => Window::default().fits(item.rate, item.amount, now_ms),
         }
         .map_err(full(0))
@@ -457,21 +483,23 @@ impl LimitStore for InProcess {
                 .sum();
             let amount = item.amount.saturating_add(before);
             match guard.find_mut(key_hash(item), |e| e.is(item)) {
-                Some(e) => {
-                    e.window.trim(item.rate, now_ms);
-                    e.window.fits(item.rate, amount, now_ms)
-                }
+                Some(e) => e.window.fits(item.rate, amount, now_ms),
                 None => Window::default().fits(item.rate, amount, now_ms),
             }
             .map_err(full(index))?;
         }
+        // Everything fits: drop what has aged out of each window taken
+        // from, and take.
         for item in items {
             if item.amount == 0 {
                 continue;
             }
             let hash = key_hash(item);
             match guard.find_mut(hash, |e| e.is(item)) {
-                Some(e) => e.window.add(item.amount, now_ms),
+                Some(e) => {
+                    e.window.trim(item.rate, now_ms);
+                    e.window.add(item.amount, now_ms);
+                }
                 None => insert(&mut guard, hash, item, now_ms),
             }
         }
