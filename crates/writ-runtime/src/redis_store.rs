@@ -5,14 +5,15 @@
 //! agents) is a sorted set holding one entry per amount allowed in its
 //! sliding window (score: the time in milliseconds; member: the time, a
 //! nonce and the amount), beside a string key holding the sum of those
-//! amounts. One Lua script checks every limit a decision touches and takes
+//! amounts and one holding the latest time an amount was taken at. One
+//! Lua script checks every limit a decision touches and takes
 //! them all or none, so the store is exact under concurrency across
 //! processes, as [`crate::InProcess`] is across threads. Keys expire with
 //! their window.
 //!
-//! The window is the in-process store's: an entry stamped `t` counts at
-//! every time in `[t, t + window)`, and has aged out at `now` once
-//! `t + window <= now` (the script drops scores `<= now - window`,
+//! The window is the in-process store's ([`crate::limiter::Window`]): an
+//! entry stamped `t` counts at every time in `[t, t + window)`, and has
+//! aged out at `now` once `t + window <= now` (scores `<= now - window`,
 //! inclusive). A limit of N allows at most N in any such window, and a
 //! refusal's `retry_after` is exact: the time until enough of the oldest
 //! entries age out for the amount to fit (the whole window when the amount
@@ -20,18 +21,33 @@
 //! The same limit twice in one decision counts both amounts, as in
 //! process.
 //!
+//! As in process, a look changes nothing: a peek (and the check of a call
+//! taking several amounts) skips aged entries instead of dropping them.
+//! They are dropped only when amounts are taken: a call taking one amount
+//! drops them first, whether it fits or not; a call taking several, from
+//! each limit it takes from, once all fit. An amount of 0 changes
+//! nothing. And time never runs backwards within a window: every call
+//! counts at `now` or the latest time an amount was taken at in that
+//! window, whichever is later (kept in its own key, beside the set, even
+//! when that amount's entry has been dropped), and new entries are
+//! stamped with that time, so a request dated before others already
+//! counted (a batch replayed with earlier times, another process's
+//! clock) is counted as if it came with the latest of them. The three
+//! keys expire when the newest entry ages out.
+//!
 //! A call's cost does not grow with the limit: the sum is kept up to date
 //! (entries that age out are read once, as they are dropped, to subtract
 //! their amounts: amortised, one read per entry ever added), so a call
-//! that fits is a few O(log N) commands. A refusal looks only at the
-//! oldest entries: for a count of requests (every amount 1, seen when the
-//! sum equals the number of entries) the one entry that must age out is
-//! read by its rank, in O(log N); for a token budget the oldest entries
-//! are read until enough would age out, which for a limit that is not
-//! over its count (the count lowered by a reload) is no more entries
-//! than the amount asked for. A sum that is missing or does not match
-//! its set (a set written before sums were kept, or a key evicted) is
-//! recomputed once from the set.
+//! that fits is a few O(log N) commands, plus a read of the aged entries
+//! not yet dropped (none for a count of requests). A refusal looks only at
+//! the oldest entries still in the window: for a count of requests (every
+//! amount 1, seen when the sum equals the number of entries) the one
+//! entry that must age out is read by its rank, in O(log N); for a token
+//! budget the oldest entries are read until enough would age out, which
+//! for a limit that is not over its count (the count lowered by a reload)
+//! is no more entries than the amount asked for. A sum that is missing or
+//! does not match its set (a set written before sums were kept, or a key
+//! evicted) is recomputed once from the set.
 //!
 //! When Redis cannot be reached (or answers too slowly: each call has a
 //! timeout) the store answers [`Refusal::Unavailable`], and the runtime
@@ -42,43 +58,40 @@ use std::time::Duration;
 
 use crate::limiter::{Acquire, LimitKind, LimitStore, Refusal};
 
-/// Checks every item i (KEYS[2i - 1]: its sorted set, KEYS[2i]: the sum of
-/// its amounts; ARGV: now, nonce, peek flag, then per item window_ms,
-/// count, amount); when all fit and this is not a peek, adds them.
-/// Returns {0, 0} or {index (1-based), retry_ms}.
+/// Checks every item i (KEYS[3i - 2]: its sorted set, KEYS[3i - 1]: the
+/// sum of its amounts, KEYS[3i]: the latest time an amount was taken at;
+/// ARGV: now, nonce, peek flag, then per item window_ms, count, amount);
+/// when all fit and this is not a peek, adds them. Returns {0, 0} or
+/// {index (1-based), retry_ms}.
 const SCRIPT: &str = r"
 local now = tonumber(ARGV[1])
 local nonce = ARGV[2]
 local peek = ARGV[3] == '1'
-local items = #KEYS / 2
+local items = #KEYS / 3
 local function raw(i, k) return ARGV[3 + (i - 1) * 3 + k] end
 local function arg(i, k) return tonumber(raw(i, k)) end
 local function amount_of(member) return tonumber(string.match(member, ':(%d+)$')) end
 local function int(x) return string.format('%d', x) end
 
--- Drops the entries of set z that have aged out at now (scores <= cutoff)
--- and subtracts them from the sum in t. Returns the sum and the number of
--- entries left.
-local function trim(z, t, cutoff)
+-- Time never runs backwards within a window: now, or the latest time an
+-- amount was taken at (kept in l when its entries have aged out).
+local function clamp(l)
+  local latest = tonumber(redis.call('GET', l))
+  if latest and latest > now then return latest end
+  return now
+end
+
+-- The sum of the amounts in z (kept in t) and the number of entries. A
+-- sum that is missing or cannot be (every amount is at least 1: the set
+-- predates sums, or a key was lost) is summed again, once, here.
+local function sum(z, t)
   local total = tonumber(redis.call('GET', t))
-  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
-  if #gone > 0 then
-    redis.call('ZREMRANGEBYSCORE', z, '-inf', cutoff)
-    if total then
-      local sum = 0
-      for k = 1, #gone do sum = sum + amount_of(gone[k]) end
-      total = total - sum
-      redis.call('DECRBY', t, int(sum))
-    end
-  end
   local card = redis.call('ZCARD', z)
   if card == 0 then
     if total then redis.call('DEL', t) end
     return 0, 0
   end
   if not total or total < card then
-    -- No sum, or one that cannot be (every amount is at least 1): the set
-    -- predates sums, or a key was lost. Summed once, here.
     total = 0
     local all = redis.call('ZRANGE', z, 0, -1)
     for k = 1, #all do total = total + amount_of(all[k]) end
@@ -89,48 +102,92 @@ local function trim(z, t, cutoff)
   return total, card
 end
 
--- How long until `need` of the amounts in z have aged out.
-local function wait(z, window, need, total, card)
-  if total == card then
-    -- Every amount is 1: the need-th oldest entry.
-    local e = redis.call('ZRANGE', z, int(need - 1), int(need - 1), 'WITHSCORES')
-    if #e == 0 then return window end
-    return tonumber(e[2]) + window - now
+-- Drops the entries of z that have aged out (scores <= cutoff) and
+-- subtracts them from the sum in t.
+local function trim(z, t, cutoff)
+  local gone = redis.call('ZRANGEBYSCORE', z, '-inf', int(cutoff))
+  if #gone > 0 then
+    redis.call('ZREMRANGEBYSCORE', z, '-inf', int(cutoff))
+    if tonumber(redis.call('GET', t)) then
+      local s = 0
+      for k = 1, #gone do s = s + amount_of(gone[k]) end
+      redis.call('DECRBY', t, int(s))
+    end
   end
-  local from, batch = 0, 16
+  sum(z, t)
+end
+
+-- Whether `amount` more fits in z at `at` (0), else how long until it
+-- would. Changes nothing (but a lost sum): entries that have aged out
+-- (scores <= at - window) are skipped, not dropped.
+local function fits(z, t, window, count, amount, at)
+  local total, card = sum(z, t)
+  local cutoff = int(at - window)
+  local aged = redis.call('ZCOUNT', z, '-inf', cutoff)
+  local used = total
+  if aged > 0 then
+    if total == card then
+      -- Every amount is 1.
+      used = total - aged
+    else
+      local gone = redis.call('ZRANGEBYSCORE', z, '-inf', cutoff)
+      for k = 1, #gone do used = used - amount_of(gone[k]) end
+    end
+  end
+  if used + amount <= count then return 0 end
+  if amount > count then return window end
+  local need = used + amount - count
+  if total == card then
+    -- Every amount is 1: the need-th oldest entry that has not aged out.
+    local r = int(aged + need - 1)
+    local e = redis.call('ZRANGE', z, r, r, 'WITHSCORES')
+    if #e == 0 then return window end
+    return math.max(tonumber(e[2]) + window - at, 1)
+  end
+  local from, batch = aged, 16
   while true do
     local e = redis.call('ZRANGE', z, int(from), int(from + batch - 1), 'WITHSCORES')
     if #e == 0 then return window end
     for k = 1, #e, 2 do
       need = need - amount_of(e[k])
-      if need <= 0 then return tonumber(e[k + 1]) + window - now end
+      if need <= 0 then return math.max(tonumber(e[k + 1]) + window - at, 1) end
     end
     from = from + batch
     if batch < 1024 then batch = batch * 2 end
   end
 end
 
+-- One amount taken alone drops what has aged out first, whether it fits
+-- or not; several are checked first and dropped from only when all fit.
+local alone = items == 1 and not peek
 for i = 1, items do
-  local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+  local z, t, l = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local window, count, amount = arg(i, 1), arg(i, 2), arg(i, 3)
-  local total, card = trim(z, t, now - window)
+  local at = clamp(l)
+  if alone and amount > 0 then trim(z, t, at - window) end
   -- The same limit earlier in this call: its amounts count too.
   for j = 1, i - 1 do
-    if KEYS[2 * j - 1] == z then amount = amount + arg(j, 3) end
+    if KEYS[3 * j - 2] == z then amount = amount + arg(j, 3) end
   end
-  if total + amount > count then
-    if amount > count then return {i, window} end
-    return {i, wait(z, window, total + amount - count, total, card)}
-  end
+  local w = fits(z, t, window, count, amount, at)
+  if w > 0 then return {i, w} end
 end
 if not peek then
   for i = 1, items do
-    local z, t = KEYS[2 * i - 1], KEYS[2 * i]
+    local z, t, l = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+    local window = arg(i, 1)
     if arg(i, 3) > 0 then
-      redis.call('ZADD', z, ARGV[1], ARGV[1] .. ':' .. nonce .. ':' .. i .. ':' .. raw(i, 3))
+      local at = clamp(l)
+      trim(z, t, at - window)
+      redis.call('ZADD', z, int(at), int(at) .. ':' .. nonce .. ':' .. i .. ':' .. raw(i, 3))
       redis.call('INCRBY', t, raw(i, 3))
-      redis.call('PEXPIRE', z, raw(i, 1))
-      redis.call('PEXPIRE', t, raw(i, 1))
+      redis.call('SET', l, int(at))
+      -- Kept until the entry ages out (later than now's window when
+      -- the entry was taken at a later time).
+      local ttl = int(window + at - now)
+      redis.call('PEXPIRE', z, ttl)
+      redis.call('PEXPIRE', t, ttl)
+      redis.call('PEXPIRE', l, ttl)
     end
   end
 end
@@ -194,9 +251,9 @@ impl RedisStore {
         self
     }
 
-    /// The item's sorted set, then the key holding the sum of its
-    /// amounts.
-    fn keys(&self, item: &Acquire<'_>) -> [String; 2] {
+    /// The item's sorted set, the key holding the sum of its amounts, and
+    /// the key holding the latest time an amount was taken at.
+    fn keys(&self, item: &Acquire<'_>) -> [String; 3] {
         let kind = match item.scope.kind() {
             LimitKind::Rule => "rule",
             LimitKind::RuleShared => "rule-shared",
@@ -211,11 +268,13 @@ impl RedisStore {
             item.scope.sub(),
             item.agent
         );
-        // The set's third part is a length (digits), the sum's `sum`: no
-        // limit's set is another's sum, whatever the agent's name.
+        // The set's third part is a length (digits), the sum's `sum`, the
+        // latest time's `latest`: no limit's set is another's sum or
+        // latest time, whatever the agent's name.
         [
             format!("{}:{kind}:{rest}", self.prefix),
             format!("{}:{kind}:sum:{rest}", self.prefix),
+            format!("{}:{kind}:latest:{rest}", self.prefix),
         ]
     }
 
