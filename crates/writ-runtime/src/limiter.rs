@@ -267,9 +267,12 @@ impl Window {
             // Nothing to take: a look.
             return self.fits(rate, 0, now_ms);
         }
+        // Checked first: a take that does not fit changes nothing (an
+        // aged entry dropped at a time later than `latest` could still
+        // count for a request dated between the two).
+        self.fits(rate, amount, now_ms)?;
         let window_ms = Window::window_ms(rate);
         self.trim_to(window_ms, now_ms);
-        self.fits(rate, amount, now_ms)?;
         self.add(amount, now_ms);
         Ok(())
     }

@@ -21,12 +21,11 @@
 //! The same limit twice in one decision counts both amounts, as in
 //! process.
 //!
-//! As in process, a look changes nothing: a peek (and the check of a call
-//! taking several amounts) skips aged entries instead of dropping them.
-//! They are dropped only when amounts are taken: a call taking one amount
-//! drops them first, whether it fits or not; a call taking several, from
-//! each limit it takes from, once all fit. An amount of 0 changes
-//! nothing. And time never runs backwards within a window: every call
+//! As in process, a look changes nothing: a peek, and the check of every
+//! amount a call takes, skip aged entries instead of dropping them. They
+//! are dropped only from the windows an amount is added to, once every
+//! amount of the call fits (a call that does not fit changes nothing).
+//! An amount of 0 changes nothing. And time never runs backwards within a window: every call
 //! counts at `now` or the latest time an amount was taken at in that
 //! window, whichever is later (kept in its own key, beside the set, even
 //! when that amount's entry has been dropped), and new entries are
@@ -157,14 +156,12 @@ local function fits(z, t, window, count, amount, at)
   end
 end
 
--- One amount taken alone drops what has aged out first, whether it fits
--- or not; several are checked first and dropped from only when all fit.
-local alone = items == 1 and not peek
+-- Every amount is checked first, changing nothing; what has aged out is
+-- dropped only from windows an amount is then added to.
 for i = 1, items do
   local z, t, l = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local window, count, amount = arg(i, 1), arg(i, 2), arg(i, 3)
   local at = clamp(l)
-  if alone and amount > 0 then trim(z, t, at - window) end
   -- The same limit earlier in this call: its amounts count too.
   for j = 1, i - 1 do
     if KEYS[3 * j - 2] == z then amount = amount + arg(j, 3) end
