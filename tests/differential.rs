@@ -77,12 +77,14 @@ impl Rng {
 }
 
 /// Characters globs and request strings are made of: ASCII, separators,
-/// two-, three- and four-byte characters, a newline, uppercase letters
+/// two-, three- and four-byte characters, a newline and other control
+/// characters (reasons quote them, and both engines must write them alike
+/// in JSON), uppercase letters
 /// (hosts fold ASCII case only: `É` and the Kelvin sign must not fold) and
 /// glob syntax (escaped in patterns).
 const ALPHABET: &[char] = &[
-    'a', 'b', 'c', 'x', 'A', 'É', '\u{212a}', ':', '.', '-', '_', 'é', 'ß', '😀', '\n', '*', '?',
-    ',',
+    'a', 'b', 'c', 'x', 'A', 'É', '\u{212a}', ':', '.', '-', '_', 'é', 'ß', '😀', '\n', '\u{c}',
+    '\u{8}', '*', '?', ',',
 ];
 
 #[derive(Clone, Debug)]

@@ -182,6 +182,27 @@ mod tests {
     }
 
     #[test]
+    fn a_yaml_file_past_the_readers_node_budget_says_what_to_do() {
+        let mut text = String::from("writ: 1\nrules:\n");
+        for i in 0..30_000 {
+            text.push_str(&format!(
+                "  - effect: allow\n    actions: [a{i}, b{i}, c{i}, d{i}, e{i}, f{i}, g{i}, h{i}]\n"
+            ));
+        }
+        let source = SourceFile::new("big.yaml", &text);
+        let lowered = super::lower(FileId(0), &source, None, "big");
+        let d = lowered.diagnostics.first();
+        assert!(
+            d.is_some_and(|d| d.code == Code::YamlSyntax
+                && d.help
+                    .as_deref()
+                    .is_some_and(|h| h.contains("writ convert --to writ"))),
+            "{:?}",
+            lowered.diagnostics
+        );
+    }
+
+    #[test]
     fn empty_target_lists_make_rules_never_apply() {
         let (rules, codes) = lower(
             "writ: 1\nrules:\n  - effect: allow\n    action: \"tool:call\"\n    targets: []\n",

@@ -304,6 +304,8 @@ fn syntax_diagnostic(file: FileId, source: &SourceFile, err: &serde_saphyr::Erro
         Some("check the indentation: keys of one mapping must start in the same column".to_owned())
     } else if lower.contains("unclosed") {
         Some("close the bracket or quote that was opened before this point".to_owned())
+    } else if lower.contains("budget") {
+        Some("the YAML reader stops at 250,000 YAML nodes (about 14,000 rules); this limit cannot be raised: write a policy this large in the writ language (`writ convert --to writ` turns a smaller YAML file into it), or split it into several files (see docs/limits.md)".to_owned())
     } else if lower.contains("did not find expected") {
         Some("check the indentation, and that every bracket and quote opened before this point is closed".to_owned())
     } else {

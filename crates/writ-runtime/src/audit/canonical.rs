@@ -456,6 +456,9 @@ pub(crate) fn push_str(out: &mut Vec<u8>, s: impl AsRef<[u8]>) {
             b'\n' => out.push_str("\\n"),
             b'\r' => out.push_str("\\r"),
             b'\t' => out.push_str("\\t"),
+            // As serde_json and `Decision::to_json` write them.
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
             b => {
                 let _ = write!(out, "\\u{b:04x}");
             }
@@ -641,7 +644,8 @@ mod tests {
             out
         }
         let specials = [
-            '"', '\\', '\n', '\u{0}', '\u{1f}', ' ', '!', '#', '[', ']', 'é', '\u{7f}',
+            '"', '\\', '\n', '\u{0}', '\u{8}', '\u{c}', '\u{1f}', ' ', '!', '#', '[', ']', 'é',
+            '\u{7f}',
         ];
         // Every special at every place in strings up to 20 long, so that
         // each falls at each position of a word.
