@@ -43,21 +43,23 @@ enum Decider<'p> {
 }
 
 impl Decider<'_> {
-    fn decide(&mut self, req: &Request) -> String {
+    /// The answer to print, and whether it is sound (false when the
+    /// engines disagreed: a bug in writ, and a failure).
+    fn decide(&mut self, req: &Request) -> (String, bool) {
         match self {
-            Decider::Sources(e) => e.check(req, jiff::Timestamp::now()).to_json(),
+            Decider::Sources(e) => (e.check(req, jiff::Timestamp::now()).to_json(), true),
             Decider::Explain(e, sources) => {
                 let (decision, why, disagreement) = e.explain(req, jiff::Timestamp::now());
                 let text = render(&decision, &why, sources, "");
                 match disagreement {
                     Some(d) => {
                         eprintln!("error: {d}");
-                        format!("error: {d}\n{text}")
+                        (format!("error: {d}\n{text}"), false)
                     }
-                    None => text,
+                    None => (text, true),
                 }
             }
-            Decider::Bundle(rt) => rt.check(req).to_json(req),
+            Decider::Bundle(rt) => (rt.check(req).to_json(req), true),
         }
     }
 }
@@ -126,7 +128,7 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
     let mut out = stdout.lock();
     let mut ok = true;
     let mut answer = |line: &str, out: &mut dyn Write| -> bool {
-        let text = match Request::from_json(line) {
+        let (text, sound) = match Request::from_json(line) {
             Ok(req) => decider.decide(&req),
             Err(e) => {
                 let err = serde_json::json!({ "error": e.message });
@@ -140,8 +142,7 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
         } else {
             let _ = writeln!(out, "{text}");
         }
-        // The engines disagreed: a bug in writ, and a failure.
-        !text.starts_with("error: writ bug")
+        sound
     };
     if let Some(json) = &args.request {
         ok &= answer(json, &mut out);
