@@ -9,8 +9,15 @@
 //! by hand and against [`InProcess`] on the same calls).
 //!
 //! Each test starts its own `redis-server` (from Debian's `redis-server`
-//! package; `.ci/run` installs it) on a free loopback port. Without it the
-//! tests fail and say so; set `WRIT_SKIP_REDIS=1` to skip them knowingly.
+//! package) on a free loopback port. `tests/run` (the README's test
+//! command, which `.ci/run` calls) installs it and sets
+//! `WRIT_REQUIRE_REDIS=1`, so there a missing server fails. A plain `cargo
+//! test` on a machine without `redis-server` runs every other test, and
+//! this binary says once that it skipped these (they show as ignored).
+//!
+//! The binary has its own harness (`libtest-mimic`, `harness = false` in
+//! `Cargo.toml`) so that it can look for the server once and say so once;
+//! filters and `--list` work as with libtest.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::process::{Child, Command, Stdio};
@@ -46,13 +53,72 @@ impl Drop for Server {
     }
 }
 
-/// A server of the test's own, or `None` (the test then returns at once)
-/// when `WRIT_SKIP_REDIS` is set.
-fn start() -> Option<Server> {
-    if std::env::var_os("WRIT_SKIP_REDIS").is_some() {
-        eprintln!("WRIT_SKIP_REDIS is set: skipped");
-        return None;
+/// The tests, by name; `main` runs them (or lists them as ignored when
+/// there is no `redis-server`).
+const TESTS: &[(&str, fn())] = &[
+    (
+        "processes_sharing_redis_allow_exactly_the_limit_and_fail_closed",
+        processes_sharing_redis_allow_exactly_the_limit_and_fail_closed,
+    ),
+    (
+        "a_twenty_thousand_request_limit_fills_exactly",
+        a_twenty_thousand_request_limit_fills_exactly,
+    ),
+    (
+        "retry_after_is_exact_with_mixed_amounts",
+        retry_after_is_exact_with_mixed_amounts,
+    ),
+    (
+        "a_lost_or_wrong_sum_is_summed_again_from_the_entries",
+        a_lost_or_wrong_sum_is_summed_again_from_the_entries,
+    ),
+];
+
+/// Why the tests cannot run here, or `None` when `redis-server` starts.
+fn redis_missing() -> Option<String> {
+    match Command::new("redis-server")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => None,
+        Ok(status) => Some(format!("`redis-server --version` exited with {status}")),
+        Err(e) => Some(format!("`redis-server` cannot be run: {e}")),
     }
+}
+
+fn main() -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let missing = redis_missing();
+    if let Some(why) = &missing {
+        if std::env::var_os("WRIT_REQUIRE_REDIS").is_some() {
+            eprintln!(
+                "error: WRIT_REQUIRE_REDIS is set but {why}: install it (apt-get install redis-server)"
+            );
+            return std::process::ExitCode::FAILURE;
+        }
+        eprintln!(
+            "note: {why}: the {} tests of limits shared through Redis are skipped \
+             (shown as ignored); install redis-server, or run `tests/run`, which does",
+            TESTS.len()
+        );
+    }
+    let trials = TESTS
+        .iter()
+        .map(|&(name, test)| {
+            libtest_mimic::Trial::test(name, move || {
+                test();
+                Ok(())
+            })
+            .with_ignored_flag(missing.is_some())
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
+}
+
+/// A server of the test's own (`main` has checked that `redis-server` runs).
+fn start() -> Server {
     // A port the system just handed out, so free a moment ago (each test
     // has its own server: they run at the same time).
     let port = std::net::TcpListener::bind(("127.0.0.1", 0))
@@ -65,7 +131,7 @@ fn start() -> Option<Server> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| {
-            panic!("cannot start redis-server ({e}): install it (apt-get install redis-server) or set WRIT_SKIP_REDIS=1")
+            panic!("cannot start redis-server ({e}): install it (apt-get install redis-server)")
         });
     let server = Server { child, port };
     let start = Instant::now();
@@ -76,7 +142,7 @@ fn start() -> Option<Server> {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    Some(server)
+    server
 }
 
 fn runtime(url: &str, prefix: &str, on_failure: OnStoreFailure) -> Runtime {
@@ -101,9 +167,8 @@ fn runtime_of(text: &str, url: &str, prefix: &str, on_failure: OnStoreFailure) -
         .with_limit_store(Arc::new(store), on_failure)
 }
 
-#[test]
 fn processes_sharing_redis_allow_exactly_the_limit_and_fail_closed() {
-    let Some(server) = start() else { return };
+    let server = start();
     let url = server.url();
     // Three "processes", each with its own store and connection.
     let runtimes: Vec<Arc<Runtime>> = (0..3)
@@ -194,9 +259,8 @@ fn at_ms(ms: i64) -> i64 {
     1_800_000_000_000 + ms
 }
 
-#[test]
 fn a_twenty_thousand_request_limit_fills_exactly() {
-    let Some(server) = start() else { return };
+    let server = start();
     let url = server.url();
     let rt = runtime_of(
         "rule calls: allow \"tool:call\"\n  limit 20000 per hour shared\n",
@@ -278,9 +342,8 @@ fn both(
     assert_eq!(call(stores[1]), expected, "in process");
 }
 
-#[test]
 fn retry_after_is_exact_with_mixed_amounts() {
-    let Some(server) = start() else { return };
+    let server = start();
     let redis = server.store("mixed");
     let local = InProcess::new();
     let stores: [&dyn LimitStore; 2] = [&redis, &local];
@@ -418,9 +481,8 @@ fn cli(server: &Server, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-#[test]
 fn a_lost_or_wrong_sum_is_summed_again_from_the_entries() {
-    let Some(server) = start() else { return };
+    let server = start();
     let redis = server.store("lost");
     let s = 1000;
     for (amount, ms) in [(30, 0), (50, 10 * s), (20, 20 * s)] {
