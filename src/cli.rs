@@ -1,5 +1,32 @@
 //! Subcommands of the `writ` binary.
 
+/// `print!` to stdout; a closed stdout ends the command quietly (see
+/// [`stdout_failed`]).
+macro_rules! out {
+    ($($t:tt)*) => {
+        $crate::cli::write_stdout(format_args!($($t)*))
+    };
+}
+
+/// `println!` to stdout; a closed stdout ends the command quietly.
+macro_rules! outln {
+    () => {
+        $crate::cli::write_stdout(format_args!("\n"))
+    };
+    ($($t:tt)*) => {
+        $crate::cli::write_stdout(format_args!("{}\n", format_args!($($t)*)))
+    };
+}
+
+/// `writeln!` to a stdout handle: a closed stdout ends the command quietly.
+macro_rules! wln {
+    ($out:expr, $($t:tt)*) => {
+        if let Err(e) = writeln!($out, $($t)*) {
+            $crate::cli::stdout_failed(&e)
+        }
+    };
+}
+
 mod audit;
 mod check;
 mod compile;
@@ -139,6 +166,26 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+/// Writes to stdout (see [`stdout_failed`] for a failed write).
+pub(crate) fn write_stdout(args: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().lock().write_fmt(args) {
+        stdout_failed(&e);
+    }
+}
+
+/// Ends the command after a write to stdout failed. A closed pipe (`writ
+/// check ... | head -1`) is how a reader says it has read enough: exit 0
+/// quietly, as Unix tools do, instead of Rust's "failed printing to stdout"
+/// panic. Any other failure (a full disk) is an error: exit 1, saying so.
+pub(crate) fn stdout_failed(e: &std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to stdout: {e}");
+    std::process::exit(1);
 }
 
 /// True when diagnostics on stderr should be colored.

@@ -483,3 +483,52 @@ fn eval_takes_delegation_chains() {
         "a malformed line makes the batch fail"
     );
 }
+
+/// `writ eval ... | head -1`: once the reader has gone, writ stops quietly
+/// with exit 0, as Unix tools do, instead of panicking ("failed printing to
+/// stdout: Broken pipe", exit 101). The batch's output (about 9 MB) is far
+/// more than a pipe holds, so writ is still writing when the reader goes.
+#[test]
+fn a_closed_stdout_ends_the_command_quietly() {
+    use std::io::BufRead as _;
+    let dir = std::env::temp_dir().join(format!("writ-pipe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let requests = dir.join("requests.jsonl");
+    let line = r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":500}}"#;
+    std::fs::write(&requests, format!("{line}\n").repeat(50_000)).unwrap();
+    let policy = format!("{}/examples/support.writ", env!("CARGO_MANIFEST_DIR"));
+    let cases: [Vec<&str>; 3] = [
+        vec!["eval", &policy, "--requests", requests.to_str().unwrap()],
+        vec!["plan", &policy, requests.to_str().unwrap()],
+        vec![
+            "eval",
+            "--explain",
+            &policy,
+            "--requests",
+            requests.to_str().unwrap(),
+        ],
+    ];
+    for args in cases {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_writ"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}: no output");
+        // The reader is dropped here: the pipe is closed.
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            !err.contains("Broken pipe") && !err.contains("panicked"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

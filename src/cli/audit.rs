@@ -125,7 +125,7 @@ fn verify(path: &Path) -> ExitCode {
     match report {
         Ok(mut report) => {
             escape_ids(&mut report);
-            println!("{}: {report}", path.display());
+            outln!("{}: {report}", path.display());
             if report.is_intact() {
                 ExitCode::SUCCESS
             } else {

@@ -30,7 +30,7 @@ pub enum Format {
 pub fn run(args: &Args) -> ExitCode {
     let comp = args.policy.compile();
     match args.format {
-        Format::Json => println!(
+        Format::Json => outln!(
             "{}",
             writ::render::to_json(&comp.diagnostics, &comp.sources)
         ),
@@ -63,7 +63,7 @@ pub fn run(args: &Args) -> ExitCode {
                     format!("{f}:{}:{}", lc.line, lc.column)
                 })
         };
-        print!("{}", writ_ir::dump(set, &at));
+        out!("{}", writ_ir::dump(set, &at));
     }
     let failed = comp.has_errors() || (args.deny_warnings && comp.count(Severity::Warning) > 0);
     if failed {

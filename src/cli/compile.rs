@@ -164,22 +164,22 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
         .flat_map(|r| r.actions.iter().chain(&r.targets))
         .filter(|p| matches!(p, writ_runtime::model::Pattern::Dfa { .. }))
         .count();
-    println!("bundle:        {}", args.bundle.display());
-    println!("format:        {}", header.format_version);
-    println!("writ version:  {}", header.writ_version);
-    println!("revision:      {}", hex(&header.revision));
-    println!("policies:      {}", model.policies.join(", "));
-    println!("rules:         {}", model.rules.len());
-    println!("agents/roles:  {}", model.agents.len());
-    println!("delegations:   {}", model.graph.len());
-    println!("automata:      {dfas} patterns need a DFA");
-    println!("time zone:     {}", model.settings.timezone);
-    println!(
+    outln!("bundle:        {}", args.bundle.display());
+    outln!("format:        {}", header.format_version);
+    outln!("writ version:  {}", header.writ_version);
+    outln!("revision:      {}", hex(&header.revision));
+    outln!("policies:      {}", model.policies.join(", "));
+    outln!("rules:         {}", model.rules.len());
+    outln!("agents/roles:  {}", model.agents.len());
+    outln!("delegations:   {}", model.graph.len());
+    outln!("automata:      {dfas} patterns need a DFA");
+    outln!("time zone:     {}", model.settings.timezone);
+    outln!(
         "size:          {} bytes ({} body)",
         bytes.len(),
         header.body_len
     );
-    println!(
+    outln!(
         "signature:     {}",
         match (&args.verify, header.signed) {
             (Some(_), _) => "signed, verified",

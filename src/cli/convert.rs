@@ -104,7 +104,7 @@ pub fn run(args: &Args) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         }
-        None => print!("{out}"),
+        None => out!("{out}"),
     }
     ExitCode::SUCCESS
 }

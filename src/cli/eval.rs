@@ -132,15 +132,15 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
             Ok(req) => decider.decide(&req),
             Err(e) => {
                 let err = serde_json::json!({ "error": e.message });
-                let _ = writeln!(out, "{err}");
+                wln!(out, "{err}");
                 return false;
             }
         };
         if explain {
-            let _ = writeln!(out, "request: {}", line.trim());
-            let _ = writeln!(out, "{text}");
+            wln!(out, "request: {}", line.trim());
+            wln!(out, "{text}");
         } else {
-            let _ = writeln!(out, "{text}");
+            wln!(out, "{text}");
         }
         sound
     };
@@ -166,7 +166,7 @@ fn answer_all(args: &Args, mut decider: Decider<'_>) -> ExitCode {
                 Err(e) => {
                     let err =
                         serde_json::json!({ "error": format!("line {}: cannot read: {e}", n + 1) });
-                    let _ = writeln!(out, "{err}");
+                    wln!(out, "{err}");
                     ok = false;
                 }
             }

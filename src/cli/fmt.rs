@@ -68,7 +68,7 @@ fn one(path: &Path, check: bool) -> bool {
     match format(&text, &stem) {
         Ok(out) => {
             if stdin {
-                print!("{out}");
+                out!("{out}");
                 return true;
             }
             if out == text {

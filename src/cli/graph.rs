@@ -38,6 +38,6 @@ pub fn run(args: &Args) -> ExitCode {
         Format::Mermaid => writ_graph::draw::mermaid(&graph, &esc),
         Format::Json => writ_graph::draw::json(&graph, &esc),
     };
-    print!("{out}");
+    out!("{out}");
     ExitCode::SUCCESS
 }

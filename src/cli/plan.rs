@@ -17,14 +17,6 @@ use writ_ir::{Dialect, Effect, Risk};
 
 use super::{DialectArg, print_diagnostics};
 
-/// `println!` that ignores a closed stdout (`writ test | head` must not panic).
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Policy files, merged in order, then the JSON Lines file of requests
@@ -121,10 +113,7 @@ pub fn run(args: &Args) -> ExitCode {
         }
     }
     match args.format {
-        Format::Table => {
-            use std::io::Write as _;
-            let _ = write!(std::io::stdout(), "{}", table(&rows));
-        }
+        Format::Table => out!("{}", table(&rows)),
         Format::Json => outln!("{}", json(&rows)),
     }
     if ok {

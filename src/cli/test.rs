@@ -23,14 +23,6 @@ use writ_yaml::tree::{Kind, Node};
 use super::eval::{steps, summary};
 use super::print_diagnostics;
 
-/// `println!` that ignores a closed stdout (`writ test | head` must not panic).
-macro_rules! outln {
-    ($($t:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($t)*);
-    }};
-}
-
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Test files, or directories searched (recursively) for
