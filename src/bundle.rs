@@ -765,17 +765,29 @@ fn tzif(name: &str) -> Result<Vec<u8>, CompileError> {
         })
 }
 
-/// The revision of a set of sources: SHA-256 over their names and texts.
+/// The revision of a set of sources: SHA-256 over, in order, each file's
+/// name without its directories and its text. It identifies the policy's
+/// content: `examples/support.writ`, `./support.writ` and an absolute path
+/// to the same file give the same revision. The file name counts (not its
+/// directory) because it is part of what the policy means: its extension
+/// picks the front end and its stem names a policy that does not name
+/// itself.
 #[must_use]
 pub fn revision(sources: &[Source]) -> [u8; 32] {
     let mut h = Sha256::new();
     for s in sources {
-        h.update((s.name.len() as u64).to_le_bytes());
-        h.update(s.name.as_bytes());
+        let name = base_name(&s.name);
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
         h.update((s.text.len() as u64).to_le_bytes());
         h.update(s.text.as_bytes());
     }
     h.finalize().into()
+}
+
+/// `name` without its directories (`/` or `\\` separated).
+fn base_name(name: &str) -> &str {
+    name.rsplit(['/', '\\']).next().unwrap_or(name)
 }
 
 /// Builds the bundle model of a checked policy set, within the current

@@ -130,6 +130,8 @@ impl From<DialectArg> for Dialect {
 #[derive(Debug, clap::Args)]
 pub struct PolicyArgs {
     /// Policy files, merged in order: rules of the first file come first.
+    /// A directory stands for the policy files in it (`.writ`, `.yaml`,
+    /// `.yml`, sorted by name; test files left out); `-` reads stdin.
     #[arg(required = true, value_name = "POLICY")]
     pub files: Vec<PathBuf>,
     /// Read every file in this dialect instead of detecting it.
@@ -139,8 +141,79 @@ pub struct PolicyArgs {
 
 impl PolicyArgs {
     fn compile(&self) -> writ::Compilation {
-        writ::compile_files(&self.files, self.dialect.map(Dialect::from))
+        compile_policies(&self.files, self.dialect.map(Dialect::from))
     }
+}
+
+/// Compiles the policy paths of a command line (see
+/// [`writ::inputs::policy_paths`]): test files named among them are left
+/// out, with a note; a directory without policy files, or `-` given twice,
+/// is an error (E0001), and stdin is read once for `-`.
+fn compile_policies(paths: &[PathBuf], dialect: Option<Dialect>) -> writ::Compilation {
+    use std::io::Read as _;
+    let expanded = writ::inputs::policy_paths(paths);
+    match expanded.skipped_tests.as_slice() {
+        [] => {}
+        [one] => eprintln!(
+            "note: left out `{}`: a test file, not a policy (`writ test` runs it)",
+            one.display()
+        ),
+        many @ [first, ..] => eprintln!(
+            "note: left out {} test files (`{}`, ...): they are not policies (`writ test` runs them)",
+            many.len(),
+            first.display()
+        ),
+    }
+    let dashes = expanded
+        .files
+        .iter()
+        .filter(|p| p.as_os_str() == "-")
+        .count();
+    let mut stdin = None;
+    let mut problems: Vec<(String, String, &str)> = Vec::new();
+    if dashes > 1 {
+        problems.push((
+            "-".to_owned(),
+            "`-` is given more than once: stdin can be read only once".to_owned(),
+            "give `-` once",
+        ));
+    } else if dashes == 1 {
+        let mut text = String::new();
+        match std::io::stdin().read_to_string(&mut text) {
+            Ok(_) => stdin = Some(text),
+            Err(e) => problems.push((
+                "-".to_owned(),
+                format!("cannot read stdin: {e}"),
+                "pipe UTF-8 policy text into writ",
+            )),
+        }
+    }
+    for d in &expanded.empty_dirs {
+        problems.push((
+            d.display().to_string(),
+            format!(
+                "`{}` holds no policy file (`.writ`, `.yaml`, `.yml`)",
+                d.display()
+            ),
+            "name the policy files, or the directory that holds them (subdirectories are not searched)",
+        ));
+    }
+    if expanded.files.is_empty() && problems.is_empty() {
+        let name = paths
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        problems.push((
+            name,
+            "no policy file was given, only test files".to_owned(),
+            "name the policy files; `writ test` runs test files",
+        ));
+    }
+    let mut comp = writ::compile_paths(&expanded.files, stdin.as_deref(), dialect);
+    for (name, message, help) in problems {
+        comp.input_error(&name, &message, help);
+    }
+    comp
 }
 
 pub fn run(cli: Cli) -> ExitCode {
@@ -194,10 +267,14 @@ fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// Prints diagnostics to stderr, in color when stderr is a terminal.
-fn print_diagnostics(comp: &writ::Compilation) {
+/// Prints diagnostics to stderr, in color when stderr is a terminal; only
+/// errors when `errors_only` (`--quiet`).
+fn print_diagnostics(comp: &writ::Compilation, errors_only: bool) {
     let color = stderr_color();
     for d in &comp.diagnostics {
+        if errors_only && d.severity != writ_diagnostics::Severity::Error {
+            continue;
+        }
         eprint!("{}", writ::render::to_text(d, &comp.sources, color));
     }
 }

@@ -8,6 +8,7 @@
 pub mod bundle;
 pub mod engine;
 pub mod ide;
+pub mod inputs;
 pub mod lang;
 pub mod lint;
 pub mod render;
@@ -361,6 +362,18 @@ fn too_large(id: FileId, name: &str, len: usize, total: usize, limit: usize) -> 
 /// an E0001 diagnostic, not a failure.
 #[must_use]
 pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Compilation {
+    compile_paths(paths, None, dialect)
+}
+
+/// [`compile_files`] for the paths of a command line ([`inputs::policy_paths`]
+/// has expanded directories): `-` is `stdin`'s text, read by the caller,
+/// under the name [`inputs::stdin_name`] gives it.
+#[must_use]
+pub fn compile_paths(
+    paths: &[impl AsRef<Path>],
+    stdin: Option<&str>,
+    dialect: Option<Dialect>,
+) -> Compilation {
     let mut sources = Vec::new();
     let mut unreadable = Vec::new();
     let mut too_big = None;
@@ -368,6 +381,19 @@ pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Co
     let mut total: usize = 0;
     for p in paths {
         let p = p.as_ref();
+        if let (Some(text), true) = (stdin, p.as_os_str() == "-") {
+            total = total.saturating_add(text.len());
+            let name = inputs::stdin_name(text).to_owned();
+            if total > limit {
+                too_big = Some((name, text.len(), total, limit));
+                break;
+            }
+            sources.push(Source {
+                name,
+                text: text.to_owned(),
+            });
+            continue;
+        }
         let name = p.display().to_string();
         // Past the size limit a file is not even read into memory.
         if let Ok(meta) = std::fs::metadata(p) {
@@ -399,21 +425,26 @@ pub fn compile_files(paths: &[impl AsRef<Path>], dialect: Option<Dialect>) -> Co
             .push(too_large(id, &name, len, total, limit));
         comp.set = None;
     }
-    if !unreadable.is_empty() {
-        for (name, why) in unreadable {
-            let id = comp.sources.add(name.clone(), String::new());
-            comp.diagnostics.push(
-                Diagnostic::new(
-                    Code::Io,
-                    Span::file_start(id),
-                    format!("cannot read `{name}`: {why}"),
-                )
-                .with_help("check the path and the file's permissions"),
-            );
-        }
-        comp.set = None;
+    for (name, why) in unreadable {
+        comp.input_error(
+            &name,
+            &format!("cannot read `{name}`: {why}"),
+            "check the path and the file's permissions",
+        );
     }
     comp
+}
+
+impl Compilation {
+    /// Adds an E0001 error about an input (`name`: a path, or `-`) that
+    /// could not be used; the policy set is then withheld.
+    pub fn input_error(&mut self, name: &str, message: &str, help: &str) {
+        let id = self.sources.add(name.to_owned(), String::new());
+        self.diagnostics.push(
+            Diagnostic::new(Code::Io, Span::file_start(id), message.to_owned()).with_help(help),
+        );
+        self.set = None;
+    }
 }
 
 /// Orders diagnostics by file, then position, so output is stable.

@@ -480,3 +480,115 @@ fn many_affix_lengths_decide_the_same() {
     }
     assert!(decides_as_the_reference(&text, &requests) > 0);
 }
+
+/// `writ keygen` never replaces a key unless told to (bundles signed with
+/// the old key would stop verifying), and the secret key is readable by its
+/// owner only.
+#[test]
+fn keygen_keeps_existing_keys_and_writes_the_secret_key_private() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("keygen-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("release-key");
+    let keygen = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_writ"))
+            .args(["keygen", "-o", key.to_str().unwrap()])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert_ne!(out.status.code(), Some(101), "writ panicked");
+        out
+    };
+    assert!(keygen(&[]).status.success());
+    let first = std::fs::read(&key).unwrap();
+    let first_pub = std::fs::read(dir.join("release-key.pub")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "secret key mode {mode:o}");
+    }
+    // Again: refused, nothing changed.
+    let again = keygen(&[]);
+    assert_eq!(again.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("exists") && err.contains("--force"), "{err}");
+    assert_eq!(std::fs::read(&key).unwrap(), first);
+    assert_eq!(
+        std::fs::read(dir.join("release-key.pub")).unwrap(),
+        first_pub
+    );
+    // Only the public key left over: refused too (it would be replaced).
+    std::fs::remove_file(&key).unwrap();
+    assert_eq!(keygen(&[]).status.code(), Some(1));
+    assert!(!key.exists());
+    // --force replaces both, and a secret key that had become readable by
+    // others is private again.
+    std::fs::write(&key, "old").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    assert!(keygen(&["--force"]).status.success());
+    assert_ne!(std::fs::read(&key).unwrap(), b"old");
+    assert_ne!(
+        std::fs::read(dir.join("release-key.pub")).unwrap(),
+        first_pub
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "secret key mode after --force {mode:o}");
+    }
+}
+
+/// A policy's revision (in its bundle and every audit record) identifies
+/// its content, not how its path was spelled: the same file compiled as
+/// `examples/support.writ`, `./support.writ` and by its absolute path gives
+/// the same bundle, byte for byte; another text or file name gives another.
+#[test]
+fn the_revision_names_the_content_not_the_path() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("revision-cli");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let absolute = format!("{root}/examples/support.writ");
+    let spellings = [
+        (root.to_owned(), "examples/support.writ"),
+        (format!("{root}/examples"), "./support.writ"),
+        ("/".to_owned(), absolute.as_str()),
+    ];
+    let mut bundles = Vec::new();
+    for (i, (cwd, path)) in spellings.iter().enumerate() {
+        let out = dir.join(format!("{i}.wbundle"));
+        let c = Command::new(env!("CARGO_BIN_EXE_writ"))
+            .args(["compile", path, "-o", out.to_str().unwrap()])
+            .current_dir(cwd)
+            .output()
+            .unwrap();
+        assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+        bundles.push(std::fs::read(&out).unwrap());
+    }
+    assert_eq!(bundles[0], bundles[1]);
+    assert_eq!(bundles[0], bundles[2]);
+
+    let text = std::fs::read_to_string(&absolute).unwrap();
+    let rev = |name: &str, text: &str| {
+        writ::bundle::revision(&[Source {
+            name: name.into(),
+            text: text.into(),
+        }])
+    };
+    assert_eq!(
+        rev("examples/support.writ", &text),
+        rev("/srv/policies/support.writ", &text)
+    );
+    assert_eq!(rev("a\\b\\support.writ", &text), rev("support.writ", &text));
+    assert_ne!(rev("support.writ", &text), rev("support2.writ", &text));
+    assert_ne!(
+        rev("support.writ", &text),
+        rev("support.writ", &format!("{text}\n"))
+    );
+}

@@ -35,9 +35,9 @@ pub fn run(args: &Args) -> ExitCode {
             writ::render::to_json(&comp.diagnostics, &comp.sources)
         ),
         Format::Text => {
-            print_diagnostics(&comp);
+            print_diagnostics(&comp, false);
             let (e, w) = (comp.count(Severity::Error), comp.count(Severity::Warning));
-            let files = args.policy.files.len();
+            let files = writ::inputs::policy_paths(&args.policy.files).files.len();
             let plural = |n: usize, s: &str| {
                 if n == 1 {
                     format!("{n} {s}")

@@ -22,6 +22,10 @@ pub struct KeygenArgs {
     /// Writes the secret key to NAME and the public key to NAME.pub.
     #[arg(short, long, value_name = "NAME", default_value = "writ-key")]
     pub output: PathBuf,
+    /// Replace existing key files (the old secret key is lost, and bundles
+    /// signed with it no longer verify with the new public key).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -72,7 +76,7 @@ pub fn load_bundle(path: &Path, verify: Option<&Path>) -> Result<writ_runtime::R
 pub fn compile(args: &CompileArgs) -> ExitCode {
     let started = std::time::Instant::now();
     let comp = args.policy.compile();
-    print_diagnostics(&comp);
+    print_diagnostics(&comp, false);
     let Some(set) = comp.checked_set() else {
         eprintln!("writ compile: the policy has errors; no bundle written");
         return ExitCode::FAILURE;
@@ -108,26 +112,69 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
 }
 
 pub fn keygen(args: &KeygenArgs) -> ExitCode {
+    let public_path = PathBuf::from(format!("{}.pub", args.output.display()));
+    if !args.force {
+        for path in [&args.output, &public_path] {
+            if path.exists() {
+                eprintln!(
+                    "error: `{}` exists; writ keygen does not replace keys (bundles signed with the old key would no longer verify): pass --force to replace it, or choose another name with -o",
+                    path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     let (secret, public) = match writ::bundle::keygen() {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("writ keygen: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let public_path = PathBuf::from(format!("{}.pub", args.output.display()));
-    for (path, key) in [(&args.output, secret), (&public_path, public)] {
-        if let Err(e) = std::fs::write(path, format!("{}\n", hex(&key))) {
-            eprintln!("writ keygen: cannot write {}: {e}", path.display());
+    for (path, key, private) in [(&args.output, secret, true), (&public_path, public, false)] {
+        if let Err(e) = write_key(path, &format!("{}\n", hex(&key)), private, args.force) {
+            eprintln!("error: cannot write `{}`: {e}", path.display());
             return ExitCode::FAILURE;
         }
     }
     eprintln!(
-        "wrote the secret key to {} (keep it private) and the public key to {}",
+        "wrote the secret key to {} (readable by you only; keep it private) and the public key to {}",
         args.output.display(),
         public_path.display()
     );
     ExitCode::SUCCESS
+}
+
+/// Writes a key file: a new file unless `replace`; a secret key readable
+/// and writable by its owner only (mode 0600 on Unix, set at creation, so
+/// it is never readable by others, and again when an existing file is
+/// replaced).
+fn write_key(path: &Path, text: &str, private: bool, replace: bool) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true);
+    if replace {
+        open.create(true).truncate(true);
+    } else {
+        open.create_new(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        if private {
+            open.mode(0o600);
+        }
+        let mut file = open.open(path)?;
+        if private {
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(text.as_bytes())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = private;
+        open.open(path)?.write_all(text.as_bytes())
+    }
 }
 
 pub fn inspect(args: &InspectArgs) -> ExitCode {

@@ -35,7 +35,7 @@ pub enum Target {
 
 pub fn run(args: &Args) -> ExitCode {
     let comp = writ::compile_files(&[&args.file], args.dialect.map(Into::into));
-    print_diagnostics(&comp);
+    print_diagnostics(&comp, false);
     let Some(set) = comp.checked_set() else {
         eprintln!(
             "writ convert: {} has errors; nothing converted",

@@ -31,6 +31,9 @@ pub struct Args {
     /// at file:line:column) or what it decided. Not for bundles.
     #[arg(long)]
     pub explain: bool,
+    /// Print no warnings about the policy (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// Decides requests one at a time: always by the runtime (sources are
@@ -65,6 +68,17 @@ impl Decider<'_> {
 }
 
 pub fn run(args: &Args) -> ExitCode {
+    if args
+        .requests
+        .as_deref()
+        .is_some_and(|r| r.as_os_str() == "-")
+        && args.policy.files.iter().any(|f| f.as_os_str() == "-")
+    {
+        eprintln!(
+            "error: `-` names stdin for both the policy and `--requests`; give one of them as a file"
+        );
+        return ExitCode::from(2);
+    }
     let bundles: Vec<&PathBuf> = args
         .policy
         .files
@@ -102,8 +116,8 @@ pub fn run(args: &Args) -> ExitCode {
         return ExitCode::FAILURE;
     }
     let comp = args.policy.compile();
-    if comp.has_errors() || !comp.diagnostics.is_empty() {
-        print_diagnostics(&comp);
+    if comp.has_errors() || !args.quiet {
+        print_diagnostics(&comp, args.quiet);
     }
     let Some(set) = comp.checked_set() else {
         eprintln!("error: the policy has errors; no request was evaluated");

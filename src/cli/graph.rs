@@ -22,7 +22,7 @@ pub enum Format {
 
 pub fn run(args: &Args) -> ExitCode {
     let comp = args.policy.compile();
-    print_diagnostics(&comp);
+    print_diagnostics(&comp, false);
     // Graph findings (an undeclared target, a chain too long) are what the
     // drawing is for; only a policy that did not lower at all is refused.
     let Some(set) = &comp.set else {

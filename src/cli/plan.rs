@@ -26,6 +26,9 @@ pub struct Args {
     /// Read every policy file in this dialect instead of detecting it.
     #[arg(long, value_enum)]
     pub dialect: Option<DialectArg>,
+    /// Print no warnings about the policy (errors are still printed).
+    #[arg(long, short)]
+    pub quiet: bool,
     /// `table` for people, `json` for tools.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -52,9 +55,15 @@ pub fn run(args: &Args) -> ExitCode {
         eprintln!("error: give policy files and a requests file");
         return ExitCode::from(2);
     };
-    let comp = writ::compile_files(policies, args.dialect.map(Dialect::from));
-    if !comp.diagnostics.is_empty() {
-        print_diagnostics(&comp);
+    if requests.as_os_str() == "-" && policies.iter().any(|f| f.as_os_str() == "-") {
+        eprintln!(
+            "error: `-` names stdin for both the policy and the requests; give one of them as a file"
+        );
+        return ExitCode::from(2);
+    }
+    let comp = super::compile_policies(policies, args.dialect.map(Dialect::from));
+    if comp.has_errors() || !args.quiet {
+        print_diagnostics(&comp, args.quiet);
     }
     let Some(set) = comp.checked_set() else {
         eprintln!("error: the policy has errors; no request was evaluated");

@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use writ::engine::SourceEngine;
+use writ::inputs::TEST_SUFFIXES as SUFFIXES;
 use writ_diagnostics::{FileId, SourceFile, Span};
 use writ_eval::{Decision, Explanation, Request, Step};
 use writ_ir::{Dialect, Effect, Risk};
@@ -40,14 +41,6 @@ pub struct Args {
     #[arg(long, value_name = "TEXT")]
     pub run: Option<String>,
 }
-
-/// The suffixes of test files, tried in this order.
-const SUFFIXES: [&str; 4] = [
-    ".test.yaml",
-    ".test.yml",
-    ".decisions.yaml",
-    ".decisions.yml",
-];
 
 /// A problem with a test file: where, and what.
 struct InputError {
@@ -215,7 +208,7 @@ fn find(dir: &Path, out: &mut Vec<PathBuf>) {
             if !name.starts_with('.') && name != "target" {
                 find(&p, out);
             }
-        } else if SUFFIXES.iter().any(|s| name.ends_with(s)) {
+        } else if writ::inputs::is_test_file(&name) {
             out.push(p);
         }
     }
@@ -266,7 +259,7 @@ fn run_file(path: &Path, args: &Args, coverage: &mut Vec<Covered>) -> SuiteResul
     let comp = writ::compile_files(&suite.policies, suite.dialect);
     // Warnings are `writ check`'s business; errors explain why nothing ran.
     if comp.has_errors() {
-        print_diagnostics(&comp);
+        print_diagnostics(&comp, false);
     }
     let Some(set) = comp.checked_set() else {
         return unusable(format!(
