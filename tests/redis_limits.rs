@@ -18,7 +18,12 @@
 //! The binary has its own harness (`libtest-mimic`, `harness = false` in
 //! `Cargo.toml`) so that it can look for the server once and say so once;
 //! filters and `--list` work as with libtest.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;

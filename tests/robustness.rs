@@ -111,3 +111,47 @@ fn byte_mutations_are_handled() {
         }
     }
 }
+
+/// A diagnostic on a very long line (a one-line YAML policy of 2 MB with a
+/// bad value near its end) shows a window of the line around the position,
+/// not the whole line (once or twice): its text stays small, and says where.
+#[test]
+fn a_diagnostic_on_a_huge_line_shows_a_window_of_it() {
+    let mut text = String::from("{name: big, rules: [");
+    for i in 0..40_000 {
+        text.push_str(&format!("{{action: a{i}, effect: allow}}, "));
+    }
+    text.push_str("{action: b, effect: alow}]}");
+    assert!(text.len() > 1_000_000 && !text.contains('\n'));
+    let sources = [Source {
+        name: "one-line.yaml".into(),
+        text: text.clone(),
+    }];
+    let comp = compile(&sources, Some(writ_ir::Dialect::MeshGuard));
+    let d = comp
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("alow"))
+        .unwrap_or_else(|| panic!("{:?}", comp.diagnostics));
+    let shown = writ::render::to_text(d, &comp.sources, false);
+    assert!(shown.len() < 2_000, "{} bytes shown", shown.len());
+    let column = text.find("alow").unwrap() + 1;
+    assert!(
+        shown.contains(&format!("one-line.yaml:1:{column}"))
+            && shown.contains("effect: alow}]}")
+            && shown.contains('…')
+            && shown.contains("^^^^"),
+        "{shown}"
+    );
+    // A short line is shown whole, by the usual renderer.
+    let small = [Source {
+        name: "small.yaml".into(),
+        text: "{name: s, rules: [{action: b, effect: alow}]}".into(),
+    }];
+    let comp = compile(&small, Some(writ_ir::Dialect::MeshGuard));
+    let shown = writ::render::to_text(&comp.diagnostics[0], &comp.sources, false);
+    assert!(
+        shown.contains("{name: s, rules: [{action: b, effect: alow}]}") && !shown.contains('…'),
+        "{shown}"
+    );
+}

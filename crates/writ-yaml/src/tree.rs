@@ -256,7 +256,8 @@ impl Converter<'_> {
 /// A syntax diagnostic (E0101, or E0107 for a duplicate key) at the place
 /// the YAML parser stopped.
 pub fn parse(file: FileId, source: &SourceFile) -> Result<Option<Node>, Diagnostic> {
-    let options = serde_saphyr::options! {};
+    let mut options = serde_saphyr::options! {};
+    options.budget = Some(budget(source.text().len()));
     let raw: Result<SaphyrSpanned<Raw>, serde_saphyr::Error> =
         serde_saphyr::from_str_with_options(source.text(), options);
     match raw {
@@ -271,6 +272,55 @@ pub fn parse(file: FileId, source: &SourceFile) -> Result<Option<Node>, Diagnost
         }
         Err(err) => Err(syntax_diagnostic(file, source, &err)),
     }
+}
+
+/// Nodes (mappings, sequences, scalars) the YAML reader accepts per byte of
+/// text, at least: a YAML value takes a few bytes (`a, `), so real policies
+/// stay far below one per four bytes; a file past it is built to make the
+/// reader allocate.
+const BYTES_PER_NODE: usize = 4;
+
+/// The YAML reader's limits for a file of `len` bytes. serde-saphyr's
+/// defaults (250,000 nodes, 1,000,000 events) stop a valid policy of about
+/// 17,000 rules; writ scales the node and event budgets with the file's
+/// size instead (the file's size is bounded by the policy size limit,
+/// `WRIT_MAX_POLICY_SIZE`), and keeps the other defaults: nesting depth 64,
+/// 50,000 aliases and anchors, the alias-to-anchor ratio that stops
+/// "billion laughs" expansion.
+fn budget(len: usize) -> serde_saphyr::Budget {
+    let mut b = serde_saphyr::Budget::default();
+    b.max_nodes = b.max_nodes.max(len / BYTES_PER_NODE);
+    // A node is one event (a scalar) or two (a collection's start and end).
+    b.max_events = b.max_events.max(len / BYTES_PER_NODE * 2);
+    b
+}
+
+/// E0101 for a breach of the reader's limits ([`budget`]), in writ's words.
+fn budget_diagnostic(span: Span, breach: &serde_saphyr::budget::BudgetBreach) -> Diagnostic {
+    use serde_saphyr::budget::BudgetBreach as B;
+    let (what, help) = match breach {
+        B::Nodes { .. } | B::Events { .. } => (
+            "the file holds more YAML values than writ reads from a file of its size (one per 4 bytes of text, and at least 250,000)".to_owned(),
+            "a policy's values take several bytes each, so this file is not a policy as written; if it is generated, write it with fewer, longer values, or in the writ language (docs/limits.md)",
+        ),
+        B::Depth { depth } => (
+            format!("the YAML nests {depth} levels deep, more than the 64 writ reads"),
+            "a policy needs a handful of levels: flatten the structure",
+        ),
+        B::Aliases { .. } | B::Anchors { .. } | B::AliasAnchorRatio { .. } => (
+            "the YAML uses more aliases (`*name`) or anchors (`&name`) than writ reads (50,000 each, and at most 10 aliases per anchor past the first 100)".to_owned(),
+            "write the repeated parts out, or in the writ language, where a role or a rule says it once",
+        ),
+        B::Documents { documents } => (
+            format!("the file holds {documents} YAML documents (`---`); a policy is one"),
+            "keep one document per file",
+        ),
+        _ => (
+            "the YAML exceeds one of the reader's safety limits (sizes of scalars, merge keys or includes)".to_owned(),
+            "split the file, or write the policy in the writ language (docs/limits.md)",
+        ),
+    };
+    Diagnostic::new(Code::YamlSyntax, span, format!("invalid yaml: {what}")).with_help(help)
 }
 
 fn syntax_diagnostic(file: FileId, source: &SourceFile, err: &serde_saphyr::Error) -> Diagnostic {
@@ -291,6 +341,9 @@ fn syntax_diagnostic(file: FileId, source: &SourceFile, err: &serde_saphyr::Erro
             s
         }
     });
+    if let serde_saphyr::Error::Budget { breach, .. } = err.without_snippet() {
+        return budget_diagnostic(span, breach);
+    }
     if let Some(rest) = message.strip_prefix("duplicate mapping key: ") {
         let key = rest.split(',').next().unwrap_or(rest).trim();
         return Diagnostic::new(Code::DuplicateKey, span, format!("duplicate key `{key}`"))
@@ -304,8 +357,6 @@ fn syntax_diagnostic(file: FileId, source: &SourceFile, err: &serde_saphyr::Erro
         Some("check the indentation: keys of one mapping must start in the same column".to_owned())
     } else if lower.contains("unclosed") {
         Some("close the bracket or quote that was opened before this point".to_owned())
-    } else if lower.contains("budget") {
-        Some("the YAML reader stops at 250,000 YAML nodes (about 14,000 rules); this limit cannot be raised: write a policy this large in the writ language (`writ convert --to writ` turns a smaller YAML file into it), or split it into several files (see docs/limits.md)".to_owned())
     } else if lower.contains("did not find expected") {
         Some("check the indentation, and that every bracket and quote opened before this point is closed".to_owned())
     } else {
