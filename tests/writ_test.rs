@@ -563,3 +563,23 @@ fn the_documented_test_file_passes() {
     assert!(text.contains("5 passed; 0 failed"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `--run` leaves cases out of the report, not out of the run: the cases
+/// before a selected one still count toward its limits, so it gets the
+/// decision a full run gives it (the third refund of a two-per-hour limit
+/// is refused whether or not the first two are selected).
+#[test]
+fn run_gives_selected_cases_the_results_of_a_full_run() {
+    let full = writ(&["test", &fixture("limited.test.yaml")]);
+    assert_eq!(full.status.code(), Some(0), "{}", stdout(&full));
+    assert!(
+        stdout(&full).contains("3 passed; 0 failed; 3 total"),
+        "{}",
+        stdout(&full)
+    );
+    let third = writ(&["test", "--run", "third", &fixture("limited.test.yaml")]);
+    let text = stdout(&third);
+    assert_eq!(third.status.code(), Some(0), "{text}");
+    assert!(text.contains("1 passed; 0 failed; 1 total"), "{text}");
+    assert!(!text.contains("first refund"), "{text}");
+}
