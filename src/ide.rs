@@ -896,15 +896,44 @@ impl writ_lsp::Analyzer for WritAnalyzer {
             .collect()
     }
 
+    /// A link that opens: `WRIT_DOCS_URL/CODE.md` when that variable gives
+    /// a base (e.g. where a team publishes writ's docs), otherwise the page
+    /// in the writ checkout this binary was built from, when it is still
+    /// there; no link (rather than a dead one) when neither is.
     fn docs_url(&self, code: &str) -> Option<String> {
-        writ_diagnostics::Code::ALL
+        if !writ_diagnostics::Code::ALL
             .iter()
             .any(|c| c.as_str() == code)
-            .then(|| {
-                format!(
-                    "{}/blob/main/docs/diagnostics/{code}.md",
-                    env!("CARGO_PKG_REPOSITORY")
-                )
-            })
+        {
+            return None;
+        }
+        if let Ok(base) = std::env::var("WRIT_DOCS_URL")
+            && !base.is_empty()
+        {
+            return Some(format!("{}/{code}.md", base.trim_end_matches('/')));
+        }
+        let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("docs/diagnostics")
+            .join(format!("{code}.md"));
+        page.is_file().then(|| file_url(&page))
     }
+}
+
+/// A `file://` URL for an absolute path, with every byte outside
+/// `A-Z a-z 0-9 - . _ ~ /` percent-encoded.
+fn file_url(path: &std::path::Path) -> String {
+    use std::fmt::Write as _;
+    let text = path.to_string_lossy().replace('\\', "/");
+    let mut url = String::from("file://");
+    if !text.starts_with('/') {
+        url.push('/');
+    }
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
+            url.push(char::from(b));
+        } else {
+            let _ = write!(url, "%{b:02X}");
+        }
+    }
+    url
 }

@@ -336,7 +336,10 @@ fn yaml_policies_get_diagnostics_keys_and_a_conversion() {
         let d = h.diagnostics(&uri).await;
         let codes: Vec<&str> = d["diagnostics"].as_array().unwrap().iter().map(|d| d["code"].as_str().unwrap()).collect();
         assert_eq!(codes, ["W0104", "W0104"], "the seed's two shadowed block rules: {d}");
-        assert!(d["diagnostics"][0]["codeDescription"]["href"].as_str().unwrap().ends_with("docs/diagnostics/W0104.md"));
+        // The link opens: the page in this checkout, as a file URL.
+        let href = d["diagnostics"][0]["codeDescription"]["href"].as_str().unwrap();
+        let path = href.strip_prefix("file://").unwrap_or_else(|| panic!("{href}"));
+        assert!(path.ends_with("docs/diagnostics/W0104.md") && std::path::Path::new(path).is_file(), "{href}");
         let td = json!({"uri": uri});
         // Keys of an Aegis rule, at the start of a new key in the first rule.
         let at = pos(&text, "    match:", 4);
