@@ -233,7 +233,7 @@ pub fn run(cli: Cli) -> ExitCode {
             match writ_lsp::serve_stdio(std::sync::Arc::new(writ::ide::WritAnalyzer::default())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
-                    eprintln!("writ lsp: {e}");
+                    eprintln!("error: {e}");
                     ExitCode::FAILURE
                 }
             }

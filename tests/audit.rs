@@ -108,6 +108,31 @@ fn verify_reports_intact_and_tampered_logs_with_exit_codes() {
 
     let out = writ(&["audit", "verify", s(&dir.join("missing.jsonl"))]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A file that is not an audit log at all (a typo in the path) is said
+    // once, as an error (exit 2), not as one problem per line.
+    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let out = writ(&["audit", "verify", readme]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("not an audit log") && err.contains("README.md"),
+        "{err}"
+    );
+    // But a log of which one record still reads is a damaged log: every
+    // other line is reported (exit 1).
+    let one = dir.join("one.jsonl");
+    let first = text.lines().next().unwrap();
+    std::fs::write(&one, format!("{first}\ngarbage\nmore garbage\n")).unwrap();
+    let out = writ(&["audit", "verify", s(&one)]);
+    let report = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("line 2") && report.contains("line 3"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -532,3 +532,103 @@ fn a_closed_stdout_ends_the_command_quietly() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// `writ plan`'s usage names its two kinds of argument once each.
+#[test]
+fn plan_usage_names_policies_then_requests() {
+    let out = writ(&["plan", "--help"], None);
+    let text = stdout(&out);
+    assert!(
+        text.contains("Usage: writ plan [OPTIONS] <POLICY>... <REQUESTS>"),
+        "{text}"
+    );
+}
+
+/// A directory stands for its policy files, test files named among
+/// policies are left out with one note, and `-` reads the policy (YAML or
+/// the writ language) from stdin.
+#[test]
+fn check_reads_directories_stdin_and_leaves_test_files_out() {
+    // The README's glob picks up the decision tables next to the policies.
+    let mut args = vec!["check".to_owned(), "--format".into(), "json".into()];
+    let mut tables = 0;
+    for e in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/seeds")).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().to_string();
+        if name.ends_with(".yaml") {
+            tables += usize::from(name.ends_with(".decisions.yaml"));
+            args.push(format!("examples/seeds/{name}"));
+        }
+    }
+    assert!(tables > 1);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = writ(&args, None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.matches("note: left out").count(), 1, "{err}");
+    assert!(
+        err.contains(&format!("left out {tables} test files")),
+        "{err}"
+    );
+
+    // A directory: its policy files, not its subdirectories nor test files.
+    let dir = std::env::temp_dir().join(format!("writ-check-dir-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    std::fs::copy("examples/support.writ", dir.join("support.writ")).unwrap();
+    std::fs::copy("examples/seeds/sekuire.yml", dir.join("sekuire.yml")).unwrap();
+    std::fs::copy(
+        "examples/support.decisions.yaml",
+        dir.join("support.decisions.yaml"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("sub/broken.yaml"), "not: [a policy").unwrap();
+    let out = writ(&["check", dir.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("checked 2 files"), "{}", stderr(&out));
+    let empty = dir.join("sub/empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let out = writ(&["check", empty.to_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("holds no policy file"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // stdin, in either syntax; errors name `<stdin>`.
+    let text = std::fs::read_to_string("examples/support.writ").unwrap();
+    let out = writ(&["check", "-"], Some(&text));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let yaml = std::fs::read_to_string("examples/support.yaml").unwrap();
+    let out = writ(&["check", "-"], Some(&yaml));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = writ(
+        &["check", "-"],
+        Some("writ: 1\nrules:\n  - effect: alow\n    action: x\n"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("<stdin>:3:"), "{}", stderr(&out));
+    // stdin cannot be both the policy and the requests.
+    let out = writ(&["eval", "-", "--requests", "-"], Some(&text));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+/// `--quiet` keeps warnings off stderr (the MeshGuard seed has many), but
+/// never errors.
+#[test]
+fn eval_quiet_prints_errors_only() {
+    let req = r#"{"agent":"a","token":"tok_support_t1_x","action":"web_search:execute"}"#;
+    let policy = "examples/seeds/meshguard-support-agents.yaml";
+    let loud = writ(&["eval", policy, "--request", req], None);
+    assert!(stderr(&loud).contains("Warning"), "{}", stderr(&loud));
+    let quiet = writ(&["eval", "--quiet", policy, "--request", req], None);
+    assert_eq!(quiet.status.code(), Some(0));
+    assert!(stderr(&quiet).is_empty(), "{}", stderr(&quiet));
+    assert_eq!(stdout(&quiet), stdout(&loud));
+    let broken = writ(
+        &["eval", "--quiet", "-", "--request", req],
+        Some("writ: 1\nrules:\n  - effect: alow\n    action: x\n"),
+    );
+    assert_eq!(broken.status.code(), Some(1));
+    assert!(stderr(&broken).contains("alow"), "{}", stderr(&broken));
+}

@@ -133,7 +133,7 @@ fn verify(path: &Path) -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("writ audit verify: {e}");
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -191,7 +191,7 @@ fn each_line(path: &Path, mut each: impl FnMut(&[u8]) -> Result<(), Stop>) -> Re
         }
         let Some(line) = buf.strip_suffix(b"\n") else {
             eprintln!(
-                "writ audit query: {}: the final line is incomplete (a write cut short); skipped",
+                "warning: {}: the final line is incomplete (a write cut short); skipped",
                 path.display()
             );
             return Ok(());
@@ -206,11 +206,11 @@ fn query(q: &QueryArgs) -> ExitCode {
         // A closed pipe (`| head`) is not an error worth reporting.
         Err(Stop::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(Stop::Output(e)) => {
-            eprintln!("writ audit query: cannot write the output: {e}");
+            eprintln!("error: cannot write the output: {e}");
             ExitCode::from(2)
         }
         Err(Stop::Input(e)) => {
-            eprintln!("writ audit query: {e}");
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
@@ -297,7 +297,7 @@ fn run_query(q: &QueryArgs) -> Result<(), Stop> {
     each_line(&q.log, |line| {
         total += 1;
         let Ok(rec) = serde_json::from_slice::<Json>(line) else {
-            eprintln!("writ audit query: record {total} is not JSON; skipped");
+            eprintln!("warning: record {total} is not JSON; skipped");
             return Ok(());
         };
         if !filter.admits(&rec) {

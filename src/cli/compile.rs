@@ -78,13 +78,13 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
     let comp = args.policy.compile();
     print_diagnostics(&comp, false);
     let Some(set) = comp.checked_set() else {
-        eprintln!("writ compile: the policy has errors; no bundle written");
+        eprintln!("error: the policy has errors; no bundle written");
         return ExitCode::FAILURE;
     };
     let key = match args.sign.as_deref().map(read_key).transpose() {
         Ok(k) => k,
         Err(e) => {
-            eprintln!("writ compile: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -92,12 +92,12 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
     let bytes = match writ::bundle::compile_with(set, &sources, key.as_ref(), &comp.automata) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("writ compile: {e}");
+            eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
     if let Err(e) = std::fs::write(&args.output, &bytes) {
-        eprintln!("writ compile: cannot write {}: {e}", args.output.display());
+        eprintln!("error: cannot write {}: {e}", args.output.display());
         return ExitCode::FAILURE;
     }
     eprintln!(
@@ -181,7 +181,7 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
     let bytes = match std::fs::read(&args.bundle) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("writ inspect: cannot read {}: {e}", args.bundle.display());
+            eprintln!("error: cannot read {}: {e}", args.bundle.display());
             return ExitCode::FAILURE;
         }
     };
@@ -192,7 +192,7 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
             .map_err(|e| e.to_string()),
     };
     if let Err(e) = loaded {
-        eprintln!("writ inspect: {}: {e}", args.bundle.display());
+        eprintln!("error: {}: {e}", args.bundle.display());
         return ExitCode::FAILURE;
     }
     let (header, model) = match (
@@ -201,7 +201,7 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
     ) {
         (Ok(h), Ok(m)) => (h, m),
         (Err(e), _) | (_, Err(e)) => {
-            eprintln!("writ inspect: {}: {e}", args.bundle.display());
+            eprintln!("error: {}: {e}", args.bundle.display());
             return ExitCode::FAILURE;
         }
     };

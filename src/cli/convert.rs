@@ -38,7 +38,7 @@ pub fn run(args: &Args) -> ExitCode {
     print_diagnostics(&comp, false);
     let Some(set) = comp.checked_set() else {
         eprintln!(
-            "writ convert: {} has errors; nothing converted",
+            "error: {} has errors; nothing converted",
             args.file.display()
         );
         return ExitCode::FAILURE;
@@ -72,7 +72,7 @@ pub fn run(args: &Args) -> ExitCode {
     let out = match converted {
         Ok(out) => out,
         Err(why) => {
-            eprintln!("writ convert: cannot convert {name}: {why}");
+            eprintln!("error: cannot convert {name}: {why}");
             return ExitCode::FAILURE;
         }
     };
@@ -93,14 +93,14 @@ pub fn run(args: &Args) -> ExitCode {
         .is_some_and(|again| convert::same_meaning(set, again));
     if !same {
         eprintln!(
-            "writ convert: refusing to convert {name}: the result would not mean the same. This is a bug in writ."
+            "error: refusing to convert {name}: the result would not mean the same. This is a bug in writ."
         );
         return ExitCode::FAILURE;
     }
     match &args.output {
         Some(path) => {
             if let Err(e) = std::fs::write(path, &out) {
-                eprintln!("writ convert: cannot write {}: {e}", path.display());
+                eprintln!("error: cannot write {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         }

@@ -40,14 +40,14 @@ fn one(path: &Path, check: bool) -> bool {
     };
     if !stdin && !writ::lang::is_writ_file(&name) {
         eprintln!(
-            "writ fmt: {name}: formats `.writ` files only; to turn a YAML policy into the writ language, run `writ convert {name} --to writ`"
+            "error: {name}: formats `.writ` files only; to turn a YAML policy into the writ language, run `writ convert {name} --to writ`"
         );
         return false;
     }
     let text = if stdin {
         let mut s = String::new();
         if let Err(e) = std::io::stdin().read_to_string(&mut s) {
-            eprintln!("writ fmt: cannot read stdin: {e}");
+            eprintln!("error: cannot read stdin: {e}");
             return false;
         }
         s
@@ -55,7 +55,7 @@ fn one(path: &Path, check: bool) -> bool {
         match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) => {
-                eprintln!("writ fmt: cannot read {name}: {e}");
+                eprintln!("error: cannot read {name}: {e}");
                 return false;
             }
         }
@@ -75,7 +75,7 @@ fn one(path: &Path, check: bool) -> bool {
                 return true;
             }
             if check {
-                eprintln!("writ fmt: {name} is not formatted");
+                eprintln!("error: {name} is not formatted");
                 print_first_change(&text, &out);
                 return false;
             }
@@ -85,7 +85,7 @@ fn one(path: &Path, check: bool) -> bool {
                     true
                 }
                 Err(e) => {
-                    eprintln!("writ fmt: cannot write {name}: {e}");
+                    eprintln!("error: cannot write {name}: {e}");
                     false
                 }
             }
@@ -97,12 +97,12 @@ fn one(path: &Path, check: bool) -> bool {
             for d in &diags {
                 eprint!("{}", writ::render::to_text(d, &map, color));
             }
-            eprintln!("writ fmt: {name} has syntax errors; fix them first");
+            eprintln!("error: {name} has syntax errors; fix them first");
             false
         }
         Err(FormatError::MeaningChanged(why)) => {
             eprintln!(
-                "writ fmt: refusing to format {name}: the result would not mean the same ({why}). This is a bug in writ; the file is unchanged."
+                "error: refusing to format {name}: the result would not mean the same ({why}). This is a bug in writ; the file is unchanged."
             );
             false
         }

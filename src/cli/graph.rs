@@ -26,7 +26,7 @@ pub fn run(args: &Args) -> ExitCode {
     // Graph findings (an undeclared target, a chain too long) are what the
     // drawing is for; only a policy that did not lower at all is refused.
     let Some(set) = &comp.set else {
-        eprintln!("writ graph: the policy could not be read; nothing drawn");
+        eprintln!("error: the policy could not be read; nothing drawn");
         return ExitCode::FAILURE;
     };
     let graph = writ_graph::build(set);

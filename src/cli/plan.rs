@@ -19,10 +19,14 @@ use super::{DialectArg, print_diagnostics};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Policy files, merged in order, then the JSON Lines file of requests
-    /// (`-` for stdin), e.g. `writ plan support.writ requests.jsonl`.
-    #[arg(required = true, num_args = 2.., value_name = "POLICY... REQUESTS")]
-    pub files: Vec<PathBuf>,
+    /// Policy files, merged in order (a directory stands for its policy
+    /// files; `-` reads stdin).
+    #[arg(required = true, value_name = "POLICY")]
+    pub policies: Vec<PathBuf>,
+    /// The JSON Lines file of requests (`-` for stdin), e.g. `writ plan
+    /// support.writ requests.jsonl`.
+    #[arg(value_name = "REQUESTS")]
+    pub requests: PathBuf,
     /// Read every policy file in this dialect instead of detecting it.
     #[arg(long, value_enum)]
     pub dialect: Option<DialectArg>,
@@ -51,10 +55,7 @@ struct Row {
 }
 
 pub fn run(args: &Args) -> ExitCode {
-    let Some((requests, policies)) = args.files.split_last() else {
-        eprintln!("error: give policy files and a requests file");
-        return ExitCode::from(2);
-    };
+    let (requests, policies) = (&args.requests, &args.policies);
     if requests.as_os_str() == "-" && policies.iter().any(|f| f.as_os_str() == "-") {
         eprintln!(
             "error: `-` names stdin for both the policy and the requests; give one of them as a file"

@@ -4,7 +4,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead as _, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
 
-use super::verify::{Verifier, VerifyReport, parse_line};
+use super::verify::{Problem, Verifier, VerifyReport, parse_line};
 use super::{AuditError, BackgroundSync, Batch, ChainHead, Sink};
 
 /// Appends records to a JSON Lines file, one write per batch.
@@ -149,5 +149,27 @@ pub fn verify_jsonl(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> 
             None => verifier.tail(n, line.len()),
         }
     }
-    Ok(verifier.finish())
+    let report = verifier.finish();
+    // A file none of whose lines is a record is another file (a typo in
+    // the path), not a log whose every record was damaged: say so once
+    // instead of listing every line. One record that reads is enough to
+    // report the rest as damage.
+    let malformed = report
+        .problems
+        .iter()
+        .filter(|p| matches!(p, Problem::Malformed { .. }))
+        .count();
+    if report.records > 0 && u64::try_from(malformed).is_ok_and(|m| m == report.records) {
+        let why = report.problems.iter().find_map(|p| match p {
+            Problem::Malformed { why, .. } => Some(why.as_str()),
+            _ => None,
+        });
+        return Err(AuditError::NotALog(format!(
+            "{}: none of its {} lines is a writ audit record (line 1: {})",
+            path.display(),
+            report.records,
+            why.unwrap_or("unreadable")
+        )));
+    }
+    Ok(report)
 }

@@ -444,6 +444,8 @@ pub enum AuditError {
     Corrupt(String),
     /// The writer stopped after an error; nothing is written any more.
     Stopped(String),
+    /// The file holds no audit record at all (another file was named).
+    NotALog(String),
 }
 
 impl fmt::Display for AuditError {
@@ -452,6 +454,7 @@ impl fmt::Display for AuditError {
             AuditError::Io(why) => write!(f, "audit log: {why}"),
             AuditError::Corrupt(why) => write!(f, "audit log cannot be continued: {why}"),
             AuditError::Stopped(why) => write!(f, "audit log stopped: {why}"),
+            AuditError::NotALog(why) => write!(f, "not an audit log: {why}"),
         }
     }
 }
