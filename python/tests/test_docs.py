@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import ast
+import asyncio
+import json
 import os
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = (ROOT / "docs" / "python.md").read_text()
@@ -38,3 +42,74 @@ def test_every_python_block_parses() -> None:
         ast.parse(code, mode="exec", feature_version=(3, 9)) if "await" not in code else compile(
             code, "<doc>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT
         )
+
+
+def _in_a_scratch_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Runs a block where its relative paths work (`examples/...`) and its
+    files (audit logs) land in `tmp_path`."""
+    (tmp_path / "examples").symlink_to(ROOT / "examples")
+    monkeypatch.chdir(tmp_path)
+
+
+def test_the_audit_example_records_a_masked_decision(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import writ
+
+    code = next(b for b in blocks() if "audit_mask" in b)
+    _in_a_scratch_dir(tmp_path, monkeypatch)
+    exec(code, {"writ": writ})
+    records = [json.loads(line) for line in (tmp_path / "decisions.jsonl").read_text().splitlines()]
+    assert len(records) == 1
+    (r,) = records
+    assert (r["decision"], r["rule"], r["trace_id"]) == ("allow", "refund_small", "run-7")
+    assert r["context"] == {"amount": 20, "currency": "USD", "api_token": "***"}
+    assert writ.verify_audit(tmp_path / "decisions.jsonl")["intact"]
+
+
+def test_the_agents_sdk_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The Agents SDK example, with every model call answered by a
+    scripted model instead of OpenAI."""
+    pytest.importorskip("agents")
+    import agents
+    from agents.models.multi_provider import MultiProvider
+
+    from scripted import call, model, say
+
+    agents.set_tracing_disabled(True)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-offline-test")
+    scripted = model(
+        "gpt-4.1-mini",
+        [
+            [call("transfer_to_billing_agent", {}, "h1")],
+            [call("refund", {"customer_id": "c42", "amount": 42.5}, "r1")],
+            [say("Refunded 42.50.")],
+        ],
+    )
+    asked: list[object] = []
+
+    def get_model(self: object, name: object) -> object:
+        asked.append(name)
+        return scripted
+
+    monkeypatch.setattr(MultiProvider, "get_model", get_model)
+    code = next(b for b in blocks() if "governed_handoff(engine, billing)" in b)
+    _in_a_scratch_dir(tmp_path, monkeypatch)
+    scope: dict[str, object] = {}
+    run = eval(compile(code, "<docs/python.md>", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT), scope)
+    asyncio.run(run)
+    result = scope["result"]
+    assert result.final_output == "Refunded 42.50."  # type: ignore[attr-defined]
+    assert result.last_agent.name == "billing-agent"  # type: ignore[attr-defined]
+    assert set(asked) == {"gpt-4.1-mini"}
+    scope["engine"].close()  # type: ignore[attr-defined]
+    decided = [
+        (r["action"], r["target"], r["decision"])
+        for r in map(json.loads, (tmp_path / "audit.jsonl").read_text().splitlines())
+        if r["reason"] != "event"
+    ]
+    assert decided == [
+        ("model:use", "gpt-4.1-mini", "allow"),
+        ("agent:delegate", "billing-agent", "allow"),
+        ("model:use", "gpt-4.1-mini", "allow"),
+        ("write:refund", "refund", "allow"),
+        ("model:use", "gpt-4.1-mini", "allow"),
+    ]
