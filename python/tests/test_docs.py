@@ -113,3 +113,44 @@ def test_the_agents_sdk_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyP
         ("write:refund", "refund", "allow"),
         ("model:use", "gpt-4.1-mini", "allow"),
     ]
+
+
+def test_every_documented_signature_is_the_code_s() -> None:
+    """`- \\`name(args)\\`` lines of the page give the real parameters: names,
+    kinds and defaults (a default written as a name is that object)."""
+    import inspect
+
+    import writ
+
+    pytest.importorskip("agents")
+    import writ.agents
+
+    namespace = {**vars(writ), **vars(writ.agents), "writ": writ}
+    found = [f for f in re.findall(r"^- `([\w.]+)\((.*?)\)`", PAGE, flags=re.M) if f[1] != "..."]
+    names = {n for n, _ in found}
+    assert {"writ.load", "engine.check", "governed_tool", "govern_agent", "governed_handoff", "WritHooks"} <= names
+    for name, args in found:
+        target: object = (
+            getattr(writ.Engine, name.split(".")[1]) if name.startswith("engine.") else eval(name, namespace)
+        )
+        sig = inspect.signature(target)
+        real = [
+            (p.name, p.kind, p.default)
+            for p in sig.parameters.values()
+            if p.name != "self"
+        ]
+        fn = ast.parse(f"def f({args}): pass").body[0]
+        assert isinstance(fn, ast.FunctionDef)
+        a = fn.args
+        value = lambda d: eval(compile(ast.Expression(d), "<docs>", "eval"), namespace)  # noqa: E731
+        empty = inspect.Parameter.empty
+        pos = [(p.arg, inspect.Parameter.POSITIONAL_OR_KEYWORD) for p in a.args]
+        pos_defaults = [empty] * (len(a.args) - len(a.defaults)) + [value(d) for d in a.defaults]
+        documented = [(n, k, d) for (n, k), d in zip(pos, pos_defaults)]
+        documented += [
+            (p.arg, inspect.Parameter.KEYWORD_ONLY, empty if d is None else value(d))
+            for p, d in zip(a.kwonlyargs, a.kw_defaults)
+        ]
+        if a.kwarg is not None:
+            documented.append((a.kwarg.arg, inspect.Parameter.VAR_KEYWORD, empty))
+        assert documented == real, name
