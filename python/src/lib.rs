@@ -220,6 +220,7 @@ struct Outcome {
     risk: Option<Risk>,
     retry_after_s: Option<u64>,
     id: Option<DecisionId>,
+    defaulted: bool,
 }
 
 /// A decision: what writ answered, and for which request.
@@ -235,6 +236,7 @@ pub struct Decision {
     risk: Option<Risk>,
     retry_after_s: Option<u64>,
     id: Option<DecisionId>,
+    defaulted: bool,
     agent: Py<PyString>,
     action: Py<PyString>,
     target: Option<Py<PyString>>,
@@ -257,6 +259,21 @@ impl Decision {
     #[getter]
     fn allowed(&self) -> bool {
         self.effect == Effect::Allow
+    }
+
+    /// A decision is not a truth value: `if engine.check(...)` would
+    /// read a deny as a yes. Raises TypeError pointing at `.allowed`.
+    fn __bool__(&self) -> PyResult<bool> {
+        Err(PyTypeError::new_err(
+            "a writ.Decision has no truth value: test `decision.allowed` (True only for allow), or call `engine.enforce(...)`, which raises unless the policy allows",
+        ))
+    }
+
+    /// True when the policy's default answered: no rule applied and no
+    /// agent ceiling, limit or chain check decided.
+    #[getter]
+    fn defaulted(&self) -> bool {
+        self.defaulted
     }
 
     /// `"allow"`, `"deny"` or `"approve"` (a human must approve).
@@ -332,6 +349,7 @@ impl Decision {
         d.set_item("reason", self.reason(py)?)?;
         d.set_item("risk", self.risk.map(Risk::as_str))?;
         d.set_item("retry_after_s", self.retry_after_s)?;
+        d.set_item("defaulted", self.defaulted)?;
         d.set_item("id", self.id())?;
         d.set_item("trace_id", self.trace_id(py))?;
         d.set_item("agent", self.agent(py))?;
@@ -442,7 +460,12 @@ impl Engine {
     ///
     /// `dry_run=True` asks what would be decided without acting on it:
     /// nothing is recorded and an allow takes nothing from its limits.
-    #[pyo3(signature = (agent, action, target=None, context=None, chain=None, tokens=None, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=false))]
+    ///
+    /// `tokens=None` is taken as 0; the signature shows 0, as the docs do.
+    #[pyo3(
+        signature = (agent, action, target=None, context=None, chain=None, tokens=None, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=false),
+        text_signature = "($self, agent, action, target=None, context=None, chain=None, tokens=0, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=False)"
+    )]
     #[allow(clippy::too_many_arguments)]
     fn check(
         &self,
@@ -486,6 +509,7 @@ impl Engine {
             risk: outcome.risk,
             retry_after_s: outcome.retry_after_s,
             id: outcome.id,
+            defaulted: outcome.defaulted,
             agent: agent.unbind(),
             action: action.unbind(),
             target: target.map(Bound::unbind),
@@ -691,6 +715,7 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
             risk: d.risk,
             retry_after_s: d.retry_after_s,
             id: None,
+            defaulted: defaulted(&d),
         });
     }
     let d = loaded.runtime.check_at(req, now);
@@ -718,7 +743,21 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
         risk: d.risk,
         retry_after_s: d.retry_after_s,
         id,
+        defaulted: defaulted(&d),
     })
+}
+
+/// Whether the policy's default made `d`. The runtime's default decision
+/// is the only one without a rule whose reason is the default's (the
+/// sentence that no rule matched, or the policy's own default reason);
+/// ceilings, limits and chain checks give their reason as text.
+fn defaulted(d: &writ_runtime::Decision<'_>) -> bool {
+    d.rule.is_none()
+        && d.policy.is_none()
+        && matches!(
+            d.reason,
+            writ_runtime::Reason::NoRule | writ_runtime::Reason::Template(_)
+        )
 }
 
 fn open_audit(path: &std::path::Path, mask: Option<Vec<String>>) -> Result<AuditLog, String> {
@@ -739,7 +778,8 @@ fn open_audit(path: &std::path::Path, mask: Option<Vec<String>>) -> Result<Audit
 }
 
 /// Compiles policy sources into bundle bytes (written to `output` too when
-/// given).
+/// given); returns the bytes and the compiler's warnings (`writ.compile`
+/// turns those into `writ.PolicyWarning`s).
 #[pyfunction]
 #[pyo3(signature = (path, output=None, *, dialect=None))]
 fn compile<'py>(
@@ -747,11 +787,11 @@ fn compile<'py>(
     path: &Bound<'py, PyAny>,
     output: Option<PathBuf>,
     dialect: Option<&str>,
-) -> PyResult<Bound<'py, pyo3::types::PyBytes>> {
+) -> PyResult<(Bound<'py, pyo3::types::PyBytes>, Vec<String>)> {
     let paths = paths(path)?;
     let dialect = crate::dialect(dialect)?;
     missing(&paths)?;
-    let (bytes, _) = py
+    let (bytes, warnings) = py
         .detach(|| policy::compile_sources(&paths, dialect))
         .map_err(|f| policy_error(py, &f))?;
     if let Some(out) = output {
@@ -759,7 +799,7 @@ fn compile<'py>(
             pyo3::exceptions::PyOSError::new_err(format!("cannot write {}: {e}", out.display()))
         })?;
     }
-    Ok(pyo3::types::PyBytes::new(py, &bytes))
+    Ok((pyo3::types::PyBytes::new(py, &bytes), warnings))
 }
 
 /// Verifies an audit log's hash chain (JSON Lines or SQLite, told by the

@@ -218,20 +218,29 @@ def test_a_rejected_approval_never_runs_the_tool() -> None:
     assert result.final_output == "Not deleted."
 
 
-def test_deny_can_raise_instead_of_telling_the_model() -> None:
+@pytest.mark.parametrize("tool_kwargs", [{}, {"failure_error_function": None}])
+def test_deny_can_raise_instead_of_telling_the_model(tool_kwargs: dict[str, Any]) -> None:
+    # `Runner.run` raises `writ.PolicyDenied` itself (not the SDK's
+    # `UserError` around it), with the SDK's default tool error handling
+    # and without it.
     engine = writ.load(EXAMPLES / "support.writ")
+    ran: list[float] = []
 
-    @governed_tool(engine, action="write:refund", on_deny="raise", failure_error_function=None)
+    @governed_tool(engine, action="write:refund", on_deny="raise", **tool_kwargs)
     def refund(amount: float) -> str:
         """Refund."""
+        ran.append(amount)
         return "refunded"
 
     m = model("gpt-4.1-mini", [[call("refund", {"amount": 1000}, "c1")], [say("x")]])
     billing = Agent(name="billing-agent", instructions="Billing.", model=m, tools=[refund])
-    with pytest.raises(Exception) as raised:
+    with pytest.raises(writ.PolicyDenied) as raised:
         run(Runner.run(billing, "refund 1000", hooks=WritHooks(engine)))
-    chain = [raised.value, raised.value.__cause__, raised.value.__context__]
-    assert any(isinstance(e, writ.PolicyDenied) for e in chain), raised.value
+    assert raised.value.decision.decision == "deny"
+    assert raised.value.decision.reason == "Refunds over $100 require manager approval"
+    assert ran == []
+    # The model was not asked again: the run stopped at the refusal.
+    assert calls(m) == 1
 
 
 def test_govern_agent_governs_every_tool_through_a_guardrail() -> None:
@@ -343,6 +352,9 @@ def test_the_example_agent_runs_offline(policy: str, tmp_path: Path) -> None:
         env={k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"},
     )
     assert out.returncode == 0, out.stderr
+    # It runs cleanly: no SDK warning (a handoff tool name with `-`), no
+    # policy warning.
+    assert out.stderr == ""
     text = out.stdout
     assert "refund tool ran: 79.99" in text
     assert "refund tool ran: 500" not in text
@@ -363,3 +375,228 @@ def test_without_sdk_approvals_an_approve_decision_raises() -> None:
     chain = [raised.value, raised.value.__cause__, raised.value.__context__]
     assert any(isinstance(e, writ.ApprovalRequired) for e in chain), raised.value
     assert shop.ran == []
+
+
+# --- handoffs as MeshGuard names them: `handoff:<Agent Name>` ---
+
+SEEDS = Path(__file__).resolve().parents[2] / "examples" / "seeds"
+
+# The MeshGuard policy of seed 001 applies to agents tagged `openai` or
+# `support` (`appliesTo`); these declarations give the agents their tags.
+SUPPORT_AGENTS = """
+agent "Tier 1 Support" {
+  tags [support]
+}
+
+agent "Billing Specialist" {
+  tags [support]
+}
+
+agent "Escalation Manager" {
+  tags [support]
+}
+"""
+
+
+def _tier1(engine: writ.Engine, steps: list[list[Any]], billing_steps: list[list[Any]]) -> tuple[Any, Agent, Any]:
+    billing_model = model("gpt-4.1-mini", billing_steps)
+    billing = Agent(name="Billing Specialist", instructions="Billing.", model=billing_model)
+    escalation = Agent(name="Escalation Manager", instructions="Escalations.", model=model("gpt-4.1", []))
+    engineering = Agent(name="Engineering", instructions="Bugs.", model=model("gpt-4.1", []))
+    tier1_model = model("gpt-4.1-mini", steps)
+    tier1 = Agent(
+        name="Tier 1 Support",
+        instructions="Triage.",
+        model=tier1_model,
+        handoffs=[
+            governed_handoff(engine, billing),
+            governed_handoff(engine, escalation),
+            governed_handoff(engine, engineering),
+        ],
+    )
+    return tier1_model, tier1, billing_model
+
+
+def test_the_meshguard_seed_governs_handoffs_unchanged(tmp_path: Path) -> None:
+    agents_file = tmp_path / "agents.writ"
+    agents_file.write_text(SUPPORT_AGENTS)
+    audit = tmp_path / "audit.jsonl"
+    # Any tagged agent may hand off to either specialist: a cycle, which
+    # the load reports (and the seed's MeshGuard users never saw).
+    with pytest.warns(writ.PolicyWarning, match=r"warning\[W0202\]: delegation cycle"):
+        engine = writ.load([agents_file, SEEDS / "meshguard-openai-support.yaml"], audit=str(audit))
+    tier1_model, tier1, _ = _tier1(
+        engine,
+        [[call("transfer_to_billing_specialist", {}, "h1")]],
+        [[say("Refund handled.")]],
+    )
+
+    result = run(Runner.run(tier1, "I need a refund", hooks=WritHooks(engine, check_models=False)))
+
+    # The policy allows `handoff:Billing Specialist` and
+    # `handoff:Escalation Manager`; Engineering is never named, so its
+    # handoff (denied by `defaultEffect: deny`) is not offered.
+    _, handoffs = offered(tier1_model, 0)
+    assert handoffs == ["transfer_to_billing_specialist", "transfer_to_escalation_manager"]
+    assert result.last_agent.name == "Billing Specialist"
+    assert result.final_output == "Refund handled."
+    engine.flush()
+    decided = [r for r in audit_records(audit) if r["reason"] != "event"]
+    # One decision for the handoff, asked as the policy names it, with
+    # what MeshGuard sends as context.
+    assert [(r["action"], r["target"], r["decision"], r["rule"], r["chain"]) for r in decided] == [
+        ("handoff:Billing Specialist", None, "allow", "allow_handoff_billing_specialist", ["Tier 1 Support"])
+    ]
+    assert decided[0]["context"] == {"from_agent": "Tier 1 Support", "to_agent": "Billing Specialist"}
+    engine.close()
+
+
+def test_the_meshguard_seed_governs_a_second_handoff_down_the_chain(tmp_path: Path) -> None:
+    agents_file = tmp_path / "agents.writ"
+    agents_file.write_text(SUPPORT_AGENTS)
+    audit = tmp_path / "audit.jsonl"
+    with pytest.warns(writ.PolicyWarning):
+        engine = writ.load([agents_file, SEEDS / "meshguard-openai-support.yaml"], audit=str(audit))
+    escalation = Agent(
+        name="Escalation Manager", instructions="e", model=model("gpt-4.1", [[say("Escalated.")]])
+    )
+    billing = Agent(
+        name="Billing Specialist",
+        instructions="Billing.",
+        model=model("gpt-4.1-mini", [[call("transfer_to_escalation_manager", {}, "h2")]]),
+        handoffs=[governed_handoff(engine, escalation)],
+    )
+    tier1 = Agent(
+        name="Tier 1 Support",
+        instructions="Triage.",
+        model=model("gpt-4.1-mini", [[call("transfer_to_billing_specialist", {}, "h1")]]),
+        handoffs=[governed_handoff(engine, billing)],
+    )
+
+    result = run(Runner.run(tier1, "escalate my refund"))
+
+    assert result.last_agent.name == "Escalation Manager"
+    assert result.final_output == "Escalated."
+    engine.flush()
+    # The second handoff is decided with the chain: its hop from Tier 1
+    # Support (allowed as `handoff:Billing Specialist`) and, under the
+    # strict ceiling, Tier 1 Support's own permission to hand off to the
+    # Escalation Manager.
+    assert [(r["action"], r["decision"], r["chain"]) for r in audit_records(audit)] == [
+        ("handoff:Billing Specialist", "allow", ["Tier 1 Support"]),
+        ("handoff:Escalation Manager", "allow", ["Tier 1 Support", "Billing Specialist"]),
+    ]
+    engine.close()
+
+
+def test_without_its_tags_the_meshguard_seed_offers_no_handoff() -> None:
+    # `appliesTo: tags` scopes every rule: untagged agents get the default
+    # deny, so no handoff is offered (fail closed).
+    engine = writ.load(SEEDS / "meshguard-openai-support.yaml")
+    tier1_model, tier1, _ = _tier1(engine, [[say("I cannot transfer you.")]], [])
+    result = run(Runner.run(tier1, "I need a refund"))
+    assert offered(tier1_model, 0)[1] == []
+    assert result.last_agent.name == "Tier 1 Support"
+
+
+def test_a_handoff_deny_is_not_undone_by_an_allow_of_agent_delegate(tmp_path: Path) -> None:
+    # `*` allows `agent:delegate`; the policy denies one handoff by name.
+    policy = tmp_path / "wildcard.yaml"
+    policy.write_text(
+        """\
+name: wildcard
+rules:
+  - effect: deny
+    actions: ["handoff:Escalation Manager"]
+    reason: "Escalations go through a human"
+  - effect: allow
+    actions: ["*"]
+defaultEffect: deny
+"""
+    )
+    engine = writ.load(policy, dialect="meshguard")
+    tier1_model, tier1, _ = _tier1(
+        engine,
+        [[call("transfer_to_billing_specialist", {}, "h1")]],
+        [[say("Billing here.")]],
+    )
+    result = run(Runner.run(tier1, "help", hooks=WritHooks(engine)))
+    assert offered(tier1_model, 0)[1] == ["transfer_to_billing_specialist", "transfer_to_engineering"]
+    assert result.last_agent.name == "Billing Specialist"
+
+
+def test_a_writ_policy_speaking_only_of_agent_delegate_still_decides(tmp_path: Path) -> None:
+    policy = tmp_path / "p.writ"
+    policy.write_text(
+        """\
+policy "p" { default deny }
+rule to_billing: allow "agent:delegate" on "Billing Specialist"
+  for agents ["Tier 1 Support"]
+"""
+    )
+    audit = tmp_path / "audit.jsonl"
+    engine = writ.load(policy, audit=str(audit))
+    tier1_model, tier1, _ = _tier1(
+        engine,
+        [[call("transfer_to_billing_specialist", {}, "h1")]],
+        [[say("Billing here.")]],
+    )
+    result = run(Runner.run(tier1, "help"))
+    assert offered(tier1_model, 0)[1] == ["transfer_to_billing_specialist"]
+    assert result.last_agent.name == "Billing Specialist"
+    engine.flush()
+    assert [(r["action"], r["target"], r["decision"]) for r in audit_records(audit)] == [
+        ("agent:delegate", "Billing Specialist", "allow")
+    ]
+    engine.close()
+
+
+def test_a_handoff_needing_approval_raises_approval_required_from_the_run(tmp_path: Path) -> None:
+    policy = tmp_path / "p.writ"
+    policy.write_text(
+        """\
+policy "p" { default deny }
+rule escalations: approve "handoff:Escalation Manager"
+  because "a human decides escalations"
+"""
+    )
+    engine = writ.load(policy)
+    tier1_model, tier1, _ = _tier1(engine, [[call("transfer_to_escalation_manager", {}, "h1")]], [])
+    with pytest.raises(writ.ApprovalRequired) as raised:
+        run(Runner.run(tier1, "escalate"))
+    # Offered (an approve is not a deny), then stopped before the handoff.
+    assert offered(tier1_model, 0)[1] == ["transfer_to_escalation_manager"]
+    assert raised.value.decision.action == "handoff:Escalation Manager"
+    assert raised.value.decision.reason == "a human decides escalations"
+
+
+def test_an_explicit_action_asks_only_that_action(tmp_path: Path) -> None:
+    policy = tmp_path / "p.writ"
+    policy.write_text(
+        """\
+policy "p" { default deny }
+rule handoffs: allow "handoff:*"
+"""
+    )
+    engine = writ.load(policy)
+    m = model("gpt-4.1-mini", [[say("no")]])
+    billing = Agent(name="Billing Specialist", instructions="b", model=model("gpt-4.1", []))
+    tier1 = Agent(
+        name="Tier 1 Support",
+        instructions="t",
+        model=m,
+        handoffs=[
+            governed_handoff(engine, billing, action="agent:delegate"),
+            governed_handoff(engine, billing, tool_name_override="default_forms"),
+        ],
+    )
+    run(Runner.run(tier1, "hi"))
+    assert offered(m, 0)[1] == ["default_forms"]
+
+
+def test_handoff_tool_names_are_made_valid_without_an_sdk_warning(caplog: pytest.LogCaptureFixture) -> None:
+    engine = writ.load(EXAMPLES / "support.writ")
+    with caplog.at_level("WARNING", logger="openai.agents"):
+        h = governed_handoff(engine, Agent(name="billing-agent", instructions="b"))
+    assert h.tool_name == "transfer_to_billing_agent"
+    assert not [r for r in caplog.records if "invalid characters" in r.getMessage()], caplog.text

@@ -239,6 +239,7 @@ def test_decision_fields_repr_and_dict(engine):
         "reason": "Refunds over $100 require manager approval",
         "risk": "high",
         "retry_after_s": None,
+        "defaulted": False,
         "id": None,
         "trace_id": "run-7",
         "agent": "billing-agent",

@@ -12,15 +12,19 @@ every action::
     if d.allowed:
         ...
 
-``check`` returns a :class:`Decision`; ``enforce`` raises
-:class:`PolicyDenied` on a deny and :class:`ApprovalRequired` when a human
-must approve; ``govern`` is ``enforce`` as a context manager.
+``check`` returns a :class:`Decision` (test ``.allowed``: a decision has
+no truth value, so ``if engine.check(...)`` raises ``TypeError`` rather
+than reading a deny as a yes); ``enforce`` raises :class:`PolicyDenied` on
+a deny and :class:`ApprovalRequired` when a human must approve; ``govern``
+is ``enforce`` as a context manager. A policy's warnings are issued as
+:class:`PolicyWarning`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
 from . import _writ
@@ -34,6 +38,7 @@ __all__ = [
     "Engine",
     "PolicyDenied",
     "PolicyError",
+    "PolicyWarning",
     "WritError",
     "__version__",
     "compile",
@@ -42,6 +47,22 @@ __all__ = [
 ]
 
 PathArg = Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]]
+
+
+class PolicyWarning(UserWarning):
+    """A warning about a policy that loads (W-codes: an unreachable rule,
+    a privilege escalation through delegation, ...), issued by
+    :func:`load`, :meth:`Engine.reload` and :func:`compile` with
+    :func:`warnings.warn`. The message is ``file:line:col:
+    warning[CODE]: message``. Filter by this category, e.g. make every one
+    an error with ``warnings.simplefilter("error", writ.PolicyWarning)``,
+    or ignore one code with ``warnings.filterwarnings("ignore",
+    message=r".*\\[W0203\\]", category=writ.PolicyWarning)``."""
+
+
+def _warn(found: Sequence[str], stacklevel: int) -> None:
+    for text in found:
+        warnings.warn(text, PolicyWarning, stacklevel=stacklevel + 1)
 
 
 class _DecisionError(WritError):
@@ -127,6 +148,13 @@ class Engine(_writ.Engine):
         """``enforce`` on entering the block; the block runs only when allowed."""
         yield self.enforce(agent, action, target, context, chain, tokens, trace_id, at, **kwargs)
 
+    def reload(self) -> None:
+        """Reads the same path(s) again now; raises :class:`PolicyError`
+        and keeps the current policy when the new one does not load. The
+        new policy's warnings are issued as :class:`PolicyWarning`."""
+        super().reload()
+        _warn(self.warnings, stacklevel=2)
+
     def __enter__(self) -> "Engine":
         return self
 
@@ -160,9 +188,10 @@ def load(
 
     Raises :class:`PolicyError` when the policy has errors (``.diagnostics``
     lists them with ``file:line:col``) and ``FileNotFoundError`` for a
-    missing file.
+    missing file. The compiler's warnings are issued as
+    :class:`PolicyWarning` (and stay in ``engine.warnings``).
     """
-    return Engine(
+    engine = Engine(
         path,
         dialect=dialect,
         audit=audit,
@@ -170,6 +199,14 @@ def load(
         watch=watch,
         public_key=public_key,
     )
+    try:
+        _warn(engine.warnings, stacklevel=2)
+    except BaseException:
+        # A warning made an error: do not leave the engine (its audit
+        # log, its watcher) open behind the caller's back.
+        engine.close()
+        raise
+    return engine
 
 
 def compile(
@@ -179,5 +216,8 @@ def compile(
     dialect: Optional[str] = None,
 ) -> bytes:
     """Compiles policy sources into a bundle; returns its bytes and writes
-    them to ``output`` when given. Raises :class:`PolicyError` on errors."""
-    return _writ.compile(path, output, dialect=dialect)
+    them to ``output`` when given. Raises :class:`PolicyError` on errors;
+    warnings are issued as :class:`PolicyWarning`."""
+    bundle, found = _writ.compile(path, output, dialect=dialect)
+    _warn(found, stacklevel=2)
+    return bundle

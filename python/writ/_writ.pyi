@@ -2,7 +2,7 @@
 
 import datetime
 import os
-from typing import Any, Literal, Mapping, Optional, Sequence, Union
+from typing import Any, Literal, Mapping, NoReturn, Optional, Sequence, Union
 
 _Path = Union[str, "os.PathLike[str]"]
 _Context = Mapping[str, Any]  # nested dict / list / tuple / str / int / float / bool / None
@@ -20,10 +20,17 @@ class PolicyError(WritError):
     """Each problem as `file:line:col: severity[CODE]: message`."""
 
 class Decision:
-    """What writ decided, and for which request. Immutable."""
+    """What writ decided, and for which request. Immutable. Has no truth
+    value: `bool(decision)` raises TypeError (test `.allowed`)."""
 
+    def __bool__(self) -> NoReturn: ...
     @property
-    def allowed(self) -> bool: ...
+    def allowed(self) -> bool:
+        """True only for an allow (not for an approve)."""
+    @property
+    def defaulted(self) -> bool:
+        """True when the policy's default answered: no rule applied and no
+        agent ceiling, limit or chain check decided."""
     @property
     def decision(self) -> Literal["allow", "deny", "approve"]: ...
     @property
@@ -113,6 +120,8 @@ def compile(
     output: Optional[_Path] = None,
     *,
     dialect: Optional[str] = None,
-) -> bytes: ...
+) -> tuple[bytes, list[str]]:
+    """The bundle's bytes and the compiler's warnings (`writ.compile`
+    issues them as `writ.PolicyWarning`)."""
 def verify_audit(path: _Path) -> dict[str, Any]:
     """`writ audit verify` as a dict: intact, records, last_seq, last_hash, problems, report."""

@@ -23,10 +23,17 @@ before it happens::
 - A tool call that **needs approval** goes through the SDK's own
   human-in-the-loop path: it shows up in ``result.interruptions`` and runs
   only after ``state.approve(item)`` (SDK 0.8.1 and later).
-- A **handoff** the policy never allows is not offered to the model; one
-  refused in context raises :class:`writ.PolicyDenied` (the SDK has no way
-  to refuse a handoff softly). The delegation chain is tracked across
-  handoffs and sent with every later check.
+- A **handoff** is asked both ways a policy names one: ``agent:delegate``
+  on the target agent (writ, MeshGuard's delegation rules) and
+  ``handoff:<Agent Name>`` (MeshGuard's Agents SDK integration); see
+  :func:`governed_handoff`. One the policy never allows is not offered to
+  the model; one refused in context raises :class:`writ.PolicyDenied` (the
+  SDK has no way to refuse a handoff softly). The delegation chain is
+  tracked across handoffs and sent with every later check.
+- What these raise inside a run (:class:`PolicyDenied`,
+  :class:`ApprovalRequired` here) are :class:`writ.PolicyDenied` and
+  :class:`writ.ApprovalRequired` that are also the SDK's
+  ``AgentsException``, so ``Runner.run`` raises them as they are.
 - :class:`WritHooks` checks ``model:use`` (target: the model's name) before
   every model call and records tool starts and ends, handoffs and model
   calls in the engine's audit log.
@@ -43,27 +50,53 @@ import fnmatch
 import functools
 import inspect
 import json
+import re
 import weakref
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
-from agents import (
-    Agent,
-    FunctionTool,
-    Handoff,
-    RunContextWrapper,
-    RunHooks,
-    ToolGuardrailFunctionOutput,
-    ToolInputGuardrailData,
-    ToolOutputGuardrailData,
-    function_tool,
-    handoff,
-    tool_input_guardrail,
-    tool_output_guardrail,
-)
+_INSTALL = 'writ.agents needs the OpenAI Agents SDK 0.4 or later: pip install "writ[agents]"'
 
-from . import ApprovalRequired, Decision, Engine, PolicyDenied
+try:
+    from agents import (
+        Agent,
+        FunctionTool,
+        Handoff,
+        RunContextWrapper,
+        RunHooks,
+        ToolGuardrailFunctionOutput,
+        ToolInputGuardrailData,
+        ToolOutputGuardrailData,
+        function_tool,
+        handoff,
+        tool_input_guardrail,
+        tool_output_guardrail,
+    )
+    from agents.exceptions import AgentsException
+except ImportError as missing:  # no SDK, or one older than 0.4
+    raise ImportError(f"{_INSTALL} ({missing})", name=missing.name) from missing
+
+from . import ApprovalRequired as _ApprovalRequired
+from . import Decision, Engine
+from . import PolicyDenied as _PolicyDenied
+
+
+class PolicyDenied(_PolicyDenied, AgentsException):  # type: ignore[misc]
+    """:class:`writ.PolicyDenied`, raised inside an SDK run.
+
+    Also an SDK ``AgentsException``, which the SDK's runner lets through
+    as it is (it wraps other exceptions raised in tools in ``UserError``),
+    so ``except writ.PolicyDenied`` around ``Runner.run`` catches it.
+    """
+
+
+class ApprovalRequired(_ApprovalRequired, AgentsException):  # type: ignore[misc]
+    """:class:`writ.ApprovalRequired`, raised inside an SDK run (see
+    :class:`PolicyDenied`)."""
+
 
 __all__ = [
+    "ApprovalRequired",
+    "PolicyDenied",
     "WritHooks",
     "current_chain",
     "govern_agent",
@@ -532,21 +565,84 @@ def govern_agent(
 
 # --- handoffs ---
 
+#: The two ways a policy names a handoff from one agent to `target`: writ's
+#: delegation request (and MeshGuard's `agent:delegate` rules), and the
+#: action MeshGuard's Agents SDK integration asks, `handoff:<Agent Name>`
+#: (no target). The engine checks a chain's hops the same two ways.
+def _handoff_forms(target: str) -> list[tuple[str, Optional[str]]]:
+    return [("agent:delegate", target), (f"handoff:{target}", None)]
+
+
+_STRICTNESS = {"deny": 0, "approve": 1, "allow": 2}
+
+
+def _handoff_decision(
+    engine: Engine,
+    who: Optional[str],
+    target: str,
+    action: Optional[str],
+    context: dict[str, Any],
+    chain: Optional[list[str]],
+    *,
+    dry_run: bool,
+) -> Decision:
+    """Decides a handoff from `who` to `target` (see :func:`governed_handoff`).
+
+    With `action` given, that action alone is asked. Otherwise both forms
+    of :func:`_handoff_forms` are: a form the policy says nothing about for
+    this agent (its default answers, asked without the chain) is left out,
+    and of the others the strictest answer wins: deny, then approve, then
+    allow. When the policy speaks of neither, its default decides. The
+    answers are found without acting on them; then only the deciding
+    request is checked for real, so a handoff makes one audit record and
+    counts once against limits.
+    """
+    agent = who if who is not None else "(unknown agent)"
+    forms = [(action, target)] if action is not None else _handoff_forms(target)
+    if len(forms) > 1:
+        spoken = [
+            (a, t)
+            for a, t in forms
+            if not engine.check(agent, a, target=t, context=context, dry_run=True).defaulted
+        ]
+        forms = spoken or forms[:1]
+    pick = forms[0]
+    if len(forms) > 1:
+        answers = [
+            engine.check(agent, a, target=t, context=context, chain=chain, dry_run=True)
+            for a, t in forms
+        ]
+        strictest = min(range(len(forms)), key=lambda i: _STRICTNESS[answers[i].decision])
+        if dry_run:
+            return answers[strictest]
+        pick = forms[strictest]
+    a, t = pick
+    return engine.check(agent, a, target=t, context=context, chain=chain, dry_run=dry_run)
+
 
 def governed_handoff(
     engine: Engine,
     agent: Agent,
     *,
-    action: str = "agent:delegate",
+    action: Optional[str] = None,
     on_handoff: Optional[Callable[..., Any]] = None,
     input_type: Any = None,
     **handoff_kwargs: Any,
 ) -> Handoff:
     """A real SDK ``Handoff`` to `agent`, decided by `engine`.
 
-    The request: the agent handing off, `action` (``agent:delegate``),
-    target `agent.name`, the run's delegation chain, and as context the
-    handoff's input (with `input_type`) or nothing.
+    The request: the agent handing off, the run's delegation chain, and as
+    context the handoff's input (with `input_type`), plus ``from_agent``
+    and ``to_agent`` (the two agents' names, as MeshGuard sends them; they
+    win over input fields of the same name). The action: both ways a
+    policy can name the handoff, ``agent:delegate`` with target
+    `agent.name` (writ, and MeshGuard's delegation rules) and
+    ``handoff:<agent.name>`` (MeshGuard's Agents SDK integration); a form
+    the policy says nothing about for the agent handing off is left out,
+    and of the others the strictest answer wins (deny, approve, allow).
+    When it speaks of neither, its default decides. Only the deciding
+    request is recorded. `action` asks that one action instead (target
+    `agent.name`).
 
     - ``is_enabled``: a handoff the policy denies is not offered to the
       model at all.
@@ -556,6 +652,26 @@ def governed_handoff(
       handoffs); allow extends the chain and calls your `on_handoff`.
     """
     target = agent.name
+    if "tool_name_override" not in handoff_kwargs:
+        # The SDK names the handoff tool `transfer_to_<agent name>` with
+        # every character other than a letter, digit or `_` made `_`, and
+        # logs a warning for each `-` (writ's agent names are
+        # `billing-agent`): give it the name it would make, so it has
+        # nothing to warn about.
+        name = f"transfer_to_{target}"
+        tool_name = re.sub(r"[^a-zA-Z0-9_]", "_", name).lower()
+        if tool_name != name:
+            handoff_kwargs["tool_name_override"] = tool_name
+
+    def request_context(who: Optional[str], data: Any = None) -> dict[str, Any]:
+        context: dict[str, Any] = {}
+        if data is not None:
+            dump = getattr(data, "model_dump", None)
+            context = dict(dump()) if callable(dump) else _arguments(data)
+        if who is not None:
+            context["from_agent"] = who
+        context["to_agent"] = target
+        return context
 
     def is_enabled(ctx: RunContextWrapper[Any], source: Any) -> bool:
         who = getattr(source, "name", None)
@@ -563,11 +679,13 @@ def governed_handoff(
             return False
         run = _run(ctx)
         run.enter(who)
-        d = engine.check(
+        d = _handoff_decision(
+            engine,
             who,
+            target,
             action,
-            target=target,
-            chain=run.chain_for(who),
+            request_context(who),
+            run.chain_for(who),
             dry_run=True,
         )
         return d.decision != "deny"
@@ -575,20 +693,15 @@ def governed_handoff(
     async def enforce(ctx: RunContextWrapper[Any], data: Any = None) -> None:
         run = _run(ctx)
         who = run.agent
-        context: dict[str, Any] = {}
-        if data is not None:
-            dump = getattr(data, "model_dump", None)
-            context = dump() if callable(dump) else _arguments(data)
-        if who is None:
-            d = engine.check("(unknown agent)", action, target=target, context=context)
-        else:
-            d = engine.check(who, action, target=target, context=context, chain=run.chain_for(who))
+        chain = run.chain_for(who) if who is not None else None
+        d = _handoff_decision(
+            engine, who, target, action, request_context(who, data), chain, dry_run=False
+        )
         if d.decision == "deny":
             raise PolicyDenied(d)
         if d.decision == "approve":
             raise ApprovalRequired(d)
-        base = run.chain_for(who) if who is not None else []
-        run.chain = base + [target]
+        run.chain = (chain or []) + [target]
         run.agent = target
         if on_handoff is not None:
             result = on_handoff(ctx, data) if input_type is not None else on_handoff(ctx)
