@@ -669,34 +669,10 @@ impl Engine {
     }
 }
 
-/// The checks the reference request parser makes (`writ eval`).
-/// Empty or only white space (`trim().is_empty()`, stopping at the first
-/// other character).
-fn blank(s: &str) -> bool {
-    s.chars().all(char::is_whitespace)
-}
-
+/// The runtime's own check ([`Request::validate`]): the package refuses a
+/// malformed request with the runtime's sentence.
 fn validate(req: &Request) -> PyResult<()> {
-    if blank(&req.agent) {
-        return Err(PyValueError::new_err("agent must not be empty"));
-    }
-    if blank(&req.action) {
-        return Err(PyValueError::new_err("action must not be empty"));
-    }
-    if req.chain.iter().any(|a| blank(a)) {
-        return Err(PyValueError::new_err(
-            "chain must not hold an empty agent id",
-        ));
-    }
-    if let Some(last) = req.chain.last()
-        && *last != req.agent
-    {
-        return Err(PyValueError::new_err(format!(
-            "agent is `{}` but the chain ends with `{last}`; the last agent of the chain is the one acting",
-            req.agent
-        )));
-    }
-    Ok(())
+    req.validate().map_err(|e| PyValueError::new_err(e.message))
 }
 
 fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {

@@ -310,9 +310,9 @@ def test_bad_agent_or_action_types(engine):
         engine.check("a", 1)
     with pytest.raises(TypeError):
         engine.check("a")
-    with pytest.raises(ValueError, match="agent must not be empty"):
+    with pytest.raises(ValueError, match="`agent` must not be empty"):
         engine.check(" ", "tool:call")
-    with pytest.raises(ValueError, match="action must not be empty"):
+    with pytest.raises(ValueError, match="`action` must not be empty"):
         engine.check("a", "")
 
 

@@ -4,21 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::{Request, Value};
-
-/// A malformed request; the message is lowercase and names the field.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct RequestError {
-    pub message: String,
-}
-
-impl std::fmt::Display for RequestError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for RequestError {}
+use crate::{Request, RequestError, Value};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -74,37 +60,15 @@ impl Request {
         let wire: WireRequest = serde_json::from_str(text).map_err(|e| RequestError {
             message: clean_serde(&e),
         })?;
-        if wire.chain.iter().any(|a| a.trim().is_empty()) {
-            return Err(RequestError {
-                message: "`chain` must not hold an empty agent id".to_owned(),
-            });
-        }
         let agent = match (wire.agent, wire.chain.last()) {
-            (Some(a), Some(last)) if a != *last => {
-                return Err(RequestError {
-                    message: format!(
-                        "`agent` is `{a}` but the chain ends with `{last}`; the last agent of `chain` is the one acting"
-                    ),
-                });
-            }
             (Some(a), _) => a,
             (None, Some(last)) => last.clone(),
             (None, None) => {
-                return Err(RequestError {
-                    message: "malformed request: missing request field `agent`".to_owned(),
-                });
+                return Err(RequestError::new(
+                    "malformed request: missing request field `agent`",
+                ));
             }
         };
-        if agent.trim().is_empty() {
-            return Err(RequestError {
-                message: "`agent` must not be empty".to_owned(),
-            });
-        }
-        if wire.action.trim().is_empty() {
-            return Err(RequestError {
-                message: "`action` must not be empty".to_owned(),
-            });
-        }
         let at = match wire.at {
             None => None,
             Some(s) => Some(s.parse::<jiff::Timestamp>().map_err(|e| RequestError {
@@ -113,7 +77,7 @@ impl Request {
                 ),
             })?),
         };
-        Ok(Request {
+        let req = Request {
             agent,
             roles: wire.roles,
             tags: wire.tags,
@@ -130,7 +94,9 @@ impl Request {
             tokens: wire.tokens.unwrap_or(0),
             chain: wire.chain,
             trace_id: wire.trace_id,
-        })
+        };
+        req.validate()?;
+        Ok(req)
     }
 }
 

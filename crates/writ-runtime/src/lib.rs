@@ -49,6 +49,7 @@ mod matcher;
 pub mod model;
 #[cfg(feature = "redis")]
 pub mod redis_store;
+mod validate;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -57,12 +58,11 @@ use std::fmt;
 #[cfg(feature = "reload")]
 pub use engine::{Engine, Watcher};
 pub use eval::{Decision, Effect, Reason, Risk};
-#[cfg(feature = "json")]
-pub use json::RequestError;
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
+pub use validate::RequestError;
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"WRITBNDL";
