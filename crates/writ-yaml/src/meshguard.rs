@@ -483,6 +483,212 @@ fn constraints(cx: &mut Cx<'_>, node: &Node, parts: &mut RuleParts) {
 #[cfg(test)]
 mod tests {
     use super::singular;
+    use writ_diagnostics::{Code, Diagnostic, FileId, SourceFile};
+    use writ_ir::{Condition, PolicyFile, Tier};
+
+    fn lower(text: &str) -> (Option<PolicyFile>, Vec<Diagnostic>) {
+        let source = SourceFile::new("t.yaml", text);
+        let lowered = crate::lower(FileId(0), &source, Some(writ_ir::Dialect::MeshGuard), "t");
+        (lowered.file, lowered.diagnostics)
+    }
+
+    fn file(text: &str) -> PolicyFile {
+        let (file, diags) = lower(text);
+        assert!(diags.is_empty(), "{diags:?}");
+        file.unwrap_or_else(|| panic!("no file for {text}"))
+    }
+
+    fn codes(text: &str) -> Vec<Code> {
+        lower(text).1.iter().map(|d| d.code).collect()
+    }
+
+    /// The text a diagnostic's span covers.
+    fn at<'t>(text: &'t str, d: &Diagnostic) -> &'t str {
+        d.span()
+            .and_then(|s| text.get(s.start as usize..s.end as usize))
+            .unwrap_or("")
+    }
+
+    fn never_applies(c: Option<&Condition>) -> bool {
+        matches!(c, Some(Condition::Any(c)) if c.is_empty())
+    }
+
+    const RULE: &str = "rules:\n  - effect: allow\n    actions: [\"read:*\"]\n";
+
+    #[test]
+    fn applies_to_lists_narrow_every_rule() {
+        let f = file(&format!(
+            "appliesTo:\n  trustTiers: [verified, Trusted, anonymous]\n  agentIds: [a1, a2]\n  tags: [prod]\n{RULE}"
+        ));
+        let scope = f.rules.first().map(|r| r.scope.clone()).unwrap_or_default();
+        let tiers: Vec<Tier> = scope.tiers.iter().map(|t| t.value).collect();
+        assert_eq!(tiers, [Tier::Verified, Tier::Trusted, Tier::Untrusted]);
+        let agents: Vec<&str> = scope.agents.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(agents, ["a1", "a2"]);
+        let tags: Vec<&str> = scope.tags.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(tags, ["prod"]);
+        // One scalar stands for a list of one.
+        let f = file(&format!("appliesTo:\n  trustTiers: privileged\n{RULE}"));
+        let tiers: Vec<Tier> = f
+            .rules
+            .iter()
+            .flat_map(|r| r.scope.tiers.iter().map(|t| t.value))
+            .collect();
+        assert_eq!(tiers, [Tier::Privileged]);
+    }
+
+    #[test]
+    fn a_rules_own_agent_and_the_policys_agents_must_both_match() {
+        let rules = "rules:\n  - action: \"agent:delegate\"\n    effect: allow\n    conditions: { from_agent: [t1, t2] }\n";
+        let f = file(&format!("appliesTo:\n  agentIds: [t2, t3]\n{rules}"));
+        let rule = f.rules.first();
+        let agents: Vec<&str> = rule
+            .map(|r| r.scope.agents.iter().map(|a| a.value.as_str()).collect())
+            .unwrap_or_default();
+        assert_eq!(agents, ["t2"]);
+        assert!(!never_applies(rule.and_then(|r| r.condition.as_ref())));
+        // Nothing in common: the rule never applies (it must not become
+        // a rule for every agent).
+        let f = file(&format!("appliesTo:\n  agentIds: [t3]\n{rules}"));
+        assert!(
+            never_applies(f.rules.first().and_then(|r| r.condition.as_ref())),
+            "{:?}",
+            f.rules
+        );
+    }
+
+    #[test]
+    fn empty_applies_to_lists_apply_to_nobody() {
+        for text in [
+            format!("appliesTo:\n  tags: []\n{RULE}"),
+            format!("appliesTo:\n  trustTiers: []\n  tags: [prod]\n{RULE}"),
+            format!("appliesTo: {{}}\n{RULE}"),
+        ] {
+            let (f, diags) = lower(&text);
+            let codes: Vec<Code> = diags.iter().map(|d| d.code).collect();
+            assert_eq!(codes, [Code::EmptyList], "{text}");
+            let rules = f.map(|f| f.rules).unwrap_or_default();
+            assert!(
+                !rules.is_empty() && rules.iter().all(|r| never_applies(r.condition.as_ref())),
+                "{text}: {rules:?}"
+            );
+        }
+        assert_eq!(codes(&format!("appliesTo:\n{RULE}")), [Code::WrongType]);
+        assert_eq!(
+            codes(&format!("appliesTo:\n  agentIds: ~\n{RULE}")),
+            [Code::WrongType]
+        );
+    }
+
+    #[test]
+    fn bad_applies_to_values_and_keys_are_reported_where_written() {
+        let text = format!("appliesTo:\n  trustTiers: [verified, trustd]\n{RULE}");
+        let (_, diags) = lower(&text);
+        assert_eq!(
+            diags.iter().map(|d| d.code).collect::<Vec<_>>(),
+            [Code::InvalidValue]
+        );
+        let d = diags.first().map(|d| (at(&text, d), d.help.clone()));
+        assert_eq!(d.as_ref().map(|d| d.0), Some("trustd"));
+        assert!(d.and_then(|d| d.1).is_some_and(|h| h.contains("`trusted`")));
+
+        let text = format!("appliesTo:\n  trustTier: [verified]\n{RULE}");
+        let (_, diags) = lower(&text);
+        assert_eq!(
+            diags.iter().map(|d| d.code).collect::<Vec<_>>(),
+            [Code::UnknownKey]
+        );
+        let d = diags.first();
+        assert_eq!(d.map(|d| at(&text, d)), Some("trustTier"));
+        assert!(
+            d.and_then(|d| d.help.as_deref())
+                .is_some_and(|h| h.contains("`trustTiers`"))
+        );
+
+        let text = format!("appliesTo:\n  orgIds: [org_1]\n  tags: [a]\n{RULE}");
+        let (_, diags) = lower(&text);
+        assert_eq!(
+            diags.iter().map(|d| d.code).collect::<Vec<_>>(),
+            [Code::UnsupportedKey]
+        );
+        assert_eq!(diags.first().map(|d| at(&text, d)), Some("orgIds"));
+    }
+
+    #[test]
+    fn delegation_sets_the_depth_and_the_action_ceiling() {
+        let f = file(&format!(
+            "delegation:\n  maxDepth: 2\n  permissionCeiling: [\"read:*\", \"write:notes\"]\n{RULE}"
+        ));
+        assert_eq!(f.settings.max_delegation_depth.map(|d| d.value), Some(2));
+        let lists = &f.settings.ceiling_actions;
+        assert_eq!(lists.len(), 1);
+        let list = lists.first();
+        assert_eq!(list.map(|l| l.key.as_str()), Some("permissionCeiling"));
+        assert!(list.is_some_and(|l| l.matches("read:contacts") && l.matches("write:notes")));
+        assert!(list.is_some_and(|l| !l.matches("write:email")));
+        // The ceiling principle itself is writ's default strict ceiling.
+        assert_eq!(f.settings.ceiling, None);
+    }
+
+    #[test]
+    fn bad_delegation_values_and_keys_are_reported_where_written() {
+        for (text, code, span) in [
+            ("delegation:\n  maxDepth: 0\n", Code::InvalidNumber, "0"),
+            ("delegation:\n  maxDepth: two\n", Code::InvalidNumber, "two"),
+            ("delegation:\n  maxDepth: 1.5\n", Code::InvalidNumber, "1.5"),
+            ("delegation:\n  maxDepht: 2\n", Code::UnknownKey, "maxDepht"),
+            (
+                "delegation:\n  permissionCeiling: [\"read:[\"]\n",
+                Code::InvalidGlob,
+                "\"read:[\"",
+            ),
+            ("delegation:\n  permissionCeiling:\n", Code::WrongType, ""),
+            (
+                "delegation:\n  permissionCeiling: []\n",
+                Code::EmptyList,
+                "[",
+            ),
+            ("delegation: [2]\n", Code::WrongType, "[2"),
+        ] {
+            let text = format!("{text}{RULE}");
+            let (_, diags) = lower(&text);
+            assert_eq!(
+                diags.iter().map(|d| d.code).collect::<Vec<_>>(),
+                [code],
+                "{text}"
+            );
+            // (A flow list's span ends before its `]`.)
+            if !span.is_empty() {
+                assert_eq!(diags.first().map(|d| at(&text, d)), Some(span), "{text}");
+            }
+        }
+        let (_, diags) = lower(&format!("delegation:\n  maxDepht: 2\n{RULE}"));
+        assert!(
+            diags
+                .first()
+                .and_then(|d| d.help.as_deref())
+                .is_some_and(|h| h.contains("`maxDepth`"))
+        );
+        // An empty ceiling is kept: every delegated request is denied.
+        let (f, _) = lower(&format!("delegation:\n  permissionCeiling: []\n{RULE}"));
+        let lists = f.map(|f| f.settings.ceiling_actions).unwrap_or_default();
+        assert!(lists.len() == 1 && lists.iter().all(|l| !l.matches("read:x")));
+    }
+
+    #[test]
+    fn require_approval_is_approve() {
+        let f = file(
+            "defaultEffect: deny\nrules:\n  - effect: require_approval\n    actions: [\"write:*\"]\n",
+        );
+        assert_eq!(
+            f.rules.first().map(|r| r.effect.value),
+            Some(writ_ir::Effect::Approve)
+        );
+        assert_eq!(
+            codes("rules:\n  - effect: requires_approval\n    actions: [a]\n"),
+            [Code::InvalidValue]
+        );
+    }
 
     #[test]
     fn singulars() {
