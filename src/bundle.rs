@@ -812,6 +812,10 @@ pub fn model_with(
 ) -> Result<m::Model, CompileError> {
     let mut cx = Cx { automata, total: 0 };
     let s = &set.settings;
+    let mut ceiling_actions = Vec::with_capacity(s.ceiling_actions.len());
+    for l in &s.ceiling_actions {
+        ceiling_actions.extend(list(Some(l), &mut cx)?);
+    }
     let settings = m::Settings {
         combining: match s.combining.value {
             Combining::FirstMatch => 0,
@@ -824,6 +828,7 @@ pub fn model_with(
         tzif: tzif(&s.timezone.value.name)?,
         max_delegation_depth: s.max_delegation_depth.as_ref().map(|d| d.value),
         ceiling_strict: s.ceiling.value == writ_ir::Ceiling::Strict,
+        ceiling_actions,
     };
     let mut rules = Vec::with_capacity(set.rules.len());
     for r in &set.rules {

@@ -59,7 +59,7 @@ fn bundle_formats_are_checked_by_version() {
         writ_runtime::read_header(&shared).unwrap().format_version,
         writ_runtime::FORMAT_VERSION
     );
-    assert_eq!(writ_runtime::FORMAT_VERSION, 3);
+    assert_eq!(writ_runtime::FORMAT_VERSION, 4);
     let model = read_model(&shared).unwrap();
     assert!(model.rules[0].limit_shared && model.rules[0].limit.is_some());
     let rt = Runtime::from_bytes(&shared).unwrap();
@@ -80,11 +80,47 @@ fn bundle_formats_are_checked_by_version() {
         decide(&rt, req),
         decide(&Runtime::from_bytes(&bundle(None)).unwrap(), req)
     );
-    for v in [0, 1, 4] {
+    for v in [0, 1, 5] {
         let e = Runtime::from_bytes(&with_version(&shared, v)).err();
         assert_eq!(e, Some(LoadError::UnsupportedVersion(v)));
-        assert!(e.unwrap().to_string().contains("reads formats 2 to 3"));
+        assert!(e.unwrap().to_string().contains("reads formats 2 to 4"));
     }
+}
+
+/// Format 4 ends the body with the action ceilings of delegated requests
+/// (MeshGuard's `delegation.permissionCeiling`) when there are any; a body
+/// without them is format 3's.
+#[test]
+fn action_ceilings_travel_in_the_bundle() {
+    let sources = vec![Source {
+        name: "p.yaml".into(),
+        text: "name: p\ndefaultEffect: allow\nrules:\n  - effect: deny\n    actions: [\"x\"]\ndelegation:\n  permissionCeiling: [\"read:*\"]\n".into(),
+    }];
+    let comp = compile(&sources, None);
+    let bytes = writ::bundle::compile(comp.checked_set().unwrap(), &sources, None).unwrap();
+    let model = read_model(&bytes).unwrap();
+    let lists: Vec<(&str, usize)> = model
+        .settings
+        .ceiling_actions
+        .iter()
+        .map(|l| (l.key.as_str(), l.patterns.len()))
+        .collect();
+    assert_eq!(lists, [("permissionCeiling", 1)]);
+    let rt = Runtime::from_bytes(&bytes).unwrap();
+    assert!(decide(&rt, r#"{"chain":["a","b"],"action":"read:x"}"#).contains("\"allow\""));
+    assert!(
+        decide(&rt, r#"{"chain":["a","b"],"action":"write:x"}"#)
+            .contains("not in permissionCeiling")
+    );
+    assert!(decide(&rt, r#"{"agent":"b","action":"write:x"}"#).contains("\"allow\""));
+    // Without a ceiling the body has no such section.
+    assert!(
+        read_model(&bundle(None))
+            .unwrap()
+            .settings
+            .ceiling_actions
+            .is_empty()
+    );
 }
 
 fn decide(rt: &Runtime, json: &str) -> String {

@@ -1084,8 +1084,36 @@ fn aegis(rng: &mut Rng) -> (String, Vocab) {
 fn meshguard(rng: &mut Rng) -> (String, Vocab) {
     let mut vocab = Vocab::default();
     let mut s = String::from("name: p\nversion: \"1.0\"\n");
-    if rng.chance(30) {
-        s.push_str("appliesTo:\n  tags:\n    - x\n");
+    if rng.chance(40) {
+        // Each list given must match; the tiers come from the agents
+        // `meshguard_agents` declares.
+        s.push_str("appliesTo:\n");
+        let mut any = false;
+        if rng.chance(50) {
+            s.push_str("  tags:\n    - x\n");
+            any = true;
+        }
+        if rng.chance(50) {
+            let tiers: Vec<&str> = (0..1 + rng.below(2))
+                .map(|_| *rng.pick(&["verified", "trusted", "privileged", "anonymous"]))
+                .collect();
+            let _ = writeln!(s, "  trustTiers: [{}]", tiers.join(", "));
+            any = true;
+        }
+        if !any || rng.chance(40) {
+            let ids: Vec<&str> = (0..1 + rng.below(3)).map(|_| *rng.pick(AGENTS)).collect();
+            let _ = writeln!(s, "  agentIds: [{}]", ids.join(", "));
+        }
+    }
+    if rng.chance(35) {
+        s.push_str("delegation:\n");
+        if rng.chance(60) {
+            let _ = writeln!(s, "  maxDepth: {}", 1 + rng.below(2));
+        }
+        let ceiling: Vec<String> = (0..1 + rng.below(2))
+            .map(|_| glob_pattern(rng, &mut vocab.actions, ACTIONS))
+            .collect();
+        let _ = writeln!(s, "  permissionCeiling: [{}]", ceiling.join(", "));
     }
     if rng.chance(60) {
         let _ = writeln!(
@@ -1100,7 +1128,7 @@ fn meshguard(rng: &mut Rng) -> (String, Vocab) {
         let _ = write!(
             s,
             "  - effect: {}\n    actions:\n      - {}\n",
-            rng.pick(&["allow", "deny", "approve"]),
+            rng.pick(&["allow", "deny", "approve", "require_approval"]),
             glob_pattern(rng, &mut vocab.actions, ACTIONS)
         );
         if rng.chance(60) {
@@ -1149,6 +1177,29 @@ fn meshguard(rng: &mut Rng) -> (String, Vocab) {
     (s, vocab)
 }
 
+/// Agents with tiers and tags, for a MeshGuard policy's `appliesTo`
+/// (a request carries no tier).
+fn meshguard_agents(rng: &mut Rng) -> Source {
+    let mut text = String::new();
+    for a in AGENTS {
+        if rng.chance(70) {
+            let _ = write!(
+                text,
+                "agent \"{a}\" {{ tier {}",
+                rng.pick(&["untrusted", "verified", "trusted", "privileged"])
+            );
+            if rng.chance(40) {
+                text.push_str(" tags [x]");
+            }
+            text.push_str(" }\n");
+        }
+    }
+    Source {
+        name: "agents.writ".to_owned(),
+        text,
+    }
+}
+
 #[test]
 fn the_seed_dialects_decide_alike_in_both_engines() {
     let policies = env_u64("WRIT_DIFF_POLICIES", 2_500) / 5;
@@ -1161,7 +1212,10 @@ fn the_seed_dialects_decide_alike_in_both_engines() {
         } else {
             (format!("p{n}.meshguard.yaml"), meshguard(&mut rng))
         };
-        let sources = vec![Source { name, text }];
+        let mut sources = vec![Source { name, text }];
+        if n % 2 == 1 && rng.chance(70) {
+            sources.push(meshguard_agents(&mut rng));
+        }
         let mut clock = 1_736_935_198_000i64;
         let requests: Vec<(String, bool)> = (0..REQUESTS_PER_POLICY)
             .map(|_| {

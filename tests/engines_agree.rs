@@ -387,3 +387,126 @@ fn a_look_at_a_limit_changes_nothing_and_time_never_runs_backwards_in_a_window()
         assert_eq!(d[2]["retry_after_s"], 1800);
     }
 }
+
+/// Both engines on several sources (merged in order), as [`both_named`].
+fn both_sources(sources: &[(&str, &str)], requests: &[&str]) -> Vec<serde_json::Value> {
+    let sources: Vec<Source> = sources
+        .iter()
+        .map(|(name, text)| Source {
+            name: (*name).into(),
+            text: (*text).into(),
+        })
+        .collect();
+    let comp = compile(&sources, None);
+    let set = comp
+        .checked_set()
+        .unwrap_or_else(|| panic!("policy has errors: {:?}", comp.diagnostics));
+    let bytes = writ::bundle::compile(set, &sources, None).unwrap();
+    let rt = writ_runtime::Runtime::from_bytes(&bytes).unwrap();
+    let mut reference = Evaluator::new(set);
+    let now = NOW.parse().unwrap();
+    requests
+        .iter()
+        .map(|json| {
+            let req = Request::from_json(json).unwrap();
+            let expected = reference.check(&req, now).to_json();
+            let got = rt.check_at(&req, now).to_json(&req);
+            assert_eq!(got, expected, "engines disagree on {json}");
+            serde_json::from_str(&got).unwrap()
+        })
+        .collect()
+}
+
+/// MeshGuard's `appliesTo` (tiers, agent ids and tags: each list given
+/// must match) and `delegation` (`maxDepth`, `permissionCeiling`).
+#[test]
+fn meshguard_applies_to_and_delegation_keys_decide_alike() {
+    let policy = r#"
+name: scoped
+appliesTo:
+  trustTiers: [verified, trusted]
+  agentIds: [a, b, c, d]
+  tags: [prod]
+rules:
+  - effect: allow
+    actions: ["read:*", "write:notes", "agent:delegate"]
+defaultEffect: deny
+delegation:
+  maxDepth: 2
+  permissionCeiling: ["read:*", "agent:*"]
+"#;
+    let agents = r#"
+agent "a" { tier verified tags [prod] }
+agent "b" { tier trusted tags [prod] }
+agent "c" { tier privileged tags [prod] }
+agent "d" { tier verified }
+agent "e" { tier verified tags [prod] }
+"#;
+    let d = both_sources(
+        &[("p.yaml", policy), ("agents.writ", agents)],
+        &[
+            // In scope: every list matches.
+            r#"{"agent":"a","action":"read:x"}"#,
+            r#"{"agent":"b","action":"write:notes"}"#,
+            // A tier outside `trustTiers`.
+            r#"{"agent":"c","action":"read:x"}"#,
+            // Without the tag (not declared, not in the request).
+            r#"{"agent":"d","action":"read:x"}"#,
+            // ... or with it in the request.
+            r#"{"agent":"d","tags":["prod"],"action":"read:x"}"#,
+            // Not in `agentIds`, though tier and tag match.
+            r#"{"agent":"e","action":"read:x"}"#,
+            // Through a chain: inside the ceiling, then outside it (the
+            // same action is allowed without the chain).
+            r#"{"chain":["a","b"],"action":"read:x"}"#,
+            r#"{"chain":["a","b"],"action":"write:notes"}"#,
+            // Delegating further is bounded by the depth, not the ceiling.
+            r#"{"chain":["a","b"],"action":"agent:delegate","target":"a"}"#,
+            r#"{"chain":["a","b","a"],"action":"agent:delegate","target":"b"}"#,
+            r#"{"chain":["a","b","a","b"],"action":"read:x"}"#,
+        ],
+    );
+    assert_eq!(
+        effects(&d),
+        [
+            "allow", "allow", "deny", "deny", "allow", "deny", "allow", "deny", "allow", "deny",
+            "deny"
+        ]
+    );
+    assert_eq!(
+        d[7]["reason"],
+        "`write:notes` is not in permissionCeiling: an agent acting through a delegation chain may take only the actions it lists"
+    );
+    assert!(
+        d[9]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("more than max_delegation_depth 2"),
+        "{}",
+        d[9]
+    );
+    assert!(
+        d[10]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("3 hops (a → b → a → b)"),
+        "{}",
+        d[10]
+    );
+
+    // The ceilings of every file bound chains together.
+    let second = "name: second\ndefaultEffect: deny\nrules:\n  - effect: deny\n    actions: [\"none\"]\ndelegation:\n  permissionCeiling: [\"read:public*\"]\n";
+    let d = both_sources(
+        &[
+            ("p.yaml", policy),
+            ("q.yaml", second),
+            ("agents.writ", agents),
+        ],
+        &[
+            r#"{"chain":["a","b"],"action":"read:public_page"}"#,
+            r#"{"chain":["a","b"],"action":"read:secret"}"#,
+            r#"{"agent":"b","action":"read:secret"}"#,
+        ],
+    );
+    assert_eq!(effects(&d), ["allow", "deny", "allow"]);
+}

@@ -115,6 +115,7 @@ fn sn(value: String, span: Span) -> Spanned<String> {
 /// # Errors
 /// When the IR holds something the language cannot say (a map value).
 pub fn to_tree(set: &PolicySet, comments: Vec<Comment>) -> Result<File, Unsupported> {
+    no_ceiling_actions(set, "the writ language")?;
     let mut items = Vec::new();
     let start_of_all = set
         .agents
@@ -663,6 +664,21 @@ impl Emitter<'_> {
     }
 }
 
+/// MeshGuard's `delegation.permissionCeiling` has no form in writ's own
+/// formats yet: converting without it would let delegated agents do more.
+fn no_ceiling_actions(set: &PolicySet, target: &str) -> Result<(), Unsupported> {
+    match set.settings.ceiling_actions.first() {
+        Some(l) => Err(unsupported(
+            l.span,
+            format!(
+                "{target} cannot say `{}` (the actions a delegated agent may take at most); keep this policy in its dialect",
+                l.key
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn unsupported(span: Span, message: impl Into<String>) -> Unsupported {
     Unsupported {
         span: Some(span),
@@ -674,9 +690,10 @@ fn unsupported(span: Span, message: impl Into<String>) -> Unsupported {
 ///
 /// # Errors
 /// When the policy uses something writ's YAML schema cannot say: an
-/// `every agent` block, a list or limit renamed with `as`, or a `require`
+/// action ceiling for delegated requests, an `every agent` block, a list or limit renamed with `as`, or a `require`
 /// whose name or alternate field differ from what the schema derives.
 pub fn to_yaml(set: &PolicySet, comments: &[Comment]) -> Result<String, Unsupported> {
+    no_ceiling_actions(set, "writ's YAML schema")?;
     let mut e = Emitter {
         out: String::new(),
         comments,

@@ -75,6 +75,7 @@ codes! {
     MissingKey = "E0105", Syntax, Error, "required key is missing";
     UnknownDialect = "E0106", Syntax, Error, "policy dialect cannot be detected";
     DuplicateKey = "E0107", Syntax, Error, "duplicate key";
+    UnsupportedKey = "E0108", Syntax, Error, "key writ does not support";
     InvalidGlob = "E0201", Value, Error, "invalid glob pattern";
     InvalidTime = "E0202", Value, Error, "invalid time of day or time window";
     InvalidRate = "E0203", Value, Error, "invalid rate";

@@ -155,6 +155,26 @@ impl<'p> Evaluator<'p> {
                 None,
             ));
         }
+        // What a delegated agent may do at most; handing work on is bounded
+        // by the depth and the hops instead.
+        if delegation_target(req).is_none()
+            && let Some(list) = self
+                .set
+                .settings
+                .ceiling_actions
+                .iter()
+                .find(|l| !l.matches(&req.action))
+        {
+            return Err(self.deny(
+                None,
+                None,
+                format!(
+                    "`{}` is not in {}: an agent acting through a delegation chain may take only the actions it lists",
+                    req.action, list.key
+                ),
+                None,
+            ));
+        }
         for pair in req.chain.windows(2) {
             let [from, to] = pair else { continue };
             let hop = self.hop(req, from, to, clock);

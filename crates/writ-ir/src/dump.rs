@@ -54,6 +54,16 @@ pub fn dump(set: &PolicySet, at: &dyn Fn(Span) -> String) -> String {
         s.ceiling.value,
         origin(s.ceiling.span)
     );
+    for l in &s.ceiling_actions {
+        let pats: Vec<String> = l.patterns.iter().map(pattern).collect();
+        let _ = writeln!(
+            out,
+            "  ceiling_actions ({}): [{}] @{}",
+            l.key,
+            pats.join(", "),
+            at(l.span)
+        );
+    }
     if let Some(e) = &s.entry_agents {
         let _ = writeln!(out, "  entry_agents: {} @{}", names(&e.value), at(e.span));
     }

@@ -12,8 +12,8 @@ use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use writ_diagnostics::{Code, Diagnostic, Span};
 
 use crate::{
-    Agent, AgentId, Ceiling, Combining, Effect, Policy, PolicyId, PolicySet, Risk, Rule, RuleId,
-    Setting, Settings, Spanned, Subject, Timezone,
+    Agent, AgentId, Ceiling, Combining, Effect, NamedList, Policy, PolicyId, PolicySet, Risk, Rule,
+    RuleId, Setting, Settings, Spanned, Subject, Timezone,
 };
 
 /// Settings as one file declares them; `None` where it is silent.
@@ -26,6 +26,9 @@ pub struct PartialSettings {
     pub timezone: Option<Spanned<Timezone>>,
     pub max_delegation_depth: Option<Spanned<u32>>,
     pub ceiling: Option<Spanned<Ceiling>>,
+    /// Action ceilings for delegated requests; unlike the other settings,
+    /// those of every file apply together.
+    pub ceiling_actions: Vec<NamedList>,
     pub entry_agents: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
@@ -118,6 +121,8 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
             |v| v.to_string(),
             &mut diags,
         );
+        acc.ceiling_actions
+            .extend(s.ceiling_actions.iter().cloned());
         take(
             &mut acc.entry_agents,
             s.entry_agents.as_ref(),
@@ -154,6 +159,7 @@ pub fn merge(files: Vec<PolicyFile>) -> (PolicySet, Vec<Diagnostic>) {
             value: s.value,
             span: Some(s.span),
         }),
+        ceiling_actions: acc.ceiling_actions,
         entry_agents: acc.entry_agents,
     };
 

@@ -263,6 +263,12 @@ pub struct Settings {
     pub max_delegation_depth: Option<Spanned<u32>>,
     /// The permission ceiling for chains (default `strict`).
     pub ceiling: Setting<Ceiling>,
+    /// The most a request made through a delegation chain may do: its
+    /// action must match a pattern of every list (MeshGuard
+    /// `delegation.permissionCeiling`, one list per file that gives one).
+    /// Empty: no such bound. Requests to delegate further are bounded by
+    /// the depth and the hops instead.
+    pub ceiling_actions: Vec<NamedList>,
     /// Agents where chains start; when given, agents no chain from them
     /// can reach are reported.
     pub entry_agents: Option<Spanned<Vec<Spanned<String>>>>,
@@ -290,6 +296,7 @@ impl Default for Settings {
                 value: Ceiling::Strict,
                 span: None,
             },
+            ceiling_actions: Vec::new(),
             entry_agents: None,
         }
     }

@@ -16,8 +16,8 @@ use std::sync::OnceLock;
 
 use crate::matcher::{ActionIndex, Matcher, Narrowing, ScopeKey, Who, any_match};
 use crate::model::{
-    Atom, Field, Head, Op, Prelude, Rate, Span, Value, r_condition, r_graph, r_rule,
-    scan_condition_entry, scan_rule,
+    Atom, Field, Head, Op, Prelude, Rate, Span, Value, r_ceiling_actions, r_condition, r_graph,
+    r_rule, scan_condition_entry, scan_rule,
 };
 use crate::wire::{Reader, Strings};
 
@@ -374,6 +374,9 @@ pub struct Compiled {
     needs_clock: bool,
     max_depth: Option<u32>,
     ceiling_strict: bool,
+    /// What a request made through a chain may do at most: every list
+    /// must match its action.
+    ceiling_actions: Vec<PList>,
     agents: Vec<PAgent>,
     agents_by_name: FxHashMap<String, Vec<u32>>,
     roles_by_name: FxHashMap<String, Vec<u32>>,
@@ -769,6 +772,15 @@ impl Compiled {
             scope_at.push((first, scan.agents, scan.roles));
         }
         r_graph(&mut r)?;
+        let ceiling_actions = r_ceiling_actions(&mut r)?
+            .into_iter()
+            .map(|l| {
+                Ok(PList {
+                    key: l.key,
+                    matchers: matchers(l.patterns)?,
+                })
+            })
+            .collect::<Result<Vec<_>, LoadError>>()?;
         r.finish()?;
         let scopes = |rule: u32| {
             let targets = target_at
@@ -822,6 +834,7 @@ impl Compiled {
             needs_clock,
             max_depth: s.max_delegation_depth,
             ceiling_strict: s.ceiling_strict,
+            ceiling_actions,
             agents,
             agents_by_name,
             roles_by_name,
@@ -1032,6 +1045,24 @@ impl Compiled {
                 format!(
                     "the delegation chain has {hops} hops ({}), more than max_delegation_depth {max}",
                     req.chain.join(" → ")
+                ),
+                None,
+            ));
+        }
+        // What a delegated agent may do at most; handing work on is bounded
+        // by the depth and the hops instead.
+        if delegation_target(req).is_none()
+            && let Some(list) = self
+                .ceiling_actions
+                .iter()
+                .find(|l| !l.matchers.iter().any(|m| m.is_match(&req.action)))
+        {
+            return Err(self.deny(
+                None,
+                None,
+                format!(
+                    "`{}` is not in {}: an agent acting through a delegation chain may take only the actions it lists",
+                    req.action, list.key
                 ),
                 None,
             ));

@@ -72,7 +72,13 @@ pub const MAGIC: &[u8; 8] = b"WRITBNDL";
 /// layout is otherwise format 2's, so format 2 reads as format 3. A runtime
 /// that reads only format 2 refuses format 3 by its version instead of
 /// counting a shared limit per agent.
-pub const FORMAT_VERSION: u32 = 3;
+///
+/// Format 4 may end the body with one more section, after the graph: the
+/// action ceilings of delegated requests (MeshGuard's
+/// `delegation.permissionCeiling`). A body without them is format 3's, so
+/// formats 2 and 3 read as format 4; a runtime that reads only format 3
+/// refuses format 4 by its version instead of dropping a ceiling.
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest bundle format this runtime reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 2;
 /// The length of the checksum that follows the body.

@@ -280,6 +280,10 @@ pub struct Settings {
     pub tzif: Vec<u8>,
     pub max_delegation_depth: Option<u32>,
     pub ceiling_strict: bool,
+    /// What a request made through a delegation chain may do at most:
+    /// its action must match every list (format 4: a section after the
+    /// graph, written only when there is a list).
+    pub ceiling_actions: Vec<NamedList>,
 }
 
 /// A delegation edge of the policy's graph, by agent or role name.
@@ -1155,6 +1159,7 @@ impl Head {
             tzif: r.bytes()?.to_vec(),
             max_delegation_depth: r.opt(Reader::u32)?,
             ceiling_strict: r.bool()?,
+            ceiling_actions: Vec::new(),
         };
         let agents = r.vec(8, |r| {
             Ok(Agent {
@@ -1192,6 +1197,24 @@ impl Head {
             agents,
         })
     }
+}
+
+/// Reads the action ceilings that may follow the graph (format 4; none
+/// when the body ends there, as every format 2 and 3 body does).
+///
+/// # Errors
+/// [`LoadError::Corrupt`] for anything out of place.
+pub fn r_ceiling_actions(r: &mut Reader<'_>) -> Result<Vec<NamedList>, LoadError> {
+    if r.peek().is_none() {
+        return Ok(Vec::new());
+    }
+    let lists = r.vec(3, r_list)?;
+    if lists.is_empty() {
+        return Err(LoadError::Corrupt(
+            "an empty action ceiling section".to_owned(),
+        ));
+    }
+    Ok(lists)
 }
 
 /// Reads the delegation graph that follows the rules.
@@ -1274,6 +1297,9 @@ impl Model {
             w.str(&e.to);
             w.str(&e.label);
         });
+        if !self.settings.ceiling_actions.is_empty() {
+            w.vec(&self.settings.ceiling_actions, w_list);
+        }
         head.string_table(&w);
         head.out.extend_from_slice(&w.out);
         head.out
@@ -1299,11 +1325,12 @@ impl Model {
         }
         let Head {
             policies,
-            settings,
+            mut settings,
             agents,
             ..
         } = head;
         let graph = r_graph(&mut r)?;
+        settings.ceiling_actions = r_ceiling_actions(&mut r)?;
         r.finish()?;
         let policy_count = u32::try_from(policies.len()).unwrap_or(u32::MAX);
         if agents.iter().any(|a| a.policy >= policy_count)

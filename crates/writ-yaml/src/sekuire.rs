@@ -50,6 +50,7 @@ const AGENT: &[&str] = &[
     "permissions",
     "rate_limits",
 ];
+const PROJECT: &[&str] = &["name", "version"];
 const MODELS: &[&str] = &["allowed_models", "blocked_models"];
 const TOOLSETS: &[&str] = &["allowed_tools", "blocked_tools"];
 const PERMISSIONS: &[&str] = &["network"];
@@ -64,6 +65,7 @@ const RATE_LIMITS: &[&str] = &["per_agent"];
 /// Keys valid under each parent key (`""` for the top level), for editors.
 pub(crate) const KEYS: &[(&str, &[&str])] = &[
     ("", TOP),
+    ("project", PROJECT),
     ("agent", AGENT),
     ("models", MODELS),
     ("toolsets", TOOLSETS),
@@ -99,12 +101,17 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
     for (key, value) in cx.map(root, "a Sekuire policy", TOP) {
         match key.text.as_str() {
             "project" => {
-                // Client metadata: only name and version matter to writ.
-                if let Some(n) = value.get("name") {
-                    out.header.name = cx.string(n, "`project.name`").map(|s| s.value);
-                }
-                if let Some(v) = value.get("version") {
-                    out.header.version = cx.string(v, "`project.version`").map(|s| s.value);
+                // The project's name and version name the policy; a typo
+                // there is reported like any other.
+                for (k, v) in cx.map(value, "`project`", PROJECT) {
+                    let text = cx
+                        .string(v, &format!("`project.{}`", k.text))
+                        .map(|s| s.value);
+                    if k.text == "name" {
+                        out.header.name = text;
+                    } else {
+                        out.header.version = text;
+                    }
                 }
             }
             "agent" => {
@@ -368,5 +375,37 @@ fn permissions(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
                 network.span,
             )),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use writ_diagnostics::{Code, FileId, SourceFile};
+
+    fn lower(text: &str) -> (Option<String>, Option<String>, Vec<Code>) {
+        let source = SourceFile::new("t.yml", text);
+        let lowered = crate::lower(FileId(0), &source, Some(writ_ir::Dialect::Sekuire), "t");
+        let codes = lowered.diagnostics.iter().map(|d| d.code).collect();
+        let policy = lowered.file.map(|f| f.policy);
+        (
+            policy.as_ref().map(|p| p.name.clone()),
+            policy.and_then(|p| p.version),
+            codes,
+        )
+    }
+
+    #[test]
+    fn project_keys_name_the_policy_and_typos_are_reported() {
+        let (name, version, codes) =
+            lower("project:\n  name: research\n  version: 1.0.0\nmodels:\n  allowed_models: [a]\n");
+        assert_eq!(name.as_deref(), Some("research"));
+        assert_eq!(version.as_deref(), Some("1.0.0"));
+        assert!(codes.is_empty(), "{codes:?}");
+        let (_, _, codes) = lower("project:\n  nmae: research\nmodels:\n  allowed_models: [a]\n");
+        assert_eq!(codes, [Code::UnknownKey]);
+        let (_, _, codes) = lower("project: research\nmodels:\n  allowed_models: [a]\n");
+        assert_eq!(codes, [Code::WrongType]);
+        let (_, _, codes) = lower("project:\n  name: [a, b]\n");
+        assert_eq!(codes, [Code::WrongType]);
     }
 }
