@@ -812,6 +812,7 @@ pub fn model_with(
         tzif: tzif(&s.timezone.value.name)?,
         max_delegation_depth: s.max_delegation_depth.as_ref().map(|d| d.value),
         ceiling_strict: s.ceiling.value == writ_ir::Ceiling::Strict,
+        default_policy: set.default_policy().map(|p| p.id.0),
     };
     let mut rules = Vec::with_capacity(set.rules.len());
     for r in &set.rules {

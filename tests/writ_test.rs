@@ -96,7 +96,7 @@ fn a_failing_case_shows_expected_actual_and_the_rules_considered() {
         "  ✗ expects <allow> & gets deny (tests/fixtures/writ-test/failing.test.yaml:7:5)",
         r#"request:  {"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":40,"currency":"GBP"}}"#,
         "expected: allow by rule `refund_small`",
-        "actual:   deny by no rule, risk medium",
+        "actual:   deny by no rule of policy `refunds`, risk medium",
         "mismatch: decision is deny, expected allow",
         "mismatch: rule is null, expected `refund_small`",
         "rules considered:",

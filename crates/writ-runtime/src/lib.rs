@@ -47,6 +47,7 @@ mod json;
 pub mod limiter;
 mod matcher;
 pub mod model;
+pub mod reason;
 #[cfg(feature = "redis")]
 pub mod redis_store;
 pub mod wire;
@@ -61,6 +62,7 @@ pub use eval::{Decision, Effect, Reason, Risk};
 pub use json::RequestError;
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
+pub use reason::ScopeList;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 
@@ -71,8 +73,9 @@ pub const MAGIC: &[u8; 8] = b"WRITBNDL";
 /// Format 3 added one rule flag (a rule limit shared by all agents); the
 /// layout is otherwise format 2's, so format 2 reads as format 3. A runtime
 /// that reads only format 2 refuses format 3 by its version instead of
-/// counting a shared limit per agent.
-pub const FORMAT_VERSION: u32 = 3;
+/// counting a shared limit per agent. Format 4 added the policy whose
+/// default applies to the settings (read as none from older formats).
+pub const FORMAT_VERSION: u32 = 4;
 /// The oldest bundle format this runtime reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 2;
 /// The length of the checksum that follows the body.
@@ -236,8 +239,8 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
 /// # Errors
 /// As [`Runtime::from_bytes`].
 pub fn read_model(bytes: &[u8]) -> Result<Model, LoadError> {
-    let (_, body, ..) = split(bytes)?;
-    Model::decode(body)
+    let (header, body, ..) = split(bytes)?;
+    Model::decode(body, header.format_version)
 }
 
 /// One question: may `agent` take `action` on `target` now?
@@ -298,9 +301,10 @@ impl Runtime {
     pub fn from_vec(bytes: Vec<u8>) -> Result<Runtime, LoadError> {
         let header = split(&bytes)?.0;
         let body = BODY_START..BODY_START + header.body_len;
+        let format = header.format_version;
         Ok(Runtime {
             header,
-            inner: eval::Compiled::new(bytes, body)?,
+            inner: eval::Compiled::new(bytes, body, format)?,
         })
     }
 

@@ -403,6 +403,10 @@ impl Bucket {
 
     #[inline]
     fn visit(&self, body: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+        if who.every {
+            self.rules.as_slice().iter().for_each(|r| f(*r));
+            return;
+        }
         let target = who.target.as_bytes();
         let Some(ix) = &self.scoped else {
             match &self.targets {
@@ -436,6 +440,9 @@ pub struct Who<'a> {
     pub roles: &'a RoleVisitor<'a>,
     /// The request's target (empty for none, as rules compare it).
     pub target: &'a str,
+    /// Every rule of the action, however the index narrows it by
+    /// principal and target (for the default decision's explanation).
+    pub every: bool,
 }
 
 /// A table slot: one rule id, or with this bit set the index of a bucket
@@ -644,7 +651,8 @@ impl ActionIndex {
     }
 
     /// Calls `f` with every candidate rule (possibly twice, in no order).
-    /// Rules whose agent or role list excludes `who` may be left out.
+    /// Rules whose agent or role list excludes `who`, or whose exact
+    /// targets exclude its target, may be left out (unless `who.every`).
     pub fn candidates(&self, body: &[u8], action: &str, who: &Who<'_>, mut f: impl FnMut(u32)) {
         let bytes = action.as_bytes();
         if !self.exact.table.is_empty() {
@@ -804,6 +812,7 @@ mod tests {
             agent: "a",
             roles: &no_roles,
             target: "",
+            every: false,
         };
         let mut filtered = 0;
         for s in inputs {
