@@ -466,13 +466,18 @@ rule deletes: approve "tool:call" on delete_customer
 rule lookups: allow "tool:call" on "lookup_*"
 "#;
 
+/// One decision of both engines on [`SCOPED`] for `agent` calling a tool.
+fn scoped(policy: &str, agent: &str, tool: &str) -> serde_json::Value {
+    one(
+        "t.writ",
+        policy,
+        serde_json::json!({"agent": agent, "action": "tool:call", "target": tool}),
+    )
+}
+
 #[test]
 fn a_writ_rule_for_roles_says_the_agent_has_neither_role() {
-    let d = one(
-        "t.writ",
-        SCOPED,
-        serde_json::json!({"agent": "triage-agent", "action": "tool:call", "target": "refund"}),
-    );
+    let d = scoped(SCOPED, "triage-agent", "refund");
     assert_eq!(d["decision"], "deny");
     assert_eq!(d["policy"], "support");
     assert_eq!(
@@ -485,11 +490,7 @@ fn a_writ_rule_for_roles_says_the_agent_has_neither_role() {
 fn a_rule_for_agents_names_them_and_the_one_that_asked() {
     // Two rules leave `triage-agent` out; the one that would have allowed
     // is named, not the deny before it.
-    let d = one(
-        "t.writ",
-        SCOPED,
-        serde_json::json!({"agent": "triage-agent", "action": "tool:call", "target": "wipe"}),
-    );
+    let d = scoped(SCOPED, "triage-agent", "wipe");
     assert_eq!(d["policy"], "support");
     assert_eq!(
         d["reason"],
@@ -497,11 +498,7 @@ fn a_rule_for_agents_names_them_and_the_one_that_asked() {
     );
     // Under an allow default, the deny is the one that would have differed.
     let open = SCOPED.replace("default deny", "default allow");
-    let d = one(
-        "t.writ",
-        &open,
-        serde_json::json!({"agent": "triage-agent", "action": "tool:call", "target": "wipe"}),
-    );
+    let d = scoped(&open, "triage-agent", "wipe");
     assert_eq!(d["decision"], "allow");
     assert!(
         d["reason"]
@@ -514,21 +511,13 @@ fn a_rule_for_agents_names_them_and_the_one_that_asked() {
 
 #[test]
 fn a_rule_for_tiers_names_the_agents_tier_or_its_lack_of_one() {
-    let declared = one(
-        "t.writ",
-        SCOPED,
-        serde_json::json!({"agent": "triage-agent", "action": "tool:call", "target": "delete_customer"}),
-    );
+    let declared = scoped(SCOPED, "triage-agent", "delete_customer");
     assert_eq!(declared["policy"], "support");
     assert_eq!(
         declared["reason"],
         "rule `deletes` matches action `tool:call` on `delete_customer` but applies only to agents of tier `trusted` or `privileged`, and agent `triage-agent` is of tier `verified`; the policy default is deny"
     );
-    let undeclared = one(
-        "t.writ",
-        SCOPED,
-        serde_json::json!({"agent": "stranger", "action": "tool:call", "target": "delete_customer"}),
-    );
+    let undeclared = scoped(SCOPED, "stranger", "delete_customer");
     assert!(
         undeclared["reason"]
             .as_str()
@@ -540,11 +529,7 @@ fn a_rule_for_tiers_names_the_agents_tier_or_its_lack_of_one() {
 
 #[test]
 fn a_ceiling_decision_names_the_entrys_policy() {
-    let listed = one(
-        "t.writ",
-        SCOPED,
-        serde_json::json!({"agent": "billing-agent", "action": "tool:call", "target": "wipe"}),
-    );
+    let listed = scoped(SCOPED, "billing-agent", "wipe");
     assert_eq!(listed["decision"], "deny");
     assert_eq!(listed["policy"], "support");
     assert_eq!(
@@ -603,4 +588,27 @@ fn a_default_decision_names_the_policy_whose_default_applied() {
     );
     assert_eq!(d["reason"], "ask the desk");
     assert_eq!(d["policy"], "told");
+}
+
+#[test]
+fn the_rule_a_scope_left_out_is_found_where_the_index_splits_rules_by_agent_and_target() {
+    // Twenty rules of one action: the runtime's index splits them by agent
+    // and by exact target, so the request's own candidates do not hold the
+    // rule its scope left out; the default decision looks at all of them.
+    let mut policy = "policy \"many\" {\n  default deny\n}\n".to_owned();
+    for i in 0..20 {
+        policy.push_str(&format!(
+            "rule r{i}: allow \"tool:call\" on t{i}\n  for agents [a{i}]\n"
+        ));
+    }
+    let asks = |agent: &str| {
+        serde_json::json!({"agent": agent, "action": "tool:call", "target": "t7"}).to_string()
+    };
+    let d = both(&policy, &[asks("x"), asks("a7")]);
+    assert_eq!(effects(&d), ["deny", "allow"]);
+    assert_eq!(d[0]["policy"], "many");
+    assert_eq!(
+        d[0]["reason"],
+        "rule `r7` matches action `tool:call` on `t7` but applies only to agent `a7`, not to agent `x`; the policy default is deny"
+    );
 }

@@ -1429,27 +1429,42 @@ impl Compiled {
             }
             return decision;
         }
-        self.default(req, p)
+        // Unless the index narrowed them, the candidates are every rule of
+        // the action already: no second pass.
+        let every = (!self.index.is_narrowed()).then(|| candidates.finish());
+        self.default(req, p, every)
     }
 
     /// The default decision. It names the rule that matched the action
     /// (and target) but whose scope left the agent out, if one did, and
-    /// its policy; else the policy whose default applies. Found by a
-    /// second pass over every rule of the action, taken only here.
+    /// its policy; else the policy whose default applies. Looks at every
+    /// rule of the action (`every`, sorted, when the caller has them; else
+    /// found by a second pass over the index, taken only here).
     #[inline(never)]
-    fn default<'s>(&'s self, req: &crate::Request, p: &Principal<'_>) -> Decision<'s> {
-        let mut every = Small::new();
-        let no_roles = |_: &mut dyn FnMut(&str)| {};
-        let who = Who {
-            agent: p.id,
-            roles: &no_roles,
-            target: req.target.as_deref().unwrap_or(""),
-            every: true,
+    fn default<'s>(
+        &'s self,
+        req: &crate::Request,
+        p: &Principal<'_>,
+        every: Option<&[u32]>,
+    ) -> Decision<'s> {
+        let mut found = Small::new();
+        let every = match every {
+            Some(rules) => rules,
+            None => {
+                let no_roles = |_: &mut dyn FnMut(&str)| {};
+                let who = Who {
+                    agent: p.id,
+                    roles: &no_roles,
+                    target: req.target.as_deref().unwrap_or(""),
+                    every: true,
+                };
+                self.index
+                    .candidates(self.body(), &req.action, &who, |r| found.push(r));
+                found.finish()
+            }
         };
-        self.index
-            .candidates(self.body(), &req.action, &who, |r| every.push(r));
         let target = req.target.as_deref().unwrap_or("");
-        let excluded = every.finish().iter().filter_map(|&i| {
+        let excluded = every.iter().filter_map(|&i| {
             // A rule that cannot be read here was not needed to decide
             // (the first pass would have denied): it explains nothing.
             let rule = self.rule(i).ok()?;
@@ -1609,6 +1624,7 @@ impl Compiled {
 
 /// The first list of a rule's scope that leaves the principal out, in the
 /// reference evaluator's order; `None` when the principal is in scope.
+#[inline]
 fn scope_miss(s: &crate::model::Scope, p: &Principal<'_>) -> Option<ScopeList> {
     if !s.agents.is_empty() && !s.agents.iter().any(|a| a == p.id) {
         return Some(ScopeList::Agents);

@@ -595,6 +595,9 @@ impl Keys {
 #[derive(Debug, Default)]
 pub struct ActionIndex {
     scoped: bool,
+    /// Some bucket is split by principal or by target, so a request's
+    /// candidates may leave out rules its action matches.
+    narrowed: bool,
     exact: Keys,
     prefixes: Keys,
     suffixes: Keys,
@@ -630,6 +633,11 @@ impl ActionIndex {
         split |= self.suffixes.finish(body, scopes, true, hash_backward);
         split |= self.any.index(body, scopes);
         self.scoped = split;
+        let narrowed = |b: &Bucket| b.scoped.is_some() || b.targets.is_some();
+        self.narrowed = narrowed(&self.any)
+            || [&self.exact, &self.prefixes, &self.suffixes]
+                .iter()
+                .any(|k| k.many.iter().any(narrowed));
         self.complex_by_first.clear();
         if !self.complex.is_empty() {
             self.complex_by_first = (0..=255u8)
@@ -641,6 +649,13 @@ impl ActionIndex {
                 })
                 .collect();
         }
+    }
+
+    /// True when some bucket is split by principal or target: only then
+    /// can a request's candidates leave out a rule its action matches.
+    #[must_use]
+    pub fn is_narrowed(&self) -> bool {
+        self.narrowed
     }
 
     /// True when some bucket is indexed by principal (callers can skip
