@@ -829,6 +829,7 @@ pub fn model_with(
         max_delegation_depth: s.max_delegation_depth.as_ref().map(|d| d.value),
         ceiling_strict: s.ceiling.value == writ_ir::Ceiling::Strict,
         ceiling_actions,
+        default_policy: set.default_policy().map(|p| p.id.0),
     };
     let mut rules = Vec::with_capacity(set.rules.len());
     for r in &set.rules {

@@ -1,7 +1,10 @@
 //! Lints over a merged policy set, reported by `writ check` (and so by the
 //! editor) as warnings: rules that can never decide because an earlier rule
-//! covers them (W0104), agents that nothing uses (W0105), and conditions
-//! that can never hold (W0106).
+//! covers them (W0104), agents that nothing uses (W0105), conditions
+//! that can never hold (W0106), and scope names that look misspelled
+//! (W0108, in `lint/scope_names.rs`).
+
+mod scope_names;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::hash::{Hash, Hasher};
@@ -580,6 +583,7 @@ pub fn lint_with(set: &PolicySet, shadows: &[Shadow]) -> Vec<Diagnostic> {
             );
         }
     }
+    scope_names::check(set, &mut out);
     out
 }
 
@@ -677,6 +681,45 @@ mod tests {
         assert!(!unused(
             "agent \"a\" { delegates [bot] }\nagent \"bot\" {}\n"
         ));
+    }
+
+    #[test]
+    fn misspelled_scope_names_are_flagged_and_names_requests_may_bring_are_not() {
+        let flagged = |text: &str| -> Vec<String> {
+            codes(text)
+                .into_iter()
+                .filter(|(c, _)| c == "W0108")
+                .map(|(_, m)| m)
+                .collect()
+        };
+        let declared = "agent \"billing-agent\" {\n  roles [billing]\n  tags [support, tier-1]\n}\nrole \"finance\" { token_prefix \"f_\" }\n";
+        let rule = |scope: &str| format!("{declared}rule r: allow \"x\"\n  for {scope}\n");
+        assert_eq!(
+            flagged(&rule("agents [biling-agent]")),
+            ["the scope names agent `biling-agent`, which no agent entry declares"]
+        );
+        assert_eq!(flagged(&rule("roles [biling]")).len(), 1);
+        assert_eq!(flagged(&rule("tags [suport]")).len(), 1);
+        assert_eq!(
+            flagged(&rule("agents [finance]")),
+            ["the scope lists `finance` among its agents, but `finance` is declared as a role"]
+        );
+        assert_eq!(flagged(&rule("roles [billing-agent]")).len(), 1);
+        // Declared names, names far from every declared one, names that
+        // differ only in digits, and names of a kind nothing declares are
+        // not reported: requests (or another file) may bring them.
+        for fine in [
+            "agents [billing-agent] roles [billing, finance] tags [support]",
+            "agents [research-agent]",
+            "roles [auditor]",
+            "tags [tier-2, openai]",
+        ] {
+            assert!(flagged(&rule(fine)).is_empty(), "{fine}");
+        }
+        assert!(
+            flagged("rule r: allow \"x\"\n  for agents [biling-agent] roles [admn] tags [prod]\n")
+                .is_empty()
+        );
     }
 
     /// The indexes find exactly what comparing every earlier rule finds.

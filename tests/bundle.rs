@@ -49,9 +49,24 @@ fn with_version(bytes: &[u8], version: u32) -> Vec<u8> {
     out
 }
 
-/// Format 3 added the shared rule limit; a format-2 bundle (which has
-/// none) still loads and decides the same, and formats this runtime does
-/// not know are refused by their version, never read.
+/// A bundle of format `version` holding `model`, sealed as the compiler
+/// seals one.
+fn sealed_as(model: &writ_runtime::Model, version: u32) -> Vec<u8> {
+    let body = model.encode_as(version);
+    let mut out = writ_runtime::MAGIC.to_vec();
+    out.extend_from_slice(&version.to_le_bytes());
+    out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(&body);
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum);
+    out.push(0);
+    out
+}
+
+/// Format 3 added the shared rule limit, format 4 the policy whose default
+/// applies; bundles of formats 2 and 3 still load and decide the same (a
+/// default decision names no policy), and formats this runtime does not
+/// know are refused by their version, never read.
 #[test]
 fn bundle_formats_are_checked_by_version() {
     let shared = bundle_of("rule refund: allow \"tool:call\"\n  limit 2 per hour shared\n");
@@ -72,19 +87,40 @@ fn bundle_formats_are_checked_by_version() {
     };
     assert!(allowed(&rt, "a") && allowed(&rt, "b") && !allowed(&rt, "c"));
 
-    let old = with_version(&bundle(None), 2);
-    let rt = Runtime::from_bytes(&old).unwrap();
-    assert_eq!(rt.header().format_version, 2);
+    let model = read_model(&bundle(None)).unwrap();
+    assert_eq!(model.settings.default_policy, Some(0));
+    let new = Runtime::from_bytes(&bundle(None)).unwrap();
     let req = r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":40}}"#;
-    assert_eq!(
-        decide(&rt, req),
-        decide(&Runtime::from_bytes(&bundle(None)).unwrap(), req)
-    );
+    let by_default = r#"{"agent":"bot","action":"file:read"}"#;
+    assert!(decide(&new, by_default).contains(r#""policy":"small""#));
+    for version in [2, 3] {
+        let old = sealed_as(&model, version);
+        let rt = Runtime::from_bytes(&old).unwrap();
+        assert_eq!(rt.header().format_version, version);
+        assert_eq!(decide(&rt, req), decide(&new, req));
+        assert_eq!(
+            decide(&rt, by_default),
+            decide(&new, by_default).replace(r#""policy":"small""#, r#""policy":null"#)
+        );
+        assert_eq!(read_model(&old).unwrap().settings.default_policy, None);
+        // This format-4 body read as an older format does not fit the
+        // layout, and is refused (as is the format-3 body read as 4).
+        assert!(Runtime::from_bytes(&with_version(&bundle(None), version)).is_err());
+    }
+    assert!(Runtime::from_bytes(&with_version(&sealed_as(&model, 3), 4)).is_err());
     for v in [0, 1, 5] {
         let e = Runtime::from_bytes(&with_version(&shared, v)).err();
         assert_eq!(e, Some(LoadError::UnsupportedVersion(v)));
         assert!(e.unwrap().to_string().contains("reads formats 2 to 4"));
     }
+    // A default policy that names no policy of the bundle is corrupt.
+    let mut bad = model.clone();
+    bad.settings.default_policy = Some(7);
+    assert!(matches!(
+        Runtime::from_bytes(&sealed_as(&bad, 4)).err(),
+        Some(LoadError::Corrupt(_))
+    ));
+    assert!(read_model(&sealed_as(&bad, 4)).is_err());
 }
 
 /// Format 4 ends the body with the action ceilings of delegated requests

@@ -114,7 +114,8 @@ fn writ_examples_in_the_docs_check_cleanly() {
 }
 
 /// Each ` ```writ ` block of docs/language.md followed by a
-/// ` ```decisions ` block (`REQUEST_JSON => decision` lines), as pairs:
+/// ` ```decisions ` block (`REQUEST_JSON => decision` lines, or
+/// `REQUEST_JSON => decision: reason`), as pairs:
 /// (line of the decisions fence, policy, lines).
 fn decision_examples(text: &str) -> Vec<(usize, String, Vec<String>)> {
     let mut out = Vec::new();
@@ -181,11 +182,23 @@ fn semantics_examples_decide_as_written_in_both_engines() {
                 expected.to_json(),
                 "docs/language.md:{line}: the engines disagree on {json}"
             );
+            // `=> effect` or `=> effect: reason`.
+            let (effect, reason) = match want.split_once(": ") {
+                Some((effect, reason)) => (effect, Some(reason.trim())),
+                None => (want, None),
+            };
             assert_eq!(
                 got.effect.as_str(),
-                want.trim(),
+                effect.trim(),
                 "docs/language.md:{line}: {json}"
             );
+            if let Some(reason) = reason {
+                assert_eq!(
+                    got.reason_text(&req).as_deref(),
+                    Some(reason),
+                    "docs/language.md:{line}: {json}"
+                );
+            }
             checked += 1;
         }
     }

@@ -510,3 +510,228 @@ agent "e" { tier verified tags [prod] }
     );
     assert_eq!(effects(&d), ["allow", "deny", "allow"]);
 }
+
+// Issue 20: a default decision names what actually stopped the request. A
+// rule whose action matched but whose scope left the agent out is named,
+// with the list and what the agent lacks, and so is its policy; else the
+// policy whose default applied. Ceiling decisions name the entry's policy.
+
+/// One decision of both engines for a request given as JSON.
+fn one(name: &str, policy: &str, request: serde_json::Value) -> serde_json::Value {
+    both_named(name, policy, &[request.to_string()]).remove(0)
+}
+
+#[test]
+fn a_meshguard_policy_applying_to_tags_says_the_agent_has_neither_tag() {
+    let policy = include_str!("../examples/seeds/meshguard-openai-support.yaml");
+    let untagged = one(
+        "meshguard.yaml",
+        policy,
+        serde_json::json!({"agent": "support-bot", "action": "read:customer_data"}),
+    );
+    assert_eq!(untagged["decision"], "deny");
+    assert_eq!(untagged["rule"], serde_json::Value::Null);
+    assert_eq!(untagged["policy"], "openai-support-agent-policy");
+    assert_eq!(
+        untagged["reason"],
+        "rule `allow_read_customer_data` matches action `read:customer_data` but applies only to agents tagged `openai` or `support`, and agent `support-bot` has neither; the policy default is deny"
+    );
+    // Another tag is no better; the tags the policy wants are the cure.
+    let other = one(
+        "meshguard.yaml",
+        policy,
+        serde_json::json!({"agent": "support-bot", "tags": ["internal"], "action": "read:customer_data"}),
+    );
+    assert_eq!(other["reason"], untagged["reason"]);
+    let tagged = one(
+        "meshguard.yaml",
+        policy,
+        serde_json::json!({"agent": "support-bot", "tags": ["support"], "action": "read:customer_data"}),
+    );
+    assert_eq!(tagged["decision"], "allow");
+    // An action no rule names keeps the plain sentence, and names the
+    // policy whose default applied.
+    let unknown = one(
+        "meshguard.yaml",
+        policy,
+        serde_json::json!({"agent": "support-bot", "action": "write:nothing"}),
+    );
+    assert_eq!(
+        unknown["reason"],
+        "no rule matched action `write:nothing`; the policy default is deny"
+    );
+    assert_eq!(unknown["policy"], "openai-support-agent-policy");
+}
+
+const SCOPED: &str = r#"policy "support" {
+  default deny
+}
+
+agent "triage-agent" {
+  tier verified
+}
+
+agent "billing-agent" {
+  roles [billing]
+  tier trusted
+  tools allow [refund, "lookup_*"]
+  limit 1 requests per hour
+}
+
+rule block_wipe: deny "tool:call" on wipe
+  for agents [ops-agent]
+rule wipe: allow "tool:call" on wipe
+  for agents [ops-agent, root-agent]
+rule refunds: allow "tool:call" on refund
+  for roles [billing, finance]
+rule deletes: approve "tool:call" on delete_customer
+  for tiers [trusted, privileged]
+rule lookups: allow "tool:call" on "lookup_*"
+"#;
+
+/// One decision of both engines on [`SCOPED`] for `agent` calling a tool.
+fn scoped(policy: &str, agent: &str, tool: &str) -> serde_json::Value {
+    one(
+        "t.writ",
+        policy,
+        serde_json::json!({"agent": agent, "action": "tool:call", "target": tool}),
+    )
+}
+
+#[test]
+fn a_writ_rule_for_roles_says_the_agent_has_neither_role() {
+    let d = scoped(SCOPED, "triage-agent", "refund");
+    assert_eq!(d["decision"], "deny");
+    assert_eq!(d["policy"], "support");
+    assert_eq!(
+        d["reason"],
+        "rule `refunds` matches action `tool:call` on `refund` but applies only to agents with role `billing` or `finance`, and agent `triage-agent` has neither; the policy default is deny"
+    );
+}
+
+#[test]
+fn a_rule_for_agents_names_them_and_the_one_that_asked() {
+    // Two rules leave `triage-agent` out; the one that would have allowed
+    // is named, not the deny before it.
+    let d = scoped(SCOPED, "triage-agent", "wipe");
+    assert_eq!(d["policy"], "support");
+    assert_eq!(
+        d["reason"],
+        "rule `wipe` matches action `tool:call` on `wipe` but applies only to agents `ops-agent` or `root-agent`, not to agent `triage-agent`; the policy default is deny"
+    );
+    // Under an allow default, the deny is the one that would have differed.
+    let open = SCOPED.replace("default deny", "default allow");
+    let d = scoped(&open, "triage-agent", "wipe");
+    assert_eq!(d["decision"], "allow");
+    assert!(
+        d["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("rule `block_wipe` matches action `tool:call` on `wipe` but applies only to agent `ops-agent`, not to agent `triage-agent`"),
+        "{d}"
+    );
+}
+
+#[test]
+fn a_rule_for_tiers_names_the_agents_tier_or_its_lack_of_one() {
+    let declared = scoped(SCOPED, "triage-agent", "delete_customer");
+    assert_eq!(declared["policy"], "support");
+    assert_eq!(
+        declared["reason"],
+        "rule `deletes` matches action `tool:call` on `delete_customer` but applies only to agents of tier `trusted` or `privileged`, and agent `triage-agent` is of tier `verified`; the policy default is deny"
+    );
+    let undeclared = scoped(SCOPED, "stranger", "delete_customer");
+    assert!(
+        undeclared["reason"]
+            .as_str()
+            .unwrap()
+            .contains("and agent `stranger` has no tier;"),
+        "{undeclared}"
+    );
+}
+
+#[test]
+fn a_ceiling_decision_names_the_entrys_policy() {
+    let listed = scoped(SCOPED, "billing-agent", "wipe");
+    assert_eq!(listed["decision"], "deny");
+    assert_eq!(listed["policy"], "support");
+    assert_eq!(
+        listed["reason"],
+        "tool `wipe` is not in tools.allow of agent `billing-agent`"
+    );
+    let at = |s: &str| {
+        serde_json::json!({"agent": "billing-agent", "action": "tool:call", "target": "lookup_order", "at": s}).to_string()
+    };
+    let d = both(
+        SCOPED,
+        &[at("2025-01-15T10:00:00Z"), at("2025-01-15T10:00:01Z")],
+    );
+    assert_eq!(effects(&d), ["allow", "deny"]);
+    assert_eq!(d[1]["policy"], "support");
+    assert!(
+        d[1]["reason"].as_str().unwrap().contains("limit"),
+        "{}",
+        d[1]
+    );
+}
+
+#[test]
+fn a_default_decision_names_the_policy_whose_default_applied() {
+    let d = one(
+        "t.writ",
+        SCOPED,
+        serde_json::json!({"agent": "billing-agent", "action": "file:read"}),
+    );
+    assert_eq!(d["decision"], "deny");
+    assert_eq!(d["rule"], serde_json::Value::Null);
+    assert_eq!(d["policy"], "support");
+    assert_eq!(
+        d["reason"],
+        "no rule matched action `file:read`; the policy default is deny"
+    );
+    // The only policy names the built-in default as its own; a reason of
+    // the author's replaces the sentence, and the rule is still named by
+    // its policy.
+    let builtin =
+        "policy \"lone\" {\n  version \"1\"\n}\nrule r: allow \"tool:call\"\n  for roles [x]\n";
+    let d = one(
+        "t.writ",
+        builtin,
+        serde_json::json!({"agent": "a", "action": "file:read"}),
+    );
+    assert_eq!(
+        (&d["decision"], &d["policy"]),
+        (&serde_json::json!("deny"), &serde_json::json!("lone"))
+    );
+    let told = "policy \"told\" {\n  default deny because \"ask the desk\"\n}\nrule r: allow \"tool:call\"\n  for roles [x]\n";
+    let d = one(
+        "t.writ",
+        told,
+        serde_json::json!({"agent": "a", "action": "tool:call"}),
+    );
+    assert_eq!(d["reason"], "ask the desk");
+    assert_eq!(d["policy"], "told");
+}
+
+#[test]
+fn the_rule_a_scope_left_out_is_found_where_the_index_splits_rules_by_agent_and_target() {
+    // Twenty rules of one action: the runtime's index splits them by agent
+    // and by exact target, so the request's own candidates do not hold the
+    // rule its scope left out; the default decision looks at all of them.
+    let mut policy = "policy \"many\" {\n  default deny\n}\n".to_owned();
+    for i in 0..20 {
+        policy.push_str(&format!(
+            "rule r{i}: allow \"tool:call\" on t{i}\n  for agents [a{i}]\n"
+        ));
+    }
+    let asks = |agent: &str| {
+        serde_json::json!({"agent": agent, "action": "tool:call", "target": "t7"}).to_string()
+    };
+    let d = both(&policy, &[asks("x"), asks("a7")]);
+    assert_eq!(effects(&d), ["deny", "allow"]);
+    assert_eq!(d[0]["policy"], "many");
+    assert_eq!(
+        d[0]["reason"],
+        "rule `r7` matches action `tool:call` on `t7` but applies only to agent `a7`, not to agent `x`; the policy default is deny"
+    );
+}

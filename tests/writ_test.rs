@@ -96,7 +96,7 @@ fn a_failing_case_shows_expected_actual_and_the_rules_considered() {
         "  ✗ expects <allow> & gets deny (tests/fixtures/writ-test/failing.test.yaml:7:5)",
         r#"request:  {"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":40,"currency":"GBP"}}"#,
         "expected: allow by rule `refund_small`",
-        "actual:   deny by no rule, risk medium",
+        "actual:   deny by no rule of policy `refunds`, risk medium",
         "mismatch: decision is deny, expected allow",
         "mismatch: rule is null, expected `refund_small`",
         "rules considered:",
@@ -449,10 +449,62 @@ fn explain_says_when_a_deny_applied_because_its_guard_cannot_be_judged() {
     assert_eq!(out.status.code(), Some(0), "{text}");
     for want in [
         "decision: deny by rule `refund_large`",
-        "condition `amount <= 100` failed (tests/fixtures/writ-test/refunds.writ:16:8): `amount` is the string \"500\"",
-        "applied: deny (decided), because its condition cannot be judged: `amount > 100` (tests/fixtures/writ-test/refunds.writ:21:8): `amount` is the string \"500\"",
+        "condition `amount <= 100` cannot be judged (tests/fixtures/writ-test/refunds.writ:16:8): `amount` is the string \"500\", not a number; an allow applies only when its condition holds",
+        "applied: deny (decided), because its condition cannot be judged: `amount > 100` (tests/fixtures/writ-test/refunds.writ:21:8): `amount` is the string \"500\", not a number",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
+    }
+    assert!(!text.contains("`amount <= 100` failed"), "{text}");
+}
+
+/// Issue 20: a value's type is shown where it is why a condition failed,
+/// and only there.
+#[test]
+fn explain_shows_a_values_type_when_the_type_is_why_a_condition_failed() {
+    // The explanation of one request on examples/support.writ.
+    let explain = |request: &str| {
+        let out = writ(&[
+            "eval",
+            "--explain",
+            "examples/support.writ",
+            "--request",
+            request,
+        ]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        text
+    };
+    let cases: [(&str, &[&str]); 3] = [
+        (
+            r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":50,"currency":5},"at":"2025-01-15T15:00:00Z"}"#,
+            // `in` on strings, given a number: false, and the type is why.
+            &[
+                "condition `currency in [\"USD\", \"EUR\"]` failed (examples/support.writ:48:26): `currency` is the number 5, not a string",
+                "→ no rule decided",
+            ],
+        ),
+        (
+            r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":50,"currency":"GBP"},"at":"2025-01-15T15:00:00Z"}"#,
+            // A number where numbers are meant: no type, the value is why.
+            &[
+                "condition `amount > 100` failed (examples/support.writ:53:8): `amount` is `50`\n",
+                "`currency` is the string \"GBP\"\n",
+            ],
+        ),
+        (
+            r#"{"agent":"triage-agent","action":"tool:call","target":"delete_customer"}"#,
+            // The default decision's reason names the rule the agent's
+            // scope left out.
+            &[
+                "decision: deny by no rule of policy `support`, risk medium: rule `delete_needs_human` matches action `tool:call` on `delete_customer` but applies only to agents of tier `trusted` or `privileged`, and agent `triage-agent` is of tier `verified`; the policy default is deny",
+            ],
+        ),
+    ];
+    for (request, wants) in cases {
+        let text = explain(request);
+        for want in wants {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
     }
 }
 

@@ -201,16 +201,6 @@ impl Reason {
     }
 }
 
-/// The runtime's sentence for a request no rule decided
-/// (`writ_runtime::Decision::reason_text` of `Reason::NoRule`; the tests
-/// compare the two through the audit log).
-fn no_rule_reason(action: &str, effect: Effect) -> String {
-    format!(
-        "no rule matched action `{action}`; the policy default is {}",
-        effect.as_str()
-    )
-}
-
 /// What a check decided, owned (the runtime's decision borrows the bundle).
 struct Outcome {
     effect: Effect,
@@ -298,7 +288,14 @@ impl Decision {
         Ok(match &self.reason {
             Reason::None => None,
             Reason::Text(t) => Some(t.clone()),
-            Reason::NoRule => Some(no_rule_reason(&self.action.bind(py).to_cow()?, self.effect)),
+            // The runtime's sentence (the effect of a default decision is
+            // the default).
+            Reason::NoRule => Some(writ_runtime::reason::no_rule(
+                &self.action.bind(py).to_cow()?,
+                &self.agent.bind(py).to_cow()?,
+                None,
+                self.effect,
+            )),
         })
     }
 

@@ -319,8 +319,21 @@ pub(super) fn steps(why: &Explanation, sources: &SourceMap, indent: &str) -> Str
                         },
                         written_list(sources, wanted)
                     ),
-                    Outcome::Condition { failed, actual } => format!(
+                    Outcome::Condition {
+                        failed,
+                        actual,
+                        unjudged: false,
+                    } => format!(
                         "condition `{}` failed ({}): {actual}",
+                        failed.text,
+                        location(sources, failed.span)
+                    ),
+                    Outcome::Condition {
+                        failed,
+                        actual,
+                        unjudged: true,
+                    } => format!(
+                        "condition `{}` cannot be judged ({}): {actual}; an allow applies only when its condition holds",
                         failed.text,
                         location(sources, failed.span)
                     ),

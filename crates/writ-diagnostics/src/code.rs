@@ -104,6 +104,7 @@ codes! {
     UnusedAgent = "W0105", Lint, Warning, "agent has no effect";
     ImpossibleCondition = "W0106", Lint, Warning, "condition can never hold";
     EmptyCondition = "W0107", Lint, Warning, "empty condition always holds";
+    UndeclaredScopeName = "W0108", Lint, Warning, "rule scope names an agent, role or tag that looks misspelled";
     UndeclaredDelegate = "W0201", GraphLint, Warning, "rule delegates to an undeclared agent or role";
     DelegationCycle = "W0202", GraphLint, Warning, "delegation cycle";
     UnreachableAgent = "W0203", GraphLint, Warning, "agent unreachable from the entry agents";

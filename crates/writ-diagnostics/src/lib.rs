@@ -14,4 +14,4 @@ mod suggest;
 pub use code::{Code, Phase};
 pub use diagnostic::{Diagnostic, Label, Severity};
 pub use source::{FileId, LineCol, SourceFile, SourceMap, Span};
-pub use suggest::{did_you_mean, did_you_mean_or_list, invalid_word};
+pub use suggest::{did_you_mean, did_you_mean_or_list, invalid_word, typo_of};

@@ -23,6 +23,44 @@ where
     best.map(|(c, _)| c)
 }
 
+/// The declared name that `word`, which nothing declares, is almost surely
+/// a misspelling of: one edit away (two for names of eight characters or
+/// more, none under four), or equal but for case and `-`/`_`; never a name
+/// that differs from it only in digits (`tier-1` and `tier-2` are two
+/// names). Stricter than [`did_you_mean`], which helps with a word already
+/// known to be wrong: this one decides whether to warn at all, about names
+/// (agents, roles, tags) that may also come from requests.
+#[must_use]
+pub fn typo_of<'a, I>(word: &str, declared: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let fold = |s: &str| s.to_lowercase().replace('_', "-");
+    let digitless = |s: &str| {
+        s.chars()
+            .filter(|c| !c.is_ascii_digit())
+            .collect::<String>()
+    };
+    let w = fold(word);
+    let mut best: Option<(&'a str, usize)> = None;
+    for cand in declared {
+        let c = fold(cand);
+        if cand == word || digitless(&c) == digitless(&w) && c != w {
+            continue;
+        }
+        let d = strsim::levenshtein(&w, &c);
+        let allowed = match w.chars().count().min(c.chars().count()) {
+            0..4 => 0,
+            4..8 => 1,
+            _ => 2,
+        };
+        if d <= allowed && best.is_none_or(|(_, b)| d < b) {
+            best = Some((cand, d));
+        }
+    }
+    best.map(|(c, _)| c)
+}
+
 /// The help for a word outside a closed set: the closest word when there
 /// is a plausible one, else the whole set after `intro`.
 #[must_use]
@@ -76,6 +114,29 @@ mod tests {
         assert_eq!(did_you_mean("condtions", keys), Some("conditions"));
         assert_eq!(did_you_mean("Reason", keys), Some("reason"));
         assert_eq!(did_you_mean("zzzzzz", keys), None);
+    }
+
+    #[test]
+    fn a_typo_is_one_edit_away_or_two_in_a_long_name() {
+        use super::typo_of;
+        let declared = ["billing-agent", "triage-agent", "ops", "tier-1", "support"];
+        assert_eq!(typo_of("biling-agent", declared), Some("billing-agent"));
+        assert_eq!(typo_of("billing-agnet", declared), Some("billing-agent"));
+        assert_eq!(typo_of("Billing_Agent", declared), Some("billing-agent"));
+        assert_eq!(typo_of("suport", declared), Some("support"));
+        assert_eq!(typo_of("OPS", declared), Some("ops"));
+        // Short names are too close to one another to tell a typo.
+        assert_eq!(typo_of("opss", declared), None);
+        // Declared names, names far from any, and names that differ only
+        // in digits are not typos.
+        assert_eq!(typo_of("billing-agent", declared), None);
+        assert_eq!(typo_of("research-agent", declared), None);
+        assert_eq!(typo_of("sre", declared), None);
+        assert_eq!(typo_of("tier-2", declared), None);
+        assert_eq!(typo_of("tier-12", declared), None);
+        // Two edits in a short name are a different name.
+        assert_eq!(typo_of("supprt2", declared), None);
+        assert_eq!(typo_of("anything", std::iter::empty()), None);
     }
 
     #[test]

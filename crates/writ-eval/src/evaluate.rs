@@ -23,6 +23,7 @@ use writ_ir::{
     TimeOfDay, Value, Weekday,
 };
 
+pub use writ_runtime::ScopeList;
 use writ_runtime::Value as CtxValue;
 
 use crate::limiter::{LimitKey, Limiter};
@@ -537,21 +538,71 @@ impl<'p> Evaluator<'p> {
             }
             return decision;
         }
-        let s = &set.settings;
+        self.default(req, p, clock)
+    }
+
+    /// The default decision, naming the first rule (preferring one of
+    /// another effect than the default) whose action and target matched
+    /// but whose scope left the agent out, and its policy; else the policy
+    /// whose default applies.
+    fn default(&self, req: &Request, p: &Principal<'_>, clock: &Clock) -> Decision {
+        let s = &self.set.settings;
         let effect = s.default_effect.value;
-        let reason = s.default_reason.as_ref().map_or_else(
-            || {
-                format!(
-                    "no rule matched action `{}`; the policy default is {effect}",
-                    req.action
+        let excluded = self
+            .set
+            .rules
+            .iter()
+            .filter_map(|rule| match miss(rule, req, p, clock) {
+                Some(Miss::Scope(list)) => Some((runtime_effect(rule.effect.value), (rule, list))),
+                _ => None,
+            });
+        let nearest = writ_runtime::reason::nearest(excluded, runtime_effect(effect));
+        let policy = match nearest {
+            Some((rule, _)) => self.policy_name(rule.policy),
+            None => self.set.default_policy().map(|p| p.name.clone()),
+        };
+        let reason = match (&s.default_reason, nearest) {
+            (Some(r), _) => expand(&r.value, req),
+            (None, found) => {
+                let (wanted, rule, list): (Vec<String>, &str, Option<ScopeList>) = match found {
+                    None => (Vec::new(), "", None),
+                    Some((rule, list)) => {
+                        let sc = &rule.scope;
+                        let names = |l: &[writ_ir::Spanned<String>]| {
+                            l.iter().map(|n| n.value.clone()).collect()
+                        };
+                        let wanted = match list {
+                            ScopeList::Agents => names(&sc.agents),
+                            ScopeList::Roles => names(&sc.roles),
+                            ScopeList::Tiers => {
+                                sc.tiers.iter().map(|t| t.value.to_string()).collect()
+                            }
+                            ScopeList::Tags => names(&sc.tags),
+                        };
+                        (wanted, rule.name.value.as_str(), Some(list))
+                    }
+                };
+                let wanted: Vec<&str> = wanted.iter().map(String::as_str).collect();
+                let tier = p.tier.map(|t| t.to_string());
+                let excluded = list.map(|list| writ_runtime::reason::OutOfScope {
+                    rule,
+                    list,
+                    wanted: &wanted,
+                    tier: tier.as_deref(),
+                    target: req.target.as_deref(),
+                });
+                writ_runtime::reason::no_rule(
+                    &req.action,
+                    &req.agent,
+                    excluded.as_ref(),
+                    runtime_effect(effect),
                 )
-            },
-            |r| expand(&r.value, req),
-        );
+            }
+        };
         Decision {
             effect,
             rule: None,
-            policy: None,
+            policy,
             reason: Some(reason),
             risk: s.default_risk.as_ref().map(|r| r.value),
             retry_after_s: None,
@@ -657,24 +708,12 @@ pub(crate) enum Miss<'r> {
     Condition(&'r Condition),
 }
 
-/// Which list of a rule's principal scope left the principal out.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ScopeList {
-    Agents,
-    Roles,
-    Tiers,
-    Tags,
-}
-
-impl ScopeList {
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ScopeList::Agents => "agents",
-            ScopeList::Roles => "roles",
-            ScopeList::Tiers => "tiers",
-            ScopeList::Tags => "tags",
-        }
+/// The runtime's name for an effect, for the sentences the two engines share.
+fn runtime_effect(e: Effect) -> writ_runtime::Effect {
+    match e {
+        Effect::Allow => writ_runtime::Effect::Allow,
+        Effect::Deny => writ_runtime::Effect::Deny,
+        Effect::Approve => writ_runtime::Effect::Approve,
     }
 }
 

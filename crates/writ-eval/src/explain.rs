@@ -13,7 +13,7 @@
 //! explaining a sequence of requests keeps limits exactly as checking does.
 
 use writ_diagnostics::Span;
-use writ_ir::{Combining, Condition, Effect, Field, Rule};
+use writ_ir::{Combining, Condition, Effect, Field, Rule, Value};
 
 use crate::evaluate::{
     Blocked, Clock, Miss, Principal, Read, ScopeList, Truth, holds, miss, read, show,
@@ -89,7 +89,14 @@ pub enum Outcome {
         have: Vec<String>,
     },
     /// The condition does not hold; `failed` is its innermost failing part.
-    Condition { failed: Written, actual: String },
+    /// `unjudged`: that part cannot be judged (a value of a type its
+    /// operator is not defined on, an ambiguous path) rather than being
+    /// false, which keeps an allow rule from applying just the same.
+    Condition {
+        failed: Written,
+        actual: String,
+        unjudged: bool,
+    },
     /// It applied but a constraint failed, so it denied.
     Constraint { failed: Written, reason: String },
     /// It applied but its rate limit is reached, so it denied.
@@ -291,6 +298,7 @@ fn why_not(rule: &Rule, m: Miss<'_>, req: &Request, p: &Principal<'_>, clock: &C
                     span: condition_span(failed),
                 },
                 actual: actual(failed, req, clock),
+                unjudged: holds(failed, req, clock) == Truth::Unknown,
             }
         }
     }
@@ -339,6 +347,76 @@ fn condition_span(c: &Condition) -> Option<Span> {
     }
 }
 
+/// The kind of value a condition's operator is about, when the value's
+/// type can be why it failed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Number,
+    String,
+    /// `contains`: a list, or a string to look in.
+    ListOrString,
+}
+
+impl Kind {
+    fn of(v: &Value) -> Option<Kind> {
+        match v {
+            Value::Number(_) => Some(Kind::Number),
+            Value::String(_) => Some(Kind::String),
+            _ => None,
+        }
+    }
+
+    fn fits(self, v: &Value) -> bool {
+        match self {
+            Kind::Number => matches!(v, Value::Number(_)),
+            Kind::String => matches!(v, Value::String(_)),
+            Kind::ListOrString => matches!(v, Value::List(_) | Value::String(_)),
+        }
+    }
+
+    fn not(self) -> &'static str {
+        match self {
+            Kind::Number => "not a number",
+            Kind::String => "not a string",
+            Kind::ListOrString => "neither a list nor a string",
+        }
+    }
+}
+
+/// The kind of value a condition compares with, if it is one kind.
+fn expected(c: &Condition) -> Option<Kind> {
+    match c {
+        Condition::Compare { value, .. } => Kind::of(value),
+        Condition::In { values, .. } => {
+            let mut kinds = values.iter().map(Kind::of);
+            let first = kinds.next().flatten()?;
+            kinds.all(|k| k == Some(first)).then_some(first)
+        }
+        Condition::Glob { .. } => Some(Kind::String),
+        Condition::Contains { .. } => Some(Kind::ListOrString),
+        _ => None,
+    }
+}
+
+/// A value as the explanation shows it: with its type, and, when the
+/// condition is about another kind of value, what it is not (`"50"` is a
+/// string, and `amount <= 100` is about numbers).
+fn typed(v: &Value, want: Option<Kind>) -> String {
+    let shown = match v {
+        Value::String(s) => format!("the string {s:?}"),
+        Value::Number(_) if want.is_none_or(|k| k.fits(v)) => show(v),
+        Value::Number(_) => format!("the number {v}"),
+        Value::Bool(_) => format!("the boolean {v}"),
+        Value::List(_) => format!("the list {v}"),
+        Value::Map(_) => format!("the map {v}"),
+        Value::Null => "null".to_owned(),
+    };
+    match want {
+        Some(k) if !k.fits(v) => format!("{shown}, {}", k.not()),
+        _ => shown,
+    }
+}
+
 /// What the request holds for the fields a failing condition reads.
 fn actual(c: &Condition, req: &Request, clock: &Clock) -> String {
     let field = |f: &Field| match read(f, req) {
@@ -346,8 +424,7 @@ fn actual(c: &Condition, req: &Request, clock: &Clock) -> String {
         Read::Ambiguous => format!(
             "`{f}` has two readings that differ (a key written with dots and nested maps), so it cannot be judged"
         ),
-        Read::Value(writ_ir::Value::String(s)) => format!("`{f}` is the string {s:?}"),
-        Read::Value(v) => format!("`{f}` is {}", show(&v)),
+        Read::Value(v) => format!("`{f}` is {}", typed(&v, expected(c))),
     };
     match c {
         Condition::Compare { field: f, .. }

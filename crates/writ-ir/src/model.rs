@@ -484,6 +484,21 @@ impl PolicySet {
     pub fn policy(&self, id: PolicyId) -> Option<&Policy> {
         self.policies.get(id.0 as usize)
     }
+
+    /// The policy whose default decision applies when no rule decides: the
+    /// first policy of the file that set the default, or, when no file set
+    /// it, the only policy (whose default is then the built-in one). `None`
+    /// for the built-in default of several policies.
+    #[must_use]
+    pub fn default_policy(&self) -> Option<&Policy> {
+        match self.settings.default_effect.span {
+            Some(span) => self.policies.iter().find(|p| p.file == span.file),
+            None => match self.policies.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use crate::model::{
     Atom, Field, Head, Op, Prelude, Rate, Span, Value, r_ceiling_actions, r_condition, r_graph,
     r_rule, scan_condition_entry, scan_rule,
 };
+use crate::reason::ScopeList;
 use crate::wire::{Reader, Strings};
 
 /// What a rule or the policy default decides.
@@ -118,10 +119,11 @@ impl Decision<'_> {
         match &self.reason {
             Reason::None => None,
             Reason::Template(t) => Some(expand(t, req)),
-            Reason::NoRule => Some(Cow::Owned(format!(
-                "no rule matched action `{}`; the policy default is {}",
-                req.action,
-                self.default_effect.as_str()
+            Reason::NoRule => Some(Cow::Owned(crate::reason::no_rule(
+                &req.action,
+                &req.agent,
+                None,
+                self.default_effect,
             ))),
             Reason::Text(s) => Some(Cow::Borrowed(s.as_str())),
         }
@@ -370,6 +372,8 @@ pub struct Compiled {
     default_effect: Effect,
     default_risk: Option<Risk>,
     default_reason: Option<String>,
+    /// The policy whose default applies.
+    default_policy: Option<u32>,
     tz: jiff::tz::TimeZone,
     needs_clock: bool,
     max_depth: Option<u32>,
@@ -541,6 +545,8 @@ struct Hold<'s> {
     key: &'s str,
     /// The rule whose limit this is.
     rule: Option<&'s PRule>,
+    /// The agent entry whose limit this is.
+    agent: Option<&'s PAgent>,
 }
 
 impl<'s> Hold<'s> {
@@ -658,7 +664,11 @@ impl Compiled {
     /// record is scanned (checked in full, without allocating) and its
     /// action patterns indexed, but decoded only when a request first
     /// needs it. A record that fails the scan fails the load.
-    pub fn new(bundle: Vec<u8>, body_range: std::ops::Range<usize>) -> Result<Compiled, LoadError> {
+    pub fn new(
+        bundle: Vec<u8>,
+        body_range: std::ops::Range<usize>,
+        format: u32,
+    ) -> Result<Compiled, LoadError> {
         let body = bundle
             .get(body_range.clone())
             .ok_or_else(|| LoadError::Corrupt("body out of range".to_owned()))?;
@@ -669,7 +679,7 @@ impl Compiled {
             settings: s,
             agents: model_agents,
             ..
-        } = Head::read(&mut r)?;
+        } = Head::read(&mut r, format)?;
         let tz = if s.tzif.is_empty() {
             jiff::tz::TimeZone::UTC
         } else {
@@ -830,6 +840,7 @@ impl Compiled {
             default_effect: Effect::from_u8(s.default_effect),
             default_risk: s.default_risk.map(Risk::from_u8),
             default_reason: s.default_reason,
+            default_policy: s.default_policy,
             tz,
             needs_clock,
             max_depth: s.max_delegation_depth,
@@ -1012,8 +1023,10 @@ impl Compiled {
                             || "a limit is reached".to_owned(),
                             |h| h.full(principal.id),
                         );
-                        let rule = pending.get(index).and_then(|h| h.rule);
-                        return self.deny(rule, None, reason, Some(retry_after_s));
+                        let (rule, agent) = pending
+                            .get(index)
+                            .map_or((None, None), |h| (h.rule, h.agent));
+                        return self.deny(rule, agent, reason, Some(retry_after_s));
                     }
                     Err(Refusal::Unavailable(why)) => {
                         if self.on_store_failure == OnStoreFailure::Deny {
@@ -1021,7 +1034,8 @@ impl Compiled {
                             // counted, as when it is looked at while
                             // deciding.
                             let rule = pending.iter().find_map(|h| h.rule);
-                            return self.deny(rule, None, unavailable(&why), None);
+                            let agent = pending.iter().find_map(|h| h.agent);
+                            return self.deny(rule, agent, unavailable(&why), None);
                         }
                     }
                 }
@@ -1335,6 +1349,7 @@ impl Compiled {
                     metric: limit.metric,
                     key: &limit.key,
                     rule: None,
+                    agent: Some(agent),
                 };
                 let retry = match self.limits.peek(&hold.acquire(p.id), clock.millis) {
                     Ok(()) => None,
@@ -1390,6 +1405,7 @@ impl Compiled {
             agent: p.id,
             roles: &roles,
             target: req.target.as_deref().unwrap_or(""),
+            every: false,
         };
         self.index
             .candidates(self.body(), &req.action, &who, |r| candidates.push(r));
@@ -1444,14 +1460,92 @@ impl Compiled {
             }
             return decision;
         }
+        // Unless the index narrowed them, the candidates are every rule of
+        // the action already: no second pass.
+        let every = (!self.index.is_narrowed()).then(|| candidates.finish());
+        self.default(req, p, every)
+    }
+
+    /// The default decision. It names the rule that matched the action
+    /// (and target) but whose scope left the agent out, if one did, and
+    /// its policy; else the policy whose default applies. Looks at every
+    /// rule of the action (`every`, sorted, when the caller has them; else
+    /// found by a second pass over the index, taken only here).
+    #[inline(never)]
+    fn default<'s>(
+        &'s self,
+        req: &crate::Request,
+        p: &Principal<'_>,
+        every: Option<&[u32]>,
+    ) -> Decision<'s> {
+        let mut found = Small::new();
+        let every = match every {
+            Some(rules) => rules,
+            None => {
+                let no_roles = |_: &mut dyn FnMut(&str)| {};
+                let who = Who {
+                    agent: p.id,
+                    roles: &no_roles,
+                    target: req.target.as_deref().unwrap_or(""),
+                    every: true,
+                };
+                self.index
+                    .candidates(self.body(), &req.action, &who, |r| found.push(r));
+                found.finish()
+            }
+        };
+        let target = req.target.as_deref().unwrap_or("");
+        let excluded = every.iter().filter_map(|&i| {
+            // A rule that cannot be read here was not needed to decide
+            // (the first pass would have denied): it explains nothing.
+            let rule = self.rule(i).ok()?;
+            if !rule.targets.is_empty() && !any_match(&rule.targets, target) {
+                return None;
+            }
+            let list = scope_miss(&rule.scope, p)?;
+            Some((rule.effect, (rule, list)))
+        });
+        let nearest = crate::reason::nearest(excluded, self.default_effect);
+        let policy = match nearest {
+            Some((rule, _)) => self.policy_name(rule.policy),
+            None => self.default_policy.and_then(|i| self.policy_name(i)),
+        };
+        let reason = match (&self.default_reason, nearest) {
+            (Some(r), _) => Reason::Template(r),
+            (None, None) => Reason::NoRule,
+            (None, Some((rule, list))) => {
+                let s = &rule.scope;
+                let tiers: Vec<&str> = s
+                    .tiers
+                    .iter()
+                    .map(|t| crate::reason::tier_name(*t))
+                    .collect();
+                let names = |l: &'s [String]| l.iter().map(String::as_str).collect::<Vec<_>>();
+                let wanted = match list {
+                    ScopeList::Agents => names(&s.agents),
+                    ScopeList::Roles => names(&s.roles),
+                    ScopeList::Tiers => tiers,
+                    ScopeList::Tags => names(&s.tags),
+                };
+                Reason::Text(crate::reason::no_rule(
+                    &req.action,
+                    &req.agent,
+                    Some(&crate::reason::OutOfScope {
+                        rule: &rule.name,
+                        list,
+                        wanted: &wanted,
+                        tier: p.tier.map(crate::reason::tier_name),
+                        target: req.target.as_deref(),
+                    }),
+                    self.default_effect,
+                ))
+            }
+        };
         Decision {
             effect: self.default_effect,
             rule: None,
-            policy: None,
-            reason: match &self.default_reason {
-                Some(r) => Reason::Template(r),
-                None => Reason::NoRule,
-            },
+            policy,
+            reason,
             risk: self.default_risk,
             retry_after_s: None,
             time_ms: 0,
@@ -1496,6 +1590,7 @@ impl Compiled {
                 metric: 0,
                 key: "",
                 rule: Some(rule),
+                agent: None,
             };
             let looked = if peek {
                 self.limits.peek(&hold.acquire(p.id), clock.millis)
@@ -1549,23 +1644,32 @@ impl Compiled {
                 return false;
             }
         }
-        let s = &rule.scope;
-        if !s.agents.is_empty() && !s.agents.iter().any(|a| a == p.id) {
-            return false;
-        }
-        if !s.roles.is_empty() && !s.roles.iter().any(|r| p.roles.contains(r)) {
-            return false;
-        }
-        if !s.tiers.is_empty() && !s.tiers.iter().any(|t| p.tier == Some(*t)) {
-            return false;
-        }
-        if !s.tags.is_empty() && !s.tags.iter().any(|t| p.tags.contains(t)) {
+        if scope_miss(&rule.scope, p).is_some() {
             return false;
         }
         rule.condition
             .as_ref()
             .is_none_or(|c| lets_apply(holds(c, req, clock), rule.effect))
     }
+}
+
+/// The first list of a rule's scope that leaves the principal out, in the
+/// reference evaluator's order; `None` when the principal is in scope.
+#[inline]
+fn scope_miss(s: &crate::model::Scope, p: &Principal<'_>) -> Option<ScopeList> {
+    if !s.agents.is_empty() && !s.agents.iter().any(|a| a == p.id) {
+        return Some(ScopeList::Agents);
+    }
+    if !s.roles.is_empty() && !s.roles.iter().any(|r| p.roles.contains(r)) {
+        return Some(ScopeList::Roles);
+    }
+    if !s.tiers.is_empty() && !s.tiers.iter().any(|t| p.tier == Some(*t)) {
+        return Some(ScopeList::Tiers);
+    }
+    if !s.tags.is_empty() && !s.tags.iter().any(|t| p.tags.contains(t)) {
+        return Some(ScopeList::Tags);
+    }
+    None
 }
 
 fn hop_request(req: &crate::Request, from: &str, to: &str) -> crate::Request {

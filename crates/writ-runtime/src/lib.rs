@@ -47,6 +47,7 @@ mod json;
 pub mod limiter;
 mod matcher;
 pub mod model;
+pub mod reason;
 #[cfg(feature = "redis")]
 pub mod redis_store;
 mod validate;
@@ -60,6 +61,7 @@ pub use engine::{Engine, Watcher};
 pub use eval::{Decision, Effect, Reason, Risk};
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
+pub use reason::ScopeList;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use validate::RequestError;
@@ -73,11 +75,12 @@ pub const MAGIC: &[u8; 8] = b"WRITBNDL";
 /// that reads only format 2 refuses format 3 by its version instead of
 /// counting a shared limit per agent.
 ///
-/// Format 4 may end the body with one more section, after the graph: the
-/// action ceilings of delegated requests (MeshGuard's
-/// `delegation.permissionCeiling`). A body without them is format 3's, so
-/// formats 2 and 3 read as format 4; a runtime that reads only format 3
-/// refuses format 4 by its version instead of dropping a ceiling.
+/// Format 4 added the policy whose default applies to the settings (read
+/// as none from older formats), and may end the body with one more
+/// section, after the graph: the action ceilings of delegated requests
+/// (MeshGuard's `delegation.permissionCeiling`), written only when there
+/// is one. A runtime that reads only format 3 refuses format 4 by its
+/// version instead of dropping a ceiling.
 pub const FORMAT_VERSION: u32 = 4;
 /// The oldest bundle format this runtime reads.
 pub const OLDEST_FORMAT_VERSION: u32 = 2;
@@ -242,8 +245,8 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
 /// # Errors
 /// As [`Runtime::from_bytes`].
 pub fn read_model(bytes: &[u8]) -> Result<Model, LoadError> {
-    let (_, body, ..) = split(bytes)?;
-    Model::decode(body)
+    let (header, body, ..) = split(bytes)?;
+    Model::decode(body, header.format_version)
 }
 
 /// One question: may `agent` take `action` on `target` now?
@@ -304,9 +307,10 @@ impl Runtime {
     pub fn from_vec(bytes: Vec<u8>) -> Result<Runtime, LoadError> {
         let header = split(&bytes)?.0;
         let body = BODY_START..BODY_START + header.body_len;
+        let format = header.format_version;
         Ok(Runtime {
             header,
-            inner: eval::Compiled::new(bytes, body)?,
+            inner: eval::Compiled::new(bytes, body, format)?,
         })
     }
 

@@ -403,6 +403,10 @@ impl Bucket {
 
     #[inline]
     fn visit(&self, body: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+        if who.every {
+            self.rules.as_slice().iter().for_each(|r| f(*r));
+            return;
+        }
         let target = who.target.as_bytes();
         let Some(ix) = &self.scoped else {
             match &self.targets {
@@ -436,6 +440,9 @@ pub struct Who<'a> {
     pub roles: &'a RoleVisitor<'a>,
     /// The request's target (empty for none, as rules compare it).
     pub target: &'a str,
+    /// Every rule of the action, however the index narrows it by
+    /// principal and target (for the default decision's explanation).
+    pub every: bool,
 }
 
 /// A table slot: one rule id, or with this bit set the index of a bucket
@@ -588,6 +595,9 @@ impl Keys {
 #[derive(Debug, Default)]
 pub struct ActionIndex {
     scoped: bool,
+    /// Some bucket is split by principal or by target, so a request's
+    /// candidates may leave out rules its action matches.
+    narrowed: bool,
     exact: Keys,
     prefixes: Keys,
     suffixes: Keys,
@@ -623,6 +633,11 @@ impl ActionIndex {
         split |= self.suffixes.finish(body, scopes, true, hash_backward);
         split |= self.any.index(body, scopes);
         self.scoped = split;
+        let narrowed = |b: &Bucket| b.scoped.is_some() || b.targets.is_some();
+        self.narrowed = narrowed(&self.any)
+            || [&self.exact, &self.prefixes, &self.suffixes]
+                .iter()
+                .any(|k| k.many.iter().any(narrowed));
         self.complex_by_first.clear();
         if !self.complex.is_empty() {
             self.complex_by_first = (0..=255u8)
@@ -636,6 +651,13 @@ impl ActionIndex {
         }
     }
 
+    /// True when some bucket is split by principal or target: only then
+    /// can a request's candidates leave out a rule its action matches.
+    #[must_use]
+    pub fn is_narrowed(&self) -> bool {
+        self.narrowed
+    }
+
     /// True when some bucket is indexed by principal (callers can skip
     /// gathering the principal's roles otherwise).
     #[must_use]
@@ -644,7 +666,8 @@ impl ActionIndex {
     }
 
     /// Calls `f` with every candidate rule (possibly twice, in no order).
-    /// Rules whose agent or role list excludes `who` may be left out.
+    /// Rules whose agent or role list excludes `who`, or whose exact
+    /// targets exclude its target, may be left out (unless `who.every`).
     pub fn candidates(&self, body: &[u8], action: &str, who: &Who<'_>, mut f: impl FnMut(u32)) {
         let bytes = action.as_bytes();
         if !self.exact.table.is_empty() {
@@ -804,6 +827,7 @@ mod tests {
             agent: "a",
             roles: &no_roles,
             target: "",
+            every: false,
         };
         let mut filtered = 0;
         for s in inputs {

@@ -284,6 +284,10 @@ pub struct Settings {
     /// its action must match every list (format 4: a section after the
     /// graph, written only when there is a list).
     pub ceiling_actions: Vec<NamedList>,
+    /// The policy whose default decision applies, which the default
+    /// decision names (format 4; `None`: the built-in default of a set of
+    /// several policies, or a bundle of an older format).
+    pub default_policy: Option<u32>,
 }
 
 /// A delegation edge of the policy's graph, by agent or role name.
@@ -1144,11 +1148,11 @@ pub struct Head {
 }
 
 impl Head {
-    /// Reads a body up to its rule records.
+    /// Reads a body of bundle format `format` up to its rule records.
     ///
     /// # Errors
     /// [`LoadError::Corrupt`] for anything out of place.
-    pub fn read(r: &mut Reader<'_>) -> Result<Head, LoadError> {
+    pub fn read(r: &mut Reader<'_>, format: u32) -> Result<Head, LoadError> {
         let policies = r.strs()?;
         let settings = Settings {
             combining: small(r, 1, "combining")?,
@@ -1160,6 +1164,11 @@ impl Head {
             max_delegation_depth: r.opt(Reader::u32)?,
             ceiling_strict: r.bool()?,
             ceiling_actions: Vec::new(),
+            default_policy: if format >= 4 {
+                r.opt(Reader::varint)?
+            } else {
+                None
+            },
         };
         let agents = r.vec(8, |r| {
             Ok(Agent {
@@ -1186,7 +1195,9 @@ impl Head {
             })
         })?;
         let policy_count = u32::try_from(policies.len()).unwrap_or(u32::MAX);
-        if agents.iter().any(|a| a.policy >= policy_count) {
+        if agents.iter().any(|a| a.policy >= policy_count)
+            || settings.default_policy.is_some_and(|p| p >= policy_count)
+        {
             return Err(LoadError::Corrupt(
                 "a rule or agent names a missing policy".to_owned(),
             ));
@@ -1235,6 +1246,14 @@ impl Model {
     /// The model's bytes (the bundle body, without header or checksum).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(crate::FORMAT_VERSION)
+    }
+
+    /// The model's bytes in the layout of bundle format `format` (what an
+    /// older format has no place for is left out): for tests that load
+    /// bundles older runtimes wrote.
+    #[must_use]
+    pub fn encode_as(&self, format: u32) -> Vec<u8> {
         let mut head = Writer::default();
         head.str(&self.writ_version);
         head.out.extend_from_slice(&self.revision);
@@ -1249,6 +1268,9 @@ impl Model {
         w.bytes(&s.tzif);
         w.opt(s.max_delegation_depth.as_ref(), |w, v| w.u32(*v));
         w.bool(s.ceiling_strict);
+        if format >= 4 {
+            w.opt(s.default_policy.as_ref(), |w, v| w.varint(*v));
+        }
         w.vec(&self.agents, |w, a| {
             w.u8(a.subject);
             w.str(&a.name);
@@ -1305,14 +1327,14 @@ impl Model {
         head.out
     }
 
-    /// Decodes and checks a bundle body.
+    /// Decodes and checks a bundle body of bundle format `format`.
     ///
     /// # Errors
     /// [`LoadError::Corrupt`] for anything out of place.
-    pub fn decode(bytes: &[u8]) -> Result<Model, LoadError> {
+    pub fn decode(bytes: &[u8], format: u32) -> Result<Model, LoadError> {
         let prelude = Prelude::read(bytes)?;
         let mut r = prelude.reader(bytes)?;
-        let head = Head::read(&mut r)?;
+        let head = Head::read(&mut r, format)?;
         let conditions = r.vec(2, r_condition)?;
         let count = r.count(MIN_RULE_SIZE)?;
         let mut rules = Vec::with_capacity(count);
