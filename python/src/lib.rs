@@ -720,17 +720,10 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
     })
 }
 
-/// Whether the policy's default made `d`. The runtime's default decision
-/// is the only one without a rule whose reason is the default's (the
-/// sentence that no rule matched, or the policy's own default reason);
-/// ceilings, limits and chain checks give their reason as text.
+/// Whether the policy's default made `d` (the runtime says so:
+/// [`writ_runtime::Decision::is_default`]).
 fn defaulted(d: &writ_runtime::Decision<'_>) -> bool {
-    d.rule.is_none()
-        && d.policy.is_none()
-        && matches!(
-            d.reason,
-            writ_runtime::Reason::NoRule | writ_runtime::Reason::Template(_)
-        )
+    d.is_default()
 }
 
 fn open_audit(path: &std::path::Path, mask: Option<Vec<String>>) -> Result<AuditLog, String> {

@@ -105,12 +105,25 @@ pub struct Decision<'b> {
     /// `at`. What the audit log records.
     pub time_ms: i64,
     default_effect: Effect,
+    /// No rule, agent list, limit or chain check decided: the default did.
+    defaulted: bool,
 }
 
 impl Decision<'_> {
     #[must_use]
     pub fn is_allowed(&self) -> bool {
         self.effect == Effect::Allow
+    }
+
+    /// True when the policy's default decided: no rule applied to the
+    /// request (rules whose scope left the agent out do not apply, though
+    /// the reason names them), and no agent list, limit or chain check
+    /// refused it. An adapter asking several forms of one action (writ's
+    /// `agent:delegate`, MeshGuard's `handoff:<name>`) uses it to tell a
+    /// form the policy says nothing about from one it decides.
+    #[must_use]
+    pub fn is_default(&self) -> bool {
+        self.defaulted
     }
 
     /// The reason as text, for the request the decision was made for.
@@ -939,6 +952,7 @@ impl Compiled {
             retry_after_s: retry,
             time_ms: 0,
             default_effect: self.default_effect,
+            defaulted: false,
         }
     }
 
@@ -1090,6 +1104,7 @@ impl Compiled {
                     reason: Reason::Text(format!(
                         "delegation `{from}` → `{to}` in the chain is not permitted: {why}"
                     )),
+                    defaulted: false,
                     ..hop
                 });
             }
@@ -1117,6 +1132,7 @@ impl Compiled {
                         reason: Reason::Text(format!(
                             "strict ceiling: every agent in the chain must be allowed {what} itself, and `{member}` is not ({why})"
                         )),
+                        defaulted: false,
                         ..own
                     });
                 }
@@ -1125,6 +1141,7 @@ impl Compiled {
                         reason: Reason::Text(format!(
                             "strict ceiling: `{member}` in the chain needs approval for {what} ({why})"
                         )),
+                        defaulted: false,
                         ..own
                     });
                 }
@@ -1153,6 +1170,7 @@ impl Compiled {
         if second.effect != Effect::Deny {
             return Decision {
                 reason: Reason::Text(reason_string(&second, &handoff)),
+                defaulted: false,
                 ..second
             };
         }
@@ -1550,6 +1568,7 @@ impl Compiled {
             retry_after_s: None,
             time_ms: 0,
             default_effect: self.default_effect,
+            defaulted: true,
         }
     }
 
@@ -1626,6 +1645,7 @@ impl Compiled {
                 retry_after_s: None,
                 time_ms: 0,
                 default_effect: self.default_effect,
+                defaulted: false,
             },
             limit_id,
         )
