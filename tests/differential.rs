@@ -996,33 +996,98 @@ fn yaml_value(rng: &mut Rng, vocab: &Vocab) -> String {
     }
 }
 
-/// A policy in the Aegis dialect.
+/// The glob as fnmatch can write it (no escapes, no `{a,b}`): alternatives
+/// become their first choice, a class with a character fnmatch reads
+/// otherwise its first member, and a character glob_text would escape a
+/// class of its own (`[*]`, `[]]`).
+fn to_fnmatch(g: Vec<G>) -> Vec<G> {
+    let special = |c: char| "]!^-\\[".contains(c);
+    g.into_iter()
+        .flat_map(|t| match t {
+            G::Alt(mut alts) if !alts.is_empty() => to_fnmatch(alts.swap_remove(0)),
+            G::Alt(_) => Vec::new(),
+            G::Class { items, .. } if items.iter().any(|&(lo, hi)| special(lo) || special(hi)) => {
+                to_fnmatch(
+                    items
+                        .first()
+                        .map(|&(lo, _)| G::Lit(lo))
+                        .into_iter()
+                        .collect(),
+                )
+            }
+            G::Lit(c) if "*?[]{}\\,".contains(c) => vec![G::Class {
+                negated: false,
+                items: vec![(c, c)],
+            }],
+            other => vec![other],
+        })
+        .collect()
+}
+
+/// An Aegis pattern (fnmatch) and what it matches.
+fn fnmatch_pattern(rng: &mut Rng, vocab: &mut Vec<Vec<G>>, fixed: &[&str]) -> String {
+    let mut g = gen_glob(rng, 0);
+    if rng.chance(35) {
+        g = rng.pick(fixed).chars().map(G::Lit).collect();
+    }
+    let g = to_fnmatch(g);
+    let mut text = glob_text(&g);
+    if text.is_empty() {
+        text.push('*');
+        vocab.push(vec![G::Star]);
+    } else {
+        vocab.push(g);
+    }
+    yq(&text)
+}
+
+/// A policy in the Aegis dialect, as agent-aegis 1.0.0 reads it: fnmatch
+/// patterns, optional keys (approval, name, match), agents, ISO weekdays,
+/// Python's comparisons (booleans as 0 and 1, strings ordered) and the
+/// regular expressions `param_matches` can take; comparisons that can fail
+/// in Aegis give their rule a guard rule.
 fn aegis(rng: &mut Rng) -> (String, Vocab) {
     let mut vocab = Vocab::default();
     let approvals = ["auto", "approve", "block"];
-    let risks = ["low", "medium", "high", "critical"];
-    let mut s = format!(
-        "version: \"1\"\ndefaults:\n  risk_level: {}\n  approval: {}\nrules:\n",
-        rng.pick(&risks),
-        rng.pick(&approvals)
-    );
-    for i in 0..1 + rng.below(6) {
+    let risks = ["low", "medium", "high", "critical", "HIGH"];
+    let mut s = String::from("version: \"1\"\n");
+    if rng.chance(80) {
         let _ = write!(
             s,
-            "  - name: r{i}\n    match:\n      type: {}\n",
-            glob_pattern(rng, &mut vocab.actions, ACTIONS)
+            "defaults:\n  risk_level: {}\n  approval: {}\n",
+            rng.pick(&risks),
+            rng.pick(&approvals)
         );
+    }
+    s.push_str("rules:\n");
+    for i in 0..1 + rng.below(6) {
+        let mut lines = Vec::new();
+        if rng.chance(70) {
+            lines.push(format!("name: r{i}"));
+        }
+        let mut m = Vec::new();
+        if rng.chance(85) {
+            m.push(format!(
+                "type: {}",
+                fnmatch_pattern(rng, &mut vocab.actions, ACTIONS)
+            ));
+        }
         if rng.chance(50) {
-            let _ = writeln!(
-                s,
-                "      target: {}",
-                glob_pattern(rng, &mut vocab.targets, &["refund", "doc", "*"])
-            );
+            m.push(format!(
+                "target: {}",
+                fnmatch_pattern(rng, &mut vocab.targets, &["refund", "doc", "*"])
+            ));
+        }
+        if rng.chance(15) {
+            m.push(format!("agent: {}", rng.pick(AGENTS)));
+        }
+        if !m.is_empty() {
+            lines.push(format!("match: {{ {} }}", m.join(", ")));
         }
         if rng.chance(60) {
-            s.push_str("    conditions:\n");
+            let mut conds = Vec::new();
             let mut used = Vec::new();
-            for _ in 0..1 + rng.below(2) {
+            for _ in 0..1 + rng.below(3) {
                 let key = *rng.pick(&[
                     "param_eq",
                     "param_gt",
@@ -1033,49 +1098,68 @@ fn aegis(rng: &mut Rng) -> (String, Vocab) {
                     "param_matches",
                     "time_after",
                     "time_before",
+                    "weekdays",
                 ]);
                 if used.contains(&key) {
                     continue;
                 }
                 used.push(key);
-                match key {
-                    "time_after" | "time_before" => {
-                        let _ = writeln!(
-                            s,
-                            "      {key}: \"{}\"",
-                            rng.pick(&["08:00", "18:00", "12:30"])
-                        );
+                let field = rng.pick(FIELDS);
+                conds.push(match key {
+                    "time_after" | "time_before" => format!(
+                        "{key}: \"{}\"",
+                        rng.pick(&["08:00", "18:00", "12:30", "9:5", "00:00"])
+                    ),
+                    "weekdays" => {
+                        let days: Vec<String> = (1..=7)
+                            .filter(|_| rng.chance(40))
+                            .map(|d| d.to_string())
+                            .collect();
+                        format!("weekdays: [{}]", days.join(", "))
                     }
                     "param_matches" => {
-                        let mut globs = Vec::new();
-                        let p = glob_pattern(rng, &mut globs, &["x*"]);
-                        for g in &globs {
-                            let inst = instance(rng, g);
-                            vocab.strings.push(inst);
-                        }
-                        let _ = writeln!(s, "      {key}:\n        {}: {p}", rng.pick(FIELDS));
+                        let (re, example) = *rng.pick(&[
+                            ("\"\"", "x"),
+                            ("\"^x\"", "xy"),
+                            ("\"x$\"", "ax"),
+                            ("\"^a.c$\"", "abc"),
+                            ("\"[0-9]\"", "a5"),
+                            ("\"^[^x]\"", "y"),
+                            ("\"a?b\"", "b"),
+                            ("\"é\"", "é\n"),
+                            ("'\\.'", "a.b"),
+                        ]);
+                        vocab.strings.push(example.to_owned());
+                        format!("param_matches: {{ {field}: {re} }}")
                     }
                     "param_eq" | "param_contains" => {
-                        let v = yaml_value(rng, &vocab);
-                        let _ = writeln!(s, "      {key}:\n        {}: {v}", rng.pick(FIELDS));
+                        let v = if rng.chance(30) {
+                            (*rng.pick(&["true", "false", "1", "0", "null", "[1, x]"])).to_owned()
+                        } else {
+                            yaml_value(rng, &vocab)
+                        };
+                        format!("{key}: {{ {field}: {v} }}")
                     }
-                    _ => {
-                        let _ = writeln!(
-                            s,
-                            "      {key}:\n        {}: {}",
-                            rng.pick(FIELDS),
-                            rng.pick(&["0", "100", "-1", "99.99"])
-                        );
-                    }
-                }
+                    _ => format!(
+                        "{key}: {{ {field}: {} }}",
+                        rng.pick(&["0", "100", "-1", "99.99", "true", "\"m\"", "\"USD\""])
+                    ),
+                });
             }
+            lines.push(format!("conditions: {{ {} }}", conds.join(", ")));
         }
-        let _ = writeln!(
-            s,
-            "    risk_level: {}\n    approval: {}",
-            rng.pick(&risks),
-            rng.pick(&approvals)
-        );
+        if rng.chance(70) {
+            lines.push(format!("risk_level: {}", rng.pick(&risks)));
+        }
+        if rng.chance(85) {
+            lines.push(format!("approval: {}", rng.pick(&approvals)));
+        }
+        if lines.is_empty() {
+            lines.push("description: everything".to_owned());
+        }
+        for (n, line) in lines.iter().enumerate() {
+            let _ = writeln!(s, "{}{line}", if n == 0 { "  - " } else { "    " });
+        }
     }
     (s, vocab)
 }

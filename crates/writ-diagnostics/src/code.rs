@@ -85,6 +85,7 @@ codes! {
     InvalidOperand = "E0207", Value, Error, "condition value does not fit its operator";
     InvalidNumber = "E0208", Value, Error, "invalid number";
     AutomatonTooBig = "E0209", Value, Error, "pattern automata over their limit";
+    CannotJudge = "E0210", Value, Error, "a dialect construct writ cannot judge";
     DuplicateRuleName = "E0301", Names, Error, "duplicate rule name";
     DuplicateAgent = "E0302", Names, Error, "agent or role declared twice";
     UnexpectedToken = "E0401", Language, Error, "syntax error";

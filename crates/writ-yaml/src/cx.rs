@@ -5,7 +5,7 @@
 //! value never stops the file: the author sees every error of a file at once.
 
 use writ_diagnostics::{Code, Diagnostic};
-use writ_ir::{Pattern, Rate, RuleParts, Spanned, TimeOfDay, TimeWindow, Timezone, Value};
+use writ_ir::{Pattern, Rate, RuleParts, Spanned, TimeWindow, Timezone, Value};
 
 use crate::tree::{Key, Kind, Node};
 
@@ -219,31 +219,6 @@ impl<'a> Cx<'a> {
                 self.report(
                     Diagnostic::new(Code::InvalidRate, s.span, format!("invalid {what}: {msg}"))
                         .with_help("write the rate as `N/unit` with unit second, minute, hour or day, e.g. `30/hour`"),
-                );
-                None
-            }
-        }
-    }
-
-    pub fn time_of_day(&mut self, node: &Node, what: &str) -> Option<TimeOfDay> {
-        let s = self.string(node, what)?;
-        match TimeOfDay::parse(&s.value) {
-            Ok(t) if t != TimeOfDay::END_OF_DAY => Some(t),
-            Ok(_) => {
-                self.report(
-                    Diagnostic::new(
-                        Code::InvalidTime,
-                        s.span,
-                        format!("{what} cannot be `24:00`"),
-                    )
-                    .with_help("use `00:00`"),
-                );
-                None
-            }
-            Err(msg) => {
-                self.report(
-                    Diagnostic::new(Code::InvalidTime, s.span, format!("invalid {what}: {msg}"))
-                        .with_help("times are `HH:MM` on a 24-hour clock, from `00:00` to `23:59`"),
                 );
                 None
             }

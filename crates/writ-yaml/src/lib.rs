@@ -243,11 +243,16 @@ mod tests {
         assert!(rules.iter().all(never_applies), "{rules:?}");
         assert_eq!(codes, [Code::EmptyList]);
 
-        let (rules, codes) = lower(
+        // Aegis takes one pattern: agent-aegis 1.0.0 would run a list's
+        // items together (`[]` matches only the empty target), so a list
+        // is refused.
+        let source = SourceFile::new(
+            "t.yaml",
             "version: \"1\"\nrules:\n  - name: r\n    match: { type: \"db.query\", target: [] }\n    approval: auto\n",
         );
-        assert!(rules.iter().all(never_applies), "{rules:?}");
-        assert_eq!(codes, [Code::EmptyList]);
+        let lowered = super::lower(FileId(0), &source, None, "t");
+        let codes: Vec<Code> = lowered.diagnostics.iter().map(|d| d.code).collect();
+        assert_eq!(codes, [Code::WrongType]);
 
         // Sekuire: an empty allowed list allows no model, an empty blocked
         // list blocks none; the tools, absent, are all allowed.

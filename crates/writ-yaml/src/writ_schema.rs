@@ -7,7 +7,6 @@ use writ_ir::{
     Metric, NamedList, Path, PolicyId, Rate, Risk, RuleLimit, Spanned, Subject, Tier,
 };
 
-use crate::aegis::weekdays;
 use crate::cx::{self, Cx, missing_action, rule_actions, rule_list};
 use crate::tree::{Key, Kind, Node};
 use crate::{Header, Lowering};
@@ -621,4 +620,37 @@ fn operator(cx: &mut Cx<'_>, field: &Field, op: &Key, v: &Node, span: Span) -> O
             None
         }
     }
+}
+
+/// `weekdays: [mon, tue]`: day names, full or short, in any case.
+fn weekdays(cx: &mut Cx<'_>, node: &Node) -> Option<writ_ir::WeekdaySet> {
+    use writ_ir::Weekday;
+    let mut days = writ_ir::WeekdaySet::default();
+    let mut ok = true;
+    for s in cx.strings(node, "a weekday") {
+        match Weekday::parse(&s.value) {
+            Some(d) => days.insert(d),
+            None => {
+                ok = false;
+                let names: Vec<&str> = Weekday::ALL.iter().map(|d| d.name()).collect();
+                let help = writ_diagnostics::did_you_mean(&s.value, names.iter().copied())
+                    .map_or_else(
+                        || "use `mon`..`sun` or full English day names".to_owned(),
+                        |d| format!("did you mean `{d}`?"),
+                    );
+                cx.report(
+                    writ_diagnostics::Diagnostic::new(
+                        writ_diagnostics::Code::InvalidWeekday,
+                        s.span,
+                        format!("`{}` is not a weekday", s.value),
+                    )
+                    .with_help(help),
+                );
+            }
+        }
+    }
+    if days.is_empty() && ok {
+        cx.warn_if_empty(node, "`weekdays`", "this condition never holds");
+    }
+    ok.then_some(days)
 }
