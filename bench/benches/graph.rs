@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use writ::{Source, compile};
+use writ_compiler::{Source, compile};
 
 fn bench(c: &mut Criterion) {
     let text = writ_bench::delegation_policy(10_000, 5);

@@ -5,8 +5,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use writ::lang::{convert, fmt, lexer, parse};
-use writ::{Source, compile};
+use writ_compiler::lang::{convert, fmt, lexer, parse};
+use writ_compiler::{Source, compile};
 use writ_diagnostics::FileId;
 
 fn bench(c: &mut Criterion) {
@@ -34,7 +34,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| parse::parse(FileId(0), black_box(&text)))
     });
     g.bench_function("writ_parse_and_lower", |b| {
-        b.iter(|| writ::lang::read(FileId(0), black_box(&text), "bench"))
+        b.iter(|| writ_compiler::lang::read(FileId(0), black_box(&text), "bench"))
     });
     g.bench_function("writ_compile", |b| {
         b.iter(|| {

@@ -107,15 +107,15 @@ pub fn decision_policy(n: usize) -> String {
 /// When the generated policy does not compile (a bug in the generator).
 #[must_use]
 pub fn compile_bundle(text: &str) -> Vec<u8> {
-    let sources = vec![writ::Source {
+    let sources = vec![writ_compiler::Source {
         name: "bench.writ".to_owned(),
         text: text.to_owned(),
     }];
-    let comp = writ::compile(&sources, None);
+    let comp = writ_compiler::compile(&sources, None);
     let Some(set) = comp.checked_set() else {
         panic!("bench policy has errors: {:?}", comp.diagnostics.first());
     };
-    match writ::bundle::compile(set, &sources, None) {
+    match writ_compiler::bundle::compile(set, &sources, None) {
         Ok(b) => b,
         Err(e) => panic!("bench policy does not compile: {e}"),
     }

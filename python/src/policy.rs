@@ -109,7 +109,7 @@ pub fn compile_sources(
     paths: &[PathBuf],
     dialect: Option<Dialect>,
 ) -> Result<(Vec<u8>, Vec<String>), Failure> {
-    let comp = writ::compile_files(paths, dialect);
+    let comp = writ_compiler::compile_files(paths, dialect);
     let rendered: Vec<String> = comp
         .diagnostics
         .iter()
@@ -132,7 +132,7 @@ pub fn compile_sources(
         });
     };
     let sources = comp.owned_sources();
-    let bytes = writ::bundle::compile(set, &sources, None)
+    let bytes = writ_compiler::bundle::compile(set, &sources, None)
         .map_err(|e| Failure::plain(format!("{}: {e}", names(paths))))?;
     Ok((bytes, rendered))
 }

@@ -37,17 +37,17 @@ fn edit_then_diagnostics(c: &mut Criterion) {
     group.measurement_time(Duration::from_secs(10));
 
     group.bench_function("compile", |b| {
-        let sources = [writ::Source {
+        let sources = [writ_compiler::Source {
             name: "generated.writ".to_owned(),
             text: text.clone(),
         }];
-        b.iter(|| black_box(writ::compile(black_box(&sources), None)));
+        b.iter(|| black_box(writ_compiler::compile(black_box(&sources), None)));
     });
 
     group.bench_function("analyze", |b| {
         // A fresh analyzer each time: no compilation cached.
         b.iter(|| {
-            let analyzer = writ::ide::WritAnalyzer::default();
+            let analyzer = writ_ide::WritAnalyzer::default();
             black_box(analyzer.analyze("generated.writ", black_box(&text)))
         });
     });
@@ -55,13 +55,13 @@ fn edit_then_diagnostics(c: &mut Criterion) {
     group.bench_function("analysis_of_cached_compilation", |b| {
         // The compilation is cached: this is the work of turning it into
         // the server's view (diagnostics, outline, names).
-        let analyzer = writ::ide::WritAnalyzer::default();
+        let analyzer = writ_ide::WritAnalyzer::default();
         black_box(analyzer.analyze("generated.writ", &text));
         b.iter(|| black_box(analyzer.analyze("generated.writ", black_box(&text))));
     });
 
     rt.block_on(async {
-        let (mut service, mut socket) = writ_lsp::service(Arc::new(writ::ide::WritAnalyzer::default()));
+        let (mut service, mut socket) = writ_lsp::service(Arc::new(writ_ide::WritAnalyzer::default()));
         // What the stdio transport does with each message: write it out as
         // JSON. The loop below sees the method and version of each.
         // The message itself goes along, so that it is freed after the

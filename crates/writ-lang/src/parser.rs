@@ -1,4 +1,4 @@
-//! The parser lalrpop generates from `grammar/writ.lalrpop` (see `build.rs`).
+//! The parser lalrpop generates from `grammar/writ.lalrpop` (see the top-level `build.rs`).
 #![allow(
     clippy::all,
     clippy::pedantic,

@@ -11,8 +11,8 @@ use writ_lsp::analysis::{
     Symbol, Token, TokenKind, Workspace,
 };
 
-use crate::lang::{self, lexer};
-use crate::{Compilation, Source};
+use writ_compiler::lang::{self, lexer};
+use writ_compiler::{Compilation, Source};
 
 /// writ's compiler as the language server's analyzer. It keeps the last
 /// compilation of each document, so that hovers (asked for rarely, after
@@ -22,7 +22,7 @@ pub struct WritAnalyzer {
     last: std::sync::Mutex<std::collections::HashMap<String, Compiled>>,
     /// Each document's items as last read, so that an edit re-reads only
     /// the items it touched.
-    reads: std::sync::Mutex<std::collections::HashMap<String, crate::Cache>>,
+    reads: std::sync::Mutex<std::collections::HashMap<String, writ_compiler::Cache>>,
 }
 
 /// A document's compilation (with the shadowing its lints found).
@@ -58,7 +58,7 @@ impl WritAnalyzer {
                 }
                 compile_one(reads.entry(path.to_owned()).or_default(), path, text)
             }
-            Err(_) => compile_one(&mut crate::Cache::default(), path, text),
+            Err(_) => compile_one(&mut writ_compiler::Cache::default(), path, text),
         };
         let c = Compiled {
             comp: std::sync::Arc::new(comp),
@@ -95,7 +95,7 @@ impl WritAnalyzer {
             .rules
             .iter()
             .find(|r| within(&rule_name_range(text, r)))?;
-        let related: Vec<&crate::lint::Shadow> = c
+        let related: Vec<&writ_compiler::lint::Shadow> = c
             .comp
             .shadows
             .iter()
@@ -151,8 +151,8 @@ fn unquoted(text: &str, span: Span) -> Range<usize> {
     }
 }
 
-fn compile_one(cache: &mut crate::Cache, path: &str, text: &str) -> Compilation {
-    crate::compile_with(
+fn compile_one(cache: &mut writ_compiler::Cache, path: &str, text: &str) -> Compilation {
+    writ_compiler::compile_with(
         cache,
         &[Source {
             name: path.to_owned(),
@@ -216,7 +216,7 @@ fn diagnostic(text: &str, d: &Diagnostic) -> analysis::Diagnostic {
     }
 }
 
-fn rule_hover(set: &PolicySet, rule: &Rule, shadows: &[&crate::lint::Shadow]) -> String {
+fn rule_hover(set: &PolicySet, rule: &Rule, shadows: &[&writ_compiler::lint::Shadow]) -> String {
     let mut md = format!(
         "**rule `{}`** — {}",
         rule.name.value,
@@ -851,7 +851,7 @@ impl writ_lsp::Analyzer for WritAnalyzer {
     }
 
     fn to_writ(&self, path: &str, text: &str) -> Result<String, String> {
-        crate::convert_to_writ(path, text)
+        writ_compiler::convert_to_writ(path, text)
     }
 
     fn evaluate(&self, path: &str, text: &str, requests: &str) -> Vec<Evaluation> {
@@ -864,7 +864,7 @@ impl writ_lsp::Analyzer for WritAnalyzer {
             }];
         };
         // The runtime decides, as everywhere a user sees a decision.
-        let mut engine = match crate::engine::SourceEngine::new(set, &compiled.comp) {
+        let mut engine = match writ_compiler::engine::SourceEngine::new(set, &compiled.comp) {
             Ok(e) => e,
             Err(e) => {
                 return vec![Evaluation {
@@ -912,9 +912,11 @@ impl writ_lsp::Analyzer for WritAnalyzer {
         {
             return Some(format!("{}/{code}.md", base.trim_end_matches('/')));
         }
+        // This crate sits in `crates/writ-ide` of the checkout.
         let page = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs/diagnostics")
+            .join("../../docs/diagnostics")
             .join(format!("{code}.md"));
+        let page = page.canonicalize().ok()?;
         page.is_file().then(|| file_url(&page))
     }
 }
