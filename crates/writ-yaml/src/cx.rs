@@ -5,7 +5,9 @@
 //! value never stops the file: the author sees every error of a file at once.
 
 use writ_diagnostics::{Code, Diagnostic};
-use writ_ir::{Pattern, Rate, RuleParts, Spanned, TimeWindow, Timezone, Value};
+use writ_ir::{
+    AgentLimit, Metric, Pattern, Rate, RateUnit, RuleParts, Spanned, TimeWindow, Timezone, Value,
+};
 
 use crate::tree::{Key, Kind, Node};
 
@@ -410,6 +412,51 @@ pub(crate) fn rule_list(
             Vec::new()
         }
     }
+}
+
+/// The keys of a `rate_limits` map (MeshGuard's agents, Sekuire's
+/// `rate_limits.per_agent`).
+pub(crate) const LIMIT_KEYS: &[&str] = &[
+    "requests_per_second",
+    "requests_per_minute",
+    "requests_per_hour",
+    "requests_per_day",
+    "tokens_per_second",
+    "tokens_per_minute",
+    "tokens_per_hour",
+    "tokens_per_day",
+];
+
+/// `requests_per_<unit>` / `tokens_per_<unit>` counts (MeshGuard and
+/// Sekuire): agent limits, on `actions` when given.
+pub(crate) fn rate_limits(cx: &mut Cx<'_>, node: &Node, actions: Option<&str>) -> Vec<AgentLimit> {
+    let mut limits = Vec::new();
+    for (k, v) in cx.map(node, "`rate_limits`", LIMIT_KEYS) {
+        let Some((metric, unit)) = k.text.split_once("_per_") else {
+            continue;
+        };
+        let metric = if metric == "tokens" {
+            Metric::Tokens
+        } else {
+            Metric::Requests
+        };
+        let Some(unit) = RateUnit::parse(unit) else {
+            continue;
+        };
+        let Some(count) = cx.count(v, &format!("`{}`", k.text)) else {
+            continue;
+        };
+        let actions = actions
+            .and_then(|a| cx.pattern(&Spanned::new(a.to_owned(), k.span), "limit actions", false));
+        limits.push(AgentLimit {
+            key: k.text.clone(),
+            metric,
+            rate: Rate { count, unit },
+            actions,
+            span: k.span.cover(v.span),
+        });
+    }
+    limits
 }
 
 #[cfg(test)]

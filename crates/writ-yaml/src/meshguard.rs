@@ -24,8 +24,8 @@
 
 use writ_diagnostics::{Code, Diagnostic};
 use writ_ir::{
-    Agent, AgentId, AgentLimit, CmpOp, Condition, Constraint, Effect, Field, Metric, NamedList,
-    Path, PolicyId, Rate, RateUnit, RuleLimit, Scope, Spanned, Subject, Tier,
+    Agent, AgentId, CmpOp, Condition, Constraint, Effect, Field, NamedList, Path, PolicyId,
+    RuleLimit, Scope, Spanned, Subject, Tier,
 };
 
 use crate::cx::{self, Cx, missing_action, rule_actions, rule_list};
@@ -71,21 +71,10 @@ pub(crate) const KEYS: &[(&str, &[&str])] = &[
     ("", TOP),
     ("rules", RULE),
     ("agents", PROFILE),
-    ("rate_limits", LIMIT_KEYS),
+    ("rate_limits", cx::LIMIT_KEYS),
     ("appliesTo", APPLIES_TO),
     ("delegation", DELEGATION),
 ];
-const LIMIT_KEYS: &[&str] = &[
-    "requests_per_second",
-    "requests_per_minute",
-    "requests_per_hour",
-    "requests_per_day",
-    "tokens_per_second",
-    "tokens_per_minute",
-    "tokens_per_hour",
-    "tokens_per_day",
-];
-
 pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
     let mut applies = AppliesTo::default();
     for (key, value) in cx.map(root, "a MeshGuard policy", TOP) {
@@ -279,43 +268,12 @@ fn profiles(cx: &mut Cx<'_>, node: &Node, out: &mut Lowering) {
                         span: v.span,
                     });
                 }
-                "rate_limits" => agent.limits = rate_limits(cx, v, None),
+                "rate_limits" => agent.limits = cx::rate_limits(cx, v, None),
                 _ => {}
             }
         }
         out.agents.push(agent);
     }
-}
-
-/// `requests_per_<unit>` / `tokens_per_<unit>` counts, shared with Sekuire.
-pub(crate) fn rate_limits(cx: &mut Cx<'_>, node: &Node, actions: Option<&str>) -> Vec<AgentLimit> {
-    let mut limits = Vec::new();
-    for (k, v) in cx.map(node, "`rate_limits`", LIMIT_KEYS) {
-        let Some((metric, unit)) = k.text.split_once("_per_") else {
-            continue;
-        };
-        let metric = if metric == "tokens" {
-            Metric::Tokens
-        } else {
-            Metric::Requests
-        };
-        let Some(unit) = RateUnit::parse(unit) else {
-            continue;
-        };
-        let Some(count) = cx.count(v, &format!("`{}`", k.text)) else {
-            continue;
-        };
-        let actions = actions
-            .and_then(|a| cx.pattern(&Spanned::new(a.to_owned(), k.span), "limit actions", false));
-        limits.push(AgentLimit {
-            key: k.text.clone(),
-            metric,
-            rate: Rate { count, unit },
-            actions,
-            span: k.span.cover(v.span),
-        });
-    }
-    limits
 }
 
 fn rule(cx: &mut Cx<'_>, node: &Node) -> Option<RuleParts> {

@@ -26,9 +26,9 @@ use writ_ir::{
     Value,
 };
 
+use crate::Lowering;
 use crate::cx::{self, Cx};
 use crate::tree::{Kind, Node};
-use crate::{Lowering, meshguard};
 use writ_ir::RuleParts;
 
 const TOP: &[&str] = &[
@@ -146,7 +146,7 @@ pub(crate) fn lower(cx: &mut Cx<'_>, root: &Node, out: &mut Lowering) {
     }
     if let Some(node) = sections.rate_limits {
         for (k, v) in cx.map(node, "`rate_limits`", RATE_LIMITS) {
-            let limits = meshguard::rate_limits(cx, v, Some("model:use"));
+            let limits = cx::rate_limits(cx, v, Some("model:use"));
             if !limits.is_empty() {
                 let name = sections
                     .agent_name
