@@ -44,6 +44,28 @@ pub struct PatternError {
     pub message: String,
 }
 
+impl PatternError {
+    /// E0201 for `text` at `span`, which failed to compile: the one way
+    /// every front end reports an invalid glob. `within` names where the
+    /// pattern was written (`in `actions``), or is empty.
+    #[must_use]
+    pub fn diagnostic(&self, text: &str, span: Span, within: &str) -> writ_diagnostics::Diagnostic {
+        let within = if within.is_empty() {
+            String::new()
+        } else {
+            format!(" in {within}")
+        };
+        writ_diagnostics::Diagnostic::new(
+            writ_diagnostics::Code::InvalidGlob,
+            span,
+            format!("invalid pattern `{text}`{within}: {}", self.message),
+        )
+        .with_help(
+            "patterns use `*` for any run of characters and `?` for one; escape a literal `[`, `{` or `*` with `\\`",
+        )
+    }
+}
+
 impl Pattern {
     /// Compiles a case-sensitive pattern.
     ///

@@ -123,10 +123,7 @@ impl<'a> Cx<'a> {
         match compiled {
             Ok(p) => Some(p),
             Err(e) => {
-                self.report(
-                    Diagnostic::new(Code::InvalidGlob, s.span, format!("invalid pattern `{}` in {what}: {}", s.value, e.message))
-                        .with_help("patterns use `*` for any run of characters and `?` for one; escape a literal `[`, `{` or `*` with `\\`"),
-                );
+                self.report(e.diagnostic(&s.value, s.span, what));
                 None
             }
         }
