@@ -385,28 +385,3 @@ pub fn sp(file: writ_diagnostics::FileId, l: usize, r: usize) -> Span {
         u32::try_from(r).unwrap_or(u32::MAX),
     )
 }
-
-/// Where a recovered syntax error sits: the offending token and every
-/// token the parser dropped to get past it.
-#[must_use]
-pub fn error_span(
-    file: writ_diagnostics::FileId,
-    e: &lalrpop_util::ErrorRecovery<usize, super::lexer::Tok, ()>,
-) -> Span {
-    use lalrpop_util::ParseError;
-    let (start, end) = match &e.error {
-        ParseError::UnrecognizedToken {
-            token: (l, _, r), ..
-        }
-        | ParseError::ExtraToken { token: (l, _, r) } => (*l, *r),
-        ParseError::UnrecognizedEof { location, .. } | ParseError::InvalidToken { location } => {
-            (*location, *location)
-        }
-        ParseError::User { .. } => (0, 0),
-    };
-    let end = e
-        .dropped_tokens
-        .last()
-        .map_or(end, |(_, _, r)| (*r).max(end));
-    sp(file, start, end)
-}

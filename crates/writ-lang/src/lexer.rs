@@ -334,7 +334,7 @@ impl fmt::Display for Tok {
         }
         match self {
             Tok::Ident(s) => write!(f, "`{s}`"),
-            Tok::Str(s) => write!(f, "{}", super::print::string(s)),
+            Tok::Str(s) => write!(f, "{}", quote(s)),
             Tok::Num(n) => write!(f, "`{n}`"),
             Tok::Comment => f.write_str("a comment"),
             Tok::Error | Tok::Unterminated => f.write_str("unreadable input"),
@@ -505,6 +505,27 @@ fn number_help(raw: &str) -> String {
     } else {
         "a number has at most one `.`; `_` may separate digits, as in `50_000`".to_owned()
     }
+}
+
+/// `s` as a string literal of the language, with escapes: what the lexer
+/// reads back as `s`.
+#[must_use]
+pub fn quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 #[cfg(test)]

@@ -431,25 +431,7 @@ fn op_text(op: CmpOp) -> &'static str {
     op.symbol()
 }
 
-/// A string literal with escapes.
-#[must_use]
-pub fn string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+pub use crate::lexer::quote as string;
 
 /// A block name: always quoted.
 fn quote(s: &str) -> String {
