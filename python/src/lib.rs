@@ -80,8 +80,10 @@ fn dialect(name: Option<&str>) -> PyResult<Option<writ_ir::Dialect>> {
     match name {
         None => Ok(None),
         Some(n) => policy::dialect(n).map(Some).ok_or_else(|| {
+            let names: Vec<&str> = writ_ir::Dialect::ALL.iter().map(|d| d.as_str()).collect();
             PyValueError::new_err(format!(
-                "unknown dialect `{n}`; expected one of: writ, yaml, meshguard, aegis, sekuire"
+                "unknown dialect `{n}`; expected one of: {}, yaml",
+                names.join(", ")
             ))
         }),
     }

@@ -45,15 +45,13 @@ impl Failure {
     }
 }
 
-/// Reads a dialect name (`dialect=` in Python).
+/// Reads a dialect name (`dialect=` in Python): the IR's names
+/// ([`Dialect::parse`], any case), and `yaml` for writ's own YAML schema.
 pub fn dialect(name: &str) -> Option<Dialect> {
-    match name.to_ascii_lowercase().as_str() {
-        "writ" | "yaml" => Some(Dialect::Writ),
-        "meshguard" => Some(Dialect::MeshGuard),
-        "aegis" => Some(Dialect::Aegis),
-        "sekuire" => Some(Dialect::Sekuire),
-        _ => None,
+    if name.trim().eq_ignore_ascii_case("yaml") {
+        return Some(Dialect::Writ);
     }
+    Dialect::parse(name)
 }
 
 /// True when the file starts with the bundle magic bytes.
@@ -83,22 +81,10 @@ fn names(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// One diagnostic on one line, without colors.
+/// One diagnostic on one line, without colors
+/// ([`Diagnostic::one_line`]).
 pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
-    let mut out = String::new();
-    if let Some((file, at)) = d.span().and_then(|s| sources.location(s)) {
-        out.push_str(&format!("{file}:{}:{}: ", at.line, at.column));
-    }
-    out.push_str(&format!(
-        "{}[{}]: {}",
-        d.severity.as_str(),
-        d.code,
-        d.message
-    ));
-    if let Some(help) = &d.help {
-        out.push_str(&format!(" (help: {help})"));
-    }
-    out
+    d.one_line(sources)
 }
 
 /// Compiles policy sources into bundle bytes, with the warnings.
@@ -182,17 +168,8 @@ pub fn load(spec: &Spec) -> Result<Loaded, Failure> {
     })
 }
 
-/// Reads a public key written as 64 hex digits (what `writ keygen`
-/// writes to `NAME.pub`); `None` when the text is not one.
+/// Reads a public key written as `writ keygen` writes it (`NAME.pub`);
+/// `None` when the text is not one ([`writ_compiler::keys::parse`]).
 pub fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
-    let t = text.trim();
-    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        let pair = t.get(i * 2..i * 2 + 2)?;
-        *slot = u8::from_str_radix(pair, 16).ok()?;
-    }
-    Some(out)
+    writ_compiler::keys::parse(text)
 }

@@ -38,27 +38,13 @@ pub struct InspectArgs {
     pub verify: Option<PathBuf>,
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+fn hex(key: &[u8; 32]) -> String {
+    writ::keys::to_hex(key)
 }
 
-/// Reads a 32-byte key written as 64 hex digits.
+/// Reads a key file (see [`writ::keys`]).
 fn read_key(path: &Path) -> Result<[u8; 32], String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read key `{}`: {e}", path.display()))?;
-    let t = text.trim();
-    if t.len() != 64 || !t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(format!(
-            "`{}` is not a writ key (64 hex digits, as written by `writ keygen`)",
-            path.display()
-        ));
-    }
-    let mut out = [0u8; 32];
-    for (i, slot) in out.iter_mut().enumerate() {
-        let pair = t.get(i * 2..i * 2 + 2).unwrap_or("00");
-        *slot = u8::from_str_radix(pair, 16).map_err(|e| e.to_string())?;
-    }
-    Ok(out)
+    writ::keys::read(path).map_err(|e| e.to_string())
 }
 
 /// Loads a bundle from disk, verifying its signature when a key is given.

@@ -11,6 +11,7 @@
 pub mod bundle;
 pub mod engine;
 pub mod inputs;
+pub mod keys;
 pub use writ_lang as lang;
 pub mod lint;
 

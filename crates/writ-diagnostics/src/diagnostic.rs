@@ -41,6 +41,29 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// The diagnostic on one line, without colors:
+    /// `file:line:col: severity[CODE]: message (help: ...)`. What logs and
+    /// the Python package's warnings and errors show.
+    #[must_use]
+    pub fn one_line(&self, sources: &crate::SourceMap) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        if let Some((file, at)) = self.span().and_then(|s| sources.location(s)) {
+            let _ = write!(out, "{file}:{}:{}: ", at.line, at.column);
+        }
+        let _ = write!(
+            out,
+            "{}[{}]: {}",
+            self.severity.as_str(),
+            self.code,
+            self.message
+        );
+        if let Some(help) = &self.help {
+            let _ = write!(out, " (help: {help})");
+        }
+        out
+    }
+
     /// Moves every label `delta` bytes (see [`Span::shifted`]).
     pub fn shift(&mut self, delta: i64) {
         for l in &mut self.labels {
