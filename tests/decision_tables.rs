@@ -12,35 +12,21 @@
     clippy::indexing_slicing
 )]
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
-use writ_eval::{Evaluator, Request};
+use writ::engine::SourceEngine;
+use writ::testfile::{self, Suite};
+use writ_eval::Evaluator;
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Table {
-    policies: Vec<String>,
-    #[serde(default)]
-    dialect: Option<String>,
-    /// The time of requests without `at`; every example sets it.
-    now: String,
-    cases: Vec<Case>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Case {
-    name: String,
-    request: serde_json::Value,
-    #[serde(default = "one")]
-    repeat: u32,
-    expect: BTreeMap<String, serde_json::Value>,
-}
-
-fn one() -> u32 {
-    1
+/// A decision table, read by the reader `writ test` uses.
+fn read(path: &Path) -> Suite {
+    testfile::read(path).unwrap_or_else(|errors| {
+        let all: Vec<String> = errors
+            .iter()
+            .map(|e| format!("{}: {}", e.at, e.message))
+            .collect();
+        panic!("{}", all.join("\n"))
+    })
 }
 
 fn tables(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -70,29 +56,24 @@ enum Mode {
     Bundle,
 }
 
-/// Runs a table in one mode; every mode must decide every case the same way.
+/// Runs a table in one mode; every mode must decide every case the same
+/// way. Cases run in order against one engine (an `isolated` table gives
+/// each case a fresh one), and each is held to its expectation by the
+/// comparison `writ test` uses.
 fn run_table(path: &Path, mode: Mode) -> Vec<String> {
-    let twins = mode == Mode::Twins;
-    let text = std::fs::read_to_string(path).unwrap();
-    let table: Table =
-        serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let dir = path.parent().unwrap();
+    let table = read(path);
     let files: Vec<PathBuf> = table
         .policies
         .iter()
         .map(|p| {
-            if twins {
-                writ_twin(&dir.join(p))
+            if mode == Mode::Twins {
+                writ_twin(p)
             } else {
-                dir.join(p)
+                p.clone()
             }
         })
         .collect();
-    let dialect = table
-        .dialect
-        .as_deref()
-        .map(|d| writ_ir::Dialect::parse(d).expect("dialect"));
-    let comp = writ::compile_files(&files, dialect);
+    let comp = writ::compile_files(&files, table.dialect);
     let set = comp.checked_set().unwrap_or_else(|| {
         panic!(
             "{}: policy has errors: {:#?}",
@@ -100,71 +81,47 @@ fn run_table(path: &Path, mode: Mode) -> Vec<String> {
             comp.diagnostics
         )
     });
-    let fixed_now: jiff::Timestamp = table
+    let now = table
         .now
-        .parse()
-        .unwrap_or_else(|e| panic!("{}: `now`: {e}", path.display()));
-    let fixed_now = || fixed_now;
+        .unwrap_or_else(|| panic!("{}: every example table sets `now`", path.display()));
     let mut eval = Evaluator::new(set);
-    let runtime = (mode == Mode::Bundle).then(|| {
-        let sources: Vec<writ::Source> = comp
-            .sources
-            .iter()
-            .map(|(_, f)| writ::Source {
-                name: f.name().to_owned(),
-                text: f.text().to_owned(),
-            })
-            .collect();
-        let bytes = writ::bundle::compile(set, &sources, None)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        writ_runtime::Runtime::from_bytes(&bytes)
-            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    let mut runtime = (mode == Mode::Bundle).then(|| {
+        SourceEngine::new(set, &comp).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     });
     let mut failures = Vec::new();
     for case in &table.cases {
-        let req = Request::from_json(&case.request.to_string())
-            .unwrap_or_else(|e| panic!("{}: {}: {e}", path.display(), case.name));
+        assert!(
+            case.expect.decision.is_some(),
+            "{}: case `{}` must expect a decision",
+            path.display(),
+            case.name
+        );
+        if table.isolated {
+            eval = Evaluator::new(set);
+            if let Some(rt) = &mut runtime {
+                rt.reset().unwrap();
+            }
+        }
         for i in 0..case.repeat {
-            let json = match &runtime {
-                Some(rt) => rt.check_at(&req, fixed_now()).to_json(&req),
-                None => eval.check(&req, fixed_now()).to_json(),
+            let decision = match &mut runtime {
+                Some(rt) => rt.check(&case.request, now),
+                None => eval.check(&case.request, now),
             };
-            let actual: serde_json::Value = serde_json::from_str(&json).unwrap();
-            assert!(
-                case.expect.contains_key("decision"),
-                "{}: case `{}` must expect a decision",
-                path.display(),
-                case.name
-            );
-            for (key, want) in &case.expect {
-                if key == "reason_contains" {
-                    let reason = actual.get("reason").and_then(|r| r.as_str()).unwrap_or("");
-                    if !want.as_str().is_some_and(|w| reason.contains(w)) {
-                        failures.push(format!(
-                            "{}: case `{}`: reason {reason:?} does not contain {want}",
-                            path.display(),
-                            case.name
-                        ));
-                    }
-                    continue;
-                }
-                let got = actual
-                    .get(key)
-                    .unwrap_or_else(|| panic!("decision has no field `{key}`"));
-                if got != want {
-                    failures.push(format!(
-                        "{}{}: case `{}` (run {} of {}): `{key}` is {got}, expected {want}\n  decision: {actual}",
-                        path.display(),
-                        match mode {
-                            Mode::Reference => "",
-                            Mode::Twins => " (writ twins)",
-                            Mode::Bundle => " (compiled bundle)",
-                        },
-                        case.name,
-                        i + 1,
-                        case.repeat
-                    ));
-                }
+            if let Some(mismatches) = case.expect.mismatches(&decision) {
+                failures.push(format!(
+                    "{}{}: case `{}` (run {} of {}): {}\n  decision: {}",
+                    path.display(),
+                    match mode {
+                        Mode::Reference => "",
+                        Mode::Twins => " (writ twins)",
+                        Mode::Bundle => " (compiled bundle)",
+                    },
+                    case.name,
+                    i + 1,
+                    case.repeat,
+                    mismatches.join("; "),
+                    decision.to_json()
+                ));
             }
         }
     }
@@ -212,9 +169,8 @@ fn every_example_policy_has_a_decision_table() {
     tables(&root, &mut tables_found);
     let mut covered = std::collections::HashSet::new();
     for t in &tables_found {
-        let table: Table = serde_saphyr::from_str(&std::fs::read_to_string(t).unwrap()).unwrap();
-        for p in table.policies {
-            covered.insert(t.parent().unwrap().join(p).canonicalize().unwrap());
+        for p in read(t).policies {
+            covered.insert(p.canonicalize().unwrap());
         }
     }
     let mut policies = Vec::new();

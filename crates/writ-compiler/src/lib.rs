@@ -12,6 +12,7 @@ pub mod bundle;
 pub mod engine;
 pub mod inputs;
 pub mod keys;
+pub mod testfile;
 pub use writ_lang as lang;
 pub mod lint;
 
