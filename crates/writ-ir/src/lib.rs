@@ -23,11 +23,11 @@ pub use dump::dump;
 pub use merge::{PartialSettings, PolicyFile, merge};
 pub use model::{
     AccessList, Agent, AgentId, AgentLimit, Ceiling, Combining, Constraint, Dialect, Effect,
-    Metric, NamedList, Policy, PolicyId, PolicySet, Rate, RateUnit, Risk, Rule, RuleId, RuleLimit,
-    Scope, Setting, Settings, Spanned, Subject, Tier, Timezone,
+    Metric, NamedList, Policy, PolicyId, PolicySet, Rate, RateError, RateUnit, Risk, Rule, RuleId,
+    RuleLimit, Scope, Setting, Settings, Spanned, Subject, Tier, Timezone,
 };
 pub use pattern::{Pattern, PatternError};
 pub use rule_parts::{RuleParts, generated_rule_name};
 pub use shift::Shift;
-pub use time::{TimeOfDay, TimeWindow, Weekday, WeekdaySet};
+pub use time::{TimeError, TimeOfDay, TimeWindow, Weekday, WeekdaySet};
 pub use value::{Path, Value};

@@ -135,21 +135,19 @@ impl Rate {
     /// Parses `30/hour`, `30/h`, `10 per minute`, `5/sec`.
     ///
     /// # Errors
-    /// A lowercase message naming the unit or number that is wrong.
-    pub fn parse(text: &str) -> Result<Rate, String> {
+    /// The unit or number that is wrong (`Display`: a lowercase sentence).
+    pub fn parse(text: &str) -> Result<Rate, RateError> {
         let t = text.trim();
         let (n, unit) = t
             .split_once('/')
             .or_else(|| t.split_once(" per "))
-            .ok_or_else(|| format!("`{text}` is not a rate; write `N/unit`, e.g. `30/hour`"))?;
-        let count: u64 = n
-            .trim()
-            .parse()
-            .map_err(|_| format!("`{}` is not a whole number in the rate `{text}`", n.trim()))?;
+            .ok_or_else(|| RateError::NotARate(text.to_owned()))?;
+        let count: u64 = n.trim().parse().map_err(|_| RateError::NotANumber {
+            number: n.trim().to_owned(),
+            text: text.to_owned(),
+        })?;
         if count == 0 {
-            return Err(format!(
-                "the rate `{text}` allows nothing; use a deny rule instead"
-            ));
+            return Err(RateError::Zero(text.to_owned()));
         }
         let unit = match unit.trim().to_ascii_lowercase().as_str() {
             "s" | "sec" | "second" | "seconds" => RateUnit::Second,
@@ -157,14 +155,46 @@ impl Rate {
             "h" | "hr" | "hour" | "hours" => RateUnit::Hour,
             "d" | "day" | "days" => RateUnit::Day,
             other => {
-                return Err(format!(
-                    "unknown rate unit `{other}` in `{text}`; use second, minute, hour or day"
-                ));
+                return Err(RateError::UnknownUnit {
+                    unit: other.to_owned(),
+                    text: text.to_owned(),
+                });
             }
         };
         Ok(Rate { count, unit })
     }
 }
+
+/// Why a rate does not parse; each variant holds the text as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RateError {
+    NotARate(String),
+    NotANumber { number: String, text: String },
+    Zero(String),
+    UnknownUnit { unit: String, text: String },
+}
+
+impl fmt::Display for RateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RateError::NotARate(t) => {
+                write!(f, "`{t}` is not a rate; write `N/unit`, e.g. `30/hour`")
+            }
+            RateError::NotANumber { number, text } => {
+                write!(f, "`{number}` is not a whole number in the rate `{text}`")
+            }
+            RateError::Zero(t) => {
+                write!(f, "the rate `{t}` allows nothing; use a deny rule instead")
+            }
+            RateError::UnknownUnit { unit, text } => write!(
+                f,
+                "unknown rate unit `{unit}` in `{text}`; use second, minute, hour or day"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RateError {}
 
 impl fmt::Display for Rate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -528,7 +558,7 @@ mod tests {
                 unit: RateUnit::Second
             })
         );
-        assert!(Rate::parse("30/fortnight").is_err_and(|e| e.contains("fortnight")));
+        assert!(Rate::parse("30/fortnight").is_err_and(|e| e.to_string().contains("fortnight")));
         assert!(Rate::parse("x/hour").is_err());
         assert!(Rate::parse("0/hour").is_err());
         assert!(Rate::parse("30").is_err());

@@ -7,6 +7,50 @@ use std::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TimeOfDay(u32);
 
+/// Why a time of day or a time window does not parse; each variant holds
+/// the text as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TimeError {
+    NotATime(String),
+    Hour { hour: u32, text: String },
+    MinuteOrSecond(String),
+    NotAWindow(String),
+    StartsAtEndOfDay(String),
+    EmptyWindow(String),
+}
+
+impl fmt::Display for TimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TimeError::NotATime(t) => {
+                write!(
+                    f,
+                    "`{t}` is not a time of day; write `HH:MM` on a 24-hour clock"
+                )
+            }
+            TimeError::Hour { hour, text } => write!(
+                f,
+                "hour `{hour:02}` is out of range in `{text}`; hours run from 00 to 23"
+            ),
+            TimeError::MinuteOrSecond(t) => {
+                write!(f, "minutes and seconds run from 00 to 59 in `{t}`")
+            }
+            TimeError::NotAWindow(t) => write!(
+                f,
+                "`{t}` is not a time window; write `HH:MM-HH:MM`, e.g. `09:00-18:00`"
+            ),
+            TimeError::StartsAtEndOfDay(t) => {
+                write!(f, "a window cannot start at `24:00` in `{t}`")
+            }
+            TimeError::EmptyWindow(t) => {
+                write!(f, "the window `{t}` is empty: it starts where it ends")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TimeError {}
+
 impl TimeOfDay {
     pub const MIDNIGHT: TimeOfDay = TimeOfDay(0);
     pub const END_OF_DAY: TimeOfDay = TimeOfDay(86_400);
@@ -14,8 +58,8 @@ impl TimeOfDay {
     /// Parses `HH:MM` or `HH:MM:SS` (24-hour clock). `24:00` is accepted.
     ///
     /// # Errors
-    /// A lowercase message saying what is wrong with the text.
-    pub fn parse(text: &str) -> Result<TimeOfDay, String> {
+    /// What is wrong with the text (its `Display` is a lowercase sentence).
+    pub fn parse(text: &str) -> Result<TimeOfDay, TimeError> {
         let parts: Vec<&str> = text.trim().split(':').collect();
         let nums: Vec<u32> = parts
             .iter()
@@ -27,28 +71,23 @@ impl TimeOfDay {
                 }
             })
             .collect::<Result<_, _>>()
-            .map_err(|()| {
-                format!("`{text}` is not a time of day; write `HH:MM` on a 24-hour clock")
-            })?;
+            .map_err(|()| TimeError::NotATime(text.to_owned()))?;
         let (h, m, s) = match nums.as_slice() {
             [h, m] => (*h, *m, 0),
             [h, m, s] => (*h, *m, *s),
-            _ => {
-                return Err(format!(
-                    "`{text}` is not a time of day; write `HH:MM` on a 24-hour clock"
-                ));
-            }
+            _ => return Err(TimeError::NotATime(text.to_owned())),
         };
         if h == 24 && m == 0 && s == 0 {
             return Ok(TimeOfDay::END_OF_DAY);
         }
         if h > 23 {
-            return Err(format!(
-                "hour `{h:02}` is out of range in `{text}`; hours run from 00 to 23"
-            ));
+            return Err(TimeError::Hour {
+                hour: h,
+                text: text.to_owned(),
+            });
         }
         if m > 59 || s > 59 {
-            return Err(format!("minutes and seconds run from 00 to 59 in `{text}`"));
+            return Err(TimeError::MinuteOrSecond(text.to_owned()));
         }
         Ok(TimeOfDay(h * 3600 + m * 60 + s))
     }
@@ -87,22 +126,18 @@ impl TimeWindow {
     /// Parses `HH:MM-HH:MM`.
     ///
     /// # Errors
-    /// A lowercase message when either side is not a time or the window is empty.
-    pub fn parse(text: &str) -> Result<TimeWindow, String> {
+    /// When either side is not a time or the window is empty.
+    pub fn parse(text: &str) -> Result<TimeWindow, TimeError> {
         let Some((a, b)) = text.split_once('-') else {
-            return Err(format!(
-                "`{text}` is not a time window; write `HH:MM-HH:MM`, e.g. `09:00-18:00`"
-            ));
+            return Err(TimeError::NotAWindow(text.to_owned()));
         };
         let start = TimeOfDay::parse(a)?;
         let end = TimeOfDay::parse(b)?;
         if start == TimeOfDay::END_OF_DAY {
-            return Err(format!("a window cannot start at `24:00` in `{text}`"));
+            return Err(TimeError::StartsAtEndOfDay(text.to_owned()));
         }
         if start == end {
-            return Err(format!(
-                "the window `{text}` is empty: it starts where it ends"
-            ));
+            return Err(TimeError::EmptyWindow(text.to_owned()));
         }
         Ok(TimeWindow { start, end })
     }
