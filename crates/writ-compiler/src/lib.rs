@@ -455,34 +455,62 @@ fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by_key(|d| d.span().map(|s| (s.file, s.start, s.end)));
 }
 
+/// Why [`convert_to_writ`] gave no result.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConvertError {
+    /// The policy has errors (`writ check` lists them).
+    PolicyErrors,
+    /// A construct the writ language cannot say, at `file:line:col` when known.
+    Unsupported { at: Option<String>, message: String },
+    /// The result would mean something else: a bug in writ.
+    MeaningChanged(String),
+}
+
+impl std::fmt::Display for ConvertError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConvertError::PolicyErrors => f.write_str("the policy has errors"),
+            ConvertError::Unsupported {
+                at: Some(at),
+                message,
+            } => write!(f, "{at}: {message}"),
+            ConvertError::Unsupported { at: None, message } => f.write_str(message),
+            ConvertError::MeaningChanged(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ConvertError {}
+
 /// Converts one policy (any YAML dialect, or the writ language, which is
 /// then formatted) to the writ language, proving the result means the same.
 ///
 /// # Errors
-/// A sentence saying why: errors in the policy, a construct the writ
-/// language cannot say, or (a bug) a result that would mean otherwise.
-pub fn convert_to_writ(name: &str, text: &str) -> Result<String, String> {
+/// Errors in the policy, a construct the writ language cannot say, or (a
+/// bug) a result that would mean otherwise.
+pub fn convert_to_writ(name: &str, text: &str) -> Result<String, ConvertError> {
     let source = Source {
         name: name.to_owned(),
         text: text.to_owned(),
     };
     let comp = compile(std::slice::from_ref(&source), None);
     let Some(set) = comp.checked_set() else {
-        return Err("the policy has errors".to_owned());
+        return Err(ConvertError::PolicyErrors);
     };
     let stem = stem(name);
     let out = if lang::is_writ_file(name) {
         lang::fmt::format(text, &stem).map_err(|e| match e {
-            lang::fmt::FormatError::Syntax(_) => "syntax errors".to_owned(),
-            lang::fmt::FormatError::MeaningChanged(why) => why,
+            lang::fmt::FormatError::Syntax(_) => ConvertError::PolicyErrors,
+            lang::fmt::FormatError::MeaningChanged(why) => ConvertError::MeaningChanged(why),
         })?
     } else {
         let comments = lang::convert::yaml_comments(writ_diagnostics::FileId(0), text);
-        lang::convert::to_writ(set, text, comments).map_err(|u| {
-            match u.span.and_then(|s| comp.sources.location(s)) {
-                Some((file, lc)) => format!("{file}:{}:{}: {}", lc.line, lc.column, u.message),
-                None => u.message.clone(),
-            }
+        lang::convert::to_writ(set, text, comments).map_err(|u| ConvertError::Unsupported {
+            at: u
+                .span
+                .and_then(|s| comp.sources.location(s))
+                .map(|(file, lc)| format!("{file}:{}:{}", lc.line, lc.column)),
+            message: u.message.clone(),
         })?
     };
     let check = compile(
@@ -498,6 +526,8 @@ pub fn convert_to_writ(name: &str, text: &str) -> Result<String, String> {
     {
         Ok(out)
     } else {
-        Err("the result would not mean the same; this is a bug in writ".to_owned())
+        Err(ConvertError::MeaningChanged(
+            "the result would not mean the same; this is a bug in writ".to_owned(),
+        ))
     }
 }

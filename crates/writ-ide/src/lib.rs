@@ -851,7 +851,7 @@ impl writ_lsp::Analyzer for WritAnalyzer {
     }
 
     fn to_writ(&self, path: &str, text: &str) -> Result<String, String> {
-        writ_compiler::convert_to_writ(path, text)
+        writ_compiler::convert_to_writ(path, text).map_err(|e| e.to_string())
     }
 
     fn evaluate(&self, path: &str, text: &str, requests: &str) -> Vec<Evaluation> {
