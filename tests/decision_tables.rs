@@ -9,7 +9,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
 )]
 
 use std::path::{Path, PathBuf};

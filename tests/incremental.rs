@@ -6,7 +6,8 @@
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
 )]
 
 use proptest::prelude::*;
@@ -93,7 +94,8 @@ fn apply(text: &mut String, e: &Edit) {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
-        clippy::cast_precision_loss
+        clippy::cast_precision_loss,
+        reason = "small test sizes"
     )]
     let start = boundary(text, (e.at * text.len() as f64) as usize);
     let end = boundary(text, start + e.len);

@@ -1,7 +1,12 @@
 //! Hot reload: bundles swap atomically under load, a bad bundle keeps the
 //! last good one (and says why), the watcher reloads a changed file, and
 //! limits carry over a reload.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
+)]
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -116,7 +116,8 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     #[allow(
         clippy::cast_possible_truncation,
         clippy::cast_sign_loss,
-        clippy::cast_precision_loss
+        clippy::cast_precision_loss,
+        reason = "bench sizes and timings fit"
     )]
     let i = ((sorted.len() - 1) as f64 * p).round() as usize;
     sorted[i]
@@ -174,7 +175,7 @@ fn report(label: &str, n: usize, server: &Server, rt: &Runtime, reqs: &[Request]
         us(percentile(&full, 0.99)),
         redis.map_or_else(
             || "?".to_owned(),
-            #[allow(clippy::cast_precision_loss)]
+            #[allow(clippy::cast_precision_loss, reason = "timings in floating point")]
             |(calls, us)| format!(
                 "{:.1} script calls per decision, {us:.1} us each",
                 calls / n as f64

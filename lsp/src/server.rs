@@ -549,7 +549,7 @@ impl LanguageServer for Backend {
         params: DocumentSymbolParams,
     ) -> Result<Option<DocumentSymbolResponse>> {
         Ok(self.with_doc(&params.text_document.uri, |d| {
-            #[allow(deprecated)]
+            #[allow(deprecated, reason = "`SymbolInformation::deprecated` must be set though the protocol deprecates it")]
             let symbols = d
                 .analysis
                 .symbols

@@ -378,7 +378,10 @@ fn set_text(slot: &mut Value, s: &Bound<'_, PyString>) -> Result<(), Bad> {
 fn set_int(slot: &mut Value, obj: &Bound<'_, PyAny>) -> Result<(), Bad> {
     // Most ints fit an i64: read without making a float object.
     if let Ok(i) = obj.extract::<i64>() {
-        #[allow(clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "Python ints become f64 numbers, as in the JSON reader"
+        )]
         store_number(slot, i as f64);
         return Ok(());
     }

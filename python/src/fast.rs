@@ -37,7 +37,10 @@
 //! it on when importing it), and at import the fast path is enabled only on
 //! CPython with the GIL on ([`allow_if_sound`]); elsewhere (PyPy,
 //! `PYTHON_GIL=0`) every context takes the general path.
-#![allow(unsafe_code)]
+#![allow(
+    unsafe_code,
+    reason = "the fast path reads borrowed pointers; the module documentation says why it is sound"
+)]
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -274,7 +277,10 @@ unsafe fn scalar_or_list(
             unsafe { ffi::PyErr_Clear() };
             return Err(GiveUp);
         }
-        #[allow(clippy::cast_precision_loss)]
+        #[allow(
+            clippy::cast_precision_loss,
+            reason = "Python ints become f64 numbers, as in the JSON reader"
+        )]
         store_number(slot, n as f64);
         return Ok(());
     }

@@ -465,7 +465,10 @@ impl Engine {
         signature = (agent, action, target=None, context=None, chain=None, tokens=None, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=false),
         text_signature = "($self, agent, action, target=None, context=None, chain=None, tokens=0, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=False)"
     )]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the Python signature's keyword arguments"
+    )]
     fn check(
         &self,
         py: Python<'_>,
@@ -529,7 +532,10 @@ impl Engine {
     /// decision `allow` and reason `event`; returns its id, or None
     /// without an audit log. Context keys are masked as for decisions.
     #[pyo3(signature = (agent, action, target=None, context=None, chain=None, trace_id=None))]
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the Python signature's keyword arguments"
+    )]
     fn record_event(
         &self,
         py: Python<'_>,

@@ -786,7 +786,11 @@ impl Lower {
             );
             return None;
         }
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "`n` is a whole, positive count checked above"
+        )]
         let whole = n as u64;
         match Rate::parse(&format!("{whole}/{}", unit.value)) {
             Ok(r) => Some(r),

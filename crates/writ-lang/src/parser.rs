@@ -10,7 +10,8 @@
     clippy::unimplemented,
     missing_debug_implementations,
     unused,
-    unused_qualifications
+    unused_qualifications,
+    reason = "lalrpop generates this code; its lints are not ours to fix"
 )]
 
 include!(concat!(env!("OUT_DIR"), "/writ.rs"));

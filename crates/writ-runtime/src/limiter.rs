@@ -512,7 +512,7 @@ impl LimitStore for InProcess {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, reason = "test code")]
     use super::*;
 
     static RULE: std::sync::LazyLock<Scope> =
