@@ -47,6 +47,13 @@ fn decodes(bytes: &[u8]) -> Result<Rule, LoadError> {
 /// A rule with each optional part present when its bit of `parts` is.
 fn rule_with(parts: u16) -> Rule {
     let on = |bit: u16| parts & bit != 0;
+    let named = |bit: u16, name: &str| {
+        if on(bit) {
+            vec![name.to_owned()]
+        } else {
+            Vec::new()
+        }
+    };
     let field = Field::Context(vec!["a".to_owned(), "b".to_owned()]);
     Rule {
         name: "r".to_owned(),
@@ -64,26 +71,14 @@ fn rule_with(parts: u16) -> Rule {
         },
         targets_case_insensitive: on(CASE_INSENSITIVE),
         scope: Scope {
-            agents: if on(AGENTS) {
-                vec!["a1".to_owned()]
-            } else {
-                Vec::new()
-            },
-            roles: if on(ROLES) {
-                vec!["r1".to_owned()]
-            } else {
-                Vec::new()
-            },
+            agents: named(AGENTS, "a1"),
+            roles: named(ROLES, "r1"),
             tiers: if on(TIERS) {
                 vec![Tier::Verified, Tier::Privileged]
             } else {
                 Vec::new()
             },
-            tags: if on(TAGS) {
-                vec!["g".to_owned()]
-            } else {
-                Vec::new()
-            },
+            tags: named(TAGS, "g"),
         },
         condition: on(CONDITION).then(|| Condition {
             atoms: vec![
