@@ -326,7 +326,10 @@ fn tokens(count: u64, amount: u64) -> Acquire<'static> {
     Acquire {
         scope: &TOKENS,
         agent: "a",
-        rate: Rate { count, unit: 1 },
+        rate: Rate {
+            count,
+            unit: writ_runtime::vocab::RateUnit::Minute,
+        },
         amount,
     }
 }
@@ -335,7 +338,10 @@ fn calls(count: u64) -> Acquire<'static> {
     Acquire {
         scope: &CALLS,
         agent: "a",
-        rate: Rate { count, unit: 1 },
+        rate: Rate {
+            count,
+            unit: writ_runtime::vocab::RateUnit::Minute,
+        },
         amount: 1,
     }
 }

@@ -22,6 +22,7 @@ use writ_ir::{
     PolicySet, RateUnit, Risk, Subject, Tier, Value,
 };
 use writ_runtime::model as m;
+use writ_runtime::vocab as v;
 
 use crate::{Limits, Source};
 
@@ -49,38 +50,41 @@ impl std::fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-fn effect(e: Effect) -> u8 {
+// The IR's vocabulary in the bundle's: each IR enum maps to the runtime's
+// enum of the same meaning, whose byte the format module writes.
+
+fn effect(e: Effect) -> v::Effect {
     match e {
-        Effect::Allow => 0,
-        Effect::Deny => 1,
-        Effect::Approve => 2,
+        Effect::Allow => v::Effect::Allow,
+        Effect::Deny => v::Effect::Deny,
+        Effect::Approve => v::Effect::Approve,
     }
 }
 
-fn risk(r: Risk) -> u8 {
+fn risk(r: Risk) -> v::Risk {
     match r {
-        Risk::Low => 0,
-        Risk::Medium => 1,
-        Risk::High => 2,
-        Risk::Critical => 3,
+        Risk::Low => v::Risk::Low,
+        Risk::Medium => v::Risk::Medium,
+        Risk::High => v::Risk::High,
+        Risk::Critical => v::Risk::Critical,
     }
 }
 
-fn tier(t: Tier) -> u8 {
+fn tier(t: Tier) -> v::Tier {
     match t {
-        Tier::Untrusted => 0,
-        Tier::Verified => 1,
-        Tier::Trusted => 2,
-        Tier::Privileged => 3,
+        Tier::Untrusted => v::Tier::Untrusted,
+        Tier::Verified => v::Tier::Verified,
+        Tier::Trusted => v::Tier::Trusted,
+        Tier::Privileged => v::Tier::Privileged,
     }
 }
 
-fn unit(u: RateUnit) -> u8 {
+fn unit(u: RateUnit) -> v::RateUnit {
     match u {
-        RateUnit::Second => 0,
-        RateUnit::Minute => 1,
-        RateUnit::Hour => 2,
-        RateUnit::Day => 3,
+        RateUnit::Second => v::RateUnit::Second,
+        RateUnit::Minute => v::RateUnit::Minute,
+        RateUnit::Hour => v::RateUnit::Hour,
+        RateUnit::Day => v::RateUnit::Day,
     }
 }
 
@@ -598,14 +602,14 @@ fn field(f: &Field) -> m::Field {
     }
 }
 
-fn cmp(op: CmpOp) -> u8 {
+fn cmp(op: CmpOp) -> v::CompareOp {
     match op {
-        CmpOp::Eq => 0,
-        CmpOp::Ne => 1,
-        CmpOp::Lt => 2,
-        CmpOp::Le => 3,
-        CmpOp::Gt => 4,
-        CmpOp::Ge => 5,
+        CmpOp::Eq => v::CompareOp::Eq,
+        CmpOp::Ne => v::CompareOp::Ne,
+        CmpOp::Lt => v::CompareOp::Lt,
+        CmpOp::Le => v::CompareOp::Le,
+        CmpOp::Gt => v::CompareOp::Gt,
+        CmpOp::Ge => v::CompareOp::Ge,
     }
 }
 
@@ -720,9 +724,9 @@ fn access(a: &AccessList, cx: &mut Cx<'_>) -> Result<m::AccessList, CompileError
 fn agent(a: &Agent, cx: &mut Cx<'_>) -> Result<m::Agent, CompileError> {
     Ok(m::Agent {
         subject: match a.subject {
-            Subject::Agent => 0,
-            Subject::Role => 1,
-            Subject::Everyone => 2,
+            Subject::Agent => v::Subject::Agent,
+            Subject::Role => v::Subject::Role,
+            Subject::Everyone => v::Subject::Everyone,
         },
         name: a.name.value.clone(),
         policy: a.policy.0,
@@ -741,8 +745,8 @@ fn agent(a: &Agent, cx: &mut Cx<'_>) -> Result<m::Agent, CompileError> {
                 Ok(m::AgentLimit {
                     key: l.key.clone(),
                     metric: match l.metric {
-                        Metric::Requests => 0,
-                        Metric::Tokens => 1,
+                        Metric::Requests => v::Metric::Requests,
+                        Metric::Tokens => v::Metric::Tokens,
                     },
                     rate: rate(l.rate),
                     actions: l.actions.as_ref().map(|p| cx.pattern(p)).transpose()?,
@@ -818,8 +822,8 @@ pub fn model_with(
     }
     let settings = m::Settings {
         combining: match s.combining.value {
-            Combining::FirstMatch => 0,
-            Combining::DenyOverrides => 1,
+            Combining::FirstMatch => v::Combining::FirstMatch,
+            Combining::DenyOverrides => v::Combining::DenyOverrides,
         },
         default_effect: effect(s.default_effect.value),
         default_risk: s.default_risk.as_ref().map(|r| risk(r.value)),

@@ -20,63 +20,10 @@ use crate::model::{
     r_rule, scan_condition_entry, scan_rule,
 };
 use crate::reason::ScopeList;
+use crate::vocab::{Combining, CompareOp, Metric, Subject, Tier};
 use crate::wire::{Reader, Strings};
 
-/// What a rule or the policy default decides.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Effect {
-    Allow,
-    Deny,
-    Approve,
-}
-
-impl Effect {
-    fn from_u8(v: u8) -> Effect {
-        match v {
-            0 => Effect::Allow,
-            2 => Effect::Approve,
-            _ => Effect::Deny,
-        }
-    }
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Effect::Allow => "allow",
-            Effect::Deny => "deny",
-            Effect::Approve => "approve",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Risk {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Risk {
-    fn from_u8(v: u8) -> Risk {
-        match v {
-            0 => Risk::Low,
-            1 => Risk::Medium,
-            2 => Risk::High,
-            _ => Risk::Critical,
-        }
-    }
-
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Risk::Low => "low",
-            Risk::Medium => "medium",
-            Risk::High => "high",
-            Risk::Critical => "critical",
-        }
-    }
-}
+pub use crate::vocab::{Effect, Risk};
 
 /// A decision's reason, rendered only when asked for (so that deciding
 /// does not allocate).
@@ -214,17 +161,17 @@ struct PLimit {
     scope: LimitScope,
     /// The limit's key, for reasons.
     key: String,
-    metric: u8,
+    metric: Metric,
     rate: Rate,
     actions: Option<Matcher>,
 }
 
 struct PAgent {
-    subject: u8,
+    subject: Subject,
     name: String,
     policy: u32,
     roles: Vec<String>,
-    tier: Option<u8>,
+    tier: Option<Tier>,
     tags: Vec<String>,
     token_prefix: Option<String>,
     models: PAccess,
@@ -238,7 +185,7 @@ struct PAgent {
 enum PAtom {
     Compare {
         field: Field,
-        op: u8,
+        op: CompareOp,
         value: Value,
     },
     In {
@@ -290,7 +237,7 @@ struct PRule {
 /// whether the entry is an agent's or a role's (they may share a name),
 /// the limit's place in the entry and what it counts, so that every limit
 /// has a window of its own.
-fn limit_id(subject: u8, index: usize, l: &crate::model::AgentLimit) -> String {
+fn limit_id(subject: Subject, index: usize, l: &crate::model::AgentLimit) -> String {
     let actions = l.actions.as_ref().map_or("", |p| match p {
         crate::model::Pattern::Exact(s)
         | crate::model::Pattern::Prefix(s)
@@ -299,8 +246,12 @@ fn limit_id(subject: u8, index: usize, l: &crate::model::AgentLimit) -> String {
         crate::model::Pattern::Any => "*",
     });
     format!(
-        "{subject}/{index}/{}/{}/{}:{}/{actions}",
-        l.key, l.metric, l.rate.count, l.rate.unit
+        "{}/{index}/{}/{}/{}:{}/{actions}",
+        subject.to_byte(),
+        l.key,
+        l.metric.to_byte(),
+        l.rate.count,
+        l.rate.unit.to_byte()
     )
 }
 
@@ -367,8 +318,8 @@ fn prepare(
     Ok(PRule {
         name: rule.name,
         policy: rule.policy,
-        effect: Effect::from_u8(rule.effect),
-        risk: rule.risk.map(Risk::from_u8),
+        effect: rule.effect,
+        risk: rule.risk,
         targets: matchers(rule.targets)?,
         scope: rule.scope,
         condition,
@@ -381,7 +332,7 @@ fn prepare(
 /// A bundle prepared for deciding.
 pub struct Compiled {
     policies: Vec<String>,
-    combining: u8,
+    combining: Combining,
     default_effect: Effect,
     default_risk: Option<Risk>,
     default_reason: Option<String>,
@@ -480,7 +431,7 @@ impl<'a> Names<'a> {
 struct Principal<'r> {
     id: &'r str,
     roles: Names<'r>,
-    tier: Option<u8>,
+    tier: Option<Tier>,
     tags: Names<'r>,
 }
 
@@ -552,8 +503,8 @@ struct Hold<'s> {
     scope: &'s LimitScope,
     rate: Rate,
     amount: u64,
-    /// 0 requests, 1 tokens (agent limits).
-    metric: u8,
+    /// What the amount counts (agent limits).
+    metric: Metric,
     /// An agent entry's limit's key, as the author wrote it.
     key: &'s str,
     /// The rule whose limit this is.
@@ -595,11 +546,7 @@ impl<'s> Hold<'s> {
             ),
             LimitKind::Agent => format!(
                 "agent `{agent}` is over its {} limit `{}` ({}: {})",
-                if self.metric == 0 {
-                    "requests"
-                } else {
-                    "tokens"
-                },
+                self.metric.as_str(),
                 self.rate,
                 self.key,
                 self.rate.count
@@ -707,9 +654,9 @@ impl Compiled {
         for (i, a) in model_agents.into_iter().enumerate() {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
             match a.subject {
-                0 => agents_by_name.entry(a.name.clone()).or_default().push(id),
-                1 => roles_by_name.entry(a.name.clone()).or_default().push(id),
-                _ => everyone.push(id),
+                Subject::Agent => agents_by_name.entry(a.name.clone()).or_default().push(id),
+                Subject::Role => roles_by_name.entry(a.name.clone()).or_default().push(id),
+                Subject::Everyone => everyone.push(id),
             }
             has_token_prefix |= a.token_prefix.is_some();
             let limits = a
@@ -850,8 +797,8 @@ impl Compiled {
         Ok(Compiled {
             policies,
             combining: s.combining,
-            default_effect: Effect::from_u8(s.default_effect),
-            default_risk: s.default_risk.map(Risk::from_u8),
+            default_effect: s.default_effect,
+            default_risk: s.default_risk,
             default_reason: s.default_reason,
             default_policy: s.default_policy,
             tz,
@@ -1218,7 +1165,7 @@ impl Compiled {
                     && token.starts_with(prefix.as_str())
                 {
                     matched = true;
-                    if a.subject == 1 {
+                    if a.subject == Subject::Role {
                         p.roles.push(&a.name);
                     }
                 }
@@ -1297,9 +1244,9 @@ impl Compiled {
             };
             // Named only when something is denied: no allocation otherwise.
             let who = || match agent.subject {
-                0 => format!("agent `{}`", agent.name),
-                1 => format!("role `{}`", agent.name),
-                _ => format!("`{}`", agent.name),
+                Subject::Agent => format!("agent `{}`", agent.name),
+                Subject::Role => format!("role `{}`", agent.name),
+                Subject::Everyone => format!("`{}`", agent.name),
             };
             let (list, noun) = match req.action.as_str() {
                 "model:use" => (Some(&agent.models), "model"),
@@ -1359,7 +1306,10 @@ impl Compiled {
                 {
                     continue;
                 }
-                let amount = if limit.metric == 0 { 1 } else { req.tokens };
+                let amount = match limit.metric {
+                    Metric::Requests => 1,
+                    Metric::Tokens => req.tokens,
+                };
                 let hold = Hold {
                     scope: &limit.scope,
                     rate: limit.rate,
@@ -1380,11 +1330,7 @@ impl Compiled {
                     }
                 };
                 if let Some(retry) = retry {
-                    let what = if limit.metric == 0 {
-                        "requests"
-                    } else {
-                        "tokens"
-                    };
+                    let what = limit.metric.as_str();
                     let reason = format!(
                         "{} is over its {what} limit `{}` ({}: {})",
                         who(),
@@ -1445,9 +1391,9 @@ impl Compiled {
             if !self.applies(rule, req, p, clock) {
                 continue;
             }
-            let peek = !(self.combining == 0 && pending.direct);
+            let peek = !(self.combining == Combining::FirstMatch && pending.direct);
             let (decision, limit) = self.outcome(rule, req, p, clock, peek);
-            if self.combining == 0 {
+            if self.combining == Combining::FirstMatch {
                 if let Some(l) = limit {
                     pending.push(l);
                 }
@@ -1533,11 +1479,7 @@ impl Compiled {
             (None, None) => Reason::NoRule,
             (None, Some((rule, list))) => {
                 let s = &rule.scope;
-                let tiers: Vec<&str> = s
-                    .tiers
-                    .iter()
-                    .map(|t| crate::reason::tier_name(*t))
-                    .collect();
+                let tiers: Vec<&str> = s.tiers.iter().map(|t| t.as_str()).collect();
                 let names = |l: &'s [String]| l.iter().map(String::as_str).collect::<Vec<_>>();
                 let wanted = match list {
                     ScopeList::Agents => names(&s.agents),
@@ -1552,7 +1494,7 @@ impl Compiled {
                         rule: &rule.name,
                         list,
                         wanted: &wanted,
-                        tier: p.tier.map(crate::reason::tier_name),
+                        tier: p.tier.map(Tier::as_str),
                         target: req.target.as_deref(),
                     }),
                     self.default_effect,
@@ -1606,7 +1548,7 @@ impl Compiled {
                 scope,
                 rate: *limit,
                 amount: 1,
-                metric: 0,
+                metric: Metric::Requests,
                 key: "",
                 rule: Some(rule),
                 agent: None,
@@ -1929,9 +1871,9 @@ fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> u8 {
                 Read::Str(_) | Read::Value(_) => {}
             }
             match op {
-                0 => truth(eq(&actual, value)),
-                1 => truth(!eq(&actual, value)),
-                _ => {
+                CompareOp::Eq => truth(eq(&actual, value)),
+                CompareOp::Ne => truth(!eq(&actual, value)),
+                CompareOp::Lt | CompareOp::Le | CompareOp::Gt | CompareOp::Ge => {
                     let ord = match (&actual, value) {
                         (Read::Value(Value::Number(a)), Value::Number(b)) => a.partial_cmp(b),
                         (Read::Value(Value::String(a)), Value::String(b)) => {
@@ -1941,11 +1883,11 @@ fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> u8 {
                         _ => None,
                     };
                     match (ord, op) {
-                        (Some(o), 2) => truth(o == Ordering::Less),
-                        (Some(o), 3) => truth(o != Ordering::Greater),
-                        (Some(o), 4) => truth(o == Ordering::Greater),
-                        (Some(o), 5) => truth(o != Ordering::Less),
-                        _ => UNKNOWN,
+                        (Some(o), CompareOp::Lt) => truth(o == Ordering::Less),
+                        (Some(o), CompareOp::Le) => truth(o != Ordering::Greater),
+                        (Some(o), CompareOp::Gt) => truth(o == Ordering::Greater),
+                        (Some(o), CompareOp::Ge) => truth(o != Ordering::Less),
+                        (Some(_), CompareOp::Eq | CompareOp::Ne) | (None, _) => UNKNOWN,
                     }
                 }
             }

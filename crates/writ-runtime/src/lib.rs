@@ -51,6 +51,7 @@ pub mod reason;
 #[cfg(feature = "redis")]
 pub mod redis_store;
 mod validate;
+pub mod vocab;
 pub mod wire;
 
 use std::collections::BTreeMap;
@@ -58,13 +59,14 @@ use std::fmt;
 
 #[cfg(feature = "reload")]
 pub use engine::{Engine, Watcher};
-pub use eval::{Decision, Effect, Reason, Risk};
+pub use eval::{Decision, Reason};
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
 pub use reason::ScopeList;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use validate::RequestError;
+pub use vocab::{Effect, Risk};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"WRITBNDL";
@@ -100,6 +102,9 @@ pub enum LoadError {
     Signature(String),
     /// The bundle's content is malformed.
     Corrupt(String),
+    /// A coded field holds a byte that is no code of its kind (see
+    /// [`vocab`]).
+    UnknownCode { what: &'static str, byte: u8 },
     /// The bundle could not be read.
     Io(String),
 }
@@ -117,6 +122,9 @@ impl fmt::Display for LoadError {
             ),
             LoadError::Signature(why) => write!(f, "bundle signature check failed: {why}"),
             LoadError::Corrupt(why) => write!(f, "corrupt bundle: {why}"),
+            LoadError::UnknownCode { what, byte } => {
+                write!(f, "corrupt bundle: unknown {what} {byte}")
+            }
             LoadError::Io(why) => write!(f, "cannot read bundle: {why}"),
         }
     }

@@ -524,7 +524,10 @@ mod tests {
         Acquire {
             scope: &RULE,
             agent,
-            rate: Rate { count, unit: 1 },
+            rate: Rate {
+                count,
+                unit: crate::vocab::RateUnit::Minute,
+            },
             amount,
         }
     }
@@ -591,7 +594,10 @@ mod tests {
                 &[Acquire {
                     scope,
                     agent,
-                    rate: Rate { count: 1, unit: 1 },
+                    rate: Rate {
+                        count: 1,
+                        unit: crate::vocab::RateUnit::Minute,
+                    },
                     amount: 1,
                 }],
                 0,
@@ -643,7 +649,7 @@ mod tests {
         let mut w = Window::default();
         let rate = Rate {
             count: 1_000_000,
-            unit: 0,
+            unit: crate::vocab::RateUnit::Second,
         };
         for ms in 0..10_000 {
             w.trim(rate, ms);

@@ -6,6 +6,10 @@
 //! cannot disagree.
 
 use crate::LoadError;
+use crate::vocab::{
+    AtomTag, Combining, CompareOp, Effect, FieldTag, Metric, OpTag, PatternTag, RateUnit, Risk,
+    Subject, Tier, ValueTag,
+};
 use crate::wire::{Reader, Strings, Writer};
 
 /// A value in a condition or a request context.
@@ -102,30 +106,33 @@ impl std::fmt::Display for Field {
 }
 
 /// A leaf of a condition.
+pub type Atom = AtomOf<Field, Value, Pattern>;
+
+/// A leaf of a condition, with its fields, values and patterns as a reader
+/// of the bytes takes them (see [`Leaves`]).
 #[derive(Clone, Debug, PartialEq)]
-pub enum Atom {
-    /// `op`: 0 ==, 1 !=, 2 <, 3 <=, 4 >, 5 >=.
+pub enum AtomOf<F, V, P> {
     Compare {
-        field: Field,
-        op: u8,
-        value: Value,
+        field: F,
+        op: CompareOp,
+        value: V,
     },
     In {
-        field: Field,
-        values: Vec<Value>,
+        field: F,
+        values: Vec<V>,
         negated: bool,
     },
     Glob {
-        field: Field,
-        pattern: Pattern,
+        field: F,
+        pattern: P,
         case_insensitive: bool,
     },
     Contains {
-        field: Field,
-        value: Value,
+        field: F,
+        value: V,
     },
     Exists {
-        field: Field,
+        field: F,
     },
     /// Seconds since midnight, half-open, may wrap.
     Time {
@@ -173,52 +180,38 @@ pub struct AccessList {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
     pub count: u64,
-    /// 0 second, 1 minute, 2 hour, 3 day.
-    pub unit: u8,
+    pub unit: RateUnit,
 }
 
 impl Rate {
     #[must_use]
     pub fn seconds(self) -> u64 {
-        match self.unit {
-            0 => 1,
-            1 => 60,
-            2 => 3600,
-            _ => 86_400,
-        }
+        self.unit.seconds()
     }
 }
 
 impl std::fmt::Display for Rate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unit = match self.unit {
-            0 => "second",
-            1 => "minute",
-            2 => "hour",
-            _ => "day",
-        };
-        write!(f, "{}/{unit}", self.count)
+        write!(f, "{}/{}", self.count, self.unit.as_str())
     }
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct AgentLimit {
     pub key: String,
-    /// 0 requests, 1 tokens.
-    pub metric: u8,
+    pub metric: Metric,
     pub rate: Rate,
     pub actions: Option<Pattern>,
 }
 
-/// An agent (subject 0), role (1) or every-agent (2) entry.
+/// An agent, role or every-agent entry.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Agent {
-    pub subject: u8,
+    pub subject: Subject,
     pub name: String,
     pub policy: u32,
     pub roles: Vec<String>,
-    /// 0 untrusted .. 3 privileged.
-    pub tier: Option<u8>,
+    pub tier: Option<Tier>,
     pub tags: Vec<String>,
     pub token_prefix: Option<String>,
     pub models: AccessList,
@@ -229,19 +222,23 @@ pub struct Agent {
     pub delegates: Vec<String>,
 }
 
+pub type Constraint = ConstraintOf<String, Field, Value>;
+
+/// A constraint of a rule, with its leaves as a reader of the bytes takes
+/// them (see [`Leaves`]).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Constraint {
-    pub name: String,
-    pub field: Field,
-    pub alternate: Option<Field>,
-    pub values: Vec<Value>,
+pub struct ConstraintOf<S, F, V> {
+    pub name: S,
+    pub field: F,
+    pub alternate: Option<F>,
+    pub values: Vec<V>,
 }
 
 #[derive(Clone, Debug, PartialEq, Default)]
 pub struct Scope {
     pub agents: Vec<String>,
     pub roles: Vec<String>,
-    pub tiers: Vec<u8>,
+    pub tiers: Vec<Tier>,
     pub tags: Vec<String>,
 }
 
@@ -249,10 +246,8 @@ pub struct Scope {
 pub struct Rule {
     pub name: String,
     pub policy: u32,
-    /// 0 allow, 1 deny, 2 approve.
-    pub effect: u8,
-    /// 0 low .. 3 critical.
-    pub risk: Option<u8>,
+    pub effect: Effect,
+    pub risk: Option<Risk>,
     pub actions: Vec<Pattern>,
     /// Empty: any target.
     pub targets: Vec<Pattern>,
@@ -270,10 +265,9 @@ pub struct Rule {
 /// Policy-wide settings.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
-    /// 0 first-match, 1 deny-overrides.
-    pub combining: u8,
-    pub default_effect: u8,
-    pub default_risk: Option<u8>,
+    pub combining: Combining,
+    pub default_effect: Effect,
+    pub default_risk: Option<Risk>,
     pub default_reason: Option<String>,
     pub timezone: String,
     /// The zone's TZif data (empty for UTC).
@@ -313,28 +307,163 @@ pub struct Model {
 
 // ---------------------------------------------------------------------
 // Encoding
+//
+// Each record has one writer (`w_*`) and one reader. The reader is
+// generic over how it takes the leaves of a record ([`Leaves`]):
+// [`Decode`] builds the owned model, [`Check`] only checks the bytes,
+// without allocating. A runtime checks every record when it loads a
+// bundle (so a malformed record is a load error, never a partial load)
+// and decodes a rule's record only when a request first needs it; both
+// are the same reader, so they cannot disagree on what a record is.
+// Coded bytes are read and written only through the enums of
+// [`crate::vocab`].
+
+/// A string's (start, length) in the bundle body.
+pub type Span = (u32, u32);
+
+/// How the one reader of the format takes the leaves of a record.
+pub trait Leaves<'a> {
+    /// A string of a value, a field path, a constraint or a tag.
+    type Str;
+    type Value;
+    /// The items of a list value, while it is read.
+    type List: Default;
+    /// The entries of a map value, while it is read.
+    type Map: Default;
+    /// The strings of a list, while it is read.
+    type Strs: Default;
+    type Field;
+    type Pattern;
+
+    fn str(r: &mut Reader<'a>) -> Result<Self::Str, LoadError>;
+    fn push_str(list: &mut Self::Strs, s: Self::Str);
+    /// A field: the target (`None`), or a context path.
+    fn field(context: Option<Self::Strs>) -> Self::Field;
+    fn pattern(r: &Reader<'a>, p: PatternRef<'a>) -> Result<Self::Pattern, LoadError>;
+    fn null() -> Self::Value;
+    fn bool(b: bool) -> Self::Value;
+    fn number(n: f64) -> Self::Value;
+    fn string(s: Self::Str) -> Self::Value;
+    fn push(list: &mut Self::List, v: Self::Value);
+    fn list(list: Self::List) -> Self::Value;
+    fn insert(map: &mut Self::Map, key: Self::Str, v: Self::Value);
+    fn map(map: Self::Map) -> Self::Value;
+}
+
+/// Leaves decoded into the owned model.
+#[derive(Debug)]
+pub enum Decode {}
+
+impl<'a> Leaves<'a> for Decode {
+    type Str = String;
+    type Value = Value;
+    type List = Vec<Value>;
+    type Map = std::collections::BTreeMap<String, Value>;
+    type Strs = Vec<String>;
+    type Field = Field;
+    type Pattern = Pattern;
+
+    fn str(r: &mut Reader<'a>) -> Result<String, LoadError> {
+        r.str()
+    }
+    fn push_str(list: &mut Vec<String>, s: String) {
+        list.push(s);
+    }
+    fn field(context: Option<Vec<String>>) -> Field {
+        context.map_or(Field::Target, Field::Context)
+    }
+    fn pattern(r: &Reader<'a>, p: PatternRef<'a>) -> Result<Pattern, LoadError> {
+        Ok(match p {
+            PatternRef::Exact(s) => Pattern::Exact(r.text(s)?.to_owned()),
+            PatternRef::Prefix(s) => Pattern::Prefix(r.text(s)?.to_owned()),
+            PatternRef::Suffix(s) => Pattern::Suffix(r.text(s)?.to_owned()),
+            PatternRef::Any => Pattern::Any,
+            PatternRef::Dfa { text, dfa } => Pattern::Dfa {
+                text: text.to_owned(),
+                dfa: dfa.to_vec(),
+            },
+        })
+    }
+    fn null() -> Value {
+        Value::Null
+    }
+    fn bool(b: bool) -> Value {
+        Value::Bool(b)
+    }
+    fn number(n: f64) -> Value {
+        Value::Number(n)
+    }
+    fn string(s: String) -> Value {
+        Value::String(s)
+    }
+    fn push(list: &mut Vec<Value>, v: Value) {
+        list.push(v);
+    }
+    fn list(list: Vec<Value>) -> Value {
+        Value::List(list)
+    }
+    fn insert(map: &mut Self::Map, key: String, v: Value) {
+        map.insert(key, v);
+    }
+    fn map(map: Self::Map) -> Value {
+        Value::Map(map)
+    }
+}
+
+/// Leaves only checked: nothing is allocated, and patterns stay places in
+/// the bytes.
+#[derive(Debug)]
+pub enum Check {}
+
+impl<'a> Leaves<'a> for Check {
+    type Str = ();
+    type Value = ();
+    type List = ();
+    type Map = ();
+    type Strs = ();
+    type Field = ();
+    type Pattern = PatternRef<'a>;
+
+    #[inline(always)]
+    fn str(r: &mut Reader<'a>) -> Result<(), LoadError> {
+        r.skip_str()
+    }
+    fn push_str((): &mut (), (): ()) {}
+    fn field(_: Option<()>) {}
+    fn pattern(_: &Reader<'a>, p: PatternRef<'a>) -> Result<PatternRef<'a>, LoadError> {
+        Ok(p)
+    }
+    fn null() {}
+    fn bool(_: bool) {}
+    fn number(_: f64) {}
+    fn string((): ()) {}
+    fn push((): &mut (), (): ()) {}
+    fn list((): ()) {}
+    fn insert((): &mut (), (): (), (): ()) {}
+    fn map((): ()) {}
+}
 
 fn w_value(w: &mut Writer, v: &Value) {
     match v {
-        Value::Null => w.u8(0),
+        Value::Null => w.u8(ValueTag::Null.to_byte()),
         Value::Bool(b) => {
-            w.u8(1);
+            w.u8(ValueTag::Bool.to_byte());
             w.bool(*b);
         }
         Value::Number(n) => {
-            w.u8(2);
+            w.u8(ValueTag::Number.to_byte());
             w.f64(*n);
         }
         Value::String(s) => {
-            w.u8(3);
+            w.u8(ValueTag::String.to_byte());
             w.str(s);
         }
         Value::List(items) => {
-            w.u8(4);
+            w.u8(ValueTag::List.to_byte());
             w.vec(items, w_value);
         }
         Value::Map(m) => {
-            w.u8(5);
+            w.u8(ValueTag::Map.to_byte());
             w.len(m.len());
             for (k, v) in m {
                 w.str(k);
@@ -347,90 +476,125 @@ fn w_value(w: &mut Writer, v: &Value) {
 /// Values nest at most this deep in a bundle.
 const MAX_NESTING: u32 = 32;
 
-fn r_value(r: &mut Reader<'_>, depth: u32) -> Result<Value, LoadError> {
+/// Reads one value.
+#[inline]
+fn r_value<'a, L: Leaves<'a>>(r: &mut Reader<'a>, depth: u32) -> Result<L::Value, LoadError> {
     if depth > MAX_NESTING {
         return Err(LoadError::Corrupt("values nested too deep".to_owned()));
     }
-    Ok(match r.u8()? {
-        0 => Value::Null,
-        1 => Value::Bool(r.bool()?),
-        2 => Value::Number(r.f64()?),
-        3 => Value::String(r.str()?),
-        4 => Value::List(r.vec(1, |r| r_value(r, depth + 1))?),
-        5 => {
-            let n = r.count(2)?;
-            let mut m = std::collections::BTreeMap::new();
-            for _ in 0..n {
-                let k = r.str()?;
-                m.insert(k, r_value(r, depth + 1)?);
+    Ok(match ValueTag::from_byte(r.u8()?)? {
+        ValueTag::Null => L::null(),
+        ValueTag::Bool => L::bool(r.bool()?),
+        ValueTag::Number => L::number(r.f64()?),
+        ValueTag::String => L::string(L::str(r)?),
+        ValueTag::List => {
+            let mut list = L::List::default();
+            for _ in 0..r.count(1)? {
+                L::push(&mut list, r_value::<L>(r, depth + 1)?);
             }
-            Value::Map(m)
+            L::list(list)
         }
-        t => return Err(LoadError::Corrupt(format!("unknown value tag {t}"))),
+        ValueTag::Map => {
+            let mut map = L::Map::default();
+            for _ in 0..r.count(2)? {
+                let k = L::str(r)?;
+                L::insert(&mut map, k, r_value::<L>(r, depth + 1)?);
+            }
+            L::map(map)
+        }
     })
+}
+
+fn r_values<'a, L: Leaves<'a>>(r: &mut Reader<'a>) -> Result<Vec<L::Value>, LoadError> {
+    r.vec(1, |r| r_value::<L>(r, 0))
 }
 
 fn w_pattern(w: &mut Writer, p: &Pattern) {
     match p {
         Pattern::Exact(s) => {
-            w.u8(0);
+            w.u8(PatternTag::Exact.to_byte());
             w.str(s);
         }
         Pattern::Prefix(s) => {
-            w.u8(1);
+            w.u8(PatternTag::Prefix.to_byte());
             w.str(s);
         }
         Pattern::Suffix(s) => {
-            w.u8(2);
+            w.u8(PatternTag::Suffix.to_byte());
             w.str(s);
         }
-        Pattern::Any => w.u8(3),
+        Pattern::Any => w.u8(PatternTag::Any.to_byte()),
         Pattern::Dfa { text, dfa } => {
-            w.u8(4);
+            w.u8(PatternTag::Dfa.to_byte());
             w.str(text);
             w.bytes(dfa);
         }
     }
 }
 
-fn r_pattern(r: &mut Reader<'_>) -> Result<Pattern, LoadError> {
-    Ok(match r.u8()? {
-        0 => Pattern::Exact(r.str()?),
-        1 => Pattern::Prefix(r.str()?),
-        2 => Pattern::Suffix(r.str()?),
-        3 => Pattern::Any,
-        4 => Pattern::Dfa {
-            text: r.str()?,
-            dfa: r.bytes()?.to_vec(),
+/// An action pattern as the bytes hold it.
+#[derive(Clone, Copy, Debug)]
+pub enum PatternRef<'a> {
+    Exact(Span),
+    Prefix(Span),
+    Suffix(Span),
+    Any,
+    Dfa { text: &'a str, dfa: &'a [u8] },
+}
+
+/// Reads one pattern.
+#[inline(always)]
+fn r_pattern_ref<'a>(r: &mut Reader<'a>) -> Result<PatternRef<'a>, LoadError> {
+    Ok(match PatternTag::from_byte(r.u8()?)? {
+        PatternTag::Exact => PatternRef::Exact(r.str_span()?),
+        PatternTag::Prefix => PatternRef::Prefix(r.str_span()?),
+        PatternTag::Suffix => PatternRef::Suffix(r.str_span()?),
+        PatternTag::Any => PatternRef::Any,
+        PatternTag::Dfa => PatternRef::Dfa {
+            text: r.str_ref()?,
+            dfa: r.bytes()?,
         },
-        t => return Err(LoadError::Corrupt(format!("unknown pattern tag {t}"))),
     })
+}
+
+fn r_pattern<'a, L: Leaves<'a>>(r: &mut Reader<'a>) -> Result<L::Pattern, LoadError> {
+    let p = r_pattern_ref(r)?;
+    L::pattern(r, p)
 }
 
 fn w_field(w: &mut Writer, f: &Field) {
     match f {
-        Field::Target => w.u8(0),
+        Field::Target => w.u8(FieldTag::Target.to_byte()),
         Field::Context(p) => {
-            w.u8(1);
+            w.u8(FieldTag::Context.to_byte());
             w.strs(p);
         }
     }
 }
 
-fn r_field(r: &mut Reader<'_>) -> Result<Field, LoadError> {
-    Ok(match r.u8()? {
-        0 => Field::Target,
-        1 => Field::Context(r.strs()?),
-        t => return Err(LoadError::Corrupt(format!("unknown field tag {t}"))),
-    })
+#[inline(always)]
+fn r_strs<'a, L: Leaves<'a>>(r: &mut Reader<'a>) -> Result<L::Strs, LoadError> {
+    let mut out = L::Strs::default();
+    for _ in 0..r.count(1)? {
+        L::push_str(&mut out, L::str(r)?);
+    }
+    Ok(out)
+}
+
+#[inline(always)]
+fn r_field<'a, L: Leaves<'a>>(r: &mut Reader<'a>) -> Result<L::Field, LoadError> {
+    Ok(L::field(match FieldTag::from_byte(r.u8()?)? {
+        FieldTag::Target => None,
+        FieldTag::Context => Some(r_strs::<L>(r)?),
+    }))
 }
 
 fn w_condition(w: &mut Writer, c: &Condition) {
     w.vec(&c.atoms, |w, a| match a {
         Atom::Compare { field, op, value } => {
-            w.u8(0);
+            w.u8(AtomTag::Compare.to_byte());
             w_field(w, field);
-            w.u8(*op);
+            w.u8(op.to_byte());
             w_value(w, value);
         }
         Atom::In {
@@ -438,7 +602,7 @@ fn w_condition(w: &mut Writer, c: &Condition) {
             values,
             negated,
         } => {
-            w.u8(1);
+            w.u8(AtomTag::In.to_byte());
             w_field(w, field);
             w.vec(values, w_value);
             w.bool(*negated);
@@ -448,105 +612,98 @@ fn w_condition(w: &mut Writer, c: &Condition) {
             pattern,
             case_insensitive,
         } => {
-            w.u8(2);
+            w.u8(AtomTag::Glob.to_byte());
             w_field(w, field);
             w_pattern(w, pattern);
             w.bool(*case_insensitive);
         }
         Atom::Contains { field, value } => {
-            w.u8(3);
+            w.u8(AtomTag::Contains.to_byte());
             w_field(w, field);
             w_value(w, value);
         }
         Atom::Exists { field } => {
-            w.u8(4);
+            w.u8(AtomTag::Exists.to_byte());
             w_field(w, field);
         }
         Atom::Time { start, end } => {
-            w.u8(5);
+            w.u8(AtomTag::Time.to_byte());
             w.u32(*start);
             w.u32(*end);
         }
         Atom::Weekdays { mask } => {
-            w.u8(6);
+            w.u8(AtomTag::Weekdays.to_byte());
             w.u8(*mask);
         }
     });
     w.vec(&c.code, |w, op| match op {
         Op::Atom(i) => {
-            w.u8(0);
+            w.u8(OpTag::Atom.to_byte());
             w.varint(*i);
         }
         Op::All(n) => {
-            w.u8(1);
+            w.u8(OpTag::All.to_byte());
             w.varint(*n);
         }
         Op::Any(n) => {
-            w.u8(2);
+            w.u8(OpTag::Any.to_byte());
             w.varint(*n);
         }
-        Op::Not => w.u8(3),
+        Op::Not => w.u8(OpTag::Not.to_byte()),
     });
 }
 
-/// Decodes one condition.
-///
-/// # Errors
-/// [`LoadError::Corrupt`] for anything out of place.
-pub fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
-    let atoms = r.vec(2, |r| {
-        Ok(match r.u8()? {
-            0 => {
-                let field = r_field(r)?;
-                let op = r.u8()?;
-                if op > 5 {
-                    return Err(LoadError::Corrupt(format!("unknown operator {op}")));
-                }
-                Atom::Compare {
-                    field,
-                    op,
-                    value: r_value(r, 0)?,
-                }
-            }
-            1 => Atom::In {
-                field: r_field(r)?,
-                values: r.vec(1, |r| r_value(r, 0))?,
+/// Reads one condition: each atom is given to `atom` and each instruction
+/// of its code to `op`, and the code is checked to be well formed (atoms
+/// in range, the stack never short, exactly one value at the end).
+fn r_condition_with<'a, L: Leaves<'a>>(
+    r: &mut Reader<'a>,
+    mut atom: impl FnMut(AtomOf<L::Field, L::Value, L::Pattern>),
+    mut op: impl FnMut(Op),
+) -> Result<(), LoadError> {
+    let atoms = r.count(2)?;
+    for _ in 0..atoms {
+        atom(match AtomTag::from_byte(r.u8()?)? {
+            AtomTag::Compare => AtomOf::Compare {
+                field: r_field::<L>(r)?,
+                op: CompareOp::from_byte(r.u8()?)?,
+                value: r_value::<L>(r, 0)?,
+            },
+            AtomTag::In => AtomOf::In {
+                field: r_field::<L>(r)?,
+                values: r_values::<L>(r)?,
                 negated: r.bool()?,
             },
-            2 => Atom::Glob {
-                field: r_field(r)?,
-                pattern: r_pattern(r)?,
+            AtomTag::Glob => AtomOf::Glob {
+                field: r_field::<L>(r)?,
+                pattern: r_pattern::<L>(r)?,
                 case_insensitive: r.bool()?,
             },
-            3 => Atom::Contains {
-                field: r_field(r)?,
-                value: r_value(r, 0)?,
+            AtomTag::Contains => AtomOf::Contains {
+                field: r_field::<L>(r)?,
+                value: r_value::<L>(r, 0)?,
             },
-            4 => Atom::Exists { field: r_field(r)? },
-            5 => Atom::Time {
+            AtomTag::Exists => AtomOf::Exists {
+                field: r_field::<L>(r)?,
+            },
+            AtomTag::Time => AtomOf::Time {
                 start: r.u32()?,
                 end: r.u32()?,
             },
-            6 => Atom::Weekdays { mask: r.u8()? },
-            t => return Err(LoadError::Corrupt(format!("unknown condition tag {t}"))),
-        })
-    })?;
-    let code = r.vec(1, |r| {
-        Ok(match r.u8()? {
-            0 => Op::Atom(r.varint()?),
-            1 => Op::All(r.varint()?),
-            2 => Op::Any(r.varint()?),
-            3 => Op::Not,
-            t => return Err(LoadError::Corrupt(format!("unknown op tag {t}"))),
-        })
-    })?;
-    // The code must be well formed: atoms in range, stack never short,
-    // exactly one value at the end.
+            AtomTag::Weekdays => AtomOf::Weekdays { mask: r.u8()? },
+        });
+    }
     let mut depth: u64 = 0;
-    for op in &code {
-        match op {
+    for _ in 0..r.count(1)? {
+        let next = match OpTag::from_byte(r.u8()?)? {
+            OpTag::Atom => Op::Atom(r.varint()?),
+            OpTag::All => Op::All(r.varint()?),
+            OpTag::Any => Op::Any(r.varint()?),
+            OpTag::Not => Op::Not,
+        };
+        match next {
             Op::Atom(i) => {
-                if *i as usize >= atoms.len() {
+                if i as usize >= atoms {
                     return Err(LoadError::Corrupt(
                         "condition refers to a missing atom".to_owned(),
                     ));
@@ -555,7 +712,7 @@ pub fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
             }
             Op::All(n) | Op::Any(n) => {
                 depth = depth
-                    .checked_sub(u64::from(*n))
+                    .checked_sub(u64::from(n))
                     .ok_or_else(|| LoadError::Corrupt("condition code underflows".to_owned()))?
                     + 1;
             }
@@ -565,13 +722,27 @@ pub fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
                 }
             }
         }
+        op(next);
     }
     if depth != 1 {
         return Err(LoadError::Corrupt(
             "condition code leaves no single value".to_owned(),
         ));
     }
-    Ok(Condition { atoms, code })
+    Ok(())
+}
+
+/// Decodes one condition.
+///
+/// # Errors
+/// [`LoadError::Corrupt`] for anything out of place.
+pub fn r_condition(r: &mut Reader<'_>) -> Result<Condition, LoadError> {
+    let mut c = Condition {
+        atoms: Vec::new(),
+        code: Vec::new(),
+    };
+    r_condition_with::<Decode>(r, |a| c.atoms.push(a), |op| c.code.push(op))?;
+    Ok(c)
 }
 
 fn w_list(w: &mut Writer, l: &NamedList) {
@@ -583,7 +754,7 @@ fn w_list(w: &mut Writer, l: &NamedList) {
 fn r_list(r: &mut Reader<'_>) -> Result<NamedList, LoadError> {
     Ok(NamedList {
         key: r.str()?,
-        patterns: r.vec(1, r_pattern)?,
+        patterns: r.vec(1, r_pattern::<Decode>)?,
         case_insensitive: r.bool()?,
     })
 }
@@ -602,86 +773,16 @@ fn r_access(r: &mut Reader<'_>) -> Result<AccessList, LoadError> {
 
 fn w_rate(w: &mut Writer, rate: &Rate) {
     w.u64(rate.count);
-    w.u8(rate.unit);
+    w.u8(rate.unit.to_byte());
 }
 
 fn r_rate(r: &mut Reader<'_>) -> Result<Rate, LoadError> {
     let count = r.u64()?;
-    let unit = r.u8()?;
-    if unit > 3 || count == 0 {
+    let unit = RateUnit::from_byte(r.u8()?)?;
+    if count == 0 {
         return Err(LoadError::Corrupt("bad rate".to_owned()));
     }
     Ok(Rate { count, unit })
-}
-
-fn small(r: &mut Reader<'_>, max: u8, what: &str) -> Result<u8, LoadError> {
-    let v = r.u8()?;
-    if v > max {
-        return Err(LoadError::Corrupt(format!("bad {what} {v}")));
-    }
-    Ok(v)
-}
-
-/// Decodes one rule record.
-///
-/// # Errors
-/// [`LoadError::Corrupt`] for anything out of place.
-pub fn r_rule(
-    r: &mut Reader<'_>,
-    condition: impl FnOnce(u32) -> Result<Condition, LoadError>,
-) -> Result<Rule, LoadError> {
-    let name = r.str()?;
-    let policy = r.varint()?;
-    let effect = small(r, 2, "effect")?;
-    let flags = rule_flags(r)?;
-    let has = |bit: u16| flags & bit != 0;
-    Ok(Rule {
-        name,
-        policy,
-        effect,
-        risk: if has(RISK) {
-            Some(small(r, 3, "risk")?)
-        } else {
-            None
-        },
-        actions: r.vec(1, r_pattern)?,
-        targets: if has(TARGETS) {
-            r.vec(1, r_pattern)?
-        } else {
-            Vec::new()
-        },
-        targets_case_insensitive: has(CASE_INSENSITIVE),
-        scope: Scope {
-            agents: if has(AGENTS) { r.strs()? } else { Vec::new() },
-            roles: if has(ROLES) { r.strs()? } else { Vec::new() },
-            tiers: if has(TIERS) {
-                r.bytes()?.to_vec()
-            } else {
-                Vec::new()
-            },
-            tags: if has(TAGS) { r.strs()? } else { Vec::new() },
-        },
-        condition: if has(CONDITION) {
-            Some(condition(r.varint()?)?)
-        } else {
-            None
-        },
-        constraints: if has(CONSTRAINTS) {
-            r.vec(4, |r| {
-                Ok(Constraint {
-                    name: r.str()?,
-                    field: r_field(r)?,
-                    alternate: r.opt(r_field)?,
-                    values: r.vec(1, |r| r_value(r, 0))?,
-                })
-            })?
-        } else {
-            Vec::new()
-        },
-        limit: if has(LIMIT) { Some(r_rate(r)?) } else { None },
-        limit_shared: has(SHARED_LIMIT),
-        reason: if has(REASON) { Some(r.str()?) } else { None },
-    })
 }
 
 // Which optional parts a rule record holds (a little-endian u16 after the
@@ -738,10 +839,10 @@ fn w_rule(w: &mut Writer, r: &Rule, condition: Option<u32>) {
     set(REASON, r.reason.is_some());
     w.str(&r.name);
     w.varint(r.policy);
-    w.u8(r.effect);
+    w.u8(r.effect.to_byte());
     w.out.extend_from_slice(&flags.to_le_bytes());
     if let Some(risk) = r.risk {
-        w.u8(risk);
+        w.u8(risk.to_byte());
     }
     w.vec(&r.actions, w_pattern);
     if !r.targets.is_empty() {
@@ -753,7 +854,7 @@ fn w_rule(w: &mut Writer, r: &Rule, condition: Option<u32>) {
         }
     }
     if !r.scope.tiers.is_empty() {
-        w.bytes(&r.scope.tiers);
+        w.vec(&r.scope.tiers, |w, t| w.u8(t.to_byte()));
     }
     if !r.scope.tags.is_empty() {
         w.strs(&r.scope.tags);
@@ -777,24 +878,216 @@ fn w_rule(w: &mut Writer, r: &Rule, condition: Option<u32>) {
     }
 }
 
-// ---------------------------------------------------------------------
-// Scanning: the same grammar as the decoders above, read without
-// allocating. A runtime scans every rule record when it loads a bundle
-// (so a malformed record is a load error, never a partial load) and
-// decodes a record only when a request first needs its rule.
-// `tests/bundle.rs` holds the two readers to the same language.
-
-/// A string's (start, length) in the bundle body.
-pub type Span = (u32, u32);
-
-/// An action pattern as the scanner sees it.
+/// The fixed start of a rule record.
 #[derive(Clone, Copy, Debug)]
-pub enum PatternRef<'a> {
-    Exact(Span),
-    Prefix(Span),
-    Suffix(Span),
-    Any,
-    Dfa { text: &'a str, dfa: &'a [u8] },
+pub struct RuleHead {
+    pub name: Span,
+    pub policy: u32,
+    pub effect: Effect,
+    pub risk: Option<Risk>,
+    pub targets_case_insensitive: bool,
+    pub limit_shared: bool,
+}
+
+/// What the one reader of a rule record ([`r_rule_with`]) reports, part by
+/// part, in the order of the record. Each method may refuse the record.
+pub trait RuleSink<'a> {
+    type Leaves: Leaves<'a>;
+
+    fn head(&mut self, r: &Reader<'a>, head: RuleHead) -> Result<(), LoadError>;
+    fn action(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError>;
+    /// One of the rule's targets; `targets_end` follows the last one.
+    fn target(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError>;
+    fn targets_end(&mut self) {}
+    fn agent(&mut self, r: &Reader<'a>, name: Span) -> Result<(), LoadError>;
+    fn role(&mut self, r: &Reader<'a>, name: Span) -> Result<(), LoadError>;
+    fn tier(&mut self, tier: Tier);
+    fn tag(&mut self, tag: Str<'a, Self>);
+    fn condition(&mut self, index: u32) -> Result<(), LoadError>;
+    fn constraint(&mut self, c: ConstraintOf<Str<'a, Self>, LField<'a, Self>, LValue<'a, Self>>);
+    fn limit(&mut self, rate: Rate);
+    fn reason(&mut self, reason: Str<'a, Self>);
+}
+
+type Str<'a, S> = <<S as RuleSink<'a>>::Leaves as Leaves<'a>>::Str;
+type LField<'a, S> = <<S as RuleSink<'a>>::Leaves as Leaves<'a>>::Field;
+type LValue<'a, S> = <<S as RuleSink<'a>>::Leaves as Leaves<'a>>::Value;
+
+/// Reads one rule record, reporting its parts to `sink`: the one
+/// description of a rule record's bytes that decoding ([`r_rule`]) and
+/// checking ([`scan_rule`]) share.
+///
+/// # Errors
+/// [`LoadError`] for anything out of place, or what `sink` refuses.
+#[inline(always)]
+pub fn r_rule_with<'a, S: RuleSink<'a>>(r: &mut Reader<'a>, sink: &mut S) -> Result<(), LoadError> {
+    let name = r.str_span()?;
+    let policy = r.varint()?;
+    let effect = Effect::from_byte(r.u8()?)?;
+    let flags = rule_flags(r)?;
+    let has = |bit: u16| flags & bit != 0;
+    let risk = if has(RISK) {
+        Some(Risk::from_byte(r.u8()?)?)
+    } else {
+        None
+    };
+    sink.head(
+        r,
+        RuleHead {
+            name,
+            policy,
+            effect,
+            risk,
+            targets_case_insensitive: has(CASE_INSENSITIVE),
+            limit_shared: has(SHARED_LIMIT),
+        },
+    )?;
+    for _ in 0..r.count(1)? {
+        let p = r_pattern_ref(r)?;
+        sink.action(r, p)?;
+    }
+    if has(TARGETS) {
+        for _ in 0..r.count(1)? {
+            let p = r_pattern_ref(r)?;
+            sink.target(r, p)?;
+        }
+        sink.targets_end();
+    }
+    if has(AGENTS) {
+        for _ in 0..r.count(1)? {
+            let name = r.str_span()?;
+            sink.agent(r, name)?;
+        }
+    }
+    if has(ROLES) {
+        for _ in 0..r.count(1)? {
+            let name = r.str_span()?;
+            sink.role(r, name)?;
+        }
+    }
+    if has(TIERS) {
+        for _ in 0..r.count(1)? {
+            sink.tier(Tier::from_byte(r.u8()?)?);
+        }
+    }
+    if has(TAGS) {
+        for _ in 0..r.count(1)? {
+            sink.tag(S::Leaves::str(r)?);
+        }
+    }
+    if has(CONDITION) {
+        sink.condition(r.varint()?)?;
+    }
+    if has(CONSTRAINTS) {
+        for _ in 0..r.count(4)? {
+            sink.constraint(ConstraintOf {
+                name: S::Leaves::str(r)?,
+                field: r_field::<S::Leaves>(r)?,
+                alternate: if r.bool()? {
+                    Some(r_field::<S::Leaves>(r)?)
+                } else {
+                    None
+                },
+                values: r_values::<S::Leaves>(r)?,
+            });
+        }
+    }
+    if has(LIMIT) {
+        sink.limit(r_rate(r)?);
+    }
+    if has(REASON) {
+        sink.reason(S::Leaves::str(r)?);
+    }
+    Ok(())
+}
+
+/// Builds a [`Rule`] from its record.
+struct RuleDecoder<F> {
+    rule: Rule,
+    condition: Option<F>,
+}
+
+impl<'a, F: FnOnce(u32) -> Result<Condition, LoadError>> RuleSink<'a> for RuleDecoder<F> {
+    type Leaves = Decode;
+
+    fn head(&mut self, r: &Reader<'a>, h: RuleHead) -> Result<(), LoadError> {
+        self.rule.name = r.text(h.name)?.to_owned();
+        self.rule.policy = h.policy;
+        self.rule.effect = h.effect;
+        self.rule.risk = h.risk;
+        self.rule.targets_case_insensitive = h.targets_case_insensitive;
+        self.rule.limit_shared = h.limit_shared;
+        Ok(())
+    }
+    fn action(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+        self.rule.actions.push(Decode::pattern(r, p)?);
+        Ok(())
+    }
+    fn target(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+        self.rule.targets.push(Decode::pattern(r, p)?);
+        Ok(())
+    }
+    fn agent(&mut self, r: &Reader<'a>, name: Span) -> Result<(), LoadError> {
+        self.rule.scope.agents.push(r.text(name)?.to_owned());
+        Ok(())
+    }
+    fn role(&mut self, r: &Reader<'a>, name: Span) -> Result<(), LoadError> {
+        self.rule.scope.roles.push(r.text(name)?.to_owned());
+        Ok(())
+    }
+    fn tier(&mut self, tier: Tier) {
+        self.rule.scope.tiers.push(tier);
+    }
+    fn tag(&mut self, tag: String) {
+        self.rule.scope.tags.push(tag);
+    }
+    fn condition(&mut self, index: u32) -> Result<(), LoadError> {
+        let Some(condition) = self.condition.take() else {
+            return Err(LoadError::Corrupt("a rule with two conditions".to_owned()));
+        };
+        self.rule.condition = Some(condition(index)?);
+        Ok(())
+    }
+    fn constraint(&mut self, c: Constraint) {
+        self.rule.constraints.push(c);
+    }
+    fn limit(&mut self, rate: Rate) {
+        self.rule.limit = Some(rate);
+    }
+    fn reason(&mut self, reason: String) {
+        self.rule.reason = Some(reason);
+    }
+}
+
+/// Decodes one rule record; `condition` gives the condition of the
+/// condition table the record refers to.
+///
+/// # Errors
+/// [`LoadError`] for anything out of place.
+pub fn r_rule(
+    r: &mut Reader<'_>,
+    condition: impl FnOnce(u32) -> Result<Condition, LoadError>,
+) -> Result<Rule, LoadError> {
+    let mut sink = RuleDecoder {
+        rule: Rule {
+            name: String::new(),
+            policy: 0,
+            effect: Effect::Deny,
+            risk: None,
+            actions: Vec::new(),
+            targets: Vec::new(),
+            targets_case_insensitive: false,
+            scope: Scope::default(),
+            condition: None,
+            constraints: Vec::new(),
+            limit: None,
+            limit_shared: false,
+            reason: None,
+        },
+        condition: Some(condition),
+    };
+    r_rule_with(r, &mut sink)?;
+    Ok(sink.rule)
 }
 
 /// What the runtime needs from a rule record at load time.
@@ -814,159 +1107,78 @@ pub struct RuleScan {
     pub exact_targets: Option<usize>,
 }
 
-#[inline(always)]
-fn scan_pattern<'a>(r: &mut Reader<'a>) -> Result<PatternRef<'a>, LoadError> {
-    Ok(match r.u8()? {
-        0 => PatternRef::Exact(r.str_span()?),
-        1 => PatternRef::Prefix(r.str_span()?),
-        2 => PatternRef::Suffix(r.str_span()?),
-        3 => PatternRef::Any,
-        4 => PatternRef::Dfa {
-            text: r.str_ref()?,
-            dfa: r.bytes()?,
-        },
-        t => return Err(LoadError::Corrupt(format!("unknown pattern tag {t}"))),
-    })
+/// Checks a rule record at load time, collecting what the action index
+/// needs.
+struct RuleScanner<'s, A> {
+    out: RuleScan,
+    policies: u32,
+    conditions: &'s [u8],
+    action: A,
+    names: &'s mut Vec<Span>,
+    targets: &'s mut Vec<Span>,
+    first_target: usize,
+    exact: bool,
 }
 
-#[inline(always)]
-fn scan_value(r: &mut Reader<'_>, depth: u32) -> Result<(), LoadError> {
-    // Numbers and strings, the common values, without a call.
-    match r.peek() {
-        Some(2) => {
-            r.u8()?;
-            r.f64()?;
-            return Ok(());
-        }
-        Some(3) => {
-            r.u8()?;
-            return r.skip_str();
-        }
-        _ => {}
-    }
-    scan_value_slow(r, depth)
-}
+impl<'a, A: FnMut(PatternRef<'a>) -> Result<(), LoadError>> RuleSink<'a> for RuleScanner<'_, A> {
+    type Leaves = Check;
 
-fn scan_value_slow(r: &mut Reader<'_>, depth: u32) -> Result<(), LoadError> {
-    if depth > MAX_NESTING {
-        return Err(LoadError::Corrupt("values nested too deep".to_owned()));
+    #[inline(always)]
+    fn head(&mut self, _: &Reader<'a>, h: RuleHead) -> Result<(), LoadError> {
+        if h.policy >= self.policies {
+            return Err(LoadError::Corrupt(
+                "a rule or agent names a missing policy".to_owned(),
+            ));
+        }
+        Ok(())
     }
-    match r.u8()? {
-        0 => {}
-        1 => {
-            r.bool()?;
-        }
-        2 => {
-            r.f64()?;
-        }
-        3 => {
-            r.skip_str()?;
-        }
-        4 => {
-            for _ in 0..r.count(1)? {
-                scan_value(r, depth + 1)?;
-            }
-        }
-        5 => {
-            for _ in 0..r.count(2)? {
-                r.skip_str()?;
-                scan_value(r, depth + 1)?;
+    #[inline(always)]
+    fn action(&mut self, _: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+        self.out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
+        (self.action)(p)
+    }
+    fn target(&mut self, _: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+        match p {
+            PatternRef::Exact(span) => self.targets.push(span),
+            p => {
+                self.out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
+                self.exact = false;
             }
         }
-        t => return Err(LoadError::Corrupt(format!("unknown value tag {t}"))),
+        Ok(())
     }
-    Ok(())
-}
-
-#[inline(always)]
-fn scan_strs(r: &mut Reader<'_>) -> Result<(), LoadError> {
-    for _ in 0..r.count(1)? {
-        r.skip_str()?;
-    }
-    Ok(())
-}
-
-#[inline(always)]
-fn scan_field(r: &mut Reader<'_>) -> Result<(), LoadError> {
-    match r.u8()? {
-        0 => Ok(()),
-        1 => scan_strs(r),
-        t => Err(LoadError::Corrupt(format!("unknown field tag {t}"))),
-    }
-}
-
-fn scan_condition(r: &mut Reader<'_>, out: &mut RuleScan) -> Result<(), LoadError> {
-    let atoms = r.count(2)?;
-    for _ in 0..atoms {
-        match r.u8()? {
-            0 => {
-                scan_field(r)?;
-                let op = r.u8()?;
-                if op > 5 {
-                    return Err(LoadError::Corrupt(format!("unknown operator {op}")));
-                }
-                scan_value(r, 0)?;
-            }
-            1 => {
-                scan_field(r)?;
-                for _ in 0..r.count(1)? {
-                    scan_value(r, 0)?;
-                }
-                r.bool()?;
-            }
-            2 => {
-                scan_field(r)?;
-                out.has_dfa |= matches!(scan_pattern(r)?, PatternRef::Dfa { .. });
-                r.bool()?;
-            }
-            3 => {
-                scan_field(r)?;
-                scan_value(r, 0)?;
-            }
-            4 => scan_field(r)?,
-            5 => {
-                r.u32()?;
-                r.u32()?;
-                out.has_clock = true;
-            }
-            6 => {
-                r.u8()?;
-                out.has_clock = true;
-            }
-            t => return Err(LoadError::Corrupt(format!("unknown condition tag {t}"))),
+    fn targets_end(&mut self) {
+        if self.exact && self.targets.len() > self.first_target {
+            self.out.exact_targets = Some(self.targets.len() - self.first_target);
+        } else {
+            self.targets.truncate(self.first_target);
         }
     }
-    let mut depth: u64 = 0;
-    for _ in 0..r.count(1)? {
-        match r.u8()? {
-            0 => {
-                if r.varint()? as usize >= atoms {
-                    return Err(LoadError::Corrupt(
-                        "condition refers to a missing atom".to_owned(),
-                    ));
-                }
-                depth += 1;
-            }
-            1 | 2 => {
-                depth = depth
-                    .checked_sub(u64::from(r.varint()?))
-                    .ok_or_else(|| LoadError::Corrupt("condition code underflows".to_owned()))?
-                    + 1;
-            }
-            3 => {
-                if depth == 0 {
-                    return Err(LoadError::Corrupt("condition code underflows".to_owned()));
-                }
-            }
-            t => return Err(LoadError::Corrupt(format!("unknown op tag {t}"))),
-        }
+    fn agent(&mut self, _: &Reader<'a>, name: Span) -> Result<(), LoadError> {
+        self.out.agents += 1;
+        self.names.push(name);
+        Ok(())
     }
-    if depth != 1 {
-        return Err(LoadError::Corrupt(
-            "condition code leaves no single value".to_owned(),
-        ));
+    fn role(&mut self, _: &Reader<'a>, name: Span) -> Result<(), LoadError> {
+        self.out.roles += 1;
+        self.names.push(name);
+        Ok(())
     }
-    Ok(())
+    fn tier(&mut self, _: Tier) {}
+    fn tag(&mut self, (): ()) {}
+    fn condition(&mut self, c: u32) -> Result<(), LoadError> {
+        let Some(&cflags) = self.conditions.get(c as usize) else {
+            return Err(LoadError::Corrupt(format!(
+                "rule refers to missing condition {c}"
+            )));
+        };
+        self.out.has_clock |= cflags & COND_CLOCK != 0;
+        self.out.has_dfa |= cflags & COND_DFA != 0;
+        Ok(())
+    }
+    fn constraint(&mut self, _: ConstraintOf<(), (), ()>) {}
+    fn limit(&mut self, _: Rate) {}
+    fn reason(&mut self, (): ()) {}
 }
 
 /// Checks one rule record without allocating: `action` is called with
@@ -974,99 +1186,29 @@ fn scan_condition(r: &mut Reader<'_>, out: &mut RuleScan) -> Result<(), LoadErro
 /// to `names`.
 ///
 /// # Errors
-/// [`LoadError::Corrupt`] exactly where [`r_rule`] would fail, and when
-/// the rule names a policy at or past `policies`.
+/// [`LoadError`] exactly where [`r_rule`] would fail (they are one
+/// reader), and when the rule names a policy at or past `policies`.
 pub fn scan_rule<'a>(
     r: &mut Reader<'a>,
     policies: u32,
     conditions: &[u8],
-    mut action: impl FnMut(PatternRef<'a>) -> Result<(), LoadError>,
+    action: impl FnMut(PatternRef<'a>) -> Result<(), LoadError>,
     names: &mut Vec<Span>,
     targets: &mut Vec<Span>,
 ) -> Result<RuleScan, LoadError> {
-    let mut out = RuleScan::default();
-    r.skip_str()?;
-    if r.varint()? >= policies {
-        return Err(LoadError::Corrupt(
-            "a rule or agent names a missing policy".to_owned(),
-        ));
-    }
-    small(r, 2, "effect")?;
-    let flags = rule_flags(r)?;
-    let has = |bit: u16| flags & bit != 0;
-    if has(RISK) {
-        small(r, 3, "risk")?;
-    }
-    for _ in 0..r.count(1)? {
-        let p = scan_pattern(r)?;
-        out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
-        action(p)?;
-    }
-    if has(TARGETS) {
-        let first = targets.len();
-        let mut exact = true;
-        for _ in 0..r.count(1)? {
-            match scan_pattern(r)? {
-                PatternRef::Exact(span) => targets.push(span),
-                p => {
-                    out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
-                    exact = false;
-                }
-            }
-        }
-        if exact && targets.len() > first {
-            out.exact_targets = Some(targets.len() - first);
-        } else {
-            targets.truncate(first);
-        }
-    }
-    if has(AGENTS) {
-        out.agents = r.count(1)?;
-        for _ in 0..out.agents {
-            names.push(r.str_span()?);
-        }
-    }
-    if has(ROLES) {
-        out.roles = r.count(1)?;
-        for _ in 0..out.roles {
-            names.push(r.str_span()?);
-        }
-    }
-    if has(TIERS) {
-        r.bytes()?;
-    }
-    if has(TAGS) {
-        scan_strs(r)?;
-    }
-    if has(CONDITION) {
-        let c = r.varint()?;
-        let Some(&cflags) = conditions.get(c as usize) else {
-            return Err(LoadError::Corrupt(format!(
-                "rule refers to missing condition {c}"
-            )));
-        };
-        out.has_clock |= cflags & COND_CLOCK != 0;
-        out.has_dfa |= cflags & COND_DFA != 0;
-    }
-    if has(CONSTRAINTS) {
-        for _ in 0..r.count(4)? {
-            r.skip_str()?;
-            scan_field(r)?;
-            if r.bool()? {
-                scan_field(r)?;
-            }
-            for _ in 0..r.count(1)? {
-                scan_value(r, 0)?;
-            }
-        }
-    }
-    if has(LIMIT) {
-        r_rate(r)?;
-    }
-    if has(REASON) {
-        r.skip_str()?;
-    }
-    Ok(out)
+    let first_target = targets.len();
+    let mut sink = RuleScanner {
+        out: RuleScan::default(),
+        policies,
+        conditions,
+        action,
+        names,
+        targets,
+        first_target,
+        exact: true,
+    };
+    r_rule_with(r, &mut sink)?;
+    Ok(sink.out)
 }
 
 /// A scanned condition reads the clock.
@@ -1078,11 +1220,23 @@ pub const COND_DFA: u8 = 2;
 /// returns its [`COND_CLOCK`] and [`COND_DFA`] bits.
 ///
 /// # Errors
-/// [`LoadError::Corrupt`] exactly where the condition decoder would fail.
+/// [`LoadError`] exactly where the condition decoder would fail (they are
+/// one reader).
 pub fn scan_condition_entry(r: &mut Reader<'_>) -> Result<u8, LoadError> {
-    let mut out = RuleScan::default();
-    scan_condition(r, &mut out)?;
-    Ok(u8::from(out.has_clock) * COND_CLOCK + u8::from(out.has_dfa) * COND_DFA)
+    let mut flags = 0;
+    r_condition_with::<Check>(
+        r,
+        |a| match a {
+            AtomOf::Time { .. } | AtomOf::Weekdays { .. } => flags |= COND_CLOCK,
+            AtomOf::Glob {
+                pattern: PatternRef::Dfa { .. },
+                ..
+            } => flags |= COND_DFA,
+            _ => {}
+        },
+        |_| {},
+    )?;
+    Ok(flags)
 }
 
 /// The start of a bundle body: the writ version and revision (plain, for
@@ -1155,9 +1309,9 @@ impl Head {
     pub fn read(r: &mut Reader<'_>, format: u32) -> Result<Head, LoadError> {
         let policies = r.strs()?;
         let settings = Settings {
-            combining: small(r, 1, "combining")?,
-            default_effect: small(r, 2, "effect")?,
-            default_risk: r.opt(|r| small(r, 3, "risk"))?,
+            combining: Combining::from_byte(r.u8()?)?,
+            default_effect: Effect::from_byte(r.u8()?)?,
+            default_risk: r.opt(|r| Risk::from_byte(r.u8()?))?,
             default_reason: r.opt(Reader::str)?,
             timezone: r.str()?,
             tzif: r.bytes()?.to_vec(),
@@ -1172,11 +1326,11 @@ impl Head {
         };
         let agents = r.vec(8, |r| {
             Ok(Agent {
-                subject: small(r, 2, "subject")?,
+                subject: Subject::from_byte(r.u8()?)?,
                 name: r.str()?,
                 policy: r.varint()?,
                 roles: r.strs()?,
-                tier: r.opt(|r| small(r, 3, "tier"))?,
+                tier: r.opt(|r| Tier::from_byte(r.u8()?))?,
                 tags: r.strs()?,
                 token_prefix: r.opt(Reader::str)?,
                 models: r_access(r)?,
@@ -1186,9 +1340,9 @@ impl Head {
                 limits: r.vec(4, |r| {
                     Ok(AgentLimit {
                         key: r.str()?,
-                        metric: small(r, 1, "metric")?,
+                        metric: Metric::from_byte(r.u8()?)?,
                         rate: r_rate(r)?,
-                        actions: r.opt(r_pattern)?,
+                        actions: r.opt(r_pattern::<Decode>)?,
                     })
                 })?,
                 delegates: r.strs()?,
@@ -1260,9 +1414,9 @@ impl Model {
         let mut w = Writer::interning();
         w.strs(&self.policies);
         let s = &self.settings;
-        w.u8(s.combining);
-        w.u8(s.default_effect);
-        w.opt(s.default_risk.as_ref(), |w, v| w.u8(*v));
+        w.u8(s.combining.to_byte());
+        w.u8(s.default_effect.to_byte());
+        w.opt(s.default_risk.as_ref(), |w, v| w.u8(v.to_byte()));
         w.opt(s.default_reason.as_ref(), |w, v| w.str(v));
         w.str(&s.timezone);
         w.bytes(&s.tzif);
@@ -1272,11 +1426,11 @@ impl Model {
             w.opt(s.default_policy.as_ref(), |w, v| w.varint(*v));
         }
         w.vec(&self.agents, |w, a| {
-            w.u8(a.subject);
+            w.u8(a.subject.to_byte());
             w.str(&a.name);
             w.varint(a.policy);
             w.strs(&a.roles);
-            w.opt(a.tier.as_ref(), |w, v| w.u8(*v));
+            w.opt(a.tier.as_ref(), |w, v| w.u8(v.to_byte()));
             w.strs(&a.tags);
             w.opt(a.token_prefix.as_ref(), |w, v| w.str(v));
             w_access(w, &a.models);
@@ -1285,7 +1439,7 @@ impl Model {
             w.opt(a.require_tls.as_ref(), |w, v| w.bool(*v));
             w.vec(&a.limits, |w, l| {
                 w.str(&l.key);
-                w.u8(l.metric);
+                w.u8(l.metric.to_byte());
                 w_rate(w, &l.rate);
                 w.opt(l.actions.as_ref(), w_pattern);
             });
@@ -1375,71 +1529,4 @@ impl Model {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn record(limit: Option<Rate>, limit_shared: bool) -> Vec<u8> {
-        let rule = Rule {
-            name: "r".to_owned(),
-            policy: 0,
-            effect: 0,
-            risk: None,
-            actions: vec![Pattern::Any],
-            targets: Vec::new(),
-            targets_case_insensitive: false,
-            scope: Scope::default(),
-            condition: None,
-            constraints: Vec::new(),
-            limit,
-            limit_shared,
-            reason: None,
-        };
-        let mut w = Writer::default();
-        w_rule(&mut w, &rule, None);
-        w.out
-    }
-
-    fn decodes(bytes: &[u8]) -> Result<Rule, LoadError> {
-        let scanned = scan_rule(
-            &mut Reader::new(bytes),
-            1,
-            &[],
-            |_| Ok(()),
-            &mut Vec::new(),
-            &mut Vec::new(),
-        );
-        let decoded = r_rule(&mut Reader::new(bytes), |_| {
-            Err(LoadError::Corrupt("no conditions".to_owned()))
-        });
-        assert_eq!(
-            scanned.is_ok(),
-            decoded.is_ok(),
-            "scanner and decoder disagree"
-        );
-        decoded
-    }
-
-    #[test]
-    fn a_shared_limit_is_a_flag_of_a_rule_with_a_limit() {
-        let rate = Rate { count: 3, unit: 1 };
-        let shared = decodes(&record(Some(rate), true)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((shared.limit, shared.limit_shared), (Some(rate), true));
-        let own = decodes(&record(Some(rate), false)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((own.limit, own.limit_shared), (Some(rate), false));
-        // Without a limit the flag is not written, and a record that has it
-        // anyway is corrupt.
-        let none = record(None, true);
-        assert!(
-            !decodes(&none)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .limit_shared
-        );
-        // name (len, byte), policy, effect, then the flags.
-        let mut made_shared = record(Some(rate), false);
-        made_shared[5] |= (SHARED_LIMIT >> 8) as u8;
-        assert!(decodes(&made_shared).is_ok_and(|r| r.limit_shared));
-        let mut bad = none;
-        bad[5] |= (SHARED_LIMIT >> 8) as u8;
-        assert!(decodes(&bad).is_err());
-    }
-}
+mod tests;

@@ -44,17 +44,6 @@ pub struct OutOfScope<'a> {
     pub target: Option<&'a str>,
 }
 
-/// The names of the trust tiers, by their number in a bundle.
-#[must_use]
-pub fn tier_name(tier: u8) -> &'static str {
-    match tier {
-        0 => "untrusted",
-        1 => "verified",
-        2 => "trusted",
-        _ => "privileged",
-    }
-}
-
 /// How many names of a scope list a reason spells out.
 const SHOWN: usize = 5;
 

@@ -282,6 +282,18 @@ impl<'a> Reader<'a> {
         self.str_ref().map(str::to_owned)
     }
 
+    /// The string at a place [`Reader::str_span`] returned.
+    ///
+    /// # Errors
+    /// When the place is not a string of these bytes.
+    pub fn text(&self, (start, len): (u32, u32)) -> Result<&'a str, LoadError> {
+        let (start, len) = (start as usize, len as usize);
+        self.all
+            .get(start..start.saturating_add(len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .ok_or_else(|| self.corrupt("invalid string"))
+    }
+
     pub fn opt<T>(
         &mut self,
         read: impl FnOnce(&mut Self) -> Result<T, LoadError>,
