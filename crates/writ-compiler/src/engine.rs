@@ -125,9 +125,7 @@ impl<'p> SourceEngine<'p> {
 }
 
 fn load(bundle: &[u8]) -> Result<writ_runtime::Runtime, CompileError> {
-    writ_runtime::Runtime::from_bytes(bundle).map_err(|e| CompileError {
-        message: format!("internal error: the runtime refuses the bundle just compiled ({e})"),
-    })
+    writ_runtime::Runtime::from_bytes(bundle).map_err(CompileError::Refused)
 }
 
 /// The runtime's decision in the CLI's decision type.
