@@ -210,6 +210,25 @@ impl std::fmt::Debug for RedisStore {
     }
 }
 
+/// A Redis URL the client cannot use.
+#[derive(Debug)]
+pub struct RedisUrlError {
+    pub url: String,
+    pub source: redis::RedisError,
+}
+
+impl std::fmt::Display for RedisUrlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "redis URL `{}`: {}", self.url, self.source)
+    }
+}
+
+impl std::error::Error for RedisUrlError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.source)
+    }
+}
+
 impl RedisStore {
     /// A store at `url` (`redis://host:port/db`), keys under `writ:limit:`.
     /// Nothing is connected yet: the first request that meets a limit
@@ -217,8 +236,11 @@ impl RedisStore {
     ///
     /// # Errors
     /// When the URL is malformed.
-    pub fn open(url: &str) -> Result<RedisStore, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis URL `{url}`: {e}"))?;
+    pub fn open(url: &str) -> Result<RedisStore, RedisUrlError> {
+        let client = redis::Client::open(url).map_err(|source| RedisUrlError {
+            url: url.to_owned(),
+            source,
+        })?;
         let instance = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
