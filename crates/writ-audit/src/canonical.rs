@@ -77,7 +77,9 @@ pub(crate) struct Spans {
 
 /// Writes a record's body into `out` (cleared first): every field up to
 /// and including `prev`. `chain` and `context` write those two values'
-/// JSON. Returns where the fields landed.
+/// JSON. Returns where the fields landed. (Used by the SQLite sink and
+/// the tests: unused without feature `sqlite`.)
+#[cfg_attr(not(any(feature = "sqlite", test)), allow(dead_code))]
 pub(crate) fn write_body(
     out: &mut Vec<u8>,
     head: &Head<'_>,
