@@ -15,7 +15,7 @@ use std::process::{Command, Output};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
-use writ_runtime::audit::{AuditLog, AuditRecord};
+use writ_audit::{AuditLog, AuditRecord};
 use writ_runtime::{Effect, Risk, Value};
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -298,7 +298,7 @@ fn query_exports_jsonl_that_verifies_and_csv() {
 /// reason, chain or context key) survives into a later one.
 #[test]
 fn decisions_recorded_from_requests_carry_nothing_over() {
-    use writ_runtime::audit::{AuditOptions, JsonlSink};
+    use writ_audit::{AuditOptions, JsonlSink};
     let sources = [writ::Source {
         name: "recycle.writ".to_owned(),
         text: r#"
@@ -317,7 +317,7 @@ rule big_refund: deny "tool:call" on "refund"
         .unwrap_or_else(|| panic!("{:?}", comp.diagnostics));
     let rt = writ_runtime::Runtime::from_vec(writ::bundle::compile(set, &sources, None).unwrap())
         .unwrap();
-    let revision = writ_runtime::audit::revision_of(rt.header());
+    let revision = writ_audit::revision_of(rt.header());
     let requests: Vec<writ_runtime::Request> = (0..40)
         .map(|i| {
             let mut r = writ_runtime::Request::new(

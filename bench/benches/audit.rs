@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use writ_runtime::audit::{AuditLog, AuditOptions, AuditRecord, Batch, ChainHead, JsonlSink, Sink};
+use writ_audit::{AuditLog, AuditOptions, AuditRecord, Batch, ChainHead, JsonlSink, Sink};
 
 /// A JSONL sink that never syncs.
 struct Unsynced(JsonlSink);

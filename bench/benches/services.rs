@@ -31,7 +31,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use writ_runtime::audit::{AuditLog, AuditOptions, JsonlSink, revision_of};
+use writ_audit::{AuditLog, AuditOptions, JsonlSink, revision_of};
 use writ_runtime::{Request, Runtime};
 
 /// The same rule twice, once with a limit that is never reached: the two

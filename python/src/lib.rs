@@ -21,7 +21,7 @@ use pyo3::create_exception;
 use pyo3::exceptions::{PyException, PyFileNotFoundError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString};
-use writ_runtime::audit::{AuditLog, AuditOptions, DecisionId, JsonlSink, SqliteSink};
+use writ_audit::{AuditLog, AuditOptions, DecisionId};
 use writ_runtime::{Effect, LimitStore, OnStoreFailure, Request, Risk};
 
 use policy::{Failure, Loaded, Spec};
@@ -553,7 +553,7 @@ impl Engine {
             return Ok(None);
         };
         let revision = std::sync::Arc::clone(&self.inner.current.load().revision);
-        let mut rec = writ_runtime::audit::AuditRecord::new(
+        let mut rec = writ_audit::AuditRecord::new(
             &convert::text(&agent)?,
             &convert::text(&action)?,
             Effect::Allow,
@@ -705,7 +705,7 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
     let id = match audit.as_ref().and_then(|a| a.as_ref()) {
         Some(log) => {
             let ms = if req.at.is_some() {
-                writ_runtime::audit::now_ms()
+                writ_audit::now_ms()
             } else {
                 now.as_millisecond()
             };
@@ -739,15 +739,9 @@ fn open_audit(path: &std::path::Path, mask: Option<Vec<String>>) -> Result<Audit
     if let Some(m) = mask {
         options.mask = m;
     }
-    let sqlite = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "db" | "sqlite" | "sqlite3"));
-    let log = if sqlite {
-        SqliteSink::open(path).and_then(|s| AuditLog::new(s, options))
-    } else {
-        JsonlSink::open(path).and_then(|s| AuditLog::new(s, options))
-    };
+    // An existing log in its own format, a new one by its name: the rule
+    // `writ audit` reads by too (`writ_audit::Format`).
+    let log = AuditLog::open(path, options);
     log.map_err(|e| format!("cannot open the audit log {}: {e}", path.display()))
 }
 
@@ -781,17 +775,7 @@ fn compile<'py>(
 #[pyfunction]
 fn verify_audit<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let report = py
-        .detach(|| {
-            let mut magic = [0u8; 16];
-            let sqlite = std::fs::File::open(&path)
-                .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
-                .is_ok_and(|n| n == 16 && &magic == b"SQLite format 3\0");
-            if sqlite {
-                writ_runtime::audit::verify_sqlite(&path)
-            } else {
-                writ_runtime::audit::verify_jsonl(&path)
-            }
-        })
+        .detach(|| writ_audit::verify(&path))
         .map_err(|e| WritError::new_err(format!("cannot verify: {e}")))?;
     let d = PyDict::new(py);
     d.set_item("intact", report.is_intact())?;

@@ -161,7 +161,7 @@ pub fn load(spec: &Spec) -> Result<Loaded, Failure> {
         (runtime, warnings)
     };
     Ok(Loaded {
-        revision: writ_runtime::audit::revision_of(runtime.header()),
+        revision: writ_audit::revision_of(runtime.header()),
         rules: runtime.rule_count(),
         runtime,
         warnings,

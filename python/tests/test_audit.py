@@ -191,6 +191,31 @@ def test_threads_record_every_decision(tmp_path):
     assert writ.verify_audit(log)["intact"]
 
 
+def test_an_existing_log_is_continued_in_its_own_format_whatever_its_name(tmp_path):
+    """The binding opens logs by the rule `writ audit` reads them by: an
+    existing file's content decides, the name only for a new one."""
+    jsonl = tmp_path / "renamed.db"
+    with writ.load(SUPPORT, audit=tmp_path / "first.jsonl") as e:
+        e.check("triage-agent", "tool:call", "lookup_customer")
+    (tmp_path / "first.jsonl").rename(jsonl)
+    with writ.load(SUPPORT, audit=jsonl) as e:
+        e.check("triage-agent", "tool:call", "lookup_customer")
+    assert [r["seq"] for r in records(jsonl)] == [1, 2]
+    db = tmp_path / "renamed.jsonl"
+    with writ.load(SUPPORT, audit=tmp_path / "first.sqlite") as e:
+        e.check("triage-agent", "tool:call", "lookup_customer")
+    (tmp_path / "first.sqlite").rename(db)
+    with writ.load(SUPPORT, audit=db) as e:
+        e.check("triage-agent", "tool:call", "lookup_customer")
+    assert db.read_bytes()[:16] == b"SQLite format 3\x00"
+    for log in (jsonl, db):
+        report = writ.verify_audit(log)
+        assert report["intact"] and report["records"] == 2, report
+        proc = audit_verify(log)
+        if proc is not None:
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
 def test_unopenable_audit_log_raises(tmp_path):
     with pytest.raises(writ.WritError, match="cannot open the audit log"):
         writ.load(SUPPORT, audit=tmp_path / "no" / "such" / "dir" / "audit.jsonl")

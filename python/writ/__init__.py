@@ -176,8 +176,9 @@ def load(
 
     - ``dialect``: read YAML files in this dialect instead of detecting it
       (``"writ"``/``"yaml"``, ``"meshguard"``, ``"aegis"``, ``"sekuire"``).
-    - ``audit``: record every decision in this log (``.db``/``.sqlite``/
-      ``.sqlite3``: SQLite, anything else: JSON Lines), hash-chained.
+    - ``audit``: record every decision in this log, hash-chained: an
+      existing log in its own format, a new one by its name (``.db``/
+      ``.sqlite``/``.sqlite3``: SQLite, anything else: JSON Lines).
     - ``audit_mask``: context keys (globs) written as ``"***"``; default
       ``password``, ``*secret*``, ``*token*``, ``api_key``, ``apikey``,
       ``authorization``, ``cookie``.

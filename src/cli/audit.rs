@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::Value as Json;
-use writ_runtime::audit::{self, Problem, VerifyReport};
+use writ_audit::{self as audit, Problem, VerifyReport};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -98,31 +98,9 @@ pub fn run(args: &Args) -> ExitCode {
     }
 }
 
-/// True when the file starts with SQLite's magic header.
-fn is_sqlite(path: &Path) -> std::io::Result<bool> {
-    use std::io::Read as _;
-    let mut magic = [0u8; 16];
-    let mut f = std::fs::File::open(path)?;
-    let mut read = 0;
-    while read < magic.len() {
-        let Some(rest) = magic.get_mut(read..) else {
-            break;
-        };
-        match f.read(rest)? {
-            0 => break,
-            n => read += n,
-        }
-    }
-    Ok(read == magic.len() && &magic == b"SQLite format 3\0")
-}
-
 fn verify(path: &Path) -> ExitCode {
-    let report: Result<VerifyReport, String> = match is_sqlite(path) {
-        Ok(true) => audit::verify_sqlite(path).map_err(|e| e.to_string()),
-        Ok(false) => audit::verify_jsonl(path).map_err(|e| e.to_string()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    };
-    match report {
+    // The format is told by the file's content (`writ_audit::Format`).
+    match audit::verify(path) {
         Ok(mut report) => {
             escape_ids(&mut report);
             outln!("{}: {report}", path.display());
@@ -178,7 +156,8 @@ impl From<std::io::Error> for Stop {
 fn each_line(path: &Path, mut each: impl FnMut(&[u8]) -> Result<(), Stop>) -> Result<(), Stop> {
     use std::io::BufRead as _;
     let unreadable = |e: std::io::Error| Stop::Input(format!("{}: {e}", path.display()));
-    if is_sqlite(path).map_err(unreadable)? {
+    let format = audit::Format::detect(path).map_err(|e| Stop::Input(e.to_string()))?;
+    if format == audit::Format::Sqlite {
         let lines = audit::read_sqlite(path).map_err(|e| Stop::Input(e.to_string()))?;
         return lines.iter().try_for_each(|l| each(l.as_bytes()));
     }

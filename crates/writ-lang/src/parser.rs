@@ -8,6 +8,7 @@
     clippy::panic,
     clippy::indexing_slicing,
     clippy::unimplemented,
+    clippy::allow_attributes_without_reason,
     missing_debug_implementations,
     unused,
     unused_qualifications,

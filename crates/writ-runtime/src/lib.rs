@@ -28,14 +28,7 @@
 //! TLS, limits), then the rules that the action index returns as
 //! candidates, in policy order, and the default.
 
-#[cfg(feature = "audit")]
-pub mod audit;
-
 /// The Rust examples of the user docs, compiled as doc tests.
-#[cfg(all(doctest, feature = "audit"))]
-#[doc = include_str!("../../../docs/audit.md")]
-mod audit_docs {}
-
 #[cfg(all(doctest, feature = "redis", feature = "reload"))]
 #[doc = include_str!("../../../docs/runtime.md")]
 mod runtime_docs {}

@@ -327,8 +327,13 @@ fn key_hash(item: &Acquire<'_>) -> u64 {
 /// library call (an AVX-512 variant on some machines) costs several times
 /// more than comparing them here: eight bytes at a time, the last (or
 /// only) word overlapping the one before.
+///
+/// Public for the audit log (`writ-audit`), which compares each queued
+/// record's names with the record's before it on the calling thread; it
+/// is `a == b` for byte slices, only faster for short ones.
 #[inline]
-pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+#[must_use]
+pub fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

@@ -25,7 +25,10 @@ impl JsonlSink {
     /// [`AuditError::Corrupt`] when its last line is not a record.
     pub fn open(path: impl AsRef<Path>) -> Result<JsonlSink, AuditError> {
         let path = path.as_ref().to_path_buf();
-        let io = |e: io::Error| AuditError::Io(format!("{}: {e}", path.display()));
+        let io = |source: io::Error| AuditError::Io {
+            path: path.clone(),
+            source,
+        };
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -37,10 +40,12 @@ impl JsonlSink {
             None => ChainHead::GENESIS,
             Some(line) => {
                 let info = parse_line(&line).map_err(|why| {
-                    AuditError::Corrupt(format!(
-                        "{}: the last line is not an audit record ({why}); run `writ audit verify` on it and start a new log",
-                        path.display()
-                    ))
+                    AuditError::Corrupt {
+                        path: path.clone(),
+                        why: format!(
+                            "the last line is not an audit record ({why}); run `writ audit verify` on it and start a new log"
+                        ),
+                    }
                 })?;
                 ChainHead {
                     seq: info.seq,
@@ -133,7 +138,10 @@ fn last_line(file: &mut File) -> io::Result<Option<Vec<u8>>> {
 /// error: it is in the report.
 pub fn verify_jsonl(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
     let path = path.as_ref();
-    let io = |e: io::Error| AuditError::Io(format!("{}: {e}", path.display()));
+    let io = |source: io::Error| AuditError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut reader = BufReader::with_capacity(1 << 16, File::open(path).map_err(io)?);
     let mut verifier = Verifier::new("line");
     let mut line = Vec::new();
@@ -164,12 +172,14 @@ pub fn verify_jsonl(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> 
             Problem::Malformed { why, .. } => Some(why.as_str()),
             _ => None,
         });
-        return Err(AuditError::NotALog(format!(
-            "{}: none of its {} lines is a writ audit record (line 1: {})",
-            path.display(),
-            report.records,
-            why.unwrap_or("unreadable")
-        )));
+        return Err(AuditError::NotALog {
+            path: path.to_path_buf(),
+            why: format!(
+                "none of its {} lines is a writ audit record (line 1: {})",
+                report.records,
+                why.unwrap_or("unreadable")
+            ),
+        });
     }
     Ok(report)
 }

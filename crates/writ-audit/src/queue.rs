@@ -38,7 +38,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::{Effect, Risk, Value};
+use writ_runtime::{Effect, Risk, Value};
 
 /// The named strings' tags.
 const ABSENT: u8 = 0;
@@ -232,7 +232,7 @@ impl Queue {
             Some(Some(r)) => self
                 .buf
                 .get(r.clone())
-                .is_some_and(|l| crate::limiter::same_bytes(l, s.as_bytes())),
+                .is_some_and(|l| writ_runtime::limiter::same_bytes(l, s.as_bytes())),
             _ => false,
         };
         u16::from(if same { SAME } else { NEW })

@@ -86,7 +86,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::Value;
+    use writ_runtime::Value;
 
     fn m(p: &str, t: &str) -> bool {
         Mask::new(&[p.to_owned()]).matches(t.as_bytes())
@@ -123,11 +123,10 @@ mod tests {
             Value::List(vec![Value::Map(BTreeMap::new()), Value::Null]),
         );
         let mut packed = Vec::new();
-        super::super::queue::push_map_for_tests(&mut packed, &ctx);
+        crate::queue::push_map_for_tests(&mut packed, &ctx);
         let mut out = Vec::new();
-        let mut r = super::super::queue::Reader::new(&packed);
-        let written =
-            super::super::canonical::push_packed_map(&mut out, &mut r, &mut |k| mask.masks(k));
+        let mut r = crate::queue::Reader::new(&packed);
+        let written = crate::canonical::push_packed_map(&mut out, &mut r, &mut |k| mask.masks(k));
         assert_eq!(written, Some(()));
         assert!(r.is_empty(), "a masked list is skipped whole");
         assert_eq!(

@@ -42,9 +42,14 @@ const SELECT: &str = "SELECT seq, id, time_ms, trace_id, agent, chain, action, t
     FROM audit ORDER BY rowid";
 
 fn sql(path: &Path) -> impl Fn(rusqlite::Error) -> AuditError + '_ {
-    move |e| AuditError::Io(format!("{}: {e}", path.display()))
+    move |source| AuditError::Sqlite {
+        path: path.to_path_buf(),
+        source,
+    }
 }
 
+/// A write's SQLite error as the [`Sink`]'s `io::Error`: the
+/// `rusqlite::Error` stays inside (`io::Error::get_ref` downcasts to it).
 fn to_io(e: rusqlite::Error) -> io::Error {
     io::Error::other(e)
 }
@@ -62,7 +67,7 @@ impl SqliteSink {
     /// table's chain is continued from its last row.
     ///
     /// # Errors
-    /// [`AuditError::Io`] when the database cannot be opened or set up;
+    /// [`AuditError::Sqlite`] when the database cannot be opened or set up;
     /// [`AuditError::Corrupt`] when the last row's hash is malformed.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteSink, AuditError> {
         let path = path.as_ref().to_path_buf();
@@ -88,10 +93,10 @@ impl SqliteSink {
             Some((seq, hash)) => ChainHead {
                 seq: u64::try_from(seq).unwrap_or(0),
                 hash: unhex(hash.as_bytes()).ok_or_else(|| {
-                    AuditError::Corrupt(format!(
-                        "{}: the last row's hash is malformed; run `writ audit verify` on it and start a new log",
-                        path.display()
-                    ))
+                    AuditError::Corrupt {
+                        path: path.clone(),
+                        why: "the last row's hash is malformed; run `writ audit verify` on it and start a new log".to_owned(),
+                    }
                 })?,
             },
         };
@@ -128,7 +133,7 @@ impl Sink for SqliteSink {
                     r.decision().as_str(),
                     r.rule(),
                     r.reason(),
-                    r.risk().map(crate::Risk::as_str),
+                    r.risk().map(writ_runtime::Risk::as_str),
                     r.retry_after_s()
                         .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
                     r.revision(),
@@ -229,7 +234,7 @@ fn row_line(row: &Row) -> String {
 /// order (what `writ audit query` and `--export jsonl` read).
 ///
 /// # Errors
-/// [`AuditError::Io`] when the database cannot be read.
+/// [`AuditError::Sqlite`] when the database cannot be read.
 pub fn read_sqlite(path: impl AsRef<Path>) -> Result<Vec<String>, AuditError> {
     let path = path.as_ref();
     let conn = open_read_only(path)?;
@@ -245,7 +250,7 @@ pub fn read_sqlite(path: impl AsRef<Path>) -> Result<Vec<String>, AuditError> {
 /// Verifies an SQLite log, row by row in insertion order.
 ///
 /// # Errors
-/// [`AuditError::Io`] when the database or its `audit` table cannot be
+/// [`AuditError::Sqlite`] when the database or its `audit` table cannot be
 /// read. Tampering is not an error: it is in the report.
 pub fn verify_sqlite(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError> {
     let path = path.as_ref();

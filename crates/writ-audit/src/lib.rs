@@ -10,14 +10,19 @@
 //! numbers it, writes its canonical line straight from the packed fields
 //! into a batch buffer and hashes it (chained to the record before), then
 //! hands each batch to a [`Sink`]: a JSON Lines file
-//! ([`JsonlSink`]) or, with feature `audit-sqlite`, an SQLite database.
+//! ([`JsonlSink`]) or, with feature `sqlite`, an SQLite database.
 //! [`verify_jsonl`] (and `verify_sqlite`) check the chain and name the
-//! records that were edited, deleted or reordered.
+//! records that were edited, deleted or reordered; [`verify`] and
+//! [`AuditLog::open`] tell the format of a file by one rule
+//! ([`Format`]).
+//!
+//! The runtime (`writ-runtime`) decides and knows nothing of this crate:
+//! it stays a small leaf for agents that keep no log.
 //!
 //! ```
-//! # fn main() -> Result<(), writ_runtime::audit::AuditError> {
+//! # fn main() -> Result<(), writ_audit::AuditError> {
 //! use std::sync::Arc;
-//! use writ_runtime::audit::{AuditLog, AuditRecord, verify_jsonl};
+//! use writ_audit::{AuditLog, AuditRecord, verify_jsonl};
 //! use writ_runtime::{Effect, Value};
 //!
 //! let path = std::env::temp_dir().join(format!("writ-audit-doc-{}.jsonl", std::process::id()));
@@ -46,11 +51,18 @@
 //! `shutdown` then return the error, and `record` never blocks on a
 //! stopped writer.
 
+/// The Rust examples of the user docs, compiled as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/audit.md")]
+mod audit_docs {}
+
 mod canonical;
+mod error;
+mod format;
 mod jsonl;
 mod mask;
 mod queue;
-#[cfg(feature = "audit-sqlite")]
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod verify;
 
@@ -62,15 +74,18 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+pub use error::AuditError;
+pub use format::{Format, verify};
 pub use jsonl::{JsonlSink, verify_jsonl};
 pub use mask::MASKED;
-#[cfg(feature = "audit-sqlite")]
+#[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteSink, read_sqlite, verify_sqlite};
 pub use verify::{At, IncompleteTail, Problem, VerifyReport};
 
-use crate::{Decision, Effect, Header, Request, Risk, Value};
 use canonical::{Head, Spans};
+use error::Failure;
 use queue::{Fields, Packed, Reader};
+use writ_runtime::{Decision, Effect, Header, Request, Risk, Value};
 
 /// One decision, as recorded, owned: for decisions that do not come from
 /// a [`Request`] (or to record one later). [`AuditLog::record_decision`]
@@ -435,32 +450,6 @@ impl Default for AuditOptions {
     }
 }
 
-/// Why the log could not do what was asked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AuditError {
-    /// Opening, reading or writing failed.
-    Io(String),
-    /// An existing log cannot be continued (its last record is malformed).
-    Corrupt(String),
-    /// The writer stopped after an error; nothing is written any more.
-    Stopped(String),
-    /// The file holds no audit record at all (another file was named).
-    NotALog(String),
-}
-
-impl fmt::Display for AuditError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AuditError::Io(why) => write!(f, "audit log: {why}"),
-            AuditError::Corrupt(why) => write!(f, "audit log cannot be continued: {why}"),
-            AuditError::Stopped(why) => write!(f, "audit log stopped: {why}"),
-            AuditError::NotALog(why) => write!(f, "not an audit log: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for AuditError {}
-
 /// What the calling threads and the writer share: the queue behind a
 /// spin lock held only for a push or a swap (taken by every record: one
 /// atomic exchange), and the rest behind a mutex with the condition
@@ -526,7 +515,7 @@ struct State {
     stopping: bool,
     /// The writer is gone; `failed` says why, if it failed.
     stopped: bool,
-    failed: Option<AuditError>,
+    failed: Option<Failure>,
     progress_waiters: usize,
 }
 
@@ -575,9 +564,10 @@ impl AuditLog {
     pub fn new(sink: impl Sink + 'static, options: AuditOptions) -> Result<AuditLog, AuditError> {
         let mut sink: Box<dyn Sink> = Box::new(sink);
         let background = sink.background_sync();
-        let head = sink
-            .head()
-            .map_err(|e| AuditError::Io(format!("cannot read the log's last record: {e}")))?;
+        let head = sink.head().map_err(|source| AuditError::Start {
+            what: "cannot read the log's last record",
+            source,
+        })?;
         let capacity = options.capacity.max(1);
         let shared = Arc::new(Shared {
             intake: spin::mutex::SpinMutex::new(Intake {
@@ -630,13 +620,19 @@ impl AuditLog {
             let syncer = std::thread::Builder::new()
                 .name("writ-audit-sync".to_owned())
                 .spawn(move || run_syncer(&shared, sync))
-                .map_err(|e| AuditError::Io(format!("cannot start the syncing thread: {e}")))?;
+                .map_err(|source| AuditError::Start {
+                    what: "cannot start the syncing thread",
+                    source,
+                })?;
             writer.syncer = Some(syncer);
         }
         let writer = std::thread::Builder::new()
             .name("writ-audit".to_owned())
             .spawn(move || writer.run(interval))
-            .map_err(|e| AuditError::Io(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|source| AuditError::Start {
+                what: "cannot start the writer thread",
+                source,
+            })?;
         Ok(AuditLog {
             shared,
             prefix,
@@ -658,7 +654,7 @@ impl AuditLog {
     ///
     /// # Errors
     /// As [`SqliteSink::open`].
-    #[cfg(feature = "audit-sqlite")]
+    #[cfg(feature = "sqlite")]
     pub fn sqlite(path: impl AsRef<std::path::Path>) -> Result<AuditLog, AuditError> {
         AuditLog::new(SqliteSink::open(path)?, AuditOptions::default())
     }
@@ -833,10 +829,10 @@ impl AuditLog {
         if st.synced >= target {
             return Ok(());
         }
-        Err(st
-            .failed
-            .clone()
-            .unwrap_or_else(|| AuditError::Stopped("the writer thread is gone".to_owned())))
+        Err(st.failed.as_ref().map_or_else(
+            || Failure::new("the writer thread is gone").error(),
+            Failure::error,
+        ))
     }
 
     /// Flushes and stops the writer.
@@ -856,7 +852,7 @@ impl AuditLog {
     /// The error that stopped the writer, if it stopped.
     #[must_use]
     pub fn error(&self) -> Option<AuditError> {
-        self.shared.lock().failed.clone()
+        self.shared.lock().failed.as_ref().map(Failure::error)
     }
 
     fn wake(&self) {
@@ -872,10 +868,10 @@ impl AuditLog {
         self.shared.lock().stopping = true;
         writer.thread().unpark();
         if writer.join().is_err() {
-            return Err(AuditError::Stopped("the writer thread panicked".to_owned()));
+            return Err(Failure::new("the writer thread panicked").error());
         }
-        match self.shared.lock().failed.clone() {
-            Some(e) => Err(e),
+        match &self.shared.lock().failed {
+            Some(f) => Err(f.error()),
             None => Ok(()),
         }
     }
@@ -965,10 +961,7 @@ impl Writer {
                 || flush_to > self.requested
                 || (self.syncer.is_some() && self.unsynced_bytes >= SYNC_EVERY_BYTES);
             if result.is_ok() && must_sync && self.syncer.is_none() {
-                result = self
-                    .sink
-                    .sync()
-                    .map_err(|e| fail(&format!("sync failed: {e}")));
+                result = self.sink.sync().map_err(|e| Failure::io("sync failed", e));
             }
             let mut st = self.shared.lock();
             if let Err(e) = result {
@@ -1008,7 +1001,7 @@ impl Writer {
                 if !self.stop_syncer() {
                     let mut st = self.shared.lock();
                     st.failed
-                        .get_or_insert_with(|| fail("the syncing thread panicked"));
+                        .get_or_insert_with(|| Failure::new("the syncing thread panicked"));
                 }
                 let mut st = self.shared.lock();
                 self.shared.halt(&mut st);
@@ -1052,7 +1045,7 @@ impl Writer {
 
     /// Seals every record packed in `queue` and writes them, a batch at a
     /// time.
-    fn write_all(&mut self, queue: &[u8], revisions: &[Arc<str>]) -> Result<(), AuditError> {
+    fn write_all(&mut self, queue: &[u8], revisions: &[Arc<str>]) -> Result<(), Failure> {
         let mut reader = Reader::new(queue);
         while !reader.is_empty() {
             // Only this module packs the queue: a record that does not
@@ -1061,7 +1054,7 @@ impl Writer {
             reader
                 .record()
                 .and_then(|p| self.seal(&p, revisions))
-                .ok_or_else(|| fail("internal error: a queued record could not be read"))?;
+                .ok_or_else(|| Failure::new("internal error: a queued record could not be read"))?;
             if self.batch.len() >= self.batch_size {
                 self.write()?;
             }
@@ -1154,7 +1147,7 @@ impl Writer {
         syncer.join().is_ok()
     }
 
-    fn write(&mut self) -> Result<(), AuditError> {
+    fn write(&mut self) -> Result<(), Failure> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -1162,7 +1155,7 @@ impl Writer {
         let result = self.sink.write_batch(&self.batch);
         let n = self.batch.len() as u64;
         self.batch.clear();
-        result.map_err(|e| fail(&format!("write failed: {e}")))?;
+        result.map_err(|e| Failure::io("write failed", e))?;
         self.written += n;
         Ok(())
     }
@@ -1199,7 +1192,7 @@ fn run_syncer(shared: &Shared, mut sync: BackgroundSync) {
             }
             Err(e) => {
                 st.failed
-                    .get_or_insert_with(|| fail(&format!("sync failed: {e}")));
+                    .get_or_insert_with(|| Failure::io("sync failed", e));
                 shared.halt(&mut st);
                 shared.room.notify_all();
                 shared.progress.notify_all();
@@ -1221,17 +1214,13 @@ impl Drop for HaltOnPanic {
         let shared = &self.0;
         let mut st = shared.lock();
         st.failed
-            .get_or_insert_with(|| fail("the writer thread panicked"));
+            .get_or_insert_with(|| Failure::new("the writer thread panicked"));
         shared.halt(&mut st);
         st.sync_stop = true;
         shared.room.notify_all();
         shared.progress.notify_all();
         shared.sync_wanted.notify_all();
     }
-}
-
-fn fail(why: &str) -> AuditError {
-    AuditError::Stopped(why.to_owned())
 }
 
 #[cfg(test)]
@@ -1259,7 +1248,9 @@ mod tests {
     /// A log over `sink` fails at its first flush with `why`; then
     /// recording drops and counts, never blocks, and flush and shutdown
     /// keep failing.
-    fn stops_and_surfaces(sink: impl Sink + 'static, why: &str) {
+    /// With `io_cause`, `why` is the sink's I/O error, which the error
+    /// keeps as its source.
+    fn stops_and_surfaces(sink: impl Sink + 'static, why: &str, io_cause: bool) {
         let log = AuditLog::new(sink, AuditOptions::default());
         let Ok(log) = log else {
             unreachable!("the log starts")
@@ -1268,8 +1259,24 @@ mod tests {
         log.record(&rec);
         let err = log.flush();
         assert!(
-            matches!(&err, Err(AuditError::Stopped(w)) if w.contains(why)),
+            matches!(&err, Err(e @ AuditError::Stopped { .. }) if e.to_string().contains(why)),
             "{err:?}"
+        );
+        let cause = err
+            .as_ref()
+            .err()
+            .and_then(std::error::Error::source)
+            .and_then(|c| c.downcast_ref::<io::Error>())
+            .map(ToString::to_string);
+        if io_cause {
+            assert_eq!(cause.as_deref(), Some(why), "{err:?}");
+        } else {
+            assert_eq!(cause, None, "{err:?}");
+        }
+        // Every later call says the same.
+        assert_eq!(
+            log.error().map(|e| e.to_string()),
+            err.err().map(|e| e.to_string())
         );
         for _ in 0..20_000 {
             log.record(&rec);
@@ -1281,13 +1288,13 @@ mod tests {
 
     #[test]
     fn a_failing_sink_surfaces_in_flush_and_never_blocks_record() {
-        stops_and_surfaces(Failing, "disk full");
+        stops_and_surfaces(Failing, "disk full", true);
     }
 
     #[derive(Debug)]
     struct Panicking;
     impl Sink for Panicking {
-        #[allow(clippy::panic)]
+        #[allow(clippy::panic, reason = "the test sink panics on purpose")]
         fn write_batch(&mut self, _: &Batch) -> io::Result<()> {
             panic!("a sink with a bug")
         }
@@ -1298,7 +1305,7 @@ mod tests {
 
     #[test]
     fn a_panicking_sink_stops_the_log_rather_than_hanging_its_callers() {
-        stops_and_surfaces(Panicking, "the writer thread panicked");
+        stops_and_surfaces(Panicking, "the writer thread panicked", false);
     }
 
     /// Counts writes and syncs; syncs in the background, failing when
@@ -1359,7 +1366,7 @@ mod tests {
             for _ in 0..1000 {
                 log.record(&rec);
             }
-            assert_eq!(log.flush(), Ok(()));
+            assert!(log.flush().is_ok());
             // Acknowledged means a sync that began after the records
             // were written.
             let syncs = synced
@@ -1372,7 +1379,7 @@ mod tests {
             );
         }
         log.record(&rec);
-        assert_eq!(log.shutdown(), Ok(()));
+        assert!(log.shutdown().is_ok());
         assert_eq!(
             *written.lock().unwrap_or_else(PoisonError::into_inner),
             3001
@@ -1391,7 +1398,7 @@ mod tests {
             fail_sync: true,
             ..Counting::default()
         };
-        stops_and_surfaces(sink, "device gone");
+        stops_and_surfaces(sink, "device gone", true);
     }
 
     /// Waits up to ten seconds for `written` to reach `n`.
@@ -1442,7 +1449,7 @@ mod tests {
             }
         });
         assert!(reaches(&written, 10_000));
-        assert_eq!(log.flush(), Ok(()));
+        assert!(log.flush().is_ok());
         assert_eq!(
             *written.lock().unwrap_or_else(PoisonError::into_inner),
             10_004

@@ -2,12 +2,12 @@
 //! SQLite, masking, tamper detection (edited, deleted, swapped, forged),
 //! continuing a log, durability of `flush`, and a writer killed with
 //! SIGKILL mid-write.
-#![cfg(feature = "audit")]
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
     clippy::panic,
-    clippy::indexing_slicing
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
 )]
 
 use std::collections::BTreeMap;
@@ -15,9 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value as Json;
-use writ_runtime::audit::{
-    AuditLog, AuditOptions, AuditRecord, JsonlSink, MASKED, Problem, verify_jsonl,
-};
+use writ_audit::{AuditLog, AuditOptions, AuditRecord, JsonlSink, MASKED, Problem, verify_jsonl};
 use writ_runtime::{Effect, Risk, Value};
 
 /// A fresh, empty directory for one test.
@@ -438,23 +436,31 @@ fn a_tiny_queue_shared_by_threads_and_flushes_loses_and_repeats_nothing() {
 
 #[test]
 fn unwritable_logs_are_errors_not_panics() {
+    // The cause is kept, typed: its kind tells why.
+    let kind = |err: &writ_audit::AuditError| {
+        std::error::Error::source(err)
+            .and_then(|c| c.downcast_ref::<std::io::Error>())
+            .map(std::io::Error::kind)
+    };
     let err = AuditLog::jsonl("/nonexistent-dir/writ/audit.jsonl").unwrap_err();
     assert!(err.to_string().contains("/nonexistent-dir"), "{err}");
+    assert_eq!(kind(&err), Some(std::io::ErrorKind::NotFound), "{err:?}");
     // A full disk: every write to /dev/full fails with ENOSPC.
     if Path::new("/dev/full").exists() {
         let log = AuditLog::jsonl("/dev/full").unwrap();
         log.record(&record(1));
         let err = log.flush().unwrap_err();
         assert!(err.to_string().contains("write failed"), "{err}");
+        assert_eq!(kind(&err), Some(std::io::ErrorKind::StorageFull), "{err:?}");
         log.record(&record(2)); // does not block
         assert!(log.shutdown().is_err());
     }
 }
 
-#[cfg(feature = "audit-sqlite")]
+#[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use writ_runtime::audit::{read_sqlite, verify_sqlite};
+    use writ_audit::{read_sqlite, verify_sqlite};
 
     fn write_db(path: &Path, n: u64) {
         let log = AuditLog::sqlite(path).unwrap();
@@ -509,6 +515,62 @@ mod sqlite {
         );
         assert_eq!(report.problems[1], Problem::Missing { first: 4, last: 4 });
         assert!(report.to_string().contains("row 2 (seq 2"), "{report}");
+    }
+
+    /// `AuditLog::open` and `verify` go by a file's content, whatever its
+    /// name; only a new log is told by its name.
+    #[test]
+    fn open_and_verify_tell_the_format_by_content() {
+        use writ_audit::{Format, verify};
+        let dir = temp_dir("sqlite-format");
+        let reopen = |path: &Path, i: u64| {
+            let log = AuditLog::open(path, AuditOptions::default()).unwrap();
+            log.record(&record(i));
+            log.shutdown().unwrap();
+        };
+        // An SQLite log named like JSON Lines is continued as SQLite.
+        let db = dir.join("audit.jsonl");
+        write_db(&db, 2);
+        reopen(&db, 3);
+        assert_eq!(Format::detect(&db).unwrap(), Format::Sqlite);
+        assert_eq!(read_sqlite(&db).unwrap().len(), 3);
+        let report = verify(&db).unwrap();
+        assert!(report.is_intact() && report.records == 3, "{report}");
+        // A JSON Lines log named like SQLite is continued as JSON Lines.
+        let jsonl = dir.join("audit.db");
+        write_jsonl(&jsonl, 2);
+        reopen(&jsonl, 3);
+        assert_eq!(lines(&jsonl).len(), 3);
+        let report = verify(&jsonl).unwrap();
+        assert!(report.is_intact() && report.records == 3, "{report}");
+        // New logs: by name.
+        let new_db = dir.join("new.SQLite3");
+        reopen(&new_db, 1);
+        assert_eq!(Format::detect(&new_db).unwrap(), Format::Sqlite);
+        let new_jsonl = dir.join("new.log");
+        reopen(&new_jsonl, 1);
+        assert_eq!(Format::detect(&new_jsonl).unwrap(), Format::Jsonl);
+        assert_eq!(lines(&new_jsonl).len(), 1);
+    }
+
+    #[test]
+    fn sqlite_errors_keep_their_cause() {
+        let dir = temp_dir("sqlite-error");
+        let path = dir.join("notes.db");
+        std::fs::write(&path, "these are notes, not a database\n".repeat(100)).unwrap();
+        let err = verify_sqlite(&path).unwrap_err();
+        assert!(
+            matches!(&err, writ_audit::AuditError::Sqlite { path: p, .. } if *p == path),
+            "{err:?}"
+        );
+        let cause = std::error::Error::source(&err)
+            .and_then(|c| c.downcast_ref::<rusqlite::Error>())
+            .map(ToString::to_string);
+        assert_eq!(cause.as_deref(), Some("file is not a database"), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!("audit log: {}: file is not a database", path.display())
+        );
     }
 }
 
