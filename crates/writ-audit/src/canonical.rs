@@ -79,7 +79,10 @@ pub(crate) struct Spans {
 /// and including `prev`. `chain` and `context` write those two values'
 /// JSON. Returns where the fields landed. (Used by the SQLite sink and
 /// the tests: unused without feature `sqlite`.)
-#[cfg_attr(not(any(feature = "sqlite", test)), allow(dead_code))]
+#[cfg_attr(
+    not(any(feature = "sqlite", test)),
+    allow(dead_code, reason = "only the SQLite sink writes a body alone")
+)]
 pub(crate) fn write_body(
     out: &mut Vec<u8>,
     head: &Head<'_>,
