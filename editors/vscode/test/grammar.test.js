@@ -1,7 +1,7 @@
 // Tests the TextMate grammar with the engine VS Code uses (vscode-textmate on
 // the oniguruma regex library), without VS Code: `node test/grammar.test.js`.
 //
-// The keywords come from the lexer (src/lang/lexer.rs), and every .writ file
+// The keywords come from the lexer (crates/writ-lang/src/lexer.rs), and every .writ file
 // under examples/ is checked token by token against a small port of that
 // lexer, so the grammar cannot drift from the language unnoticed.
 
@@ -20,12 +20,12 @@ const grammarPath = path.resolve(here, '..', 'syntaxes', 'writ.tmLanguage.json')
 
 /** The keywords, in the lexer's `KEYWORDS` table. */
 function lexerKeywords() {
-  const source = fs.readFileSync(path.join(repo, 'src', 'lang', 'lexer.rs'), 'utf8');
+  const source = fs.readFileSync(path.join(repo, 'crates', 'writ-lang', 'src', 'lexer.rs'), 'utf8');
   const start = source.indexOf('pub const KEYWORDS');
-  assert.ok(start >= 0, 'src/lang/lexer.rs has no KEYWORDS table');
+  assert.ok(start >= 0, 'crates/writ-lang/src/lexer.rs has no KEYWORDS table');
   const table = source.slice(start, source.indexOf('];', start));
   const words = [...table.matchAll(/\("([a-z_]+)", Tok::/g)].map((m) => m[1]);
-  assert.ok(words.length >= 40, `only ${words.length} keywords read from src/lang/lexer.rs`);
+  assert.ok(words.length >= 40, `only ${words.length} keywords read from crates/writ-lang/src/lexer.rs`);
   return words;
 }
 
@@ -88,7 +88,7 @@ async function tokenize(text, name = 'sample') {
   });
 }
 
-/** A port of the lexer's token shapes (src/lang/lexer.rs), for one line. */
+/** A port of the lexer's token shapes (crates/writ-lang/src/lexer.rs), for one line. */
 function lexLine(line) {
   const shapes = [
     ['comment', /#[^\n]*/y],
