@@ -19,7 +19,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::{Decision, LimitStore, LoadError, OnStoreFailure, Request, Runtime};
+use crate::error::LoadError;
+use crate::request::Request;
+use crate::{Decision, LimitStore, OnStoreFailure, Runtime};
 
 /// The current bundle, replaceable while requests are being decided.
 /// `Send + Sync`: share it behind an `Arc`.

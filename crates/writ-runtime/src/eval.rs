@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use rustc_hash::FxHashMap;
 
-use crate::LoadError;
+use crate::error::LoadError;
 use crate::limiter::{
     Acquire, InProcess, LimitKind, LimitStore, OnStoreFailure, Refusal, Scope as LimitScope,
 };
@@ -75,7 +75,7 @@ impl Decision<'_> {
 
     /// The reason as text, for the request the decision was made for.
     #[must_use]
-    pub fn reason_text(&self, req: &crate::Request) -> Option<Cow<'_, str>> {
+    pub fn reason_text(&self, req: &crate::request::Request) -> Option<Cow<'_, str>> {
         match &self.reason {
             Reason::None => None,
             Reason::Template(t) => Some(expand(t, req)),
@@ -91,7 +91,7 @@ impl Decision<'_> {
 
     /// The decision as one line of JSON, the same shape as `writ eval`.
     #[must_use]
-    pub fn to_json(&self, req: &crate::Request) -> String {
+    pub fn to_json(&self, req: &crate::request::Request) -> String {
         let mut out = format!("{{\"decision\":\"{}\"", self.effect.as_str());
         let mut field = |name: &str, v: Option<&str>| {
             out.push_str(&format!(",\"{name}\":"));
@@ -133,7 +133,7 @@ pub(crate) fn json_string(out: &mut String, s: &str) {
     out.push('"');
 }
 
-fn expand<'a>(template: &'a str, req: &crate::Request) -> Cow<'a, str> {
+fn expand<'a>(template: &'a str, req: &crate::request::Request) -> Cow<'a, str> {
     if !template.contains('{') {
         return Cow::Borrowed(template);
     }
@@ -903,17 +903,22 @@ impl Compiled {
         }
     }
 
-    pub fn check(&self, req: &crate::Request, now: jiff::Timestamp) -> Decision<'_> {
+    pub fn check(&self, req: &crate::request::Request, now: jiff::Timestamp) -> Decision<'_> {
         self.check_with(req, now, true)
     }
 
     /// As `check`, but a decision that allows takes nothing from its
     /// limits (a full limit still refuses).
-    pub fn peek(&self, req: &crate::Request, now: jiff::Timestamp) -> Decision<'_> {
+    pub fn peek(&self, req: &crate::request::Request, now: jiff::Timestamp) -> Decision<'_> {
         self.check_with(req, now, false)
     }
 
-    fn check_with(&self, req: &crate::Request, now: jiff::Timestamp, commit: bool) -> Decision<'_> {
+    fn check_with(
+        &self,
+        req: &crate::request::Request,
+        now: jiff::Timestamp,
+        commit: bool,
+    ) -> Decision<'_> {
         let at = req.at.unwrap_or(now);
         let clock = if self.needs_clock {
             let zoned = at.to_zoned(self.tz.clone());
@@ -938,7 +943,12 @@ impl Compiled {
         d
     }
 
-    fn decide<'s>(&'s self, req: &crate::Request, clock: &Clock, commit: bool) -> Decision<'s> {
+    fn decide<'s>(
+        &'s self,
+        req: &crate::request::Request,
+        clock: &Clock,
+        commit: bool,
+    ) -> Decision<'s> {
         if let Some(path) = non_finite(&req.context) {
             let reason = format!("invalid request: context value `{path}` is not a finite number");
             return self.deny(None, None, reason, None);
@@ -1007,7 +1017,7 @@ impl Compiled {
 
     fn chain<'s>(
         &'s self,
-        req: &crate::Request,
+        req: &crate::request::Request,
         clock: &Clock,
     ) -> Result<Option<Decision<'s>>, Decision<'s>> {
         let hops = req.chain.len().saturating_sub(1);
@@ -1062,7 +1072,7 @@ impl Compiled {
         let mut floor = None;
         let acting = req.chain.last().map_or("", String::as_str);
         for member in req.chain.iter().filter(|m| m.as_str() != acting) {
-            let mut alone = crate::Request::new(member, &req.action);
+            let mut alone = crate::request::Request::new(member, &req.action);
             alone.target.clone_from(&req.target);
             alone.context.clone_from(&req.context);
             alone.at = req.at;
@@ -1100,7 +1110,7 @@ impl Compiled {
 
     fn hop<'s>(
         &'s self,
-        req: &crate::Request,
+        req: &crate::request::Request,
         from: &str,
         to: &str,
         clock: &Clock,
@@ -1110,7 +1120,7 @@ impl Compiled {
         if first.effect != Effect::Deny {
             return first;
         }
-        let mut handoff = crate::Request::new(from, &format!("handoff:{to}"));
+        let mut handoff = crate::request::Request::new(from, &format!("handoff:{to}"));
         handoff.context.clone_from(&req.context);
         handoff.at = req.at;
         let second = self.decide(&handoff, clock, false);
@@ -1126,7 +1136,7 @@ impl Compiled {
 
     fn principal<'r>(
         &'r self,
-        req: &'r crate::Request,
+        req: &'r crate::request::Request,
         p: &mut Principal<'r>,
     ) -> Result<(), String> {
         for r in &req.roles {
@@ -1215,7 +1225,7 @@ impl Compiled {
 
     fn ceilings<'s>(
         &'s self,
-        req: &crate::Request,
+        req: &crate::request::Request,
         p: &Principal<'_>,
         clock: &Clock,
         pending: &mut Pending<'s>,
@@ -1348,7 +1358,7 @@ impl Compiled {
 
     fn rules<'s>(
         &'s self,
-        req: &crate::Request,
+        req: &crate::request::Request,
         p: &Principal<'_>,
         clock: &Clock,
         pending: &mut Pending<'s>,
@@ -1438,7 +1448,7 @@ impl Compiled {
     #[inline(never)]
     fn default<'s>(
         &'s self,
-        req: &crate::Request,
+        req: &crate::request::Request,
         p: &Principal<'_>,
         every: Option<&[u32]>,
     ) -> Decision<'s> {
@@ -1517,7 +1527,7 @@ impl Compiled {
     fn outcome<'s>(
         &'s self,
         rule: &'s PRule,
-        req: &crate::Request,
+        req: &crate::request::Request,
         p: &Principal<'_>,
         clock: &Clock,
         peek: bool,
@@ -1596,7 +1606,7 @@ impl Compiled {
     fn applies(
         &self,
         rule: &PRule,
-        req: &crate::Request,
+        req: &crate::request::Request,
         p: &Principal<'_>,
         clock: &Clock,
     ) -> bool {
@@ -1634,19 +1644,19 @@ fn scope_miss(s: &crate::model::Scope, p: &Principal<'_>) -> Option<ScopeList> {
     None
 }
 
-fn hop_request(req: &crate::Request, from: &str, to: &str) -> crate::Request {
-    let mut ask = crate::Request::new(from, "agent:delegate");
+fn hop_request(req: &crate::request::Request, from: &str, to: &str) -> crate::request::Request {
+    let mut ask = crate::request::Request::new(from, "agent:delegate");
     ask.target = Some(to.to_owned());
     ask.context.clone_from(&req.context);
     ask.at = req.at;
     ask
 }
 
-fn reason_string(d: &Decision<'_>, req: &crate::Request) -> String {
+fn reason_string(d: &Decision<'_>, req: &crate::request::Request) -> String {
     d.reason_text(req).map(Cow::into_owned).unwrap_or_default()
 }
 
-fn delegation_target(req: &crate::Request) -> Option<&str> {
+fn delegation_target(req: &crate::request::Request) -> Option<&str> {
     match req.action.as_str() {
         "agent:delegate" => req.target.as_deref(),
         other => other.strip_prefix("handoff:"),
@@ -1670,7 +1680,7 @@ enum Read<'r> {
     Ambiguous,
 }
 
-fn read<'r>(field: &Field, req: &'r crate::Request) -> Read<'r> {
+fn read<'r>(field: &Field, req: &'r crate::request::Request) -> Read<'r> {
     match field {
         Field::Target => req.target.as_deref().map_or(Read::Missing, Read::Str),
         Field::Context(path) => {
@@ -1743,7 +1753,7 @@ fn is_joined(key: &str, path: &[String]) -> bool {
 }
 
 /// A field's value (copied), `None` when missing or ambiguous.
-fn lookup(field: &Field, req: &crate::Request) -> Option<Value> {
+fn lookup(field: &Field, req: &crate::request::Request) -> Option<Value> {
     match read(field, req) {
         Read::Str(s) => Some(Value::String(s.to_owned())),
         Read::Value(v) => Some(v.clone()),
@@ -1790,7 +1800,7 @@ fn lets_apply(t: u8, effect: Effect) -> bool {
     }
 }
 
-fn holds(c: &PCond, req: &crate::Request, clock: &Clock) -> u8 {
+fn holds(c: &PCond, req: &crate::request::Request, clock: &Clock) -> u8 {
     let mut stack = [FALSE; 32];
     let mut spill: Vec<u8> = Vec::new();
     let mut len = 0usize;
@@ -1861,7 +1871,7 @@ fn eq(l: &Read<'_>, v: &Value) -> bool {
 
 /// An atom's truth: false on a missing value; unknown on an ambiguous
 /// path or a value of a type the operator is not defined on.
-fn atom(a: &PAtom, req: &crate::Request, clock: &Clock) -> u8 {
+fn atom(a: &PAtom, req: &crate::request::Request, clock: &Clock) -> u8 {
     match a {
         PAtom::Compare { field, op, value } => {
             let actual = read(field, req);

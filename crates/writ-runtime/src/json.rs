@@ -4,7 +4,8 @@
 
 use serde::Deserialize;
 
-use crate::{Request, RequestError, Value};
+use crate::Value;
+use crate::request::{Request, RequestError};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -34,6 +34,7 @@
 mod runtime_docs {}
 #[cfg(feature = "reload")]
 pub mod engine;
+mod error;
 mod eval;
 #[cfg(feature = "json")]
 mod json;
@@ -43,22 +44,20 @@ pub mod model;
 pub mod reason;
 #[cfg(feature = "redis")]
 pub mod redis_store;
-mod validate;
+mod request;
 pub mod vocab;
 pub mod wire;
 
-use std::collections::BTreeMap;
-use std::fmt;
-
 #[cfg(feature = "reload")]
 pub use engine::{Engine, Watcher};
+pub use error::LoadError;
 pub use eval::{Decision, Reason};
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
 pub use reason::ScopeList;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
-pub use validate::RequestError;
+pub use request::{Request, RequestError};
 pub use vocab::{Effect, Risk};
 
 /// The first bytes of every bundle.
@@ -81,49 +80,6 @@ pub const FORMAT_VERSION: u32 = 4;
 pub const OLDEST_FORMAT_VERSION: u32 = 2;
 /// The length of the checksum that follows the body.
 pub const CHECKSUM_LEN: usize = 16;
-
-/// Why a bundle was not loaded.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum LoadError {
-    /// The bytes are not a bundle (wrong magic).
-    NotABundle,
-    /// A bundle of a format this runtime does not read.
-    UnsupportedVersion(u32),
-    /// The checksum does not match: the bundle was changed or cut.
-    Checksum,
-    /// A signature was required and is missing or does not verify.
-    Signature(String),
-    /// The bundle's content is malformed.
-    Corrupt(String),
-    /// A coded field holds a byte that is no code of its kind (see
-    /// [`vocab`]).
-    UnknownCode { what: &'static str, byte: u8 },
-    /// The bundle could not be read.
-    Io(String),
-}
-
-impl fmt::Display for LoadError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LoadError::NotABundle => f.write_str("not a writ bundle (bad magic bytes)"),
-            LoadError::UnsupportedVersion(v) => write!(
-                f,
-                "bundle format {v} is not supported by this runtime (it reads formats {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); recompile with a matching writ"
-            ),
-            LoadError::Checksum => f.write_str(
-                "bundle checksum mismatch: the file was modified or truncated; recompile it",
-            ),
-            LoadError::Signature(why) => write!(f, "bundle signature check failed: {why}"),
-            LoadError::Corrupt(why) => write!(f, "corrupt bundle: {why}"),
-            LoadError::UnknownCode { what, byte } => {
-                write!(f, "corrupt bundle: unknown {what} {byte}")
-            }
-            LoadError::Io(why) => write!(f, "cannot read bundle: {why}"),
-        }
-    }
-}
-
-impl std::error::Error for LoadError {}
 
 /// The header of a bundle: what `writ inspect` prints.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,37 +204,6 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
 pub fn read_model(bytes: &[u8]) -> Result<Model, LoadError> {
     let (header, body, ..) = split(bytes)?;
     Model::decode(body, header.format_version)
-}
-
-/// One question: may `agent` take `action` on `target` now?
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct Request {
-    pub agent: String,
-    pub roles: Vec<String>,
-    pub tags: Vec<String>,
-    pub token: Option<String>,
-    pub action: String,
-    pub target: Option<String>,
-    pub context: BTreeMap<String, Value>,
-    /// `None`: now.
-    pub at: Option<jiff::Timestamp>,
-    pub tokens: u64,
-    /// The delegation chain, outermost first, ending with `agent`.
-    pub chain: Vec<String>,
-    /// The caller's id for the run this request belongs to: recorded in
-    /// the audit log, never used to decide.
-    pub trace_id: Option<String>,
-}
-
-impl Request {
-    #[must_use]
-    pub fn new(agent: &str, action: &str) -> Request {
-        Request {
-            agent: agent.to_owned(),
-            action: action.to_owned(),
-            ..Request::default()
-        }
-    }
 }
 
 /// A loaded bundle, ready to decide. `Send + Sync`: share it behind an

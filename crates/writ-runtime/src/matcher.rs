@@ -9,7 +9,7 @@ use std::hash::Hasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
 
-use crate::LoadError;
+use crate::error::LoadError;
 use crate::model::{Pattern, PatternRef, Span};
 
 /// One prepared pattern.

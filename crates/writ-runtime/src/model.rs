@@ -5,7 +5,7 @@
 //! structures. The encoding lives here, in one place, so the two sides
 //! cannot disagree.
 
-use crate::LoadError;
+use crate::error::LoadError;
 use crate::vocab::{
     AtomTag, Combining, CompareOp, Effect, FieldTag, Metric, OpTag, PatternTag, RateUnit, Risk,
     Subject, Tier, ValueTag,

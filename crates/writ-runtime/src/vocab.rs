@@ -7,7 +7,7 @@
 //! bundle is refused, never guessed at (the model is regex-automata's
 //! `util/wire.rs`).
 
-use crate::LoadError;
+use crate::error::LoadError;
 
 /// Declares a closed enum of one-byte codes: the variants, the byte of
 /// each (written once, in the declaration), `to_byte`, `from_byte` and the

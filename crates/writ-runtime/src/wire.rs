@@ -11,7 +11,7 @@
 
 use rustc_hash::FxHashMap;
 
-use crate::LoadError;
+use crate::error::LoadError;
 
 /// A body's string table, as positions into the body.
 #[derive(Clone, Copy, Debug)]

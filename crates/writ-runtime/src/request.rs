@@ -1,9 +1,43 @@
-//! What makes a request well formed, checked in one place: by the JSON
-//! reader ([`Request::from_json`], feature `json`) and by bindings that build
-//! requests field by field (the Python package), so a malformed request is
-//! refused with the same sentence wherever it comes from.
+//! A request, the question an agent asks before it acts, and what makes
+//! one well formed ([`Request::validate`]): checked in one place, by the
+//! JSON reader ([`Request::from_json`], feature `json`) and by bindings
+//! that build requests field by field (the Python package), so a malformed
+//! request is refused with the same sentence wherever it comes from.
 
-use crate::Request;
+use std::collections::BTreeMap;
+
+use crate::Value;
+
+/// One question: may `agent` take `action` on `target` now?
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct Request {
+    pub agent: String,
+    pub roles: Vec<String>,
+    pub tags: Vec<String>,
+    pub token: Option<String>,
+    pub action: String,
+    pub target: Option<String>,
+    pub context: BTreeMap<String, Value>,
+    /// `None`: now.
+    pub at: Option<jiff::Timestamp>,
+    pub tokens: u64,
+    /// The delegation chain, outermost first, ending with `agent`.
+    pub chain: Vec<String>,
+    /// The caller's id for the run this request belongs to: recorded in
+    /// the audit log, never used to decide.
+    pub trace_id: Option<String>,
+}
+
+impl Request {
+    #[must_use]
+    pub fn new(agent: &str, action: &str) -> Request {
+        Request {
+            agent: agent.to_owned(),
+            action: action.to_owned(),
+            ..Request::default()
+        }
+    }
+}
 
 /// A malformed request; the message is lowercase and names the field.
 #[derive(Clone, Debug, PartialEq, Eq)]
