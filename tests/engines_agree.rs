@@ -28,31 +28,7 @@ fn both(policy: &str, requests: &[String]) -> Vec<serde_json::Value> {
 }
 
 fn both_named(name: &str, policy: &str, requests: &[String]) -> Vec<serde_json::Value> {
-    let sources = vec![Source {
-        name: name.into(),
-        text: policy.into(),
-    }];
-    let comp = compile(&sources, None);
-    let set = comp
-        .checked_set()
-        .unwrap_or_else(|| panic!("policy has errors: {:?}", comp.diagnostics));
-    let bytes = writ::bundle::compile(set, &sources, None).unwrap();
-    let rt = writ_runtime::Runtime::from_bytes(&bytes).unwrap();
-    let mut reference = Evaluator::new(set);
-    let now = NOW.parse().unwrap();
-    requests
-        .iter()
-        .map(|json| {
-            let req = Request::from_json(json).unwrap();
-            let expected = reference.check(&req, now).to_json();
-            let got = rt.check_at(&req, now).to_json(&req);
-            assert_eq!(
-                got, expected,
-                "engines disagree on {json}\npolicy:\n{policy}"
-            );
-            serde_json::from_str(&got).unwrap()
-        })
-        .collect()
+    both_sources(&[(name, policy)], requests)
 }
 
 fn effects(decisions: &[serde_json::Value]) -> Vec<&str> {
@@ -389,8 +365,10 @@ fn a_look_at_a_limit_changes_nothing_and_time_never_runs_backwards_in_a_window()
     }
 }
 
-/// Both engines on several sources (merged in order), as [`both_named`].
-fn both_sources(sources: &[(&str, &str)], requests: &[&str]) -> Vec<serde_json::Value> {
+/// Both engines on several sources (merged in order): each request decided
+/// by the compiled bundle and by the reference evaluator, which must agree;
+/// the decisions as JSON.
+fn both_sources(sources: &[(&str, &str)], requests: &[impl AsRef<str>]) -> Vec<serde_json::Value> {
     let sources: Vec<Source> = sources
         .iter()
         .map(|(name, text)| Source {
@@ -409,10 +387,17 @@ fn both_sources(sources: &[(&str, &str)], requests: &[&str]) -> Vec<serde_json::
     requests
         .iter()
         .map(|json| {
+            let json = json.as_ref();
             let req = Request::from_json(json).unwrap();
             let expected = reference.check(&req, now).to_json();
             let got = rt.check_at(&req, now).to_json(&req);
-            assert_eq!(got, expected, "engines disagree on {json}");
+            let texts: Vec<&str> = sources.iter().map(|s| s.text.as_str()).collect();
+            assert_eq!(
+                got,
+                expected,
+                "engines disagree on {json}\npolicy:\n{}",
+                texts.join("\n---\n")
+            );
             serde_json::from_str(&got).unwrap()
         })
         .collect()

@@ -104,7 +104,7 @@ fn public_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<[u8; 32]>> {
         });
     }
     if let Ok(s) = obj.cast::<PyString>()
-        && let Some(k) = policy::parse_hex_key(&s.to_cow()?)
+        && let Some(k) = writ_compiler::keys::parse(&s.to_cow()?)
     {
         return Ok(Some(k));
     }
@@ -114,7 +114,7 @@ fn public_key(obj: Option<&Bound<'_, PyAny>>) -> PyResult<Option<[u8; 32]>> {
     let text = std::fs::read_to_string(&path).map_err(|e| {
         PyValueError::new_err(format!("public_key: cannot read {}: {e}", path.display()))
     })?;
-    policy::parse_hex_key(&text).map(Some).ok_or_else(|| {
+    writ_compiler::keys::parse(&text).map(Some).ok_or_else(|| {
         PyValueError::new_err(format!(
             "public_key: {} is not a writ key (64 hex digits, as written by `writ keygen`)",
             path.display()
@@ -696,7 +696,7 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
             risk: d.risk,
             retry_after_s: d.retry_after_s,
             id: None,
-            defaulted: defaulted(&d),
+            defaulted: d.is_default(),
         });
     }
     let d = loaded.runtime.check_at(req, now);
@@ -724,14 +724,8 @@ fn decide(inner: &Inner, req: &Request, dry_run: bool) -> PyResult<Outcome> {
         risk: d.risk,
         retry_after_s: d.retry_after_s,
         id,
-        defaulted: defaulted(&d),
+        defaulted: d.is_default(),
     })
-}
-
-/// Whether the policy's default made `d` (the runtime says so:
-/// [`writ_runtime::Decision::is_default`]).
-fn defaulted(d: &writ_runtime::Decision<'_>) -> bool {
-    d.is_default()
 }
 
 fn open_audit(path: &std::path::Path, mask: Option<Vec<String>>) -> Result<AuditLog, String> {

@@ -5,7 +5,6 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use writ_diagnostics::{Diagnostic, SourceMap};
 use writ_ir::Dialect;
 use writ_runtime::Runtime;
 
@@ -81,12 +80,6 @@ fn names(paths: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// One diagnostic on one line, without colors
-/// ([`Diagnostic::one_line`]).
-pub fn render(d: &Diagnostic, sources: &SourceMap) -> String {
-    d.one_line(sources)
-}
-
 /// Compiles policy sources into bundle bytes, with the warnings.
 ///
 /// # Errors
@@ -99,7 +92,7 @@ pub fn compile_sources(
     let rendered: Vec<String> = comp
         .diagnostics
         .iter()
-        .map(|d| render(d, &comp.sources))
+        .map(|d| d.one_line(&comp.sources))
         .collect();
     let Some(set) = comp.checked_set() else {
         let errors = comp.count(writ_diagnostics::Severity::Error);
@@ -166,10 +159,4 @@ pub fn load(spec: &Spec) -> Result<Loaded, Failure> {
         runtime,
         warnings,
     })
-}
-
-/// Reads a public key written as `writ keygen` writes it (`NAME.pub`);
-/// `None` when the text is not one ([`writ_compiler::keys::parse`]).
-pub fn parse_hex_key(text: &str) -> Option<[u8; 32]> {
-    writ_compiler::keys::parse(text)
 }

@@ -38,21 +38,12 @@ pub struct InspectArgs {
     pub verify: Option<PathBuf>,
 }
 
-fn hex(key: &[u8; 32]) -> String {
-    writ::keys::to_hex(key)
-}
-
-/// Reads a key file (see [`writ::keys`]).
-fn read_key(path: &Path) -> Result<[u8; 32], String> {
-    writ::keys::read(path).map_err(|e| e.to_string())
-}
-
 /// Loads a bundle from disk, verifying its signature when a key is given.
 pub fn load_bundle(path: &Path, verify: Option<&Path>) -> Result<writ_runtime::Runtime, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
     match verify {
         Some(key) => {
-            let key = read_key(key)?;
+            let key = writ::keys::read(key).map_err(|e| e.to_string())?;
             writ_runtime::Runtime::from_bytes_verified(&bytes, &key).map_err(|e| e.to_string())
         }
         None => writ_runtime::Runtime::from_bytes(&bytes).map_err(|e| e.to_string()),
@@ -67,7 +58,7 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
         eprintln!("error: the policy has errors; no bundle written");
         return ExitCode::FAILURE;
     };
-    let key = match args.sign.as_deref().map(read_key).transpose() {
+    let key = match args.sign.as_deref().map(writ::keys::read).transpose() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: {e}");
@@ -118,7 +109,12 @@ pub fn keygen(args: &KeygenArgs) -> ExitCode {
         }
     };
     for (path, key, private) in [(&args.output, secret, true), (&public_path, public, false)] {
-        if let Err(e) = write_key(path, &format!("{}\n", hex(&key)), private, args.force) {
+        if let Err(e) = write_key(
+            path,
+            &format!("{}\n", writ::keys::to_hex(&key)),
+            private,
+            args.force,
+        ) {
             eprintln!("error: cannot write `{}`: {e}", path.display());
             return ExitCode::FAILURE;
         }
@@ -200,7 +196,7 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
     outln!("bundle:        {}", args.bundle.display());
     outln!("format:        {}", header.format_version);
     outln!("writ version:  {}", header.writ_version);
-    outln!("revision:      {}", hex(&header.revision));
+    outln!("revision:      {}", writ::keys::to_hex(&header.revision));
     outln!("policies:      {}", model.policies.join(", "));
     outln!("rules:         {}", model.rules.len());
     outln!("agents/roles:  {}", model.agents.len());
