@@ -10,7 +10,7 @@
 use std::process::Command;
 
 use writ::{Source, compile};
-use writ_runtime::{CHECKSUM_LEN, LoadError, Runtime, checksum, read_model};
+use writ_runtime::{CHECKSUM_LEN, LoadError, Runtime, SignatureError, checksum, read_model};
 
 const POLICY: &str = r#"policy "small" { default deny }
 agent "bot" { roles [support] tools allow ["lookup_*", refund] }
@@ -295,14 +295,14 @@ fn signatures_are_checked() {
     let (_, other) = writ::bundle::keygen().unwrap();
     let signed = bundle(Some(&secret));
     assert!(Runtime::from_bytes_verified(&signed, &public).is_ok());
-    assert!(matches!(
-        Runtime::from_bytes_verified(&signed, &other),
-        Err(LoadError::Signature(_))
-    ));
-    assert!(matches!(
-        Runtime::from_bytes_verified(&bundle(None), &public),
-        Err(LoadError::Signature(_))
-    ));
+    assert_eq!(
+        Runtime::from_bytes_verified(&signed, &other).err(),
+        Some(LoadError::Signature(SignatureError::Mismatch))
+    );
+    assert_eq!(
+        Runtime::from_bytes_verified(&bundle(None), &public).err(),
+        Some(LoadError::Signature(SignatureError::Unsigned))
+    );
     // Re-signing a changed body with another key does not pass either.
     let (secret2, _) = writ::bundle::keygen().unwrap();
     let forged = bundle(Some(&secret2));
@@ -664,4 +664,17 @@ fn the_revision_names_the_content_not_the_path() {
         rev("support.writ", &text),
         rev("support.writ", &format!("{text}\n"))
     );
+}
+
+#[test]
+fn an_unreadable_file_keeps_its_io_error() {
+    let missing = std::env::temp_dir().join(format!("writ-no-such-{}.wbundle", std::process::id()));
+    let Err(LoadError::Io(e)) = Runtime::load(&missing) else {
+        panic!("a missing file must be an I/O error");
+    };
+    assert_eq!(e.kind(), std::io::ErrorKind::NotFound);
+    assert_eq!(e.path(), missing.as_path());
+    let err = LoadError::Io(e);
+    assert!(std::error::Error::source(&err).is_some());
+    assert!(err.to_string().starts_with("cannot read bundle: "), "{err}");
 }

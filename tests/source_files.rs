@@ -9,6 +9,9 @@
 //! crate is checked as soon as it exists. `target/` and hidden directories
 //! are never entered. The very first line must start with `//!`: nothing
 //! before it, not even a blank line or an attribute.
+//!
+//! Also: ARCHITECTURE.md's code map has exactly one section per crate of
+//! `crates/`.
 
 use std::path::{Path, PathBuf};
 
@@ -166,4 +169,32 @@ fn the_first_line_must_be_the_doc_line() {
     assert!(!opens_with_doc("// The lexer.\n"));
     assert!(!opens_with_doc("/// The lexer.\n"));
     assert!(!opens_with_doc(""));
+}
+
+/// ARCHITECTURE.md's code map has one section per crate of `crates/`, and
+/// no section for a crate that is not there.
+#[test]
+fn the_code_map_matches_the_crates() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut mapped: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("### `crates/"))
+        .filter_map(|l| l.split('`').next())
+        .map(|name| name.trim_end_matches('/').to_owned())
+        .collect();
+    let mut errors = Vec::new();
+    let mut crates: Vec<String> = subdirs(&root.join("crates"), &mut errors)
+        .into_iter()
+        .filter(|d| d.join("Cargo.toml").is_file())
+        .filter_map(|d| d.file_name().and_then(|n| n.to_str()).map(str::to_owned))
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert!(crates.len() >= 10, "found only {crates:?}");
+    let sections = mapped.len();
+    mapped.sort();
+    mapped.dedup();
+    assert_eq!(mapped.len(), sections, "a crate has two sections");
+    crates.sort();
+    assert_eq!(mapped, crates, "ARCHITECTURE.md's code map against crates/");
 }

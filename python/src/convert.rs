@@ -10,12 +10,10 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDateTime, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use writ_runtime::Value;
 
-use crate::fast;
-
 /// Deeper context is refused (it also stops self-referencing containers).
 pub const MAX_DEPTH: usize = 64;
 
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
+pub(crate) fn type_name(obj: &Bound<'_, PyAny>) -> String {
     obj.get_type()
         .name()
         .map_or_else(|_| "?".to_owned(), |n| n.to_string())
@@ -24,13 +22,6 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
 /// A Python string as Rust text.
 pub fn text(obj: &Bound<'_, PyString>) -> PyResult<String> {
     Ok(obj.to_cow()?.into_owned())
-}
-
-/// The request context: a dict with string keys and JSON-like values.
-pub fn context(obj: &Bound<'_, PyAny>) -> PyResult<BTreeMap<String, Value>> {
-    let mut out = BTreeMap::new();
-    update_context_cached(&mut out, obj, &mut KeyCache::default())?;
-    Ok(out)
 }
 
 /// What the last conversion of one dict found: its key objects in the
@@ -68,75 +59,6 @@ impl KeyCache {
 /// The most keys the cache serves in one dict (more take the general path).
 pub(crate) const CACHED_KEYS: usize = 16;
 
-/// Makes `dst` the conversion of `obj`, reusing what `dst` holds (no
-/// allocation when the shape is the same as last time) and remembering
-/// the keys in `cache` for the next call.
-pub fn update_context_cached(
-    dst: &mut BTreeMap<String, Value>,
-    obj: &Bound<'_, PyAny>,
-    cache: &mut KeyCache,
-) -> PyResult<()> {
-    let Ok(dict) = obj.cast::<PyDict>() else {
-        return Err(PyTypeError::new_err(format!(
-            "context must be a dict, not {}",
-            type_name(obj)
-        )));
-    };
-    update_dict(dst, dict, cache, 1).map_err(Bad::into_err)
-}
-
-/// One dict at `depth` (the context is 1), through its cache.
-fn update_dict(
-    dst: &mut BTreeMap<String, Value>,
-    dict: &Bound<'_, PyDict>,
-    cache: &mut KeyCache,
-    depth: usize,
-) -> Result<(), Bad> {
-    if depth > MAX_DEPTH {
-        return Err(Bad::new(BadKind::Deep));
-    }
-    if fast::same_shape(dst, dict, cache, depth).is_ok() {
-        return Ok(());
-    }
-    // The general path (a new shape, a value the fast path leaves to it,
-    // an error to report with its key path); a value the attempt converted
-    // already is converted again.
-    cache.forget();
-    update_map(dst, dict, depth)?;
-    if fast::enabled() {
-        remember(dst, dict, cache);
-    }
-    Ok(())
-}
-
-/// Fills `cache` from a dict just converted into `dst` (left empty when
-/// the dict has too many keys or a key that is not exactly a `str`).
-fn remember(dst: &BTreeMap<String, Value>, dict: &Bound<'_, PyDict>, cache: &mut KeyCache) {
-    if dict.len() > CACHED_KEYS {
-        return;
-    }
-    for (k, _) in dict.iter() {
-        let Ok(key) = k.cast_into_exact::<PyString>() else {
-            break;
-        };
-        let Some(rank) = key
-            .to_str()
-            .ok()
-            .and_then(|text| dst.keys().position(|have| have == text))
-        else {
-            break;
-        };
-        cache.keys.push(Known {
-            key: key.unbind(),
-            rank,
-            nested: KeyCache::default(),
-        });
-    }
-    if cache.keys.len() != dst.len() {
-        cache.forget();
-    }
-}
-
 /// `obj` as a `T` when its type is exactly `T` (one comparison of type
 /// pointers, no call into Python; a subclass takes the general path).
 #[inline]
@@ -150,12 +72,12 @@ fn exact<'a, 'py, T: PyTypeInfo>(obj: &'a Bound<'py, PyAny>) -> Option<&'a Bound
 
 /// Why a value was refused, with the path to it (innermost first, built
 /// only when something is wrong).
-struct Bad {
+pub(crate) struct Bad {
     path: Vec<String>,
     kind: BadKind,
 }
 
-enum BadKind {
+pub(crate) enum BadKind {
     Type(String),
     KeyType(String),
     NotFinite(f64),
@@ -165,7 +87,7 @@ enum BadKind {
 }
 
 impl Bad {
-    fn new(kind: BadKind) -> Bad {
+    pub(crate) fn new(kind: BadKind) -> Bad {
         Bad {
             path: Vec::new(),
             kind,
@@ -177,7 +99,7 @@ impl Bad {
         self
     }
 
-    fn into_err(self) -> PyErr {
+    pub(crate) fn into_err(self) -> PyErr {
         let mut path = String::new();
         for seg in self.path.iter().rev() {
             if !path.is_empty() && !seg.starts_with('[') {
@@ -219,7 +141,7 @@ impl From<PyErr> for Bad {
     }
 }
 
-fn update_map(
+pub(crate) fn update_map(
     dst: &mut BTreeMap<String, Value>,
     dict: &Bound<'_, PyDict>,
     depth: usize,
@@ -260,28 +182,6 @@ fn update_map(
         dst.insert(key, value);
     }
     Ok(())
-}
-
-/// Makes `slot` the conversion of `dict` (a dict) through its `cache`,
-/// for the fast path, which gives up on any error: whether it was
-/// converted.
-pub(crate) fn refilled(
-    slot: &mut Value,
-    dict: &Bound<'_, PyAny>,
-    cache: &mut KeyCache,
-    depth: usize,
-) -> bool {
-    let Ok(d) = dict.cast::<PyDict>() else {
-        return false;
-    };
-    if !matches!(slot, Value::Map(_)) {
-        cache.forget();
-        *slot = Value::Map(BTreeMap::new());
-    }
-    match slot {
-        Value::Map(m) => update_dict(m, d, cache, depth).is_ok(),
-        _ => false,
-    }
 }
 
 /// [`update_value`] for the fast path, which gives up on any error (the

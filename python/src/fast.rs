@@ -50,9 +50,13 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use writ_runtime::Value;
 
-use crate::convert::{
-    CACHED_KEYS, KeyCache, MAX_DEPTH, converted, refilled, store_number, store_text,
-};
+use crate::convert::{CACHED_KEYS, KeyCache, MAX_DEPTH, converted, store_number, store_text};
+
+/// The cached general conversion of a nested dict the fast path has no
+/// cache for (or cannot take): makes the slot that dict's conversion and
+/// says whether it could. The caller (`context`) passes its own, so this
+/// module does not depend on it.
+pub type Refill = fn(&mut Value, &Bound<'_, PyAny>, &mut KeyCache, usize) -> bool;
 
 /// Set at import when the interpreter is CPython with the GIL on.
 static SOUND: AtomicBool = AtomicBool::new(false);
@@ -116,12 +120,13 @@ pub fn same_shape(
     dict: &Bound<'_, PyDict>,
     cache: &mut KeyCache,
     depth: usize,
+    refill: Refill,
 ) -> Result<(), GiveUp> {
     if !enabled() {
         return Err(GiveUp);
     }
     // SAFETY: `dict` is held by the caller for the whole call.
-    unsafe { dict_in_place(dict.py(), dst, dict.as_ptr(), cache, depth) }
+    unsafe { dict_in_place(dict.py(), dst, dict.as_ptr(), cache, depth, refill) }
 }
 
 /// # Safety
@@ -133,6 +138,7 @@ unsafe fn dict_in_place(
     dict: *mut ffi::PyObject,
     cache: &mut KeyCache,
     depth: usize,
+    refill: Refill,
 ) -> Result<(), GiveUp> {
     if depth > MAX_DEPTH {
         return Err(GiveUp);
@@ -169,7 +175,7 @@ unsafe fn dict_in_place(
             .ok_or(GiveUp)?;
         // SAFETY: `value` was just yielded by the held dict and nothing has
         // run since.
-        unsafe { value_in_place(py, slot, value, &mut known.nested, depth) }?;
+        unsafe { value_in_place(py, slot, value, &mut known.nested, depth, refill) }?;
         seen += 1;
     }
     if seen == n { Ok(()) } else { Err(GiveUp) }
@@ -184,6 +190,7 @@ unsafe fn value_in_place(
     obj: *mut ffi::PyObject,
     nested: &mut KeyCache,
     depth: usize,
+    refill: Refill,
 ) -> Result<(), GiveUp> {
     // SAFETY: `obj` is live; reading its type pointer runs nothing.
     let ty = unsafe { ffi::Py_TYPE(obj) };
@@ -194,7 +201,7 @@ unsafe fn value_in_place(
         if let Value::Map(m) = slot
             && !nested.keys.is_empty()
             // SAFETY: a dict, held by `held`.
-            && unsafe { dict_in_place(py, m, held.0, nested, depth + 1) }.is_ok()
+            && unsafe { dict_in_place(py, m, held.0, nested, depth + 1, refill) }.is_ok()
         {
             return Ok(());
         }
@@ -204,7 +211,7 @@ unsafe fn value_in_place(
         // describing `m`'s keys, which that path relies on.
         // SAFETY: `held.0` is live; `from_borrowed_ptr` takes a new reference.
         let owned = unsafe { Bound::from_borrowed_ptr(py, held.0) };
-        return if refilled(slot, &owned, nested, depth + 1) {
+        return if refill(slot, &owned, nested, depth + 1) {
             Ok(())
         } else {
             Err(GiveUp)

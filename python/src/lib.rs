@@ -6,6 +6,7 @@
 //! package (`python/writ/__init__.py`) adds `enforce`, `govern` and the
 //! exceptions that carry a decision.
 
+mod context;
 mod convert;
 mod fast;
 mod policy;
@@ -563,7 +564,7 @@ impl Engine {
             rec.target = Some(convert::text(t)?);
         }
         if let Some(c) = context.filter(|c| !c.is_none()) {
-            rec.context = convert::context(c)?;
+            rec.context = context::read(c)?;
         }
         if let Some(c) = chain.filter(|c| !c.is_none()) {
             rec.chain = convert::strings(c, "chain")?;

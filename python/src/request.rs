@@ -130,7 +130,7 @@ fn fill(s: &mut Scratch, a: &Args<'_, '_>) -> PyResult<()> {
             req.context.clear();
             s.context.forget();
         }
-        Some(c) => convert::update_context_cached(&mut req.context, c, &mut s.context)?,
+        Some(c) => crate::context::update_cached(&mut req.context, c, &mut s.context)?,
     }
     match not_none(a.chain) {
         None => req.chain.clear(),

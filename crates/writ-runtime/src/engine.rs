@@ -12,14 +12,14 @@
 //! [`Engine::watch`] reloads a bundle file when it changes, after the file
 //! has been quiet for a debounce interval.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::error::LoadError;
+use crate::error::{IoError, LoadError};
 use crate::request::Request;
 use crate::{Decision, LimitStore, OnStoreFailure, Runtime};
 
@@ -174,10 +174,16 @@ impl Engine {
                     let _ = tx.send(());
                 }
             })
-            .map_err(|e| WatchError(e.to_string()))?;
+            .map_err(|e| WatchError::Watch {
+                dir: dir.clone(),
+                error: e,
+            })?;
         watcher
             .watch(&dir, notify::RecursiveMode::NonRecursive)
-            .map_err(|e| WatchError(format!("{}: {e}", dir.display())))?;
+            .map_err(|e| WatchError::Watch {
+                dir: dir.clone(),
+                error: e,
+            })?;
         let engine = Arc::clone(self);
         let thread = std::thread::Builder::new()
             .name("writ-reload".to_owned())
@@ -195,7 +201,7 @@ impl Engine {
                     on_reload(&engine.reload(&path));
                 }
             })
-            .map_err(|e| WatchError(e.to_string()))?;
+            .map_err(WatchError::Thread)?;
         Ok(Watcher {
             watcher: Some(watcher),
             thread: Some(thread),
@@ -204,16 +210,37 @@ impl Engine {
 }
 
 /// Why a file could not be watched.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct WatchError(pub String);
+#[derive(Debug)]
+pub enum WatchError {
+    /// The file's directory could not be watched.
+    Watch { dir: PathBuf, error: notify::Error },
+    /// The reload thread could not be started.
+    Thread(std::io::Error),
+}
 
 impl std::fmt::Display for WatchError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "cannot watch the bundle: {}", self.0)
+        match self {
+            WatchError::Watch { dir, error } => {
+                write!(
+                    f,
+                    "cannot watch the bundle's directory {}: {error}",
+                    dir.display()
+                )
+            }
+            WatchError::Thread(e) => write!(f, "cannot start the reload thread: {e}"),
+        }
     }
 }
 
-impl std::error::Error for WatchError {}
+impl std::error::Error for WatchError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WatchError::Watch { error, .. } => Some(error),
+            WatchError::Thread(e) => Some(e),
+        }
+    }
+}
 
 /// Watches a bundle file for an [`Engine`]; dropping it stops watching
 /// (and waits for a reload in progress to finish).
@@ -239,8 +266,7 @@ impl Drop for Watcher {
 }
 
 fn read(path: &Path, public_key: Option<&[u8; 32]>) -> Result<Runtime, LoadError> {
-    let bytes =
-        std::fs::read(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+    let bytes = std::fs::read(path).map_err(|e| LoadError::Io(IoError::new(path, e)))?;
     match public_key {
         Some(key) => Runtime::from_bytes_verified(&bytes, key),
         None => Runtime::from_vec(bytes),

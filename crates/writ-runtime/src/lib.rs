@@ -10,8 +10,7 @@
 //!
 //! ```no_run
 //! # fn main() -> Result<(), writ_runtime::LoadError> {
-//! let bytes = std::fs::read("policy.wbundle").map_err(|e| writ_runtime::LoadError::Io(e.to_string()))?;
-//! let runtime = writ_runtime::Runtime::from_bytes(&bytes)?;
+//! let runtime = writ_runtime::Runtime::load("policy.wbundle")?;
 //! let mut req = writ_runtime::Request::new("billing-agent", "tool:call");
 //! req.target = Some("refund".into());
 //! req.context.insert("amount".into(), writ_runtime::Value::Number(40.0));
@@ -50,7 +49,7 @@ pub mod wire;
 
 #[cfg(feature = "reload")]
 pub use engine::{Engine, Watcher};
-pub use error::LoadError;
+pub use error::{IoError, LoadError, SignatureError};
 pub use eval::{Decision, Reason};
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
@@ -158,9 +157,9 @@ fn split(bytes: &[u8]) -> Result<Parts<'_>, LoadError> {
         1 => {
             let s: [u8; 64] = r
                 .take(64)
-                .map_err(|_| LoadError::Signature("the signature is cut off".to_owned()))?
+                .map_err(|_| LoadError::Signature(SignatureError::CutOff))?
                 .try_into()
-                .map_err(|_| LoadError::Signature("the signature is cut off".to_owned()))?;
+                .map_err(|_| LoadError::Signature(SignatureError::CutOff))?;
             Some(s)
         }
         _ => return Err(LoadError::Corrupt("bad signature flag".to_owned())),
@@ -247,8 +246,7 @@ impl Runtime {
     /// [`Runtime::from_bytes`].
     pub fn load(path: impl AsRef<std::path::Path>) -> Result<Runtime, LoadError> {
         let path = path.as_ref();
-        let bytes =
-            std::fs::read(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Io(IoError::new(path, e)))?;
         Runtime::from_vec(bytes)
     }
 
@@ -261,17 +259,13 @@ impl Runtime {
     pub fn from_bytes_verified(bytes: &[u8], public_key: &[u8; 32]) -> Result<Runtime, LoadError> {
         let (_, _, signed, signature) = split(bytes)?;
         let Some(signature) = signature else {
-            return Err(LoadError::Signature(
-                "the bundle is not signed; compile it with `writ compile --sign KEY`".to_owned(),
-            ));
+            return Err(LoadError::Signature(SignatureError::Unsigned));
         };
-        let key = ed25519_dalek::VerifyingKey::from_bytes(public_key).map_err(|_| {
-            LoadError::Signature("the public key is not a valid Ed25519 key".to_owned())
-        })?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(public_key)
+            .map_err(|_| LoadError::Signature(SignatureError::BadKey))?;
         let sig = ed25519_dalek::Signature::from_bytes(&signature);
-        key.verify_strict(signed, &sig).map_err(|_| {
-            LoadError::Signature("the signature does not match this public key".to_owned())
-        })?;
+        key.verify_strict(signed, &sig)
+            .map_err(|_| LoadError::Signature(SignatureError::Mismatch))?;
         Runtime::from_bytes(bytes)
     }
 
