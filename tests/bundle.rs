@@ -64,9 +64,8 @@ fn sealed_as(model: &writ_runtime::Model, version: u32) -> Vec<u8> {
     out
 }
 
-/// Format 3 added the shared rule limit, format 4 the policy whose default
-/// applies; bundles of formats 2 and 3 still load and decide the same (a
-/// default decision names no policy), and formats this runtime does not
+/// Format 5 carries globs as glob programs; this runtime reads format 5
+/// only (older bundles carry DFAs it cannot run), and formats it does not
 /// know are refused by their version, never read.
 #[test]
 fn bundle_formats_are_checked_by_version() {
@@ -75,7 +74,7 @@ fn bundle_formats_are_checked_by_version() {
         writ_runtime::read_header(&shared).unwrap().format_version,
         writ_runtime::FORMAT_VERSION
     );
-    assert_eq!(writ_runtime::FORMAT_VERSION, 4);
+    assert_eq!(writ_runtime::FORMAT_VERSION, 5);
     let model = read_model(&shared).unwrap();
     assert!(model.rules[0].limit_shared && model.rules[0].limit.is_some());
     let rt = Runtime::from_bytes(&shared).unwrap();
@@ -91,37 +90,23 @@ fn bundle_formats_are_checked_by_version() {
     let model = read_model(&bundle(None)).unwrap();
     assert_eq!(model.settings.default_policy, Some(0));
     let new = Runtime::from_bytes(&bundle(None)).unwrap();
-    let req = r#"{"agent":"bot","action":"tool:call","target":"refund","context":{"amount":40}}"#;
     let by_default = r#"{"agent":"bot","action":"file:read"}"#;
     assert!(decide(&new, by_default).contains(r#""policy":"small""#));
-    for version in [2, 3] {
-        let old = sealed_as(&model, version);
-        let rt = Runtime::from_bytes(&old).unwrap();
-        assert_eq!(rt.header().format_version, version);
-        assert_eq!(decide(&rt, req), decide(&new, req));
-        assert_eq!(
-            decide(&rt, by_default),
-            decide(&new, by_default).replace(r#""policy":"small""#, r#""policy":null"#)
-        );
-        assert_eq!(read_model(&old).unwrap().settings.default_policy, None);
-        // This format-4 body read as an older format does not fit the
-        // layout, and is refused (as is the format-3 body read as 4).
-        assert!(Runtime::from_bytes(&with_version(&bundle(None), version)).is_err());
-    }
-    assert!(Runtime::from_bytes(&with_version(&sealed_as(&model, 3), 4)).is_err());
-    for v in [0, 1, 5] {
+    // The same body sealed again as the compiler seals it loads.
+    assert!(Runtime::from_bytes(&sealed_as(&model, 5)).is_ok());
+    for v in [0, 1, 2, 3, 4, 6] {
         let e = Runtime::from_bytes(&with_version(&shared, v)).err();
         assert_eq!(e, Some(LoadError::UnsupportedVersion(v)));
-        assert!(e.unwrap().to_string().contains("reads formats 2 to 4"));
+        assert!(e.unwrap().to_string().contains("reads format 5 only"));
     }
     // A default policy that names no policy of the bundle is corrupt.
     let mut bad = model.clone();
     bad.settings.default_policy = Some(7);
     assert!(matches!(
-        Runtime::from_bytes(&sealed_as(&bad, 4)).err(),
+        Runtime::from_bytes(&sealed_as(&bad, 5)).err(),
         Some(LoadError::Corrupt(_))
     ));
-    assert!(read_model(&sealed_as(&bad, 4)).is_err());
+    assert!(read_model(&sealed_as(&bad, 5)).is_err());
 }
 
 /// Format 4 ends the body with the action ceilings of delegated requests

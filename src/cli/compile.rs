@@ -187,11 +187,11 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let dfas = model
+    let globs = model
         .rules
         .iter()
         .flat_map(|r| r.actions.iter().chain(&r.targets))
-        .filter(|p| matches!(p, writ_runtime::model::Pattern::Dfa { .. }))
+        .filter(|p| matches!(p, writ_runtime::model::Pattern::Glob(_)))
         .count();
     outln!("bundle:        {}", args.bundle.display());
     outln!("format:        {}", header.format_version);
@@ -201,7 +201,7 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
     outln!("rules:         {}", model.rules.len());
     outln!("agents/roles:  {}", model.agents.len());
     outln!("delegations:   {}", model.graph.len());
-    outln!("automata:      {dfas} patterns need a DFA");
+    outln!("globs:         {globs} patterns need a glob program");
     outln!("time zone:     {}", model.settings.timezone);
     outln!(
         "size:          {} bytes ({} body)",

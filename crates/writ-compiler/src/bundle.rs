@@ -1,16 +1,17 @@
 //! The compiler's last stage: IR → bundle model → bytes (`writ compile`).
 //!
 //! Patterns are classified so that exact names, prefixes (`tool:*`),
-//! suffixes (`*_read`) and `*` never go through an automaton; every other
-//! glob (with `?`, classes, alternatives, inner `*`, or ignoring case) is
-//! compiled to a dense DFA by regex-automata and stored serialized. Each
-//! automaton is bounded ([`crate::Limits::automaton`]), and so are all of a
-//! bundle's together ([`crate::Limits::automata`]): the driver checks both
-//! when it compiles a policy ([`check_automata`], so `writ check`, the
-//! editor and `writ compile` give one verdict), keeping what it built in
-//! [`Automata`] for the bundle. Conditions become postfix code. The
-//! policy's time zone travels as TZif data, so the runtime needs no time
-//! zone database.
+//! suffixes (`*_read`) and `*` are compared as strings; every other glob
+//! (with `?`, classes, alternatives, inner `*`, an escape, or ignoring
+//! case) becomes a glob program ([`writ_runtime::glob`]): its alternatives
+//! expanded into variants (at most [`MAX_GLOB_VARIANTS`]), characters
+//! merged into literals. Each program is bounded
+//! ([`crate::Limits::automaton`]), and so are all of a bundle's together
+//! ([`crate::Limits::automata`]): the driver checks both when it compiles a
+//! policy ([`check_automata`], so `writ check`, the editor and `writ
+//! compile` give one verdict), keeping what it built in [`Automata`] for
+//! the bundle. Conditions become postfix code. The policy's time zone
+//! travels as TZif data, so the runtime needs no time zone database.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -26,26 +27,28 @@ use writ_runtime::vocab as v;
 
 use crate::{Limits, Source};
 
-/// One pattern's automaton may take at most this many bytes, unless
-/// raised ([`Limits::automaton`], `WRIT_AUTOMATON_LIMIT`): a glob that
-/// explodes.
+pub use writ_runtime::glob::MAX_GLOB_VARIANTS;
+
+/// One pattern's glob program may take at most this many bytes of the
+/// bundle, unless raised ([`Limits::automaton`], `WRIT_AUTOMATON_LIMIT`).
 pub const DFA_SIZE_LIMIT: usize = 4 << 20;
 
-/// The automata of one bundle together (each pattern that needs one, as
-/// often as it is written) may take at most this many bytes, unless raised
-/// ([`Limits::automata`], `WRIT_AUTOMATA_BUDGET`).
+/// The glob programs of one bundle together (each pattern that needs one,
+/// as often as it is written) may take at most this many bytes, unless
+/// raised ([`Limits::automata`], `WRIT_AUTOMATA_BUDGET`).
 pub const AUTOMATA_BUDGET: usize = 16 << 20;
 
 /// Why a policy could not be compiled into a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompileError {
-    /// A pattern's automaton would take more than the limit of one
+    /// A pattern's glob program would take more than the limit of one
     /// pattern (`WRIT_AUTOMATON_LIMIT`).
     AutomatonTooBig { pattern: String, limit: usize },
-    /// The automata together would take more than a bundle's budget
+    /// The glob programs together would take more than a bundle's budget
     /// (`WRIT_AUTOMATA_BUDGET`), at this pattern.
     BudgetExceeded { pattern: String, budget: usize },
-    /// The automaton builder failed otherwise (a bug: every glob translates).
+    /// A pattern's alternatives expand into more variants than the runtime
+    /// takes ([`MAX_GLOB_VARIANTS`]).
     Pattern { pattern: String, why: String },
     /// The bundled time-zone database has no zone of this name.
     NoTimeZone(String),
@@ -60,14 +63,14 @@ impl std::fmt::Display for CompileError {
         match self {
             CompileError::AutomatonTooBig { pattern, limit } => write!(
                 f,
-                "the automaton of the pattern \"{pattern}\" would take more than {} \
+                "the matcher of the pattern \"{pattern}\" would take more than {} \
                  (error {}; WRIT_AUTOMATON_LIMIT raises the limit)",
                 size(*limit),
                 Code::AutomatonTooBig
             ),
             CompileError::BudgetExceeded { pattern, budget } => write!(
                 f,
-                "the automata of the policy take more than {}, the budget of a bundle, \
+                "the pattern matchers of the policy take more than {}, the budget of a bundle, \
                  at the pattern \"{pattern}\" (error {}; WRIT_AUTOMATA_BUDGET raises the budget)",
                 size(*budget),
                 Code::AutomatonTooBig
@@ -140,13 +143,13 @@ enum Shape<'a> {
     Exact(&'a str),
     Prefix(&'a str),
     Suffix(&'a str),
-    Automaton,
+    Glob,
 }
 
 fn shape(p: &Pattern) -> Shape<'_> {
     let text = p.as_str();
     if p.is_case_insensitive() {
-        return Shape::Automaton;
+        return Shape::Glob;
     }
     if p.matches_everything() {
         return Shape::Any;
@@ -162,29 +165,31 @@ fn shape(p: &Pattern) -> Shape<'_> {
     if body.len() < text.len() && !body.is_empty() && !body.contains(META) {
         return Shape::Suffix(body);
     }
-    Shape::Automaton
+    Shape::Glob
 }
 
-/// True when the runtime matches `p` with an automaton: anything but an
+/// True when the runtime matches `p` with a glob program: anything but an
 /// exact name, `lit*`, `*lit` or `*`, and every pattern that ignores case.
 #[must_use]
 pub fn needs_automaton(p: &Pattern) -> bool {
-    matches!(shape(p), Shape::Automaton)
+    matches!(shape(p), Shape::Glob)
 }
 
-/// Why a pattern has no automaton.
+/// Why a pattern has no glob program.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
-    /// It would take more than the limit it was built under.
+    /// It would take more than the limit it was checked against.
     TooBig { limit: usize },
-    /// The builder failed otherwise (a bug: every glob translates).
-    Failed(String),
+    /// Its alternatives expand into more variants than the runtime takes
+    /// ([`MAX_GLOB_VARIANTS`]).
+    TooManyVariants { variants: usize },
 }
 
-/// What building a pattern's automaton gave.
+/// What building a pattern's glob program gave: the program and the
+/// bytes it takes in a bundle, or why there is none.
 #[derive(Clone, Debug)]
 enum Built {
-    Dfa(Arc<[u8]>),
+    Program(Arc<m::GlobPattern>, usize),
     Refused(Refusal),
 }
 
@@ -255,28 +260,22 @@ impl Automata {
         }
     }
 
-    /// What was built for `p` within `limit`, if that is known without
-    /// building: a refusal under a limit at least as large stays one.
-    fn known(&self, p: &Pattern, limit: usize) -> Option<Result<Arc<[u8]>, Refusal>> {
-        match self.map(p).get(p.as_str())? {
-            Built::Dfa(bytes) if bytes.len() <= limit => Some(Ok(Arc::clone(bytes))),
-            Built::Dfa(_) => Some(Err(Refusal::TooBig { limit })),
-            Built::Refused(Refusal::TooBig { limit: tried }) if *tried >= limit => {
-                Some(Err(Refusal::TooBig { limit }))
-            }
-            Built::Refused(Refusal::TooBig { .. }) => None,
-            Built::Refused(r) => Some(Err(r.clone())),
-        }
+    /// What was built for `p` within `limit`, if it was built.
+    fn known(
+        &self,
+        p: &Pattern,
+        limit: usize,
+    ) -> Option<Result<(Arc<m::GlobPattern>, usize), Refusal>> {
+        Some(within(self.map(p).get(p.as_str())?, limit))
     }
 
-    /// The automaton of `p` within `limit` bytes, built at most once for
-    /// every limit that can change the answer.
-    fn get(&mut self, p: &Pattern, limit: usize) -> Result<Arc<[u8]>, Refusal> {
+    /// The glob program of `p` within `limit` bytes, built at most once.
+    fn get(&mut self, p: &Pattern, limit: usize) -> Result<(Arc<m::GlobPattern>, usize), Refusal> {
         if let Some(known) = self.known(p, limit) {
             return known;
         }
-        let built = match dfa(p, limit, self.limits.automaton) {
-            Ok(bytes) => Built::Dfa(bytes.into()),
+        let built = match program(p) {
+            Ok((g, n)) => Built::Program(Arc::new(g), n),
             Err(r) => Built::Refused(r),
         };
         let map = if p.is_case_insensitive() {
@@ -284,11 +283,9 @@ impl Automata {
         } else {
             &mut self.sensitive
         };
-        map.insert(p.as_str().to_owned(), built.clone());
-        match built {
-            Built::Dfa(bytes) => Ok(bytes),
-            Built::Refused(r) => Err(r),
-        }
+        let answer = within(&built, limit);
+        map.insert(p.as_str().to_owned(), built);
+        answer
     }
 
     /// Moves what `old` built for `p` here (a cache carried over).
@@ -303,6 +300,15 @@ impl Automata {
         {
             to.insert(k, v);
         }
+    }
+}
+
+/// A built program if it fits in `limit`.
+fn within(built: &Built, limit: usize) -> Result<(Arc<m::GlobPattern>, usize), Refusal> {
+    match built {
+        Built::Program(g, n) if *n <= limit => Ok((Arc::clone(g), *n)),
+        Built::Program(..) => Err(Refusal::TooBig { limit }),
+        Built::Refused(r) => Err(r.clone()),
     }
 }
 
@@ -390,7 +396,7 @@ fn each_pattern<'s>(set: &'s PolicySet, f: &mut impl FnMut(&'s Pattern, Owner<'s
     }
 }
 
-const SHAPES: &str = "an exact name, `prefix*`, `*suffix` or `*` needs no automaton \
+const SHAPES: &str = "an exact name, `prefix*`, `*suffix` or `*` needs no glob program \
     (a pattern that ignores case, as host patterns do, always needs one)";
 
 /// Builds the automaton of every pattern of `set` that needs one (each
@@ -420,9 +426,9 @@ pub fn check_automata(set: &PolicySet, automata: &mut Automata) -> Vec<Diagnosti
         let left = limits.automata.saturating_sub(total);
         let limit = limits.automaton.min(left);
         match automata.get(p, limit) {
-            Ok(bytes) => {
-                total = total.saturating_add(bytes.len());
-                spent = spent.saturating_add(bytes.len());
+            Ok((_, bytes)) => {
+                total = total.saturating_add(bytes);
+                spent = spent.saturating_add(bytes);
             }
             Err(Refusal::TooBig { .. }) if limit == limits.automaton => {
                 spent = spent.saturating_add(limit);
@@ -434,25 +440,41 @@ pub fn check_automata(set: &PolicySet, automata: &mut Automata) -> Vec<Diagnosti
                 over = true;
                 diagnostics.push(over_budget(p, owner, limits.automata, total, left));
             }
-            Err(Refusal::Failed(why)) => diagnostics.push(
-                Diagnostic::new(
-                    Code::AutomatonTooBig,
-                    p.span,
-                    format!(
-                        "the pattern \"{}\" of {owner} cannot be compiled to an automaton: {why}",
-                        p.as_str()
-                    ),
-                )
-                .with_help("this is a bug in writ; please report it with the pattern"),
-            ),
+            Err(Refusal::TooManyVariants { variants }) => {
+                diagnostics.push(too_many_variants(p, owner, variants));
+            }
         }
     });
     automata.total = total;
     diagnostics
 }
 
-const STOPPED: &str = "writ builds no more automata after this one, for time: \
+const STOPPED: &str = "writ builds no more glob programs after this one, for time: \
     the patterns after it are checked once the ones before are fixed";
+
+/// E0209: `p`'s alternatives make more variants than the runtime takes.
+fn too_many_variants(p: &Pattern, owner: Owner<'_>, variants: usize) -> Diagnostic {
+    Diagnostic::new(
+        Code::AutomatonTooBig,
+        p.span,
+        format!(
+            "the alternatives of the pattern \"{}\" of {owner} make {} globs, \
+             more than the {MAX_GLOB_VARIANTS} one pattern may stand for",
+            p.as_str(),
+            if variants == usize::MAX {
+                "countless".to_owned()
+            } else {
+                variants.to_string()
+            }
+        ),
+    )
+    .with_label_message(format!("more than {MAX_GLOB_VARIANTS} alternatives in all"))
+    .with_help(
+        "each `{a,b,...}` multiplies the globs a pattern stands for by its number of \
+         alternatives; split the pattern into several patterns, or use `*` or a class \
+         `[...]` where a whole family of names is meant",
+    )
+}
 
 /// A size to suggest for a limit: twice `bytes`, in whole MiB.
 fn twice(bytes: usize) -> String {
@@ -465,18 +487,17 @@ fn too_big(p: &Pattern, owner: Owner<'_>, limit: usize) -> Diagnostic {
         Code::AutomatonTooBig,
         p.span,
         format!(
-            "the pattern \"{}\" of {owner} needs an automaton of more than {}, \
+            "the pattern \"{}\" of {owner} needs a matcher of more than {}, \
              the most one pattern may take",
             p.as_str(),
             size(limit)
         ),
     )
-    .with_label_message(format!("more than {} of automaton", size(limit)))
+    .with_label_message(format!("more than {} of matcher", size(limit)))
     .with_help(format!(
-        "rewrite the pattern: {SHAPES}, and a `*` followed by many `?` or classes \
-         is what makes one explode; split it into several patterns; or raise the \
-         limit with the environment variable WRIT_AUTOMATON_LIMIT (e.g. \
-         WRIT_AUTOMATON_LIMIT={})",
+        "rewrite the pattern: {SHAPES}, and alternatives `{{a,b}}` multiply its size; \
+         split it into several patterns; or raise the limit with the environment \
+         variable WRIT_AUTOMATON_LIMIT (e.g. WRIT_AUTOMATON_LIMIT={})",
         twice(limit)
     ))
 }
@@ -493,8 +514,8 @@ fn over_budget(
         Code::AutomatonTooBig,
         p.span,
         format!(
-            "the automata of this policy take more than {}, the budget of a bundle: \
-             the patterns before this one take {}, and the automaton of \"{}\" ({owner}) \
+            "the pattern matchers of this policy take more than {}, the budget of a bundle: \
+             the patterns before this one take {}, and the matcher of \"{}\" ({owner}) \
              needs more than the {} left",
             size(budget),
             size(total),
@@ -504,23 +525,24 @@ fn over_budget(
     )
     .with_label_message(format!("over the budget of {}", size(budget)))
     .with_help(format!(
-        "write fewer patterns that need automata: {SHAPES}; or raise the budget with \
-         the environment variable WRIT_AUTOMATA_BUDGET (e.g. WRIT_AUTOMATA_BUDGET={})",
+        "write fewer patterns that need glob programs: {SHAPES}; or raise the budget \
+         with the environment variable WRIT_AUTOMATA_BUDGET (e.g. WRIT_AUTOMATA_BUDGET={})",
         twice(budget)
     ))
 }
 
 /// Classifies a glob; anything but a plain name, `lit*`, `*lit` or `*`
-/// becomes a DFA (built within the current limits, [`Limits::current`]).
+/// becomes a glob program (within the current limits, [`Limits::current`]).
 ///
 /// # Errors
-/// When the glob's DFA would exceed the limit of one pattern.
+/// When the glob's program would exceed the limit of one pattern, or its
+/// alternatives make too many variants.
 pub fn pattern(p: &Pattern) -> Result<m::Pattern, CompileError> {
     compiled(p, &Automata::new(Limits::current()), &mut 0)
 }
 
-/// A pattern for the bundle, its automaton taken from `automata` or built,
-/// counting automata bytes in `total` against the budget.
+/// A pattern for the bundle, its program taken from `automata` or built,
+/// counting program bytes in `total` against the budget.
 fn compiled(
     p: &Pattern,
     automata: &Automata,
@@ -531,68 +553,124 @@ fn compiled(
         Shape::Exact(s) => m::Pattern::Exact(s.to_owned()),
         Shape::Prefix(s) => m::Pattern::Prefix(s.to_owned()),
         Shape::Suffix(s) => m::Pattern::Suffix(s.to_owned()),
-        Shape::Automaton => {
+        Shape::Glob => {
             let limits = automata.limits;
             let limit = limits.automaton;
-            let dfa = match automata.known(p, limit) {
-                Some(known) => known.map(|b| b.to_vec()),
-                None => dfa(p, limit, limit),
-            }
-            .map_err(|r| match r {
+            let built = match automata.known(p, limit) {
+                Some(known) => known.map(|(g, n)| (m::GlobPattern::clone(&g), n)),
+                None => program(p).and_then(|(g, n)| {
+                    if n <= limit {
+                        Ok((g, n))
+                    } else {
+                        Err(Refusal::TooBig { limit })
+                    }
+                }),
+            };
+            let (glob, bytes) = built.map_err(|r| match r {
                 Refusal::TooBig { limit } => CompileError::AutomatonTooBig {
                     pattern: p.as_str().to_owned(),
                     limit,
                 },
-                Refusal::Failed(why) => CompileError::Pattern {
+                Refusal::TooManyVariants { variants } => CompileError::Pattern {
                     pattern: p.as_str().to_owned(),
-                    why,
+                    why: format!(
+                        "its alternatives make {variants} globs, more than the \
+                         {MAX_GLOB_VARIANTS} one pattern may stand for (error {})",
+                        Code::AutomatonTooBig
+                    ),
                 },
             })?;
-            *total = total.saturating_add(dfa.len());
+            *total = total.saturating_add(bytes);
             if *total > limits.automata {
                 return Err(CompileError::BudgetExceeded {
                     pattern: p.as_str().to_owned(),
                     budget: limits.automata,
                 });
             }
-            m::Pattern::Dfa {
-                text: p.as_str().to_owned(),
-                dfa,
-            }
+            m::Pattern::Glob(glob)
         }
     })
 }
 
-/// The serialized DFA of a glob, refused past `limit` bytes or when
-/// determinizing it needs more than `work` bytes (the limit of one
-/// pattern, whatever is left of the budget, so that whether a pattern can
-/// be built does not depend on the patterns before it).
-fn dfa(p: &Pattern, limit: usize, work: usize) -> Result<Vec<u8>, Refusal> {
-    use regex_automata::dfa::{StartKind, dense};
-    // The glob's own translation (writ_ir::glob): Unicode mode, so `?` and
-    // classes match one character of the UTF-8 request strings, and `*`
-    // matches newlines, as the reference matcher does.
-    let built = dense::Builder::new()
-        .configure(
-            dense::Config::new()
-                .start_kind(StartKind::Anchored)
-                .dfa_size_limit(Some(limit))
-                .determinize_size_limit(Some(work)),
-        )
-        .build(&p.glob().to_regex())
-        .map_err(|e| {
-            if e.is_size_limit_exceeded() {
-                Refusal::TooBig { limit }
-            } else {
-                Refusal::Failed(e.to_string())
-            }
-        })?;
-    let (bytes, pad) = built.to_bytes_little_endian();
-    let bytes = bytes.get(pad..).unwrap_or_default().to_vec();
-    if bytes.len() > limit {
-        return Err(Refusal::TooBig { limit });
+/// The glob program of `p` and the bytes it takes in a bundle: its
+/// alternatives expanded into variants (refused past
+/// [`MAX_GLOB_VARIANTS`]), adjacent characters merged into literals, runs
+/// of `*` collapsed.
+fn program(p: &Pattern) -> Result<(m::GlobPattern, usize), Refusal> {
+    use writ_ir::glob::Token;
+    let tokens = p.glob().tokens();
+    let count = tokens.iter().fold(1usize, |n, t| match t {
+        Token::Alternatives(alts) => n.saturating_mul(alts.len()),
+        _ => n,
+    });
+    if count > MAX_GLOB_VARIANTS {
+        return Err(Refusal::TooManyVariants { variants: count });
     }
-    Ok(bytes)
+    let mut variants: Vec<Vec<&Token>> = vec![Vec::new()];
+    for t in tokens {
+        match t {
+            Token::Alternatives(alts) => {
+                variants = variants
+                    .iter()
+                    .flat_map(|v| {
+                        alts.iter().map(move |alt| {
+                            let mut next = v.clone();
+                            next.extend(alt.iter());
+                            next
+                        })
+                    })
+                    .collect();
+            }
+            one => variants.iter_mut().for_each(|v| v.push(one)),
+        }
+    }
+    let glob = m::GlobPattern {
+        text: p.as_str().to_owned(),
+        case_insensitive: p.is_case_insensitive(),
+        variants: variants.into_iter().map(units).collect(),
+    };
+    let mut w = writ_runtime::wire::Writer::default();
+    writ_runtime::glob::w_glob(&mut w, &glob);
+    let bytes = w.out.len();
+    Ok((glob, bytes))
+}
+
+/// One variant's tokens (no alternatives left) as the runtime's units.
+fn units(tokens: Vec<&writ_ir::glob::Token>) -> Vec<m::GlobUnit> {
+    use writ_ir::glob::Token;
+    let mut out = Vec::new();
+    let mut lit = String::new();
+    let flush = |lit: &mut String, out: &mut Vec<m::GlobUnit>| {
+        if !lit.is_empty() {
+            out.push(m::GlobUnit::Lit(std::mem::take(lit)));
+        }
+    };
+    for t in tokens {
+        match t {
+            Token::Char(c) => lit.push(*c),
+            Token::Any => {
+                flush(&mut lit, &mut out);
+                out.push(m::GlobUnit::Any);
+            }
+            Token::Star => {
+                flush(&mut lit, &mut out);
+                if out.last() != Some(&m::GlobUnit::Star) {
+                    out.push(m::GlobUnit::Star);
+                }
+            }
+            Token::Class { negated, ranges } => {
+                flush(&mut lit, &mut out);
+                out.push(m::GlobUnit::Class {
+                    negated: *negated,
+                    ranges: ranges.clone(),
+                });
+            }
+            // Expanded by the caller; alternatives do not nest.
+            Token::Alternatives(_) => {}
+        }
+    }
+    flush(&mut lit, &mut out);
+    out
 }
 
 /// What the bundle is built with: the automata already built, and the

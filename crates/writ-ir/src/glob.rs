@@ -1,5 +1,4 @@
-//! writ's glob language: the parser, the reference matcher, and the
-//! translation into a regular expression for the compiler's automata.
+//! writ's glob language: the parser and the reference matcher.
 //!
 //! The semantics are pinned here and in docs/language.md ("Semantics"):
 //!
@@ -21,12 +20,11 @@
 //! Two matchers implement the semantics independently, and the
 //! differential tests hold them to each other: [`Glob::is_match`] below (a
 //! direct simulation over characters, written to be obviously correct: the
-//! reference evaluator uses it) and the automaton the compiler builds from
-//! [`Glob::to_regex`] (which the runtime runs over bytes). globset, which
-//! writ used before, matches `?` and classes against single bytes, so it
-//! could not give `?` its documented meaning.
-
-use std::fmt::Write as _;
+//! reference evaluator uses it) and the runtime's glob programs
+//! (`writ_runtime::glob`: alternatives expanded by the compiler from
+//! [`Glob::tokens`], segments matched greedily between `*`s). globset,
+//! which writ used before, matches `?` and classes against single bytes,
+//! so it could not give `?` its documented meaning.
 
 /// One element of a glob.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -197,84 +195,6 @@ impl Glob {
             Token::Star | Token::Alternatives(_) => false,
         }
     }
-
-    /// The glob as a regular expression (`regex` syntax, Unicode mode, so
-    /// `.` and classes match one scalar value), anchored at both ends.
-    #[must_use]
-    pub fn to_regex(&self) -> String {
-        let mut out = String::from("(?s)^");
-        self.regex_of(&self.tokens, &mut out);
-        out.push('$');
-        out
-    }
-
-    fn regex_of(&self, tokens: &[Token], out: &mut String) {
-        for token in tokens {
-            match token {
-                Token::Char(c) => self.regex_char(*c, out),
-                Token::Any => out.push('.'),
-                Token::Star => out.push_str(".*"),
-                Token::Class { negated, ranges } => {
-                    out.push('[');
-                    if *negated {
-                        out.push('^');
-                    }
-                    let mut all = ranges.clone();
-                    if self.case_insensitive {
-                        for &(lo, hi) in ranges {
-                            all.extend(ascii_other_case(lo, hi));
-                        }
-                    }
-                    for (lo, hi) in all {
-                        let _ =
-                            write!(out, "\\x{{{:x}}}-\\x{{{:x}}}", u32::from(lo), u32::from(hi));
-                    }
-                    out.push(']');
-                }
-                Token::Alternatives(alts) => {
-                    out.push_str("(?:");
-                    for (i, alt) in alts.iter().enumerate() {
-                        if i > 0 {
-                            out.push('|');
-                        }
-                        self.regex_of(alt, out);
-                    }
-                    out.push(')');
-                }
-            }
-        }
-    }
-
-    fn regex_char(&self, c: char, out: &mut String) {
-        if self.case_insensitive && c.is_ascii_alphabetic() {
-            let _ = write!(
-                out,
-                "[{}{}]",
-                c.to_ascii_lowercase(),
-                c.to_ascii_uppercase()
-            );
-        } else if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else {
-            let _ = write!(out, "\\x{{{:x}}}", u32::from(c));
-        }
-    }
-}
-
-/// The ASCII letters of `lo..=hi` in the other case, as ranges.
-fn ascii_other_case(lo: char, hi: char) -> Vec<(char, char)> {
-    let mut out = Vec::new();
-    for (from, to, shift) in [('a', 'z', -32i32), ('A', 'Z', 32)] {
-        let a = lo.max(from);
-        let b = hi.min(to);
-        if a <= b {
-            let moved = |c: char| char::from_u32(u32::from(c).wrapping_add_signed(shift));
-            if let (Some(x), Some(y)) = (moved(a), moved(b)) {
-                out.push((x, y));
-            }
-        }
-    }
-    out
 }
 
 /// Reads a class after its `[`.
@@ -394,14 +314,5 @@ mod tests {
         let k = Glob::parse("k", true);
         // The Kelvin sign folds to `k` in Unicode, not in ASCII.
         assert!(matches!(&k, Ok(g) if !g.is_match("\u{212a}")));
-    }
-
-    #[test]
-    fn the_regex_is_anchored_and_escapes_everything_plain() {
-        let g = Glob::parse("a.b?[!x-z]{c,}", false);
-        assert!(
-            matches!(&g, Ok(g) if g.to_regex() == "(?s)^a\\x{2e}b.[^\\x{78}-\\x{7a}](?:c|)$"),
-            "{g:?}"
-        );
     }
 }

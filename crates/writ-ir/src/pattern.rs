@@ -128,7 +128,7 @@ impl Pattern {
         self.glob().is_match(candidate)
     }
 
-    /// The parsed glob (the compiler builds its automaton from it).
+    /// The parsed glob (the compiler builds its glob program from it).
     #[must_use]
     pub fn glob(&self) -> &Glob {
         self.inner.glob.get_or_init(|| {

@@ -102,6 +102,10 @@ impl fmt::Display for LoadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LoadError::NotABundle => f.write_str("not a writ bundle (bad magic bytes)"),
+            LoadError::UnsupportedVersion(v) if OLDEST_FORMAT_VERSION == FORMAT_VERSION => write!(
+                f,
+                "bundle format {v} is not supported by this runtime (it reads format {FORMAT_VERSION} only); recompile with a matching writ"
+            ),
             LoadError::UnsupportedVersion(v) => write!(
                 f,
                 "bundle format {v} is not supported by this runtime (it reads formats {OLDEST_FORMAT_VERSION} to {FORMAT_VERSION}); recompile with a matching writ"

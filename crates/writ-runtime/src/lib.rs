@@ -35,6 +35,8 @@ mod runtime_docs {}
 pub mod engine;
 mod error;
 mod eval;
+pub mod glob;
+mod globset;
 #[cfg(feature = "json")]
 mod json;
 pub mod limiter;
@@ -74,9 +76,14 @@ pub const MAGIC: &[u8; 8] = b"WRITBNDL";
 /// (MeshGuard's `delegation.permissionCeiling`), written only when there
 /// is one. A runtime that reads only format 3 refuses format 4 by its
 /// version instead of dropping a ceiling.
-pub const FORMAT_VERSION: u32 = 4;
+///
+/// Format 5 carries globs as glob programs ([`glob`]) instead of
+/// serialized DFAs; a runtime that read DFAs refuses it by its version,
+/// and this one refuses the older formats, whose DFAs it cannot run
+/// (recompile them).
+pub const FORMAT_VERSION: u32 = 5;
 /// The oldest bundle format this runtime reads.
-pub const OLDEST_FORMAT_VERSION: u32 = 2;
+pub const OLDEST_FORMAT_VERSION: u32 = 5;
 /// The length of the checksum that follows the body.
 pub const CHECKSUM_LEN: usize = 16;
 

@@ -1,16 +1,17 @@
 //! Matching action and target strings: exact names, prefixes and suffixes
-//! by hashing, everything else by the serialized DFAs the compiler built.
+//! by hashing, everything else by glob programs ([`crate::glob`]), many at
+//! once through a [`GlobSet`].
 
-use regex_automata::dfa::Automaton;
-use regex_automata::dfa::dense::DFA;
-use regex_automata::{Anchored, Input};
 use rustc_hash::FxHasher;
 use std::hash::Hasher;
 
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::error::LoadError;
+use crate::glob::Glob;
+use crate::globset::GlobSet;
 use crate::model::{Pattern, PatternRef, Span};
+use crate::wire::Reader;
 
 /// One prepared pattern.
 #[derive(Clone, Debug)]
@@ -19,84 +20,19 @@ pub enum Matcher {
     Prefix(String),
     Suffix(String),
     Any,
-    Dfa(Box<Glob>),
-}
-
-/// A pattern's automaton, and the bytes a match can begin with (so that
-/// most strings are told apart by one table lookup, without running it).
-#[derive(Clone, Debug)]
-pub struct Glob {
-    dfa: DFA<Vec<u32>>,
-    /// The bytes some match begins with.
-    first: ByteSet,
-}
-
-impl Glob {
-    fn new(dfa: DFA<Vec<u32>>) -> Glob {
-        let mut first = ByteSet::ALL;
-        // From the anchored start state, a byte that leads to the dead
-        // state begins no match. (A start state that cannot be computed
-        // leaves every byte possible: the automaton decides.)
-        if let Ok(start) = dfa.start_state_forward(&Input::new("").anchored(Anchored::Yes)) {
-            first = ByteSet::default();
-            for b in 0..=255u8 {
-                if !dfa.is_dead_state(dfa.next_state(start, b)) {
-                    first.insert(b);
-                }
-            }
-        }
-        Glob { dfa, first }
-    }
-
-    fn may_begin(&self, b: u8) -> bool {
-        self.first.contains(b)
-    }
-
-    fn is_match(&self, s: &str) -> bool {
-        if let Some(&b) = s.as_bytes().first()
-            && !self.may_begin(b)
-        {
-            return false;
-        }
-        self.dfa
-            .try_search_fwd(&Input::new(s).anchored(Anchored::Yes))
-            .is_ok_and(|m| m.is_some())
-    }
+    Glob(Box<Glob>),
 }
 
 impl Matcher {
-    /// Prepares a pattern; a DFA is deserialized (and validated) here.
-    pub fn new(p: Pattern) -> Result<Matcher, LoadError> {
-        Ok(match p {
+    /// Prepares a pattern.
+    #[must_use]
+    pub fn new(p: Pattern) -> Matcher {
+        match p {
             Pattern::Exact(s) => Matcher::Exact(s),
             Pattern::Prefix(s) => Matcher::Prefix(s),
             Pattern::Suffix(s) => Matcher::Suffix(s),
             Pattern::Any => Matcher::Any,
-            Pattern::Dfa { text, dfa } => Matcher::dfa(&text, &dfa)?,
-        })
-    }
-
-    /// Deserializes (and validates) a pattern's DFA.
-    ///
-    /// # Errors
-    /// When the bytes are not a valid DFA.
-    pub fn dfa(text: &str, bytes: &[u8]) -> Result<Matcher, LoadError> {
-        Ok(Matcher::Dfa(Box::new(Glob::new(load_dfa(bytes).map_err(
-            |e| {
-                LoadError::Corrupt(format!(
-                    "the automaton of pattern \"{text}\" is invalid: {e}"
-                ))
-            },
-        )?))))
-    }
-
-    /// False when no string beginning with byte `b` can match (only
-    /// automata tell; other patterns answer true).
-    #[must_use]
-    pub fn may_begin(&self, b: u8) -> bool {
-        match self {
-            Matcher::Dfa(glob) => glob.may_begin(b),
-            _ => true,
+            Pattern::Glob(g) => Matcher::Glob(Box::new(Glob::from_pattern(&g))),
         }
     }
 
@@ -107,25 +43,9 @@ impl Matcher {
             Matcher::Prefix(p) => s.starts_with(p.as_str()),
             Matcher::Suffix(p) => s.ends_with(p.as_str()),
             Matcher::Any => true,
-            Matcher::Dfa(glob) => glob.is_match(s),
+            Matcher::Glob(glob) => glob.is_match(s),
         }
     }
-}
-
-fn load_dfa(bytes: &[u8]) -> Result<DFA<Vec<u32>>, String> {
-    // DFAs are read from 4-byte aligned memory: copy into a buffer and
-    // start at its first aligned byte.
-    let mut buf = vec![0u8; bytes.len() + 4];
-    let off = buf.as_ptr().align_offset(4).min(3);
-    let slot = buf
-        .get_mut(off..off + bytes.len())
-        .ok_or_else(|| "buffer".to_owned())?;
-    slot.copy_from_slice(bytes);
-    let aligned = buf
-        .get(off..off + bytes.len())
-        .ok_or_else(|| "buffer".to_owned())?;
-    let (dfa, _) = DFA::from_bytes(aligned).map_err(|e| e.to_string())?;
-    Ok(dfa.to_owned())
 }
 
 /// True when any matcher matches.
@@ -136,11 +56,11 @@ pub fn any_match(ms: &[Matcher], s: &str) -> bool {
 
 /// One step of the rolling hash over a string's bytes.
 #[inline]
-fn roll(h: u64, byte: u8) -> u64 {
+pub(crate) fn roll(h: u64, byte: u8) -> u64 {
     (h ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
 }
 
-const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+pub(crate) const SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
 /// Up to this many distinct prefix (suffix) lengths are probed directly.
 const FEW: usize = 6;
@@ -474,19 +394,19 @@ struct Keys {
 
 /// A set of bytes, one bit each.
 #[derive(Clone, Copy, Debug, Default)]
-struct ByteSet([u64; 4]);
+pub(crate) struct ByteSet([u64; 4]);
 
 impl ByteSet {
     const ALL: ByteSet = ByteSet([u64::MAX; 4]);
 
-    fn insert(&mut self, b: u8) {
+    pub(crate) fn insert(&mut self, b: u8) {
         if let Some(word) = self.0.get_mut(usize::from(b >> 6)) {
             *word |= 1 << (b & 63);
         }
     }
 
     #[inline]
-    fn contains(&self, b: u8) -> bool {
+    pub(crate) fn contains(&self, b: u8) -> bool {
         self.0
             .get(usize::from(b >> 6))
             .is_some_and(|w| w & (1 << (b & 63)) != 0)
@@ -590,8 +510,9 @@ impl Keys {
 /// Maps an action to the rules whose action patterns may match it: one
 /// hash lookup for exact names, one pass over the action's bytes for
 /// prefixes and one for suffixes (probing only the lengths that occur),
-/// plus the DFAs of the few patterns that are none of these. Keys are
-/// spans of the bundle body, which every lookup is given.
+/// and the glob set for every other pattern (each distinct glob once, with
+/// the rules that use it in a bucket). Keys are spans of the bundle body,
+/// which every lookup is given.
 #[derive(Debug, Default)]
 pub struct ActionIndex {
     scoped: bool,
@@ -602,25 +523,54 @@ pub struct ActionIndex {
     prefixes: Keys,
     suffixes: Keys,
     any: Bucket,
-    complex: Vec<(Matcher, u32)>,
-    /// For each first byte, the positions in `complex` of the automata
-    /// that a string beginning with it may match (empty until `finish`, and
-    /// when there are no automata): a request runs only those.
-    complex_by_first: Vec<Vec<u32>>,
+    globs: GlobSet,
+    /// The rules of each glob of `globs`, by its number.
+    glob_rules: Vec<Bucket>,
+    /// Globs by text while the index is built (a glob written by many
+    /// rules is matched once).
+    glob_by_text: SpanTable<u32>,
 }
 
 impl ActionIndex {
-    /// Adds one action pattern of `rule`; rules are added in order.
+    /// Adds one action pattern of `rule`; rules are added in order. `r`
+    /// reads `body` (a glob's program is read from it).
     ///
     /// # Errors
-    /// When a DFA pattern does not deserialize.
-    pub fn add(&mut self, p: PatternRef<'_>, rule: u32) -> Result<(), LoadError> {
+    /// When a glob's program does not read (the scan that found the
+    /// pattern checked it, so this does not happen).
+    pub fn add(
+        &mut self,
+        p: PatternRef,
+        rule: u32,
+        body: &[u8],
+        r: &Reader<'_>,
+    ) -> Result<(), LoadError> {
         match p {
             PatternRef::Exact(s) => self.exact.pending.push((s, rule)),
             PatternRef::Prefix(s) => self.prefixes.pending.push((s, rule)),
             PatternRef::Suffix(s) => self.suffixes.pending.push((s, rule)),
             PatternRef::Any => self.any.push(rule),
-            PatternRef::Dfa { text, dfa } => self.complex.push((Matcher::dfa(text, dfa)?, rule)),
+            PatternRef::Glob { text, at } => {
+                let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
+                let folds = |at: u32| body.get(at as usize).is_some_and(|f| f & 1 != 0);
+                if let Some(&mut id) = self.glob_by_text.upsert(body, fx, text, next)
+                    && self
+                        .globs
+                        .glob(id)
+                        .is_some_and(|g| g.is_case_insensitive() == folds(at))
+                {
+                    if let Some(b) = self.glob_rules.get_mut(id as usize) {
+                        b.push(rule);
+                    }
+                    return Ok(());
+                }
+                let mut gr = r.clone();
+                gr.seek(at as usize)?;
+                self.globs.add(Glob::read(&mut gr)?);
+                let mut bucket = Bucket::default();
+                bucket.push(rule);
+                self.glob_rules.push(bucket);
+            }
         }
         Ok(())
     }
@@ -632,23 +582,18 @@ impl ActionIndex {
         split |= self.prefixes.finish(body, scopes, true, hash_forward);
         split |= self.suffixes.finish(body, scopes, true, hash_backward);
         split |= self.any.index(body, scopes);
-        self.scoped = split;
         let narrowed = |b: &Bucket| b.scoped.is_some() || b.targets.is_some();
+        self.globs.finish();
+        self.glob_by_text = SpanTable::default();
+        for b in &mut self.glob_rules {
+            split |= b.index(body, scopes);
+        }
+        self.scoped = split;
         self.narrowed = narrowed(&self.any)
+            || self.glob_rules.iter().any(narrowed)
             || [&self.exact, &self.prefixes, &self.suffixes]
                 .iter()
                 .any(|k| k.many.iter().any(narrowed));
-        self.complex_by_first.clear();
-        if !self.complex.is_empty() {
-            self.complex_by_first = (0..=255u8)
-                .map(|b| {
-                    (0..self.complex.len())
-                        .filter(|&i| self.complex.get(i).is_some_and(|(m, _)| m.may_begin(b)))
-                        .filter_map(|i| u32::try_from(i).ok())
-                        .collect()
-                })
-                .collect();
-        }
     }
 
     /// True when some bucket is split by principal or target: only then
@@ -714,141 +659,12 @@ impl ActionIndex {
             }
         }
         self.any.visit(body, who, &mut f);
-        if self.complex.is_empty() {
-            return;
+        if !self.globs.is_empty() {
+            self.globs.matches(action, |g| {
+                if let Some(b) = self.glob_rules.get(g as usize) {
+                    b.visit(body, who, &mut f);
+                }
+            });
         }
-        let mut run = |m: &Matcher, r: u32| {
-            if m.is_match(action) {
-                f(r);
-            }
-        };
-        match bytes
-            .first()
-            .and_then(|&b| self.complex_by_first.get(usize::from(b)))
-        {
-            Some(at) => at
-                .iter()
-                .filter_map(|&i| self.complex.get(i as usize))
-                .for_each(|(m, r)| run(m, *r)),
-            // The empty action (or an index not built): every automaton.
-            None => self.complex.iter().for_each(|(m, r)| run(m, *r)),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use regex_automata::dfa::{StartKind, dense};
-
-    fn glob(re: &str) -> Glob {
-        let dfa = dense::Builder::new()
-            .syntax(regex_automata::util::syntax::Config::new().utf8(false))
-            .thompson(regex_automata::nfa::thompson::Config::new().utf8(false))
-            .configure(dense::Config::new().start_kind(StartKind::Anchored))
-            .build(re);
-        let Ok(dfa) = dfa else {
-            unreachable!("{re} builds")
-        };
-        Glob::new(dfa)
-    }
-
-    #[test]
-    fn the_first_byte_filter_never_changes_an_answer() {
-        let patterns = [
-            r"(?-u)job:run.[ab]$",
-            r"(?i-u)job:run.*$",
-            r"(?-u).*_read$",
-            r"(?-u)(read|write):doc$",
-            r"(?-u)[rw].*$",
-            r"(?-u)$",
-            r"(?-u)(|x)y?$",
-            r"(?-u)\xC3\xA9.*$",
-            r"(?-u)[^t].*$",
-        ];
-        let inputs = [
-            "",
-            "j",
-            "job:runxa",
-            "job:runxc",
-            "JOB:RUN",
-            "Job:run",
-            "tool:call",
-            "x_read",
-            "_read",
-            "read:doc",
-            "write:doc",
-            "wx",
-            "rx",
-            "é",
-            "éa",
-            "e",
-            "x",
-            "y",
-            "xy",
-            "t",
-            "u",
-            "\u{0}",
-            "ÿ",
-        ];
-        for re in patterns {
-            let g = glob(re);
-            for s in inputs {
-                let plain = g
-                    .dfa
-                    .try_search_fwd(&Input::new(s).anchored(Anchored::Yes))
-                    .is_ok_and(|m| m.is_some());
-                assert_eq!(g.is_match(s), plain, "{re} on {s:?}");
-            }
-        }
-        // The index of automata by first byte gives the candidates that
-        // running every automaton gives.
-        let mut ix = ActionIndex::default();
-        let dfas: Vec<Vec<u8>> = patterns
-            .iter()
-            .map(|re| glob(re).dfa.to_bytes_native_endian().0)
-            .collect();
-        for (rule, bytes) in (0u32..).zip(&dfas) {
-            let added = ix.add(
-                PatternRef::Dfa {
-                    text: "t",
-                    dfa: bytes,
-                },
-                rule,
-            );
-            assert!(added.is_ok());
-        }
-        ix.finish(&[], &|_| Narrowing {
-            scope: ScopeKey::Open,
-            targets: None,
-        });
-        let no_roles = |_: &mut dyn FnMut(&str)| {};
-        let who = Who {
-            agent: "a",
-            roles: &no_roles,
-            target: "",
-            every: false,
-        };
-        let mut filtered = 0;
-        for s in inputs {
-            let mut got = Vec::new();
-            ix.candidates(&[], s, &who, |r| got.push(r));
-            got.sort_unstable();
-            let want: Vec<u32> = (0u32..)
-                .zip(patterns)
-                .filter(|(_, re)| glob(re).is_match(s))
-                .map(|(r, _)| r)
-                .collect();
-            assert_eq!(got, want, "candidates of {s:?}");
-            if let Some(&b) = s.as_bytes().first() {
-                filtered += patterns.len() - ix.complex_by_first[usize::from(b)].len();
-            }
-        }
-        assert!(filtered > 0, "the index skips some automata");
-        // And it does filter: only `j` (in either case) begins a match.
-        let g = glob(r"(?i-u)job:run.*$");
-        let begins: Vec<u8> = (0..=255u8).filter(|&b| g.may_begin(b)).collect();
-        assert_eq!(begins, b"Jj");
-        assert!((0..=255u8).all(|b| glob(r"(?s-u).*_read$").may_begin(b)));
     }
 }

@@ -12,6 +12,9 @@ use crate::vocab::{
 };
 use crate::wire::{Reader, Strings, Writer};
 
+pub use crate::glob::{GlobPattern, GlobUnit};
+use crate::glob::{r_glob, w_glob};
+
 /// A value in a condition or a request context.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -74,19 +77,29 @@ impl std::fmt::Display for Value {
 }
 
 /// One glob, classified by the compiler. Exact names, prefixes, suffixes
-/// and `*` are matched without any automaton; everything else carries a
-/// serialized dense DFA (regex-automata) built from the glob.
+/// and `*` are compared as strings; everything else is a glob program
+/// ([`crate::glob`]).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Pattern {
     Exact(String),
     Prefix(String),
     Suffix(String),
     Any,
-    /// The glob's text (for messages) and its DFA's bytes.
-    Dfa {
-        text: String,
-        dfa: Vec<u8>,
-    },
+    Glob(GlobPattern),
+}
+
+impl Pattern {
+    /// The pattern as its author wrote it (for messages and limit names).
+    #[must_use]
+    pub fn text(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Pattern::Exact(s) => s.as_str().into(),
+            Pattern::Prefix(s) => format!("{s}*").into(),
+            Pattern::Suffix(s) => format!("*{s}").into(),
+            Pattern::Any => "*".into(),
+            Pattern::Glob(g) => g.text.as_str().into(),
+        }
+    }
 }
 
 /// What a comparison reads: the target, or a context path.
@@ -339,7 +352,7 @@ pub trait Leaves<'a> {
     fn push_str(list: &mut Self::Strs, s: Self::Str);
     /// A field: the target (`None`), or a context path.
     fn field(context: Option<Self::Strs>) -> Self::Field;
-    fn pattern(r: &Reader<'a>, p: PatternRef<'a>) -> Result<Self::Pattern, LoadError>;
+    fn pattern(r: &Reader<'a>, p: PatternRef) -> Result<Self::Pattern, LoadError>;
     fn null() -> Self::Value;
     fn bool(b: bool) -> Self::Value;
     fn number(n: f64) -> Self::Value;
@@ -372,16 +385,23 @@ impl<'a> Leaves<'a> for Decode {
     fn field(context: Option<Vec<String>>) -> Field {
         context.map_or(Field::Target, Field::Context)
     }
-    fn pattern(r: &Reader<'a>, p: PatternRef<'a>) -> Result<Pattern, LoadError> {
+    fn pattern(r: &Reader<'a>, p: PatternRef) -> Result<Pattern, LoadError> {
         Ok(match p {
             PatternRef::Exact(s) => Pattern::Exact(r.text(s)?.to_owned()),
             PatternRef::Prefix(s) => Pattern::Prefix(r.text(s)?.to_owned()),
             PatternRef::Suffix(s) => Pattern::Suffix(r.text(s)?.to_owned()),
             PatternRef::Any => Pattern::Any,
-            PatternRef::Dfa { text, dfa } => Pattern::Dfa {
-                text: text.to_owned(),
-                dfa: dfa.to_vec(),
-            },
+            PatternRef::Glob { text, at } => {
+                let mut g = GlobPattern {
+                    text: r.text(text)?.to_owned(),
+                    case_insensitive: false,
+                    variants: Vec::new(),
+                };
+                let mut gr = r.clone();
+                gr.seek(at as usize)?;
+                r_glob(&mut gr, &mut g)?;
+                Pattern::Glob(g)
+            }
         })
     }
     fn null() -> Value {
@@ -422,7 +442,7 @@ impl<'a> Leaves<'a> for Check {
     type Map = ();
     type Strs = ();
     type Field = ();
-    type Pattern = PatternRef<'a>;
+    type Pattern = PatternRef;
 
     #[inline(always)]
     fn str(r: &mut Reader<'a>) -> Result<(), LoadError> {
@@ -430,7 +450,7 @@ impl<'a> Leaves<'a> for Check {
     }
     fn push_str((): &mut (), (): ()) {}
     fn field(_: Option<()>) {}
-    fn pattern(_: &Reader<'a>, p: PatternRef<'a>) -> Result<PatternRef<'a>, LoadError> {
+    fn pattern(_: &Reader<'a>, p: PatternRef) -> Result<PatternRef, LoadError> {
         Ok(p)
     }
     fn null() {}
@@ -524,36 +544,44 @@ fn w_pattern(w: &mut Writer, p: &Pattern) {
             w.str(s);
         }
         Pattern::Any => w.u8(PatternTag::Any.to_byte()),
-        Pattern::Dfa { text, dfa } => {
-            w.u8(PatternTag::Dfa.to_byte());
-            w.str(text);
-            w.bytes(dfa);
+        Pattern::Glob(g) => {
+            w.u8(PatternTag::Glob.to_byte());
+            w.str(&g.text);
+            w_glob(w, g);
         }
     }
 }
 
 /// An action pattern as the bytes hold it.
 #[derive(Clone, Copy, Debug)]
-pub enum PatternRef<'a> {
+pub enum PatternRef {
     Exact(Span),
     Prefix(Span),
     Suffix(Span),
     Any,
-    Dfa { text: &'a str, dfa: &'a [u8] },
+    /// A glob: its text, and where its program starts (checked when it
+    /// was read; [`crate::glob::Glob::read`] reads it from there).
+    Glob {
+        text: Span,
+        at: u32,
+    },
 }
 
 /// Reads one pattern.
 #[inline(always)]
-fn r_pattern_ref<'a>(r: &mut Reader<'a>) -> Result<PatternRef<'a>, LoadError> {
+fn r_pattern_ref<'a>(r: &mut Reader<'a>) -> Result<PatternRef, LoadError> {
     Ok(match PatternTag::from_byte(r.u8()?)? {
         PatternTag::Exact => PatternRef::Exact(r.str_span()?),
         PatternTag::Prefix => PatternRef::Prefix(r.str_span()?),
         PatternTag::Suffix => PatternRef::Suffix(r.str_span()?),
         PatternTag::Any => PatternRef::Any,
-        PatternTag::Dfa => PatternRef::Dfa {
-            text: r.str_ref()?,
-            dfa: r.bytes()?,
-        },
+        PatternTag::Glob => {
+            let text = r.str_span()?;
+            let at = u32::try_from(r.position())
+                .map_err(|_| LoadError::Corrupt("bundle too large".to_owned()))?;
+            r_glob(r, &mut ())?;
+            PatternRef::Glob { text, at }
+        }
     })
 }
 
@@ -895,9 +923,9 @@ pub trait RuleSink<'a> {
     type Leaves: Leaves<'a>;
 
     fn head(&mut self, r: &Reader<'a>, head: RuleHead) -> Result<(), LoadError>;
-    fn action(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError>;
+    fn action(&mut self, r: &Reader<'a>, p: PatternRef) -> Result<(), LoadError>;
     /// One of the rule's targets; `targets_end` follows the last one.
-    fn target(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError>;
+    fn target(&mut self, r: &Reader<'a>, p: PatternRef) -> Result<(), LoadError>;
     fn targets_end(&mut self) {}
     fn agent(&mut self, r: &Reader<'a>, name: Span) -> Result<(), LoadError>;
     fn role(&mut self, r: &Reader<'a>, name: Span) -> Result<(), LoadError>;
@@ -1019,11 +1047,11 @@ impl<'a, F: FnOnce(u32) -> Result<Condition, LoadError>> RuleSink<'a> for RuleDe
         self.rule.limit_shared = h.limit_shared;
         Ok(())
     }
-    fn action(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+    fn action(&mut self, r: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
         self.rule.actions.push(Decode::pattern(r, p)?);
         Ok(())
     }
-    fn target(&mut self, r: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+    fn target(&mut self, r: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
         self.rule.targets.push(Decode::pattern(r, p)?);
         Ok(())
     }
@@ -1093,8 +1121,6 @@ pub fn r_rule(
 /// What the runtime needs from a rule record at load time.
 #[derive(Debug, Default)]
 pub struct RuleScan {
-    /// Some pattern of the rule (action, target or condition) is a DFA.
-    pub has_dfa: bool,
     /// The condition reads the clock.
     pub has_clock: bool,
     /// How many of the scanned names (pushed to the caller's list) are
@@ -1120,7 +1146,7 @@ struct RuleScanner<'s, A> {
     exact: bool,
 }
 
-impl<'a, A: FnMut(PatternRef<'a>) -> Result<(), LoadError>> RuleSink<'a> for RuleScanner<'_, A> {
+impl<'a, A: FnMut(PatternRef) -> Result<(), LoadError>> RuleSink<'a> for RuleScanner<'_, A> {
     type Leaves = Check;
 
     #[inline(always)]
@@ -1133,17 +1159,13 @@ impl<'a, A: FnMut(PatternRef<'a>) -> Result<(), LoadError>> RuleSink<'a> for Rul
         Ok(())
     }
     #[inline(always)]
-    fn action(&mut self, _: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
-        self.out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
+    fn action(&mut self, _: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
         (self.action)(p)
     }
-    fn target(&mut self, _: &Reader<'a>, p: PatternRef<'a>) -> Result<(), LoadError> {
+    fn target(&mut self, _: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
         match p {
             PatternRef::Exact(span) => self.targets.push(span),
-            p => {
-                self.out.has_dfa |= matches!(p, PatternRef::Dfa { .. });
-                self.exact = false;
-            }
+            _ => self.exact = false,
         }
         Ok(())
     }
@@ -1173,7 +1195,6 @@ impl<'a, A: FnMut(PatternRef<'a>) -> Result<(), LoadError>> RuleSink<'a> for Rul
             )));
         };
         self.out.has_clock |= cflags & COND_CLOCK != 0;
-        self.out.has_dfa |= cflags & COND_DFA != 0;
         Ok(())
     }
     fn constraint(&mut self, _: ConstraintOf<(), (), ()>) {}
@@ -1192,7 +1213,7 @@ pub fn scan_rule<'a>(
     r: &mut Reader<'a>,
     policies: u32,
     conditions: &[u8],
-    action: impl FnMut(PatternRef<'a>) -> Result<(), LoadError>,
+    action: impl FnMut(PatternRef) -> Result<(), LoadError>,
     names: &mut Vec<Span>,
     targets: &mut Vec<Span>,
 ) -> Result<RuleScan, LoadError> {
@@ -1213,11 +1234,9 @@ pub fn scan_rule<'a>(
 
 /// A scanned condition reads the clock.
 pub const COND_CLOCK: u8 = 1;
-/// A scanned condition has a DFA pattern.
-pub const COND_DFA: u8 = 2;
 
 /// Checks one condition of the condition table without allocating;
-/// returns its [`COND_CLOCK`] and [`COND_DFA`] bits.
+/// returns its [`COND_CLOCK`] bit.
 ///
 /// # Errors
 /// [`LoadError`] exactly where the condition decoder would fail (they are
@@ -1228,10 +1247,6 @@ pub fn scan_condition_entry(r: &mut Reader<'_>) -> Result<u8, LoadError> {
         r,
         |a| match a {
             AtomOf::Time { .. } | AtomOf::Weekdays { .. } => flags |= COND_CLOCK,
-            AtomOf::Glob {
-                pattern: PatternRef::Dfa { .. },
-                ..
-            } => flags |= COND_DFA,
             _ => {}
         },
         |_| {},

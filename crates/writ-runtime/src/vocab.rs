@@ -218,7 +218,18 @@ codes! {
         Prefix = 1,
         Suffix = 2,
         Any = 3,
-        Dfa = 4,
+        // 4 was a serialized DFA (formats 2 to 4); never reused.
+        Glob = 5,
+    }
+}
+
+codes! {
+    /// One unit of a glob's variant (see [`crate::glob`]).
+    GlobUnitTag, "glob unit" {
+        Lit = 0,
+        Any = 1,
+        Star = 2,
+        Class = 3,
     }
 }
 
@@ -335,6 +346,12 @@ mod tests {
             "pattern tag",
         );
         round_trips(
+            GlobUnitTag::ALL,
+            GlobUnitTag::to_byte,
+            GlobUnitTag::from_byte,
+            "glob unit",
+        );
+        round_trips(
             FieldTag::ALL,
             FieldTag::to_byte,
             FieldTag::from_byte,
@@ -366,7 +383,7 @@ mod tests {
         assert_eq!(Combining::DenyOverrides.to_byte(), 1);
         assert_eq!(CompareOp::Ge.to_byte(), 5);
         assert_eq!(ValueTag::Map.to_byte(), 5);
-        assert_eq!(PatternTag::Dfa.to_byte(), 4);
+        assert_eq!(PatternTag::Glob.to_byte(), 5);
         assert_eq!(AtomTag::Weekdays.to_byte(), 6);
         assert_eq!(OpTag::Not.to_byte(), 3);
         // Ordered enums order as their levels do.

@@ -101,7 +101,7 @@ pub(super) fn limit_id(subject: Subject, index: usize, l: &crate::model::AgentLi
         crate::model::Pattern::Exact(s)
         | crate::model::Pattern::Prefix(s)
         | crate::model::Pattern::Suffix(s) => s.as_str(),
-        crate::model::Pattern::Dfa { text, .. } => text.as_str(),
+        crate::model::Pattern::Glob(g) => g.text.as_str(),
         crate::model::Pattern::Any => "*",
     });
     format!(
@@ -152,7 +152,7 @@ pub(super) fn prepare(
                     },
                     Atom::Glob { field, pattern, .. } => PAtom::Glob {
                         field,
-                        matcher: Matcher::new(pattern)?,
+                        matcher: Matcher::new(pattern),
                     },
                     Atom::Contains { field, value } => PAtom::Contains { field, value },
                     Atom::Exists { field } => PAtom::Exists { field },
@@ -179,7 +179,7 @@ pub(super) fn prepare(
         policy: rule.policy,
         effect: rule.effect,
         risk: rule.risk,
-        targets: matchers(rule.targets)?,
+        targets: matchers(rule.targets),
         scope: rule.scope,
         condition,
         constraints: rule.constraints,
@@ -188,7 +188,7 @@ pub(super) fn prepare(
     })
 }
 
-pub(super) fn matchers(ps: Vec<crate::model::Pattern>) -> Result<Vec<Matcher>, LoadError> {
+pub(super) fn matchers(ps: Vec<crate::model::Pattern>) -> Vec<Matcher> {
     ps.into_iter().map(Matcher::new).collect()
 }
 
@@ -196,7 +196,7 @@ pub(super) fn plist(l: Option<crate::model::NamedList>) -> Result<Option<PList>,
     l.map(|l| {
         Ok(PList {
             key: l.key,
-            matchers: matchers(l.patterns)?,
+            matchers: matchers(l.patterns),
         })
     })
     .transpose()
@@ -263,7 +263,7 @@ impl Compiled {
                         key: l.key.clone(),
                         metric: l.metric,
                         rate: l.rate,
-                        actions: l.actions.map(Matcher::new).transpose()?,
+                        actions: l.actions.map(Matcher::new),
                     })
                 })
                 .collect::<Result<_, LoadError>>()?;
@@ -307,7 +307,8 @@ impl Compiled {
         // where they sit in `targets`.
         let mut targets: Vec<Span> = Vec::new();
         let mut target_at: Vec<Option<(usize, usize)>> = Vec::with_capacity(rule_count);
-        let mut eager = Vec::new();
+        // Reads a glob's program for the index.
+        let programs = r.clone();
         for i in 0..rule_count {
             let id = u32::try_from(i).unwrap_or(u32::MAX);
             offsets.push(
@@ -320,27 +321,22 @@ impl Compiled {
                 &mut r,
                 policy_count,
                 &condition_flags,
-                |p| index.add(p, id),
+                |p| index.add(p, id, body, &programs),
                 &mut names,
                 &mut targets,
             )?;
             target_at.push(scan.exact_targets.map(|n| (first_target, n)));
             needs_clock |= scan.has_clock;
-            if scan.has_dfa {
-                eager.push(i);
-            }
             scope_at.push((first, scan.agents, scan.roles));
         }
         r_graph(&mut r)?;
         let ceiling_actions = r_ceiling_actions(&mut r)?
             .into_iter()
-            .map(|l| {
-                Ok(PList {
-                    key: l.key,
-                    matchers: matchers(l.patterns)?,
-                })
+            .map(|l| PList {
+                key: l.key,
+                matchers: matchers(l.patterns),
             })
-            .collect::<Result<Vec<_>, LoadError>>()?;
+            .collect();
         r.finish()?;
         let scopes = |rule: u32| {
             let targets = target_at
@@ -367,23 +363,6 @@ impl Compiled {
         index.finish(body, &scopes);
         let prepared: Box<[OnceLock<Box<Prepared>>]> =
             (0..rule_count).map(|_| OnceLock::new()).collect();
-        // Rules with automata are prepared now, so that every automaton is
-        // validated at load.
-        let strings = Strings {
-            at: prelude.strings_at,
-            ends: &prelude.ends,
-        };
-        for i in eager {
-            let rule = prepare(
-                body,
-                strings,
-                &condition_offsets,
-                offsets.get(i).copied().unwrap_or(0),
-            )?;
-            if let Some(cell) = prepared.get(i) {
-                let _ = cell.set(Box::new(Ok(rule)));
-            }
-        }
         Ok(Compiled {
             policies,
             combining: s.combining,

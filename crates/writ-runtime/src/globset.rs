@@ -1,0 +1,514 @@
+//! Many globs matched at once, as ripgrep's `globset` does: each variant
+//! of each glob is filed under its most selective literal (the whole
+//! variant when it is one literal, else its anchored first or last
+//! literal, else its longest literal inside), and a string is tried only
+//! against the variants whose literal it has where that literal must be.
+//!
+//! - Whole, first and last literals live in hash tables keyed by the
+//!   literal (ASCII-folded for globs that ignore case). One pass over the
+//!   string's first (last) bytes computes a rolling hash for every length
+//!   a key has, so a lookup costs the string's length up to the longest
+//!   key, whatever the number of globs.
+//! - Variants with only an inner literal are found by an Aho–Corasick
+//!   automaton over those literals, in one pass over the string; each
+//!   literal is tried once however often it occurs.
+//! - Variants with no literal at all are tried one by one.
+//!
+//! A variant found is then matched in full ([`Glob::is_match_variant`]).
+//! So a decision costs O(string length) to find the candidates, plus
+//! O(string length × units) for each candidate variant: the variants whose
+//! key the string holds where the key must be, and the variants with no
+//! literal. Distinct literals keep the candidates to the globs that can
+//! match.
+
+use aho_corasick::AhoCorasick;
+use hashbrown::hash_table::{Entry as TableEntry, HashTable};
+
+use crate::glob::{Glob, Key};
+use crate::matcher::{ByteSet, SEED, roll};
+
+/// A variant of a glob: (glob, variant).
+type Variant = (u32, u32);
+
+/// The variants filed under one key.
+#[derive(Debug)]
+enum Variants {
+    One(Variant),
+    Many(Vec<Variant>),
+}
+
+impl Variants {
+    fn push(&mut self, v: Variant) {
+        match self {
+            Variants::One(first) => *self = Variants::Many(vec![*first, v]),
+            Variants::Many(all) => all.push(v),
+        }
+    }
+
+    fn as_slice(&self) -> &[Variant] {
+        match self {
+            Variants::One(v) => std::slice::from_ref(v),
+            Variants::Many(all) => all,
+        }
+    }
+}
+
+/// Where a table's keys must sit in a string.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Anchor {
+    Whole,
+    Start,
+    End,
+}
+
+/// Keys (literals) to the variants filed under them.
+#[derive(Debug)]
+struct Table {
+    anchor: Anchor,
+    /// Keys are ASCII-folded, and strings folded as they are hashed.
+    fold: bool,
+    slots: HashTable<(Box<[u8]>, Variants)>,
+    /// The key lengths below 256, and the longer ones.
+    short: ByteSet,
+    long: Vec<usize>,
+    max: usize,
+}
+
+impl Table {
+    fn new(anchor: Anchor, fold: bool) -> Table {
+        Table {
+            anchor,
+            fold,
+            slots: HashTable::new(),
+            short: ByteSet::default(),
+            long: Vec::new(),
+            max: 0,
+        }
+    }
+
+    #[inline]
+    fn byte(&self, b: u8) -> u8 {
+        if self.fold { b.to_ascii_lowercase() } else { b }
+    }
+
+    /// The hash of a key as a lookup computes it: over its bytes from the
+    /// anchored end.
+    fn hash(&self, key: &[u8]) -> u64 {
+        match self.anchor {
+            Anchor::End => key.iter().rev().fold(SEED, |h, b| roll(h, self.byte(*b))),
+            Anchor::Whole | Anchor::Start => key.iter().fold(SEED, |h, b| roll(h, self.byte(*b))),
+        }
+    }
+
+    fn insert(&mut self, key: &str, v: Variant) {
+        let key: Box<[u8]> = if self.fold {
+            key.as_bytes().to_ascii_lowercase().into()
+        } else {
+            key.as_bytes().into()
+        };
+        let h = self.hash(&key);
+        let l = key.len();
+        match u8::try_from(l) {
+            Ok(short) => self.short.insert(short),
+            Err(_) => {
+                if !self.long.contains(&l) {
+                    self.long.push(l);
+                }
+            }
+        }
+        self.max = self.max.max(l);
+        let fold = self.fold;
+        let anchor = self.anchor;
+        let rehash = |k: &[u8]| {
+            let b = |b: &u8| if fold { b.to_ascii_lowercase() } else { *b };
+            match anchor {
+                Anchor::End => k.iter().rev().fold(SEED, |h, x| roll(h, b(x))),
+                Anchor::Whole | Anchor::Start => k.iter().fold(SEED, |h, x| roll(h, b(x))),
+            }
+        };
+        match self
+            .slots
+            .entry(h, |(k, _)| **k == *key, |(k, _)| rehash(k))
+        {
+            TableEntry::Occupied(mut o) => o.get_mut().1.push(v),
+            TableEntry::Vacant(e) => {
+                e.insert((key, Variants::One(v)));
+            }
+        }
+    }
+
+    fn has_length(&self, l: usize) -> bool {
+        match u8::try_from(l) {
+            Ok(short) => self.short.contains(short),
+            Err(_) => self.long.contains(&l),
+        }
+    }
+
+    #[inline]
+    fn probe(&self, h: u64, text: &[u8], f: &mut impl FnMut(Variant)) {
+        let same = |k: &[u8]| {
+            if self.fold {
+                k.eq_ignore_ascii_case(text)
+            } else {
+                k == text
+            }
+        };
+        if let Some((_, vs)) = self.slots.find(h, |(k, _)| same(k)) {
+            vs.as_slice().iter().for_each(|v| f(*v));
+        }
+    }
+
+    /// Calls `f` with every variant whose key `s` holds where it must.
+    fn lookup(&self, s: &[u8], f: &mut impl FnMut(Variant)) {
+        if self.slots.is_empty() {
+            return;
+        }
+        match self.anchor {
+            Anchor::Whole => {
+                if self.has_length(s.len()) {
+                    self.probe(self.hash(s), s, f);
+                }
+            }
+            Anchor::Start => {
+                let mut h = SEED;
+                for (i, b) in s.iter().enumerate().take(self.max) {
+                    h = roll(h, self.byte(*b));
+                    if self.has_length(i + 1)
+                        && let Some(k) = s.get(..=i)
+                    {
+                        self.probe(h, k, f);
+                    }
+                }
+            }
+            Anchor::End => {
+                let mut h = SEED;
+                for (i, b) in s.iter().rev().enumerate().take(self.max) {
+                    h = roll(h, self.byte(*b));
+                    if self.has_length(i + 1)
+                        && let Some(k) = s.get(s.len() - i - 1..)
+                    {
+                        self.probe(h, k, f);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inner literals, found by one Aho–Corasick pass.
+#[derive(Debug)]
+struct Inner {
+    literals: Vec<Box<str>>,
+    /// For each literal, the variants filed under it.
+    variants: Vec<Variants>,
+    automaton: Option<AhoCorasick>,
+}
+
+impl Inner {
+    fn new() -> Inner {
+        Inner {
+            literals: Vec::new(),
+            variants: Vec::new(),
+            automaton: None,
+        }
+    }
+
+    fn insert(&mut self, key: &str, v: Variant) {
+        // Few inner literals repeat; a linear look for a repeat would make
+        // loading quadratic, so each variant gets its own entry.
+        self.literals.push(key.into());
+        self.variants.push(Variants::One(v));
+    }
+
+    fn finish(&mut self, fold: bool) {
+        if self.literals.is_empty() {
+            return;
+        }
+        // A literal set the builder refuses (it cannot be: the literals are
+        // few and short next to its limits) leaves `automaton` empty, and
+        // every variant is then tried (see `lookup`).
+        self.automaton = AhoCorasick::builder()
+            .ascii_case_insensitive(fold)
+            .build(self.literals.iter().map(|l| l.as_bytes()))
+            .ok();
+    }
+
+    fn lookup(&self, s: &[u8], f: &mut impl FnMut(Variant)) {
+        if self.literals.is_empty() {
+            return;
+        }
+        let Some(ac) = &self.automaton else {
+            self.variants
+                .iter()
+                .for_each(|vs| vs.as_slice().iter().for_each(|v| f(*v)));
+            return;
+        };
+        // Each literal once, however often it occurs: a few kept inline,
+        // more in a bit set.
+        let mut few: [u32; 16] = [u32::MAX; 16];
+        let mut count = 0usize;
+        let mut seen: Vec<u64> = Vec::new();
+        for m in ac.find_overlapping_iter(s) {
+            let id = m.pattern().as_u32();
+            if seen.is_empty() {
+                if few.iter().take(count).any(|x| *x == id) {
+                    continue;
+                }
+                if let Some(slot) = few.get_mut(count) {
+                    *slot = id;
+                    count += 1;
+                } else {
+                    seen = vec![0; self.literals.len().div_ceil(64)];
+                    for x in few {
+                        mark(&mut seen, x);
+                    }
+                    if !mark(&mut seen, id) {
+                        continue;
+                    }
+                }
+            } else if !mark(&mut seen, id) {
+                continue;
+            }
+            if let Some(vs) = self.variants.get(id as usize) {
+                vs.as_slice().iter().for_each(|v| f(*v));
+            }
+        }
+    }
+}
+
+/// Sets bit `i`; false when it was set already.
+fn mark(bits: &mut [u64], i: u32) -> bool {
+    let Some(word) = bits.get_mut((i / 64) as usize) else {
+        return false;
+    };
+    let bit = 1u64 << (i % 64);
+    let new = *word & bit == 0;
+    *word |= bit;
+    new
+}
+
+/// A set of globs matched together; see the module documentation.
+#[derive(Debug)]
+pub struct GlobSet {
+    globs: Vec<Glob>,
+    /// Whole, first and last literals: case-sensitive, then folded.
+    tables: [Table; 6],
+    inner: Inner,
+    inner_folded: Inner,
+    /// Variants with no literal.
+    rest: Vec<Variant>,
+}
+
+impl Default for GlobSet {
+    fn default() -> Self {
+        GlobSet {
+            globs: Vec::new(),
+            tables: [
+                Table::new(Anchor::Whole, false),
+                Table::new(Anchor::Start, false),
+                Table::new(Anchor::End, false),
+                Table::new(Anchor::Whole, true),
+                Table::new(Anchor::Start, true),
+                Table::new(Anchor::End, true),
+            ],
+            inner: Inner::new(),
+            inner_folded: Inner::new(),
+            rest: Vec::new(),
+        }
+    }
+}
+
+impl GlobSet {
+    /// Adds a glob; returns its number (globs are numbered in order).
+    pub fn add(&mut self, glob: Glob) -> u32 {
+        let id = u32::try_from(self.globs.len()).unwrap_or(u32::MAX);
+        let fold = glob.is_case_insensitive();
+        let base = if fold { 3 } else { 0 };
+        for i in 0..glob.variant_count() {
+            let v = (id, u32::try_from(i).unwrap_or(u32::MAX));
+            let (table, key) = match glob.key(i) {
+                Key::Exact(k) => (0, k),
+                Key::Prefix(k) => (1, k),
+                Key::Suffix(k) => (2, k),
+                Key::Inner(k) => {
+                    if fold {
+                        self.inner_folded.insert(k, v);
+                    } else {
+                        self.inner.insert(k, v);
+                    }
+                    continue;
+                }
+                Key::None => {
+                    self.rest.push(v);
+                    continue;
+                }
+            };
+            if let Some(t) = self.tables.get_mut(base + table) {
+                t.insert(key, v);
+            }
+        }
+        self.globs.push(glob);
+        id
+    }
+
+    /// Builds what is built once every glob is in.
+    pub fn finish(&mut self) {
+        self.inner.finish(false);
+        self.inner_folded.finish(true);
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.globs.is_empty()
+    }
+
+    /// Glob number `id`.
+    #[must_use]
+    pub fn glob(&self, id: u32) -> Option<&Glob> {
+        self.globs.get(id as usize)
+    }
+
+    /// Calls `f` with the number of every glob `s` matches (a glob more
+    /// than one of whose variants match, more than once).
+    pub fn matches(&self, s: &str, mut f: impl FnMut(u32)) {
+        let bytes = s.as_bytes();
+        let mut check = |(g, v): Variant| {
+            if self
+                .globs
+                .get(g as usize)
+                .is_some_and(|glob| glob.is_match_variant(v as usize, s))
+            {
+                f(g);
+            }
+        };
+        for t in &self.tables {
+            t.lookup(bytes, &mut check);
+        }
+        self.inner.lookup(bytes, &mut check);
+        self.inner_folded.lookup(bytes, &mut check);
+        self.rest.iter().for_each(|v| check(*v));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::glob::{GlobPattern, GlobUnit};
+
+    /// A small deterministic generator (xorshift).
+    struct Rng(u64);
+
+    impl Rng {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+    }
+
+    const ALPHABET: [&str; 6] = ["a", "b", "A", "é", ":", "\n"];
+
+    fn unit(rng: &mut Rng) -> GlobUnit {
+        match rng.below(6) {
+            0 => GlobUnit::Any,
+            1 => GlobUnit::Star,
+            2 => GlobUnit::Class {
+                negated: rng.below(2) == 0,
+                ranges: vec![('a', 'b')],
+            },
+            _ => GlobUnit::Lit(
+                (0..=rng.below(3))
+                    .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                    .collect(),
+            ),
+        }
+    }
+
+    fn variant(rng: &mut Rng) -> Vec<GlobUnit> {
+        let mut v: Vec<GlobUnit> = Vec::new();
+        for _ in 0..rng.below(5) {
+            let u = unit(rng);
+            // As the compiler writes them: no two `*` or literals in a row.
+            let joins = matches!(
+                (v.last(), &u),
+                (Some(GlobUnit::Star), GlobUnit::Star) | (Some(GlobUnit::Lit(_)), GlobUnit::Lit(_))
+            );
+            if !joins {
+                v.push(u);
+            }
+        }
+        v
+    }
+
+    fn string(rng: &mut Rng) -> String {
+        (0..rng.below(8))
+            .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+            .collect()
+    }
+
+    /// The set finds exactly the globs that match, one by one.
+    #[test]
+    fn the_set_finds_what_each_glob_matches() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut compared = 0usize;
+        let mut matched = 0usize;
+        for _ in 0..200 {
+            let mut set = GlobSet::default();
+            let mut globs = Vec::new();
+            for _ in 0..1 + rng.below(30) {
+                let p = GlobPattern {
+                    text: String::new(),
+                    case_insensitive: rng.below(3) == 0,
+                    variants: (0..1 + rng.below(3)).map(|_| variant(&mut rng)).collect(),
+                };
+                let g = Glob::from_pattern(&p);
+                globs.push(g.clone());
+                set.add(g);
+            }
+            set.finish();
+            for _ in 0..40 {
+                let s = string(&mut rng);
+                let mut got = Vec::new();
+                set.matches(&s, |g| got.push(g));
+                got.sort_unstable();
+                got.dedup();
+                let want: Vec<u32> = (0u32..)
+                    .zip(&globs)
+                    .filter(|(_, g)| g.is_match(&s))
+                    .map(|(i, _)| i)
+                    .collect();
+                assert_eq!(got, want, "{s:?}");
+                compared += 1;
+                matched += want.len();
+            }
+        }
+        println!("compared {compared} strings, {matched} matches");
+        assert!(
+            matched > 1_000,
+            "the generator must produce matches ({matched})"
+        );
+    }
+
+    /// Many inner literals: each found once however often it occurs.
+    #[test]
+    fn inner_literals_are_tried_once() {
+        let mut set = GlobSet::default();
+        for i in 0..40 {
+            set.add(Glob::from_pattern(&GlobPattern {
+                text: String::new(),
+                case_insensitive: i % 2 == 0,
+                variants: vec![vec![
+                    GlobUnit::Star,
+                    GlobUnit::Lit(format!("k{i}x")),
+                    GlobUnit::Star,
+                ]],
+            }));
+        }
+        set.finish();
+        let s: String = (0..40).map(|i| format!("K{i}x-k{i}x-")).collect();
+        let mut got = Vec::new();
+        set.matches(&s, |g| got.push(g));
+        assert_eq!(got.len(), 40, "{got:?}");
+    }
+}
