@@ -721,3 +721,84 @@ fn the_rule_a_scope_left_out_is_found_where_the_index_splits_rules_by_agent_and_
         "rule `r7` matches action `tool:call` on `t7` but applies only to agent `a7`, not to agent `x`; the policy default is deny"
     );
 }
+
+/// Many rules on one action, with targets of every shape: the runtime's
+/// index files them by target (exact names in a table, other patterns in a
+/// glob set) and by principal, and must still find every rule the
+/// reference finds.
+#[test]
+fn long_lists_of_rules_are_indexed_by_every_target_shape() {
+    let mut policy = String::from("policy \"p\" {\n  default deny\n  combine first-match\n}\n");
+    let shapes = [
+        "t{i}",
+        "p{i}_*",
+        "*_s{i}",
+        "a*b{i}",
+        "q?x{i}",
+        "[ab]c{i}",
+        "{get,put}_{i}",
+        "*k{i}*",
+        "?",
+    ];
+    let mut requests = Vec::new();
+    for i in 0..12 {
+        for (n, shape) in shapes.iter().enumerate() {
+            let target = shape.replace("{i}", &i.to_string());
+            let effect = if (i + n) % 3 == 0 { "deny" } else { "allow" };
+            let scope = match (i + n) % 4 {
+                0 => " for agents [\"bot\"]",
+                1 => " for roles [\"ops\"]",
+                _ => "",
+            };
+            policy += &format!("rule r{i}_{n}: {effect} \"tool:call\" on \"{target}\"{scope}\n");
+        }
+        policy += &format!(
+            "rule h{i}: allow \"net:connect\" on hosts \"*.h{i}.example.com\"\n\
+             rule hx{i}: deny \"net:connect\" on hosts \"api.x{i}.example.com\"\n"
+        );
+        for target in [
+            format!("t{i}"),
+            format!("p{i}_z"),
+            format!("z_s{i}"),
+            format!("azzb{i}"),
+            format!("qéx{i}"),
+            format!("bc{i}"),
+            format!("put_{i}"),
+            format!("zk{i}z"),
+            "x".to_owned(),
+            format!("t{i}x"),
+            format!("cc{i}"),
+        ] {
+            for (agent, roles) in [("bot", "[]"), ("eve", "[\"ops\"]"), ("amy", "[]")] {
+                requests.push(format!(
+                    r#"{{"agent":"{agent}","roles":{roles},"action":"tool:call","target":"{target}"}}"#
+                ));
+            }
+        }
+        for host in [
+            format!("API.H{i}.Example.com"),
+            format!("api.x{i}.example.com"),
+            format!("API.X{i}.EXAMPLE.COM"),
+            format!("h{i}.example.com"),
+        ] {
+            requests.push(format!(
+                r#"{{"agent":"bot","action":"net:connect","target":"{host}"}}"#
+            ));
+        }
+    }
+    let decisions = both(&policy, &requests);
+    let e = effects(&decisions);
+    let allowed = e.iter().filter(|x| **x == "allow").count();
+    let denied_by_rule = decisions
+        .iter()
+        .filter(|d| d["decision"] == "deny" && !d["rule"].is_null())
+        .count();
+    println!(
+        "compared {} decisions: {allowed} allowed, {denied_by_rule} denied by a rule",
+        decisions.len()
+    );
+    assert!(
+        allowed > 100 && denied_by_rule > 50,
+        "{allowed} {denied_by_rule}"
+    );
+}

@@ -8,7 +8,7 @@ use std::hash::Hasher;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::error::LoadError;
-use crate::glob::Glob;
+use crate::glob::{Glob, GlobPattern, GlobUnit};
 use crate::globset::GlobSet;
 use crate::model::{Pattern, PatternRef, Span};
 use crate::wire::Reader;
@@ -163,12 +163,12 @@ pub enum ScopeKey<'a> {
 }
 
 /// How a rule is narrowed beyond its action: by its principals, and by its
-/// target names when every target pattern is an exact name (`None`
-/// otherwise: any target may match).
+/// target patterns when it has targets and none is `*` (`None` otherwise:
+/// any target may match).
 #[derive(Clone, Copy, Debug)]
 pub struct Narrowing<'a> {
     pub scope: ScopeKey<'a>,
-    pub targets: Option<&'a [Span]>,
+    pub targets: Option<&'a [PatternRef]>,
 }
 
 /// How each rule is narrowed.
@@ -181,38 +181,145 @@ const SCOPE_INDEX_AT: usize = 16;
 /// this are indexed by exact target too.
 const TARGET_INDEX_AT: usize = 8;
 
-/// Rules by exact target name: those a request's target selects, and those
-/// any target may match.
+/// Rules by target: those whose exact target names a request's target
+/// selects, those whose other target patterns match it (through a glob
+/// set, each distinct pattern once), and those any target may match.
 #[derive(Debug, Default)]
 struct Targets {
     any: Vec<u32>,
     by_name: SpanTable<Vec<u32>>,
+    globs: GlobSet,
+    /// The rules of each glob of `globs`, by its number.
+    glob_rules: Vec<Vec<u32>>,
+}
+
+/// Target patterns by text while a [`Targets`] is built, one table per
+/// kind (a prefix and a suffix may share a text).
+#[derive(Default)]
+struct TargetTexts {
+    prefixes: SpanTable<u32>,
+    suffixes: SpanTable<u32>,
+    globs: SpanTable<u32>,
+}
+
+/// A prefix (`lit*`) or suffix (`*lit`) as a glob, for a glob set.
+fn affix_glob(lit: &str, prefix: bool) -> Glob {
+    let lit = GlobUnit::Lit(lit.to_owned());
+    let variant = if prefix {
+        vec![lit, GlobUnit::Star]
+    } else {
+        vec![GlobUnit::Star, lit]
+    };
+    Glob::from_pattern(&GlobPattern {
+        text: String::new(),
+        case_insensitive: false,
+        variants: vec![variant],
+    })
 }
 
 impl Targets {
-    /// The index of `rules`, when they are many and some name exact
-    /// targets.
-    fn build(rules: &[u32], body: &[u8], scopes: &Scopes<'_>) -> Option<Box<Targets>> {
+    /// The index of `rules`, when they are many and some have targets.
+    fn build(
+        rules: &[u32],
+        body: &[u8],
+        scopes: &Scopes<'_>,
+        programs: &Reader<'_>,
+    ) -> Option<Box<Targets>> {
         if rules.len() <= TARGET_INDEX_AT {
             return None;
         }
         let mut ix = Targets::default();
+        let mut texts = TargetTexts::default();
         for &r in rules {
-            match scopes(r).targets {
-                Some(names) => names
-                    .iter()
-                    .for_each(|t| ix.by_name.entry(body, fx, *t).push(r)),
-                None => ix.any.push(r),
+            let Some(patterns) = scopes(r).targets else {
+                ix.any.push(r);
+                continue;
+            };
+            for p in patterns {
+                if !ix.add(*p, r, body, programs, &mut texts) {
+                    // A pattern the index cannot hold: the rule is tried
+                    // whatever the target.
+                    ix.any.push(r);
+                }
             }
         }
-        (!ix.by_name.is_empty()).then(|| Box::new(ix))
+        ix.globs.finish();
+        (!ix.by_name.is_empty() || !ix.globs.is_empty()).then(|| Box::new(ix))
+    }
+
+    /// Files `rule` under target pattern `p`; false when it cannot.
+    fn add(
+        &mut self,
+        p: PatternRef,
+        rule: u32,
+        body: &[u8],
+        programs: &Reader<'_>,
+        texts: &mut TargetTexts,
+    ) -> bool {
+        let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
+        let (table, span) = match p {
+            PatternRef::Exact(t) => {
+                self.by_name.entry(body, fx, t).push(rule);
+                return true;
+            }
+            PatternRef::Any => return false,
+            PatternRef::Prefix(t) => (&mut texts.prefixes, t),
+            PatternRef::Suffix(t) => (&mut texts.suffixes, t),
+            PatternRef::Glob { text, .. } => (&mut texts.globs, text),
+        };
+        let folds = |at: u32| body.get(at as usize).is_some_and(|f| f & 1 != 0);
+        if let Some(&mut id) = table.upsert(body, fx, span, next) {
+            let same = match p {
+                PatternRef::Glob { at, .. } => self
+                    .globs
+                    .glob(id)
+                    .is_some_and(|g| g.is_case_insensitive() == folds(at)),
+                _ => true,
+            };
+            if same && let Some(rules) = self.glob_rules.get_mut(id as usize) {
+                if rules.last() != Some(&rule) {
+                    rules.push(rule);
+                }
+                return true;
+            }
+        }
+        let glob = match p {
+            PatternRef::Prefix(t) | PatternRef::Suffix(t) => {
+                let Ok(lit) = std::str::from_utf8(text(body, t)) else {
+                    return false;
+                };
+                if lit.is_empty() {
+                    return false;
+                }
+                affix_glob(lit, matches!(p, PatternRef::Prefix(_)))
+            }
+            PatternRef::Glob { at, .. } => {
+                let mut r = programs.clone();
+                match r.seek(at as usize).and_then(|()| Glob::read(&mut r)) {
+                    Ok(g) => g,
+                    Err(_) => return false,
+                }
+            }
+            PatternRef::Exact(_) | PatternRef::Any => return false,
+        };
+        self.globs.add(glob);
+        self.glob_rules.push(vec![rule]);
+        true
     }
 
     #[inline]
-    fn visit(&self, body: &[u8], target: &[u8], f: &mut impl FnMut(u32)) {
+    fn visit(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
         self.any.iter().for_each(|r| f(*r));
-        if let Some(v) = self.by_name.get(body, fx(target), target) {
+        let bytes = target.as_bytes();
+        if let Some(v) = self.by_name.get(body, fx(bytes), bytes) {
             v.iter().for_each(|r| f(*r));
+        }
+        if !self.globs.is_empty() {
+            self.globs.matches(target, |g| {
+                if let Some(rules) = self.glob_rules.get(g as usize) {
+                    rules.iter().for_each(|r| f(*r));
+                }
+            });
         }
     }
 }
@@ -225,12 +332,12 @@ struct List {
 }
 
 impl List {
-    fn index(&mut self, body: &[u8], scopes: &Scopes<'_>) {
-        self.targets = Targets::build(&self.rules, body, scopes);
+    fn index(&mut self, body: &[u8], scopes: &Scopes<'_>, programs: &Reader<'_>) {
+        self.targets = Targets::build(&self.rules, body, scopes, programs);
     }
 
     #[inline]
-    fn visit(&self, body: &[u8], target: &[u8], f: &mut impl FnMut(u32)) {
+    fn visit(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
         match &self.targets {
             Some(t) => t.visit(body, target, f),
             None => self.rules.iter().for_each(|r| f(*r)),
@@ -271,7 +378,8 @@ impl Rules {
 struct Bucket {
     rules: Rules,
     scoped: Option<Box<ScopeIndex>>,
-    /// For a bucket not split by principal.
+    /// For a bucket not split by principal; for one that is, all its
+    /// rules by target whatever their principals (for `Who::every`).
     targets: Option<Box<Targets>>,
 }
 
@@ -292,10 +400,10 @@ impl Bucket {
 
     /// Builds the bucket's indexes; returns whether it was split by
     /// principal.
-    fn index(&mut self, body: &[u8], scopes: &Scopes<'_>) -> bool {
+    fn index(&mut self, body: &[u8], scopes: &Scopes<'_>, programs: &Reader<'_>) -> bool {
         let rules = self.rules.as_slice();
         if rules.len() <= SCOPE_INDEX_AT {
-            self.targets = Targets::build(rules, body, scopes);
+            self.targets = Targets::build(rules, body, scopes, programs);
             return false;
         }
         let mut ix = ScopeIndex::default();
@@ -310,12 +418,13 @@ impl Bucket {
                 ScopeKey::Open => ix.open.rules.push(r),
             }
         }
-        ix.open.index(body, scopes);
+        self.targets = Targets::build(rules, body, scopes, programs);
+        ix.open.index(body, scopes, programs);
         for (_, list) in ix.by_agent.table.iter_mut() {
-            list.index(body, scopes);
+            list.index(body, scopes, programs);
         }
         for (_, list) in ix.by_role.table.iter_mut() {
-            list.index(body, scopes);
+            list.index(body, scopes, programs);
         }
         self.scoped = Some(Box::new(ix));
         true
@@ -323,11 +432,16 @@ impl Bucket {
 
     #[inline]
     fn visit(&self, body: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+        let target = who.target;
         if who.every {
-            self.rules.as_slice().iter().for_each(|r| f(*r));
+            // Every rule of the action whatever its principals, narrowed
+            // by target only.
+            match &self.targets {
+                Some(t) => t.visit(body, target, f),
+                None => self.rules.as_slice().iter().for_each(|r| f(*r)),
+            }
             return;
         }
-        let target = who.target.as_bytes();
         let Some(ix) = &self.scoped else {
             match &self.targets {
                 Some(t) => t.visit(body, target, f),
@@ -437,6 +551,7 @@ impl Keys {
         scopes: &Scopes<'_>,
         affix: bool,
         rolling_hash: fn(&[u8]) -> u64,
+        programs: &Reader<'_>,
     ) -> bool {
         for &(span, _) in &self.pending {
             let key = text(body, span);
@@ -488,7 +603,7 @@ impl Keys {
         }
         let mut split = false;
         for b in &mut self.many {
-            split |= b.index(body, scopes);
+            split |= b.index(body, scopes, programs);
         }
         split
     }
@@ -577,16 +692,20 @@ impl ActionIndex {
 
     /// Builds the tables; `scopes[rule]` says how each rule's principals
     /// narrow it (large buckets are indexed by principal).
-    pub fn finish(&mut self, body: &[u8], scopes: &Scopes<'_>) {
-        let mut split = self.exact.finish(body, scopes, false, fx);
-        split |= self.prefixes.finish(body, scopes, true, hash_forward);
-        split |= self.suffixes.finish(body, scopes, true, hash_backward);
-        split |= self.any.index(body, scopes);
+    pub fn finish(&mut self, body: &[u8], scopes: &Scopes<'_>, programs: &Reader<'_>) {
+        let mut split = self.exact.finish(body, scopes, false, fx, programs);
+        split |= self
+            .prefixes
+            .finish(body, scopes, true, hash_forward, programs);
+        split |= self
+            .suffixes
+            .finish(body, scopes, true, hash_backward, programs);
+        split |= self.any.index(body, scopes, programs);
         let narrowed = |b: &Bucket| b.scoped.is_some() || b.targets.is_some();
         self.globs.finish();
         self.glob_by_text = SpanTable::default();
         for b in &mut self.glob_rules {
-            split |= b.index(body, scopes);
+            split |= b.index(body, scopes, programs);
         }
         self.scoped = split;
         self.narrowed = narrowed(&self.any)

@@ -1127,10 +1127,10 @@ pub struct RuleScan {
     /// the rule's agents, then its roles.
     pub agents: usize,
     pub roles: usize,
-    /// How many exact target names were pushed to the caller's target
-    /// list: set when the rule has targets and every one is an exact name
-    /// (a request whose target is none of them cannot match the rule).
-    pub exact_targets: Option<usize>,
+    /// How many target patterns were pushed to the caller's target list:
+    /// set when the rule has targets and none is `*` (a request whose
+    /// target matches none of them cannot match the rule).
+    pub indexed_targets: Option<usize>,
 }
 
 /// Checks a rule record at load time, collecting what the action index
@@ -1141,9 +1141,9 @@ struct RuleScanner<'s, A> {
     conditions: &'s [u8],
     action: A,
     names: &'s mut Vec<Span>,
-    targets: &'s mut Vec<Span>,
+    targets: &'s mut Vec<PatternRef>,
     first_target: usize,
-    exact: bool,
+    indexable: bool,
 }
 
 impl<'a, A: FnMut(PatternRef) -> Result<(), LoadError>> RuleSink<'a> for RuleScanner<'_, A> {
@@ -1164,14 +1164,14 @@ impl<'a, A: FnMut(PatternRef) -> Result<(), LoadError>> RuleSink<'a> for RuleSca
     }
     fn target(&mut self, _: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
         match p {
-            PatternRef::Exact(span) => self.targets.push(span),
-            _ => self.exact = false,
+            PatternRef::Any => self.indexable = false,
+            p => self.targets.push(p),
         }
         Ok(())
     }
     fn targets_end(&mut self) {
-        if self.exact && self.targets.len() > self.first_target {
-            self.out.exact_targets = Some(self.targets.len() - self.first_target);
+        if self.indexable && self.targets.len() > self.first_target {
+            self.out.indexed_targets = Some(self.targets.len() - self.first_target);
         } else {
             self.targets.truncate(self.first_target);
         }
@@ -1215,7 +1215,7 @@ pub fn scan_rule<'a>(
     conditions: &[u8],
     action: impl FnMut(PatternRef) -> Result<(), LoadError>,
     names: &mut Vec<Span>,
-    targets: &mut Vec<Span>,
+    targets: &mut Vec<PatternRef>,
 ) -> Result<RuleScan, LoadError> {
     let first_target = targets.len();
     let mut sink = RuleScanner {
@@ -1226,7 +1226,7 @@ pub fn scan_rule<'a>(
         names,
         targets,
         first_target,
-        exact: true,
+        indexable: true,
     };
     r_rule_with(r, &mut sink)?;
     Ok(sink.out)

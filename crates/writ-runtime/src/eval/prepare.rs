@@ -305,7 +305,7 @@ impl Compiled {
         let mut scope_at: Vec<(usize, usize, usize)> = Vec::with_capacity(rule_count);
         // Each rule's exact target names (when all its targets are), and
         // where they sit in `targets`.
-        let mut targets: Vec<Span> = Vec::new();
+        let mut targets: Vec<crate::model::PatternRef> = Vec::new();
         let mut target_at: Vec<Option<(usize, usize)>> = Vec::with_capacity(rule_count);
         // Reads a glob's program for the index.
         let programs = r.clone();
@@ -325,7 +325,7 @@ impl Compiled {
                 &mut names,
                 &mut targets,
             )?;
-            target_at.push(scan.exact_targets.map(|n| (first_target, n)));
+            target_at.push(scan.indexed_targets.map(|n| (first_target, n)));
             needs_clock |= scan.has_clock;
             scope_at.push((first, scan.agents, scan.roles));
         }
@@ -360,7 +360,7 @@ impl Compiled {
             };
             Narrowing { scope, targets }
         };
-        index.finish(body, &scopes);
+        index.finish(body, &scopes, &programs);
         let prepared: Box<[OnceLock<Box<Prepared>>]> =
             (0..rule_count).map(|_| OnceLock::new()).collect();
         Ok(Compiled {

@@ -173,8 +173,10 @@ fn every_shape_of_rule_record_round_trips() {
         expected.extend(rule.scope.roles.iter().cloned());
         assert_eq!(scanned, expected, "parts {parts:#x}");
         assert_eq!(scan.has_clock, rule.condition.is_some());
-        // A target list with a suffix is not all exact names.
-        assert_eq!(scan.exact_targets, None);
+        // Every target pattern but `*` is handed to the target index.
+        let indexed = (!rule.targets.is_empty()).then_some(rule.targets.len());
+        assert_eq!(scan.indexed_targets, indexed);
+        assert_eq!(targets.len(), rule.targets.len());
     }
 }
 
