@@ -17,39 +17,16 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[path = "../src/peers.rs"]
 mod peers;
 
+use writ_bench::timing::{median_load_us, median_ns};
 use writ_runtime::{Request, Runtime, Value};
 
-/// Median nanoseconds per call of `f`.
-fn median_ns(mut f: impl FnMut()) -> f64 {
-    // Size a batch to about 10 ms.
-    let mut batch = 1u64;
-    loop {
-        let t = Instant::now();
-        for _ in 0..batch {
-            f();
-        }
-        if t.elapsed() >= Duration::from_millis(10) || batch >= 1 << 24 {
-            break;
-        }
-        batch *= 2;
-    }
-    let mut samples: Vec<f64> = (0..21)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..batch {
-                f();
-            }
-            t.elapsed().as_nanos() as f64 / batch as f64
-        })
-        .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
-}
+/// One size's rows: engine, hit ns, miss ns.
+type Rows = Vec<(String, f64, f64)>;
 
 fn request(action: &str) -> Request {
     let mut context = BTreeMap::new();
@@ -81,7 +58,7 @@ fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(10_000);
-    let mut table: Vec<(usize, Vec<(String, f64, f64)>)> = Vec::new();
+    let mut table: Vec<(usize, Rows)> = Vec::new();
     let mut compile_rows = Vec::new();
     let mut floor_row = Vec::new();
     for &n in &ns {
@@ -89,22 +66,8 @@ fn main() {
         let t = Instant::now();
         let bytes = writ_bench::compile_bundle(&text);
         let compile_s = t.elapsed().as_secs_f64();
-        // Load time: `Runtime::from_vec` of the file's bytes (what
-        // `Runtime::load` does after reading the file), without the time to
-        // drop the runtime again: each sample keeps its runtime until the
-        // clock has stopped.
-        let mut loads: Vec<f64> = (0..51)
-            .map(|_| {
-                let owned = bytes.clone();
-                let t = Instant::now();
-                let rt = Runtime::from_vec(black_box(owned));
-                let elapsed = t.elapsed().as_nanos() as f64;
-                drop(black_box(rt));
-                elapsed
-            })
-            .collect();
-        loads.sort_by(f64::total_cmp);
-        let load_us = loads[loads.len() / 2] / 1000.0;
+        // Load time: `Runtime::from_vec` of the file's bytes, median of 51.
+        let load_us = median_load_us(&bytes, 51);
         let rt = Arc::new(Runtime::from_bytes(&bytes).expect("bundle loads"));
         let hit = request(&peers::hit_action(n));
         let miss = request(peers::MISS_ACTION);

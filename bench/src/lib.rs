@@ -1,4 +1,8 @@
-//! Inputs for writ's benchmarks.
+//! Inputs for writ's benchmarks, and the timing loop of those that print
+//! their own tables.
+
+pub mod shapes;
+pub mod timing;
 
 use std::fmt::Write as _;
 
@@ -107,16 +111,87 @@ pub fn decision_policy(n: usize) -> String {
 /// When the generated policy does not compile (a bug in the generator).
 #[must_use]
 pub fn compile_bundle(text: &str) -> Vec<u8> {
+    compile_timed(text).bytes
+}
+
+/// A policy compiled by [`compile_timed`].
+#[derive(Debug)]
+pub struct Compiled {
+    pub bytes: Vec<u8>,
+    /// Seconds from the text to the bundle's bytes: parse, lower, checks,
+    /// automata, lints, bundle.
+    pub seconds: f64,
+    /// The default limits refused the policy's automata (E0209): it was
+    /// compiled again without a budget for all automata together, and
+    /// `seconds` is that second compilation's.
+    pub over_budget: bool,
+}
+
+/// Compiles writ-language text through the entry points `writ compile`
+/// uses (`writ_compiler::compile`, then `bundle::compile_with` with the
+/// automata the checks built), timing it. A policy over the automata
+/// budget is compiled again with the budget lifted (see
+/// [`Compiled::over_budget`]), so that benches can still measure it.
+///
+/// # Panics
+/// When the generated policy has errors other than E0209 (a bug in the
+/// generator).
+#[must_use]
+pub fn compile_timed(text: &str) -> Compiled {
     let sources = vec![writ_compiler::Source {
         name: "bench.writ".to_owned(),
         text: text.to_owned(),
     }];
+    let started = std::time::Instant::now();
     let comp = writ_compiler::compile(&sources, None);
-    let Some(set) = comp.checked_set() else {
-        panic!("bench policy has errors: {:?}", comp.diagnostics.first());
+    if let Some(bytes) = bundle_of(&comp, &sources) {
+        return Compiled {
+            bytes,
+            seconds: started.elapsed().as_secs_f64(),
+            over_budget: false,
+        };
+    }
+    let refused = comp
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .all(|d| d.code == writ_diagnostics::Code::AutomatonTooBig);
+    assert!(
+        refused,
+        "bench policy has errors: {:?}",
+        comp.diagnostics.iter().find(|d| d.is_error())
+    );
+    let limits = writ_compiler::Limits {
+        automata: usize::MAX,
+        ..writ_compiler::Limits::current()
     };
-    match writ_compiler::bundle::compile(set, &sources, None) {
-        Ok(b) => b,
+    let started = std::time::Instant::now();
+    let comp = writ_compiler::compile_with(
+        &mut writ_compiler::Cache::with_limits(limits),
+        &sources,
+        None,
+    );
+    let Some(bytes) = bundle_of(&comp, &sources) else {
+        panic!(
+            "bench policy has errors without an automata budget: {:?}",
+            comp.diagnostics.iter().find(|d| d.is_error())
+        );
+    };
+    Compiled {
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+        over_budget: true,
+    }
+}
+
+/// The bundle of a compilation without errors.
+fn bundle_of(
+    comp: &writ_compiler::Compilation,
+    sources: &[writ_compiler::Source],
+) -> Option<Vec<u8>> {
+    let set = comp.checked_set()?;
+    match writ_compiler::bundle::compile_with(set, sources, None, &comp.automata) {
+        Ok(b) => Some(b),
         Err(e) => panic!("bench policy does not compile: {e}"),
     }
 }
