@@ -317,6 +317,24 @@ mod tests {
         assert!(!unused(
             "agent \"a\" { delegates [bot] }\nagent \"bot\" {}\n"
         ));
+        // Named by a rule's target: any pattern that matches the name.
+        for target in [
+            "bot",
+            "\"b*\"",
+            "\"*ot\"",
+            "\"*o*\"",
+            "\"[ab]o?\"",
+            "hosts BOT",
+        ] {
+            let text =
+                format!("agent \"bot\" {{}}\nrule r: allow \"agent:delegate\" on {target}\n");
+            assert!(!unused(&text), "{target}");
+        }
+        for target in ["bots", "\"c*\"", "\"*x*\"", "\"*ob*\"", "\"b?\"", "BOT"] {
+            let text =
+                format!("agent \"bot\" {{}}\nrule r: allow \"agent:delegate\" on {target}\n");
+            assert!(unused(&text), "{target}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use writ_ir::Pattern;
+use writ_ir::glob::Token;
 
 /// Glob syntax, `\` included: `x\*` is the exact name `x*`, not a prefix.
 const META: &[char] = &['*', '?', '[', '{', '\\'];
@@ -84,8 +85,71 @@ pub(super) struct Covering<'s> {
     /// `lit*` by `lit`, `*lit` by `lit`.
     by_prefix: HashMap<&'s str, Vec<PatternId>>,
     by_suffix: HashMap<&'s str, Vec<PatternId>>,
-    /// By [`ends`]: start, then end.
-    by_ends: HashMap<String, HashMap<String, Vec<PatternId>>>,
+    /// By [`ends`] (start, then end), then by [`required_run`].
+    by_ends: HashMap<String, HashMap<String, Runs>>,
+}
+
+/// Patterns by the run of plain characters every name they match holds
+/// (so that many `*x1*`, `*x2*`, ... are not all tried on every name).
+#[derive(Default)]
+struct Runs {
+    by_run: HashMap<String, Vec<PatternId>>,
+    /// The lengths (in bytes) of the keys of `by_run`.
+    lengths: Vec<usize>,
+}
+
+impl Runs {
+    fn add(&mut self, run: String, id: PatternId) {
+        if !self.lengths.contains(&run.len()) {
+            self.lengths.push(run.len());
+        }
+        self.by_run.entry(run).or_default().push(id);
+    }
+
+    /// The patterns whose run `name` (lowercased) holds, into `out`.
+    fn held_by(&self, name: &str, out: &mut Vec<PatternId>) {
+        for &len in &self.lengths {
+            let windows = name
+                .char_indices()
+                .map(|(i, _)| i)
+                .chain(std::iter::once(name.len()));
+            for i in windows {
+                if let Some(v) = name.get(i..i + len).and_then(|w| self.by_run.get(w)) {
+                    out.extend(v);
+                }
+                if len == 0 {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The longest run of plain characters (outside alternatives) of a
+/// pattern, lowercased: every name it matches holds it (in any case, for
+/// a pattern that ignores case). Empty for exact names, `lit*` and `*lit`
+/// (their literal is their start or end already; and their glob is parsed
+/// only when asked for, which this would do).
+fn required_run(p: &Pattern) -> String {
+    if p.is_literal() || prefix_glob(p).is_some() || suffix_glob(p).is_some() {
+        return String::new();
+    }
+    let mut best = String::new();
+    let mut run = String::new();
+    for token in p.glob().tokens() {
+        if let Token::Char(c) = token {
+            run.push(c.to_ascii_lowercase());
+            continue;
+        }
+        if run.len() > best.len() {
+            best = std::mem::take(&mut run);
+        }
+        run.clear();
+    }
+    if run.len() > best.len() {
+        best = run;
+    }
+    best
 }
 
 impl<'s> Covering<'s> {
@@ -114,19 +178,20 @@ impl<'s> Covering<'s> {
             .or_default()
             .entry(end)
             .or_default()
-            .push(id);
+            .add(required_run(p), id);
         id
     }
 
     /// Every pattern (but those matching everything) that may match
-    /// `name`, into `out`: those that start and end as it does.
+    /// `name`, into `out`: those that start and end as it does, and whose
+    /// required run it holds.
     fn may_match(&self, name: &str, out: &mut Vec<PatternId>) {
         let name = name.to_ascii_lowercase();
         for start in prefixes(&name) {
             if let Some(by_end) = self.by_ends.get(start) {
                 for end in suffixes(&name) {
-                    if let Some(v) = by_end.get(end) {
-                        out.extend(v);
+                    if let Some(runs) = by_end.get(end) {
+                        runs.held_by(&name, out);
                     }
                 }
             }

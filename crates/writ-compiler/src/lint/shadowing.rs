@@ -497,6 +497,8 @@ mod tests {
             "\"[tu]\"",
             "\"{t,u}\"",
             "\"t\\\\*\"",
+            "\"*t*\"",
+            "\"?*t*?\"",
         ];
         let targets = [
             "",
@@ -523,6 +525,11 @@ mod tests {
             " on \"{x,}\"",
             " on hosts \"*Y\"",
             " on \"x\\\\y\"",
+            " on \"*xy*\"",
+            " on \"*x*\"",
+            " on hosts \"*Y*\"",
+            " on \"*x\\\\*y*\"",
+            " on \"{x,y}*y?\"",
         ];
         let principals = [
             "",
@@ -588,7 +595,7 @@ mod tests {
         // policies where rules shadow others and where they do not.
         assert_eq!(policies, 300);
         assert!(
-            found > 1000 && found < compared / 20,
+            found > 300 && found < compared / 20,
             "{found} of {compared}"
         );
         eprintln!("{policies} policies, {compared} pairs compared, {found} shadowed rules");
