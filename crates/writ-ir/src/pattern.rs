@@ -36,6 +36,10 @@ struct Inner {
     /// would be most of a rule's memory).
     glob: OnceLock<Glob>,
     case_insensitive: bool,
+    /// No glob syntax: one exact name (kept, as the lints ask per pair).
+    literal: bool,
+    /// Only `*`s: every string.
+    everything: bool,
 }
 
 /// Why a glob does not compile; the message is lowercase and user-facing.
@@ -100,6 +104,8 @@ impl Pattern {
                 text: text.to_owned(),
                 glob,
                 case_insensitive,
+                literal: !text.contains(META),
+                everything: text.bytes().all(|c| c == b'*'),
             }),
             span,
         })
@@ -150,14 +156,14 @@ impl Pattern {
     /// True when the pattern has no glob syntax and so matches one exact name.
     #[must_use]
     pub fn is_literal(&self) -> bool {
-        !self.as_str().contains(META)
+        self.inner.literal
     }
 
     /// True when the pattern matches every string (`*`, `**`, ...).
     #[must_use]
     pub fn matches_everything(&self) -> bool {
-        let text = self.as_str();
-        !text.is_empty() && text.bytes().all(|c| c == b'*')
+        // Patterns are never empty (`build` refuses that).
+        self.inner.everything
     }
 }
 

@@ -104,12 +104,13 @@ fn finding(declared: &Declared<'_>, kind: Kind, name: &Spanned<String>) -> Optio
         Kind::Role => (&declared.roles, Some(&declared.agents), Kind::Agent),
         Kind::Tag => (&declared.tags, None, Kind::Tag),
     };
-    if same.contains(&n) {
+    // Sorted and deduplicated (`Declared::of`).
+    if same.binary_search(&n).is_ok() {
         return None;
     }
     let noun = kind.noun();
     if let Some(other) = other
-        && other.contains(&n)
+        && other.binary_search(&n).is_ok()
     {
         let list = format!("{}s", other_kind.noun());
         return Some(
