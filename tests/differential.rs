@@ -296,7 +296,7 @@ fn pattern(rng: &mut Rng, vocab: &mut Vec<Vec<G>>, fixed: &[&str]) -> String {
         return quote(f);
     }
     let mut g = gen_glob(rng, 0);
-    // Exact, prefix and suffix shapes are compiled apart from automata.
+    // Exact, prefix and suffix shapes are compiled apart from glob programs.
     match rng.below(6) {
         0 => g.retain(|t| matches!(t, G::Lit(_))),
         1 => {

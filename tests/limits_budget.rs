@@ -157,16 +157,16 @@ rule plain: allow \"tool:call\" on [\"exact\", \"pre*\", \"*suf\", \"*\"]
 #[test]
 fn a_policy_at_the_budget_edge_passes_and_a_byte_less_is_refused() {
     let roomy = Limits {
-        automata: usize::MAX,
+        programs: usize::MAX,
         ..Limits::default()
     };
     let comp = compile_with(&mut Cache::with_limits(roomy), &sources(SMALL), None);
     assert!(!comp.has_errors(), "{:?}", comp.diagnostics);
-    let total = comp.automata.total();
+    let total = comp.programs.total();
     assert!(total > 0);
 
     let edge = Limits {
-        automata: total,
+        programs: total,
         ..Limits::default()
     };
     let comp = compile_with(&mut Cache::with_limits(edge), &sources(SMALL), None);
@@ -175,17 +175,17 @@ fn a_policy_at_the_budget_edge_passes_and_a_byte_less_is_refused() {
         comp.checked_set().unwrap(),
         &comp.owned_sources(),
         None,
-        &comp.automata,
+        &comp.programs,
     )
     .unwrap();
     writ_runtime::Runtime::from_bytes(&bytes).unwrap();
 
     let under = Limits {
-        automata: total - 1,
+        programs: total - 1,
         ..Limits::default()
     };
     let comp = compile_with(&mut Cache::with_limits(under), &sources(SMALL), None);
-    assert_eq!(error_codes(&comp), [Code::AutomatonTooBig]);
+    assert_eq!(error_codes(&comp), [Code::PatternTooBig]);
     assert!(comp.checked_set().is_none());
     // The bundle compiler holds the same line on a set checked elsewhere.
     let set = compile_with(&mut Cache::with_limits(roomy), &sources(SMALL), None)
@@ -195,13 +195,13 @@ fn a_policy_at_the_budget_edge_passes_and_a_byte_less_is_refused() {
         &set,
         &sources(SMALL),
         None,
-        &writ::bundle::Automata::new(under),
+        &writ::bundle::Programs::new(under),
     )
     .unwrap_err();
     assert!(
         matches!(
             err,
-            writ::bundle::CompileError::AutomatonTooBig { .. }
+            writ::bundle::CompileError::PatternTooBig { .. }
                 | writ::bundle::CompileError::BudgetExceeded { .. }
         ),
         "{err:?}"
@@ -243,13 +243,13 @@ fn big_globs(n: usize) -> String {
 fn the_default_budget_holds_seven_big_programs_not_eight() {
     let comp = writ::compile(&sources(&big_globs(7)), None);
     assert!(!comp.has_errors(), "{:?}", comp.diagnostics);
-    let total = comp.automata.total();
+    let total = comp.programs.total();
     assert!(
-        total > 14 << 20 && total <= writ::bundle::AUTOMATA_BUDGET,
+        total > 14 << 20 && total <= writ::bundle::PROGRAMS_BUDGET,
         "{total}"
     );
     let comp = writ::compile(&sources(&big_globs(8)), None);
-    assert_eq!(error_codes(&comp), [Code::AutomatonTooBig]);
+    assert_eq!(error_codes(&comp), [Code::PatternTooBig]);
     let d = &comp.diagnostics[0];
     assert!(d.message.contains("16 MiB"), "{}", d.message);
     assert!(d.message.contains("rule `r7`"), "{}", d.message);
@@ -261,10 +261,10 @@ fn the_editor_cache_builds_each_program_once_and_agrees() {
     let first = compile_with(&mut cache, &sources(SMALL), None);
     let again = compile_with(&mut cache, &sources(SMALL), None);
     assert_eq!(first.diagnostics, again.diagnostics);
-    assert_eq!(first.automata.total(), again.automata.total());
+    assert_eq!(first.programs.total(), again.programs.total());
     // Distinct (text, case) pairs: lookup_?, report_[0-9], /srv/*/x?,
     // tool:{read,list}, and three host patterns.
-    assert_eq!(again.automata.len(), 7);
+    assert_eq!(again.programs.len(), 7);
     // An edit that drops a rule forgets its programs; one that adds an
     // exploding glob is refused as from scratch.
     let edited = SMALL.replace(
@@ -274,7 +274,7 @@ fn the_editor_cache_builds_each_program_once_and_agrees() {
     let cached = compile_with(&mut cache, &sources(&edited), None);
     let fresh = writ::compile(&sources(&edited), None);
     assert_eq!(cached.diagnostics, fresh.diagnostics);
-    assert_eq!(error_codes(&cached), [Code::AutomatonTooBig]);
+    assert_eq!(error_codes(&cached), [Code::PatternTooBig]);
 }
 
 #[test]

@@ -23,7 +23,7 @@
 //!   `WRIT_BENCH_WORST_RULES` (default 100): the worst case's request
 //!   sizes and number of adversarial rules.
 //!
-//! A policy the default automata budget refuses (E0209) is compiled again
+//! A policy the default glob programs budget refuses (E0209) is compiled again
 //! with the budget lifted and its numbers are marked `†`.
 
 #[path = "../src/cedar_shapes.rs"]
@@ -436,7 +436,7 @@ impl Bench {
             }
         }
         println!(
-            "\nCompile (`writ compile`'s entry points: parse, lower, checks, automata, lints, bundle), seconds\n"
+            "\nCompile (`writ compile`'s entry points: parse, lower, checks, programs, lints, bundle), seconds\n"
         );
         let head: String = ns.iter().map(|n| format!(" N = {n} |")).collect();
         println!(
@@ -470,7 +470,7 @@ impl Bench {
         }
         println!("\nBundles of {n} rules: size and load (`Runtime::from_vec`, median)\n");
         println!(
-            "| workload | bundle bytes | bytes per rule | load µs | within the default automata budget |"
+            "| workload | bundle bytes | bytes per rule | load µs | within the default programs budget |"
         );
         println!("|---|---:|---:|---:|---|");
         let mut names: Vec<&String> = self.loads.keys().collect();
@@ -598,7 +598,7 @@ fn main() {
     bench.print_bundles();
     bench.print_skipped();
     println!(
-        "\n† over the default automata budget (E0209): compiled with `WRIT_AUTOMATA_BUDGET` lifted.\nTotal {:.0} s.",
+        "\n† over the default programs budget (E0209): compiled with `WRIT_AUTOMATA_BUDGET` lifted.\nTotal {:.0} s.",
         started.elapsed().as_secs_f64()
     );
 }

@@ -119,17 +119,17 @@ pub fn compile_bundle(text: &str) -> Vec<u8> {
 pub struct Compiled {
     pub bytes: Vec<u8>,
     /// Seconds from the text to the bundle's bytes: parse, lower, checks,
-    /// automata, lints, bundle.
+    /// programs, lints, bundle.
     pub seconds: f64,
-    /// The default limits refused the policy's automata (E0209): it was
-    /// compiled again without a budget for all automata together, and
+    /// The default limits refused the policy's glob programs (E0209): it was
+    /// compiled again without a budget for all glob programs together, and
     /// `seconds` is that second compilation's.
     pub over_budget: bool,
 }
 
 /// Compiles writ-language text through the entry points `writ compile`
 /// uses (`writ_compiler::compile`, then `bundle::compile_with` with the
-/// automata the checks built), timing it. A policy over the automata
+/// glob programs the checks built), timing it. A policy over the glob programs
 /// budget is compiled again with the budget lifted (see
 /// [`Compiled::over_budget`]), so that benches can still measure it.
 ///
@@ -155,14 +155,14 @@ pub fn compile_timed(text: &str) -> Compiled {
         .diagnostics
         .iter()
         .filter(|d| d.is_error())
-        .all(|d| d.code == writ_diagnostics::Code::AutomatonTooBig);
+        .all(|d| d.code == writ_diagnostics::Code::PatternTooBig);
     assert!(
         refused,
         "bench policy has errors: {:?}",
         comp.diagnostics.iter().find(|d| d.is_error())
     );
     let limits = writ_compiler::Limits {
-        automata: usize::MAX,
+        programs: usize::MAX,
         ..writ_compiler::Limits::current()
     };
     let started = std::time::Instant::now();
@@ -173,7 +173,7 @@ pub fn compile_timed(text: &str) -> Compiled {
     );
     let Some(bytes) = bundle_of(&comp, &sources) else {
         panic!(
-            "bench policy has errors without an automata budget: {:?}",
+            "bench policy has errors without an programs budget: {:?}",
             comp.diagnostics.iter().find(|d| d.is_error())
         );
     };
@@ -190,7 +190,7 @@ fn bundle_of(
     sources: &[writ_compiler::Source],
 ) -> Option<Vec<u8>> {
     let set = comp.checked_set()?;
-    match writ_compiler::bundle::compile_with(set, sources, None, &comp.automata) {
+    match writ_compiler::bundle::compile_with(set, sources, None, &comp.programs) {
         Ok(b) => Some(b),
         Err(e) => panic!("bench policy does not compile: {e}"),
     }

@@ -70,7 +70,7 @@ fn literal(pattern: &mut String, c: char) {
 
 /// One glob: a run of pieces, each appended to the pattern and to two
 /// strings it matches. With `shape`: 0 exact, 1 `lit*`, 2 `*lit`, else any
-/// (the compiler treats the first three apart from automata).
+/// (the compiler treats the first three apart from glob programs).
 fn glob(c: &mut Choices, shape: usize, nested: bool) -> Glob {
     let mut text = String::new();
     let mut matches = vec![String::new(), String::new()];

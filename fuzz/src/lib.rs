@@ -165,7 +165,7 @@ pub fn decide_alike(
 
 /// What the text and grammar targets do with sources: compile them; when
 /// they have no errors, compile the bundle (as `writ compile` does, with
-/// the automata the check built), which must succeed and load, and decide
+/// the glob programs the check built), which must succeed and load, and decide
 /// `requests` in both engines.
 ///
 /// # Panics
@@ -179,7 +179,7 @@ pub fn compile_and_decide(sources: &[Source], dialect: Option<Dialect>, requests
     };
     let show = || show(sources, dialect);
     let bytes =
-        writ::bundle::compile_with(set, sources, None, &comp.automata).unwrap_or_else(|e| {
+        writ::bundle::compile_with(set, sources, None, &comp.programs).unwrap_or_else(|e| {
             panic!(
                 "a policy without errors does not compile into a bundle: {e}\n{}",
                 show()

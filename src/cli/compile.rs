@@ -66,7 +66,7 @@ pub fn compile(args: &CompileArgs) -> ExitCode {
         }
     };
     let sources = comp.owned_sources();
-    let bytes = match writ::bundle::compile_with(set, &sources, key.as_ref(), &comp.automata) {
+    let bytes = match writ::bundle::compile_with(set, &sources, key.as_ref(), &comp.programs) {
         Ok(b) => b,
         Err(e) => {
             eprintln!("error: {e}");

@@ -6,10 +6,10 @@
 //! case) becomes a glob program ([`writ_runtime::glob`]): its alternatives
 //! expanded into variants (at most [`MAX_GLOB_VARIANTS`]), characters
 //! merged into literals. Each program is bounded
-//! ([`crate::Limits::automaton`]), and so are all of a bundle's together
-//! ([`crate::Limits::automata`]): the driver checks both when it compiles a
-//! policy ([`check_automata`], so `writ check`, the editor and `writ
-//! compile` give one verdict), keeping what it built in [`Automata`] for
+//! ([`crate::Limits::program`]), and so are all of a bundle's together
+//! ([`crate::Limits::programs`]): the driver checks both when it compiles a
+//! policy ([`check_programs`], so `writ check`, the editor and `writ
+//! compile` give one verdict), keeping what it built in [`Programs`] for
 //! the bundle. Conditions become postfix code. The policy's time zone
 //! travels as TZif data, so the runtime needs no time zone database.
 
@@ -30,20 +30,20 @@ use crate::{Limits, Source};
 pub use writ_runtime::glob::MAX_GLOB_VARIANTS;
 
 /// One pattern's glob program may take at most this many bytes of the
-/// bundle, unless raised ([`Limits::automaton`], `WRIT_AUTOMATON_LIMIT`).
-pub const DFA_SIZE_LIMIT: usize = 4 << 20;
+/// bundle, unless raised ([`Limits::program`], `WRIT_AUTOMATON_LIMIT`).
+pub const PROGRAM_SIZE_LIMIT: usize = 4 << 20;
 
 /// The glob programs of one bundle together (each pattern that needs one,
 /// as often as it is written) may take at most this many bytes, unless
-/// raised ([`Limits::automata`], `WRIT_AUTOMATA_BUDGET`).
-pub const AUTOMATA_BUDGET: usize = 16 << 20;
+/// raised ([`Limits::programs`], `WRIT_AUTOMATA_BUDGET`).
+pub const PROGRAMS_BUDGET: usize = 16 << 20;
 
 /// Why a policy could not be compiled into a bundle.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompileError {
     /// A pattern's glob program would take more than the limit of one
     /// pattern (`WRIT_AUTOMATON_LIMIT`).
-    AutomatonTooBig { pattern: String, limit: usize },
+    PatternTooBig { pattern: String, limit: usize },
     /// The glob programs together would take more than a bundle's budget
     /// (`WRIT_AUTOMATA_BUDGET`), at this pattern.
     BudgetExceeded { pattern: String, budget: usize },
@@ -61,19 +61,19 @@ pub enum CompileError {
 impl std::fmt::Display for CompileError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CompileError::AutomatonTooBig { pattern, limit } => write!(
+            CompileError::PatternTooBig { pattern, limit } => write!(
                 f,
                 "the matcher of the pattern \"{pattern}\" would take more than {} \
                  (error {}; WRIT_AUTOMATON_LIMIT raises the limit)",
                 size(*limit),
-                Code::AutomatonTooBig
+                Code::PatternTooBig
             ),
             CompileError::BudgetExceeded { pattern, budget } => write!(
                 f,
                 "the pattern matchers of the policy take more than {}, the budget of a bundle, \
                  at the pattern \"{pattern}\" (error {}; WRIT_AUTOMATA_BUDGET raises the budget)",
                 size(*budget),
-                Code::AutomatonTooBig
+                Code::PatternTooBig
             ),
             CompileError::Pattern { pattern, why } => {
                 write!(f, "cannot compile the pattern \"{pattern}\": {why}")
@@ -171,7 +171,7 @@ fn shape(p: &Pattern) -> Shape<'_> {
 /// True when the runtime matches `p` with a glob program: anything but an
 /// exact name, `lit*`, `*lit` or `*`, and every pattern that ignores case.
 #[must_use]
-pub fn needs_automaton(p: &Pattern) -> bool {
+pub fn needs_program(p: &Pattern) -> bool {
     matches!(shape(p), Shape::Glob)
 }
 
@@ -193,24 +193,24 @@ enum Built {
     Refused(Refusal),
 }
 
-/// The automata built for a policy, by pattern text and case, each built
-/// once; [`check_automata`] fills it and [`compile_with`] reads it, so a
+/// The glob programs built for a policy, by pattern text and case, each built
+/// once; [`check_programs`] fills it and [`compile_with`] reads it, so a
 /// bundle does not build them again. Kept in the driver's [`crate::Cache`]
 /// from one compilation to the next (the editor's path).
 #[derive(Clone, Default)]
-pub struct Automata {
+pub struct Programs {
     /// The limits they were checked against.
     limits: Limits,
-    /// Bytes of the automata the last check counted (each as often as it
+    /// Bytes of the glob programs the last check counted (each as often as it
     /// is written).
     total: usize,
     sensitive: HashMap<String, Built>,
     insensitive: HashMap<String, Built>,
 }
 
-impl std::fmt::Debug for Automata {
+impl std::fmt::Debug for Programs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Automata")
+        f.debug_struct("Programs")
             .field("limits", &self.limits)
             .field("patterns", &self.len())
             .field("total", &self.total)
@@ -218,30 +218,30 @@ impl std::fmt::Debug for Automata {
     }
 }
 
-impl Automata {
-    /// No automata yet, to be checked against `limits`.
+impl Programs {
+    /// No glob programs yet, to be checked against `limits`.
     #[must_use]
-    pub fn new(limits: Limits) -> Automata {
-        Automata {
+    pub fn new(limits: Limits) -> Programs {
+        Programs {
             limits,
-            ..Automata::default()
+            ..Programs::default()
         }
     }
 
-    /// The limits these automata are checked against.
+    /// The limits these glob programs are checked against.
     #[must_use]
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
-    /// Bytes of the automata of the set last checked, each as often as it
+    /// Bytes of the glob programs of the set last checked, each as often as it
     /// is written (as the bundle holds them), up to where the check stopped.
     #[must_use]
     pub fn total(&self) -> usize {
         self.total
     }
 
-    /// The number of distinct automata kept (built or refused).
+    /// The number of distinct glob programs kept (built or refused).
     #[must_use]
     pub fn len(&self) -> usize {
         self.sensitive.len() + self.insensitive.len()
@@ -289,7 +289,7 @@ impl Automata {
     }
 
     /// Moves what `old` built for `p` here (a cache carried over).
-    fn adopt(&mut self, old: &mut Automata, p: &Pattern) {
+    fn adopt(&mut self, old: &mut Programs, p: &Pattern) {
         let (from, to) = if p.is_case_insensitive() {
             (&mut old.insensitive, &mut self.insensitive)
         } else {
@@ -399,53 +399,53 @@ fn each_pattern<'s>(set: &'s PolicySet, f: &mut impl FnMut(&'s Pattern, Owner<'s
 const SHAPES: &str = "an exact name, `prefix*`, `*suffix` or `*` needs no glob program \
     (a pattern that ignores case, as host patterns do, always needs one)";
 
-/// Builds the automaton of every pattern of `set` that needs one (each
-/// distinct pattern once, reusing what `automata` kept and forgetting what
+/// Builds the glob program of every pattern of `set` that needs one (each
+/// distinct pattern once, reusing what `programs` kept and forgetting what
 /// the set no longer uses) and checks them against the limits: one
-/// pattern's automaton against [`Limits::automaton`], all of them (each as
+/// pattern's glob program against [`Limits::program`], all of them (each as
 /// often as it is written, as the bundle stores them) against
-/// [`Limits::automata`]. Past the budget nothing more is built, and a
+/// [`Limits::programs`]. Past the budget nothing more is built, and a
 /// pattern refused as too big counts as the limit it was refused at, so a
 /// policy of exploding globs is refused in the time it takes to build the
-/// budget's worth of automata (the patterns after that are checked once
+/// budget's worth of glob programs (the patterns after that are checked once
 /// the errors before them are fixed).
-pub fn check_automata(set: &PolicySet, automata: &mut Automata) -> Vec<Diagnostic> {
-    let limits = automata.limits;
-    let mut old = std::mem::replace(automata, Automata::new(limits));
+pub fn check_programs(set: &PolicySet, programs: &mut Programs) -> Vec<Diagnostic> {
+    let limits = programs.limits;
+    let mut old = std::mem::replace(programs, Programs::new(limits));
     let mut diagnostics = Vec::new();
-    // Bytes of the automata built, and of those plus the work spent on
+    // Bytes of the glob programs built, and of those plus the work spent on
     // patterns refused.
     let mut total: usize = 0;
     let mut spent: usize = 0;
     let mut over = false;
     each_pattern(set, &mut |p, owner| {
-        if over || !needs_automaton(p) {
+        if over || !needs_program(p) {
             return;
         }
-        automata.adopt(&mut old, p);
-        let left = limits.automata.saturating_sub(total);
-        let limit = limits.automaton.min(left);
-        match automata.get(p, limit) {
+        programs.adopt(&mut old, p);
+        let left = limits.programs.saturating_sub(total);
+        let limit = limits.program.min(left);
+        match programs.get(p, limit) {
             Ok((_, bytes)) => {
                 total = total.saturating_add(bytes);
                 spent = spent.saturating_add(bytes);
             }
-            Err(Refusal::TooBig { .. }) if limit == limits.automaton => {
+            Err(Refusal::TooBig { .. }) if limit == limits.program => {
                 spent = spent.saturating_add(limit);
-                over = spent > limits.automata;
-                let d = too_big(p, owner, limits.automaton);
+                over = spent > limits.programs;
+                let d = too_big(p, owner, limits.program);
                 diagnostics.push(if over { d.with_note(STOPPED) } else { d });
             }
             Err(Refusal::TooBig { .. }) => {
                 over = true;
-                diagnostics.push(over_budget(p, owner, limits.automata, total, left));
+                diagnostics.push(over_budget(p, owner, limits.programs, total, left));
             }
             Err(Refusal::TooManyVariants { variants }) => {
                 diagnostics.push(too_many_variants(p, owner, variants));
             }
         }
     });
-    automata.total = total;
+    programs.total = total;
     diagnostics
 }
 
@@ -455,7 +455,7 @@ const STOPPED: &str = "writ builds no more glob programs after this one, for tim
 /// E0209: `p`'s alternatives make more variants than the runtime takes.
 fn too_many_variants(p: &Pattern, owner: Owner<'_>, variants: usize) -> Diagnostic {
     Diagnostic::new(
-        Code::AutomatonTooBig,
+        Code::PatternTooBig,
         p.span,
         format!(
             "the alternatives of the pattern \"{}\" of {owner} make {} globs, \
@@ -484,7 +484,7 @@ fn twice(bytes: usize) -> String {
 /// E0209: `p` alone needs more than the limit of one pattern.
 fn too_big(p: &Pattern, owner: Owner<'_>, limit: usize) -> Diagnostic {
     Diagnostic::new(
-        Code::AutomatonTooBig,
+        Code::PatternTooBig,
         p.span,
         format!(
             "the pattern \"{}\" of {owner} needs a matcher of more than {}, \
@@ -502,7 +502,7 @@ fn too_big(p: &Pattern, owner: Owner<'_>, limit: usize) -> Diagnostic {
     ))
 }
 
-/// E0209: the automata up to `p` take more than the budget.
+/// E0209: the glob programs up to `p` take more than the budget.
 fn over_budget(
     p: &Pattern,
     owner: Owner<'_>,
@@ -511,7 +511,7 @@ fn over_budget(
     left: usize,
 ) -> Diagnostic {
     Diagnostic::new(
-        Code::AutomatonTooBig,
+        Code::PatternTooBig,
         p.span,
         format!(
             "the pattern matchers of this policy take more than {}, the budget of a bundle: \
@@ -538,14 +538,14 @@ fn over_budget(
 /// When the glob's program would exceed the limit of one pattern, or its
 /// alternatives make too many variants.
 pub fn pattern(p: &Pattern) -> Result<m::Pattern, CompileError> {
-    compiled(p, &Automata::new(Limits::current()), &mut 0)
+    compiled(p, &Programs::new(Limits::current()), &mut 0)
 }
 
-/// A pattern for the bundle, its program taken from `automata` or built,
+/// A pattern for the bundle, its program taken from `programs` or built,
 /// counting program bytes in `total` against the budget.
 fn compiled(
     p: &Pattern,
-    automata: &Automata,
+    programs: &Programs,
     total: &mut usize,
 ) -> Result<m::Pattern, CompileError> {
     Ok(match shape(p) {
@@ -554,9 +554,9 @@ fn compiled(
         Shape::Prefix(s) => m::Pattern::Prefix(s.to_owned()),
         Shape::Suffix(s) => m::Pattern::Suffix(s.to_owned()),
         Shape::Glob => {
-            let limits = automata.limits;
-            let limit = limits.automaton;
-            let built = match automata.known(p, limit) {
+            let limits = programs.limits;
+            let limit = limits.program;
+            let built = match programs.known(p, limit) {
                 Some(known) => known.map(|(g, n)| (m::GlobPattern::clone(&g), n)),
                 None => program(p).and_then(|(g, n)| {
                     if n <= limit {
@@ -567,7 +567,7 @@ fn compiled(
                 }),
             };
             let (glob, bytes) = built.map_err(|r| match r {
-                Refusal::TooBig { limit } => CompileError::AutomatonTooBig {
+                Refusal::TooBig { limit } => CompileError::PatternTooBig {
                     pattern: p.as_str().to_owned(),
                     limit,
                 },
@@ -576,15 +576,15 @@ fn compiled(
                     why: format!(
                         "its alternatives make {variants} globs, more than the \
                          {MAX_GLOB_VARIANTS} one pattern may stand for (error {})",
-                        Code::AutomatonTooBig
+                        Code::PatternTooBig
                     ),
                 },
             })?;
             *total = total.saturating_add(bytes);
-            if *total > limits.automata {
+            if *total > limits.programs {
                 return Err(CompileError::BudgetExceeded {
                     pattern: p.as_str().to_owned(),
-                    budget: limits.automata,
+                    budget: limits.programs,
                 });
             }
             m::Pattern::Glob(glob)
@@ -673,16 +673,16 @@ fn units(tokens: Vec<&writ_ir::glob::Token>) -> Vec<m::GlobUnit> {
     out
 }
 
-/// What the bundle is built with: the automata already built, and the
-/// bytes of automata so far.
+/// What the bundle is built with: the glob programs already built, and the
+/// bytes of glob programs so far.
 struct Cx<'a> {
-    automata: &'a Automata,
+    programs: &'a Programs,
     total: usize,
 }
 
 impl Cx<'_> {
     fn pattern(&mut self, p: &Pattern) -> Result<m::Pattern, CompileError> {
-        compiled(p, self.automata, &mut self.total)
+        compiled(p, self.programs, &mut self.total)
     }
 
     fn patterns(&mut self, ps: &[Pattern]) -> Result<Vec<m::Pattern>, CompileError> {
@@ -902,23 +902,23 @@ fn base_name(name: &str) -> &str {
 /// limits ([`Limits::current`]).
 ///
 /// # Errors
-/// When a glob's automaton exceeds the limit of one pattern, the automata
+/// When a glob's glob program exceeds the limit of one pattern, the glob programs
 /// together exceed the budget, or a time zone has no data.
 pub fn model(set: &PolicySet, revision: [u8; 32]) -> Result<m::Model, CompileError> {
-    model_with(set, revision, &Automata::new(Limits::current()))
+    model_with(set, revision, &Programs::new(Limits::current()))
 }
 
-/// [`model`], taking the automata [`check_automata`] built from
-/// `automata` (and its limits).
+/// [`model`], taking the glob programs [`check_programs`] built from
+/// `programs` (and its limits).
 ///
 /// # Errors
 /// As [`model`].
 pub fn model_with(
     set: &PolicySet,
     revision: [u8; 32],
-    automata: &Automata,
+    programs: &Programs,
 ) -> Result<m::Model, CompileError> {
-    let mut cx = Cx { automata, total: 0 };
+    let mut cx = Cx { programs, total: 0 };
     let s = &set.settings;
     let mut ceiling_actions = Vec::with_capacity(s.ceiling_actions.len());
     for l in &s.ceiling_actions {
@@ -1022,11 +1022,11 @@ pub fn compile(
     sources: &[Source],
     signing_key: Option<&[u8; 32]>,
 ) -> Result<Vec<u8>, CompileError> {
-    compile_with(set, sources, signing_key, &Automata::new(Limits::current()))
+    compile_with(set, sources, signing_key, &Programs::new(Limits::current()))
 }
 
-/// [`compile`] with the automata the driver built when it checked the
-/// policy ([`crate::Compilation::automata`]), within their limits.
+/// [`compile`] with the glob programs the driver built when it checked the
+/// policy ([`crate::Compilation::programs`]), within their limits.
 ///
 /// # Errors
 /// As [`model`].
@@ -1034,9 +1034,9 @@ pub fn compile_with(
     set: &PolicySet,
     sources: &[Source],
     signing_key: Option<&[u8; 32]>,
-    automata: &Automata,
+    programs: &Programs,
 ) -> Result<Vec<u8>, CompileError> {
-    let model = model_with(set, revision(sources), automata)?;
+    let model = model_with(set, revision(sources), programs)?;
     let bytes = match signing_key {
         Some(secret) => {
             use ed25519_dalek::Signer as _;

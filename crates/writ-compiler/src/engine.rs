@@ -56,9 +56,9 @@ impl<'p> SourceEngine<'p> {
     ///
     /// # Errors
     /// When the compiler cannot build the bundle (e.g. a glob over the
-    /// automaton budget).
+    /// glob program budget).
     pub fn new(set: &'p PolicySet, comp: &Compilation) -> Result<SourceEngine<'p>, CompileError> {
-        let bundle = crate::bundle::compile_with(set, &comp.owned_sources(), None, &comp.automata)?;
+        let bundle = crate::bundle::compile_with(set, &comp.owned_sources(), None, &comp.programs)?;
         SourceEngine::from_bundle(set, bundle)
     }
 

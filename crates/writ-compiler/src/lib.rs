@@ -1,7 +1,7 @@
 //! The writ compiler: reads policy files, picks the front end (the writ
 //! language, `writ-lang`, or a YAML dialect, `writ-yaml`), lowers and
 //! merges them into one policy set, checks it (the delegation graph,
-//! lints, automaton budgets) and collects diagnostics; [`bundle`] compiles
+//! lints, glob program budgets) and collects diagnostics; [`bundle`] compiles
 //! a checked set into the bundle the runtime loads.
 //!
 //! It does no terminal I/O: the CLI (the `writ` package) renders what it
@@ -30,10 +30,10 @@ pub struct Compilation {
     pub diagnostics: Vec<Diagnostic>,
     /// Rules that can never decide (W0104), when the lints ran.
     pub shadows: Vec<lint::Shadow>,
-    /// The automata of the set's patterns, built and checked against the
-    /// limits ([`bundle::check_automata`]); [`bundle::compile_with`] takes
+    /// The glob programs of the set's patterns, built and checked against the
+    /// limits ([`bundle::check_programs`]); [`bundle::compile_with`] takes
     /// them, so that a bundle does not build them again.
-    pub automata: bundle::Automata,
+    pub programs: bundle::Programs,
 }
 
 impl Compilation {
@@ -83,11 +83,11 @@ pub struct Limits {
     /// Bytes of policy text, all sources of a compilation together
     /// (`WRIT_MAX_POLICY_SIZE`; E0002 past it).
     pub source: usize,
-    /// Bytes of one pattern's automaton (`WRIT_AUTOMATON_LIMIT`; E0209).
-    pub automaton: usize,
-    /// Bytes of a bundle's automata together, each pattern as often as it
+    /// Bytes of one pattern's glob program (`WRIT_AUTOMATON_LIMIT`; E0209).
+    pub program: usize,
+    /// Bytes of a bundle's glob programs together, each pattern as often as it
     /// is written (`WRIT_AUTOMATA_BUDGET`; E0209).
-    pub automata: usize,
+    pub programs: usize,
 }
 
 /// Policy text past this many bytes (all sources together) is refused by
@@ -99,8 +99,8 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             source: MAX_POLICY_SIZE,
-            automaton: bundle::DFA_SIZE_LIMIT,
-            automata: bundle::AUTOMATA_BUDGET,
+            program: bundle::PROGRAM_SIZE_LIMIT,
+            programs: bundle::PROGRAMS_BUDGET,
         }
     }
 }
@@ -127,13 +127,13 @@ impl Limits {
             ),
             (
                 "WRIT_AUTOMATON_LIMIT",
-                Code::AutomatonTooBig,
-                &mut limits.automaton,
+                Code::PatternTooBig,
+                &mut limits.program,
             ),
             (
                 "WRIT_AUTOMATA_BUDGET",
-                Code::AutomatonTooBig,
-                &mut limits.automata,
+                Code::PatternTooBig,
+                &mut limits.programs,
             ),
         ] {
             let Some(value) = std::env::var_os(var) else {
@@ -213,8 +213,8 @@ pub fn compile(sources: &[Source], dialect: Option<Dialect>) -> Compilation {
 #[derive(Debug, Default)]
 pub struct Cache {
     reads: std::collections::HashMap<String, lang::incremental::ReadCache>,
-    /// The automata of the last compilation's patterns.
-    automata: bundle::Automata,
+    /// The glob programs of the last compilation's patterns.
+    programs: bundle::Programs,
     /// Limits given by the caller; `None`: [`Limits::from_env`] at each
     /// compilation.
     limits: Option<Limits>,
@@ -250,8 +250,8 @@ pub fn compile_with(
         Some(l) => (l, Vec::new()),
         None => Limits::from_env(),
     };
-    if cache.automata.limits() != limits {
-        cache.automata = bundle::Automata::new(limits);
+    if cache.programs.limits() != limits {
+        cache.programs = bundle::Programs::new(limits);
     }
     let mut map = SourceMap::new();
     let mut diagnostics = Vec::new();
@@ -310,9 +310,9 @@ pub fn compile_with(
         diagnostics.extend(merge_diags);
         let graph = writ_graph::build(&set);
         diagnostics.extend(writ_graph::check(&set, &graph));
-        // The runtime's automata, built now so that an exploding glob is
+        // The runtime's programs, built now so that an exploding glob is
         // an error here (and in the editor), not only in `writ compile`.
-        diagnostics.extend(bundle::check_automata(&set, &mut cache.automata));
+        diagnostics.extend(bundle::check_programs(&set, &mut cache.programs));
         // Lints on a policy with errors would judge what the errors left
         // out (an agent whose lists were rejected looks empty).
         if !diagnostics.iter().any(Diagnostic::is_error) {
@@ -329,7 +329,7 @@ pub fn compile_with(
         set,
         diagnostics,
         shadows,
-        automata: cache.automata.clone(),
+        programs: cache.programs.clone(),
     }
 }
 

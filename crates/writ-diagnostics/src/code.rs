@@ -84,7 +84,7 @@ codes! {
     InvalidWeekday = "E0206", Value, Error, "invalid weekday";
     InvalidOperand = "E0207", Value, Error, "condition value does not fit its operator";
     InvalidNumber = "E0208", Value, Error, "invalid number";
-    AutomatonTooBig = "E0209", Value, Error, "pattern matchers over their limit";
+    PatternTooBig = "E0209", Value, Error, "pattern matchers over their limit";
     CannotJudge = "E0210", Value, Error, "a dialect construct writ cannot judge";
     DuplicateRuleName = "E0301", Names, Error, "duplicate rule name";
     DuplicateAgent = "E0302", Names, Error, "agent or role declared twice";

@@ -46,7 +46,7 @@ pub enum GlobUnit {
     },
 }
 
-/// A glob the runtime matches without an automaton: its text (for
+/// A glob the runtime matches without an program: its text (for
 /// messages), whether it ignores ASCII case, and its variants.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobPattern {
