@@ -6,10 +6,19 @@ pub mod timing;
 
 use std::fmt::Write as _;
 
-/// A policy in the writ language with `rules` rules of varied shapes
-/// (conditions, principals, targets, limits, reasons) and a few agents.
+/// [`generated_policy_with`] with exact target names.
 #[must_use]
 pub fn generated_policy(rules: usize) -> String {
+    generated_policy_with(rules, false)
+}
+
+/// A generated policy of `rules` rules over twenty agents (roles, tiers,
+/// tool lists, limits), each rule with a condition, a role, a time window
+/// or a reason. With `globs`, rule targets cycle through every glob shape
+/// (prefix, suffix, inner `*`, `?`, class, alternatives, and host patterns
+/// that ignore case) instead of exact names.
+#[must_use]
+pub fn generated_policy_with(rules: usize, globs: bool) -> String {
     let mut s = String::with_capacity(rules * 120);
     s.push_str("# generated for benchmarks\npolicy \"bench\" {\n  combine first-match\n  default deny risk medium\n  timezone \"Europe/Paris\"\n}\n\n");
     for a in 0..20 {
@@ -21,11 +30,29 @@ pub fn generated_policy(rules: usize) -> String {
     }
     for i in 0..rules {
         let effect = ["allow", "deny", "approve"][i % 3];
-        let _ = writeln!(
-            s,
-            "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"",
-            i % 97
-        );
+        if globs {
+            let _ = match i % 7 {
+                0 => writeln!(s, "rule r{i}: {effect} \"tool:call\" on \"tool_{i}_*\""),
+                1 => writeln!(s, "rule r{i}: {effect} \"tool:call\" on \"*_{i}_read\""),
+                2 => writeln!(s, "rule r{i}: {effect} \"tool:call\" on \"a*b{i}\""),
+                3 => writeln!(s, "rule r{i}: {effect} \"tool:call\" on \"q?x{i}\""),
+                4 => writeln!(s, "rule r{i}: {effect} \"tool:call\" on \"[ab]c{i}\""),
+                5 => writeln!(
+                    s,
+                    "rule r{i}: {effect} \"tool:call\" on \"{{get,put}}_{i}\""
+                ),
+                _ => writeln!(
+                    s,
+                    "rule r{i}: {effect} \"net:connect\" on hosts \"*.h{i}.Example.com\""
+                ),
+            };
+        } else {
+            let _ = writeln!(
+                s,
+                "rule r{i}: {effect} \"tool:call\" on \"tool_{}\"",
+                i % 97
+            );
+        }
         match i % 4 {
             0 => {
                 let _ = writeln!(s, "  when amount <= {} and currency in [USD, EUR]", i % 500);

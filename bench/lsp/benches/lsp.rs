@@ -1,6 +1,7 @@
 //! The language server: diagnostics for a 5,000-rule file after a
 //! one-character edit, through the LSP interface (didChange in, the
-//! publishDiagnostics notification out), with writ's analyzer.
+//! publishDiagnostics notification out), with writ's analyzer; for a file
+//! of exact target names and for a glob-heavy one (every glob shape).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -18,7 +19,13 @@ use writ_lsp::Analyzer as _;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn edit_then_diagnostics(c: &mut Criterion) {
-    let text = writ_bench::generated_policy(5_000);
+    for (group, globs) in [("lsp_5k_rules", false), ("lsp_5k_glob_rules", true)] {
+        edits(c, group, &writ_bench::generated_policy_with(5_000, globs));
+    }
+}
+
+fn edits(c: &mut Criterion, group_name: &str, text: &str) {
+    let text = text.to_owned();
     // The one-character edits: in the first rule's condition's bound.
     let at = text
         .find("amount <= 0")
@@ -32,7 +39,7 @@ fn edit_then_diagnostics(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let mut group = c.benchmark_group("lsp_5k_rules");
+    let mut group = c.benchmark_group(group_name);
     group.sample_size(20);
     group.measurement_time(Duration::from_secs(10));
 
@@ -111,7 +118,7 @@ fn edit_then_diagnostics(c: &mut Criterion) {
         }
         samples.sort_by(f64::total_cmp);
         println!(
-            "lsp_5k_rules/edit_to_diagnostics: median {:.1} ms (min {:.1}, max {:.1}) over {} edits",
+            "{group_name}/edit_to_diagnostics: median {:.1} ms (min {:.1}, max {:.1}) over {} edits",
             samples[samples.len() / 2],
             samples[0],
             samples[samples.len() - 1],

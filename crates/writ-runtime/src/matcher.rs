@@ -442,6 +442,9 @@ impl Bucket {
             }
             return;
         }
+        if self.scoped.is_some() || self.targets.is_some() {
+            who.narrowed.set(true);
+        }
         let Some(ix) = &self.scoped else {
             match &self.targets {
                 Some(t) => t.visit(body, target, f),
@@ -477,6 +480,10 @@ pub struct Who<'a> {
     /// Every rule of the action, however the index narrows it by
     /// principal and target (for the default decision's explanation).
     pub every: bool,
+    /// Set when a bucket the request reached left out rules by principal
+    /// or target: only then are the candidates fewer than every rule of
+    /// the action.
+    pub narrowed: std::cell::Cell<bool>,
 }
 
 /// A table slot: one rule id, or with this bit set the index of a bucket
@@ -631,9 +638,6 @@ impl Keys {
 #[derive(Debug, Default)]
 pub struct ActionIndex {
     scoped: bool,
-    /// Some bucket is split by principal or by target, so a request's
-    /// candidates may leave out rules its action matches.
-    narrowed: bool,
     exact: Keys,
     prefixes: Keys,
     suffixes: Keys,
@@ -701,25 +705,12 @@ impl ActionIndex {
             .suffixes
             .finish(body, scopes, true, hash_backward, programs);
         split |= self.any.index(body, scopes, programs);
-        let narrowed = |b: &Bucket| b.scoped.is_some() || b.targets.is_some();
         self.globs.finish();
         self.glob_by_text = SpanTable::default();
         for b in &mut self.glob_rules {
             split |= b.index(body, scopes, programs);
         }
         self.scoped = split;
-        self.narrowed = narrowed(&self.any)
-            || self.glob_rules.iter().any(narrowed)
-            || [&self.exact, &self.prefixes, &self.suffixes]
-                .iter()
-                .any(|k| k.many.iter().any(narrowed));
-    }
-
-    /// True when some bucket is split by principal or target: only then
-    /// can a request's candidates leave out a rule its action matches.
-    #[must_use]
-    pub fn is_narrowed(&self) -> bool {
-        self.narrowed
     }
 
     /// True when some bucket is indexed by principal (callers can skip

@@ -690,6 +690,7 @@ impl Compiled {
             roles: &roles,
             target: req.target.as_deref().unwrap_or(""),
             every: false,
+            narrowed: std::cell::Cell::new(false),
         };
         self.index
             .candidates(self.body(), &req.action, &who, |r| candidates.push(r));
@@ -744,9 +745,9 @@ impl Compiled {
             }
             return decision;
         }
-        // Unless the index narrowed them, the candidates are every rule of
-        // the action already: no second pass.
-        let every = (!self.index.is_narrowed()).then(|| candidates.finish());
+        // Unless the index narrowed them for this request, the candidates
+        // are every rule of the action already: no second pass.
+        let every = (!who.narrowed.get()).then(|| candidates.finish());
         self.default(req, p, every)
     }
 
@@ -772,6 +773,7 @@ impl Compiled {
                     roles: &no_roles,
                     target: req.target.as_deref().unwrap_or(""),
                     every: true,
+                    narrowed: std::cell::Cell::new(false),
                 };
                 self.index
                     .candidates(self.body(), &req.action, &who, |r| found.push(r));
