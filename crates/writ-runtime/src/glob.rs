@@ -59,6 +59,11 @@ pub struct GlobPattern {
 /// program serves checking (a sink that keeps nothing), decoding into the
 /// owned [`GlobPattern`] and building the runtime's [`Glob`].
 pub trait GlobSink {
+    /// Whether the sink takes the literals' text (checking does not: the
+    /// string table was checked as a whole).
+    fn wants_text(&self) -> bool {
+        true
+    }
     fn case_insensitive(&mut self, yes: bool);
     fn variant(&mut self);
     fn lit(&mut self, s: &str);
@@ -69,6 +74,9 @@ pub trait GlobSink {
 
 /// Checks only.
 impl GlobSink for () {
+    fn wants_text(&self) -> bool {
+        false
+    }
     fn case_insensitive(&mut self, _: bool) {}
     fn variant(&mut self) {}
     fn lit(&mut self, _: &str) {}
@@ -177,11 +185,13 @@ pub fn r_glob(r: &mut Reader<'_>, sink: &mut impl GlobSink) -> Result<(), LoadEr
             let tag = GlobUnitTag::from_byte(r.u8()?)?;
             after_star = match tag {
                 GlobUnitTag::Lit => {
-                    let s = r.str_ref()?;
-                    if s.is_empty() {
+                    let span = r.str_span()?;
+                    if span.1 == 0 {
                         return Err(corrupt("an empty literal"));
                     }
-                    sink.lit(s);
+                    if sink.wants_text() {
+                        sink.lit(r.text(span)?);
+                    }
                     false
                 }
                 GlobUnitTag::Any => {
@@ -312,8 +322,6 @@ impl Glob {
         let mut g = Glob::default();
         r_glob(r, &mut g)?;
         g.units.push(Unit::End);
-        g.lits.shrink_to_fit();
-        g.units.shrink_to_fit();
         Ok(g)
     }
 

@@ -67,7 +67,10 @@ struct Table {
     anchor: Anchor,
     /// Keys are ASCII-folded, and strings folded as they are hashed.
     fold: bool,
-    slots: HashTable<(Box<[u8]>, Variants)>,
+    /// The keys' bytes, one after the other (folded in a folding table).
+    arena: Vec<u8>,
+    /// Each key, as its place in `arena`, and its variants.
+    slots: HashTable<((u32, u32), Variants)>,
     /// The key lengths below 256, and the longer ones.
     short: ByteSet,
     long: Vec<usize>,
@@ -79,6 +82,7 @@ impl Table {
         Table {
             anchor,
             fold,
+            arena: Vec::new(),
             slots: HashTable::new(),
             short: ByteSet::default(),
             long: Vec::new(),
@@ -94,19 +98,47 @@ impl Table {
     /// The hash of a key as a lookup computes it: over its bytes from the
     /// anchored end.
     fn hash(&self, key: &[u8]) -> u64 {
-        match self.anchor {
-            Anchor::End => key.iter().rev().fold(SEED, |h, b| roll(h, self.byte(*b))),
-            Anchor::Whole | Anchor::Start => key.iter().fold(SEED, |h, b| roll(h, self.byte(*b))),
-        }
+        hash_of(self.anchor, self.fold, key)
     }
 
-    fn insert(&mut self, key: &str, v: Variant) {
-        let key: Box<[u8]> = if self.fold {
-            key.as_bytes().to_ascii_lowercase().into()
+    /// Files `v` under `key`; a first key makes room for `room` keys.
+    fn insert(&mut self, key: &str, v: Variant, room: usize) {
+        let Table {
+            anchor,
+            fold,
+            arena,
+            slots,
+            ..
+        } = self;
+        let (anchor, fold) = (*anchor, *fold);
+        if slots.is_empty() {
+            slots.reserve(room, |(k, _)| hash_of(anchor, fold, key_at(arena, *k)));
+        }
+        let start = arena.len();
+        if fold {
+            arena.extend(key.bytes().map(|b| b.to_ascii_lowercase()));
         } else {
-            key.as_bytes().into()
-        };
-        let h = self.hash(&key);
+            arena.extend_from_slice(key.as_bytes());
+        }
+        let place = (
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(key.len()).unwrap_or(u32::MAX),
+        );
+        let new = arena.get(start..).unwrap_or(&[]);
+        let found = slots.entry(
+            hash_of(anchor, fold, new),
+            |(k, _)| key_at(arena, *k) == new,
+            |(k, _)| hash_of(anchor, fold, key_at(arena, *k)),
+        );
+        match found {
+            TableEntry::Occupied(mut o) => {
+                o.get_mut().1.push(v);
+                arena.truncate(start);
+            }
+            TableEntry::Vacant(e) => {
+                e.insert((place, Variants::One(v)));
+            }
+        }
         let l = key.len();
         match u8::try_from(l) {
             Ok(short) => self.short.insert(short),
@@ -117,24 +149,6 @@ impl Table {
             }
         }
         self.max = self.max.max(l);
-        let fold = self.fold;
-        let anchor = self.anchor;
-        let rehash = |k: &[u8]| {
-            let b = |b: &u8| if fold { b.to_ascii_lowercase() } else { *b };
-            match anchor {
-                Anchor::End => k.iter().rev().fold(SEED, |h, x| roll(h, b(x))),
-                Anchor::Whole | Anchor::Start => k.iter().fold(SEED, |h, x| roll(h, b(x))),
-            }
-        };
-        match self
-            .slots
-            .entry(h, |(k, _)| **k == *key, |(k, _)| rehash(k))
-        {
-            TableEntry::Occupied(mut o) => o.get_mut().1.push(v),
-            TableEntry::Vacant(e) => {
-                e.insert((key, Variants::One(v)));
-            }
-        }
     }
 
     fn has_length(&self, l: usize) -> bool {
@@ -153,7 +167,7 @@ impl Table {
                 k == text
             }
         };
-        if let Some((_, vs)) = self.slots.find(h, |(k, _)| same(k)) {
+        if let Some((_, vs)) = self.slots.find(h, |(k, _)| same(key_at(&self.arena, *k))) {
             vs.as_slice().iter().for_each(|v| f(*v));
         }
     }
@@ -192,6 +206,23 @@ impl Table {
                 }
             }
         }
+    }
+}
+
+/// A key's bytes in a table's arena.
+fn key_at(arena: &[u8], (start, len): (u32, u32)) -> &[u8] {
+    let start = start as usize;
+    arena
+        .get(start..start.saturating_add(len as usize))
+        .unwrap_or(&[])
+}
+
+/// The hash of `key` (folded when `fold`) from its anchored end.
+fn hash_of(anchor: Anchor, fold: bool, key: &[u8]) -> u64 {
+    let b = |b: &u8| if fold { b.to_ascii_lowercase() } else { *b };
+    match anchor {
+        Anchor::End => key.iter().rev().fold(SEED, |h, x| roll(h, b(x))),
+        Anchor::Whole | Anchor::Start => key.iter().fold(SEED, |h, x| roll(h, b(x))),
     }
 }
 
@@ -297,6 +328,8 @@ pub struct GlobSet {
     inner_folded: Inner,
     /// Variants with no literal.
     rest: Vec<Variant>,
+    /// How many globs are expected ([`GlobSet::reserve`]).
+    room: usize,
 }
 
 impl Default for GlobSet {
@@ -314,11 +347,24 @@ impl Default for GlobSet {
             inner: Inner::new(),
             inner_folded: Inner::new(),
             rest: Vec::new(),
+            room: 0,
         }
     }
 }
 
 impl GlobSet {
+    /// Makes room for `more` globs of one variant each.
+    pub fn reserve(&mut self, more: usize) {
+        self.globs.reserve(more);
+        self.room = self.room.max(more);
+    }
+
+    /// How many globs [`GlobSet::reserve`] made room for.
+    #[must_use]
+    pub fn room(&self) -> usize {
+        self.room
+    }
+
     /// Adds a glob; returns its number (globs are numbered in order).
     pub fn add(&mut self, glob: Glob) -> u32 {
         let id = u32::try_from(self.globs.len()).unwrap_or(u32::MAX);
@@ -344,7 +390,7 @@ impl GlobSet {
                 }
             };
             if let Some(t) = self.tables.get_mut(base + table) {
-                t.insert(key, v);
+                t.insert(key, v, self.room);
             }
         }
         self.globs.push(glob);

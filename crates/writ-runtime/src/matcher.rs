@@ -229,6 +229,7 @@ impl Targets {
             return None;
         }
         let mut ix = Targets::default();
+        ix.globs.reserve(rules.len());
         let mut texts = TargetTexts::default();
         for &r in rules {
             let Some(patterns) = scopes(r).targets else {
@@ -268,6 +269,10 @@ impl Targets {
             PatternRef::Glob { text, .. } => (&mut texts.globs, text),
         };
         let folds = |at: u32| body.get(at as usize).is_some_and(|f| f & 1 != 0);
+        if table.table.is_empty() {
+            let room = self.globs.room();
+            table.table.reserve(room, |(s, _)| fx(text(body, *s)));
+        }
         if let Some(&mut id) = table.upsert(body, fx, span, next) {
             let same = match p {
                 PatternRef::Glob { at, .. } => self
@@ -419,6 +424,11 @@ impl Bucket {
             }
         }
         self.targets = Targets::build(rules, body, scopes, programs);
+        if ix.by_agent.is_empty() && ix.by_role.is_empty() {
+            // No rule names its principals: the target index is the
+            // bucket's whole index.
+            return false;
+        }
         ix.open.index(body, scopes, programs);
         for (_, list) in ix.by_agent.table.iter_mut() {
             list.index(body, scopes, programs);
@@ -648,9 +658,18 @@ pub struct ActionIndex {
     /// Globs by text while the index is built (a glob written by many
     /// rules is matched once).
     glob_by_text: SpanTable<u32>,
+    /// How many patterns may still come, for reserving room once the first
+    /// glob does (see [`ActionIndex::expect`]).
+    expected: usize,
 }
 
 impl ActionIndex {
+    /// Says how many rules will be added: the glob tables reserve room for
+    /// them when the first glob comes, rather than grow one by one.
+    pub fn expect(&mut self, rules: usize) {
+        self.expected = rules;
+    }
+
     /// Adds one action pattern of `rule`; rules are added in order. `r`
     /// reads `body` (a glob's program is read from it).
     ///
@@ -670,6 +689,14 @@ impl ActionIndex {
             PatternRef::Suffix(s) => self.suffixes.pending.push((s, rule)),
             PatternRef::Any => self.any.push(rule),
             PatternRef::Glob { text, at } => {
+                if self.glob_rules.is_empty() {
+                    let room = self.expected.saturating_sub(rule as usize).max(1);
+                    self.glob_rules.reserve(room);
+                    self.globs.reserve(room);
+                    self.glob_by_text
+                        .table
+                        .reserve(room, |(s, _)| fx(self::text(body, *s)));
+                }
                 let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
                 let folds = |at: u32| body.get(at as usize).is_some_and(|f| f & 1 != 0);
                 if let Some(&mut id) = self.glob_by_text.upsert(body, fx, text, next)
