@@ -176,7 +176,9 @@ pub fn r_glob(r: &mut Reader<'_>, sink: &mut impl GlobSink) -> Result<(), LoadEr
     if variants == 0 || variants > MAX_GLOB_VARIANTS {
         return Err(corrupt("bad number of variants"));
     }
-    let mut ranges: Vec<(char, char)> = Vec::new();
+    // A class's ranges: a few on the stack, more on the heap.
+    let mut few = [('\0', '\0'); 8];
+    let mut more: Vec<(char, char)> = Vec::new();
     for _ in 0..variants {
         sink.variant();
         let units = r.count(1)?;
@@ -211,16 +213,25 @@ pub fn r_glob(r: &mut Reader<'_>, sink: &mut impl GlobSink) -> Result<(), LoadEr
                     if n == 0 {
                         return Err(corrupt("an empty class"));
                     }
-                    ranges.clear();
-                    for _ in 0..n {
+                    more.clear();
+                    let inline = n <= few.len();
+                    for i in 0..n {
                         let lo = char_at(r)?;
                         let hi = char_at(r)?;
                         if lo > hi {
                             return Err(corrupt("a reversed class range"));
                         }
-                        ranges.push((lo, hi));
+                        match few.get_mut(i) {
+                            Some(slot) if inline => *slot = (lo, hi),
+                            _ => more.push((lo, hi)),
+                        }
                     }
-                    sink.class(negated, &ranges);
+                    let ranges = if inline {
+                        few.get(..n).unwrap_or(&[])
+                    } else {
+                        &more
+                    };
+                    sink.class(negated, ranges);
                     false
                 }
             };
@@ -239,16 +250,14 @@ enum Unit {
     },
     Any,
     Star,
-    Class(u32),
+    /// A class: negated or not, and its ranges' place in `ranges`.
+    Class {
+        negated: bool,
+        start: u32,
+        len: u32,
+    },
     /// Ends a variant.
     End,
-}
-
-/// A class: its ranges, and whether they are negated.
-#[derive(Clone, Debug)]
-struct Class {
-    negated: bool,
-    ranges: Box<[(char, char)]>,
 }
 
 /// A glob prepared for matching: every variant's units one after the
@@ -260,7 +269,8 @@ pub struct Glob {
     variants: u32,
     lits: String,
     units: Vec<Unit>,
-    classes: Vec<Class>,
+    /// The ranges of every class, one class after the other.
+    ranges: Vec<(char, char)>,
 }
 
 /// Builds a [`Glob`] from the reader's report.
@@ -287,12 +297,14 @@ impl GlobSink for Glob {
         self.units.push(Unit::Star);
     }
     fn class(&mut self, negated: bool, ranges: &[(char, char)]) {
-        let i = u32::try_from(self.classes.len()).unwrap_or(u32::MAX);
-        self.classes.push(Class {
+        let start = u32::try_from(self.ranges.len()).unwrap_or(u32::MAX);
+        let len = u32::try_from(ranges.len()).unwrap_or(u32::MAX);
+        self.ranges.extend_from_slice(ranges);
+        self.units.push(Unit::Class {
             negated,
-            ranges: ranges.into(),
+            start,
+            len,
         });
-        self.units.push(Unit::Class(i));
     }
 }
 
@@ -469,9 +481,13 @@ impl Glob {
                     at + lit.len()
                 }
                 Unit::Any => at + s.get(at..)?.chars().next()?.len_utf8(),
-                Unit::Class(i) => {
+                Unit::Class {
+                    negated,
+                    start,
+                    len,
+                } => {
                     let c = s.get(at..)?.chars().next()?;
-                    if !self.in_class(i, c) {
+                    if !self.in_class(negated, start, len, c) {
                         return None;
                     }
                     at + c.len_utf8()
@@ -498,9 +514,13 @@ impl Glob {
                     from
                 }
                 Unit::Any => end - s.get(..end)?.chars().next_back()?.len_utf8(),
-                Unit::Class(i) => {
+                Unit::Class {
+                    negated,
+                    start,
+                    len,
+                } => {
                     let c = s.get(..end)?.chars().next_back()?;
-                    if !self.in_class(i, c) {
+                    if !self.in_class(negated, start, len, c) {
                         return None;
                     }
                     end - c.len_utf8()
@@ -539,15 +559,17 @@ impl Glob {
         }
     }
 
-    fn in_class(&self, i: u32, c: char) -> bool {
-        let Some(class) = self.classes.get(i as usize) else {
-            return false;
-        };
-        let inside = |c: char| class.ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+    fn in_class(&self, negated: bool, start: u32, len: u32, c: char) -> bool {
+        let start = start as usize;
+        let ranges = self
+            .ranges
+            .get(start..start.saturating_add(len as usize))
+            .unwrap_or(&[]);
+        let inside = |c: char| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
         let hit = inside(c)
             || (self.case_insensitive
                 && (inside(c.to_ascii_lowercase()) || inside(c.to_ascii_uppercase())));
-        hit != class.negated
+        hit != negated
     }
 }
 

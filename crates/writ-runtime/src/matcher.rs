@@ -316,7 +316,9 @@ impl Targets {
     fn visit(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
         self.any.iter().for_each(|r| f(*r));
         let bytes = target.as_bytes();
-        if let Some(v) = self.by_name.get(body, fx(bytes), bytes) {
+        if !self.by_name.is_empty()
+            && let Some(v) = self.by_name.get(body, fx(bytes), bytes)
+        {
             v.iter().for_each(|r| f(*r));
         }
         if !self.globs.is_empty() {
