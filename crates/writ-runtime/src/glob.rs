@@ -243,7 +243,7 @@ pub fn r_glob(r: &mut Reader<'_>, sink: &mut impl GlobSink) -> Result<(), LoadEr
 /// A unit of the runtime's glob: literals are ranges of the glob's text
 /// buffer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Unit {
+pub(crate) enum Unit {
     Lit {
         start: u32,
         len: u32,
@@ -265,12 +265,12 @@ enum Unit {
 /// buffer.
 #[derive(Clone, Debug, Default)]
 pub struct Glob {
-    case_insensitive: bool,
-    variants: u32,
-    lits: String,
-    units: Vec<Unit>,
+    pub(crate) case_insensitive: bool,
+    pub(crate) variants: u32,
+    pub(crate) lits: String,
+    pub(crate) units: Vec<Unit>,
     /// The ranges of every class, one class after the other.
-    ranges: Vec<(char, char)>,
+    pub(crate) ranges: Vec<(char, char)>,
 }
 
 /// Builds a [`Glob`] from the reader's report.
@@ -341,32 +341,43 @@ impl Glob {
     #[must_use]
     pub fn from_pattern(p: &GlobPattern) -> Glob {
         let mut g = Glob::default();
-        g.case_insensitive(p.case_insensitive);
+        g.feed(p);
+        g.units.push(Unit::End);
+        g
+    }
+
+    /// Reports an owned glob to this glob as the reader would (its last
+    /// variant left open).
+    pub(crate) fn feed(&mut self, p: &GlobPattern) {
+        self.case_insensitive(p.case_insensitive);
         for v in &p.variants {
-            GlobSink::variant(&mut g);
+            GlobSink::variant(self);
             for u in v {
                 match u {
-                    GlobUnit::Lit(s) => g.lit(s),
-                    GlobUnit::Any => g.any(),
-                    GlobUnit::Star => g.star(),
-                    GlobUnit::Class { negated, ranges } => g.class(*negated, ranges),
+                    GlobUnit::Lit(s) => self.lit(s),
+                    GlobUnit::Any => self.any(),
+                    GlobUnit::Star => self.star(),
+                    GlobUnit::Class { negated, ranges } => self.class(*negated, ranges),
                 }
             }
         }
-        g.units.push(Unit::End);
-        g
+    }
+
+    /// The lengths of the units, literals and ranges (to undo a read).
+    pub(crate) fn marks(&self) -> (usize, usize, usize) {
+        (self.units.len(), self.lits.len(), self.ranges.len())
+    }
+
+    /// Drops what came after `marks`.
+    pub(crate) fn undo(&mut self, (units, lits, ranges): (usize, usize, usize)) {
+        self.units.truncate(units);
+        self.lits.truncate(lits);
+        self.ranges.truncate(ranges);
     }
 
     #[must_use]
     pub fn is_case_insensitive(&self) -> bool {
         self.case_insensitive
-    }
-
-    /// The variants, each as a slice of units.
-    fn variants(&self) -> impl Iterator<Item = &[Unit]> {
-        self.units
-            .split(|u| *u == Unit::End)
-            .take(self.variant_count())
     }
 
     /// How many variants the glob has.
@@ -375,14 +386,65 @@ impl Glob {
         self.variants as usize
     }
 
-    fn variant(&self, i: usize) -> Option<&[Unit]> {
+    /// The glob as a view (what matching works on).
+    #[must_use]
+    pub fn view(&self) -> GlobView<'_> {
+        GlobView {
+            case_insensitive: self.case_insensitive,
+            variants: self.variants,
+            lits: &self.lits,
+            units: &self.units,
+            ranges: &self.ranges,
+        }
+    }
+
+    /// See [`GlobView::key`].
+    #[must_use]
+    pub fn key(&self, i: usize) -> Key<'_> {
+        self.view().key(i)
+    }
+
+    /// Whether all of `s` matches some variant.
+    #[must_use]
+    pub fn is_match(&self, s: &str) -> bool {
+        self.view().is_match(s)
+    }
+}
+
+/// A glob's units, literals and class ranges, borrowed from a [`Glob`] or
+/// from the arena of a glob set (whose units' places are into the whole
+/// arena): what matching works on.
+#[derive(Clone, Copy, Debug)]
+pub struct GlobView<'a> {
+    pub(crate) case_insensitive: bool,
+    pub(crate) variants: u32,
+    pub(crate) lits: &'a str,
+    pub(crate) units: &'a [Unit],
+    pub(crate) ranges: &'a [(char, char)],
+}
+
+impl<'a> GlobView<'a> {
+    /// The variants, each as a slice of units.
+    fn variants(&self) -> impl Iterator<Item = &'a [Unit]> + use<'a> {
+        let units: &'a [Unit] = self.units;
+        let count = self.variant_count();
+        units.split(|u| *u == Unit::End).take(count)
+    }
+
+    /// How many variants the glob has.
+    #[must_use]
+    pub fn variant_count(&self) -> usize {
+        self.variants as usize
+    }
+
+    fn variant(&self, i: usize) -> Option<&'a [Unit]> {
         self.variants().nth(i)
     }
 
-    fn lit_text(&self, start: u32, len: u32) -> &str {
+    fn lit_text(&self, start: u32, len: u32) -> &'a str {
         let start = start as usize;
-        self.lits
-            .get(start..start.saturating_add(len as usize))
+        let lits: &'a str = self.lits;
+        lits.get(start..start.saturating_add(len as usize))
             .unwrap_or("")
     }
 
@@ -390,7 +452,7 @@ impl Glob {
     /// variant when it is one literal; else the longer of its anchored
     /// first and last literals; else its longest literal inside.
     #[must_use]
-    pub fn key(&self, i: usize) -> Key<'_> {
+    pub fn key(&self, i: usize) -> Key<'a> {
         let Some(units) = self.variant(i) else {
             return Key::None;
         };

@@ -24,8 +24,10 @@
 use aho_corasick::AhoCorasick;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
-use crate::glob::{Glob, Key};
+use crate::error::LoadError;
+use crate::glob::{Glob, GlobPattern, GlobView, Key, Unit, r_glob};
 use crate::matcher::{ByteSet, SEED, roll};
+use crate::wire::Reader;
 
 /// A variant of a glob: (glob, variant).
 type Variant = (u32, u32);
@@ -318,10 +320,23 @@ fn mark(bits: &mut [u64], i: u32) -> bool {
     new
 }
 
-/// A set of globs matched together; see the module documentation.
+/// Where a glob of the set sits in the arena.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    case_insensitive: bool,
+    variants: u32,
+    /// Its units: `arena.units[start..end]`.
+    start: u32,
+    end: u32,
+}
+
+/// A set of globs matched together; see the module documentation. Every
+/// glob's units, literals and class ranges live one after the other in
+/// one arena, so adding a glob allocates nothing of its own.
 #[derive(Debug)]
 pub struct GlobSet {
-    globs: Vec<Glob>,
+    arena: Glob,
+    entries: Vec<Entry>,
     /// Whole, first and last literals: case-sensitive, then folded.
     tables: [Table; 6],
     inner: Inner,
@@ -335,7 +350,8 @@ pub struct GlobSet {
 impl Default for GlobSet {
     fn default() -> Self {
         GlobSet {
-            globs: Vec::new(),
+            arena: Glob::default(),
+            entries: Vec::new(),
             tables: [
                 Table::new(Anchor::Whole, false),
                 Table::new(Anchor::Start, false),
@@ -352,10 +368,26 @@ impl Default for GlobSet {
     }
 }
 
+/// Glob `e` of an arena.
+fn view_of(arena: &Glob, e: Entry) -> GlobView<'_> {
+    GlobView {
+        case_insensitive: e.case_insensitive,
+        variants: e.variants,
+        lits: &arena.lits,
+        units: arena
+            .units
+            .get(e.start as usize..e.end as usize)
+            .unwrap_or(&[]),
+        ranges: &arena.ranges,
+    }
+}
+
 impl GlobSet {
-    /// Makes room for `more` globs of one variant each.
+    /// Makes room for `more` globs.
     pub fn reserve(&mut self, more: usize) {
-        self.globs.reserve(more);
+        self.entries.reserve(more);
+        self.arena.units.reserve(more.saturating_mul(4));
+        self.arena.lits.reserve(more.saturating_mul(8));
         self.room = self.room.max(more);
     }
 
@@ -365,12 +397,56 @@ impl GlobSet {
         self.room
     }
 
-    /// Adds a glob; returns its number (globs are numbered in order).
-    pub fn add(&mut self, glob: Glob) -> u32 {
-        let id = u32::try_from(self.globs.len()).unwrap_or(u32::MAX);
-        let fold = glob.is_case_insensitive();
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Whether glob `id` ignores case.
+    #[must_use]
+    pub fn is_case_insensitive(&self, id: u32) -> Option<bool> {
+        self.entries.get(id as usize).map(|e| e.case_insensitive)
+    }
+
+    /// Adds the glob program `r` is at; returns its number (globs are
+    /// numbered in order).
+    ///
+    /// # Errors
+    /// As [`crate::glob::r_glob`]; the set is left as it was.
+    pub fn add_read(&mut self, r: &mut Reader<'_>) -> Result<u32, LoadError> {
+        let marks = self.arena.marks();
+        self.arena.variants = 0;
+        if let Err(e) = r_glob(r, &mut self.arena) {
+            self.arena.undo(marks);
+            return Err(e);
+        }
+        Ok(self.file(marks.0))
+    }
+
+    /// Adds an owned glob; returns its number.
+    pub fn add_pattern(&mut self, p: &GlobPattern) -> u32 {
+        let marks = self.arena.marks();
+        self.arena.variants = 0;
+        self.arena.feed(p);
+        self.file(marks.0)
+    }
+
+    /// Closes the glob whose units start at `start` and files its
+    /// variants under their keys.
+    fn file(&mut self, start: usize) -> u32 {
+        self.arena.units.push(Unit::End);
+        let id = u32::try_from(self.entries.len()).unwrap_or(u32::MAX);
+        let entry = Entry {
+            case_insensitive: self.arena.case_insensitive,
+            variants: self.arena.variants,
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(self.arena.units.len()).unwrap_or(u32::MAX),
+        };
+        self.entries.push(entry);
+        let glob = view_of(&self.arena, entry);
+        let fold = entry.case_insensitive;
         let base = if fold { 3 } else { 0 };
-        for i in 0..glob.variant_count() {
+        for i in 0..entry.variants as usize {
             let v = (id, u32::try_from(i).unwrap_or(u32::MAX));
             let (table, key) = match glob.key(i) {
                 Key::Exact(k) => (0, k),
@@ -393,7 +469,6 @@ impl GlobSet {
                 t.insert(key, v, self.room);
             }
         }
-        self.globs.push(glob);
         id
     }
 
@@ -403,26 +478,15 @@ impl GlobSet {
         self.inner_folded.finish(true);
     }
 
-    #[must_use]
-    pub fn is_empty(&self) -> bool {
-        self.globs.is_empty()
-    }
-
-    /// Glob number `id`.
-    #[must_use]
-    pub fn glob(&self, id: u32) -> Option<&Glob> {
-        self.globs.get(id as usize)
-    }
-
     /// Calls `f` with the number of every glob `s` matches (a glob more
     /// than one of whose variants match, more than once).
     pub fn matches(&self, s: &str, mut f: impl FnMut(u32)) {
         let bytes = s.as_bytes();
         let mut check = |(g, v): Variant| {
             if self
-                .globs
+                .entries
                 .get(g as usize)
-                .is_some_and(|glob| glob.is_match_variant(v as usize, s))
+                .is_some_and(|e| view_of(&self.arena, *e).is_match_variant(v as usize, s))
             {
                 f(g);
             }
@@ -439,7 +503,7 @@ impl GlobSet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::glob::{GlobPattern, GlobUnit};
+    use crate::glob::GlobUnit;
 
     /// A small deterministic generator (xorshift).
     struct Rng(u64);
@@ -508,9 +572,8 @@ mod tests {
                     case_insensitive: rng.below(3) == 0,
                     variants: (0..1 + rng.below(3)).map(|_| variant(&mut rng)).collect(),
                 };
-                let g = Glob::from_pattern(&p);
-                globs.push(g.clone());
-                set.add(g);
+                globs.push(Glob::from_pattern(&p));
+                set.add_pattern(&p);
             }
             set.finish();
             for _ in 0..40 {
@@ -541,7 +604,7 @@ mod tests {
     fn inner_literals_are_tried_once() {
         let mut set = GlobSet::default();
         for i in 0..40 {
-            set.add(Glob::from_pattern(&GlobPattern {
+            set.add_pattern(&GlobPattern {
                 text: String::new(),
                 case_insensitive: i % 2 == 0,
                 variants: vec![vec![
@@ -549,7 +612,7 @@ mod tests {
                     GlobUnit::Lit(format!("k{i}x")),
                     GlobUnit::Star,
                 ]],
-            }));
+            });
         }
         set.finish();
         let s: String = (0..40).map(|i| format!("K{i}x-k{i}x-")).collect();

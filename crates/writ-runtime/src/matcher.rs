@@ -203,18 +203,18 @@ struct TargetTexts {
 }
 
 /// A prefix (`lit*`) or suffix (`*lit`) as a glob, for a glob set.
-fn affix_glob(lit: &str, prefix: bool) -> Glob {
+fn affix_glob(lit: &str, prefix: bool) -> GlobPattern {
     let lit = GlobUnit::Lit(lit.to_owned());
     let variant = if prefix {
         vec![lit, GlobUnit::Star]
     } else {
         vec![GlobUnit::Star, lit]
     };
-    Glob::from_pattern(&GlobPattern {
+    GlobPattern {
         text: String::new(),
         case_insensitive: false,
         variants: vec![variant],
-    })
+    }
 }
 
 impl Targets {
@@ -275,10 +275,9 @@ impl Targets {
         }
         if let Some(&mut id) = table.upsert(body, fx, span, next) {
             let same = match p {
-                PatternRef::Glob { at, .. } => self
-                    .globs
-                    .glob(id)
-                    .is_some_and(|g| g.is_case_insensitive() == folds(at)),
+                PatternRef::Glob { at, .. } => {
+                    self.globs.is_case_insensitive(id) == Some(folds(at))
+                }
                 _ => true,
             };
             if same && let Some(rules) = self.glob_rules.get_mut(id as usize) {
@@ -288,7 +287,7 @@ impl Targets {
                 return true;
             }
         }
-        let glob = match p {
+        match p {
             PatternRef::Prefix(t) | PatternRef::Suffix(t) => {
                 let Ok(lit) = std::str::from_utf8(text(body, t)) else {
                     return false;
@@ -296,18 +295,20 @@ impl Targets {
                 if lit.is_empty() {
                     return false;
                 }
-                affix_glob(lit, matches!(p, PatternRef::Prefix(_)))
+                self.globs
+                    .add_pattern(&affix_glob(lit, matches!(p, PatternRef::Prefix(_))));
             }
             PatternRef::Glob { at, .. } => {
                 let mut r = programs.clone();
-                match r.seek(at as usize).and_then(|()| Glob::read(&mut r)) {
-                    Ok(g) => g,
-                    Err(_) => return false,
+                if r.seek(at as usize)
+                    .and_then(|()| self.globs.add_read(&mut r))
+                    .is_err()
+                {
+                    return false;
                 }
             }
             PatternRef::Exact(_) | PatternRef::Any => return false,
-        };
-        self.globs.add(glob);
+        }
         self.glob_rules.push(vec![rule]);
         true
     }
@@ -702,10 +703,7 @@ impl ActionIndex {
                 let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
                 let folds = |at: u32| body.get(at as usize).is_some_and(|f| f & 1 != 0);
                 if let Some(&mut id) = self.glob_by_text.upsert(body, fx, text, next)
-                    && self
-                        .globs
-                        .glob(id)
-                        .is_some_and(|g| g.is_case_insensitive() == folds(at))
+                    && self.globs.is_case_insensitive(id) == Some(folds(at))
                 {
                     if let Some(b) = self.glob_rules.get_mut(id as usize) {
                         b.push(rule);
@@ -714,7 +712,7 @@ impl ActionIndex {
                 }
                 let mut gr = r.clone();
                 gr.seek(at as usize)?;
-                self.globs.add(Glob::read(&mut gr)?);
+                self.globs.add_read(&mut gr)?;
                 let mut bucket = Bucket::default();
                 bucket.push(rule);
                 self.glob_rules.push(bucket);
