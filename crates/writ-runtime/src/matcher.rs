@@ -229,7 +229,6 @@ impl Targets {
             return None;
         }
         let mut ix = Targets::default();
-        ix.globs.reserve(rules.len());
         let mut texts = TargetTexts::default();
         for &r in rules {
             let Some(patterns) = scopes(r).targets else {
@@ -237,7 +236,7 @@ impl Targets {
                 continue;
             };
             for p in patterns {
-                if !ix.add(*p, r, body, programs, &mut texts) {
+                if !ix.add(*p, r, (body, programs, rules.len()), &mut texts) {
                     // A pattern the index cannot hold: the rule is tried
                     // whatever the target.
                     ix.any.push(r);
@@ -248,13 +247,15 @@ impl Targets {
         (!ix.by_name.is_empty() || !ix.globs.is_empty()).then(|| Box::new(ix))
     }
 
-    /// Files `rule` under target pattern `p`; false when it cannot.
+    /// Files `rule` under target pattern `p`; false when it cannot. With
+    /// the bundle body, its reader, and how many rules the index takes
+    /// (room is made for that many globs once the first pattern that is no
+    /// exact name comes).
     fn add(
         &mut self,
         p: PatternRef,
         rule: u32,
-        body: &[u8],
-        programs: &Reader<'_>,
+        (body, programs, room): (&[u8], &Reader<'_>, usize),
         texts: &mut TargetTexts,
     ) -> bool {
         let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
@@ -264,6 +265,10 @@ impl Targets {
                 return true;
             }
             PatternRef::Any => return false,
+            _ if self.globs.room() == 0 && room > 0 => {
+                self.globs.reserve(room);
+                return self.add(p, rule, (body, programs, room), texts);
+            }
             PatternRef::Prefix(t) => (&mut texts.prefixes, t),
             PatternRef::Suffix(t) => (&mut texts.suffixes, t),
             PatternRef::Glob { text, .. } => (&mut texts.globs, text),
@@ -662,14 +667,14 @@ pub struct ActionIndex {
     /// rules is matched once).
     glob_by_text: SpanTable<u32>,
     /// How many patterns may still come, for reserving room once the first
-    /// glob does (see [`ActionIndex::expect`]).
+    /// glob does (see [`ActionIndex::plan`]).
     expected: usize,
 }
 
 impl ActionIndex {
     /// Says how many rules will be added: the glob tables reserve room for
     /// them when the first glob comes, rather than grow one by one.
-    pub fn expect(&mut self, rules: usize) {
+    pub fn plan(&mut self, rules: usize) {
         self.expected = rules;
     }
 

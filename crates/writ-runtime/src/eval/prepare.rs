@@ -298,7 +298,7 @@ impl Compiled {
         }
         let rule_count = r.count(crate::model::MIN_RULE_SIZE)?;
         let mut index = ActionIndex::default();
-        index.expect(rule_count);
+        index.plan(rule_count);
         let mut needs_clock = false;
         let mut offsets = Vec::with_capacity(rule_count);
         // Each rule's agent and role names, and where they sit in `names`.
