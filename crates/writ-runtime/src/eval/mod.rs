@@ -125,6 +125,8 @@ struct Principal<'r> {
     roles: Names<'r>,
     tier: Option<Tier>,
     tags: Names<'r>,
+    /// The agent entries declared under the agent's name (looked up once).
+    entries: &'r [u32],
 }
 
 struct Clock {
@@ -276,6 +278,7 @@ impl Compiled {
             roles: Names::new(),
             tier: None,
             tags: Names::new(),
+            entries: &[],
         };
         if let Err(reason) = self.principal(req, &mut principal) {
             return self.deny(None, None, reason, None);
@@ -458,6 +461,7 @@ impl Compiled {
         if !self.agents_by_name.is_empty()
             && let Some(ids) = self.agents_by_name.get(req.agent.as_str())
         {
+            p.entries = ids;
             for &i in ids {
                 let Some(a) = self.agents.get(i as usize) else {
                     continue;
@@ -500,9 +504,7 @@ impl Compiled {
     /// The entries bounding the principal, in entry order.
     fn bounding(&self, p: &Principal<'_>) -> Small {
         let mut out = Small::new();
-        if let Some(ids) = self.agents_by_name.get(p.id) {
-            ids.iter().for_each(|i| out.push(*i));
-        }
+        p.entries.iter().for_each(|i| out.push(*i));
         for r in p
             .roles
             .inline
