@@ -88,20 +88,6 @@ pub enum Pattern {
     Glob(GlobPattern),
 }
 
-impl Pattern {
-    /// The pattern as its author wrote it (for messages and limit names).
-    #[must_use]
-    pub fn text(&self) -> std::borrow::Cow<'_, str> {
-        match self {
-            Pattern::Exact(s) => s.as_str().into(),
-            Pattern::Prefix(s) => format!("{s}*").into(),
-            Pattern::Suffix(s) => format!("*{s}").into(),
-            Pattern::Any => "*".into(),
-            Pattern::Glob(g) => g.text.as_str().into(),
-        }
-    }
-}
-
 /// What a comparison reads: the target, or a context path.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Field {
