@@ -53,7 +53,7 @@ fn with_version(bytes: &[u8], version: u32) -> Vec<u8> {
 /// A bundle of format `version` holding `model`, sealed as the compiler
 /// seals one.
 fn sealed_as(model: &writ_runtime::Model, version: u32) -> Vec<u8> {
-    let body = model.encode_as(version);
+    let body = model.encode();
     let mut out = writ_runtime::MAGIC.to_vec();
     out.extend_from_slice(&version.to_le_bytes());
     out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());

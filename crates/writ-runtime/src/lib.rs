@@ -208,8 +208,8 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, LoadError> {
 /// # Errors
 /// As [`Runtime::from_bytes`].
 pub fn read_model(bytes: &[u8]) -> Result<Model, LoadError> {
-    let (header, body, ..) = split(bytes)?;
-    Model::decode(body, header.format_version)
+    let (_, body, ..) = split(bytes)?;
+    Model::decode(body)
 }
 
 /// A loaded bundle, ready to decide. `Send + Sync`: share it behind an
@@ -239,10 +239,9 @@ impl Runtime {
     pub fn from_vec(bytes: Vec<u8>) -> Result<Runtime, LoadError> {
         let header = split(&bytes)?.0;
         let body = BODY_START..BODY_START + header.body_len;
-        let format = header.format_version;
         Ok(Runtime {
             header,
-            inner: eval::Compiled::new(bytes, body, format)?,
+            inner: eval::Compiled::new(bytes, body)?,
         })
     }
 

@@ -258,6 +258,9 @@ impl Targets {
         (body, programs, room): (&[u8], &Reader<'_>, usize),
         texts: &mut TargetTexts,
     ) -> bool {
+        if !matches!(p, PatternRef::Exact(_) | PatternRef::Any) && self.globs.room() == 0 {
+            self.globs.reserve(room);
+        }
         let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
         let (table, span) = match p {
             PatternRef::Exact(t) => {
@@ -265,10 +268,6 @@ impl Targets {
                 return true;
             }
             PatternRef::Any => return false,
-            _ if self.globs.room() == 0 && room > 0 => {
-                self.globs.reserve(room);
-                return self.add(p, rule, (body, programs, room), texts);
-            }
             PatternRef::Prefix(t) => (&mut texts.prefixes, t),
             PatternRef::Suffix(t) => (&mut texts.suffixes, t),
             PatternRef::Glob { text, .. } => (&mut texts.globs, text),

@@ -1307,7 +1307,7 @@ impl Head {
     ///
     /// # Errors
     /// [`LoadError::Corrupt`] for anything out of place.
-    pub fn read(r: &mut Reader<'_>, format: u32) -> Result<Head, LoadError> {
+    pub fn read(r: &mut Reader<'_>) -> Result<Head, LoadError> {
         let policies = r.strs()?;
         let settings = Settings {
             combining: Combining::from_byte(r.u8()?)?,
@@ -1319,11 +1319,7 @@ impl Head {
             max_delegation_depth: r.opt(Reader::u32)?,
             ceiling_strict: r.bool()?,
             ceiling_actions: Vec::new(),
-            default_policy: if format >= 4 {
-                r.opt(Reader::varint)?
-            } else {
-                None
-            },
+            default_policy: r.opt(Reader::varint)?,
         };
         let agents = r.vec(8, |r| {
             Ok(Agent {
@@ -1401,14 +1397,6 @@ impl Model {
     /// The model's bytes (the bundle body, without header or checksum).
     #[must_use]
     pub fn encode(&self) -> Vec<u8> {
-        self.encode_as(crate::FORMAT_VERSION)
-    }
-
-    /// The model's bytes in the layout of bundle format `format` (what an
-    /// older format has no place for is left out): for tests that load
-    /// bundles older runtimes wrote.
-    #[must_use]
-    pub fn encode_as(&self, format: u32) -> Vec<u8> {
         let mut head = Writer::default();
         head.str(&self.writ_version);
         head.out.extend_from_slice(&self.revision);
@@ -1423,9 +1411,7 @@ impl Model {
         w.bytes(&s.tzif);
         w.opt(s.max_delegation_depth.as_ref(), |w, v| w.u32(*v));
         w.bool(s.ceiling_strict);
-        if format >= 4 {
-            w.opt(s.default_policy.as_ref(), |w, v| w.varint(*v));
-        }
+        w.opt(s.default_policy.as_ref(), |w, v| w.varint(*v));
         w.vec(&self.agents, |w, a| {
             w.u8(a.subject.to_byte());
             w.str(&a.name);
@@ -1482,14 +1468,14 @@ impl Model {
         head.out
     }
 
-    /// Decodes and checks a bundle body of bundle format `format`.
+    /// Decodes and checks a bundle body (of this runtime's format).
     ///
     /// # Errors
     /// [`LoadError::Corrupt`] for anything out of place.
-    pub fn decode(bytes: &[u8], format: u32) -> Result<Model, LoadError> {
+    pub fn decode(bytes: &[u8]) -> Result<Model, LoadError> {
         let prelude = Prelude::read(bytes)?;
         let mut r = prelude.reader(bytes)?;
-        let head = Head::read(&mut r, format)?;
+        let head = Head::read(&mut r)?;
         let conditions = r.vec(2, r_condition)?;
         let count = r.count(MIN_RULE_SIZE)?;
         let mut rules = Vec::with_capacity(count);

@@ -214,11 +214,7 @@ impl Compiled {
     /// record is scanned (checked in full, without allocating) and its
     /// action patterns indexed, but decoded only when a request first
     /// needs it. A record that fails the scan fails the load.
-    pub fn new(
-        bundle: Vec<u8>,
-        body_range: std::ops::Range<usize>,
-        format: u32,
-    ) -> Result<Compiled, LoadError> {
+    pub fn new(bundle: Vec<u8>, body_range: std::ops::Range<usize>) -> Result<Compiled, LoadError> {
         let body = bundle
             .get(body_range.clone())
             .ok_or_else(|| LoadError::Corrupt("body out of range".to_owned()))?;
@@ -229,7 +225,7 @@ impl Compiled {
             settings: s,
             agents: model_agents,
             ..
-        } = Head::read(&mut r, format)?;
+        } = Head::read(&mut r)?;
         let tz = if s.tzif.is_empty() {
             jiff::tz::TimeZone::UTC
         } else {

@@ -141,13 +141,12 @@ fn every_shape_of_rule_record_round_trips() {
             graph: Vec::new(),
         };
         let bytes = model.encode();
-        let decoded = Model::decode(&bytes, crate::FORMAT_VERSION)
-            .unwrap_or_else(|e| panic!("parts {parts:#x}: {e}"));
+        let decoded = Model::decode(&bytes).unwrap_or_else(|e| panic!("parts {parts:#x}: {e}"));
         assert_eq!(decoded.rules, vec![rule.clone()], "parts {parts:#x}");
         // The load-time check over the same bytes.
         let prelude = Prelude::read(&bytes).unwrap_or_else(|e| panic!("{e}"));
         let mut r = prelude.reader(&bytes).unwrap_or_else(|e| panic!("{e}"));
-        Head::read(&mut r, crate::FORMAT_VERSION).unwrap_or_else(|e| panic!("{e}"));
+        Head::read(&mut r).unwrap_or_else(|e| panic!("{e}"));
         let mut flags = Vec::new();
         for _ in 0..r.count(2).unwrap_or_else(|e| panic!("{e}")) {
             flags.push(scan_condition_entry(&mut r).unwrap_or_else(|e| panic!("{e}")));
