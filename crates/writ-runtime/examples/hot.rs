@@ -1,5 +1,7 @@
 //! Profiling helper: decide one request many times, or with `--load` as
 //! the action load the bundle many times (`perf record`).
+//!
+//! `hot BUNDLE ACTION [TARGET [AGENT]]`
 use std::collections::BTreeMap;
 use writ_runtime::{Request, Runtime, Value};
 
@@ -25,8 +27,12 @@ fn main() {
     };
     let mut context = BTreeMap::new();
     context.insert("amount".to_owned(), Value::Number(50.0));
+    let mut rest = std::env::args().skip(3);
+    let target = rest.next();
+    let agent = rest.next().unwrap_or_else(|| "alice".to_owned());
     let req = Request {
-        agent: "alice".to_owned(),
+        agent,
+        target,
         roles: vec!["analyst".to_owned()],
         action,
         context,

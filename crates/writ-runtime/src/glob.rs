@@ -448,6 +448,21 @@ impl<'a> GlobView<'a> {
             .unwrap_or("")
     }
 
+    /// Whether variant `i` is nothing but its [`GlobView::key`] where
+    /// the key must be (`lit`, `lit*`, `*lit` or empty), so that finding
+    /// the key there is matching the variant.
+    #[must_use]
+    pub fn is_its_key(&self, i: usize) -> bool {
+        matches!(
+            self.variant(i),
+            Some(
+                [] | [Unit::Lit { .. }]
+                    | [Unit::Lit { .. }, Unit::Star]
+                    | [Unit::Star, Unit::Lit { .. }]
+            )
+        )
+    }
+
     /// The most selective literal of variant `i` for an index: the whole
     /// variant when it is one literal; else the longer of its anchored
     /// first and last literals; else its longest literal inside.
@@ -615,7 +630,7 @@ impl<'a> GlobView<'a> {
 
     fn same(&self, got: &[u8], lit: &[u8]) -> bool {
         if self.case_insensitive {
-            got.eq_ignore_ascii_case(lit)
+            eq_fold(got, lit)
         } else {
             got == lit
         }
@@ -635,9 +650,74 @@ impl<'a> GlobView<'a> {
     }
 }
 
+/// Whether `a` and `b` are equal ignoring ASCII case (as
+/// `<[u8]>::eq_ignore_ascii_case`), compared eight bytes at a time (the
+/// last eight overlapping the chunk before them).
+#[must_use]
+pub fn eq_fold(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.eq_ignore_ascii_case(b);
+    }
+    let same = |at: usize| {
+        let x = a.get(at..at + 8).map(word);
+        let y = b.get(at..at + 8).map(word);
+        matches!((x, y), (Some(x), Some(y)) if lower8(x) == lower8(y))
+    };
+    (0..n / 8).all(|i| same(i * 8)) && same(n - 8)
+}
+
+/// Eight bytes as a word.
+#[inline]
+fn word(bytes: &[u8]) -> u64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes)
+}
+
+/// The ASCII lowercase of each byte of `x` (bytes over 127 unchanged).
+#[inline]
+fn lower8(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // Each byte's low seven bits plus a constant sets the byte's high bit
+    // from a comparison, without a carry into the next byte (at most
+    // 127 + 63).
+    let low = x & !HIGH;
+    let at_least_a = low + ONES * u64::from(0x80 - b'A');
+    let above_z = low + ONES * u64::from(0x7f - b'Z');
+    let upper = at_least_a & !above_z & !x & HIGH;
+    x | (upper >> 2)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The word-wise comparison agrees with the standard library's on
+    /// every pair of bytes, in every place of the word and the remainder.
+    #[test]
+    fn folding_words_agrees_with_the_standard_library() {
+        let mut compared = 0usize;
+        for len in [1usize, 7, 8, 9, 16, 19] {
+            for at in 0..len {
+                for a in 0..=255u8 {
+                    for b in [a, a ^ 0x20, a.wrapping_add(1), b'a', b'Z', 0xC3] {
+                        let mut x = vec![b'q'; len];
+                        let mut y = vec![b'Q'; len];
+                        x[at] = a;
+                        y[at] = b;
+                        assert_eq!(eq_fold(&x, &y), x.eq_ignore_ascii_case(&y), "{x:?} {y:?}");
+                        compared += 1;
+                    }
+                }
+            }
+        }
+        assert!(!eq_fold(b"ab", b"abc"));
+        assert!(eq_fold(b"", b""));
+        assert!(compared > 10_000, "{compared}");
+    }
 
     fn lit(s: &str) -> GlobUnit {
         GlobUnit::Lit(s.to_owned())

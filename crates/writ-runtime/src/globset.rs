@@ -25,12 +25,19 @@ use aho_corasick::AhoCorasick;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use crate::error::LoadError;
-use crate::glob::{Glob, GlobPattern, GlobView, Key, Unit, r_glob};
+use crate::glob::{Glob, GlobPattern, GlobView, Key, Unit, eq_fold, r_glob};
 use crate::matcher::{ByteSet, SEED, roll};
 use crate::wire::Reader;
 
-/// A variant of a glob: (glob, variant).
+/// A variant of a glob: (glob, variant), the variant with [`PROVEN`] set
+/// when finding its key is matching it.
 type Variant = (u32, u32);
+
+/// Set in a [`Variant`]'s number when the variant is nothing but its key
+/// where the key must be ([`GlobView::is_its_key`]): a string found under
+/// the key matches it, with nothing left to verify. (A glob has at most
+/// 256 variants.)
+const PROVEN: u32 = 1 << 31;
 
 /// The variants filed under one key.
 #[derive(Debug)]
@@ -164,7 +171,7 @@ impl Table {
     fn probe(&self, h: u64, text: &[u8], f: &mut impl FnMut(Variant)) {
         let same = |k: &[u8]| {
             if self.fold {
-                k.eq_ignore_ascii_case(text)
+                eq_fold(k, text)
             } else {
                 k == text
             }
@@ -447,7 +454,8 @@ impl GlobSet {
         let fold = entry.case_insensitive;
         let base = if fold { 3 } else { 0 };
         for i in 0..entry.variants as usize {
-            let v = (id, u32::try_from(i).unwrap_or(u32::MAX));
+            let number = u32::try_from(i).unwrap_or(u32::MAX) & !PROVEN;
+            let v = (id, number);
             let (table, key) = match glob.key(i) {
                 Key::Exact(k) => (0, k),
                 Key::Prefix(k) => (1, k),
@@ -464,6 +472,11 @@ impl GlobSet {
                     self.rest.push(v);
                     continue;
                 }
+            };
+            let v = if glob.is_its_key(i) {
+                (id, number | PROVEN)
+            } else {
+                v
             };
             if let Some(t) = self.tables.get_mut(base + table) {
                 t.insert(key, v, self.room);
@@ -483,10 +496,11 @@ impl GlobSet {
     pub fn matches(&self, s: &str, mut f: impl FnMut(u32)) {
         let bytes = s.as_bytes();
         let mut check = |(g, v): Variant| {
-            if self
-                .entries
-                .get(g as usize)
-                .is_some_and(|e| view_of(&self.arena, *e).is_match_variant(v as usize, s))
+            if v & PROVEN != 0
+                || self
+                    .entries
+                    .get(g as usize)
+                    .is_some_and(|e| view_of(&self.arena, *e).is_match_variant(v as usize, s))
             {
                 f(g);
             }
@@ -563,15 +577,32 @@ mod tests {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
         let mut compared = 0usize;
         let mut matched = 0usize;
+        let mut matched_by_key = 0usize;
         for _ in 0..200 {
             let mut set = GlobSet::default();
             let mut globs = Vec::new();
+            // Variants that are their key alone, which the set matches
+            // without verifying: each as a glob of its own.
+            let mut keys_alone = Vec::new();
             for _ in 0..1 + rng.below(30) {
                 let p = GlobPattern {
                     text: String::new(),
                     case_insensitive: rng.below(3) == 0,
                     variants: (0..1 + rng.below(3)).map(|_| variant(&mut rng)).collect(),
                 };
+                for v in &p.variants {
+                    if matches!(
+                        v.as_slice(),
+                        [] | [GlobUnit::Lit(_)]
+                            | [GlobUnit::Lit(_), GlobUnit::Star]
+                            | [GlobUnit::Star, GlobUnit::Lit(_)]
+                    ) {
+                        keys_alone.push(Glob::from_pattern(&GlobPattern {
+                            variants: vec![v.clone()],
+                            ..p.clone()
+                        }));
+                    }
+                }
                 globs.push(Glob::from_pattern(&p));
                 set.add_pattern(&p);
             }
@@ -590,12 +621,15 @@ mod tests {
                 assert_eq!(got, want, "{s:?}");
                 compared += 1;
                 matched += want.len();
+                matched_by_key += keys_alone.iter().filter(|g| g.is_match(&s)).count();
             }
         }
-        println!("compared {compared} strings, {matched} matches");
+        println!(
+            "compared {compared} strings, {matched} matches, {matched_by_key} of a variant that is its key alone"
+        );
         assert!(
-            matched > 1_000,
-            "the generator must produce matches ({matched})"
+            matched > 1_000 && matched_by_key > 300,
+            "the generator must produce matches ({matched}, {matched_by_key})"
         );
     }
 

@@ -459,16 +459,16 @@ impl Bucket {
             }
             return;
         }
-        if self.scoped.is_some() || self.targets.is_some() {
-            who.narrowed.set(true);
-        }
         let Some(ix) = &self.scoped else {
+            // Narrowed by target only, as `Who::every` would be: the
+            // candidates are every rule of the action that can match.
             match &self.targets {
                 Some(t) => t.visit(body, target, f),
                 None => self.rules.as_slice().iter().for_each(|r| f(*r)),
             }
             return;
         };
+        who.narrowed.set(true);
         ix.open.visit(body, target, f);
         let agent = who.agent.as_bytes();
         if let Some(l) = ix.by_agent.get(body, fx(agent), agent) {
@@ -497,9 +497,9 @@ pub struct Who<'a> {
     /// Every rule of the action, however the index narrows it by
     /// principal and target (for the default decision's explanation).
     pub every: bool,
-    /// Set when a bucket the request reached left out rules by principal
-    /// or target: only then are the candidates fewer than every rule of
-    /// the action.
+    /// Set when a bucket the request reached left out rules by principal:
+    /// only then are the candidates fewer than [`Who::every`] would find
+    /// (both narrow by target alike).
     pub narrowed: std::cell::Cell<bool>,
 }
 

@@ -59,6 +59,10 @@ pub struct Compiled {
     /// must match its action.
     ceiling_actions: Vec<PList>,
     agents: Vec<PAgent>,
+    /// Whether some agent entry bounds what its principals do (lists of
+    /// models, tools or hosts, TLS, limits, delegates); when none does,
+    /// the ceilings have no entry to look at.
+    bounded: bool,
     agents_by_name: FxHashMap<String, Vec<u32>>,
     roles_by_name: FxHashMap<String, Vec<u32>>,
     everyone: Vec<u32>,
@@ -556,7 +560,7 @@ impl Compiled {
                 ));
             }
         }
-        if self.agents.is_empty() {
+        if !self.bounded {
             return None;
         }
         let mut bounding = self.bounding(p);

@@ -41,6 +41,21 @@ pub(super) struct PAgent {
     pub(super) delegates: Vec<String>,
 }
 
+impl PAgent {
+    /// Whether the entry bounds what its principals do: an entry with only
+    /// a tier, tags, roles or a token prefix describes them, and bounds
+    /// nothing.
+    pub(super) fn bounds(&self) -> bool {
+        let listed = |a: &PAccess| a.allow.is_some() || a.block.is_some();
+        listed(&self.models)
+            || listed(&self.tools)
+            || listed(&self.hosts)
+            || self.require_tls
+            || !self.limits.is_empty()
+            || !self.delegates.is_empty()
+    }
+}
+
 pub(super) enum PAtom {
     Compare {
         field: Field,
@@ -360,6 +375,7 @@ impl Compiled {
         index.finish(body, &scopes, &programs);
         let prepared: Box<[OnceLock<Box<Prepared>>]> =
             (0..rule_count).map(|_| OnceLock::new()).collect();
+        let bounded = agents.iter().any(PAgent::bounds);
         Ok(Compiled {
             policies,
             combining: s.combining,
@@ -373,6 +389,7 @@ impl Compiled {
             ceiling_strict: s.ceiling_strict,
             ceiling_actions,
             agents,
+            bounded,
             agents_by_name,
             roles_by_name,
             everyone,
