@@ -448,19 +448,16 @@ impl<'a> GlobView<'a> {
             .unwrap_or("")
     }
 
-    /// Whether variant `i` is nothing but its [`GlobView::key`] where
-    /// the key must be (`lit`, `lit*`, `*lit` or empty), so that finding
-    /// the key there is matching the variant.
+    /// Where `key`, a literal of this glob as [`GlobView::key`] returns
+    /// it, sits in the literals buffer: (start, length).
     #[must_use]
-    pub fn is_its_key(&self, i: usize) -> bool {
-        matches!(
-            self.variant(i),
-            Some(
-                [] | [Unit::Lit { .. }]
-                    | [Unit::Lit { .. }, Unit::Star]
-                    | [Unit::Star, Unit::Lit { .. }]
-            )
-        )
+    pub fn place_of(&self, key: &str) -> Option<(u32, u32)> {
+        if key.is_empty() {
+            return Some((0, 0));
+        }
+        let start = key.as_ptr().addr().checked_sub(self.lits.as_ptr().addr())?;
+        self.lits.get(start..start.checked_add(key.len())?)?;
+        Some((u32::try_from(start).ok()?, u32::try_from(key.len()).ok()?))
     }
 
     /// The most selective literal of variant `i` for an index: the whole
@@ -468,9 +465,29 @@ impl<'a> GlobView<'a> {
     /// first and last literals; else its longest literal inside.
     #[must_use]
     pub fn key(&self, i: usize) -> Key<'a> {
-        let Some(units) = self.variant(i) else {
-            return Key::None;
-        };
+        self.variant(i)
+            .map_or(Key::None, |units| self.key_of(units))
+    }
+
+    /// Each variant's units (without its [`Unit::End`]) and where they
+    /// start among the glob's units.
+    pub(crate) fn variants_at(&self) -> impl Iterator<Item = (usize, &'a [Unit])> + use<'a> {
+        self.variants().scan(0usize, |at, units| {
+            let start = *at;
+            *at += units.len() + 1;
+            Some((start, units))
+        })
+    }
+
+    /// The variant whose units start at `at` among the glob's units.
+    pub(crate) fn variant_at(&self, at: usize) -> &'a [Unit] {
+        let units: &'a [Unit] = self.units;
+        let rest = units.get(at..).unwrap_or(&[]);
+        rest.split(|u| *u == Unit::End).next().unwrap_or(&[])
+    }
+
+    /// As [`GlobView::key`], for a variant's units.
+    pub(crate) fn key_of(&self, units: &'a [Unit]) -> Key<'a> {
         match units {
             [] => return Key::Exact(""),
             [Unit::Lit { start, len }] => return Key::Exact(self.lit_text(*start, *len)),
@@ -505,13 +522,8 @@ impl<'a> GlobView<'a> {
         self.variants().any(|v| self.matches_variant(v, s))
     }
 
-    /// Whether all of `s` matches variant `i`.
-    #[must_use]
-    pub fn is_match_variant(&self, i: usize, s: &str) -> bool {
-        self.variant(i).is_some_and(|v| self.matches_variant(v, s))
-    }
-
-    fn matches_variant(&self, units: &[Unit], s: &str) -> bool {
+    /// Whether all of `s` matches the variant of these units.
+    pub(crate) fn matches_variant(&self, units: &[Unit], s: &str) -> bool {
         let Some(first_star) = units.iter().position(|u| *u == Unit::Star) else {
             return self.forward(units, s, 0) == Some(s.len());
         };
@@ -648,6 +660,15 @@ impl<'a> GlobView<'a> {
                 && (inside(c.to_ascii_lowercase()) || inside(c.to_ascii_uppercase())));
         hit != negated
     }
+}
+
+/// Whether a variant is nothing but its key where the key must be
+/// (`lit`, `lit*`, `*lit` or empty).
+pub(crate) fn is_key_alone(units: &[Unit]) -> bool {
+    matches!(
+        units,
+        [] | [Unit::Lit { .. }] | [Unit::Lit { .. }, Unit::Star] | [Unit::Star, Unit::Lit { .. }]
+    )
 }
 
 /// Whether `a` and `b` are equal ignoring ASCII case (as

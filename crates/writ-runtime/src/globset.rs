@@ -5,7 +5,8 @@
 //! against the variants whose literal it has where that literal must be.
 //!
 //! - Whole, first and last literals live in hash tables keyed by the
-//!   literal (ASCII-folded for globs that ignore case). One pass over the
+//!   literal, as a place in the set's literal buffer (hashed and compared
+//!   ASCII-folded for globs that ignore case). One pass over the
 //!   string's first (last) bytes computes a rolling hash for every length
 //!   a key has, so a lookup costs the string's length up to the longest
 //!   key, whatever the number of globs.
@@ -14,8 +15,9 @@
 //!   literal is tried once however often it occurs.
 //! - Variants with no literal at all are tried one by one.
 //!
-//! A variant found is then matched in full ([`Glob::is_match_variant`]).
-//! So a decision costs O(string length) to find the candidates, plus
+//! A variant found is then matched in full, unless it is its key alone
+//! (`lit`, `lit*`, `*lit`): finding the key where it must be is then the
+//! match. So a decision costs O(string length) to find the candidates, plus
 //! O(string length × units) for each candidate variant: the variants whose
 //! key the string holds where the key must be, and the variants with no
 //! literal. Distinct literals keep the candidates to the globs that can
@@ -25,42 +27,33 @@ use aho_corasick::AhoCorasick;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use crate::error::LoadError;
-use crate::glob::{Glob, GlobPattern, GlobView, Key, Unit, eq_fold, r_glob};
+use crate::glob::{Glob, GlobPattern, GlobView, Key, Unit, eq_fold, is_key_alone, r_glob};
 use crate::matcher::{ByteSet, SEED, roll};
 use crate::wire::Reader;
 
-/// A variant of a glob: (glob, variant), the variant with [`PROVEN`] set
-/// when finding its key is matching it.
+/// A variant of a glob: (glob, where the variant's units start among the
+/// glob's), the second with [`PROVEN`] set when finding its key is
+/// matching it.
 type Variant = (u32, u32);
 
+/// A [`Variant`]'s second number for "every variant of the glob" (on the
+/// list of variants tried one by one; never in a table, where [`MORE`]
+/// means otherwise).
+const WHOLE: u32 = MORE;
+
+/// The flags of a [`Variant`]'s second number; a glob's units number
+/// fewer (see [`GlobSet::file`]).
+const FLAGS: u32 = PROVEN | MORE;
+
 /// Set in a [`Variant`]'s number when the variant is nothing but its key
-/// where the key must be ([`GlobView::is_its_key`]): a string found under
-/// the key matches it, with nothing left to verify. (A glob has at most
-/// 256 variants.)
+/// where the key must be ([`is_key_alone`]): a string found under
+/// the key matches it, with nothing left to verify.
 const PROVEN: u32 = 1 << 31;
 
-/// The variants filed under one key.
-#[derive(Debug)]
-enum Variants {
-    One(Variant),
-    Many(Vec<Variant>),
-}
-
-impl Variants {
-    fn push(&mut self, v: Variant) {
-        match self {
-            Variants::One(first) => *self = Variants::Many(vec![*first, v]),
-            Variants::Many(all) => all.push(v),
-        }
-    }
-
-    fn as_slice(&self) -> &[Variant] {
-        match self {
-            Variants::One(v) => std::slice::from_ref(v),
-            Variants::Many(all) => all,
-        }
-    }
-}
+/// Set in a table slot's variant number when its key has several
+/// variants: the slot's glob number is then their place in
+/// `Table::more`. (Slots stay 16 bytes: most keys have one variant.)
+const MORE: u32 = 1 << 30;
 
 /// Where a table's keys must sit in a string.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,10 +69,11 @@ struct Table {
     anchor: Anchor,
     /// Keys are ASCII-folded, and strings folded as they are hashed.
     fold: bool,
-    /// The keys' bytes, one after the other (folded in a folding table).
-    arena: Vec<u8>,
-    /// Each key, as its place in `arena`, and its variants.
-    slots: HashTable<((u32, u32), Variants)>,
+    /// Each key, as its place in the glob set's literals (where its
+    /// glob's program holds it, in the glob's case), and its variant (or
+    /// with [`MORE`], where its variants are in `more`).
+    slots: HashTable<((u32, u32), Variant)>,
+    more: Vec<Vec<Variant>>,
     /// The key lengths below 256, and the longer ones.
     short: ByteSet,
     long: Vec<usize>,
@@ -91,8 +85,8 @@ impl Table {
         Table {
             anchor,
             fold,
-            arena: Vec::new(),
             slots: HashTable::new(),
+            more: Vec::new(),
             short: ByteSet::default(),
             long: Vec::new(),
             max: 0,
@@ -110,45 +104,45 @@ impl Table {
         hash_of(self.anchor, self.fold, key)
     }
 
-    /// Files `v` under `key`; a first key makes room for `room` keys.
-    fn insert(&mut self, key: &str, v: Variant, room: usize) {
+    /// Files `v` under the key at `place` of `lits`; a first key makes
+    /// room for `room` keys.
+    fn insert(&mut self, lits: &[u8], place: (u32, u32), v: Variant, room: usize) {
         let Table {
             anchor,
             fold,
-            arena,
             slots,
+            more,
             ..
         } = self;
         let (anchor, fold) = (*anchor, *fold);
         if slots.is_empty() {
-            slots.reserve(room, |(k, _)| hash_of(anchor, fold, key_at(arena, *k)));
+            slots.reserve(room, |(k, _)| hash_of(anchor, fold, key_at(lits, *k)));
         }
-        let start = arena.len();
-        if fold {
-            arena.extend(key.bytes().map(|b| b.to_ascii_lowercase()));
-        } else {
-            arena.extend_from_slice(key.as_bytes());
-        }
-        let place = (
-            u32::try_from(start).unwrap_or(u32::MAX),
-            u32::try_from(key.len()).unwrap_or(u32::MAX),
-        );
-        let new = arena.get(start..).unwrap_or(&[]);
+        let new = key_at(lits, place);
+        let same = |k: &[u8]| if fold { eq_fold(k, new) } else { k == new };
         let found = slots.entry(
             hash_of(anchor, fold, new),
-            |(k, _)| key_at(arena, *k) == new,
-            |(k, _)| hash_of(anchor, fold, key_at(arena, *k)),
+            |(k, _)| same(key_at(lits, *k)),
+            |(k, _)| hash_of(anchor, fold, key_at(lits, *k)),
         );
         match found {
             TableEntry::Occupied(mut o) => {
-                o.get_mut().1.push(v);
-                arena.truncate(start);
+                let slot = &mut o.get_mut().1;
+                if slot.1 & MORE != 0 {
+                    if let Some(all) = more.get_mut(slot.0 as usize) {
+                        all.push(v);
+                    }
+                } else {
+                    let at = u32::try_from(more.len()).unwrap_or(u32::MAX);
+                    more.push(vec![*slot, v]);
+                    *slot = (at, MORE);
+                }
             }
             TableEntry::Vacant(e) => {
-                e.insert((place, Variants::One(v)));
+                e.insert((place, v));
             }
         }
-        let l = key.len();
+        let l = new.len();
         match u8::try_from(l) {
             Ok(short) => self.short.insert(short),
             Err(_) => {
@@ -168,7 +162,7 @@ impl Table {
     }
 
     #[inline]
-    fn probe(&self, h: u64, text: &[u8], f: &mut impl FnMut(Variant)) {
+    fn probe(&self, lits: &[u8], h: u64, text: &[u8], f: &mut impl FnMut(Variant)) {
         let same = |k: &[u8]| {
             if self.fold {
                 eq_fold(k, text)
@@ -176,20 +170,27 @@ impl Table {
                 k == text
             }
         };
-        if let Some((_, vs)) = self.slots.find(h, |(k, _)| same(key_at(&self.arena, *k))) {
-            vs.as_slice().iter().for_each(|v| f(*v));
+        if let Some((_, v)) = self.slots.find(h, |(k, _)| same(key_at(lits, *k))) {
+            if v.1 & MORE != 0 {
+                if let Some(all) = self.more.get(v.0 as usize) {
+                    all.iter().for_each(|v| f(*v));
+                }
+            } else {
+                f(*v);
+            }
         }
     }
 
-    /// Calls `f` with every variant whose key `s` holds where it must.
-    fn lookup(&self, s: &[u8], f: &mut impl FnMut(Variant)) {
+    /// Calls `f` with every variant whose key `s` holds where it must
+    /// (the keys being places of `lits`).
+    fn lookup(&self, lits: &[u8], s: &[u8], f: &mut impl FnMut(Variant)) {
         if self.slots.is_empty() {
             return;
         }
         match self.anchor {
             Anchor::Whole => {
                 if self.has_length(s.len()) {
-                    self.probe(self.hash(s), s, f);
+                    self.probe(lits, self.hash(s), s, f);
                 }
             }
             Anchor::Start => {
@@ -199,7 +200,7 @@ impl Table {
                     if self.has_length(i + 1)
                         && let Some(k) = s.get(..=i)
                     {
-                        self.probe(h, k, f);
+                        self.probe(lits, h, k, f);
                     }
                 }
             }
@@ -210,7 +211,7 @@ impl Table {
                     if self.has_length(i + 1)
                         && let Some(k) = s.get(s.len() - i - 1..)
                     {
-                        self.probe(h, k, f);
+                        self.probe(lits, h, k, f);
                     }
                 }
             }
@@ -238,16 +239,19 @@ fn hash_of(anchor: Anchor, fold: bool, key: &[u8]) -> u64 {
 /// Inner literals, found by one Aho–Corasick pass.
 #[derive(Debug)]
 struct Inner {
-    literals: Vec<Box<str>>,
-    /// For each literal, the variants filed under it.
-    variants: Vec<Variants>,
+    /// The literals' bytes, one after the other, and where each ends.
+    bytes: Vec<u8>,
+    ends: Vec<u32>,
+    /// For each literal, the variant filed under it.
+    variants: Vec<Variant>,
     automaton: Option<AhoCorasick>,
 }
 
 impl Inner {
     fn new() -> Inner {
         Inner {
-            literals: Vec::new(),
+            bytes: Vec::new(),
+            ends: Vec::new(),
             variants: Vec::new(),
             automaton: None,
         }
@@ -256,12 +260,22 @@ impl Inner {
     fn insert(&mut self, key: &str, v: Variant) {
         // Few inner literals repeat; a linear look for a repeat would make
         // loading quadratic, so each variant gets its own entry.
-        self.literals.push(key.into());
-        self.variants.push(Variants::One(v));
+        self.bytes.extend_from_slice(key.as_bytes());
+        self.ends
+            .push(u32::try_from(self.bytes.len()).unwrap_or(u32::MAX));
+        self.variants.push(v);
+    }
+
+    /// The literals, in order.
+    fn literals(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(&self.ends)
+            .map(|(from, to)| self.bytes.get(from as usize..*to as usize).unwrap_or(&[]))
     }
 
     fn finish(&mut self, fold: bool) {
-        if self.literals.is_empty() {
+        if self.variants.is_empty() {
             return;
         }
         // A literal set the builder refuses (it cannot be: the literals are
@@ -269,18 +283,16 @@ impl Inner {
         // every variant is then tried (see `lookup`).
         self.automaton = AhoCorasick::builder()
             .ascii_case_insensitive(fold)
-            .build(self.literals.iter().map(|l| l.as_bytes()))
+            .build(self.literals())
             .ok();
     }
 
     fn lookup(&self, s: &[u8], f: &mut impl FnMut(Variant)) {
-        if self.literals.is_empty() {
+        if self.variants.is_empty() {
             return;
         }
         let Some(ac) = &self.automaton else {
-            self.variants
-                .iter()
-                .for_each(|vs| vs.as_slice().iter().for_each(|v| f(*v)));
+            self.variants.iter().for_each(|v| f(*v));
             return;
         };
         // Each literal once, however often it occurs: a few kept inline,
@@ -298,7 +310,7 @@ impl Inner {
                     *slot = id;
                     count += 1;
                 } else {
-                    seen = vec![0; self.literals.len().div_ceil(64)];
+                    seen = vec![0; self.variants.len().div_ceil(64)];
                     for x in few {
                         mark(&mut seen, x);
                     }
@@ -309,8 +321,8 @@ impl Inner {
             } else if !mark(&mut seen, id) {
                 continue;
             }
-            if let Some(vs) = self.variants.get(id as usize) {
-                vs.as_slice().iter().for_each(|v| f(*v));
+            if let Some(v) = self.variants.get(id as usize) {
+                f(*v);
             }
         }
     }
@@ -453,10 +465,22 @@ impl GlobSet {
         let glob = view_of(&self.arena, entry);
         let fold = entry.case_insensitive;
         let base = if fold { 3 } else { 0 };
-        for i in 0..entry.variants as usize {
-            let number = u32::try_from(i).unwrap_or(u32::MAX) & !PROVEN;
-            let v = (id, number);
-            let (table, key) = match glob.key(i) {
+        // Room for as many keys per glob as this one has (up to four): the
+        // globs of one policy tend to look alike.
+        let room = self
+            .room
+            .saturating_mul(entry.variants.clamp(1, 4) as usize);
+        let lits = self.arena.lits.as_bytes();
+        for (at, units) in glob.variants_at() {
+            // A glob's units are far fewer than the flag bits allow (a
+            // bundle's programs are bounded); one that were not would be
+            // matched whole ([`WHOLE`]) with no index.
+            let Some(at) = u32::try_from(at).ok().filter(|at| at & FLAGS == 0) else {
+                self.rest.push((id, WHOLE));
+                continue;
+            };
+            let v = (id, at);
+            let (table, key) = match glob.key_of(units) {
                 Key::Exact(k) => (0, k),
                 Key::Prefix(k) => (1, k),
                 Key::Suffix(k) => (2, k),
@@ -473,13 +497,16 @@ impl GlobSet {
                     continue;
                 }
             };
-            let v = if glob.is_its_key(i) {
-                (id, number | PROVEN)
+            let filed = if is_key_alone(units) {
+                (id, at | PROVEN)
             } else {
                 v
             };
-            if let Some(t) = self.tables.get_mut(base + table) {
-                t.insert(key, v, self.room);
+            match (glob.place_of(key), self.tables.get_mut(base + table)) {
+                (Some(place), Some(t)) => t.insert(lits, place, filed, room),
+                // Cannot be (the key is a literal of the glob): tried
+                // one by one, as a variant without a literal.
+                _ => self.rest.push(v),
             }
         }
         id
@@ -495,18 +522,23 @@ impl GlobSet {
     /// than one of whose variants match, more than once).
     pub fn matches(&self, s: &str, mut f: impl FnMut(u32)) {
         let bytes = s.as_bytes();
-        let mut check = |(g, v): Variant| {
-            if v & PROVEN != 0
-                || self
-                    .entries
-                    .get(g as usize)
-                    .is_some_and(|e| view_of(&self.arena, *e).is_match_variant(v as usize, s))
-            {
+        let mut check = |(g, at): Variant| {
+            let matched = at & PROVEN != 0
+                || self.entries.get(g as usize).is_some_and(|e| {
+                    let glob = view_of(&self.arena, *e);
+                    if at == WHOLE {
+                        glob.is_match(s)
+                    } else {
+                        glob.matches_variant(glob.variant_at(at as usize), s)
+                    }
+                });
+            if matched {
                 f(g);
             }
         };
+        let lits = self.arena.lits.as_bytes();
         for t in &self.tables {
-            t.lookup(bytes, &mut check);
+            t.lookup(lits, bytes, &mut check);
         }
         self.inner.lookup(bytes, &mut check);
         self.inner_folded.lookup(bytes, &mut check);

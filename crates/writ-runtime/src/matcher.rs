@@ -190,7 +190,7 @@ struct Targets {
     by_name: SpanTable<Vec<u32>>,
     globs: GlobSet,
     /// The rules of each glob of `globs`, by its number.
-    glob_rules: Vec<Vec<u32>>,
+    glob_rules: Vec<Rules>,
 }
 
 /// Target patterns by text while a [`Targets`] is built, one table per
@@ -260,6 +260,7 @@ impl Targets {
     ) -> bool {
         if !matches!(p, PatternRef::Exact(_) | PatternRef::Any) && self.globs.room() == 0 {
             self.globs.reserve(room);
+            self.glob_rules.reserve(room);
         }
         let next = u32::try_from(self.glob_rules.len()).unwrap_or(u32::MAX);
         let (table, span) = match p {
@@ -285,9 +286,7 @@ impl Targets {
                 _ => true,
             };
             if same && let Some(rules) = self.glob_rules.get_mut(id as usize) {
-                if rules.last() != Some(&rule) {
-                    rules.push(rule);
-                }
+                rules.push(rule);
                 return true;
             }
         }
@@ -313,7 +312,7 @@ impl Targets {
             }
             PatternRef::Exact(_) | PatternRef::Any => return false,
         }
-        self.glob_rules.push(vec![rule]);
+        self.glob_rules.push(Rules::One(rule));
         true
     }
 
@@ -329,7 +328,7 @@ impl Targets {
         if !self.globs.is_empty() {
             self.globs.matches(target, |g| {
                 if let Some(rules) = self.glob_rules.get(g as usize) {
-                    rules.iter().for_each(|r| f(*r));
+                    rules.as_slice().iter().for_each(|r| f(*r));
                 }
             });
         }
@@ -374,6 +373,21 @@ enum Rules {
 }
 
 impl Rules {
+    /// Adds `rule` unless it was the last added (rules come in order).
+    #[inline]
+    fn push(&mut self, rule: u32) {
+        match self {
+            Rules::Empty => *self = Rules::One(rule),
+            Rules::One(r) if *r == rule => {}
+            Rules::One(r) => *self = Rules::Many(vec![*r, rule]),
+            Rules::Many(v) => {
+                if v.last() != Some(&rule) {
+                    v.push(rule);
+                }
+            }
+        }
+    }
+
     fn as_slice(&self) -> &[u32] {
         match self {
             Rules::Empty => &[],
@@ -398,16 +412,7 @@ struct Bucket {
 impl Bucket {
     #[inline]
     fn push(&mut self, rule: u32) {
-        match &mut self.rules {
-            Rules::Empty => self.rules = Rules::One(rule),
-            Rules::One(r) if *r == rule => {}
-            Rules::One(r) => self.rules = Rules::Many(vec![*r, rule]),
-            Rules::Many(v) => {
-                if v.last() != Some(&rule) {
-                    v.push(rule);
-                }
-            }
-        }
+        self.rules.push(rule);
     }
 
     /// Builds the bucket's indexes; returns whether it was split by

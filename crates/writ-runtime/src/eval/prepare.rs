@@ -56,6 +56,10 @@ impl PAgent {
     }
 }
 
+/// A rule's place in the load's table of target patterns when the index
+/// cannot hold them all.
+const NO_TARGETS: u32 = u32::MAX;
+
 pub(super) enum PAtom {
     Compare {
         field: Field,
@@ -313,12 +317,18 @@ impl Compiled {
         let mut needs_clock = false;
         let mut offsets = Vec::with_capacity(rule_count);
         // Each rule's agent and role names, and where they sit in `names`.
-        let mut names: Vec<Span> = Vec::new();
-        let mut scope_at: Vec<(usize, usize, usize)> = Vec::with_capacity(rule_count);
-        // Each rule's exact target names (when all its targets are), and
-        // where they sit in `targets`.
-        let mut targets: Vec<crate::model::PatternRef> = Vec::new();
-        let mut target_at: Vec<Option<(usize, usize)>> = Vec::with_capacity(rule_count);
+        // (Places and counts as u32, a bundle being smaller than 4 GiB:
+        // the tables are read once for each rule while the index is built,
+        // and smaller is faster to fill.)
+        let mut names: Vec<Span> = Vec::with_capacity(rule_count);
+        let mut scope_at: Vec<(u32, u32, u32)> = Vec::with_capacity(rule_count);
+        // Each rule's target patterns (when the index can hold them all),
+        // and where they sit in `targets` (`NO_TARGETS` for none).
+        let mut targets: Vec<crate::model::PatternRef> = Vec::with_capacity(rule_count);
+        let mut target_at: Vec<(u32, u32)> = Vec::with_capacity(rule_count);
+        let small = |n: usize| {
+            u32::try_from(n).map_err(|_| LoadError::Corrupt("bundle too large".to_owned()))
+        };
         // Reads a glob's program for the index.
         let programs = r.clone();
         for i in 0..rule_count {
@@ -337,9 +347,12 @@ impl Compiled {
                 &mut names,
                 &mut targets,
             )?;
-            target_at.push(scan.indexed_targets.map(|n| (first_target, n)));
+            target_at.push(match scan.indexed_targets {
+                Some(n) => (small(first_target)?, small(n)?),
+                None => (0, NO_TARGETS),
+            });
             needs_clock |= scan.has_clock;
-            scope_at.push((first, scan.agents, scan.roles));
+            scope_at.push((small(first)?, small(scan.agents)?, small(scan.roles)?));
         }
         r_graph(&mut r)?;
         let ceiling_actions = r_ceiling_actions(&mut r)?
@@ -353,15 +366,15 @@ impl Compiled {
         let scopes = |rule: u32| {
             let targets = target_at
                 .get(rule as usize)
-                .copied()
-                .flatten()
-                .and_then(|(from, n)| targets.get(from..from + n));
+                .filter(|(_, n)| *n != NO_TARGETS)
+                .and_then(|&(from, n)| targets.get(from as usize..(from as usize + n as usize)));
             let Some(&(first, agents, roles)) = scope_at.get(rule as usize) else {
                 return Narrowing {
                     scope: ScopeKey::Open,
                     targets,
                 };
             };
+            let (first, agents, roles) = (first as usize, agents as usize, roles as usize);
             let at = |from: usize, n: usize| names.get(from..from + n).unwrap_or(&[]);
             let scope = if agents > 0 {
                 ScopeKey::Agents(at(first, agents))
