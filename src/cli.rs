@@ -35,6 +35,7 @@ mod eval;
 mod fmt;
 mod graph;
 mod plan;
+mod serve;
 mod test;
 
 use std::path::PathBuf;
@@ -102,6 +103,15 @@ pub enum Command {
     /// verify LOG` checks the hash chain and names edited, deleted or
     /// reordered records; `writ audit query LOG` lists decisions, filtered.
     Audit(audit::Args),
+    /// Serve decisions over HTTP: writ's JSON API and MeshGuard's wire
+    /// protocol (its clients work unchanged), with the audit log, an agent
+    /// registry, reload on SIGHUP and on change, and Prometheus metrics.
+    ///
+    /// Flags win over MeshGuard's environment variables (PORT, HOST, MODE,
+    /// JWT_SECRET, ADMIN_TOKEN, PROXY_TARGET, POLICIES_DIR, DB_PATH,
+    /// AUDIT_RETENTION_DAYS, METRICS_ENABLED), which win over --config.
+    /// See docs/server.md.
+    Serve(Box<serve::Args>),
     /// Run the language server over stdin and stdout (for editors).
     Lsp,
 }
@@ -229,6 +239,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Test(args) => test::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Audit(args) => audit::run(&args),
+        Command::Serve(args) => serve::run(&args),
         Command::Lsp => {
             match writ_lsp::serve_stdio(std::sync::Arc::new(writ::ide::WritAnalyzer::default())) {
                 Ok(()) => ExitCode::SUCCESS,

@@ -310,6 +310,10 @@ impl<'p> Evaluator<'p> {
                 return Err(format!("token does not belong to agent `{}`", req.agent));
             }
         }
+        // The caller's tier counts only for an agent the policy gives none.
+        if p.tier.is_none() {
+            p.tier = req.tier.and_then(|t| Tier::parse(t.as_str()));
+        }
         if let Some(token) = &req.token {
             let mut any_prefix = false;
             let mut matched = false;

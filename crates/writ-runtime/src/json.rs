@@ -17,6 +17,8 @@ struct WireRequest {
     #[serde(default)]
     tags: Vec<String>,
     #[serde(default)]
+    tier: Option<String>,
+    #[serde(default)]
     token: Option<String>,
     action: String,
     #[serde(default)]
@@ -48,7 +50,7 @@ fn to_value(v: serde_json::Value) -> Value {
 
 impl Request {
     /// Parses the JSON form: `{"agent", "action"}` required; `roles`, `tags`,
-    /// `token`, `target`, `context`, `at` (RFC 3339), `tokens`, `chain`,
+    /// `tier`, `token`, `target`, `context`, `at` (RFC 3339), `tokens`, `chain`,
     /// `trace_id` optional. With a `chain` (outermost agent first), `agent` may be left
     /// out: the chain's last element acts; when both are given, `agent` must
     /// be that last element. Unknown fields are errors, so a misspelt
@@ -78,10 +80,19 @@ impl Request {
                 ),
             })?),
         };
+        let tier = match wire.tier {
+            None => None,
+            Some(t) => Some(crate::Tier::parse(&t).ok_or_else(|| {
+                RequestError::new(format!(
+                    "`tier` `{t}` is not a tier: use `untrusted`, `verified`, `trusted` or `privileged`"
+                ))
+            })?),
+        };
         let req = Request {
             agent,
             roles: wire.roles,
             tags: wire.tags,
+            tier,
             token: wire.token,
             action: wire.action,
             target: wire.target,

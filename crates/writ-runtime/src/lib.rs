@@ -59,7 +59,7 @@ pub use reason::ScopeList;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
 pub use request::{Request, RequestError};
-pub use vocab::{Effect, Risk};
+pub use vocab::{Effect, Risk, Tier};
 
 /// The first bytes of every bundle.
 pub const MAGIC: &[u8; 8] = b"WRITBNDL";

@@ -14,6 +14,10 @@ pub struct Request {
     pub agent: String,
     pub roles: Vec<String>,
     pub tags: Vec<String>,
+    /// The agent's trust tier, when the caller knows it (a gateway that
+    /// verified the agent's token, say). A tier the policy declares for
+    /// the agent wins over it.
+    pub tier: Option<crate::Tier>,
     pub token: Option<String>,
     pub action: String,
     pub target: Option<String>,

@@ -114,6 +114,12 @@ impl Tier {
             Tier::Privileged => "privileged",
         }
     }
+
+    /// The tier named `name` (lowercase, as policies write it).
+    #[must_use]
+    pub fn parse(name: &str) -> Option<Tier> {
+        Tier::ALL.iter().copied().find(|t| t.as_str() == name)
+    }
 }
 
 codes! {

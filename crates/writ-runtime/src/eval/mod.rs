@@ -484,6 +484,10 @@ impl Compiled {
                 }
             }
         }
+        // The caller's tier counts only for an agent the policy gives none.
+        if p.tier.is_none() {
+            p.tier = req.tier;
+        }
         if let Some(token) = &req.token
             && self.has_token_prefix
         {

@@ -1,0 +1,403 @@
+//! `writ serve`: a self-hosted decision gateway.
+//!
+//! One process answers policy decisions over HTTP with the same runtime
+//! and bundle agents embed, in two dialects:
+//!
+//! - the native API (`POST /v1/check`, `/v1/check/batch`, `GET
+//!   /v1/policy`, `/health`, `/metrics`): the request and decision JSON
+//!   of `writ eval`;
+//! - MeshGuard's wire protocol (`GET /proxy/check`, `ALL /proxy/{path}`,
+//!   the admin endpoints), so that MeshGuard's own clients work by
+//!   changing only `MESHGUARD_GATEWAY_URL`.
+//!
+//! Every decision goes to the audit log. Policies reload atomically on
+//! SIGHUP and on file change, keeping the last good one when a reload
+//! fails. See `docs/server.md`.
+
+pub mod audit;
+pub mod config;
+pub mod error;
+pub mod identity;
+mod meshguard;
+pub mod metrics;
+mod native;
+pub mod policy;
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use axum::Router;
+use axum::http::HeaderMap;
+use sha2::Digest as _;
+use writ_runtime::{Decision, InProcess, LimitStore, OnStoreFailure, Request, Tier};
+
+pub use config::{Config, Flags, Mode};
+use error::ApiError;
+use identity::Verifier;
+use policy::{Loaded, Policies, Source};
+use registry::Registry;
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub struct ServeError(pub String);
+
+impl std::fmt::Display for ServeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ServeError {}
+
+/// Everything a request handler reaches.
+#[derive(Debug)]
+pub struct State {
+    pub config: Config,
+    pub policies: Arc<Policies>,
+    pub registry: Registry,
+    pub verifier: Verifier,
+    pub audit: audit::Audit,
+    pub metrics: metrics::Metrics,
+    pub http: reqwest::Client,
+    pub started: Instant,
+}
+
+/// The handlers' shared state.
+pub type Shared = Arc<State>;
+
+/// Who asks, once the token is checked.
+#[derive(Clone, Debug, Default)]
+pub struct Principal {
+    /// The agent id decisions are made for (and limits counted by).
+    pub agent: String,
+    pub name: Option<String>,
+    pub tier: Option<Tier>,
+    pub tags: Vec<String>,
+    /// An opaque token, passed to the runtime for `token_prefix` policies.
+    pub token: Option<String>,
+}
+
+impl State {
+    /// Sets the server up: the limit store, the policy, the registry, the
+    /// token verifier and the audit log.
+    ///
+    /// # Errors
+    /// Anything that keeps the server from serving correctly.
+    pub fn new(config: Config) -> Result<State, ServeError> {
+        if config.tls_cert.is_some() {
+            return Err(ServeError(
+                "TLS is not built into this writ serve yet: terminate TLS in a proxy in front of it".to_owned(),
+            ));
+        }
+        let on_failure = match config.on_store_failure {
+            config::StoreFailure::Deny => OnStoreFailure::Deny,
+            config::StoreFailure::Allow => OnStoreFailure::Allow,
+        };
+        let store: Arc<dyn LimitStore> = match &config.limits {
+            Some(url) => Arc::new(
+                writ_runtime::RedisStore::open(url)
+                    .map_err(|e| ServeError(format!("--limits {url}: {e}")))?,
+            ),
+            None => Arc::new(InProcess::new()),
+        };
+        let key = match &config.verify {
+            Some(path) => {
+                Some(writ_compiler::keys::read(path).map_err(|e| ServeError(e.to_string()))?)
+            }
+            None => None,
+        };
+        let source = match (&config.bundle, &config.bundle_url) {
+            (Some(path), _) => Source::Bundle {
+                path: path.clone(),
+                key,
+            },
+            (None, Some(url)) => Source::Fetched {
+                url: url.clone(),
+                key,
+            },
+            (None, None) => Source::Files(config.policies.clone()),
+        };
+        let fetched = match &source {
+            Source::Fetched { url, .. } => Some(fetch_blocking(url)?),
+            _ => None,
+        };
+        let policies = Policies::open(source, store, on_failure, fetched)
+            .map_err(|e| ServeError(e.to_string()))?;
+        let registry = Registry::open(&config.db_path).map_err(|e| ServeError(e.to_string()))?;
+        let verifier = Verifier::new(
+            config.jwt_secret.as_deref(),
+            &config.jwt_public_keys,
+            config.jwt_issuer.clone(),
+        )
+        .map_err(|e| ServeError(e.to_string()))?;
+        let audit = audit::Audit::open(&config.audit_path).map_err(ServeError)?;
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| ServeError(format!("HTTP client: {e}")))?;
+        Ok(State {
+            config,
+            policies: Arc::new(policies),
+            registry,
+            verifier,
+            audit,
+            metrics: metrics::Metrics::default(),
+            http,
+            started: Instant::now(),
+        })
+    }
+
+    /// Checks the request's token. `Ok(None)`: no token, and none needed.
+    ///
+    /// # Errors
+    /// 401 for a missing (when needed), malformed, bad, expired or revoked
+    /// token.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        required: bool,
+    ) -> Result<Option<Principal>, ApiError> {
+        let result = self.authenticate_inner(headers, required || self.config.authenticates());
+        if result.is_err() {
+            self.metrics.auth_failures.fetch_add(1, Relaxed);
+        }
+        result
+    }
+
+    fn authenticate_inner(
+        &self,
+        headers: &HeaderMap,
+        required: bool,
+    ) -> Result<Option<Principal>, ApiError> {
+        let Some(value) = headers.get(axum::http::header::AUTHORIZATION) else {
+            return if required {
+                Err(ApiError::unauthorized(
+                    "a bearer token is required (Authorization: Bearer <token>)",
+                ))
+            } else {
+                Ok(None)
+            };
+        };
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(identity::bearer)
+            .ok_or_else(|| {
+                ApiError::unauthorized("the Authorization header must be `Bearer <token>`")
+            })?;
+        if identity::looks_like_jwt(token) && self.verifier.is_enabled() {
+            let claims = self
+                .verifier
+                .verify(token)
+                .map_err(|e| ApiError::unauthorized(e.0))?;
+            let registered = self
+                .registry
+                .get(&claims.sub)
+                .map_err(|e| ApiError::internal(e.0))?;
+            return match registered {
+                Some(a) if a.revoked => Err(ApiError::unauthorized(format!(
+                    "agent `{}` is revoked",
+                    a.id
+                ))),
+                // The registry's tier and tags win over the token's: an
+                // admin may have changed them since it was issued.
+                Some(a) => Ok(Some(Principal {
+                    tier: Tier::parse(&a.tier),
+                    agent: a.id,
+                    name: Some(a.name),
+                    tags: a.tags,
+                    token: None,
+                })),
+                None => Ok(Some(Principal {
+                    tier: claims
+                        .tier
+                        .as_deref()
+                        .or(claims.trust.as_deref())
+                        .and_then(registry::tier_name)
+                        .and_then(Tier::parse),
+                    agent: claims.sub,
+                    name: claims.name,
+                    tags: claims.tags,
+                    token: None,
+                })),
+            };
+        }
+        let digest = sha256_hex(token);
+        if let Some(a) = self
+            .registry
+            .by_token(&digest)
+            .map_err(|e| ApiError::internal(e.0))?
+        {
+            if a.revoked {
+                return Err(ApiError::unauthorized(format!(
+                    "agent `{}` is revoked",
+                    a.id
+                )));
+            }
+            return Ok(Some(Principal {
+                tier: Tier::parse(&a.tier),
+                agent: a.id,
+                name: Some(a.name),
+                tags: a.tags,
+                token: None,
+            }));
+        }
+        if self
+            .policies
+            .current()
+            .token_prefixes
+            .iter()
+            .any(|p| token.starts_with(p.as_str()))
+        {
+            // A `token_prefix` token: the runtime maps it to its role
+            // profile (and denies one that matches none). Limits count
+            // per token.
+            return Ok(Some(Principal {
+                agent: format!("token-{}", digest.get(..16).unwrap_or(&digest)),
+                token: Some(token.to_owned()),
+                ..Principal::default()
+            }));
+        }
+        Err(ApiError::unauthorized(if identity::looks_like_jwt(token) {
+            "JWTs are not accepted: no JWT_SECRET or public key is configured"
+        } else {
+            "unknown token"
+        }))
+    }
+
+    /// Decides `req` on `loaded`, records it and counts it; `f` builds
+    /// the answer from the decision.
+    pub fn decide<R>(
+        &self,
+        loaded: &Loaded,
+        req: &Request,
+        f: impl FnOnce(&Decision<'_>) -> R,
+    ) -> R {
+        let t = Instant::now();
+        let d = loaded.runtime.check(req);
+        let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.audit.record(req, &d, &loaded.revision_arc);
+        let outcome = if d.retry_after_s.is_some() {
+            "rate_limited"
+        } else {
+            d.effect.as_str()
+        };
+        if d.reason_text(req)
+            .is_some_and(|r| r.contains("limit store"))
+        {
+            self.metrics.store_failures.fetch_add(1, Relaxed);
+        }
+        self.metrics.decision(outcome, d.policy, d.rule, ns);
+        f(&d)
+    }
+}
+
+/// SHA-256 of `text`, hex.
+#[must_use]
+pub fn sha256_hex(text: &str) -> String {
+    policy::hex(&sha2::Sha256::digest(text.as_bytes()))
+}
+
+/// The router: every endpoint of both APIs.
+pub fn router(state: Shared) -> Router {
+    let body_limit = state.config.max_body_bytes;
+    Router::new()
+        .merge(native::routes())
+        .merge(meshguard::routes())
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            count_requests,
+        ))
+        .with_state(state)
+}
+
+async fn count_requests(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    state.metrics.requests.fetch_add(1, Relaxed);
+    let timeout = state.config.request_timeout;
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
+            axum::http::StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            format!("no answer within {} s", timeout.as_secs()),
+        )),
+    }
+}
+
+/// Fetches a bundle URL (at start).
+fn fetch_blocking(url: &str) -> Result<Vec<u8>, ServeError> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|_| ServeError("fetching a bundle needs the server's runtime".to_owned()))?;
+    tokio::task::block_in_place(|| {
+        handle.block_on(async {
+            let r = reqwest::get(url)
+                .await
+                .map_err(|e| ServeError(format!("{url}: {e}")))?;
+            if !r.status().is_success() {
+                return Err(ServeError(format!("{url}: HTTP {}", r.status())));
+            }
+            r.bytes()
+                .await
+                .map(|b| b.to_vec())
+                .map_err(|e| ServeError(format!("{url}: {e}")))
+        })
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C; reloads on SIGHUP and on change.
+/// `ready` is told the bound address once the server listens.
+///
+/// # Errors
+/// When the server cannot start.
+pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), ServeError> {
+    let bind = config.bind;
+    let state: Shared = Arc::new(State::new(config)?);
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| ServeError(format!("cannot listen on {bind}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| ServeError(format!("{bind}: {e}")))?;
+    let _watcher = reload::start(&state);
+    ready(addr);
+    axum::serve(listener, router(Arc::clone(&state)))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .map_err(|e| ServeError(format!("server: {e}")))?;
+    state
+        .audit
+        .flush()
+        .map_err(|e| ServeError(format!("audit log: {e}")))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+mod reload;

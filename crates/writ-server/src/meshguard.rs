@@ -1,0 +1,684 @@
+//! MeshGuard's wire protocol, as its clients speak it (see
+//! `docs/server.md` and the wire contract it cites): `GET /proxy/check`,
+//! `ALL /proxy/{path}` (decide, then forward to `PROXY_TARGET`), and the
+//! admin endpoints under `X-Admin-Token`. Answers use the shapes the
+//! strictest client needs: string ids, RFC 3339 times, optional fields
+//! left out rather than `null`.
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use serde_json::{Map, Value as Json_};
+use writ_runtime::{Decision, Effect, Request};
+
+use crate::error::ApiError;
+use crate::native::is_admin;
+use crate::registry::{self, Agent};
+use crate::{Mode, Principal, Shared};
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/proxy/check", get(check))
+        .route("/proxy/{*path}", any(proxy))
+        .route("/admin/agents", get(list_agents).post(create_agent))
+        .route(
+            "/admin/agents/{id}",
+            get(get_agent)
+                .patch(update_agent)
+                .put(update_agent)
+                .delete(revoke_agent),
+        )
+        .route("/admin/policies", get(list_policies))
+        .route("/admin/policies/{name}", get(get_policy))
+        .route("/admin/audit", get(audit))
+        .route("/admin/audit/stats", get(audit_stats))
+}
+
+fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// The request MeshGuard's headers describe.
+fn request_of(
+    who: &Principal,
+    headers: &HeaderMap,
+    action: String,
+    resource: Option<String>,
+) -> Result<Request, ApiError> {
+    let mut req = Request::new(&who.agent, &action);
+    req.tier = who.tier;
+    req.tags.clone_from(&who.tags);
+    req.token.clone_from(&who.token);
+    req.target = resource;
+    req.trace_id = Some(header_str(headers, "x-meshguard-trace-id").map_or_else(
+        || format!("trace_{}", registry::random_hex(8)),
+        str::to_owned,
+    ));
+    if let Some(meta) = header_str(headers, "x-meshguard-meta") {
+        let Ok(Json_::Object(map)) = serde_json::from_str::<Json_>(meta) else {
+            return Err(ApiError::bad_request(
+                "X-MeshGuard-Meta must be a JSON object (its keys are the request's context)",
+            ));
+        };
+        // Read through the request JSON reader, so that context values
+        // mean what they mean everywhere.
+        let text =
+            serde_json::json!({ "agent": who.agent, "action": action, "context": map }).to_string();
+        let parsed = Request::from_json(&text).map_err(|e| ApiError::bad_request(e.message))?;
+        req.context = parsed.context;
+    }
+    req.validate()
+        .map_err(|e| ApiError::bad_request(e.message))?;
+    Ok(req)
+}
+
+/// The name MeshGuard clients get for the rule that decided.
+fn rule_name(d: &Decision<'_>) -> String {
+    d.rule
+        .map_or_else(|| format!("default-{}", d.effect.as_str()), str::to_owned)
+}
+
+/// The answer to a decision that does not allow: 429 for a limit, 403
+/// otherwise.
+fn refusal(req: &Request, d: &Decision<'_>) -> Response {
+    let reason = d
+        .reason_text(req)
+        .map(std::borrow::Cow::into_owned)
+        .unwrap_or_default();
+    let policy = d.policy.unwrap_or("default");
+    let trace = req.trace_id.clone().unwrap_or_default();
+    if let Some(retry) = d.retry_after_s {
+        let body = serde_json::json!({
+            "error": "rate_limited",
+            "message": reason,
+            "retry_after": retry,
+            "limit": rule_name(d),
+            "policy": policy,
+            "traceId": trace,
+        });
+        let mut r = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+        if let Ok(v) = HeaderValue::from_str(&retry.to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return r;
+    }
+    let code = if d.effect == Effect::Approve {
+        "approval_required"
+    } else {
+        "policy_denied"
+    };
+    let body = serde_json::json!({
+        "error": code,
+        "message": reason,
+        "reason": reason,
+        "action": req.action,
+        "policy": policy,
+        "rule": rule_name(d),
+        "decision": d.effect.as_str(),
+        "trace_id": trace,
+    });
+    (StatusCode::FORBIDDEN, Json(body)).into_response()
+}
+
+fn decision_headers(r: &mut Response, req: &Request, d: &Decision<'_>, effect: &str) {
+    let h = r.headers_mut();
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-meshguard-decision", effect);
+    put("x-meshguard-policy", d.policy.unwrap_or("default"));
+    put("x-meshguard-rule", &rule_name(d));
+    put(
+        "x-meshguard-trace-id",
+        req.trace_id.as_deref().unwrap_or(""),
+    );
+    put("x-meshguard-agent-id", &req.agent);
+}
+
+/// Decides; in audit mode every decision allows (the log has the truth).
+enum Outcome {
+    Allow(Response),
+    Refuse(Response),
+}
+
+fn decide(
+    s: &Shared,
+    req: &Request,
+    allow_body: impl FnOnce(&Decision<'_>) -> Response,
+) -> Outcome {
+    let loaded = s.policies.current();
+    s.decide(&loaded, req, |d| {
+        let allowed = d.effect == Effect::Allow || s.config.mode == Mode::Audit;
+        if allowed {
+            let mut r = allow_body(d);
+            let effect = if d.effect == Effect::Allow {
+                "allow"
+            } else {
+                "audit-allow"
+            };
+            decision_headers(&mut r, req, d, effect);
+            Outcome::Allow(r)
+        } else {
+            let mut r = refusal(req, d);
+            decision_headers(&mut r, req, d, d.effect.as_str());
+            Outcome::Refuse(r)
+        }
+    })
+}
+
+async fn check(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let who = match s.authenticate(&headers, true) {
+        Ok(Some(w)) => w,
+        Ok(None) => return ApiError::unauthorized("a bearer token is required").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let Some(action) = header_str(&headers, "x-meshguard-action").map(str::to_owned) else {
+        return ApiError::bad_request("X-MeshGuard-Action is required").into_response();
+    };
+    let resource = header_str(&headers, "x-meshguard-resource").map(str::to_owned);
+    let req = match request_of(&who, &headers, action, resource) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let audit_mode = s.config.mode == Mode::Audit;
+    match decide(&s, &req, |d| {
+        let mut body = Map::new();
+        body.insert("allowed".into(), true.into());
+        body.insert("decision".into(), "allow".into());
+        body.insert("action".into(), req.action.clone().into());
+        body.insert("policy".into(), d.policy.unwrap_or("default").into());
+        body.insert("rule".into(), rule_name(d).into());
+        body.insert(
+            "traceId".into(),
+            req.trace_id.clone().unwrap_or_default().into(),
+        );
+        if audit_mode && d.effect != Effect::Allow {
+            body.insert("wouldDeny".into(), true.into());
+            if let Some(r) = d.reason_text(&req) {
+                body.insert("reason".into(), r.into_owned().into());
+            }
+        }
+        (StatusCode::OK, Json(Json_::Object(body))).into_response()
+    }) {
+        Outcome::Allow(r) | Outcome::Refuse(r) => r,
+    }
+}
+
+/// MeshGuard's action for a proxied call without `X-MeshGuard-Action`.
+fn derived_action(method: &Method, path: &str) -> String {
+    let verb = match *method {
+        Method::GET | Method::HEAD => "read",
+        Method::POST | Method::PUT | Method::PATCH => "write",
+        Method::DELETE => "delete",
+        ref other => return format!("{}:{path}", other.as_str().to_ascii_lowercase()),
+    };
+    format!("{verb}:{path}")
+}
+
+/// Headers never forwarded: hop-by-hop ones, the agent's token, the
+/// admin token and the gateway's own.
+fn forwardable(name: &HeaderName) -> bool {
+    let n = name.as_str();
+    !matches!(
+        n,
+        "connection"
+            | "keep-alive"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+            | "host"
+            | "authorization"
+            | "x-admin-token"
+            | "content-length"
+    ) && !n.starts_with("x-meshguard-")
+}
+
+async fn proxy(
+    State(s): State<Shared>,
+    Path(path): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let who = match s.authenticate(&headers, true) {
+        Ok(Some(w)) => w,
+        Ok(None) => return ApiError::unauthorized("a bearer token is required").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let action = header_str(&headers, "x-meshguard-action")
+        .map_or_else(|| derived_action(&method, &path), str::to_owned);
+    let resource =
+        header_str(&headers, "x-meshguard-resource").map_or_else(|| path.clone(), str::to_owned);
+    let req = match request_of(&who, &headers, action, Some(resource)) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let Some(target) = s.config.proxy_target.clone() else {
+        return ApiError::new(
+            StatusCode::BAD_GATEWAY,
+            "no_upstream",
+            "no PROXY_TARGET is configured: /proxy/check decides without forwarding",
+        )
+        .into_response();
+    };
+    let allowed = match decide(&s, &req, |_| StatusCode::OK.into_response()) {
+        Outcome::Refuse(r) => return r,
+        Outcome::Allow(r) => r,
+    };
+    let mut url = format!("{}/{}", target.trim_end_matches('/'), path);
+    if let Some(q) = uri.query() {
+        url.push('?');
+        url.push_str(q);
+    }
+    let Ok(m) = reqwest::Method::from_bytes(method.as_str().as_bytes()) else {
+        return ApiError::bad_request("unsupported method").into_response();
+    };
+    let mut up = s.http.request(m, &url);
+    for (name, value) in &headers {
+        if forwardable(name) {
+            up = up.header(name.as_str(), value.as_bytes());
+        }
+    }
+    if let Some(t) = &req.trace_id {
+        up = up.header("x-meshguard-trace-id", t.as_str());
+    }
+    let upstream = match up.body(body).send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+                format!("{url}: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let status =
+        StatusCode::from_u16(upstream.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in upstream.headers() {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_str().as_bytes()),
+            HeaderValue::from_bytes(value.as_bytes()),
+        ) && forwardable(&n)
+        {
+            out_headers.append(n, v);
+        }
+    }
+    let bytes = match upstream.bytes().await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_failed",
+                format!("{url}: {e}"),
+            )
+            .into_response();
+        }
+    };
+    let mut r = (status, Body::from(bytes)).into_response();
+    *r.headers_mut() = out_headers;
+    for (n, v) in allowed.headers() {
+        r.headers_mut().insert(n.clone(), v.clone());
+    }
+    r
+}
+
+// ---------------------------------------------------------------------
+// Admin
+
+fn admin(s: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    if s.config.admin_token.is_none() {
+        return Err(ApiError::not_found(
+            "the admin API is off: set ADMIN_TOKEN to turn it on",
+        ));
+    }
+    if is_admin(s, headers) {
+        Ok(())
+    } else {
+        s.metrics
+            .auth_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Err(ApiError::unauthorized("X-Admin-Token is missing or wrong"))
+    }
+}
+
+fn agent_json(a: &Agent) -> Map<String, Json_> {
+    let mut m = Map::new();
+    m.insert("id".into(), a.id.clone().into());
+    m.insert("name".into(), a.name.clone().into());
+    m.insert("trustTier".into(), a.tier.clone().into());
+    m.insert("tags".into(), a.tags.clone().into());
+    m.insert("createdAt".into(), a.created_at.clone().into());
+    if let Some(u) = &a.updated_at {
+        m.insert("updatedAt".into(), u.clone().into());
+    }
+    if a.revoked {
+        m.insert("revoked".into(), true.into());
+    }
+    m
+}
+
+async fn list_agents(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    match s.registry.list() {
+        Ok(agents) => Json(serde_json::json!({
+            "agents": agents.iter().map(agent_json).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => ApiError::internal(e.0).into_response(),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentBody {
+    name: Option<String>,
+    trust_tier: Option<String>,
+    tags: Option<Vec<String>>,
+    /// Accepted and ignored (GO and RS send it; writ's capabilities are
+    /// its policies).
+    #[allow(dead_code, reason = "accepted for the Go and Rust clients; not used")]
+    capabilities: Option<Json_>,
+    #[allow(dead_code, reason = "accepted for the docs' PATCH; not used")]
+    metadata: Option<Json_>,
+}
+
+fn tier_of(text: Option<&str>) -> Result<Option<&'static str>, ApiError> {
+    match text {
+        None => Ok(None),
+        Some(t) => registry::tier_name(t).map(Some).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "trustTier `{t}` is not a tier: use untrusted, verified, trusted or privileged"
+            ))
+        }),
+    }
+}
+
+async fn create_agent(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    let b: AgentBody = match serde_json::from_str(&body) {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request(format!("malformed agent: {e}")).into_response(),
+    };
+    let Some(name) = b.name.filter(|n| !n.trim().is_empty()) else {
+        return ApiError::bad_request("an agent needs a `name`").into_response();
+    };
+    let tier = match tier_of(b.trust_tier.as_deref()) {
+        Ok(t) => t.unwrap_or("verified"),
+        Err(e) => return e.into_response(),
+    };
+    let tags = b.tags.unwrap_or_default();
+    // With JWT_SECRET the token is a JWT; otherwise an opaque token the
+    // registry keeps only the SHA-256 of.
+    let opaque = (!s.verifier.is_enabled() || s.config.jwt_secret.is_none())
+        .then(|| format!("wrt_{}", registry::random_hex(24)));
+    let digest = opaque.as_deref().map(crate::sha256_hex);
+    let agent = match s.registry.create(&name, tier, &tags, digest.as_deref()) {
+        Ok(a) => a,
+        Err(e) => return ApiError::internal(e.0).into_response(),
+    };
+    let token = match opaque {
+        Some(t) => t,
+        None => {
+            let now = jsonwebtoken::get_current_timestamp();
+            let claims = crate::identity::Claims {
+                sub: agent.id.clone(),
+                name: Some(agent.name.clone()),
+                tier: Some(agent.tier.clone()),
+                tags: agent.tags.clone(),
+                iat: now,
+                exp: now + s.config.token_ttl.as_secs(),
+                iss: Some("meshguard".to_owned()),
+                trust: None,
+            };
+            match s.verifier.issue(&claims) {
+                Ok(t) => t,
+                Err(e) => return ApiError::internal(e.0).into_response(),
+            }
+        }
+    };
+    let mut m = agent_json(&agent);
+    m.insert("token".into(), token.into());
+    (StatusCode::CREATED, Json(Json_::Object(m))).into_response()
+}
+
+async fn get_agent(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    match s.registry.get(&id) {
+        Ok(Some(a)) => Json(Json_::Object(agent_json(&a))).into_response(),
+        Ok(None) => ApiError::not_found(format!("no agent `{id}`")).into_response(),
+        Err(e) => ApiError::internal(e.0).into_response(),
+    }
+}
+
+async fn update_agent(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: String,
+) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    let b: AgentBody = match serde_json::from_str(&body) {
+        Ok(b) => b,
+        Err(e) => return ApiError::bad_request(format!("malformed agent: {e}")).into_response(),
+    };
+    let tier = match tier_of(b.trust_tier.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    match s
+        .registry
+        .update(&id, b.name.as_deref(), tier, b.tags.as_deref())
+    {
+        Ok(Some(a)) => Json(Json_::Object(agent_json(&a))).into_response(),
+        Ok(None) => {
+            ApiError::not_found(format!("no agent `{id}` (or it is revoked)")).into_response()
+        }
+        Err(e) => ApiError::internal(e.0).into_response(),
+    }
+}
+
+async fn revoke_agent(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    match s.registry.revoke(&id) {
+        Ok(true) => Json(serde_json::json!({ "id": id, "revoked": true })).into_response(),
+        Ok(false) => ApiError::not_found(format!("no agent `{id}` (or it is revoked already)"))
+            .into_response(),
+        Err(e) => ApiError::internal(e.0).into_response(),
+    }
+}
+
+fn policy_json(p: &crate::policy::PolicyInfo, revision: &str) -> Json_ {
+    serde_json::json!({
+        "id": p.name,
+        "name": p.name,
+        "version": revision.get(..12).unwrap_or(revision),
+        "rules": p.rules.iter().map(|r| serde_json::json!({
+            "id": r.name,
+            "name": r.name,
+            "effect": r.effect,
+            "actions": r.actions,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+async fn list_policies(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    let loaded = s.policies.current();
+    Json(serde_json::json!({
+        "policies": loaded.policies.iter().map(|p| policy_json(p, &loaded.revision)).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+async fn get_policy(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    let loaded = s.policies.current();
+    match loaded.policies.iter().find(|p| p.name == name) {
+        Some(p) => Json(policy_json(p, &loaded.revision)).into_response(),
+        None => ApiError::not_found(format!("no policy `{name}`")).into_response(),
+    }
+}
+
+fn time_ms(text: &str) -> Result<i64, ApiError> {
+    text.parse::<jiff::Timestamp>()
+        .map(|t| t.as_millisecond())
+        .map_err(|e| ApiError::bad_request(format!("`{text}` is not an RFC 3339 time: {e}")))
+}
+
+async fn audit(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    let limit = match q.get("limit").map(|l| l.parse::<usize>()) {
+        None => 50,
+        Some(Ok(n)) => n.min(10_000),
+        Some(Err(_)) => return ApiError::bad_request("`limit` must be a number").into_response(),
+    };
+    let decision = match q.get("decision").map(String::as_str) {
+        None | Some("") => None,
+        Some(d @ ("allow" | "deny" | "approve")) => Some(d.to_owned()),
+        Some(other) => {
+            return ApiError::bad_request(format!(
+                "`decision` `{other}`: use allow, deny or approve"
+            ))
+            .into_response();
+        }
+    };
+    let from = match q.get("from").map(|t| time_ms(t)).transpose() {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let to = match q.get("to").map(|t| time_ms(t)).transpose() {
+        Ok(t) => t,
+        Err(e) => return e.into_response(),
+    };
+    let query = crate::audit::Query {
+        limit,
+        decision,
+        agent: q.get("agentId").or_else(|| q.get("agent")).cloned(),
+        action: q.get("action").cloned(),
+        from_ms: from,
+        to_ms: to,
+    };
+    let s2 = std::sync::Arc::clone(&s);
+    let rows = match tokio::task::spawn_blocking(move || s2.audit.query(&query)).await {
+        Ok(Ok(rows)) => rows,
+        Ok(Err(e)) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::internal(e.to_string()).into_response(),
+    };
+    let names: BTreeMap<String, String> = s
+        .registry
+        .list()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|a| (a.id, a.name))
+        .collect();
+    let entries: Vec<Json_> = rows
+        .iter()
+        .map(|e| {
+            let mut m = Map::new();
+            m.insert("id".into(), e.id.clone().into());
+            let ts = jiff::Timestamp::from_millisecond(e.time_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            m.insert("timestamp".into(), ts.into());
+            m.insert("action".into(), e.action.clone().into());
+            m.insert("decision".into(), e.decision.clone().into());
+            m.insert("agentId".into(), e.agent.clone().into());
+            if let Some(n) = names.get(&e.agent) {
+                m.insert("agentName".into(), n.clone().into());
+            }
+            let mut opt = |k: &str, v: &Option<String>| {
+                if let Some(v) = v {
+                    m.insert(k.into(), v.clone().into());
+                }
+            };
+            opt("resource", &e.target);
+            opt("rule", &e.rule);
+            opt("reason", &e.reason);
+            opt("traceId", &e.trace_id);
+            if let Ok(Json_::Object(ctx)) = serde_json::from_str::<Json_>(&e.context)
+                && !ctx.is_empty()
+            {
+                m.insert("meta".into(), Json_::Object(ctx));
+            }
+            Json_::Object(m)
+        })
+        .collect();
+    Json(serde_json::json!({ "entries": entries })).into_response()
+}
+
+async fn audit_stats(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = admin(&s, &headers) {
+        return e.into_response();
+    }
+    let s2 = std::sync::Arc::clone(&s);
+    let count = move |decision: Option<&str>| {
+        let q = crate::audit::Query {
+            limit: usize::MAX >> 1,
+            decision: decision.map(str::to_owned),
+            ..crate::audit::Query::default()
+        };
+        s2.audit.query(&q).map(|r| r.len())
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        Ok::<_, String>((count(None)?, count(Some("allow"))?, count(Some("deny"))?))
+    })
+    .await;
+    match result {
+        Ok(Ok((total, allowed, denied))) => Json(serde_json::json!({
+            "total": total, "allowed": allowed, "denied": denied, "period": "all",
+        }))
+        .into_response(),
+        Ok(Err(e)) => ApiError::internal(e).into_response(),
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}

@@ -1,0 +1,189 @@
+//! `/metrics`: Prometheus text. Decisions by outcome, policy and rule; a
+//! latency histogram of decisions; reloads; limit-store failures; audit
+//! records dropped.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_001,
+    0.000_002_5,
+    0.000_005,
+    0.000_01,
+    0.000_025,
+    0.000_05,
+    0.000_1,
+    0.000_25,
+    0.000_5,
+    0.001,
+    0.005,
+    0.025,
+];
+
+/// The server's counters.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    decisions: Mutex<HashMap<(&'static str, String, String), u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_ns: AtomicU64,
+    pub store_failures: AtomicU64,
+    pub auth_failures: AtomicU64,
+    pub requests: AtomicU64,
+}
+
+impl Metrics {
+    /// Counts one decision and the time it took.
+    pub fn decision(
+        &self,
+        outcome: &'static str,
+        policy: Option<&str>,
+        rule: Option<&str>,
+        ns: u64,
+    ) {
+        {
+            let mut m = match self.decisions.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            let key = (
+                outcome,
+                policy.unwrap_or("").to_owned(),
+                rule.unwrap_or("").to_owned(),
+            );
+            *m.entry(key).or_insert(0) += 1;
+        }
+        let secs = ns as f64 / 1e9;
+        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
+            if secs <= bound {
+                b.fetch_add(1, Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Relaxed);
+        self.sum_ns.fetch_add(ns, Relaxed);
+    }
+
+    /// The Prometheus text exposition.
+    #[must_use]
+    pub fn render(&self, reloads: (u64, u64), audit_dropped: u64, revision: &str) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP writ_decisions_total Decisions by outcome, policy and rule.\n");
+        out.push_str("# TYPE writ_decisions_total counter\n");
+        let mut rows: Vec<((&'static str, String, String), u64)> = match self.decisions.lock() {
+            Ok(g) => g.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+            Err(p) => p
+                .into_inner()
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect(),
+        };
+        rows.sort();
+        for ((outcome, policy, rule), n) in rows {
+            let _ = writeln!(
+                out,
+                "writ_decisions_total{{outcome=\"{outcome}\",policy=\"{}\",rule=\"{}\"}} {n}",
+                label(&policy),
+                label(&rule)
+            );
+        }
+        out.push_str(
+            "# HELP writ_decision_seconds Time to decide a request (policy evaluation only).\n",
+        );
+        out.push_str("# TYPE writ_decision_seconds histogram\n");
+        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
+            let _ = writeln!(
+                out,
+                "writ_decision_seconds_bucket{{le=\"{bound}\"}} {}",
+                b.load(Relaxed)
+            );
+        }
+        let count = self.count.load(Relaxed);
+        let _ = writeln!(out, "writ_decision_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            out,
+            "writ_decision_seconds_sum {}",
+            self.sum_ns.load(Relaxed) as f64 / 1e9
+        );
+        let _ = writeln!(out, "writ_decision_seconds_count {count}");
+        let counters = [
+            (
+                "writ_reloads_total",
+                "Policy reloads that took effect.",
+                reloads.0,
+            ),
+            (
+                "writ_reload_failures_total",
+                "Policy reloads refused (the last good policy kept serving).",
+                reloads.1,
+            ),
+            (
+                "writ_limit_store_failures_total",
+                "Decisions for which the limit store could not be reached.",
+                self.store_failures.load(Relaxed),
+            ),
+            (
+                "writ_auth_failures_total",
+                "Requests refused for a missing, bad, expired or revoked token.",
+                self.auth_failures.load(Relaxed),
+            ),
+            (
+                "writ_http_requests_total",
+                "HTTP requests answered.",
+                self.requests.load(Relaxed),
+            ),
+            (
+                "writ_audit_dropped_total",
+                "Audit records dropped because the writer had stopped.",
+                audit_dropped,
+            ),
+        ];
+        for (name, help, v) in counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP writ_policy_info The policy revision served.\n# TYPE writ_policy_info gauge\nwrit_policy_info{{revision=\"{}\"}} 1",
+            label(revision)
+        );
+        out
+    }
+}
+
+/// A label value escaped for the text format.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decisions_and_latencies_are_exposed() {
+        let m = Metrics::default();
+        m.decision("allow", Some("p"), Some("r\"1"), 800);
+        m.decision("deny", None, None, 30_000_000);
+        let text = m.render((2, 1), 0, "abc");
+        assert!(
+            text.contains("writ_decisions_total{outcome=\"allow\",policy=\"p\",rule=\"r\\\"1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("writ_decision_seconds_bucket{le=\"0.000001\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("writ_decision_seconds_bucket{le=\"+Inf\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("writ_reload_failures_total 1"), "{text}");
+    }
+}

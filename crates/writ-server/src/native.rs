@@ -1,0 +1,246 @@
+//! The native API: `writ eval`'s request and decision JSON over HTTP.
+//!
+//! - `POST /v1/check`: one request, one decision.
+//! - `POST /v1/check/batch`: `{"requests": [...]}` → `{"decisions":
+//!   [...]}`, every request decided on the same policy revision.
+//! - `GET /v1/policy`: the revision served, its files and counts, and why
+//!   the last reload failed.
+//! - `GET /health`, `GET /metrics`.
+//!
+//! With `JWT_SECRET` (or public keys) set, every endpoint but `/health`
+//! needs a token: an agent token asks for its own agent only (its tier and
+//! tags come from the registry or the token); the admin token may ask for
+//! any agent.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use writ_runtime::Request;
+
+use crate::error::ApiError;
+use crate::{Principal, Shared};
+
+/// The most requests a batch may hold.
+pub const MAX_BATCH: usize = 1000;
+
+pub fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/", get(root))
+        .route("/v1/check", post(check))
+        .route("/v1/check/batch", post(batch))
+        .route("/v1/policy", get(policy))
+        .route("/metrics", get(metrics))
+}
+
+async fn health(State(s): State<Shared>) -> Response {
+    let loaded = s.policies.current();
+    Json(serde_json::json!({
+        "status": "healthy",
+        "timestamp": jiff::Timestamp::now().to_string(),
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": s.config.mode.as_str(),
+        "revision": loaded.revision,
+        "uptime": s.started.elapsed().as_secs(),
+    }))
+    .into_response()
+}
+
+async fn root(State(s): State<Shared>) -> Response {
+    Json(serde_json::json!({
+        "name": "writ",
+        "version": env!("CARGO_PKG_VERSION"),
+        "mode": s.config.mode.as_str(),
+        "docs": "https://github.com/writ-policy/writ/blob/main/docs/server.md",
+    }))
+    .into_response()
+}
+
+/// Whether the request carries the admin token.
+pub fn is_admin(s: &Shared, headers: &HeaderMap) -> bool {
+    use subtle::ConstantTimeEq as _;
+    let (Some(want), Some(got)) = (
+        s.config.admin_token.as_deref(),
+        headers.get("x-admin-token").and_then(|v| v.to_str().ok()),
+    ) else {
+        return false;
+    };
+    bool::from(want.as_bytes().ct_eq(got.as_bytes()))
+}
+
+/// Reads a request's JSON and fits it to who asks.
+fn request_for(
+    s: &Shared,
+    headers: &HeaderMap,
+    who: Option<&Principal>,
+    text: &str,
+) -> Result<Request, ApiError> {
+    let mut req = Request::from_json(text).map_err(|e| ApiError::bad_request(e.message))?;
+    if let Some(p) = who {
+        if req.agent != p.agent && !is_admin(s, headers) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "agent_mismatch",
+                format!(
+                    "the token is agent `{}`'s; it cannot ask for agent `{}`",
+                    p.agent, req.agent
+                ),
+            ));
+        }
+        if req.agent == p.agent {
+            req.tier = req.tier.or(p.tier);
+            for t in &p.tags {
+                if !req.tags.contains(t) {
+                    req.tags.push(t.clone());
+                }
+            }
+        }
+    }
+    Ok(req)
+}
+
+/// The caller: an agent token, or (when the admin token is given)
+/// nobody in particular.
+fn caller(s: &Shared, headers: &HeaderMap) -> Result<Option<Principal>, ApiError> {
+    if is_admin(s, headers) {
+        return Ok(None);
+    }
+    s.authenticate(headers, false)
+}
+
+fn revision_header(revision: &str) -> [(header::HeaderName, HeaderValue); 1] {
+    [(
+        header::HeaderName::from_static("x-writ-revision"),
+        HeaderValue::from_str(revision).unwrap_or(HeaderValue::from_static("")),
+    )]
+}
+
+async fn check(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let who = match caller(&s, &headers) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let req = match request_for(&s, &headers, who.as_ref(), &body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let loaded = s.policies.current();
+    let json = s.decide(&loaded, &req, |d| d.to_json(&req));
+    (
+        StatusCode::OK,
+        revision_header(&loaded.revision),
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        json,
+    )
+        .into_response()
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    requests: Vec<serde_json::Value>,
+}
+
+async fn batch(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let who = match caller(&s, &headers) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let batch: Batch = match serde_json::from_str(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!(
+                "malformed batch: {e}; send {{\"requests\": [request, ...]}}"
+            ))
+            .into_response();
+        }
+    };
+    if batch.requests.len() > MAX_BATCH {
+        return ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "batch_too_large",
+            format!(
+                "{} requests; a batch holds at most {MAX_BATCH}",
+                batch.requests.len()
+            ),
+        )
+        .into_response();
+    }
+    // One revision for the whole batch.
+    let loaded = s.policies.current();
+    let mut out = String::from("{\"decisions\":[");
+    for (i, value) in batch.requests.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        match request_for(&s, &headers, who.as_ref(), &value.to_string()) {
+            Ok(req) => out.push_str(&s.decide(&loaded, &req, |d| d.to_json(&req))),
+            Err(e) => out.push_str(
+                &serde_json::json!({ "error": e.code, "message": e.message }).to_string(),
+            ),
+        }
+    }
+    out.push_str("]}");
+    (
+        StatusCode::OK,
+        revision_header(&loaded.revision),
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn policy(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = caller(&s, &headers) {
+        return e.into_response();
+    }
+    let loaded = s.policies.current();
+    let (reloads, failed) = s.policies.reload_counts();
+    Json(serde_json::json!({
+        "revision": loaded.revision,
+        "files": loaded.files,
+        "policies": loaded.policies.iter().map(|p| serde_json::json!({
+            "name": p.name,
+            "rules": p.rules.len(),
+        })).collect::<Vec<_>>(),
+        "rules": loaded.rules,
+        "agents": loaded.agents,
+        "loaded_at": loaded.loaded_at.to_string(),
+        "reloads": reloads,
+        "failed_reloads": failed,
+        "last_reload_error": s.policies.last_error(),
+    }))
+    .into_response()
+}
+
+async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if !s.config.metrics {
+        return ApiError::not_found("metrics are off (METRICS_ENABLED)").into_response();
+    }
+    if let Err(e) = caller(&s, &headers) {
+        return e.into_response();
+    }
+    let loaded = s.policies.current();
+    let text = s.metrics.render(
+        s.policies.reload_counts(),
+        s.audit.dropped(),
+        &loaded.revision,
+    );
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4"),
+        )],
+        text,
+    )
+        .into_response()
+}
