@@ -744,6 +744,14 @@ fn request(rng: &mut Rng, vocab: &Vocab, clock: &mut i64) -> String {
     if rng.chance(15) {
         req["token"] = (*rng.pick(&["tok_1", "other"])).into();
     }
+    // A caller's tier (a gateway's, from a verified token): it counts only
+    // for an agent the policy gives no tier.
+    if rng.chance(30) {
+        req["tier"] = (*rng.pick(&["untrusted", "verified", "trusted", "privileged"])).into();
+    }
+    if rng.chance(20) {
+        req["tags"] = serde_json::json!([rng.pick(&["x", "y"])]);
+    }
     req.to_string()
 }
 

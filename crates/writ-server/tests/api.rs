@@ -1,0 +1,381 @@
+//! The server's HTTP API in process (the router driven by `tower`): the
+//! native API, authentication, errors and their codes, the examples of
+//! docs/server.md. (tests/meshguard/ drives the real binary with
+//! MeshGuard's own client; the root package's tests/serve.rs runs
+//! several servers with Redis.)
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
+)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+use writ_server::{Config, Shared, State, router};
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef";
+const ADMIN: &str = "admin-token-0123456789";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("writ-server-api-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn state(name: &str, policies: &[&str], f: impl FnOnce(&mut Config)) -> Shared {
+    let dir = tmp(name);
+    let mut c = Config {
+        policies: policies.iter().map(|p| root().join(p)).collect(),
+        db_path: dir.join("registry.db"),
+        audit_path: dir.join("audit.db"),
+        watch: false,
+        ..Config::default()
+    };
+    f(&mut c);
+    Arc::new(State::new(c).unwrap())
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    json: Value,
+}
+
+async fn call(s: &Shared, method: &str, uri: &str, headers: &[(&str, &str)], body: &str) -> Answer {
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = router(Arc::clone(s))
+        .oneshot(b.body(Body::from(body.to_owned())).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
+    Answer {
+        status,
+        headers,
+        json,
+    }
+}
+
+const README_REQUEST: &str = r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":79.99,"currency":"USD"},"at":"2025-01-15T15:00:00Z"}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_answers_writ_evals_decision_json() {
+    let s = state("check", &["examples/support.writ"], |_| {});
+    let a = call(&s, "POST", "/v1/check", &[], README_REQUEST).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["decision"], "allow");
+    assert_eq!(a.json["rule"], "refund_small");
+    let revision = a.headers["x-writ-revision"].to_str().unwrap().to_owned();
+    assert_eq!(revision.len(), 64);
+    // The same decision as `writ eval` on the same policy and request
+    // (its engine on the sources: the runtime checked against the
+    // reference evaluator).
+    let comp = writ_compiler::compile_files(&[root().join("examples/support.writ")], None);
+    let mut engine =
+        writ_compiler::engine::SourceEngine::new(comp.checked_set().unwrap(), &comp).unwrap();
+    let req = writ_runtime::Request::from_json(README_REQUEST).unwrap();
+    let cli: Value =
+        serde_json::from_str(&engine.check(&req, jiff::Timestamp::now()).to_json()).unwrap();
+    assert_eq!(cli, a.json, "writ serve and writ eval disagree");
+    // A large refund is denied, with the policy's reason.
+    let big = README_REQUEST.replace("79.99", "5000");
+    let d = call(&s, "POST", "/v1/check", &[], &big).await;
+    assert_eq!(d.json["decision"], "deny", "{}", d.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_a_code_and_a_sentence() {
+    let s = state("errors", &["examples/support.writ"], |_| {});
+    for (body, want) in [
+        ("not json", "malformed request"),
+        (r#"{"agent":"a"}"#, "missing request field `action`"),
+        (
+            r#"{"agent":"a","action":"x","contxt":{}}"#,
+            "unknown request field `contxt`",
+        ),
+        (
+            r#"{"agent":"a","action":"x","tier":"root"}"#,
+            "`tier` `root` is not a tier",
+        ),
+        (r#"{"agent":"","action":"x"}"#, "`agent` must not be empty"),
+    ] {
+        let a = call(&s, "POST", "/v1/check", &[], body).await;
+        assert_eq!(a.status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(a.json["error"], "bad_request", "{body}");
+        assert!(
+            a.json["message"].as_str().unwrap().contains(want),
+            "{body}: {}",
+            a.json
+        );
+    }
+    let a = call(&s, "GET", "/no/such/endpoint", &[], "").await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_over_the_limit_is_refused_before_it_is_read() {
+    let s = state("limit", &["examples/support.writ"], |c| {
+        c.max_body_bytes = 1024
+    });
+    let big = format!(
+        r#"{{"agent":"a","action":"x","context":{{"pad":"{}"}}}}"#,
+        "x".repeat(4096)
+    );
+    let a = call(&s, "POST", "/v1/check", &[], &big).await;
+    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_decided_on_one_revision() {
+    let s = state("batch", &["examples/support.writ"], |_| {});
+    let body = json!({"requests": [
+        serde_json::from_str::<Value>(README_REQUEST).unwrap(),
+        {"agent": "billing-agent", "action": "tool:call", "target": "delete_account"},
+        {"agent": "billing-agent"},
+    ]});
+    let a = call(&s, "POST", "/v1/check/batch", &[], &body.to_string()).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    let d = a.json["decisions"].as_array().unwrap();
+    assert_eq!(d.len(), 3);
+    assert_eq!(d[0]["decision"], "allow");
+    assert_eq!(d[1]["decision"], "deny");
+    assert_eq!(d[2]["error"], "bad_request");
+    let too_many = json!({"requests": vec![json!({"agent":"a","action":"x"}); 1001]});
+    let a = call(&s, "POST", "/v1/check/batch", &[], &too_many.to_string()).await;
+    assert_eq!(a.json["error"], "batch_too_large");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_jwt_secret_only_health_is_open() {
+    let s = state(
+        "auth",
+        &["examples/seeds/meshguard-openai-support.yaml"],
+        |c| {
+            c.jwt_secret = Some(SECRET.into());
+            c.admin_token = Some(ADMIN.into());
+        },
+    );
+    let h = call(&s, "GET", "/health", &[], "").await;
+    assert_eq!(
+        (h.status, h.json["status"].as_str()),
+        (StatusCode::OK, Some("healthy"))
+    );
+    for (m, uri) in [
+        ("POST", "/v1/check"),
+        ("GET", "/v1/policy"),
+        ("GET", "/metrics"),
+        ("GET", "/proxy/check"),
+    ] {
+        let a = call(
+            &s,
+            m,
+            uri,
+            &[],
+            r#"{"agent":"a","action":"read:customer_data"}"#,
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{m} {uri}");
+        assert_eq!(a.json["error"], "unauthorized");
+    }
+    // An agent created over the admin API asks for itself, with the tags
+    // the registry holds; not for another agent.
+    let created = call(
+        &s,
+        "POST",
+        "/admin/agents",
+        &[
+            ("x-admin-token", ADMIN),
+            ("content-type", "application/json"),
+        ],
+        r#"{"name":"bot","tags":["openai"]}"#,
+    )
+    .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    let id = created.json["id"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {}", created.json["token"].as_str().unwrap());
+    let own = format!(r#"{{"agent":"{id}","action":"read:customer_data"}}"#);
+    let a = call(&s, "POST", "/v1/check", &[("authorization", &bearer)], &own).await;
+    assert_eq!(a.json["decision"], "allow", "{}", a.json);
+    let other = r#"{"agent":"someone-else","action":"read:customer_data"}"#;
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("authorization", &bearer)],
+        other,
+    )
+    .await;
+    assert_eq!(
+        (a.status, a.json["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("agent_mismatch"))
+    );
+    // The admin token may ask for anyone.
+    let a = call(&s, "POST", "/v1/check", &[("x-admin-token", ADMIN)], other).await;
+    assert_eq!(a.json["decision"], "deny", "{}", a.json);
+    // A wrong admin token is not the admin.
+    let a = call(
+        &s,
+        "GET",
+        "/admin/agents",
+        &[("x-admin-token", "admin-token-0123456788")],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    // Revoked: refused at once.
+    let del = call(
+        &s,
+        "DELETE",
+        &format!("/admin/agents/{id}"),
+        &[("x-admin-token", ADMIN)],
+        "",
+    )
+    .await;
+    assert_eq!(del.status, StatusCode::OK);
+    let a = call(&s, "POST", "/v1/check", &[("authorization", &bearer)], &own).await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    assert!(a.json["message"].as_str().unwrap().contains("revoked"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_is_off_without_an_admin_token() {
+    let s = state("noadmin", &["examples/support.writ"], |_| {});
+    let a = call(
+        &s,
+        "GET",
+        "/admin/agents",
+        &[("x-admin-token", "anything-at-all-here")],
+        "",
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+    assert!(a.json["message"].as_str().unwrap().contains("ADMIN_TOKEN"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registry_tiers_reach_tier_scoped_rules() {
+    let dir = tmp("tiers-policy");
+    let policy = dir.join("tiers.writ");
+    std::fs::write(
+        &policy,
+        "policy \"tiers\" { default deny }\n\nrule trusted_only: allow \"deploy\"\n  for tiers [trusted]\n\nagent \"declared\" { tier verified }\n",
+    )
+    .unwrap();
+    let s = state("tiers", &[], |c| {
+        c.policies = vec![policy.clone()];
+        c.jwt_secret = Some(SECRET.into());
+        c.admin_token = Some(ADMIN.into());
+    });
+    let mk = |tier: &'static str| {
+        let s = Arc::clone(&s);
+        async move {
+            let body = format!(r#"{{"name":"n","trustTier":"{tier}"}}"#);
+            let c = call(
+                &s,
+                "POST",
+                "/admin/agents",
+                &[("x-admin-token", ADMIN)],
+                &body,
+            )
+            .await;
+            (
+                c.json["id"].as_str().unwrap().to_owned(),
+                format!("Bearer {}", c.json["token"].as_str().unwrap()),
+            )
+        }
+    };
+    let (trusted, tb) = mk("trusted").await;
+    let (verified, vb) = mk("verified").await;
+    let ask = |id: &str| format!(r#"{{"agent":"{id}","action":"deploy"}}"#);
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("authorization", &tb)],
+        &ask(&trusted),
+    )
+    .await;
+    assert_eq!(a.json["decision"], "allow", "{}", a.json);
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("authorization", &vb)],
+        &ask(&verified),
+    )
+    .await;
+    assert_eq!(a.json["decision"], "deny", "{}", a.json);
+    // Promoted by the admin: the next request sees it.
+    let p = call(
+        &s,
+        "PATCH",
+        &format!("/admin/agents/{verified}"),
+        &[("x-admin-token", ADMIN)],
+        r#"{"trustTier":"trusted"}"#,
+    )
+    .await;
+    assert_eq!(p.json["trustTier"], "trusted");
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("authorization", &vb)],
+        &ask(&verified),
+    )
+    .await;
+    assert_eq!(a.json["decision"], "allow", "{}", a.json);
+    // A tier the policy declares wins over the caller's.
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("x-admin-token", ADMIN)],
+        r#"{"agent":"declared","action":"deploy","tier":"trusted"}"#,
+    )
+    .await;
+    assert_eq!(a.json["decision"], "deny", "{}", a.json);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_and_metrics_describe_what_is_served() {
+    let s = state("meta", &["examples/support.writ"], |_| {});
+    call(&s, "POST", "/v1/check", &[], README_REQUEST).await;
+    let p = call(&s, "GET", "/v1/policy", &[], "").await;
+    assert_eq!(
+        p.json["files"][0]
+            .as_str()
+            .map(|f| f.ends_with("examples/support.writ")),
+        Some(true)
+    );
+    assert!(p.json["rules"].as_u64().unwrap() > 0);
+    assert_eq!(p.json["last_reload_error"], Value::Null);
+    let m = call(&s, "GET", "/metrics", &[], "").await;
+    let text = m.json.as_str().unwrap();
+    assert!(
+        text.contains(
+            "writ_decisions_total{outcome=\"allow\",policy=\"support\",rule=\"refund_small\"} 1"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("writ_decision_seconds_count 1"), "{text}");
+}
