@@ -55,6 +55,59 @@ fn on_path(program: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Runs a `writ serve` command of the README until it answers `/health`
+/// on its `--port`, then stops it with SIGTERM: it must exit cleanly.
+fn serve_answers_health(line: &str, dir: &Path, path: &str) {
+    use std::io::{Read as _, Write as _};
+    let port: u16 = line
+        .split_whitespace()
+        .skip_while(|w| *w != "--port")
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("a README `writ serve` command gives its --port");
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("exec {line}")])
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut answer = String::new();
+    while std::time::Instant::now() < deadline && !answer.contains("\"healthy\"") {
+        if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            let _ = s
+                .write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+            answer.clear();
+            let _ = s.read_to_string(&mut answer);
+        } else {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "README command exited: {line}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = e.read_to_string(&mut stderr);
+    }
+    assert!(
+        answer.contains("\"healthy\""),
+        "README command never answered /health: {line}\n{stderr}"
+    );
+    assert!(
+        status.success(),
+        "README command did not stop cleanly: {line}\n{stderr}"
+    );
+}
+
 #[test]
 fn every_readme_command_works_verbatim() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -82,6 +135,11 @@ fn every_readme_command_works_verbatim() {
                 line = before.to_owned();
             }
         }
+        if line.starts_with("writ serve ") {
+            serve_answers_health(&line, &dir, &path);
+            ran += 1;
+            continue;
+        }
         let out = Command::new("sh")
             .args(["-c", &format!("set -e; {line}")])
             .current_dir(&dir)
@@ -103,6 +161,7 @@ fn every_readme_command_works_verbatim() {
     // prove nothing.
     for sub in [
         "check", "fmt", "convert", "eval", "plan", "test", "graph", "keygen", "compile", "inspect",
+        "serve",
     ] {
         assert!(
             commands.iter().any(|c| c.contains(&format!("writ {sub} "))),

@@ -49,7 +49,10 @@ async fn health(State(s): State<Shared>) -> Response {
     .into_response()
 }
 
-async fn root(State(s): State<Shared>) -> Response {
+async fn root(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    if let Err(e) = caller(&s, &headers) {
+        return e.into_response();
+    }
     Json(serde_json::json!({
         "name": "writ",
         "version": env!("CARGO_PKG_VERSION"),

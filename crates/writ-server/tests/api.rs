@@ -379,3 +379,35 @@ async fn policy_and_metrics_describe_what_is_served() {
     );
     assert!(text.contains("writ_decision_seconds_count 1"), "{text}");
 }
+
+/// The `curl` examples of docs/server.md, each followed by its answer,
+/// run against the policy the page serves (examples/support.writ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curl_examples_of_the_docs_answer_as_documented() {
+    let page = std::fs::read_to_string(root().join("docs/server.md")).unwrap();
+    assert!(page.contains("writ serve examples/support.writ --port 8181"));
+    let s = state("docs", &["examples/support.writ"], |_| {});
+    let lines: Vec<&str> = page.lines().collect();
+    let mut compared = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(rest) = line.trim().strip_prefix("curl -s localhost:8181") else {
+            continue;
+        };
+        let (path, body) = rest.split_once(" -d '").unwrap();
+        let body = body.strip_suffix('\'').unwrap();
+        let fence = i + lines[i..]
+            .iter()
+            .position(|l| l.trim() == "```json")
+            .unwrap();
+        let end = fence
+            + lines[fence..]
+                .iter()
+                .position(|l| l.trim() == "```")
+                .unwrap();
+        let want: Value = serde_json::from_str(&lines[fence + 1..end].join("\n")).unwrap();
+        let got = call(&s, "POST", path, &[], body).await;
+        assert_eq!(got.json, want, "docs/server.md line {}", i + 1);
+        compared += 1;
+    }
+    assert!(compared >= 3, "only {compared} examples found");
+}
