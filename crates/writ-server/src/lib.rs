@@ -87,11 +87,6 @@ impl State {
     /// # Errors
     /// Anything that keeps the server from serving correctly.
     pub fn new(config: Config) -> Result<State, ServeError> {
-        if config.tls_cert.is_some() {
-            return Err(ServeError(
-                "TLS is not built into this writ serve yet: terminate TLS in a proxy in front of it".to_owned(),
-            ));
-        }
         let on_failure = match config.on_store_failure {
             config::StoreFailure::Deny => OnStoreFailure::Deny,
             config::StoreFailure::Allow => OnStoreFailure::Allow,
@@ -367,12 +362,23 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
     let addr = listener
         .local_addr()
         .map_err(|e| ServeError(format!("{bind}: {e}")))?;
+    let tls = match (&state.config.tls_cert, &state.config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::config(cert, key)?),
+        _ => None,
+    };
     let _watcher = reload::start(&state);
     ready(addr);
-    axum::serve(listener, router(Arc::clone(&state)))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .map_err(|e| ServeError(format!("server: {e}")))?;
+    let app = router(Arc::clone(&state));
+    match tls {
+        Some(config) => axum::serve(tls::Listener::new(listener, config)?, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| ServeError(format!("server: {e}")))?,
+        None => axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| ServeError(format!("server: {e}")))?,
+    }
     state
         .audit
         .flush()
@@ -401,3 +407,4 @@ async fn shutdown() {
 }
 
 mod reload;
+pub mod tls;

@@ -411,3 +411,49 @@ async fn the_curl_examples_of_the_docs_answer_as_documented() {
     }
     assert!(compared >= 3, "only {compared} examples found");
 }
+
+/// `--tls-cert`/`--tls-key`: the server speaks HTTPS (a client trusting
+/// the certificate gets its answers) and nothing else (plain HTTP to the
+/// same port gets no answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_serves_https_with_the_given_certificate() {
+    let dir = tmp("tls");
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), cert.signing_key.serialize_pem()).unwrap();
+    let config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        policies: vec![root().join("examples/support.writ")],
+        db_path: dir.join("registry.db"),
+        audit_path: dir.join("audit.db"),
+        watch: false,
+        tls_cert: Some(dir.join("cert.pem")),
+        tls_key: Some(dir.join("key.pem")),
+        ..Config::default()
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(writ_server::run(config, move |addr| {
+        let _ = tx.send(addr);
+    }));
+    let addr = rx.await.unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let url = format!("https://localhost:{}/v1/check", addr.port());
+    let r = client.post(&url).body(README_REQUEST).send().await.unwrap();
+    let json: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(json["rule"], "refund_small");
+    // Plain HTTP on the TLS port: no answer.
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/health", addr.port()))
+        .timeout(std::time::Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    // A wrong key for the certificate is refused at start.
+    let other = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    std::fs::write(dir.join("other.pem"), other.signing_key.serialize_pem()).unwrap();
+    let e = writ_server::tls::config(&dir.join("cert.pem"), &dir.join("other.pem")).unwrap_err();
+    assert!(e.0.contains("does not fit"), "{e}");
+}
