@@ -17,6 +17,7 @@
 pub mod audit;
 pub mod config;
 pub mod error;
+mod explain;
 pub mod identity;
 mod meshguard;
 pub mod metrics;

@@ -32,6 +32,7 @@ pub fn routes() -> Router<Shared> {
         .route("/", get(root))
         .route("/v1/check", post(check))
         .route("/v1/check/batch", post(batch))
+        .route("/v1/explain", post(explain))
         .route("/v1/policy", get(policy))
         .route("/metrics", get(metrics))
 }
@@ -142,6 +143,25 @@ async fn check(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
         json,
     )
         .into_response()
+}
+
+/// The decision and the steps that led to it (see `explain.rs`). An
+/// explanation runs on fresh limits: it counts against nothing, and does
+/// not see the served counts.
+async fn explain(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+    let who = match caller(&s, &headers) {
+        Ok(w) => w,
+        Err(e) => return e.into_response(),
+    };
+    let req = match request_for(&s, &headers, who.as_ref(), &body) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
+    let loaded = s.policies.current();
+    match tokio::task::spawn_blocking(move || crate::explain::explain(&loaded, &req)).await {
+        Ok(r) => r,
+        Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
 }
 
 #[derive(serde::Deserialize)]

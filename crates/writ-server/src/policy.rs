@@ -57,6 +57,9 @@ pub struct Loaded {
     pub rules: usize,
     pub agents: usize,
     pub loaded_at: jiff::Timestamp,
+    /// The compilation, when the policy came from sources (what
+    /// `/v1/explain` needs: a bundle holds no spans).
+    pub compilation: Option<writ_compiler::Compilation>,
 }
 
 /// Why a policy did not load: one or more lines, for `/v1/policy` and the
@@ -195,9 +198,11 @@ fn load(
     store: &Arc<dyn LimitStore>,
     on_failure: OnStoreFailure,
 ) -> Result<Loaded, LoadFailure> {
+    let mut compilation = None;
     let (bytes, files, key) = match source {
         Source::Files(paths) => {
-            let (bytes, files) = compile(paths)?;
+            let (bytes, files, comp) = compile(paths)?;
+            compilation = Some(comp);
             (bytes, files, None)
         }
         Source::Bundle { path, key } => {
@@ -232,11 +237,14 @@ fn load(
         files,
         runtime,
         loaded_at: jiff::Timestamp::now(),
+        compilation,
     })
 }
 
 /// Compiles policy files (directories expanded) into bundle bytes.
-fn compile(paths: &[PathBuf]) -> Result<(Vec<u8>, Vec<String>), LoadFailure> {
+fn compile(
+    paths: &[PathBuf],
+) -> Result<(Vec<u8>, Vec<String>, writ_compiler::Compilation), LoadFailure> {
     let expanded = writ_compiler::inputs::policy_paths(paths);
     if let Some(dir) = expanded.empty_dirs.first() {
         return Err(LoadFailure(format!(
@@ -265,7 +273,7 @@ fn compile(paths: &[PathBuf]) -> Result<(Vec<u8>, Vec<String>), LoadFailure> {
     let sources = comp.owned_sources();
     let bytes = writ_compiler::bundle::compile_with(set, &sources, None, &comp.programs)
         .map_err(|e| LoadFailure(e.to_string()))?;
-    Ok((bytes, files))
+    Ok((bytes, files, comp))
 }
 
 fn policies_of(model: &Model) -> Vec<PolicyInfo> {

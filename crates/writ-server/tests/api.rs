@@ -457,3 +457,42 @@ async fn tls_serves_https_with_the_given_certificate() {
     let e = writ_server::tls::config(&dir.join("cert.pem"), &dir.join("other.pem")).unwrap_err();
     assert!(e.0.contains("does not fit"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_gives_the_steps_with_where_they_are_written() {
+    let s = state("explain", &["examples/support.writ"], |_| {});
+    let big = README_REQUEST.replace("79.99", "250");
+    let a = call(&s, "POST", "/v1/explain", &[], &big).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["decision"]["rule"], "refund_large");
+    let steps = a.json["steps"].as_array().unwrap();
+    let small = steps.iter().find(|s| s["rule"] == "refund_small").unwrap();
+    assert_eq!(small["decided"], false);
+    assert_eq!(
+        small["outcome"]["condition_failed"]["text"], "amount <= 100",
+        "{small}"
+    );
+    assert_eq!(small["outcome"]["actual"], "`amount` is `250`", "{small}");
+    assert!(
+        small["at"]["file"]
+            .as_str()
+            .unwrap()
+            .ends_with("support.writ")
+    );
+    assert!(small["at"]["line"].as_u64().unwrap() > 1);
+    let large = steps.iter().find(|s| s["rule"] == "refund_large").unwrap();
+    assert_eq!(
+        (
+            large["decided"].as_bool(),
+            large["outcome"]["applied"].as_str()
+        ),
+        (Some(true), Some("deny"))
+    );
+    // The served limits are untouched by explanations.
+    let p = call(&s, "GET", "/metrics", &[], "").await;
+    assert!(
+        !p.json.as_str().unwrap().contains("writ_decisions_total{"),
+        "{}",
+        p.json
+    );
+}
