@@ -496,3 +496,194 @@ async fn explain_gives_the_steps_with_where_they_are_written() {
         p.json
     );
 }
+
+/// Tokens of an identity provider: EdDSA and RS256, checked with the
+/// public keys the server is given; an algorithm it has no key for, and
+/// a token signed by another key, are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_provider_tokens_are_checked_with_their_public_keys() {
+    use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    let keys = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys");
+    let s = state(
+        "idp",
+        &["examples/seeds/meshguard-openai-support.yaml"],
+        |c| {
+            c.jwt_public_keys = vec![keys.join("ed25519.pub"), keys.join("rs256.pub")];
+            c.jwt_issuer = Some("https://idp.example".into());
+        },
+    );
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = |sub: &str, iss: &str| json!({"sub": sub, "tags": ["openai"], "tier": "trusted", "exp": now + 600, "iat": now, "iss": iss});
+    let sign = |alg: Algorithm, key: &str, claims: &Value| {
+        let pem = std::fs::read(keys.join(key)).unwrap();
+        let k = match alg {
+            Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem).unwrap(),
+            _ => EncodingKey::from_rsa_pem(&pem).unwrap(),
+        };
+        format!(
+            "Bearer {}",
+            jsonwebtoken::encode(&Header::new(alg), claims, &k).unwrap()
+        )
+    };
+    let ask = |sub: &str| format!(r#"{{"agent":"{sub}","action":"read:customer_data"}}"#);
+    for (alg, key) in [
+        (Algorithm::EdDSA, "ed25519.key"),
+        (Algorithm::RS256, "rs256.key"),
+    ] {
+        let t = sign(alg, key, &claims("idp-agent", "https://idp.example"));
+        let a = call(
+            &s,
+            "POST",
+            "/v1/check",
+            &[("authorization", &t)],
+            &ask("idp-agent"),
+        )
+        .await;
+        assert_eq!(a.json["decision"], "allow", "{alg:?}: {}", a.json);
+        // The wrong issuer.
+        let t = sign(alg, key, &claims("idp-agent", "https://evil.example"));
+        let a = call(
+            &s,
+            "POST",
+            "/v1/check",
+            &[("authorization", &t)],
+            &ask("idp-agent"),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{alg:?}");
+    }
+    // HS256 (no secret configured) and RS384 (no key for it): refused.
+    let hs = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims("idp-agent", "https://idp.example"),
+        &EncodingKey::from_secret(b"guessed-secret-guessed-secret-32b").unwrap(),
+    )
+    .unwrap();
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("authorization", &format!("Bearer {hs}"))],
+        &ask("idp-agent"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+    let t = sign(
+        Algorithm::RS384,
+        "rs256.key",
+        &claims("idp-agent", "https://idp.example"),
+    );
+    let a = call(
+        &s,
+        "POST",
+        "/v1/check",
+        &[("authorization", &t)],
+        &ask("idp-agent"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::UNAUTHORIZED);
+}
+
+/// `--bundle-url`: the bundle is fetched at start, polled with its ETag
+/// (a 304 changes nothing), replaced when it changes, and kept when the
+/// new one is corrupt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polled_bundle_url_is_followed_by_its_etag() {
+    use axum::routing::get;
+    use std::sync::Mutex;
+    let compile = |file: &str| {
+        let comp = writ_compiler::compile_files(&[root().join(file)], None);
+        let sources = comp.owned_sources();
+        writ_compiler::bundle::compile_with(
+            comp.checked_set().unwrap(),
+            &sources,
+            None,
+            &comp.programs,
+        )
+        .unwrap()
+    };
+    let first = compile("examples/support.writ");
+    let second = compile("examples/deny-overrides.writ");
+    let served = Arc::new(Mutex::new((first, "\"v1\"".to_owned(), 0usize, 0usize)));
+    let st = Arc::clone(&served);
+    let app = axum::Router::new().route(
+        "/bundle",
+        get(move |headers: axum::http::HeaderMap| {
+            let st = Arc::clone(&st);
+            async move {
+                let mut g = st.lock().unwrap();
+                g.2 += 1;
+                let tag = g.1.clone();
+                if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(tag.as_str())
+                {
+                    g.3 += 1;
+                    return (StatusCode::NOT_MODIFIED, [("etag", tag)], Vec::new());
+                }
+                (StatusCode::OK, [("etag", tag)], g.0.clone())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tmp("poll");
+    let config = Config {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        bundle_url: Some(format!("http://127.0.0.1:{port}/bundle")),
+        bundle_poll: std::time::Duration::from_millis(1000),
+        db_path: dir.join("registry.db"),
+        audit_path: dir.join("audit.db"),
+        ..Config::default()
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(writ_server::run(config, move |addr| {
+        let _ = tx.send(addr);
+    }));
+    let addr = rx.await.unwrap();
+    let policy = || async move {
+        let r = reqwest::get(format!("http://{addr}/v1/policy"))
+            .await
+            .unwrap();
+        serde_json::from_str::<Value>(&r.text().await.unwrap()).unwrap()
+    };
+    let rev1 = policy().await["revision"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(policy().await["revision"], rev1.as_str());
+    assert!(
+        served.lock().unwrap().3 >= 1,
+        "the poll sent no If-None-Match"
+    );
+    {
+        let mut g = served.lock().unwrap();
+        g.0 = second;
+        g.1 = "\"v2\"".into();
+    }
+    let mut rev2 = rev1.clone();
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        rev2 = policy().await["revision"].as_str().unwrap().to_owned();
+        if rev2 != rev1 {
+            break;
+        }
+    }
+    assert_ne!(rev2, rev1, "the new bundle was not picked up");
+    {
+        let mut g = served.lock().unwrap();
+        g.0 = b"not a bundle".to_vec();
+        g.1 = "\"v3\"".into();
+    }
+    let mut p = policy().await;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        p = policy().await;
+        if !p["last_reload_error"].is_null() {
+            break;
+        }
+    }
+    assert!(p["last_reload_error"].as_str().is_some(), "{p}");
+    assert_eq!(
+        p["revision"],
+        rev2.as_str(),
+        "a corrupt bundle replaced the good one"
+    );
+}
