@@ -99,6 +99,11 @@ impl State {
             ),
             None => Arc::new(InProcess::new()),
         };
+        let store_failures = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let store: Arc<dyn LimitStore> = Arc::new(metrics::CountingStore {
+            inner: store,
+            failures: Arc::clone(&store_failures),
+        });
         let key = match &config.verify {
             Some(path) => {
                 Some(writ_compiler::keys::read(path).map_err(|e| ServeError(e.to_string()))?)
@@ -141,7 +146,7 @@ impl State {
             registry,
             verifier,
             audit,
-            metrics: metrics::Metrics::default(),
+            metrics: metrics::Metrics::with_store_failures(store_failures),
             http,
             started: Instant::now(),
         })
@@ -282,11 +287,6 @@ impl State {
         } else {
             d.effect.as_str()
         };
-        if d.reason_text(req)
-            .is_some_and(|r| r.contains("limit store"))
-        {
-            self.metrics.store_failures.fetch_add(1, Relaxed);
-        }
         self.metrics.decision(outcome, d.policy, d.rule, ns);
         f(&d)
     }

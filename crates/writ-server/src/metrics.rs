@@ -30,12 +30,23 @@ pub struct Metrics {
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_ns: AtomicU64,
-    pub store_failures: AtomicU64,
+    /// Shared with the [`CountingStore`] the policies count limits in.
+    pub store_failures: std::sync::Arc<AtomicU64>,
     pub auth_failures: AtomicU64,
     pub requests: AtomicU64,
 }
 
 impl Metrics {
+    /// Counters, the limit store's failures counted in `store_failures`
+    /// (shared with its [`CountingStore`]).
+    #[must_use]
+    pub fn with_store_failures(store_failures: std::sync::Arc<AtomicU64>) -> Metrics {
+        Metrics {
+            store_failures,
+            ..Metrics::default()
+        }
+    }
+
     /// Counts one decision and the time it took.
     pub fn decision(
         &self,
@@ -121,7 +132,7 @@ impl Metrics {
             ),
             (
                 "writ_limit_store_failures_total",
-                "Decisions for which the limit store could not be reached.",
+                "Times the limit store could not be asked (counted whether the decision then denied or allowed).",
                 self.store_failures.load(Relaxed),
             ),
             (
@@ -185,5 +196,44 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("writ_reload_failures_total 1"), "{text}");
+    }
+}
+
+/// A limit store that counts the times it could not be asked (Redis
+/// down, say), whatever the runtime then does (deny, or allow with
+/// `--on-store-failure allow`).
+#[derive(Debug)]
+pub struct CountingStore {
+    pub inner: std::sync::Arc<dyn writ_runtime::LimitStore>,
+    pub failures: std::sync::Arc<AtomicU64>,
+}
+
+impl CountingStore {
+    fn count<T>(
+        &self,
+        r: Result<T, writ_runtime::limiter::Refusal>,
+    ) -> Result<T, writ_runtime::limiter::Refusal> {
+        if let Err(writ_runtime::limiter::Refusal::Unavailable(_)) = &r {
+            self.failures.fetch_add(1, Relaxed);
+        }
+        r
+    }
+}
+
+impl writ_runtime::LimitStore for CountingStore {
+    fn peek(
+        &self,
+        item: &writ_runtime::limiter::Acquire<'_>,
+        now_ms: i64,
+    ) -> Result<(), writ_runtime::limiter::Refusal> {
+        self.count(self.inner.peek(item, now_ms))
+    }
+
+    fn acquire(
+        &self,
+        items: &[writ_runtime::limiter::Acquire<'_>],
+        now_ms: i64,
+    ) -> Result<(), writ_runtime::limiter::Refusal> {
+        self.count(self.inner.acquire(items, now_ms))
     }
 }
