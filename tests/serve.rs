@@ -6,6 +6,8 @@
 //! - Redis goes away: a server denies, naming the limit store, and counts
 //!   the failure in `/metrics`; one started with `--on-store-failure
 //!   allow` allows; both count again once Redis is back.
+//! - Redis stops answering: decisions that count a limit wait for the
+//!   store's timeout, and the rest of the server does not wait with them.
 //! - Reload under load: while clients ask, the policy file flips between
 //!   two policies; every answer comes whole from one of them (its rule
 //!   always with its revision), and a broken file keeps the last good one.
@@ -54,6 +56,11 @@ const TESTS: &[(&str, bool, fn())] = &[
         "redis_down_denies_naming_the_store_or_allows_when_told",
         true,
         redis_down_denies_naming_the_store_or_allows_when_told,
+    ),
+    (
+        "a_redis_that_stops_answering_does_not_stall_the_server",
+        false,
+        a_redis_that_stops_answering_does_not_stall_the_server,
     ),
     (
         "reload_under_load_answers_from_one_revision_at_a_time",
@@ -599,6 +606,74 @@ fn redis_down_denies_naming_the_store_or_allows_when_told() {
         assert_eq!(counter(&m, "writ_limit_store_failures_total", ""), 3, "{m}");
     }
     eprintln!("redis down: {compared} decisions compared");
+}
+
+fn a_redis_that_stops_answering_does_not_stall_the_server() {
+    // A "Redis" that takes connections and never answers (a network
+    // partition, a hung server): each limited decision waits for the
+    // store's timeout (250 ms), one after the other.
+    let hole = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let url = format!("redis://{}/", hole.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for c in hole.incoming() {
+            match c {
+                Ok(c) => held.push(c),
+                Err(_) => break,
+            }
+        }
+    });
+    let dir = TempDir::new("stalled");
+    let policy = dir.path("limits.writ");
+    std::fs::write(&policy, LIMITED).unwrap();
+    let server = Serve::start(
+        &dir,
+        "stalled",
+        &[policy.to_str().unwrap(), "--limits", &url, "--no-watch"],
+    );
+    // More waiting decisions than the server has worker threads on most
+    // machines: about 4 s of them in all.
+    let waiting = 16;
+    let mut compared = 0;
+    std::thread::scope(|s| {
+        let checks: Vec<_> = (0..waiting)
+            .map(|i| {
+                let server = &server;
+                s.spawn(move || server.check(&request(&format!("agent-{i}"), "tool:call")).0)
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        // Meanwhile the server answers what needs no limit at once.
+        for _ in 0..3 {
+            let t = Instant::now();
+            assert_eq!(server.get("/health").status, 200);
+            let (d, _) = server.check(&request("a", "agent:delegate"));
+            assert_eq!(d["rule"], "free", "{d}");
+            compared += 1;
+            assert!(
+                t.elapsed() < Duration::from_millis(1500),
+                "/health and an unlimited decision took {:?} while Redis did not answer",
+                t.elapsed()
+            );
+        }
+        for c in checks {
+            let d = c.join().unwrap();
+            assert_eq!(d["decision"], "deny", "{d}");
+            let reason = d["reason"].as_str().unwrap();
+            assert!(
+                reason.starts_with("the limit store cannot be reached (redis: "),
+                "{reason}"
+            );
+            compared += 1;
+        }
+    });
+    let m = server.metrics();
+    assert_eq!(
+        counter(&m, "writ_limit_store_failures_total", ""),
+        waiting,
+        "{m}"
+    );
+    eprintln!("stalled redis: {compared} decisions compared");
 }
 
 /// Policy A and policy B of the reload test: the same action, each with
