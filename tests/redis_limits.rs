@@ -8,16 +8,9 @@
 //! enough of the oldest amounts age out, for token budgets too (checked
 //! by hand and against [`InProcess`] on the same calls).
 //!
-//! Each test starts its own `redis-server` (from Debian's `redis-server`
-//! package) on a free loopback port. `tests/run` (the README's test
-//! command, which `.ci/run` calls) installs it and sets
-//! `WRIT_REQUIRE_REDIS=1`, so there a missing server fails. A plain `cargo
-//! test` on a machine without `redis-server` runs every other test, and
-//! this binary says once that it skipped these (they show as ignored).
-//!
-//! The binary has its own harness (`libtest-mimic`, `harness = false` in
-//! `Cargo.toml`) so that it can look for the server once and say so once;
-//! filters and `--list` work as with libtest.
+//! Each test starts its own `redis-server` on a free loopback port; when
+//! there is none the tests show as ignored, or fail under `tests/run`
+//! (see `tests/support/redis_harness.rs`).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -26,138 +19,57 @@
     reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
 )]
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
 
 use writ::{Source, compile};
 use writ_runtime::limiter::{Acquire, LimitKind, Refusal, Scope};
 use writ_runtime::model::Rate;
 use writ_runtime::{Effect, InProcess, LimitStore, OnStoreFailure, RedisStore, Request, Runtime};
 
-struct Server {
-    child: Child,
-    port: u16,
+#[path = "support/redis_harness.rs"]
+mod redis_harness;
+#[path = "support/redis.rs"]
+mod redis_server;
+use redis_server::Redis as Server;
+
+/// A store on `server`, its keys under `prefix`.
+fn store(server: &Server, prefix: &str) -> RedisStore {
+    RedisStore::open(&server.url()).unwrap().with_prefix(prefix)
 }
 
-impl Server {
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// A store on this server, its keys under `prefix`.
-    fn store(&self, prefix: &str) -> RedisStore {
-        RedisStore::open(&self.url()).unwrap().with_prefix(prefix)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The tests, by name; `main` runs them (or lists them as ignored when
-/// there is no `redis-server`).
-const TESTS: &[(&str, fn())] = &[
+/// The tests, by name (each needs `redis-server`).
+const TESTS: &[(&str, bool, fn())] = &[
     (
         "processes_sharing_redis_allow_exactly_the_limit_and_fail_closed",
+        true,
         processes_sharing_redis_allow_exactly_the_limit_and_fail_closed,
     ),
     (
         "a_twenty_thousand_request_limit_fills_exactly",
+        true,
         a_twenty_thousand_request_limit_fills_exactly,
     ),
     (
         "retry_after_is_exact_with_mixed_amounts",
+        true,
         retry_after_is_exact_with_mixed_amounts,
     ),
     (
         "a_lost_or_wrong_sum_is_summed_again_from_the_entries",
+        true,
         a_lost_or_wrong_sum_is_summed_again_from_the_entries,
     ),
 ];
 
-/// Why the tests cannot run here, or `None` when `redis-server` starts.
-fn redis_missing() -> Option<String> {
-    match Command::new("redis-server")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-    {
-        Ok(status) if status.success() => None,
-        Ok(status) => Some(format!("`redis-server --version` exited with {status}")),
-        Err(e) => Some(format!("`redis-server` cannot be run: {e}")),
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    let args = libtest_mimic::Arguments::from_args();
-    let missing = redis_missing();
-    if let Some(why) = &missing {
-        if std::env::var_os("WRIT_REQUIRE_REDIS").is_some() {
-            eprintln!(
-                "error: WRIT_REQUIRE_REDIS is set but {why}: install it (apt-get install redis-server)"
-            );
-            return std::process::ExitCode::FAILURE;
-        }
-        eprintln!(
-            "note: {why}: the {} tests of limits shared through Redis are skipped \
-             (shown as ignored); install redis-server, or run `tests/run`, which does",
-            TESTS.len()
-        );
-    }
-    let trials = TESTS
-        .iter()
-        .map(|&(name, test)| {
-            libtest_mimic::Trial::test(name, move || {
-                test();
-                Ok(())
-            })
-            .with_ignored_flag(missing.is_some())
-        })
-        .collect();
-    libtest_mimic::run(&args, trials).exit_code()
+    redis_harness::run(TESTS, "limits shared through Redis")
 }
 
-/// A server of the test's own (`main` has checked that `redis-server` runs).
+/// A server of the test's own.
 fn start() -> Server {
-    // A port the system just handed out, so free a moment ago (each test
-    // has its own server: they run at the same time).
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("cannot start redis-server ({e}): install it (apt-get install redis-server)")
-        });
-    let server = Server { child, port };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
+    Server::start(None)
 }
 
 fn runtime(url: &str, prefix: &str, on_failure: OnStoreFailure) -> Runtime {
@@ -365,7 +277,7 @@ fn both(
 
 fn retry_after_is_exact_with_mixed_amounts() {
     let server = start();
-    let redis = server.store("mixed");
+    let redis = store(&server, "mixed");
     let local = InProcess::new();
     let stores: [&dyn LimitStore; 2] = [&redis, &local];
     let s = 1000;
@@ -504,7 +416,7 @@ fn cli(server: &Server, args: &[&str]) -> String {
 
 fn a_lost_or_wrong_sum_is_summed_again_from_the_entries() {
     let server = start();
-    let redis = server.store("lost");
+    let redis = store(&server, "lost");
     let s = 1000;
     for (amount, ms) in [(30, 0), (50, 10 * s), (20, 20 * s)] {
         redis.acquire(&[tokens(100, amount)], at_ms(ms)).unwrap();

@@ -28,55 +28,18 @@
 //! The store's call timeout is the default 250 ms, so a call slower than
 //! that would be denied: the fill checks that none is.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use writ_runtime::{Effect, OnStoreFailure, RedisStore, Request, Runtime};
 
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+#[path = "../../tests/support/redis.rs"]
+mod redis_server;
+use redis_server::Redis as Server;
 
 fn start() -> Server {
-    // A port the system just handed out, so free a moment ago.
-    let port = std::net::TcpListener::bind(("127.0.0.1", 0))
-        .and_then(|l| l.local_addr())
-        .expect("a free loopback port")
-        .port();
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("redis-server (apt-get install redis-server)");
-    let server = Server { child, port };
-    let start = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "redis-server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    server
+    Server::start(None)
 }
 
 /// `redis-cli` on the server (from the same Debian package).
@@ -195,7 +158,7 @@ fn main() {
         sizes
     };
     let server = start();
-    let url = format!("redis://127.0.0.1:{}/", server.port);
+    let url = server.url();
     println!(
         "redis_limits: {}",
         cli(server.port, &["INFO", "server"])

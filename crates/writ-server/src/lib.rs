@@ -279,7 +279,11 @@ impl State {
         f: impl FnOnce(&Decision<'_>) -> R,
     ) -> R {
         let t = Instant::now();
-        let d = loaded.runtime.check(req);
+        let d = if self.config.limits.is_some() {
+            blocking(|| loaded.runtime.check(req))
+        } else {
+            loaded.runtime.check(req)
+        };
         let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.audit.record(req, &d, &loaded.revision_arc);
         let outcome = if d.retry_after_s.is_some() {
@@ -289,6 +293,21 @@ impl State {
         };
         self.metrics.decision(outcome, d.policy, d.rule, ns);
         f(&d)
+    }
+}
+
+/// Runs `f`, which may wait on the network (a decision counting a limit
+/// in Redis waits up to the store's timeout), without holding up other
+/// requests: on a multi-threaded runtime (the server's) the worker hands
+/// its other tasks to another thread first. Otherwise a Redis that stops
+/// answering would take every worker, and `/health` and decisions without
+/// limits would wait with them.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
     }
 }
 

@@ -74,9 +74,11 @@ pub fn start(state: &Shared) -> Watcher {
 fn watch(state: &Shared) -> Option<notify::RecommendedWatcher> {
     use notify::Watcher as _;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let own = own_files(&state.config);
     let mut w = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
         if let Ok(e) = e
             && !e.kind.is_access()
+            && !e.paths.iter().all(|p| is_own(&own, p))
         {
             let _ = tx.send(());
         }
@@ -118,6 +120,31 @@ fn watch(state: &Shared) -> Option<notify::RecommendedWatcher> {
     Some(w)
 }
 
+/// The names of the files the server itself writes: the audit log and
+/// the registry (SQLite adds `-wal`, `-shm` and `-journal` to them).
+fn own_files(config: &crate::Config) -> Vec<std::ffi::OsString> {
+    [&config.audit_path, &config.db_path]
+        .into_iter()
+        .filter_map(|p| p.file_name().map(std::ffi::OsStr::to_owned))
+        .collect()
+}
+
+/// Whether a change at `path` is the server's own writing (when its audit
+/// log or registry sits beside the policy, as the defaults in the working
+/// directory do): every decision would otherwise recompile the policy.
+/// Only the name is compared (the watched directories hold the policy); a
+/// policy file is never the server's own.
+fn is_own(own: &[std::ffi::OsString], path: &std::path::Path) -> bool {
+    let Some(name) = path.file_name() else {
+        return false;
+    };
+    let name = name.to_string_lossy();
+    !writ_compiler::inputs::is_policy_file(&name)
+        && own
+            .iter()
+            .any(|o| name.starts_with(o.to_string_lossy().as_ref()))
+}
+
 async fn poll_once(s: &Shared, etag: &mut Option<String>) {
     let Source::Fetched { url, .. } = s.policies.source() else {
         return;
@@ -154,5 +181,31 @@ async fn poll_once(s: &Shared, etag: &mut Option<String>) {
             *etag = tag;
         }
         report("bundle poll", r);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_servers_own_files_are_told_apart_from_the_policy() {
+        let config = crate::Config {
+            audit_path: "logs/writ-audit.db".into(),
+            db_path: "writ-serve.db".into(),
+            ..crate::Config::default()
+        };
+        let own = own_files(&config);
+        for path in [
+            "./writ-audit.db",
+            "/srv/policies/writ-audit.db-wal",
+            "writ-serve.db-journal",
+        ] {
+            assert!(is_own(&own, Path::new(path)), "{path}");
+        }
+        for path in ["./policy.writ", "/srv/writ-serve.db.yaml", "audit.db", "/"] {
+            assert!(!is_own(&own, Path::new(path)), "{path}");
+        }
     }
 }
