@@ -12,8 +12,10 @@
 //!   `WRIT_BENCH_SECONDS` seconds (10), with the requests/s and the p50
 //!   and p99 latencies, and the server's CPU use (if under ~95 %, the load
 //!   generator, not the server, was the limit);
-//! - the p99 at half that rate (`oha -q`, latency counted from when each
-//!   request was due: `--latency-correction`);
+//! - the p99 at half that rate (`oha -q`), twice: with latency counted
+//!   from when each request was due (`--latency-correction`: a stall
+//!   delays the requests behind it, and they count it), and from when
+//!   each was sent;
 //!
 //! and counts errors: connection errors and any answer but the expected
 //! status. Targets:
@@ -36,15 +38,17 @@
 //! `default` is tokio's multi-thread runtime as `writ serve` starts it
 //! (pinned to one core: one worker, plus the thread that accepts), `N` is
 //! `--threads N` (1: a current-thread runtime). Every decision of `writ
-//! serve` goes to its audit log (SQLite, the default) in a temporary
-//! folder, whose writer threads share core 0 with the server.
+//! serve` goes to its audit log in a temporary folder (SQLite, the
+//! default; JSON Lines with `WRIT_BENCH_AUDIT=jsonl`), whose writer
+//! threads share core 0 with the server.
 //!
 //! Programs: `oha` from `WRIT_BENCH_OHA`, else PATH, else ~/.cargo/bin
 //! (`cargo install oha --locked`); `writ` from `WRIT_CLI`, else built
 //! with `cargo build --release --locked -p writ`.
 //!
 //! Prints a markdown table and the ratios to the targets: writ / floor
-//! ≥ 70 %, writ / aegis ≥ 20×, p99 at half rate ≤ 2 ms. Exits non-zero
+//! ≥ 70 % (also per CPU second, for when oha could not keep the floor
+//! busy), writ / aegis ≥ 20×, p99 at half rate ≤ 2 ms. Exits non-zero
 //! when a run had errors.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
@@ -81,6 +85,8 @@ struct Settings {
     floor: PathBuf,
     aegis_python: Option<PathBuf>,
     runtimes: Vec<Option<u16>>,
+    /// `WRIT_BENCH_AUDIT=jsonl`: writ serve's audit log in JSON Lines.
+    jsonl_audit: bool,
     root: PathBuf,
     tmp: PathBuf,
 }
@@ -182,6 +188,11 @@ fn settings() -> Result<Settings, String> {
             .filter(|p| !p.is_empty())
             .map(PathBuf::from),
         runtimes,
+        jsonl_audit: match std::env::var("WRIT_BENCH_AUDIT").as_deref() {
+            Ok("jsonl") => true,
+            Ok("sqlite" | "") | Err(_) => false,
+            Ok(other) => return Err(format!("WRIT_BENCH_AUDIT={other}: sqlite or jsonl")),
+        },
         root,
         tmp,
     })
@@ -459,7 +470,8 @@ fn oha(
     load: &Load,
     url: &str,
     seconds: u64,
-    rate: Option<f64>,
+    // A rate, and whether latency counts from when a request was due.
+    rate: Option<(f64, bool)>,
     pid: u32,
 ) -> Result<Run, String> {
     let mut cmd = Command::new("taskset");
@@ -476,8 +488,11 @@ fn oha(
         .args(["-z", &format!("{seconds}s")])
         .args(["-c", &s.connections.to_string()])
         .args(["-m", load.method]);
-    if let Some(q) = rate {
-        cmd.args(["-q", &format!("{q:.0}"), "--latency-correction"]);
+    if let Some((q, due)) = rate {
+        cmd.args(["-q", &format!("{q:.0}")]);
+        if due {
+            cmd.arg("--latency-correction");
+        }
     }
     for (k, v) in &load.headers {
         cmd.arg("-H").arg(format!("{k}: {v}"));
@@ -546,7 +561,16 @@ struct Row {
     runtime: String,
     threads: usize,
     max: Run,
+    /// At half `max`'s rate, latency from when each request was due.
     half: Run,
+    /// The same, from when each was sent.
+    half_sent: Run,
+}
+
+impl Row {
+    fn errors(&self) -> u64 {
+        self.max.errors + self.half.errors + self.half_sent.errors
+    }
 }
 
 /// Checks a first answer, then measures.
@@ -580,16 +604,28 @@ fn measure(
         max.server_core * 100.0,
         max.load_core * 100.0
     );
-    let half = oha(s, load, &url, s.seconds, Some(max.rps / 2.0), server.pid())?;
-    eprintln!(
-        "  at {:.0} req/s: {:.0} req/s, p50 {}, p99 {}, {} errors, server CPU {:.0} %",
-        max.rps / 2.0,
-        half.rps,
-        time(half.p50_s),
-        time(half.p99_s),
-        half.errors,
-        half.cpu * 100.0
-    );
+    let mut halves = [Run::default(); 2];
+    for (due, half) in [true, false].into_iter().zip(&mut halves) {
+        *half = oha(
+            s,
+            load,
+            &url,
+            s.seconds,
+            Some((max.rps / 2.0, due)),
+            server.pid(),
+        )?;
+        eprintln!(
+            "  at {:.0} req/s, latency from when {}: {:.0} req/s, p50 {}, p99 {}, {} errors, server CPU {:.0} %",
+            max.rps / 2.0,
+            if due { "due" } else { "sent" },
+            half.rps,
+            time(half.p50_s),
+            time(half.p99_s),
+            half.errors,
+            half.cpu * 100.0
+        );
+    }
+    let [half, half_sent] = halves;
     Ok(Row {
         key,
         name: name.to_owned(),
@@ -597,6 +633,7 @@ fn measure(
         threads: threads_of(server.pid()),
         max,
         half,
+        half_sent,
     })
 }
 
@@ -651,7 +688,13 @@ fn writ_args(s: &Settings, dir: &Path, policy: &str, threads: Option<u16>) -> Ve
         "--db-path".to_owned(),
         dir.join("writ-serve.db").display().to_string(),
         "--audit-path".to_owned(),
-        dir.join("writ-audit.db").display().to_string(),
+        dir.join(if s.jsonl_audit {
+            "writ-audit.jsonl"
+        } else {
+            "writ-audit.db"
+        })
+        .display()
+        .to_string(),
     ];
     args.extend(threads_args(threads));
     args
@@ -901,19 +944,24 @@ fn run() -> Result<bool, String> {
 
     println!();
     println!(
-        "`writ serve` over HTTP: server on core {SERVER_CPU}, oha on core {LOAD_CPU} (1 thread), {} connections, keep-alive, {} s a run; machine: {}",
+        "`writ serve` over HTTP: server on core {SERVER_CPU}, oha on core {LOAD_CPU} (1 thread), {} connections, keep-alive, {} s a run; writ's audit log {}; machine: {}",
         s.connections,
         s.seconds,
+        if s.jsonl_audit {
+            "JSON Lines"
+        } else {
+            "SQLite"
+        },
         machine()
     );
     println!();
     println!(
-        "| | target | runtime | threads | req/s | p50 | p99 | p99 at half rate | errors | CPU at max: server / its core / oha's core |"
+        "| | target | runtime | threads | req/s | p50 | p99 | p99 at half rate: from when due / sent | errors | CPU at max: server / its core / oha's core |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         println!(
-            "| ({}) | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.0} / {:.0} / {:.0} % |",
+            "| ({}) | {} | {} | {} | {:.0} | {} | {} | {} / {} | {} | {:.0} / {:.0} / {:.0} % |",
             r.key,
             r.name,
             r.runtime,
@@ -922,7 +970,8 @@ fn run() -> Result<bool, String> {
             time(r.max.p50_s),
             time(r.max.p99_s),
             time(r.half.p99_s),
-            r.max.errors + r.half.errors,
+            time(r.half_sent.p99_s),
+            r.errors(),
             r.max.cpu * 100.0,
             r.max.server_core * 100.0,
             r.max.load_core * 100.0
@@ -939,12 +988,17 @@ fn run() -> Result<bool, String> {
         for key in ['b', 'c'] {
             let Some(w) = find(key, &rt) else { continue };
             let floor_ratio = w.max.rps / a.max.rps;
+            let per_cpu = (w.max.rps / w.max.cpu) / (a.max.rps / a.max.cpu);
             println!(
-                "- ({key}) [{rt}]: writ / floor {:.0} % (target ≥ 70 %: {}); p99 at half rate {} (target ≤ 2 ms: {})",
+                "- ({key}) [{rt}]: writ / floor {:.0} % (target ≥ 70 %: {}), {:.0} % per CPU second; p99 at half rate {} from when due, {} from when sent (target ≤ 2 ms: {}; the floor's: {} / {})",
                 floor_ratio * 100.0,
                 verdict(floor_ratio >= 0.7),
+                per_cpu * 100.0,
                 time(w.half.p99_s),
-                verdict(w.half.p99_s <= 0.002)
+                time(w.half_sent.p99_s),
+                verdict(w.half.p99_s <= 0.002),
+                time(a.half.p99_s),
+                time(a.half_sent.p99_s)
             );
             if let Some(d) = aegis_row {
                 let x = w.max.rps / d.max.rps;
@@ -966,18 +1020,26 @@ fn run() -> Result<bool, String> {
             );
         } else if r.max.cpu < 0.9 && r.max.load_core > 0.9 {
             println!(
-                "- note: ({}) [{}] used {:.0} % of its core at the most it answered while oha's core was {:.0} % busy: the load generator was the limit, so this req/s is a lower bound",
+                "- note: ({}) [{}] used {:.0} % of its core at the most it answered while oha's core was {:.0} % busy: the load generator was the limit, so this req/s is a lower bound (at that CPU cost, a whole core would answer about {:.0} req/s)",
                 r.key,
                 r.runtime,
                 r.max.cpu * 100.0,
-                r.max.load_core * 100.0
+                r.max.load_core * 100.0,
+                r.max.rps / r.max.cpu
             );
         }
-        if r.max.errors + r.half.errors > 0 || r.max.requests == 0 {
+        if r.errors() > 0 || r.max.requests == 0 {
             ok = false;
             println!(
-                "- ERRORS: ({}) [{}]: {} of {} answers at the most, {} of {} at half rate",
-                r.key, r.runtime, r.max.errors, r.max.requests, r.half.errors, r.half.requests
+                "- ERRORS: ({}) [{}]: {} of {} answers at the most, {} of {} and {} of {} at half rate",
+                r.key,
+                r.runtime,
+                r.max.errors,
+                r.max.requests,
+                r.half.errors,
+                r.half.requests,
+                r.half_sent.errors,
+                r.half_sent.requests
             );
         }
     }
