@@ -91,6 +91,10 @@ pub struct Args {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, value_name = "PEM")]
     pub tls_key: Option<PathBuf>,
+    /// Threads that serve requests (default: one per core the process may
+    /// run on). 1 serves everything on one thread, with no work stealing.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
 }
 
 pub fn run(args: &Args) -> ExitCode {
@@ -138,10 +142,7 @@ pub fn run(args: &Args) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match writ_server::runtime(args.threads) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the server's runtime: {e}");

@@ -348,24 +348,65 @@ async fn count_requests(
     }
 }
 
-/// Fetches a bundle URL (at start).
+/// Fetches a bundle URL (at start). On a multi-thread runtime the worker
+/// blocks in place (its other tasks move on); a current-thread runtime
+/// cannot, so the fetch runs on a thread and runtime of its own.
 fn fetch_blocking(url: &str) -> Result<Vec<u8>, ServeError> {
-    let handle = tokio::runtime::Handle::try_current()
-        .map_err(|_| ServeError("fetching a bundle needs the server's runtime".to_owned()))?;
-    tokio::task::block_in_place(|| {
-        handle.block_on(async {
-            let r = reqwest::get(url)
-                .await
-                .map_err(|e| ServeError(format!("{url}: {e}")))?;
-            if !r.status().is_success() {
-                return Err(ServeError(format!("{url}: HTTP {}", r.status())));
-            }
-            r.bytes()
-                .await
-                .map(|b| b.to_vec())
-                .map_err(|e| ServeError(format!("{url}: {e}")))
-        })
-    })
+    let fetch = async {
+        let r = reqwest::get(url)
+            .await
+            .map_err(|e| ServeError(format!("{url}: {e}")))?;
+        if !r.status().is_success() {
+            return Err(ServeError(format!("{url}: HTTP {}", r.status())));
+        }
+        r.bytes()
+            .await
+            .map(|b| b.to_vec())
+            .map_err(|e| ServeError(format!("{url}: {e}")))
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(fetch))
+        }
+        _ => std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(|e| ServeError(format!("{url}: {e}")))?
+                        .block_on(fetch)
+                })
+                .join()
+                .unwrap_or_else(|_| Err(ServeError(format!("{url}: the fetch failed"))))
+        }),
+    }
+}
+
+/// The runtime `writ serve` runs on: tokio's multi-thread runtime with
+/// one worker per core the process may run on, or `threads` workers; with
+/// `threads` 1, a current-thread runtime (everything on one thread, no
+/// work stealing).
+///
+/// # Errors
+/// `threads` 0, or a runtime that cannot start.
+pub fn runtime(threads: Option<u16>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = match threads {
+        Some(0) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the server needs at least one thread",
+            ));
+        }
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(usize::from(n));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
+    builder.enable_all().build()
 }
 
 /// Serves until SIGTERM or Ctrl-C; reloads on SIGHUP and on change.
@@ -428,3 +469,19 @@ async fn shutdown() {
 
 mod reload;
 pub mod tls;
+
+#[cfg(test)]
+mod tests {
+    use tokio::runtime::RuntimeFlavor;
+
+    #[test]
+    fn threads_choose_the_runtime() {
+        let flavor = |t| super::runtime(t).map(|r| r.handle().runtime_flavor());
+        assert_eq!(flavor(Some(1)).ok(), Some(RuntimeFlavor::CurrentThread));
+        assert_eq!(flavor(Some(2)).ok(), Some(RuntimeFlavor::MultiThread));
+        assert_eq!(flavor(None).ok(), Some(RuntimeFlavor::MultiThread));
+        let workers = super::runtime(Some(3)).map(|r| r.metrics().num_workers());
+        assert_eq!(workers.ok(), Some(3));
+        assert!(super::runtime(Some(0)).is_err());
+    }
+}

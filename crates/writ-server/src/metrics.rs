@@ -23,10 +23,14 @@ const BUCKETS: [f64; 12] = [
     0.025,
 ];
 
+/// Decision counts by outcome, then policy, then rule: nested so that
+/// counting a decision seen before allocates nothing.
+type Counts = HashMap<&'static str, HashMap<String, HashMap<String, u64>>>;
+
 /// The server's counters.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    decisions: Mutex<HashMap<(&'static str, String, String), u64>>,
+    decisions: Mutex<Counts>,
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_ns: AtomicU64,
@@ -60,12 +64,18 @@ impl Metrics {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            let key = (
-                outcome,
-                policy.unwrap_or("").to_owned(),
-                rule.unwrap_or("").to_owned(),
-            );
-            *m.entry(key).or_insert(0) += 1;
+            let policies = m.entry(outcome).or_default();
+            let (policy, rule) = (policy.unwrap_or(""), rule.unwrap_or(""));
+            if !policies.contains_key(policy) {
+                policies.insert(policy.to_owned(), HashMap::new());
+            }
+            if let Some(rules) = policies.get_mut(policy) {
+                if let Some(n) = rules.get_mut(rule) {
+                    *n += 1;
+                } else {
+                    rules.insert(rule.to_owned(), 1);
+                }
+            }
         }
         let secs = ns as f64 / 1e9;
         for (b, bound) in self.buckets.iter().zip(BUCKETS) {
@@ -83,13 +93,20 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP writ_decisions_total Decisions by outcome, policy and rule.\n");
         out.push_str("# TYPE writ_decisions_total counter\n");
-        let mut rows: Vec<((&'static str, String, String), u64)> = match self.decisions.lock() {
-            Ok(g) => g.iter().map(|(k, v)| (k.clone(), *v)).collect(),
-            Err(p) => p
-                .into_inner()
-                .iter()
-                .map(|(k, v)| (k.clone(), *v))
-                .collect(),
+        let mut rows: Vec<((&'static str, String, String), u64)> = {
+            let m = match self.decisions.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            m.iter()
+                .flat_map(|(outcome, policies)| {
+                    policies.iter().flat_map(move |(policy, rules)| {
+                        rules
+                            .iter()
+                            .map(move |(rule, n)| ((*outcome, policy.clone(), rule.clone()), *n))
+                    })
+                })
+                .collect()
         };
         rows.sort();
         for ((outcome, policy, rule), n) in rows {
@@ -196,6 +213,32 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("writ_reload_failures_total 1"), "{text}");
+    }
+
+    #[test]
+    fn the_same_decision_counts_up_and_others_apart() {
+        let m = Metrics::default();
+        for _ in 0..3 {
+            m.decision("allow", Some("p"), Some("r"), 10);
+        }
+        m.decision("allow", Some("p"), Some("s"), 10);
+        m.decision("deny", Some("p"), Some("r"), 10);
+        m.decision("allow", None, Some("r"), 10);
+        let text = m.render((0, 0), 0, "abc");
+        let rows: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("writ_decisions_total{"))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                "writ_decisions_total{outcome=\"allow\",policy=\"\",rule=\"r\"} 1",
+                "writ_decisions_total{outcome=\"allow\",policy=\"p\",rule=\"r\"} 3",
+                "writ_decisions_total{outcome=\"allow\",policy=\"p\",rule=\"s\"} 1",
+                "writ_decisions_total{outcome=\"deny\",policy=\"p\",rule=\"r\"} 1",
+            ],
+            "{text}"
+        );
     }
 }
 
