@@ -215,13 +215,19 @@ fn load(
             (bytes, vec![url.clone()], key.as_ref())
         }
     };
-    let runtime = match key {
-        Some(k) => Runtime::from_bytes_verified(&bytes, k),
-        None => Runtime::from_vec(bytes.clone()),
-    }
-    .map_err(|e| LoadFailure(format!("{}: {e}", files.join(", "))))?;
-    let model = writ_runtime::read_model(&bytes)
-        .map_err(|e| LoadFailure(format!("{}: {e}", files.join(", "))))?;
+    let fail = |e: writ_runtime::LoadError| LoadFailure(format!("{}: {e}", files.join(", ")));
+    // A signed bundle is verified before anything else reads it; an
+    // unsigned one is handed to the runtime without a copy.
+    let (runtime, model) = match key {
+        Some(k) => {
+            let runtime = Runtime::from_bytes_verified(&bytes, k).map_err(fail)?;
+            (runtime, writ_runtime::read_model(&bytes).map_err(fail)?)
+        }
+        None => {
+            let model = writ_runtime::read_model(&bytes).map_err(fail)?;
+            (Runtime::from_vec(bytes).map_err(fail)?, model)
+        }
+    };
     let runtime = runtime.with_limit_store(Arc::clone(store), on_failure);
     Ok(Loaded {
         revision: hex(&runtime.header().revision),

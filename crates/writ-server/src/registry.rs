@@ -8,9 +8,6 @@ use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-/// Tiers, lowest to highest.
-pub const TIERS: [&str; 4] = ["untrusted", "verified", "trusted", "privileged"];
-
 /// MeshGuard's other names for tiers, to writ's.
 #[must_use]
 pub fn tier_name(text: &str) -> Option<&'static str> {
