@@ -198,3 +198,48 @@ fn the_code_map_matches_the_crates() {
     crates.sort();
     assert_eq!(mapped, crates, "ARCHITECTURE.md's code map against crates/");
 }
+
+/// Every fuzz target has a committed seed corpus: CI runs each target on
+/// `fuzz/corpus/<target>/`, and libFuzzer exits at once when that directory
+/// is missing (a clean clone has only what git tracks, and `fuzz/.gitignore`
+/// keeps only files named `seed-*`). Asked of git, not of the disk, so a
+/// seed written but never added fails here rather than in CI.
+#[test]
+fn every_fuzz_target_has_committed_seeds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut targets: Vec<String> = std::fs::read_dir(root.join("fuzz/fuzz_targets"))
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    name.strip_suffix(".rs").map(str::to_owned)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    targets.sort();
+    assert!(
+        targets.len() >= 6,
+        "found only {targets:?} under fuzz/fuzz_targets"
+    );
+    let out = std::process::Command::new("git")
+        .args(["ls-files", "--", "fuzz/corpus"])
+        .current_dir(root)
+        .output();
+    let Some(out) = out.ok().filter(|o| o.status.success()) else {
+        panic!("`git ls-files fuzz/corpus` failed: this test needs the git checkout");
+    };
+    let tracked = String::from_utf8_lossy(&out.stdout);
+    let missing: Vec<&String> = targets
+        .iter()
+        .filter(|t| {
+            let prefix = format!("fuzz/corpus/{t}/seed-");
+            !tracked.lines().any(|l| l.starts_with(&prefix))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "fuzz targets with no committed seed (git add fuzz/corpus/<target>/seed-*): {missing:?}"
+    );
+    println!("{} fuzz targets, each with committed seeds", targets.len());
+}

@@ -5,9 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use axum::http::StatusCode;
 use rusqlite::{Connection, OpenFlags, params_from_iter};
 use writ_audit::{AuditLog, AuditOptions, Format};
 use writ_runtime::{Decision, Request};
+
+use crate::error::ApiError;
 
 /// The server's audit log.
 #[derive(Debug)]
@@ -27,6 +30,26 @@ pub struct Query {
     /// Unix milliseconds, inclusive.
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+}
+
+/// The audit query's answer to a JSON Lines log.
+fn not_queryable(path: &Path) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        "audit_not_queryable",
+        format!(
+            "the audit log {} is JSON Lines; the audit query reads an SQLite log (--audit-path ending in .db)",
+            path.display()
+        ),
+    )
+}
+
+/// What the audit log holds, counted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counts {
+    pub total: u64,
+    pub allowed: u64,
+    pub denied: u64,
 }
 
 /// One record, as the audit query returns it.
@@ -83,14 +106,47 @@ impl Audit {
     /// Records matching `q`, newest first.
     ///
     /// # Errors
-    /// When the log is not SQLite or cannot be read.
-    pub fn query(&self, q: &Query) -> Result<Vec<Entry>, String> {
+    /// [`ApiError`] 501 `audit_not_queryable` when the log is JSON Lines;
+    /// 500 when it cannot be read.
+    pub fn query(&self, q: &Query) -> Result<Vec<Entry>, ApiError> {
         if !self.sqlite {
-            return Err(format!(
-                "the audit log {} is JSON Lines; the audit query reads an SQLite log (--audit-path ending in .db)",
-                self.path.display()
-            ));
+            return Err(not_queryable(&self.path));
         }
+        self.query_sqlite(q).map_err(ApiError::internal)
+    }
+
+    /// How many records the log holds, allowed and denied, counted by
+    /// SQLite (the records are not read into memory).
+    ///
+    /// # Errors
+    /// As [`Audit::query`].
+    pub fn counts(&self) -> Result<Counts, ApiError> {
+        if !self.sqlite {
+            return Err(not_queryable(&self.path));
+        }
+        self.count_sqlite().map_err(ApiError::internal)
+    }
+
+    fn count_sqlite(&self) -> Result<Counts, String> {
+        self.flush()?;
+        let db = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        db.query_row(
+            "SELECT COUNT(*), COALESCE(SUM(decision = 'allow'), 0), COALESCE(SUM(decision = 'deny'), 0) FROM audit",
+            [],
+            |r| {
+                let n = |i: usize| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
+                Ok(Counts {
+                    total: n(0)?,
+                    allowed: n(1)?,
+                    denied: n(2)?,
+                })
+            },
+        )
+        .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    fn query_sqlite(&self, q: &Query) -> Result<Vec<Entry>, String> {
         self.flush()?;
         let db = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| format!("{}: {e}", self.path.display()))?;

@@ -611,7 +611,7 @@ async fn audit(
     let s2 = std::sync::Arc::clone(&s);
     let rows = match tokio::task::spawn_blocking(move || s2.audit.query(&query)).await {
         Ok(Ok(rows)) => rows,
-        Ok(Err(e)) => return ApiError::internal(e).into_response(),
+        Ok(Err(e)) => return e.into_response(),
         Err(e) => return ApiError::internal(e.to_string()).into_response(),
     };
     let names: BTreeMap<String, String> = s
@@ -661,24 +661,12 @@ async fn audit_stats(State(s): State<Shared>, headers: HeaderMap) -> Response {
         return e.into_response();
     }
     let s2 = std::sync::Arc::clone(&s);
-    let count = move |decision: Option<&str>| {
-        let q = crate::audit::Query {
-            limit: usize::MAX >> 1,
-            decision: decision.map(str::to_owned),
-            ..crate::audit::Query::default()
-        };
-        s2.audit.query(&q).map(|r| r.len())
-    };
-    let result = tokio::task::spawn_blocking(move || {
-        Ok::<_, String>((count(None)?, count(Some("allow"))?, count(Some("deny"))?))
-    })
-    .await;
-    match result {
-        Ok(Ok((total, allowed, denied))) => Json(serde_json::json!({
-            "total": total, "allowed": allowed, "denied": denied, "period": "all",
+    match tokio::task::spawn_blocking(move || s2.audit.counts()).await {
+        Ok(Ok(c)) => Json(serde_json::json!({
+            "total": c.total, "allowed": c.allowed, "denied": c.denied, "period": "all",
         }))
         .into_response(),
-        Ok(Err(e)) => ApiError::internal(e).into_response(),
+        Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
     }
 }

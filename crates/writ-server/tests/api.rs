@@ -687,3 +687,49 @@ async fn a_polled_bundle_url_is_followed_by_its_etag() {
         "a corrupt bundle replaced the good one"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_query_and_stats_count_in_sqlite_and_refuse_json_lines() {
+    let admin = [("x-admin-token", ADMIN)];
+    let s = state("audit-stats", &["examples/support.writ"], |c| {
+        c.admin_token = Some(ADMIN.to_owned());
+    });
+    let big = README_REQUEST.replace("79.99", "5000");
+    for body in [README_REQUEST, &big, &big] {
+        let a = call(&s, "POST", "/v1/check", &[], body).await;
+        assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    }
+    let stats = call(&s, "GET", "/admin/audit/stats", &admin, "").await;
+    assert_eq!(stats.status, StatusCode::OK, "{}", stats.json);
+    assert_eq!(
+        (
+            &stats.json["total"],
+            &stats.json["allowed"],
+            &stats.json["denied"]
+        ),
+        (&Value::from(3), &Value::from(1), &Value::from(2)),
+        "{}",
+        stats.json
+    );
+    let denied = call(&s, "GET", "/admin/audit?decision=deny&limit=10", &admin, "").await;
+    assert_eq!(
+        denied.json["entries"].as_array().map(Vec::len),
+        Some(2),
+        "{}",
+        denied.json
+    );
+
+    // A JSON Lines log records decisions but cannot be queried: a 501
+    // with a code that says so, not a 500.
+    let j = state("audit-jsonl", &["examples/support.writ"], |c| {
+        c.admin_token = Some(ADMIN.to_owned());
+        c.audit_path = c.audit_path.with_extension("jsonl");
+    });
+    call(&j, "POST", "/v1/check", &[], README_REQUEST).await;
+    for uri in ["/admin/audit?limit=5", "/admin/audit/stats"] {
+        let a = call(&j, "GET", uri, &admin, "").await;
+        assert_eq!(a.status, StatusCode::NOT_IMPLEMENTED, "{uri}: {}", a.json);
+        assert_eq!(a.json["error"], "audit_not_queryable", "{uri}");
+        assert!(a.json["message"].as_str().unwrap().contains(".db"), "{uri}");
+    }
+}
