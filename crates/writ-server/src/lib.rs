@@ -296,6 +296,23 @@ impl State {
     }
 }
 
+/// The request's headers, taken out of it rather than copied (axum's
+/// `HeaderMap` extractor clones them, an allocation per header on every
+/// request). Handlers take them before the body, which needs none of them.
+#[derive(Debug)]
+pub struct Headers(pub HeaderMap);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Headers {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Headers, Self::Rejection> {
+        Ok(Headers(std::mem::take(&mut parts.headers)))
+    }
+}
+
 /// Runs `f`, which may wait on the network (a decision counting a limit
 /// in Redis waits up to the store's timeout), without holding up other
 /// requests: on a multi-threaded runtime (the server's) the worker hands

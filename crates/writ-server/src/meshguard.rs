@@ -17,6 +17,7 @@ use axum::routing::{any, get};
 use serde_json::{Map, Value as Json_};
 use writ_runtime::{Decision, Effect, Request};
 
+use crate::Headers;
 use crate::error::ApiError;
 use crate::native::is_admin;
 use crate::registry::{self, Agent};
@@ -178,7 +179,7 @@ fn decide(
     })
 }
 
-async fn check(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn check(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     let who = match s.authenticate(&headers, true) {
         Ok(Some(w)) => w,
         Ok(None) => return ApiError::unauthorized("a bearer token is required").into_response(),
@@ -253,7 +254,7 @@ async fn proxy(
     Path(path): Path<String>,
     method: Method,
     uri: Uri,
-    headers: HeaderMap,
+    Headers(headers): Headers,
     body: axum::body::Bytes,
 ) -> Response {
     let who = match s.authenticate(&headers, true) {
@@ -375,7 +376,7 @@ fn agent_json(a: &Agent) -> Map<String, Json_> {
     m
 }
 
-async fn list_agents(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn list_agents(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     if let Err(e) = admin(&s, &headers) {
         return e.into_response();
     }
@@ -413,7 +414,11 @@ fn tier_of(text: Option<&str>) -> Result<Option<&'static str>, ApiError> {
     }
 }
 
-async fn create_agent(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+async fn create_agent(
+    State(s): State<Shared>,
+    Headers(headers): Headers,
+    body: String,
+) -> Response {
     if let Err(e) = admin(&s, &headers) {
         return e.into_response();
     }
@@ -465,7 +470,7 @@ async fn create_agent(State(s): State<Shared>, headers: HeaderMap, body: String)
 
 async fn get_agent(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Headers(headers): Headers,
     Path(id): Path<String>,
 ) -> Response {
     if let Err(e) = admin(&s, &headers) {
@@ -480,7 +485,7 @@ async fn get_agent(
 
 async fn update_agent(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Headers(headers): Headers,
     Path(id): Path<String>,
     body: String,
 ) -> Response {
@@ -509,7 +514,7 @@ async fn update_agent(
 
 async fn revoke_agent(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Headers(headers): Headers,
     Path(id): Path<String>,
 ) -> Response {
     if let Err(e) = admin(&s, &headers) {
@@ -537,7 +542,7 @@ fn policy_json(p: &crate::policy::PolicyInfo, revision: &str) -> Json_ {
     })
 }
 
-async fn list_policies(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn list_policies(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     if let Err(e) = admin(&s, &headers) {
         return e.into_response();
     }
@@ -550,7 +555,7 @@ async fn list_policies(State(s): State<Shared>, headers: HeaderMap) -> Response 
 
 async fn get_policy(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Headers(headers): Headers,
     Path(name): Path<String>,
 ) -> Response {
     if let Err(e) = admin(&s, &headers) {
@@ -571,7 +576,7 @@ fn time_ms(text: &str) -> Result<i64, ApiError> {
 
 async fn audit(
     State(s): State<Shared>,
-    headers: HeaderMap,
+    Headers(headers): Headers,
     Query(q): Query<BTreeMap<String, String>>,
 ) -> Response {
     if let Err(e) = admin(&s, &headers) {
@@ -656,7 +661,7 @@ async fn audit(
     Json(serde_json::json!({ "entries": entries })).into_response()
 }
 
-async fn audit_stats(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn audit_stats(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     if let Err(e) = admin(&s, &headers) {
         return e.into_response();
     }

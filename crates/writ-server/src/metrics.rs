@@ -23,6 +23,12 @@ const BUCKETS: [f64; 12] = [
     0.025,
 ];
 
+/// [`BUCKETS`] in nanoseconds.
+const BUCKETS_NS: [u64; BUCKETS.len()] = [
+    1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000, 5_000_000,
+    25_000_000,
+];
+
 /// Decision counts by outcome, then policy, then rule: nested so that
 /// counting a decision seen before allocates nothing.
 type Counts = HashMap<&'static str, HashMap<String, HashMap<String, u64>>>;
@@ -77,11 +83,15 @@ impl Metrics {
                 }
             }
         }
-        let secs = ns as f64 / 1e9;
-        for (b, bound) in self.buckets.iter().zip(BUCKETS) {
-            if secs <= bound {
-                b.fetch_add(1, Relaxed);
-            }
+        // One count in the first bucket that holds `ns`; `render` sums
+        // them into Prometheus's cumulative buckets. Past the last bound:
+        // only `count` (the `+Inf` bucket).
+        if let Some(b) = BUCKETS_NS
+            .iter()
+            .position(|&bound| ns <= bound)
+            .and_then(|i| self.buckets.get(i))
+        {
+            b.fetch_add(1, Relaxed);
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_ns.fetch_add(ns, Relaxed);
@@ -121,11 +131,12 @@ impl Metrics {
             "# HELP writ_decision_seconds Time to decide a request (policy evaluation only).\n",
         );
         out.push_str("# TYPE writ_decision_seconds histogram\n");
+        let mut cumulative = 0;
         for (b, bound) in self.buckets.iter().zip(BUCKETS) {
+            cumulative += b.load(Relaxed);
             let _ = writeln!(
                 out,
-                "writ_decision_seconds_bucket{{le=\"{bound}\"}} {}",
-                b.load(Relaxed)
+                "writ_decision_seconds_bucket{{le=\"{bound}\"}} {cumulative}"
             );
         }
         let count = self.count.load(Relaxed);
@@ -213,6 +224,43 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("writ_reload_failures_total 1"), "{text}");
+    }
+
+    /// Buckets are cumulative, as Prometheus reads them: a latency at a
+    /// bound is in that bucket and every later one; the two unit tables
+    /// agree.
+    #[test]
+    fn the_histogram_is_cumulative_at_every_bound() {
+        for (bound_ns, bound_s) in BUCKETS_NS.iter().zip(BUCKETS) {
+            assert!(
+                ((*bound_ns as f64) / 1e9 - bound_s).abs() < 1e-12,
+                "{bound_ns} vs {bound_s}"
+            );
+        }
+        let m = Metrics::default();
+        let samples = [
+            0,
+            1_000,
+            1_001,
+            2_500,
+            9_999,
+            25_000_000,
+            25_000_001,
+            u64::MAX,
+        ];
+        for ns in samples {
+            m.decision("allow", None, None, ns);
+        }
+        let text = m.render((0, 0), 0, "abc");
+        for (bound_ns, bound_s) in BUCKETS_NS.iter().zip(BUCKETS) {
+            let want = samples.iter().filter(|&&ns| ns <= *bound_ns).count();
+            let row = format!("writ_decision_seconds_bucket{{le=\"{bound_s}\"}} {want}\n");
+            assert!(text.contains(&row), "{row} in {text}");
+        }
+        assert!(
+            text.contains("writ_decision_seconds_bucket{le=\"+Inf\"} 8\n"),
+            "{text}"
+        );
     }
 
     #[test]

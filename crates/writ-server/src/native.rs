@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use writ_runtime::Request;
 
+use crate::Headers;
 use crate::error::ApiError;
 use crate::{Principal, Shared};
 
@@ -50,7 +51,7 @@ async fn health(State(s): State<Shared>) -> Response {
     .into_response()
 }
 
-async fn root(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn root(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     if let Err(e) = caller(&s, &headers) {
         return e.into_response();
     }
@@ -122,7 +123,7 @@ fn revision_header(revision: &str) -> [(header::HeaderName, HeaderValue); 1] {
     )]
 }
 
-async fn check(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+async fn check(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
     let who = match caller(&s, &headers) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
@@ -148,7 +149,7 @@ async fn check(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
 /// The decision and the steps that led to it (see `explain.rs`). An
 /// explanation runs on fresh limits: it counts against nothing, and does
 /// not see the served counts.
-async fn explain(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+async fn explain(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
     let who = match caller(&s, &headers) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
@@ -170,7 +171,7 @@ struct Batch {
     requests: Vec<serde_json::Value>,
 }
 
-async fn batch(State(s): State<Shared>, headers: HeaderMap, body: String) -> Response {
+async fn batch(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
     let who = match caller(&s, &headers) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
@@ -222,7 +223,7 @@ async fn batch(State(s): State<Shared>, headers: HeaderMap, body: String) -> Res
         .into_response()
 }
 
-async fn policy(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn policy(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     if let Err(e) = caller(&s, &headers) {
         return e.into_response();
     }
@@ -245,7 +246,7 @@ async fn policy(State(s): State<Shared>, headers: HeaderMap) -> Response {
     .into_response()
 }
 
-async fn metrics(State(s): State<Shared>, headers: HeaderMap) -> Response {
+async fn metrics(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     if !s.config.metrics {
         return ApiError::not_found("metrics are off (METRICS_ENABLED)").into_response();
     }

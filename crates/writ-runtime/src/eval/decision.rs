@@ -70,44 +70,68 @@ impl Decision<'_> {
     /// The decision as one line of JSON, the same shape as `writ eval`.
     #[must_use]
     pub fn to_json(&self, req: &crate::request::Request) -> String {
-        let mut out = format!("{{\"decision\":\"{}\"", self.effect.as_str());
-        let mut field = |name: &str, v: Option<&str>| {
-            out.push_str(&format!(",\"{name}\":"));
+        fn field(out: &mut String, name: &str, v: Option<&str>) {
+            out.push_str(",\"");
+            out.push_str(name);
+            out.push_str("\":");
             match v {
-                Some(s) => json_string(&mut out, s),
+                Some(s) => json_string(out, s),
                 None => out.push_str("null"),
             }
-        };
-        field("rule", self.rule);
-        field("policy", self.policy);
+        }
         let reason = self.reason_text(req);
-        field("reason", reason.as_deref());
-        field("risk", self.risk.map(Risk::as_str));
+        let mut out = String::with_capacity(
+            112 + self.rule.map_or(0, str::len)
+                + self.policy.map_or(0, str::len)
+                + reason.as_deref().map_or(0, str::len),
+        );
+        out.push_str("{\"decision\":\"");
+        out.push_str(self.effect.as_str());
+        out.push('"');
+        field(&mut out, "rule", self.rule);
+        field(&mut out, "policy", self.policy);
+        field(&mut out, "reason", reason.as_deref());
+        field(&mut out, "risk", self.risk.map(Risk::as_str));
         match self.retry_after_s {
-            Some(s) => out.push_str(&format!(",\"retry_after_s\":{s}}}")),
+            Some(s) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, ",\"retry_after_s\":{s}}}");
+            }
             None => out.push_str(",\"retry_after_s\":null}"),
         }
         out
     }
 }
 
+/// `s` as a JSON string, escaped as serde_json escapes it. Runs of bytes
+/// that need no escape are copied whole (every byte that needs one is
+/// ASCII, so the runs end on character boundaries).
 fn json_string(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // As serde_json writes them, so that both engines' decision
-            // JSON is the same text.
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..0x20 => "",
+            _ => continue,
+        };
+        out.push_str(s.get(start..i).unwrap_or_default());
+        if escape.is_empty() {
+            use std::fmt::Write as _;
+            let _ = write!(out, "\\u{b:04x}");
+        } else {
+            out.push_str(escape);
         }
+        start = i + 1;
     }
+    out.push_str(s.get(start..).unwrap_or_default());
     out.push('"');
 }
 
@@ -121,4 +145,34 @@ pub(super) fn expand<'a>(template: &'a str, req: &crate::request::Request) -> Co
             .replace("{target}", req.target.as_deref().unwrap_or(""))
             .replace("{agent}", &req.agent),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_string;
+
+    /// Every byte value below 0x80 and a few wider characters, alone, at
+    /// either end and in the middle of a run: the text is what serde_json
+    /// writes (the CLI's decision JSON and the server's must be one text).
+    #[test]
+    fn strings_are_escaped_as_serde_json_escapes_them() {
+        let mut chars: Vec<char> = (0u8..0x80).map(char::from).collect();
+        chars.extend(['é', '\u{2028}', '€', '😀', '\u{7f}', '\u{80}']);
+        let mut compared = 0;
+        for c in chars {
+            for s in [
+                c.to_string(),
+                format!("ab{c}"),
+                format!("{c}cd"),
+                format!("x{c}y{c}{c}z"),
+            ] {
+                let mut ours = String::new();
+                json_string(&mut ours, &s);
+                let theirs = serde_json::to_string(&s).unwrap_or_default();
+                assert_eq!(ours, theirs, "{s:?}");
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 134 * 4);
+    }
 }
