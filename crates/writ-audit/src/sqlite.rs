@@ -11,6 +11,11 @@ use super::canonical::{Head, hex, unhex, write_body};
 use super::verify::{Verifier, VerifyReport};
 use super::{AuditError, Batch, ChainHead, Sink};
 
+/// The table. No index beyond the rowid: rows go in in chain order, so
+/// "newest first" is a backward walk of the rowid. The two secondary
+/// indexes that logs made before 2026-12-06 have (on agent and time; they
+/// keep them) cost about 3 µs of a `writ serve` decision's 17–22 µs of
+/// server CPU. A filtered query walks back until it has its rows.
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER NOT NULL,
     id TEXT NOT NULL,
@@ -29,9 +34,7 @@ const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit (
     revision TEXT NOT NULL,
     prev TEXT NOT NULL,
     hash TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_time ON audit (time_ms);
-CREATE INDEX IF NOT EXISTS audit_agent ON audit (agent);";
+);";
 
 const INSERT: &str = "INSERT INTO audit (seq, id, time_ms, trace_id, agent, chain, action, \
     target, context, decision, rule, reason, risk, retry_after_s, revision, prev, hash) \

@@ -174,7 +174,9 @@ impl Audit {
             sql.push_str(" AND time_ms <= ?");
             args.push(t.into());
         }
-        sql.push_str(" ORDER BY seq DESC LIMIT ?");
+        // Rows go in in chain order: the rowid walks back from the newest
+        // (`seq` has no index).
+        sql.push_str(" ORDER BY rowid DESC LIMIT ?");
         args.push(i64::try_from(q.limit).unwrap_or(i64::MAX).into());
         let mut st = db.prepare(&sql).map_err(|e| e.to_string())?;
         let rows = st

@@ -711,6 +711,15 @@ async fn the_audit_query_and_stats_count_in_sqlite_and_refuse_json_lines() {
         "{}",
         stats.json
     );
+    // Newest first: the two denials, then the allow.
+    let all = call(&s, "GET", "/admin/audit?limit=10", &admin, "").await;
+    let decisions: Vec<&str> = all.json["entries"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|e| e["decision"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(decisions, ["deny", "deny", "allow"], "{}", all.json);
+    let two = call(&s, "GET", "/admin/audit?limit=2", &admin, "").await;
+    assert_eq!(two.json["entries"].as_array().map(Vec::len), Some(2));
     let denied = call(&s, "GET", "/admin/audit?decision=deny&limit=10", &admin, "").await;
     assert_eq!(
         denied.json["entries"].as_array().map(Vec::len),
