@@ -2,7 +2,14 @@
 //! and tags, in SQLite (`DB_PATH`). Revoking an agent takes effect on its
 //! next request: every request looks its agent up. Every admin change is
 //! also written to the `admin_log` table (who changed what, when).
+//!
+//! Look-ups are cached in memory. The cache is emptied by every change
+//! this process makes, and by every change another process makes to the
+//! same database: each look-up first asks SQLite's `data_version`, which
+//! moves when another connection commits. So a revocation made through
+//! any `writ serve` sharing the file holds on the agent's next request.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -71,10 +78,61 @@ CREATE TABLE IF NOT EXISTS admin_log (
 );
 ";
 
+/// The most look-ups each cache holds; a full cache is emptied (tokens
+/// that name no agent are cached too, and anyone can send those).
+const CACHE_MAX: usize = 10_000;
+
 /// The registry (one connection, held briefly per call).
 #[derive(Debug)]
 pub struct Registry {
-    db: Mutex<Connection>,
+    db: Mutex<Db>,
+}
+
+#[derive(Debug)]
+struct Db {
+    conn: Connection,
+    /// `PRAGMA data_version` when the caches were filled.
+    version: i64,
+    by_id: HashMap<String, Option<Agent>>,
+    by_token: HashMap<String, Option<Agent>>,
+}
+
+impl Db {
+    /// Empties the caches when another connection has committed since
+    /// they were filled.
+    fn check_version(&mut self) -> Result<(), RegistryError> {
+        let v: i64 = self
+            .conn
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?;
+        if v != self.version {
+            self.clear();
+            self.version = v;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.by_id.clear();
+        self.by_token.clear();
+    }
+}
+
+/// The cached look-up of `key`, or `query`'s answer (then cached).
+fn cached(
+    cache: &mut HashMap<String, Option<Agent>>,
+    key: &str,
+    query: impl FnOnce() -> Result<Option<Agent>, RegistryError>,
+) -> Result<Option<Agent>, RegistryError> {
+    if let Some(hit) = cache.get(key) {
+        return Ok(hit.clone());
+    }
+    let found = query()?;
+    if cache.len() >= CACHE_MAX {
+        cache.clear();
+    }
+    cache.insert(key.to_owned(), found.clone());
+    Ok(found)
 }
 
 fn now() -> String {
@@ -108,18 +166,33 @@ impl Registry {
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.execute_batch(SCHEMA)?;
-        Ok(Registry { db: Mutex::new(db) })
+        Ok(Registry {
+            db: Mutex::new(Db {
+                conn: db,
+                version: i64::MIN,
+                by_id: HashMap::new(),
+                by_token: HashMap::new(),
+            }),
+        })
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Db> {
+        match self.db.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// Runs `f` on the connection; what it may have changed empties the
+    /// caches (this connection's own commits do not move `data_version`).
     fn with<T>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, RegistryError>,
     ) -> Result<T, RegistryError> {
-        let db = match self.db.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        };
-        f(&db)
+        let mut db = self.lock();
+        let out = f(&db.conn);
+        db.clear();
+        out
     }
 
     /// Adds an agent; `token_sha256` when its token is opaque.
@@ -158,9 +231,12 @@ impl Registry {
     /// # Errors
     /// A database failure.
     pub fn get(&self, id: &str) -> Result<Option<Agent>, RegistryError> {
-        self.with(|db| {
+        let mut guard = self.lock();
+        guard.check_version()?;
+        let Db { conn, by_id, .. } = &mut *guard;
+        cached(by_id, id, || {
             let mut st =
-                db.prepare_cached(&format!("SELECT {COLUMNS} FROM agents WHERE id = ?1"))?;
+                conn.prepare_cached(&format!("SELECT {COLUMNS} FROM agents WHERE id = ?1"))?;
             Ok(st.query_row(params![id], row_to_agent).optional()?)
         })
     }
@@ -170,8 +246,11 @@ impl Registry {
     /// # Errors
     /// A database failure.
     pub fn by_token(&self, token_sha256: &str) -> Result<Option<Agent>, RegistryError> {
-        self.with(|db| {
-            let mut st = db.prepare_cached(&format!(
+        let mut guard = self.lock();
+        guard.check_version()?;
+        let Db { conn, by_token, .. } = &mut *guard;
+        cached(by_token, token_sha256, || {
+            let mut st = conn.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM agents WHERE token_sha256 = ?1"
             ))?;
             Ok(st
@@ -185,13 +264,12 @@ impl Registry {
     /// # Errors
     /// A database failure.
     pub fn list(&self) -> Result<Vec<Agent>, RegistryError> {
-        self.with(|db| {
-            let mut st = db.prepare_cached(&format!(
-                "SELECT {COLUMNS} FROM agents WHERE revoked_at IS NULL ORDER BY created_at, id"
-            ))?;
-            let rows = st.query_map([], row_to_agent)?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
-        })
+        let db = self.lock();
+        let mut st = db.conn.prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM agents WHERE revoked_at IS NULL ORDER BY created_at, id"
+        ))?;
+        let rows = st.query_map([], row_to_agent)?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
     /// Changes an agent's name, tier or tags; `None` when there is no such
@@ -324,6 +402,44 @@ mod tests {
         drop(r);
         let r = Registry::open(&path).unwrap_or_else(|e| unreachable!("{e}"));
         assert!(r.get(&a.id).ok().flatten().is_some_and(|x| x.revoked));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Look-ups are cached, yet a change shows on the next look-up:
+    /// one made through the same registry, and one made by another
+    /// process's registry on the same file (two connections here).
+    #[test]
+    fn cached_look_ups_see_every_change_at_once() {
+        let dir = std::env::temp_dir().join(format!("writ-registry-cache-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("r.db");
+        let _ = std::fs::remove_file(&path);
+        let open = || Registry::open(&path).unwrap_or_else(|e| unreachable!("{e}"));
+        let (here, there) = (open(), open());
+        let a = here
+            .create("support", "verified", &[], Some("tok"))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        let tier = |r: &Registry| r.get(&a.id).ok().flatten().map(|x| x.tier);
+        let revoked = |r: &Registry| r.by_token("tok").ok().flatten().map(|x| x.revoked);
+        // Both cache the agent.
+        for r in [&here, &there] {
+            assert_eq!(tier(r).as_deref(), Some("verified"));
+            assert_eq!(revoked(r), Some(false));
+            assert_eq!(tier(r).as_deref(), Some("verified"));
+        }
+        assert_eq!(here.lock().by_id.len(), 1, "the look-up is cached");
+        // A change through one registry shows through both.
+        let _ = here.update(&a.id, None, Some("trusted"), None);
+        assert_eq!(tier(&here).as_deref(), Some("trusted"));
+        assert_eq!(tier(&there).as_deref(), Some("trusted"));
+        assert_eq!(there.revoke(&a.id).ok(), Some(true));
+        assert_eq!(revoked(&there), Some(true));
+        assert_eq!(revoked(&here), Some(true));
+        // An unknown token is cached as unknown, and the cache is bounded.
+        for i in 0..CACHE_MAX + 5 {
+            assert_eq!(here.by_token(&format!("unknown-{i}")).ok(), Some(None));
+        }
+        assert!(here.lock().by_token.len() <= CACHE_MAX);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
