@@ -463,8 +463,8 @@ impl Engine {
     ///
     /// `tokens=None` is taken as 0; the signature shows 0, as the docs do.
     #[pyo3(
-        signature = (agent, action, target=None, context=None, chain=None, tokens=None, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=false),
-        text_signature = "($self, agent, action, target=None, context=None, chain=None, tokens=0, trace_id=None, at=None, *, token=None, roles=None, tags=None, dry_run=False)"
+        signature = (agent, action, target=None, context=None, chain=None, tokens=None, trace_id=None, at=None, *, token=None, roles=None, tags=None, tier=None, dry_run=false),
+        text_signature = "($self, agent, action, target=None, context=None, chain=None, tokens=0, trace_id=None, at=None, *, token=None, roles=None, tags=None, tier=None, dry_run=False)"
     )]
     #[allow(
         clippy::too_many_arguments,
@@ -484,6 +484,7 @@ impl Engine {
         token: Option<Bound<'_, PyString>>,
         roles: Option<&Bound<'_, PyAny>>,
         tags: Option<&Bound<'_, PyAny>>,
+        tier: Option<Bound<'_, PyString>>,
         dry_run: bool,
     ) -> PyResult<Decision> {
         let args = request::Args {
@@ -498,6 +499,7 @@ impl Engine {
             token: token.as_ref(),
             roles,
             tags,
+            tier: tier.as_ref(),
         };
         let inner = &*self.inner;
         let outcome = request::with_request(&args, |req| {

@@ -27,6 +27,7 @@ pub struct Args<'a, 'py> {
     pub token: Option<&'a Bound<'py, PyString>>,
     pub roles: Option<&'a Bound<'py, PyAny>>,
     pub tags: Option<&'a Bound<'py, PyAny>>,
+    pub tier: Option<&'a Bound<'py, PyString>>,
 }
 
 #[derive(Default)]
@@ -154,5 +155,12 @@ fn fill(s: &mut Scratch, a: &Args<'_, '_>) -> PyResult<()> {
         None => req.tags.clear(),
         Some(t) => req.tags = convert::strings(t, "tags")?,
     }
+    req.tier = match a.tier {
+        None => None,
+        Some(t) => Some(
+            writ_runtime::parse_tier(t.to_str()?)
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.message))?,
+        ),
+    };
     Ok(())
 }

@@ -105,6 +105,23 @@ def test_public_key_needs_a_signed_bundle(bundle):
         writ.load(bundle, public_key=b"short")
 
 
+def test_a_tier_counts_for_agents_the_policy_does_not_declare():
+    e = writ.load(SUPPORT)
+    # `delete_needs_human` asks for tiers trusted and privileged.
+    ghost = e.check("ghost", "tool:call", "delete_customer")
+    assert ghost.decision == "deny" and ghost.defaulted
+    trusted = e.check("ghost", "tool:call", "delete_customer", tier="trusted")
+    assert (trusted.decision, trusted.rule) == ("approve", "delete_needs_human")
+    assert e.check("ghost", "tool:call", "delete_customer", tier="verified").decision == "deny"
+    # A declared tier wins: billing-agent is trusted whatever it says.
+    billing = e.check("billing-agent", "tool:call", "delete_customer", tier="untrusted")
+    assert (billing.decision, billing.rule) == ("approve", "delete_needs_human")
+    with pytest.raises(ValueError, match="is not a tier"):
+        e.check("ghost", "tool:call", "delete_customer", tier="root")
+    with pytest.raises(TypeError):
+        e.check("ghost", "tool:call", "delete_customer", tier=3)
+
+
 def test_yaml_seed_dialects_detected_and_forced():
     mg = writ.load(EXAMPLES / "seeds" / "meshguard-openai-support.yaml")
     d = mg.check("support-bot", "write:refund", context={"amount": 79.99}, tags=["openai"])

@@ -83,6 +83,7 @@ class Engine:
         token: Optional[str] = None,
         roles: Optional[Sequence[str]] = None,
         tags: Optional[Sequence[str]] = None,
+        tier: Optional[str] = None,
         dry_run: bool = False,
     ) -> Decision:
         """Decides a request (GIL released). `dry_run=True`: not recorded,

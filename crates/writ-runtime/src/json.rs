@@ -167,11 +167,7 @@ impl Request {
         };
         let tier = match wire.tier {
             None => None,
-            Some(t) => Some(crate::Tier::parse(&t).ok_or_else(|| {
-                RequestError::new(format!(
-                    "`tier` `{t}` is not a tier: use `untrusted`, `verified`, `trusted` or `privileged`"
-                ))
-            })?),
+            Some(t) => Some(crate::request::parse_tier(&t)?),
         };
         let req = Request {
             agent,

@@ -58,7 +58,7 @@ pub use model::{Model, Value};
 pub use reason::ScopeList;
 #[cfg(feature = "redis")]
 pub use redis_store::RedisStore;
-pub use request::{Request, RequestError};
+pub use request::{Request, RequestError, parse_tier};
 pub use vocab::{Effect, Risk, Tier};
 
 /// The first bytes of every bundle.

@@ -57,6 +57,19 @@ impl std::fmt::Display for RequestError {
 
 impl std::error::Error for RequestError {}
 
+/// A request's `tier` as written (the JSON field, the Python keyword):
+/// one of the four tiers' names, or an error saying which they are.
+///
+/// # Errors
+/// When `text` names no tier.
+pub fn parse_tier(text: &str) -> Result<crate::Tier, RequestError> {
+    crate::Tier::parse(text).ok_or_else(|| {
+        RequestError::new(format!(
+            "`tier` `{text}` is not a tier: use `untrusted`, `verified`, `trusted` or `privileged`"
+        ))
+    })
+}
+
 impl RequestError {
     pub(crate) fn new(message: impl Into<String>) -> RequestError {
         RequestError {

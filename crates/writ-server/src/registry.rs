@@ -364,12 +364,18 @@ pub fn random_hex(n: usize) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn agents_are_created_listed_updated_and_revoked() {
-        let dir = std::env::temp_dir().join(format!("writ-registry-{}", std::process::id()));
+    /// A folder of its own for a test, and a database path in it.
+    fn fresh_db(name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+        let dir = std::env::temp_dir().join(format!("writ-registry-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::create_dir_all(&dir);
         let path = dir.join("r.db");
-        let _ = std::fs::remove_file(&path);
+        (dir, path)
+    }
+
+    #[test]
+    fn agents_are_created_listed_updated_and_revoked() {
+        let (dir, path) = fresh_db("plain");
         let r = Registry::open(&path).unwrap_or_else(|e| unreachable!("{e}"));
         let a = r
             .create("support", "verified", &["prod".to_owned()], Some("abc"))
@@ -410,10 +416,7 @@ mod tests {
     /// process's registry on the same file (two connections here).
     #[test]
     fn cached_look_ups_see_every_change_at_once() {
-        let dir = std::env::temp_dir().join(format!("writ-registry-cache-{}", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("r.db");
-        let _ = std::fs::remove_file(&path);
+        let (dir, path) = fresh_db("cache");
         let open = || Registry::open(&path).unwrap_or_else(|e| unreachable!("{e}"));
         let (here, there) = (open(), open());
         let a = here
