@@ -127,10 +127,15 @@ impl Audit {
         self.count_sqlite().map_err(ApiError::internal)
     }
 
-    fn count_sqlite(&self) -> Result<Counts, String> {
+    /// The SQLite log, read-only, with everything queued written first.
+    fn read_only(&self) -> Result<Connection, String> {
         self.flush()?;
-        let db = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("{}: {e}", self.path.display()))
+    }
+
+    fn count_sqlite(&self) -> Result<Counts, String> {
+        let db = self.read_only()?;
         db.query_row(
             "SELECT COUNT(*), COALESCE(SUM(decision = 'allow'), 0), COALESCE(SUM(decision = 'deny'), 0) FROM audit",
             [],
@@ -147,9 +152,7 @@ impl Audit {
     }
 
     fn query_sqlite(&self, q: &Query) -> Result<Vec<Entry>, String> {
-        self.flush()?;
-        let db = Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("{}: {e}", self.path.display()))?;
+        let db = self.read_only()?;
         let mut sql = String::from(
             "SELECT id, time_ms, trace_id, agent, action, target, decision, rule, reason, context FROM audit WHERE 1 = 1",
         );

@@ -116,6 +116,12 @@ fn caller(s: &Shared, headers: &HeaderMap) -> Result<Option<Principal>, ApiError
     s.authenticate(headers, false)
 }
 
+/// The request in `body`, fitted to the caller `headers` name.
+fn asked(s: &Shared, headers: &HeaderMap, body: &str) -> Result<Request, ApiError> {
+    let who = caller(s, headers)?;
+    request_for(s, headers, who.as_ref(), body)
+}
+
 fn revision_header(revision: &str) -> [(header::HeaderName, HeaderValue); 1] {
     [(
         header::HeaderName::from_static("x-writ-revision"),
@@ -124,11 +130,7 @@ fn revision_header(revision: &str) -> [(header::HeaderName, HeaderValue); 1] {
 }
 
 async fn check(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
-    let who = match caller(&s, &headers) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    let req = match request_for(&s, &headers, who.as_ref(), &body) {
+    let req = match asked(&s, &headers, &body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -150,11 +152,7 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers, body: String)
 /// explanation runs on fresh limits: it counts against nothing, and does
 /// not see the served counts.
 async fn explain(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
-    let who = match caller(&s, &headers) {
-        Ok(w) => w,
-        Err(e) => return e.into_response(),
-    };
-    let req = match request_for(&s, &headers, who.as_ref(), &body) {
+    let req = match asked(&s, &headers, &body) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
