@@ -10,6 +10,8 @@
 //! - `throughput/jsonl_unsynced`: the same with a sink whose `sync` does
 //!   nothing: what the writer sustains into the OS page cache (format,
 //!   mask, hash, write), without waiting for the disk.
+//! - `throughput/sqlite`, `throughput/sqlite_batches_of_64`: the same
+//!   into an SQLite log, in batches of 1,024 records and of 64.
 //! - `record/queue_has_room`: `record` alone, in bursts of 4,096 (half the
 //!   queue), the queue emptied between bursts (untimed), so this is the
 //!   calling thread's cost while the writer keeps up.
@@ -120,6 +122,31 @@ fn bench(c: &mut Criterion) {
             total
         });
     });
+    // SQLite: one row per record, one transaction per batch; in batches
+    // of 1,024 (the default, a writer that falls behind), and of 64 (what
+    // `writ serve` hands it at 30,000 decisions a second).
+    for (name, batch_size) in [("sqlite", 1024), ("sqlite_batches_of_64", 64)] {
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    n += 1;
+                    let path = dir.join(format!("audit-{n}.db"));
+                    let sink = writ_audit::SqliteSink::open(&path).expect("open");
+                    let options = AuditOptions {
+                        batch_size,
+                        ..AuditOptions::default()
+                    };
+                    let log = AuditLog::new(sink, options).expect("log");
+                    total += timed(log, &rec, N);
+                    for suffix in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                    }
+                }
+                total
+            });
+        });
+    }
     g.finish();
 
     let mut g = c.benchmark_group("record");

@@ -486,11 +486,18 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Lowercase hex of a hash.
 pub(crate) fn hex(bytes: &[u8; 32]) -> String {
-    bytes
-        .iter()
-        .flat_map(|b| [b >> 4, b & 15])
-        .map(|n| char::from(HEX.get(usize::from(n)).copied().unwrap_or(b'0')))
-        .collect()
+    hex_into(bytes, &mut [0; 64]).to_owned()
+}
+
+/// `bytes` in lowercase hex, written into `out`.
+pub(crate) fn hex_into<'o>(bytes: &[u8; 32], out: &'o mut [u8; 64]) -> &'o str {
+    for (pair, b) in out.chunks_exact_mut(2).zip(bytes) {
+        for (digit, n) in pair.iter_mut().zip([b >> 4, b & 15]) {
+            *digit = HEX.get(usize::from(n)).copied().unwrap_or(b'0');
+        }
+    }
+    // Hex digits are ASCII.
+    std::str::from_utf8(out).unwrap_or_default()
 }
 
 /// Parses 64 hex digits.
@@ -814,6 +821,12 @@ mod tests {
     fn hex_round_trips() {
         let h = hash_body(b"x");
         assert_eq!(unhex(hex(&h).as_bytes()), Some(h));
+        let mut bytes = [0u8; 32];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            *b = u8::try_from(i * 37 % 256).unwrap_or(0);
+        }
+        let spelled: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&bytes), spelled);
         assert_eq!(unhex(b"zz"), None);
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OptionalExtension as _, params};
 
-use super::canonical::{Head, hex, unhex, write_body};
+use super::canonical::{Head, hex_into, unhex, write_body};
 use super::verify::{Verifier, VerifyReport};
 use super::{AuditError, Batch, ChainHead, Sink};
 
@@ -78,6 +78,9 @@ impl SqliteSink {
         // WAL with synchronous=NORMAL: each batch's commit survives the
         // process being killed; `sync` checkpoints, which syncs the WAL,
         // for the power-loss promise of `flush`.
+        // A new database's page size (an existing one keeps its own).
+        conn.pragma_update(None, "page_size", 16384)
+            .map_err(sql(&path))?;
         conn.pragma_update(None, "journal_mode", "WAL")
             .map_err(sql(&path))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -119,40 +122,67 @@ impl Sink for SqliteSink {
     }
 
     fn write_batch(&mut self, batch: &Batch) -> io::Result<()> {
-        let tx = self.conn.transaction().map_err(to_io)?;
-        {
-            let mut stmt = tx.prepare_cached(INSERT).map_err(to_io)?;
-            for r in batch.records() {
-                stmt.execute(params![
-                    i64::try_from(r.seq()).unwrap_or(i64::MAX),
-                    r.id().to_string(),
-                    r.time_ms(),
-                    r.trace_id(),
-                    r.agent(),
-                    r.chain_json(),
-                    r.action(),
-                    r.target(),
-                    r.context_json(),
-                    r.decision().as_str(),
-                    r.rule(),
-                    r.reason(),
-                    r.risk().map(writ_runtime::Risk::as_str),
-                    r.retry_after_s()
-                        .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
-                    r.revision(),
-                    hex(r.prev()),
-                    hex(r.hash()),
-                ])
-                .map_err(to_io)?;
+        // BEGIN and COMMIT as prepared statements (a `Transaction` parses
+        // both again for every batch); a failed batch is rolled back.
+        self.conn
+            .prepare_cached("BEGIN")
+            .and_then(|mut s| s.execute([]))
+            .map_err(to_io)?;
+        let written = self.insert(batch).and_then(|()| {
+            self.conn
+                .prepare_cached("COMMIT")
+                .and_then(|mut s| s.execute([]))
+        });
+        if let Err(e) = written {
+            if !self.conn.is_autocommit() {
+                let _ = self.conn.execute_batch("ROLLBACK");
             }
+            return Err(to_io(e));
         }
-        tx.commit().map_err(to_io)
+        Ok(())
     }
 
     fn sync(&mut self) -> io::Result<()> {
         self.conn
             .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
             .map_err(to_io)
+    }
+}
+
+impl SqliteSink {
+    /// Inserts a batch's rows (inside the batch's transaction).
+    fn insert(&mut self, batch: &Batch) -> rusqlite::Result<()> {
+        let mut stmt = self.conn.prepare_cached(INSERT)?;
+        let mut id = String::new();
+        let (mut prev, mut hash) = ([0u8; 64], [0u8; 64]);
+        for r in batch.records() {
+            id.clear();
+            {
+                use std::fmt::Write as _;
+                let _ = write!(id, "{}", r.id());
+            }
+            stmt.execute(params![
+                i64::try_from(r.seq()).unwrap_or(i64::MAX),
+                id,
+                r.time_ms(),
+                r.trace_id(),
+                r.agent(),
+                r.chain_json(),
+                r.action(),
+                r.target(),
+                r.context_json(),
+                r.decision().as_str(),
+                r.rule(),
+                r.reason(),
+                r.risk().map(writ_runtime::Risk::as_str),
+                r.retry_after_s()
+                    .map(|s| i64::try_from(s).unwrap_or(i64::MAX)),
+                r.revision(),
+                hex_into(r.prev(), &mut prev),
+                hex_into(r.hash(), &mut hash),
+            ])?;
+        }
+        Ok(())
     }
 }
 

@@ -494,6 +494,23 @@ mod sqlite {
         let copy = dir.join("copy.jsonl");
         write_lines(&copy, &lines);
         assert!(verify_jsonl(&copy).unwrap().is_intact());
+        // A new log has 16 KiB pages; one made with another size keeps it.
+        let page_size = |p: &Path| -> i64 {
+            rusqlite::Connection::open(p)
+                .unwrap()
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(page_size(&path), 16384);
+        let old = dir.join("old.db");
+        rusqlite::Connection::open(&old)
+            .unwrap()
+            .execute_batch("PRAGMA page_size = 4096; CREATE TABLE t (x)")
+            .unwrap();
+        write_db(&old, 40);
+        assert_eq!(page_size(&old), 4096);
+        assert_eq!(read_sqlite(&old).unwrap().len(), 40);
+        assert!(verify_sqlite(&old).unwrap().is_intact());
     }
 
     #[test]

@@ -8,8 +8,16 @@
 //! - **Opaque tokens**: tokens the registry issued (looked up by their
 //!   SHA-256), and the seed policies' `token_prefix` tokens, which the
 //!   runtime maps to a role profile by prefix.
+//!
+//! A JWT whose signature checked is remembered, by its exact text, with
+//! its claims: the agent sends the same token on every call, and its
+//! signature, issuer and claims cannot change without its text changing.
+//! Its expiry is checked again on every use (as Envoy's JWT filter
+//! caches verified tokens).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
@@ -46,11 +54,21 @@ impl std::fmt::Display for AuthError {
 
 impl std::error::Error for AuthError {}
 
+/// Seconds a token is still accepted after its `exp`.
+const LEEWAY_S: u64 = 30;
+
+/// The most verified tokens remembered; when full, the cache starts over.
+const CACHE_MAX: usize = 10_000;
+
+type Cache = HashMap<Box<str>, Arc<Claims>, foldhash::fast::RandomState>;
+
 /// Checks JWTs: the HS256 secret and any public keys.
 pub struct Verifier {
     secret: Option<(EncodingKey, DecodingKey)>,
     public: Vec<(Algorithm, DecodingKey)>,
     issuer: Option<String>,
+    /// Tokens that verified, by their whole text.
+    verified: Mutex<Cache>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -102,6 +120,7 @@ impl Verifier {
             secret,
             public,
             issuer,
+            verified: Mutex::new(Cache::default()),
         })
     }
 
@@ -111,12 +130,52 @@ impl Verifier {
         self.secret.is_some() || !self.public.is_empty()
     }
 
-    /// Checks a JWT and returns its claims.
+    /// Checks a JWT and returns its claims: a token verified before (the
+    /// same text) is not verified again, but its expiry is.
     ///
     /// # Errors
     /// A bad signature, an algorithm no key was given for, an expired or
     /// malformed token, a wrong issuer.
-    pub fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+    pub fn verify(&self, token: &str) -> Result<Arc<Claims>, AuthError> {
+        self.verify_at(token, jsonwebtoken::get_current_timestamp())
+    }
+
+    /// [`Verifier::verify`] at `now` (seconds since the epoch).
+    fn verify_at(&self, token: &str, now: u64) -> Result<Arc<Claims>, AuthError> {
+        let known = self.cache().get(token).cloned();
+        let claims = match known {
+            Some(c) => c,
+            None => {
+                let c = Arc::new(self.decode(token)?);
+                let mut cache = self.cache();
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+                cache.insert(token.into(), Arc::clone(&c));
+                c
+            }
+        };
+        // jsonwebtoken's rule (`exp < now - leeway`) and its sentence.
+        if claims.exp.saturating_add(LEEWAY_S) < now {
+            self.cache().remove(token);
+            return Err(AuthError(format!(
+                "invalid token: {}",
+                jsonwebtoken::errors::Error::from(
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature
+                )
+            )));
+        }
+        Ok(claims)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.verified
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Checks a JWT's signature, algorithm, issuer and expiry.
+    fn decode(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|e| AuthError(format!("malformed token: {e}")))?;
         let key = match header.alg {
@@ -131,7 +190,7 @@ impl Verifier {
         })?;
         let mut v = Validation::new(header.alg);
         v.set_required_spec_claims(&["exp", "sub"]);
-        v.leeway = 30;
+        v.leeway = LEEWAY_S;
         if let Some(iss) = &self.issuer {
             v.set_issuer(&[iss]);
         }
@@ -223,6 +282,54 @@ mod tests {
         let strict = Verifier::new(Some(SECRET), &none, Some("someone-else".into()))
             .unwrap_or_else(|e| unreachable!("{e}"));
         assert!(strict.verify(&good).is_err());
+    }
+
+    /// A verified token is remembered by its exact text: its expiry is
+    /// still checked on every use, with jsonwebtoken's rule and sentence,
+    /// and a token one character off is verified (and refused) afresh.
+    #[test]
+    fn remembered_tokens_still_expire_and_only_their_own_text_is_remembered() {
+        let none: [&str; 0] = [];
+        let v = Verifier::new(Some(SECRET), &none, None).unwrap_or_else(|e| unreachable!("{e}"));
+        let now = jsonwebtoken::get_current_timestamp();
+        let exp = now + 100;
+        let good = v
+            .issue(&claims(exp))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert!(v.verify_at(&good, now).is_ok());
+        assert_eq!(v.cache().len(), 1, "the verified token is remembered");
+        assert!(v.verify_at(&good, now).is_ok());
+        // Still inside the leeway, then past it.
+        assert!(v.verify_at(&good, exp + LEEWAY_S).is_ok());
+        let late = v
+            .verify_at(&good, exp + LEEWAY_S + 1)
+            .map(|c| c.sub.clone());
+        let expired = v
+            .issue(&claims(now - 120))
+            .unwrap_or_else(|e| unreachable!("{e}"));
+        assert_eq!(late, v.verify(&expired).map(|c| c.sub.clone()));
+        assert!(
+            late.as_ref()
+                .is_err_and(|e| e.0 == "invalid token: ExpiredSignature"),
+            "{late:?}"
+        );
+        assert_eq!(v.cache().len(), 0, "an expired token is forgotten");
+        // A tampered signature of a remembered token is refused.
+        assert!(v.verify_at(&good, now).is_ok());
+        let mut bad = good.clone();
+        let last = if bad.ends_with('A') { 'B' } else { 'A' };
+        bad.pop();
+        bad.push(last);
+        assert!(v.verify_at(&bad, now).is_err());
+        assert_eq!(v.cache().len(), 1);
+        // The cache is bounded.
+        for i in 0..CACHE_MAX + 5 {
+            let mut c = claims(exp);
+            c.sub = format!("agent_{i}");
+            let t = v.issue(&c).unwrap_or_else(|e| unreachable!("{e}"));
+            assert!(v.verify_at(&t, now).is_ok());
+        }
+        assert!(v.cache().len() <= CACHE_MAX);
     }
 
     #[test]

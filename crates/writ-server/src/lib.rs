@@ -220,9 +220,9 @@ impl State {
                         .or(claims.trust.as_deref())
                         .and_then(registry::tier_name)
                         .and_then(Tier::parse),
-                    agent: claims.sub,
-                    name: claims.name,
-                    tags: claims.tags,
+                    agent: claims.sub.clone(),
+                    name: claims.name.clone(),
+                    tags: claims.tags.clone(),
                     token: None,
                 })),
             };

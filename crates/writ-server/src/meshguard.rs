@@ -61,10 +61,8 @@ fn request_of(
     req.tags.clone_from(&who.tags);
     req.token.clone_from(&who.token);
     req.target = resource;
-    req.trace_id = Some(header_str(headers, "x-meshguard-trace-id").map_or_else(
-        || format!("trace_{}", registry::random_hex(8)),
-        str::to_owned,
-    ));
+    req.trace_id =
+        Some(header_str(headers, "x-meshguard-trace-id").map_or_else(trace_id, str::to_owned));
     if let Some(meta) = header_str(headers, "x-meshguard-meta") {
         let Ok(Json_::Object(map)) = serde_json::from_str::<Json_>(meta) else {
             return Err(ApiError::bad_request(
@@ -81,6 +79,79 @@ fn request_of(
     req.validate()
         .map_err(|e| ApiError::bad_request(e.message))?;
     Ok(req)
+}
+
+/// A new trace id, `trace_` and 16 hex digits: a process-wide count
+/// plus a key drawn at random at start, through splitmix64's finalizer
+/// (a bijection, so no two calls of one process repeat). Unique, not
+/// secret: trace ids are sent back to the caller and logged.
+fn trace_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static KEY: OnceLock<u64> = OnceLock::new();
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let key = *KEY.get_or_init(|| {
+        let mut b = [0u8; 8];
+        // Zero if the OS generator fails: still unique in this process.
+        let _ = getrandom::fill(&mut b);
+        u64::from_le_bytes(b)
+    });
+    let mut z = key.wrapping_add(COUNT.fetch_add(1, Ordering::Relaxed));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^= z >> 31;
+    format!("trace_{z:016x}")
+}
+
+/// A JSON object written field by field, in the order given (the allow
+/// answer of `/proxy/check`, sent on every call: no map, no tree).
+struct Object(Vec<u8>);
+
+impl Object {
+    fn new() -> Object {
+        let mut out = Vec::with_capacity(256);
+        out.push(b'{');
+        Object(out)
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.0.len() > 1 {
+            self.0.push(b',');
+        }
+        self.str_value(key);
+        self.0.push(b':');
+    }
+
+    fn str_value(&mut self, v: &str) {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut self.0, v);
+    }
+
+    fn string(mut self, key: &str, value: &str) -> Object {
+        self.key(key);
+        self.str_value(value);
+        self
+    }
+
+    fn bool(mut self, key: &str, value: bool) -> Object {
+        self.key(key);
+        self.0
+            .extend_from_slice(if value { b"true" } else { b"false" });
+        self
+    }
+
+    fn into_response(mut self, status: StatusCode) -> Response {
+        self.0.push(b'}');
+        (
+            status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
 }
 
 /// The name MeshGuard clients get for the rule that decided.
@@ -195,23 +266,23 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers) -> Response {
     };
     let audit_mode = s.config.mode == Mode::Audit;
     match decide(&s, &req, |d| {
-        let mut body = Map::new();
-        body.insert("allowed".into(), true.into());
-        body.insert("decision".into(), "allow".into());
-        body.insert("action".into(), req.action.clone().into());
-        body.insert("policy".into(), d.policy.unwrap_or("default").into());
-        body.insert("rule".into(), rule_name(d).into());
-        body.insert(
-            "traceId".into(),
-            req.trace_id.clone().unwrap_or_default().into(),
-        );
-        if audit_mode && d.effect != Effect::Allow {
-            body.insert("wouldDeny".into(), true.into());
-            if let Some(r) = d.reason_text(&req) {
-                body.insert("reason".into(), r.into_owned().into());
-            }
+        // In the order serde_json's map wrote them (sorted keys).
+        let would_deny = audit_mode && d.effect != Effect::Allow;
+        let mut body = Object::new()
+            .string("action", &req.action)
+            .bool("allowed", true)
+            .string("decision", "allow")
+            .string("policy", d.policy.unwrap_or("default"));
+        if would_deny && let Some(r) = d.reason_text(&req) {
+            body = body.string("reason", &r);
         }
-        (StatusCode::OK, Json(Json_::Object(body))).into_response()
+        body = body
+            .string("rule", &rule_name(d))
+            .string("traceId", req.trace_id.as_deref().unwrap_or_default());
+        if would_deny {
+            body = body.bool("wouldDeny", true);
+        }
+        body.into_response(StatusCode::OK)
     }) {
         Outcome::Allow(r) | Outcome::Refuse(r) => r,
     }
@@ -673,5 +744,71 @@ async fn audit_stats(State(s): State<Shared>, Headers(headers): Headers) -> Resp
         .into_response(),
         Ok(Err(e)) => e.into_response(),
         Err(e) => ApiError::internal(e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The allow answer is written by hand; it says what serde_json says
+    /// of the same fields, byte for byte, for every string.
+    #[test]
+    fn objects_are_written_as_serde_json_writes_them() {
+        let strings = [
+            String::new(),
+            "read:customer_data".to_owned(),
+            "quote \" backslash \\ slash / tab \t nl \n".to_owned(),
+            (0u8..0x20).map(char::from).collect::<String>(),
+            "é ✓ 😀 \u{7f} \u{2028}".to_owned(),
+        ];
+        let mut compared = 0;
+        for a in &strings {
+            for b in &strings {
+                let mut want = Map::new();
+                want.insert("action".into(), a.clone().into());
+                want.insert("allowed".into(), true.into());
+                want.insert("rule".into(), b.clone().into());
+                want.insert("wouldDeny".into(), false.into());
+                let mut got = Object::new()
+                    .string("action", a)
+                    .bool("allowed", true)
+                    .string("rule", b)
+                    .bool("wouldDeny", false);
+                got.0.push(b'}');
+                assert_eq!(
+                    String::from_utf8(got.0).ok(),
+                    serde_json::to_string(&want).ok()
+                );
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, strings.len() * strings.len());
+        assert_eq!(
+            String::from_utf8({
+                let mut empty = Object::new();
+                empty.0.push(b'}');
+                empty.0
+            })
+            .ok()
+            .as_deref(),
+            Some("{}")
+        );
+    }
+
+    #[test]
+    fn trace_ids_do_not_repeat_and_look_like_meshguards() {
+        let n = 20_000;
+        let ids: std::collections::HashSet<String> = (0..n).map(|_| trace_id()).collect();
+        assert_eq!(ids.len(), n);
+        for id in &ids {
+            let hex = id.strip_prefix("trace_").unwrap_or_default();
+            assert_eq!(hex.len(), 16, "{id}");
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+                "{id}"
+            );
+        }
     }
 }
