@@ -19,8 +19,10 @@ use crate::{AuditError, AuditLog, AuditOptions, JsonlSink, VerifyReport};
 pub enum Format {
     /// One canonical record per line ([`JsonlSink`]).
     Jsonl,
-    /// One row per record in table `audit` (`SqliteSink`, feature
-    /// `sqlite`).
+    /// An SQLite database: a row per batch in table `audit_batch` (and
+    /// view `audit`, a row per record), or in logs made before
+    /// 2026-12-06 a row per record in table `audit` (`SqliteSink`,
+    /// feature `sqlite`).
     Sqlite,
 }
 

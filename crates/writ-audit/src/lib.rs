@@ -79,7 +79,9 @@ pub use format::{Format, verify};
 pub use jsonl::{JsonlSink, verify_jsonl};
 pub use mask::MASKED;
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteSink, read_sqlite, verify_sqlite};
+pub use sqlite::{
+    SqliteCounts, SqliteSink, read_sqlite, sqlite_counts, sqlite_newest_first, verify_sqlite,
+};
 pub use verify::{At, IncompleteTail, Problem, VerifyReport};
 
 use canonical::{Head, Spans};

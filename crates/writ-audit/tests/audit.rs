@@ -460,14 +460,59 @@ fn unwritable_logs_are_errors_not_panics() {
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
-    use writ_audit::{read_sqlite, verify_sqlite};
+    use std::ops::ControlFlow;
+    use writ_audit::{
+        SqliteCounts, read_sqlite, sqlite_counts, sqlite_newest_first, verify_sqlite,
+    };
 
     fn write_db(path: &Path, n: u64) {
-        let log = AuditLog::sqlite(path).unwrap();
-        for i in 1..=n {
+        write_db_from(path, 1, n);
+    }
+
+    /// Records `first..=last` in one batch: the writer's turn comes only
+    /// at shutdown.
+    fn write_db_from(path: &Path, first: u64, last: u64) {
+        let options = AuditOptions {
+            interval: std::time::Duration::from_secs(600),
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::new(writ_audit::SqliteSink::open(path).unwrap(), options).unwrap();
+        for i in first..=last {
             log.record(&record(i));
         }
         log.shutdown().unwrap();
+    }
+
+    /// A log as writ made them before 2026-12-06: one row per record in
+    /// table `audit`, 4 KiB pages.
+    fn old_layout(path: &Path) {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA page_size = 4096;
+                CREATE TABLE audit (
+                    seq INTEGER NOT NULL, id TEXT NOT NULL, time_ms INTEGER NOT NULL,
+                    trace_id TEXT, agent TEXT NOT NULL, chain TEXT NOT NULL,
+                    action TEXT NOT NULL, target TEXT, context TEXT NOT NULL,
+                    decision TEXT NOT NULL, rule TEXT, reason TEXT, risk TEXT,
+                    retry_after_s INTEGER, revision TEXT NOT NULL, prev TEXT NOT NULL,
+                    hash TEXT NOT NULL);",
+            )
+            .unwrap();
+    }
+
+    fn conn(path: &Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).unwrap()
+    }
+
+    fn kind_of_audit(path: &Path) -> String {
+        conn(path)
+            .query_row(
+                "SELECT type FROM sqlite_master WHERE name = 'audit'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap()
     }
 
     #[test]
@@ -475,7 +520,8 @@ mod sqlite {
         let dir = temp_dir("sqlite");
         let path = dir.join("audit.db");
         write_db(&path, 3);
-        write_db(&path, 2); // continued
+        write_db_from(&path, 4, 5); // continued
+        assert_eq!(kind_of_audit(&path), "view", "a new log holds batch rows");
         let lines = read_sqlite(&path).unwrap();
         assert_eq!(lines.len(), 5);
         for (i, line) in lines.iter().enumerate() {
@@ -494,35 +540,245 @@ mod sqlite {
         let copy = dir.join("copy.jsonl");
         write_lines(&copy, &lines);
         assert!(verify_jsonl(&copy).unwrap().is_intact());
-        // A new log has 16 KiB pages; one made with another size keeps it.
-        let page_size = |p: &Path| -> i64 {
-            rusqlite::Connection::open(p)
-                .unwrap()
-                .query_row("PRAGMA page_size", [], |r| r.get(0))
-                .unwrap()
-        };
-        assert_eq!(page_size(&path), 16384);
-        let old = dir.join("old.db");
-        rusqlite::Connection::open(&old)
-            .unwrap()
-            .execute_batch("PRAGMA page_size = 4096; CREATE TABLE t (x)")
+        // A new log has 16 KiB pages.
+        let page_size: i64 = conn(&path)
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
             .unwrap();
-        write_db(&old, 40);
-        assert_eq!(page_size(&old), 4096);
-        assert_eq!(read_sqlite(&old).unwrap().len(), 40);
-        assert!(verify_sqlite(&old).unwrap().is_intact());
+        assert_eq!(page_size, 16384);
     }
 
+    /// View `audit` shows one row per record with the older layout's
+    /// columns, each what the record's line says.
     #[test]
-    fn verify_names_edited_and_deleted_rows() {
+    fn the_audit_view_has_a_row_per_record() {
+        let dir = temp_dir("sqlite-view");
+        let path = dir.join("audit.db");
+        write_db(&path, 4);
+        write_db_from(&path, 5, 7);
+        let lines = read_sqlite(&path).unwrap();
+        let c = conn(&path);
+        let mut st = c
+            .prepare(
+                "SELECT seq, id, time_ms, trace_id, agent, chain, action, target, context, \
+                 decision, rule, reason, risk, retry_after_s, revision, prev, hash \
+                 FROM audit ORDER BY seq",
+            )
+            .unwrap();
+        let rows: Vec<Vec<rusqlite::types::Value>> = st
+            .query_map([], |r| (0..17).map(|i| r.get(i)).collect())
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rows.len(), lines.len());
+        use rusqlite::types::Value as Sql;
+        let text = |v: &serde_json::Value| match v {
+            serde_json::Value::Null => Sql::Null,
+            serde_json::Value::String(s) => Sql::Text(s.clone()),
+            serde_json::Value::Number(n) => Sql::Integer(n.as_i64().unwrap()),
+            other => Sql::Text(other.to_string()),
+        };
+        for (i, (row, line)) in rows.iter().zip(&lines).enumerate() {
+            let v = json(line);
+            let n = i as i64 + 1;
+            assert_eq!(row[0], Sql::Integer(n));
+            assert_eq!(
+                row[2],
+                Sql::Integer(1_736_953_200_000 + n * 1000),
+                "time_ms"
+            );
+            let names = [
+                (1, "id"),
+                (3, "trace_id"),
+                (4, "agent"),
+                (5, "chain"),
+                (6, "action"),
+                (7, "target"),
+                (8, "context"),
+                (9, "decision"),
+                (10, "rule"),
+                (11, "reason"),
+                (12, "risk"),
+                (13, "retry_after_s"),
+                (14, "revision"),
+                (15, "prev"),
+                (16, "hash"),
+            ];
+            for (col, name) in names {
+                assert_eq!(row[col], text(&v[name]), "record {n}, column {name}");
+            }
+        }
+        let billing: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM audit WHERE agent = 'billing-agent' AND decision = 'allow'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        // Records 2 and 4 (6 is denied).
+        assert_eq!(billing, 2);
+    }
+
+    /// docs/audit.md's SQL runs, in both layouts, and finds the records
+    /// it says.
+    #[test]
+    fn the_sql_in_the_docs_runs_on_both_layouts() {
+        let page =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/audit.md"))
+                .unwrap();
+        let blocks: Vec<&str> = page
+            .split("```sql\n")
+            .skip(1)
+            .filter_map(|b| b.split("```").next())
+            .collect();
+        assert!(!blocks.is_empty(), "docs/audit.md has SQL");
+        let dir = temp_dir("sqlite-docs");
+        let mut ran = 0;
+        for old in [false, true] {
+            let path = dir.join(if old { "old.db" } else { "new.db" });
+            if old {
+                old_layout(&path);
+            }
+            write_db(&path, 12);
+            for sql in &blocks {
+                // Continuation lines in the docs are indented.
+                let sql = sql.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+                let c = conn(&path);
+                let mut st = c.prepare(&sql).unwrap();
+                let seqs: Vec<i64> = st
+                    .query_map([], |r| r.get(0))
+                    .unwrap()
+                    .collect::<Result<_, _>>()
+                    .unwrap();
+                // Billing (even) and denied (multiples of 3): 12 and 6.
+                assert_eq!(seqs, [12, 6], "{sql}");
+                ran += 1;
+            }
+        }
+        assert_eq!(ran, 2 * blocks.len());
+    }
+
+    /// The newest-first walk, its window, and the counts.
+    #[test]
+    fn newest_first_stops_when_told_and_counts_agree_with_the_records() {
+        let dir = temp_dir("sqlite-newest");
+        for old in [false, true] {
+            let path = dir.join(if old { "old.db" } else { "new.db" });
+            if old {
+                old_layout(&path);
+            }
+            for (first, last) in [(1, 4), (5, 9), (10, 10)] {
+                write_db_from(&path, first, last);
+            }
+            let seqs = |window, limit: usize| {
+                let mut out = Vec::new();
+                sqlite_newest_first(&path, window, |line| {
+                    out.push(json(line)["seq"].as_u64().unwrap());
+                    if out.len() == limit {
+                        ControlFlow::Break(())
+                    } else {
+                        ControlFlow::Continue(())
+                    }
+                })
+                .unwrap();
+                out
+            };
+            assert_eq!(
+                seqs(None, 100),
+                (1..=10).rev().collect::<Vec<_>>(),
+                "old: {old}"
+            );
+            assert_eq!(seqs(None, 3), vec![10, 9, 8]);
+            // Records 6 and 7's times: the batches around them are read
+            // whole (records 5 to 9), none other.
+            let t = |i: i64| 1_736_953_200_000 + i * 1000;
+            let windowed = seqs(Some((t(6), t(7))), 100);
+            assert!(
+                windowed.contains(&6) && windowed.contains(&7),
+                "{windowed:?}"
+            );
+            assert!(windowed.iter().all(|s| (5..=9).contains(s)), "{windowed:?}");
+            // Denied: 3, 6, 9.
+            assert_eq!(
+                sqlite_counts(&path).unwrap(),
+                SqliteCounts {
+                    total: 10,
+                    allowed: 7,
+                    denied: 3
+                }
+            );
+        }
+        assert_eq!(
+            sqlite_counts(dir.join("empty.db")).unwrap_or_default(),
+            SqliteCounts::default()
+        );
+    }
+
+    /// Logs made before 2026-12-06 (a row per record) are continued in
+    /// their own layout, read and verified.
+    #[test]
+    fn older_logs_keep_their_layout() {
+        let dir = temp_dir("sqlite-old");
+        let old = dir.join("old.db");
+        old_layout(&old);
+        write_db(&old, 30);
+        write_db_from(&old, 31, 40);
+        assert_eq!(kind_of_audit(&old), "table");
+        let page_size: i64 = conn(&old)
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page_size, 4096);
+        let rows: i64 = conn(&old)
+            .query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 40);
+        let lines = read_sqlite(&old).unwrap();
+        assert_eq!(lines.len(), 40);
+        assert_eq!(json(&lines[30])["prev"], json(&lines[29])["hash"]);
+        assert!(verify_sqlite(&old).unwrap().is_intact());
+        // Tampering: an edited column and a deleted row.
+        {
+            let c = conn(&old);
+            c.execute("UPDATE audit SET target = 'payout' WHERE seq = 2", [])
+                .unwrap();
+            c.execute("DELETE FROM audit WHERE seq = 4", []).unwrap();
+        }
+        let report = verify_sqlite(&old).unwrap();
+        assert_eq!(report.problems.len(), 2, "{report}");
+        assert!(
+            matches!(&report.problems[0], Problem::Edited(at) if at.position == 2 && at.seq == Some(2)),
+            "{report}"
+        );
+        assert_eq!(report.problems[1], Problem::Missing { first: 4, last: 4 });
+        assert!(report.to_string().contains("row 2 (seq 2"), "{report}");
+    }
+
+    /// An edited record, a deleted one and a batch that is no longer an
+    /// array of records are named.
+    #[test]
+    fn verify_names_edited_and_deleted_records() {
         let dir = temp_dir("sqlite-tamper");
         let path = dir.join("audit.db");
         write_db(&path, 5);
+        write_db_from(&path, 6, 7);
         {
-            let conn = rusqlite::Connection::open(&path).unwrap();
-            conn.execute("UPDATE audit SET target = 'payout' WHERE seq = 2", [])
+            let c = conn(&path);
+            let (rowid, records): (i64, String) = c
+                .query_row(
+                    "SELECT rowid, records FROM audit_batch ORDER BY rowid LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .unwrap();
-            conn.execute("DELETE FROM audit WHERE seq = 4", []).unwrap();
+            let inner = &records[1..records.len() - 1];
+            let mut lines: Vec<String> = inner.split(",\n").map(str::to_owned).collect();
+            assert_eq!(lines.len(), 5, "the first batch holds records 1 to 5");
+            lines[1] = lines[1].replace("\"target\":\"refund\"", "\"target\":\"payout\"");
+            lines.remove(3);
+            c.execute(
+                "UPDATE audit_batch SET records = ?1 WHERE rowid = ?2",
+                rusqlite::params![format!("[{}]", lines.join(",\n")), rowid],
+            )
+            .unwrap();
         }
         let report = verify_sqlite(&path).unwrap();
         assert_eq!(report.problems.len(), 2, "{report}");
@@ -531,7 +787,23 @@ mod sqlite {
             "{report}"
         );
         assert_eq!(report.problems[1], Problem::Missing { first: 4, last: 4 });
-        assert!(report.to_string().contains("row 2 (seq 2"), "{report}");
+        assert!(report.to_string().contains("record 2 (seq 2"), "{report}");
+        // A batch cut to something that is not an array.
+        conn(&path)
+            .execute(
+                "UPDATE audit_batch SET records = substr(records, 1, 50) \
+                 WHERE rowid = (SELECT max(rowid) FROM audit_batch)",
+                [],
+            )
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(!report.is_intact());
+        assert!(
+            report.problems.len() > 2,
+            "the cut batch is named too: {report}"
+        );
+        // Reading still gives every record that is one.
+        assert_eq!(read_sqlite(&path).unwrap().len(), 4);
     }
 
     /// `AuditLog::open` and `verify` go by a file's content, whatever its

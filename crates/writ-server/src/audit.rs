@@ -2,11 +2,11 @@
 //! hash-chained log, SQLite or JSON Lines), with its trace id; the admin
 //! audit query reads the SQLite log back, newest first.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use rusqlite::{Connection, OpenFlags, params_from_iter};
 use writ_audit::{AuditLog, AuditOptions, Format};
 use writ_runtime::{Decision, Request};
 
@@ -64,7 +64,7 @@ pub struct Entry {
     pub decision: String,
     pub rule: Option<String>,
     pub reason: Option<String>,
-    pub context: String,
+    pub context: serde_json::Value,
 }
 
 impl Audit {
@@ -115,8 +115,8 @@ impl Audit {
         self.query_sqlite(q).map_err(ApiError::internal)
     }
 
-    /// How many records the log holds, allowed and denied, counted by
-    /// SQLite (the records are not read into memory).
+    /// How many records the log holds, allowed and denied (the records
+    /// are not read).
     ///
     /// # Errors
     /// As [`Audit::query`].
@@ -127,78 +127,81 @@ impl Audit {
         self.count_sqlite().map_err(ApiError::internal)
     }
 
-    /// The SQLite log, read-only, with everything queued written first.
-    fn read_only(&self) -> Result<Connection, String> {
-        self.flush()?;
-        Connection::open_with_flags(&self.path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| format!("{}: {e}", self.path.display()))
-    }
-
     fn count_sqlite(&self) -> Result<Counts, String> {
-        let db = self.read_only()?;
-        db.query_row(
-            "SELECT COUNT(*), COALESCE(SUM(decision = 'allow'), 0), COALESCE(SUM(decision = 'deny'), 0) FROM audit",
-            [],
-            |r| {
-                let n = |i: usize| r.get::<_, i64>(i).map(|v| u64::try_from(v).unwrap_or(0));
-                Ok(Counts {
-                    total: n(0)?,
-                    allowed: n(1)?,
-                    denied: n(2)?,
-                })
-            },
-        )
-        .map_err(|e| format!("{}: {e}", self.path.display()))
+        self.flush()?;
+        let c = writ_audit::sqlite_counts(&self.path).map_err(|e| e.to_string())?;
+        Ok(Counts {
+            total: c.total,
+            allowed: c.allowed,
+            denied: c.denied,
+        })
     }
 
+    /// Walks the log back from its newest record, reading each line,
+    /// until it has `limit` that match (batches wholly outside the time
+    /// window are not read).
     fn query_sqlite(&self, q: &Query) -> Result<Vec<Entry>, String> {
-        let db = self.read_only()?;
-        let mut sql = String::from(
-            "SELECT id, time_ms, trace_id, agent, action, target, decision, rule, reason, context FROM audit WHERE 1 = 1",
-        );
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        if let Some(d) = &q.decision {
-            sql.push_str(" AND decision = ?");
-            args.push(d.clone().into());
+        self.flush()?;
+        let mut out = Vec::new();
+        if q.limit == 0 {
+            return Ok(out);
         }
-        if let Some(a) = &q.agent {
-            sql.push_str(" AND agent = ?");
-            args.push(a.clone().into());
-        }
-        if let Some(a) = &q.action {
-            sql.push_str(" AND action = ?");
-            args.push(a.clone().into());
-        }
-        if let Some(f) = q.from_ms {
-            sql.push_str(" AND time_ms >= ?");
-            args.push(f.into());
-        }
-        if let Some(t) = q.to_ms {
-            sql.push_str(" AND time_ms <= ?");
-            args.push(t.into());
-        }
-        // Rows go in in chain order: the rowid walks back from the newest
-        // (`seq` has no index).
-        sql.push_str(" ORDER BY rowid DESC LIMIT ?");
-        args.push(i64::try_from(q.limit).unwrap_or(i64::MAX).into());
-        let mut st = db.prepare(&sql).map_err(|e| e.to_string())?;
-        let rows = st
-            .query_map(params_from_iter(args), |r| {
-                Ok(Entry {
-                    id: r.get(0)?,
-                    time_ms: r.get(1)?,
-                    trace_id: r.get(2)?,
-                    agent: r.get(3)?,
-                    action: r.get(4)?,
-                    target: r.get(5)?,
-                    decision: r.get(6)?,
-                    rule: r.get(7)?,
-                    reason: r.get(8)?,
-                    context: r.get(9)?,
-                })
-            })
-            .map_err(|e| e.to_string())?;
-        rows.collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())
+        let (from, to) = (q.from_ms.unwrap_or(i64::MIN), q.to_ms.unwrap_or(i64::MAX));
+        let window = (q.from_ms.is_some() || q.to_ms.is_some()).then_some((from, to));
+        let wanted = |want: &Option<String>, got: &str| want.as_deref().is_none_or(|w| w == got);
+        writ_audit::sqlite_newest_first(&self.path, window, |line| {
+            // A line that does not read is skipped (`writ audit verify`
+            // names it).
+            let Ok(r) = serde_json::from_str::<Line>(line) else {
+                return ControlFlow::Continue(());
+            };
+            let Ok(time_ms) = r
+                .time
+                .parse::<jiff::Timestamp>()
+                .map(|t| t.as_millisecond())
+            else {
+                return ControlFlow::Continue(());
+            };
+            if wanted(&q.decision, &r.decision)
+                && wanted(&q.agent, &r.agent)
+                && wanted(&q.action, &r.action)
+                && (from..=to).contains(&time_ms)
+            {
+                out.push(Entry {
+                    id: r.id,
+                    time_ms,
+                    trace_id: r.trace_id,
+                    agent: r.agent,
+                    action: r.action,
+                    target: r.target,
+                    decision: r.decision,
+                    rule: r.rule,
+                    reason: r.reason,
+                    context: r.context,
+                });
+            }
+            if out.len() >= q.limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .map_err(|e| e.to_string())?;
+        Ok(out)
     }
+}
+
+/// The fields of a record's canonical line the audit query answers with.
+#[derive(serde::Deserialize)]
+struct Line {
+    id: String,
+    time: String,
+    trace_id: Option<String>,
+    agent: String,
+    action: String,
+    target: Option<String>,
+    decision: String,
+    rule: Option<String>,
+    reason: Option<String>,
+    context: serde_json::Value,
 }

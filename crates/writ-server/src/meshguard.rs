@@ -721,10 +721,10 @@ async fn audit(
             opt("rule", &e.rule);
             opt("reason", &e.reason);
             opt("traceId", &e.trace_id);
-            if let Ok(Json_::Object(ctx)) = serde_json::from_str::<Json_>(&e.context)
+            if let Json_::Object(ctx) = &e.context
                 && !ctx.is_empty()
             {
-                m.insert("meta".into(), Json_::Object(ctx));
+                m.insert("meta".into(), Json_::Object(ctx.clone()));
             }
             Json_::Object(m)
         })

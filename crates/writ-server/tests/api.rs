@@ -727,6 +727,34 @@ async fn the_audit_query_and_stats_count_in_sqlite_and_refuse_json_lines() {
         "{}",
         denied.json
     );
+    // Every filter, read from the records' lines.
+    for (query, n) in [
+        ("agentId=billing-agent", 3),
+        ("agentId=triage-agent", 0),
+        ("action=tool:call&decision=allow", 1),
+        ("action=model:use", 0),
+        ("from=2025-01-15T14:00:00Z&to=2025-01-15T16:00:00Z", 3),
+        ("from=2025-01-15T15:00:00Z&to=2025-01-15T15:00:00Z", 3),
+        ("from=2025-01-15T15:00:00.001Z", 0),
+        ("to=2025-01-15T14:59:59.999Z", 0),
+    ] {
+        let a = call(&s, "GET", &format!("/admin/audit?{query}"), &admin, "").await;
+        assert_eq!(
+            a.json["entries"].as_array().map(Vec::len),
+            Some(n),
+            "{query}: {}",
+            a.json
+        );
+    }
+    let newest = &all.json["entries"][0];
+    assert_eq!(newest["timestamp"], "2025-01-15T15:00:00Z", "{newest}");
+    assert_eq!(newest["resource"], "refund", "{newest}");
+    assert_eq!(newest["agentId"], "billing-agent", "{newest}");
+    assert_eq!(newest["meta"]["amount"], 5000.0, "{newest}");
+    assert!(
+        newest["id"].as_str().is_some_and(|id| !id.is_empty()),
+        "{newest}"
+    );
 
     // A JSON Lines log records decisions but cannot be queried: a 501
     // with a code that says so, not a 500.
