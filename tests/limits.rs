@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use writ::{Source, compile};
-use writ_runtime::{Effect, InProcess, OnStoreFailure, Request, Runtime};
+use writ_runtime::{Effect, InProcess, OnStoreFailure, Reason, Request, Runtime};
 
 fn runtime(policy: &str) -> Runtime {
     let sources = [Source {
@@ -216,12 +216,13 @@ fn a_shared_rule_limit_holds_all_agents_together_to_n() {
     assert_eq!(allowed("a", "lookup", 5), 3);
     assert_eq!(allowed("b", "lookup", 5), 3);
     let req = request("b", "tool:call", Some("lookup"), 0);
-    assert!(
-        rt.check(&req)
-            .reason_text(&req)
-            .unwrap()
-            .ends_with("reached for agent `b`")
+    let d = rt.check(&req);
+    assert_eq!(
+        d.reason_text(&req).unwrap(),
+        "rate limit `3/minute` of rule `lookup` reached for agent `b`"
     );
+    // The sentence is written when asked for, not while deciding.
+    assert!(matches!(d.reason, Reason::Limit(_)), "{:?}", d.reason);
 }
 
 #[test]

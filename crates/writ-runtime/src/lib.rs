@@ -52,7 +52,7 @@ pub mod wire;
 #[cfg(feature = "reload")]
 pub use engine::{Engine, Watcher};
 pub use error::{IoError, LoadError, SignatureError};
-pub use eval::{Decision, Reason};
+pub use eval::{Decision, FullLimit, Reason};
 pub use limiter::{InProcess, LimitStore, OnStoreFailure};
 pub use model::{Model, Value};
 pub use reason::ScopeList;

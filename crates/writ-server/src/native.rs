@@ -14,6 +14,7 @@
 
 use axum::Json;
 use axum::Router;
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -122,15 +123,28 @@ fn asked(s: &Shared, headers: &HeaderMap, body: &str) -> Result<Request, ApiErro
     request_for(s, headers, who.as_ref(), body)
 }
 
-fn revision_header(revision: &str) -> [(header::HeaderName, HeaderValue); 1] {
+fn revision_header(loaded: &crate::policy::Loaded) -> [(header::HeaderName, HeaderValue); 1] {
     [(
         header::HeaderName::from_static("x-writ-revision"),
-        HeaderValue::from_str(revision).unwrap_or(HeaderValue::from_static("")),
+        loaded.revision_header.clone(),
     )]
 }
 
-async fn check(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
-    let req = match asked(&s, &headers, &body) {
+/// A request body as text (read as bytes: axum's `String` copies them).
+///
+/// # Errors
+/// 400 when it is not UTF-8.
+fn text(body: &[u8]) -> Result<&str, ApiError> {
+    std::str::from_utf8(body).map_err(|e| {
+        ApiError::bad_request(format!(
+            "the request body is not UTF-8 (byte {}); send JSON",
+            e.valid_up_to()
+        ))
+    })
+}
+
+async fn check(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) -> Response {
+    let req = match text(&body).and_then(|body| asked(&s, &headers, body)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -138,7 +152,7 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers, body: String)
     let json = s.decide(&loaded, &req, |d| d.to_json(&req));
     (
         StatusCode::OK,
-        revision_header(&loaded.revision),
+        revision_header(&loaded),
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -151,8 +165,8 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers, body: String)
 /// The decision and the steps that led to it (see `explain.rs`). An
 /// explanation runs on fresh limits: it counts against nothing, and does
 /// not see the served counts.
-async fn explain(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
-    let req = match asked(&s, &headers, &body) {
+async fn explain(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) -> Response {
+    let req = match text(&body).and_then(|body| asked(&s, &headers, body)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -169,12 +183,16 @@ struct Batch {
     requests: Vec<serde_json::Value>,
 }
 
-async fn batch(State(s): State<Shared>, Headers(headers): Headers, body: String) -> Response {
+async fn batch(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) -> Response {
     let who = match caller(&s, &headers) {
         Ok(w) => w,
         Err(e) => return e.into_response(),
     };
-    let batch: Batch = match serde_json::from_str(&body) {
+    let body = match text(&body) {
+        Ok(b) => b,
+        Err(e) => return e.into_response(),
+    };
+    let batch: Batch = match serde_json::from_str(body) {
         Ok(b) => b,
         Err(e) => {
             return ApiError::bad_request(format!(
@@ -211,7 +229,7 @@ async fn batch(State(s): State<Shared>, Headers(headers): Headers, body: String)
     out.push_str("]}");
     (
         StatusCode::OK,
-        revision_header(&loaded.revision),
+        revision_header(&loaded),
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),

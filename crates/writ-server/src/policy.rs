@@ -49,6 +49,8 @@ pub struct Loaded {
     pub revision: String,
     /// The same, shared with the audit records.
     pub revision_arc: Arc<str>,
+    /// The same, as the `X-Writ-Revision` header's value (made once).
+    pub revision_header: axum::http::HeaderValue,
     /// The agent entries' `token_prefix`es (an opaque token with one of
     /// them is handed to the runtime, which maps it to its entry).
     pub token_prefixes: Vec<String>,
@@ -229,8 +231,12 @@ fn load(
         }
     };
     let runtime = runtime.with_limit_store(Arc::clone(store), on_failure);
+    let revision = hex(&runtime.header().revision);
     Ok(Loaded {
-        revision: hex(&runtime.header().revision),
+        // Hex digits: always a valid header value.
+        revision_header: axum::http::HeaderValue::from_str(&revision)
+            .unwrap_or(axum::http::HeaderValue::from_static("")),
+        revision,
         revision_arc: writ_audit::revision_of(runtime.header()),
         token_prefixes: model
             .agents

@@ -128,6 +128,32 @@ async fn malformed_requests_get_a_code_and_a_sentence() {
             a.json
         );
     }
+    // A body that is not UTF-8, on every endpoint that reads one.
+    for uri in ["/v1/check", "/v1/check/batch", "/v1/explain"] {
+        let resp = router(Arc::clone(&s))
+            .oneshot(
+                Request::builder()
+                    .method("POST")
+                    .uri(uri)
+                    .body(Body::from(b"{\"agent\":\"\xff\"}".to_vec()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{uri}");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["error"], "bad_request", "{uri}: {json}");
+        assert!(
+            json["message"]
+                .as_str()
+                .unwrap()
+                .contains("not UTF-8 (byte 10)"),
+            "{uri}: {json}"
+        );
+    }
     let a = call(&s, "GET", "/no/such/endpoint", &[], "").await;
     assert_eq!(a.status, StatusCode::NOT_FOUND);
 }

@@ -14,6 +14,8 @@ pub enum Reason<'b> {
     /// The default decision's sentence naming the action.
     NoRule,
     Text(String),
+    /// A limit is full; its sentence names the request's agent.
+    Limit(super::limits::FullLimit<'b>),
 }
 
 /// The answer to a request. Borrowed names point into the runtime.
@@ -64,6 +66,7 @@ impl Decision<'_> {
                 self.default_effect,
             ))),
             Reason::Text(s) => Some(Cow::Borrowed(s.as_str())),
+            Reason::Limit(l) => Some(Cow::Owned(l.sentence(&req.agent))),
         }
     }
 

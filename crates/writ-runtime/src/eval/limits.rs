@@ -62,6 +62,34 @@ impl<'s> Hold<'s> {
     }
 }
 
+/// A full limit, as a decision's reason: its sentence (which names the
+/// request's agent) is written only when asked for, so that a refusal
+/// under load does not format it. Boxed: a decision stays small.
+#[derive(Clone)]
+pub struct FullLimit<'b>(pub(super) Box<Hold<'b>>);
+
+impl FullLimit<'_> {
+    /// The sentence, for `agent`.
+    #[must_use]
+    pub fn sentence(&self, agent: &str) -> String {
+        self.0.full(agent)
+    }
+}
+
+impl std::fmt::Debug for FullLimit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("FullLimit")
+            .field(&self.sentence("{agent}"))
+            .finish()
+    }
+}
+
+impl PartialEq for FullLimit<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.sentence("") == other.sentence("")
+    }
+}
+
 pub(super) fn unavailable(why: &str) -> String {
     format!("the limit store cannot be reached ({why}); denying rather than not counting")
 }

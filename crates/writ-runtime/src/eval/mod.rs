@@ -39,6 +39,7 @@ mod prepare;
 
 use cond::*;
 pub use decision::{Decision, Reason};
+pub use limits::FullLimit;
 use limits::*;
 use prepare::*;
 
@@ -202,6 +203,16 @@ impl Compiled {
         reason: String,
         retry: Option<u64>,
     ) -> Decision<'s> {
+        self.deny_for(rule, agent, Reason::Text(reason), retry)
+    }
+
+    fn deny_for<'s>(
+        &'s self,
+        rule: Option<&'s PRule>,
+        agent: Option<&'s PAgent>,
+        reason: Reason<'s>,
+        retry: Option<u64>,
+    ) -> Decision<'s> {
         let policy = rule
             .map(|r| r.policy)
             .or(agent.map(|a| a.policy))
@@ -210,7 +221,7 @@ impl Compiled {
             effect: Effect::Deny,
             rule: rule.map(|r| r.name.as_str()),
             policy,
-            reason: Reason::Text(reason),
+            reason,
             risk: rule.and_then(|r| r.risk).or(self.default_risk),
             retry_after_s: retry,
             time_ms: 0,
@@ -307,14 +318,16 @@ impl Compiled {
                         index,
                         retry_after_s,
                     }) => {
+                        // The principal is the request's agent, whom
+                        // the sentence names when it is written.
                         let reason = pending.get(index).map_or_else(
-                            || "a limit is reached".to_owned(),
-                            |h| h.full(principal.id),
+                            || Reason::Text("a limit is reached".to_owned()),
+                            |h| Reason::Limit(FullLimit(Box::new(*h))),
                         );
                         let (rule, agent) = pending
                             .get(index)
                             .map_or((None, None), |h| (h.rule, h.agent));
-                        return self.deny(rule, agent, reason, Some(retry_after_s));
+                        return self.deny_for(rule, agent, reason, Some(retry_after_s));
                     }
                     Err(Refusal::Unavailable(why)) => {
                         if self.on_store_failure == OnStoreFailure::Deny {
@@ -894,7 +907,12 @@ impl Compiled {
                 Ok(()) => limit_id = Some(hold),
                 Err(Refusal::Full { retry_after_s, .. }) => {
                     return (
-                        self.deny(Some(rule), None, hold.full(p.id), Some(retry_after_s)),
+                        self.deny_for(
+                            Some(rule),
+                            None,
+                            Reason::Limit(FullLimit(Box::new(hold))),
+                            Some(retry_after_s),
+                        ),
                         None,
                     );
                 }
