@@ -5,14 +5,18 @@
 //!
 //! On a machine with 2 cores or more, every server runs pinned to core 0
 //! (`taskset -c 0`) and the load generator, `oha`, to core 1, over
-//! loopback with keep-alive. For each target the bench warms up for 2 s,
-//! then measures
+//! loopback with keep-alive. The bench starts every target, then measures
 //!
-//! - the most it answers: `WRIT_BENCH_CONNECTIONS` connections (64) for
-//!   `WRIT_BENCH_SECONDS` seconds (10), with the requests/s and the p50
-//!   and p99 latencies, and the server's CPU use (if under ~95 %, the load
-//!   generator, not the server, was the limit);
-//! - the p99 at half that rate (`oha -q`), twice: with latency counted
+//! - the most each answers, in `WRIT_BENCH_ROUNDS` rounds (3) in which
+//!   the targets take turns (a VM's speed drifts by tens of percent over
+//!   minutes: a ratio of two runs taken a minute apart is worth more than
+//!   one of runs ten minutes apart): a 2 s warm-up, then
+//!   `WRIT_BENCH_CONNECTIONS` connections (64) for `WRIT_BENCH_SECONDS`
+//!   seconds (10), with the requests/s and the p50 and p99 latencies, and
+//!   the server's CPU use (if under ~95 %, the load generator, not the
+//!   server, was the limit). A ratio to the floor or to agent-aegis is
+//!   the median of the rounds' ratios;
+//! - the p99 at half its median round's rate (`oha -q`), twice: with latency counted
 //!   from when each request was due (`--latency-correction`: a stall
 //!   delays the requests behind it, and they count it), and from when
 //!   each was sent;
@@ -79,6 +83,9 @@ fn main() -> ExitCode {
 /// What the bench was told.
 struct Settings {
     seconds: u64,
+    /// How many times each target's most is measured, the targets taking
+    /// turns (`WRIT_BENCH_ROUNDS`, 3).
+    rounds: usize,
     connections: u32,
     oha: PathBuf,
     writ: PathBuf,
@@ -180,6 +187,7 @@ fn settings() -> Result<Settings, String> {
     std::fs::create_dir_all(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
     Ok(Settings {
         seconds: env_num("WRIT_BENCH_SECONDS", 10)?,
+        rounds: env_num("WRIT_BENCH_ROUNDS", 3usize)?.max(1),
         connections: env_num("WRIT_BENCH_CONNECTIONS", 64)?,
         oha: find_oha()?,
         writ: find_writ(&root)?,
@@ -554,12 +562,108 @@ fn oha(
     })
 }
 
-/// A measured target: the most it answers, and its p99 at half that.
+/// A started server and the load it is measured with.
+struct Target {
+    key: char,
+    name: String,
+    runtime: String,
+    server: Server,
+    load: Load,
+}
+
+impl Target {
+    /// Checks a first answer.
+    fn check(&self) -> Result<(), String> {
+        let load = &self.load;
+        let body = load.body.as_deref().unwrap_or("");
+        let (status, answer) = http(
+            &self.server.addr,
+            load.method,
+            load.path,
+            &load.headers,
+            body,
+        )?;
+        if status != load.status || !answer.contains(load.expect) {
+            return Err(format!(
+                "({}) {}: {} {} answered {status}: {answer}",
+                self.key, self.name, load.method, load.path
+            ));
+        }
+        Ok(())
+    }
+
+    /// The most it answers: warmed up, then measured.
+    fn max(&self, s: &Settings, round: usize) -> Result<Run, String> {
+        eprintln!(
+            "serve bench: round {}/{}: ({}) {} [{}]",
+            round + 1,
+            s.rounds,
+            self.key,
+            self.name,
+            self.runtime
+        );
+        let url = self.server.url(self.load.path);
+        oha(
+            s,
+            &self.load,
+            &url,
+            s.seconds.min(2),
+            None,
+            self.server.pid(),
+        )?;
+        let max = oha(s, &self.load, &url, s.seconds, None, self.server.pid())?;
+        eprintln!(
+            "  max: {:.0} req/s, p50 {}, p99 {}, {} errors; CPU: server {:.0} %, its core {:.0} %, oha's core {:.0} %",
+            max.rps,
+            time(max.p50_s),
+            time(max.p99_s),
+            max.errors,
+            max.cpu * 100.0,
+            max.server_core * 100.0,
+            max.load_core * 100.0
+        );
+        Ok(max)
+    }
+
+    /// Its p99 at `rate`: from when each request was due, and from when
+    /// each was sent.
+    fn halves(&self, s: &Settings, rate: f64) -> Result<[Run; 2], String> {
+        let url = self.server.url(self.load.path);
+        let mut halves = [Run::default(); 2];
+        for (due, half) in [true, false].into_iter().zip(&mut halves) {
+            *half = oha(
+                s,
+                &self.load,
+                &url,
+                s.seconds,
+                Some((rate, due)),
+                self.server.pid(),
+            )?;
+            eprintln!(
+                "  ({}) at {rate:.0} req/s, latency from when {}: {:.0} req/s, p50 {}, p99 {}, {} errors, server CPU {:.0} %",
+                self.key,
+                if due { "due" } else { "sent" },
+                half.rps,
+                time(half.p50_s),
+                time(half.p99_s),
+                half.errors,
+                half.cpu * 100.0
+            );
+        }
+        Ok(halves)
+    }
+}
+
+/// A measured target: the most it answers in each round, and its p99 at
+/// half its median round's rate.
 struct Row {
     key: char,
     name: String,
     runtime: String,
     threads: usize,
+    /// Each round's most, in round order.
+    rounds: Vec<Run>,
+    /// The median round (by requests/s).
     max: Run,
     /// At half `max`'s rate, latency from when each request was due.
     half: Run,
@@ -569,72 +673,42 @@ struct Row {
 
 impl Row {
     fn errors(&self) -> u64 {
-        self.max.errors + self.half.errors + self.half_sent.errors
+        self.rounds.iter().map(|r| r.errors).sum::<u64>() + self.half.errors + self.half_sent.errors
     }
 }
 
-/// Checks a first answer, then measures.
-fn measure(
-    s: &Settings,
-    key: char,
-    name: &str,
-    runtime: &str,
-    server: &Server,
-    load: &Load,
-) -> Result<Row, String> {
-    eprintln!("serve bench: ({key}) {name} [{runtime}]");
-    let body = load.body.as_deref().unwrap_or("");
-    let (status, answer) = http(&server.addr, load.method, load.path, &load.headers, body)?;
-    if status != load.status || !answer.contains(load.expect) {
-        return Err(format!(
-            "({key}) {name}: {} {} answered {status}: {answer}",
-            load.method, load.path
-        ));
-    }
-    let url = server.url(load.path);
-    oha(s, load, &url, s.seconds.min(2), None, server.pid())?;
-    let max = oha(s, load, &url, s.seconds, None, server.pid())?;
-    eprintln!(
-        "  max: {:.0} req/s, p50 {}, p99 {}, {} errors; CPU: server {:.0} %, its core {:.0} %, oha's core {:.0} %",
-        max.rps,
-        time(max.p50_s),
-        time(max.p99_s),
-        max.errors,
-        max.cpu * 100.0,
-        max.server_core * 100.0,
-        max.load_core * 100.0
-    );
-    let mut halves = [Run::default(); 2];
-    for (due, half) in [true, false].into_iter().zip(&mut halves) {
-        *half = oha(
-            s,
-            load,
-            &url,
-            s.seconds,
-            Some((max.rps / 2.0, due)),
-            server.pid(),
-        )?;
-        eprintln!(
-            "  at {:.0} req/s, latency from when {}: {:.0} req/s, p50 {}, p99 {}, {} errors, server CPU {:.0} %",
-            max.rps / 2.0,
-            if due { "due" } else { "sent" },
-            half.rps,
-            time(half.p50_s),
-            time(half.p99_s),
-            half.errors,
-            half.cpu * 100.0
-        );
-    }
-    let [half, half_sent] = halves;
-    Ok(Row {
-        key,
-        name: name.to_owned(),
-        runtime: runtime.to_owned(),
-        threads: threads_of(server.pid()),
-        max,
-        half,
-        half_sent,
-    })
+/// The round with the median requests/s.
+fn median_run(runs: &[Run]) -> Run {
+    let mut sorted = runs.to_vec();
+    sorted.sort_by(|x, y| x.rps.total_cmp(&y.rps));
+    sorted.get(sorted.len() / 2).copied().unwrap_or_default()
+}
+
+/// The median of `values` (the upper one of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// `w`'s requests/s over `base`'s, round by round (each pair measured
+/// minutes apart at most, on a machine whose speed drifts): the median
+/// and the range. `per_cpu`: per CPU second instead.
+fn ratios(w: &Row, base: &Row, per_cpu: bool) -> (f64, f64, f64) {
+    let each: Vec<f64> = w
+        .rounds
+        .iter()
+        .zip(&base.rounds)
+        .map(|(x, y)| {
+            if per_cpu {
+                (x.rps / x.cpu) / (y.rps / y.cpu)
+            } else {
+                x.rps / y.rps
+            }
+        })
+        .collect();
+    let lo = each.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = each.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    (median(each), lo, hi)
 }
 
 fn time(s: f64) -> String {
@@ -665,17 +739,16 @@ fn threads_args(threads: Option<u16>) -> Vec<String> {
 /// on weekdays, in New York's working hours).
 const README_REQUEST: &str = r#"{"agent":"billing-agent","action":"tool:call","target":"refund","context":{"amount":79.99,"currency":"USD"},"at":"2025-01-15T15:00:00Z"}"#;
 
-fn floor(s: &Settings, threads: Option<u16>) -> Result<Row, String> {
+fn floor(s: &Settings, threads: Option<u16>) -> Result<Target, String> {
     let server = Server::start(&s.floor, &threads_args(threads), &[], true, None, &s.tmp)?;
     let load = native_load(r#""decision":"allow""#);
-    measure(
-        s,
-        'a',
-        "HTTP floor (axum, constant JSON)",
-        &runtime_name(threads),
-        &server,
-        &load,
-    )
+    Ok(Target {
+        key: 'a',
+        name: "HTTP floor (axum, constant JSON)".to_owned(),
+        runtime: runtime_name(threads),
+        server,
+        load,
+    })
 }
 
 fn writ_args(s: &Settings, dir: &Path, policy: &str, threads: Option<u16>) -> Vec<String> {
@@ -700,6 +773,11 @@ fn writ_args(s: &Settings, dir: &Path, policy: &str, threads: Option<u16>) -> Ve
     args
 }
 
+/// A folder name's part for a runtime (the servers run side by side).
+fn dir_suffix(threads: Option<u16>) -> String {
+    threads.map_or_else(|| "default".to_owned(), |n| n.to_string())
+}
+
 fn fresh_dir(s: &Settings, name: &str) -> Result<PathBuf, String> {
     let dir = s.tmp.join(name);
     let _ = std::fs::remove_dir_all(&dir);
@@ -707,8 +785,8 @@ fn fresh_dir(s: &Settings, name: &str) -> Result<PathBuf, String> {
     Ok(dir)
 }
 
-fn writ_native(s: &Settings, threads: Option<u16>) -> Result<Row, String> {
-    let dir = fresh_dir(s, "native")?;
+fn writ_native(s: &Settings, threads: Option<u16>) -> Result<Target, String> {
+    let dir = fresh_dir(s, &format!("native-{}", dir_suffix(threads)))?;
     let server = Server::start(
         &s.writ,
         &writ_args(s, &dir, "examples/support.writ", threads),
@@ -718,18 +796,17 @@ fn writ_native(s: &Settings, threads: Option<u16>) -> Result<Row, String> {
         &dir,
     )?;
     let load = native_load(r#""decision":"allow","rule":"refund_small""#);
-    measure(
-        s,
-        'b',
-        "`writ serve` `POST /v1/check`",
-        &runtime_name(threads),
-        &server,
-        &load,
-    )
+    Ok(Target {
+        key: 'b',
+        name: "`writ serve` `POST /v1/check`".to_owned(),
+        runtime: runtime_name(threads),
+        server,
+        load,
+    })
 }
 
-fn writ_meshguard(s: &Settings, threads: Option<u16>) -> Result<Row, String> {
-    let dir = fresh_dir(s, "meshguard")?;
+fn writ_meshguard(s: &Settings, threads: Option<u16>) -> Result<Target, String> {
+    let dir = fresh_dir(s, &format!("meshguard-{}", dir_suffix(threads)))?;
     let secret = format!(
         "bench-secret-{}-0123456789abcdef0123456789",
         std::process::id()
@@ -788,14 +865,13 @@ fn writ_meshguard(s: &Settings, threads: Option<u16>) -> Result<Row, String> {
         status: 200,
         expect: r#""allowed":true"#,
     };
-    measure(
-        s,
-        'c',
-        "`writ serve` `GET /proxy/check` (JWT)",
-        &runtime_name(threads),
-        &server,
-        &load,
-    )
+    Ok(Target {
+        key: 'c',
+        name: "`writ serve` `GET /proxy/check` (JWT)".to_owned(),
+        runtime: runtime_name(threads),
+        server,
+        load,
+    })
 }
 
 const AEGIS_APP: &str = r#"# Written by writ's serve bench: agent-aegis's app, no dashboard, no audit DB.
@@ -807,7 +883,7 @@ app = create_app(policy_path=os.environ["AEGIS_POLICY"], enable_dashboard=False)
 
 const AEGIS_REQUEST: &str = r#"{"action_type":"search_docs","target":"web"}"#;
 
-fn aegis(s: &Settings, python: &Path) -> Result<Row, String> {
+fn aegis(s: &Settings, python: &Path) -> Result<Target, String> {
     let probe = Command::new(python)
         .args([
             "-c",
@@ -871,14 +947,13 @@ fn aegis(s: &Settings, python: &Path) -> Result<Row, String> {
         status: 200,
         expect: r#""is_allowed":true"#,
     };
-    measure(
-        s,
-        'd',
-        &format!("agent-aegis {version} `POST /api/v1/evaluate` (uvicorn)"),
-        "uvloop, 1 worker",
-        &server,
-        &load,
-    )
+    Ok(Target {
+        key: 'd',
+        name: format!("agent-aegis {version} `POST /api/v1/evaluate` (uvicorn)"),
+        runtime: "uvloop, 1 worker".to_owned(),
+        server,
+        load,
+    })
 }
 
 fn machine() -> String {
@@ -924,22 +999,50 @@ fn run() -> Result<bool, String> {
         s.connections,
         machine()
     );
-    let mut rows = Vec::new();
+    let mut targets = Vec::new();
     let mut notes = Vec::new();
     for &threads in &s.runtimes {
-        rows.push(floor(&s, threads)?);
-        rows.push(writ_native(&s, threads)?);
-        rows.push(writ_meshguard(&s, threads)?);
+        targets.push(floor(&s, threads)?);
+        targets.push(writ_native(&s, threads)?);
+        targets.push(writ_meshguard(&s, threads)?);
     }
     match &s.aegis_python {
         Some(py) => match aegis(&s, py) {
-            Ok(r) => rows.push(r),
+            Ok(t) => targets.push(t),
             Err(e) => notes.push(format!("(d) agent-aegis skipped: {e}")),
         },
         None => notes.push(
             "(d) agent-aegis skipped: set WRIT_BENCH_AEGIS_PYTHON to a Python with `agent-aegis[server]==1.0.0 uvicorn uvloop httptools`".to_owned(),
         ),
     }
+    for t in &targets {
+        t.check()?;
+    }
+    // The targets take turns, round after round: the machine's speed
+    // drifts over minutes, and a ratio of two runs a minute apart is
+    // worth more than one of runs ten minutes apart.
+    let mut maxes: Vec<Vec<Run>> = targets.iter().map(|_| Vec::new()).collect();
+    for round in 0..s.rounds {
+        for (t, runs) in targets.iter().zip(&mut maxes) {
+            runs.push(t.max(&s, round)?);
+        }
+    }
+    let mut rows = Vec::new();
+    for (t, runs) in targets.iter().zip(maxes) {
+        let max = median_run(&runs);
+        let [half, half_sent] = t.halves(&s, max.rps / 2.0)?;
+        rows.push(Row {
+            key: t.key,
+            name: t.name.clone(),
+            runtime: t.runtime.clone(),
+            threads: threads_of(t.server.pid()),
+            rounds: runs,
+            max,
+            half,
+            half_sent,
+        });
+    }
+    drop(targets);
     let _ = std::fs::remove_dir_all(&s.tmp);
 
     println!();
@@ -956,17 +1059,19 @@ fn run() -> Result<bool, String> {
     );
     println!();
     println!(
-        "| | target | runtime | threads | req/s | p50 | p99 | p99 at half rate: from when due / sent | errors | CPU at max: server / its core / oha's core |"
+        "| | target | runtime | threads | req/s (median round) | each round | p50 | p99 | p99 at half rate: from when due / sent | errors | CPU at max: server / its core / oha's core |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
+        let each: Vec<String> = r.rounds.iter().map(|x| format!("{:.0}", x.rps)).collect();
         println!(
-            "| ({}) | {} | {} | {} | {:.0} | {} | {} | {} / {} | {} | {:.0} / {:.0} / {:.0} % |",
+            "| ({}) | {} | {} | {} | {:.0} | {} | {} | {} | {} / {} | {} | {:.0} / {:.0} / {:.0} % |",
             r.key,
             r.name,
             r.runtime,
             r.threads,
             r.max.rps,
+            each.join(", "),
             time(r.max.p50_s),
             time(r.max.p99_s),
             time(r.half.p99_s),
@@ -987,11 +1092,14 @@ fn run() -> Result<bool, String> {
         let Some(a) = find('a', &rt) else { continue };
         for key in ['b', 'c'] {
             let Some(w) = find(key, &rt) else { continue };
-            let floor_ratio = w.max.rps / a.max.rps;
-            let per_cpu = (w.max.rps / w.max.cpu) / (a.max.rps / a.max.cpu);
+            let (floor_ratio, lo, hi) = ratios(w, a, false);
+            let (per_cpu, _, _) = ratios(w, a, true);
             println!(
-                "- ({key}) [{rt}]: writ / floor {:.0} % (target ≥ 70 %: {}), {:.0} % per CPU second; p99 at half rate {} from when due, {} from when sent (target ≤ 2 ms: {}; the floor's: {} / {})",
+                "- ({key}) [{rt}]: writ / floor {:.0} % (median of {} rounds, {:.0}–{:.0} %; target ≥ 70 %: {}), {:.0} % per CPU second; p99 at half rate {} from when due, {} from when sent (target ≤ 2 ms: {}; the floor's: {} / {})",
                 floor_ratio * 100.0,
+                w.rounds.len(),
+                lo * 100.0,
+                hi * 100.0,
                 verdict(floor_ratio >= 0.7),
                 per_cpu * 100.0,
                 time(w.half.p99_s),
@@ -1001,9 +1109,10 @@ fn run() -> Result<bool, String> {
                 time(a.half_sent.p99_s)
             );
             if let Some(d) = aegis_row {
-                let x = w.max.rps / d.max.rps;
+                let (x, lo, hi) = ratios(w, d, false);
                 println!(
-                    "  writ / aegis {x:.1}× (target ≥ 20×: {})",
+                    "  writ / aegis {x:.1}× (median of {} rounds, {lo:.1}–{hi:.1}×; target ≥ 20×: {})",
+                    w.rounds.len(),
                     verdict(x >= 20.0)
                 );
             }
@@ -1028,14 +1137,14 @@ fn run() -> Result<bool, String> {
                 r.max.rps / r.max.cpu
             );
         }
-        if r.errors() > 0 || r.max.requests == 0 {
+        if r.errors() > 0 || r.rounds.iter().any(|x| x.requests == 0) {
             ok = false;
             println!(
-                "- ERRORS: ({}) [{}]: {} of {} answers at the most, {} of {} and {} of {} at half rate",
+                "- ERRORS: ({}) [{}]: {} of {} answers at the most (all rounds), {} of {} and {} of {} at half rate",
                 r.key,
                 r.runtime,
-                r.max.errors,
-                r.max.requests,
+                r.rounds.iter().map(|x| x.errors).sum::<u64>(),
+                r.rounds.iter().map(|x| x.requests).sum::<u64>(),
                 r.half.errors,
                 r.half.requests,
                 r.half_sent.errors,
