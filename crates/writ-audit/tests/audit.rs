@@ -706,6 +706,31 @@ mod sqlite {
                     denied: 3
                 }
             );
+            // A batch's times need not be in order (a request's `at` sets
+            // a record's): one in the middle of a batch is found by its
+            // time, whatever the batch's first and last.
+            if !old {
+                let options = AuditOptions {
+                    interval: std::time::Duration::from_secs(600),
+                    ..AuditOptions::default()
+                };
+                let log =
+                    AuditLog::new(writ_audit::SqliteSink::open(&path).unwrap(), options).unwrap();
+                for at in [t(1), t(500), t(2)] {
+                    let mut r = record(11);
+                    r.time_ms = at;
+                    log.record(&r);
+                }
+                log.shutdown().unwrap();
+                // Their batch is read whole (or theirs, if the writer
+                // split them).
+                for window in [(t(500), t(500)), (t(400), t(600))] {
+                    let found = seqs(Some(window), 100);
+                    assert!(found.contains(&12), "{found:?}");
+                    assert!(found.iter().all(|s| (11..=13).contains(s)), "{found:?}");
+                }
+                assert!(verify_sqlite(&path).unwrap().is_intact());
+            }
         }
         assert_eq!(
             sqlite_counts(dir.join("empty.db")).unwrap_or_default(),
@@ -761,24 +786,35 @@ mod sqlite {
         write_db(&path, 5);
         write_db_from(&path, 6, 7);
         {
+            // Record 2 edited and record 4 deleted, in whichever batches
+            // the writer put them.
             let c = conn(&path);
-            let (rowid, records): (i64, String) = c
-                .query_row(
-                    "SELECT rowid, records FROM audit_batch ORDER BY rowid LIMIT 1",
-                    [],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
+            let batches: Vec<(i64, String)> = c
+                .prepare("SELECT rowid, records FROM audit_batch ORDER BY rowid")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap();
+            for (rowid, records) in batches {
+                let inner = &records[1..records.len() - 1];
+                let lines: Vec<String> = inner
+                    .split(",\n")
+                    .filter(|l| !l.starts_with("{\"seq\":4,"))
+                    .map(|l| {
+                        if l.starts_with("{\"seq\":2,") {
+                            l.replace("\"target\":\"refund\"", "\"target\":\"payout\"")
+                        } else {
+                            l.to_owned()
+                        }
+                    })
+                    .collect();
+                c.execute(
+                    "UPDATE audit_batch SET records = ?1 WHERE rowid = ?2",
+                    rusqlite::params![format!("[{}]", lines.join(",\n")), rowid],
                 )
                 .unwrap();
-            let inner = &records[1..records.len() - 1];
-            let mut lines: Vec<String> = inner.split(",\n").map(str::to_owned).collect();
-            assert_eq!(lines.len(), 5, "the first batch holds records 1 to 5");
-            lines[1] = lines[1].replace("\"target\":\"refund\"", "\"target\":\"payout\"");
-            lines.remove(3);
-            c.execute(
-                "UPDATE audit_batch SET records = ?1 WHERE rowid = ?2",
-                rusqlite::params![format!("[{}]", lines.join(",\n")), rowid],
-            )
-            .unwrap();
+            }
         }
         let report = verify_sqlite(&path).unwrap();
         assert_eq!(report.problems.len(), 2, "{report}");
@@ -789,6 +825,13 @@ mod sqlite {
         assert_eq!(report.problems[1], Problem::Missing { first: 4, last: 4 });
         assert!(report.to_string().contains("record 2 (seq 2"), "{report}");
         // A batch cut to something that is not an array.
+        let in_last: usize = conn(&path)
+            .query_row(
+                "SELECT records_n FROM audit_batch WHERE rowid = (SELECT max(rowid) FROM audit_batch)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         conn(&path)
             .execute(
                 "UPDATE audit_batch SET records = substr(records, 1, 50) \
@@ -802,8 +845,9 @@ mod sqlite {
             report.problems.len() > 2,
             "the cut batch is named too: {report}"
         );
-        // Reading still gives every record that is one.
-        assert_eq!(read_sqlite(&path).unwrap().len(), 4);
+        // Reading still gives every record that is one: 7, less the
+        // deleted one and the cut batch's.
+        assert_eq!(read_sqlite(&path).unwrap().len(), 6 - in_last);
     }
 
     /// `AuditLog::open` and `verify` go by a file's content, whatever its
