@@ -469,14 +469,19 @@ mod sqlite {
         write_db_from(path, 1, n);
     }
 
-    /// Records `first..=last` in one batch: the writer's turn comes only
-    /// at shutdown.
-    fn write_db_from(path: &Path, first: u64, last: u64) {
+    /// An SQLite log whose writer's turn comes only at shutdown (so what
+    /// it records is written in as few batches as it can).
+    fn batching_log(path: &Path) -> AuditLog {
         let options = AuditOptions {
             interval: std::time::Duration::from_secs(600),
             ..AuditOptions::default()
         };
-        let log = AuditLog::new(writ_audit::SqliteSink::open(path).unwrap(), options).unwrap();
+        AuditLog::new(writ_audit::SqliteSink::open(path).unwrap(), options).unwrap()
+    }
+
+    /// Records `first..=last`, written at shutdown.
+    fn write_db_from(path: &Path, first: u64, last: u64) {
+        let log = batching_log(path);
         for i in first..=last {
             log.record(&record(i));
         }
@@ -710,12 +715,7 @@ mod sqlite {
             // a record's): one in the middle of a batch is found by its
             // time, whatever the batch's first and last.
             if !old {
-                let options = AuditOptions {
-                    interval: std::time::Duration::from_secs(600),
-                    ..AuditOptions::default()
-                };
-                let log =
-                    AuditLog::new(writ_audit::SqliteSink::open(&path).unwrap(), options).unwrap();
+                let log = batching_log(&path);
                 for at in [t(1), t(500), t(2)] {
                     let mut r = record(11);
                     r.time_ms = at;
