@@ -8,7 +8,12 @@
 //! each number is the median of timed batches (`writ_bench::timing`, the
 //! loop of the `decision` bench). Environment:
 //!
-//! - `WRIT_BENCH_QUICK=1`: a smoke run (short batches, small sizes);
+//! - `WRIT_BENCH_QUICK=1`: a smoke run (short batches, small sizes, one
+//!   round);
+//! - `WRIT_BENCH_ROUNDS=3`: the decision tables' rounds. Every workload is
+//!   compiled and loaded first, then measured once a round, the workloads
+//!   taking turns; a cell is its lowest round median (this VM's speed
+//!   drifts by up to 2× over minutes, and a drift only ever adds time);
 //! - `WRIT_BENCH_NS=10,100`: the rule counts of the decision tables
 //!   (default 10 to 100,000);
 //! - `WRIT_BENCH_PEERS=0`: no Cedar; `WRIT_BENCH_PEERS_NS`: Cedar's rule
@@ -41,6 +46,8 @@ use writ_runtime::Runtime;
 struct Config {
     quick: bool,
     timer: Timer,
+    /// Rounds of the decision tables (`WRIT_BENCH_ROUNDS`).
+    rounds: usize,
     sections: Vec<String>,
     ns: Vec<usize>,
     peers: bool,
@@ -83,6 +90,10 @@ impl Config {
         Config {
             quick,
             timer: if quick { Timer::QUICK } else { Timer::STANDARD },
+            rounds: env_list("WRIT_BENCH_ROUNDS")
+                .and_then(|v| v.first().copied())
+                .unwrap_or(if quick { 1 } else { 3 })
+                .max(1),
             sections,
             ns: env_list("WRIT_BENCH_NS")
                 .unwrap_or_else(|| pick(vec![10, 100, 1_000, 10_000, 100_000], vec![10, 1_000])),
@@ -140,6 +151,9 @@ struct Bench {
     loads: HashMap<String, f64>,
     /// (hit, miss) ns by workload; `None`: skipped.
     decisions: HashMap<Workload, Option<(f64, f64)>>,
+    /// Each decision cell's highest round median over its lowest (the
+    /// larger of hit's and miss's).
+    spread: HashMap<Workload, f64>,
     /// Skipped sizes, with why.
     skipped: HashMap<(String, usize), String>,
 }
@@ -198,19 +212,17 @@ impl Bench {
         true
     }
 
+    /// Compiles and loads every workload, then measures them all in
+    /// `rounds` rounds that take turns through the workloads, keeping each
+    /// cell's lowest round median (and the highest, for the spread): a slow
+    /// phase of the machine then costs one round of a cell, not the cell.
     fn decisions(&mut self) {
         let (shapes, scopes, ns) = (
             self.config.shapes.clone(),
             self.config.scopes.clone(),
             self.config.ns.clone(),
         );
-        // The first workload's numbers would carry the CPU's ramp-up.
-        let warm = std::time::Instant::now();
-        while warm.elapsed().as_millis() < 300 {
-            black_box(self.config.timer.median_ns(|| {
-                black_box(0u64);
-            }));
-        }
+        let mut loaded = Vec::new();
         for &shape in &shapes {
             for &scope in &scopes {
                 for &n in &ns {
@@ -221,23 +233,55 @@ impl Bench {
                         continue;
                     }
                     let compiled = self.compile(&name, n, &w.policy());
-                    let compile_s = compiled.seconds;
+                    eprintln!("writ {name} N = {n}: compile {:.3} s", compiled.seconds);
                     let rt = Runtime::from_bytes(&compiled.bytes).expect("the bundle loads");
                     drop(compiled);
                     let (hit, miss) = (w.hit().request(), w.miss().request());
-                    let (h, m) = hit_and_miss(
-                        self.config.timer,
-                        &rt,
-                        &hit,
-                        &miss,
-                        &format!("{name}, N = {n}"),
+                    assert!(
+                        rt.check(&hit).is_allowed(),
+                        "{name}, N = {n}: the hit must be allowed"
                     );
-                    self.decisions.insert(w, Some((h, m)));
-                    eprintln!(
-                        "writ {name} N = {n}: compile {compile_s:.3} s, hit {h:.0} ns, miss {m:.0} ns"
+                    assert!(
+                        !rt.check(&miss).is_allowed(),
+                        "{name}, N = {n}: the miss must be denied"
                     );
+                    loaded.push((w, rt, hit, miss));
                 }
             }
+        }
+        // The first workload's numbers would carry the CPU's ramp-up.
+        let warm = std::time::Instant::now();
+        while warm.elapsed().as_millis() < 300 {
+            black_box(self.config.timer.median_ns(|| {
+                black_box(0u64);
+            }));
+        }
+        let rounds = self.config.rounds;
+        let mut spread: HashMap<Workload, [(f64, f64); 2]> = HashMap::new();
+        for round in 1..=rounds {
+            for (w, rt, hit, miss) in &loaded {
+                let h = self.config.timer.median_ns(|| {
+                    black_box(rt.check(black_box(hit)).effect);
+                });
+                let m = self.config.timer.median_ns(|| {
+                    black_box(rt.check(black_box(miss)).effect);
+                });
+                let cell = spread
+                    .entry(*w)
+                    .or_insert([(f64::INFINITY, 0.0), (f64::INFINITY, 0.0)]);
+                for (range, ns) in cell.iter_mut().zip([h, m]) {
+                    *range = (range.0.min(ns), range.1.max(ns));
+                }
+                eprintln!(
+                    "writ {} N = {} round {round}/{rounds}: hit {h:.0} ns, miss {m:.0} ns",
+                    label(w),
+                    w.n
+                );
+            }
+        }
+        for (w, [h, m]) in spread {
+            self.decisions.insert(w, Some((h.0, m.0)));
+            self.spread.insert(w, (h.1 / h.0).max(m.1 / m.0));
         }
     }
 
@@ -281,6 +325,31 @@ impl Bench {
                 }
             }
         }
+        let mut spreads: Vec<f64> = self.spread.values().copied().collect();
+        spreads.sort_by(f64::total_cmp);
+        if let (Some(mid), Some(top)) = (spreads.get(spreads.len() / 2), spreads.last()) {
+            println!(
+                "\nEach cell is the lowest of {} round medians; a cell's highest round median was {mid:.2}× its lowest at the median, {top:.2}× at most.",
+                self.config.rounds
+            );
+        }
+        let mut over: Vec<String> = self
+            .decisions
+            .iter()
+            .filter_map(|(w, hm)| {
+                let (h, m) = (*hm)?;
+                (h.max(m) > 150.0).then(|| format!("{} N = {} ({h:.0}/{m:.0} ns)", label(w), w.n))
+            })
+            .collect();
+        over.sort();
+        println!(
+            "Cells over 150 ns (hit/miss): {}.",
+            if over.is_empty() {
+                "none".to_owned()
+            } else {
+                over.join(", ")
+            }
+        );
     }
 
     fn dagger(&self, name: &str, n: usize) -> &'static str {
@@ -579,6 +648,7 @@ fn main() {
         compiles: HashMap::new(),
         loads: HashMap::new(),
         decisions: HashMap::new(),
+        spread: HashMap::new(),
         skipped: HashMap::new(),
     };
     let started = std::time::Instant::now();

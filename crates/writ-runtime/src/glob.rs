@@ -693,13 +693,13 @@ pub fn eq_fold(a: &[u8], b: &[u8]) -> bool {
 
 /// Eight bytes as a word.
 #[inline]
-fn word(bytes: &[u8]) -> u64 {
+pub(crate) fn word(bytes: &[u8]) -> u64 {
     <[u8; 8]>::try_from(bytes).map_or(0, u64::from_le_bytes)
 }
 
 /// The ASCII lowercase of each byte of `x` (bytes over 127 unchanged).
 #[inline]
-fn lower8(x: u64) -> u64 {
+pub(crate) fn lower8(x: u64) -> u64 {
     const HIGH: u64 = 0x8080_8080_8080_8080;
     const ONES: u64 = 0x0101_0101_0101_0101;
     // Each byte's low seven bits plus a constant sets the byte's high bit

@@ -6,10 +6,11 @@
 //!
 //! - Whole, first and last literals live in hash tables keyed by the
 //!   literal, as a place in the set's literal buffer (hashed and compared
-//!   ASCII-folded for globs that ignore case). One pass over the
-//!   string's first (last) bytes computes a rolling hash for every length
-//!   a key has, so a lookup costs the string's length up to the longest
-//!   key, whatever the number of globs.
+//!   ASCII-folded for globs that ignore case). A key is hashed eight
+//!   bytes at a time from its anchored end, so one pass over the string's
+//!   first (last) words yields the hash of every length a key has: a
+//!   lookup costs the string's length up to the longest key, a multiply
+//!   per word and per key length, whatever the number of globs.
 //! - Variants with only an inner literal are found by an Aho–Corasick
 //!   automaton over those literals, in one pass over the string; each
 //!   literal is tried once however often it occurs.
@@ -27,8 +28,10 @@ use aho_corasick::AhoCorasick;
 use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use crate::error::LoadError;
-use crate::glob::{Glob, GlobPattern, GlobView, Key, Unit, eq_fold, is_key_alone, r_glob};
-use crate::matcher::{ByteSet, SEED, roll};
+use crate::glob::{
+    Glob, GlobPattern, GlobView, Key, Unit, eq_fold, is_key_alone, lower8, r_glob, word,
+};
+use crate::matcher::ByteSet;
 use crate::wire::Reader;
 
 /// A variant of a glob: (glob, where the variant's units start among the
@@ -77,7 +80,8 @@ struct Table {
     /// The key lengths below 256, and the longer ones.
     short: ByteSet,
     long: Vec<usize>,
-    max: usize,
+    /// Every key length, ascending.
+    lengths: Vec<usize>,
 }
 
 impl Table {
@@ -89,19 +93,8 @@ impl Table {
             more: Vec::new(),
             short: ByteSet::default(),
             long: Vec::new(),
-            max: 0,
+            lengths: Vec::new(),
         }
-    }
-
-    #[inline]
-    fn byte(&self, b: u8) -> u8 {
-        if self.fold { b.to_ascii_lowercase() } else { b }
-    }
-
-    /// The hash of a key as a lookup computes it: over its bytes from the
-    /// anchored end.
-    fn hash(&self, key: &[u8]) -> u64 {
-        hash_of(self.anchor, self.fold, key)
     }
 
     /// Files `v` under the key at `place` of `lits`; a first key makes
@@ -143,15 +136,13 @@ impl Table {
             }
         }
         let l = new.len();
-        match u8::try_from(l) {
-            Ok(short) => self.short.insert(short),
-            Err(_) => {
-                if !self.long.contains(&l) {
-                    self.long.push(l);
-                }
+        if let Err(at) = self.lengths.binary_search(&l) {
+            self.lengths.insert(at, l);
+            match u8::try_from(l) {
+                Ok(short) => self.short.insert(short),
+                Err(_) => self.long.push(l),
             }
         }
-        self.max = self.max.max(l);
     }
 
     fn has_length(&self, l: usize) -> bool {
@@ -187,35 +178,124 @@ impl Table {
         if self.slots.is_empty() {
             return;
         }
-        match self.anchor {
-            Anchor::Whole => {
-                if self.has_length(s.len()) {
-                    self.probe(lits, self.hash(s), s, f);
-                }
+        if self.anchor == Anchor::Whole {
+            if self.has_length(s.len()) {
+                self.probe(lits, hash_of(self.anchor, self.fold, s), s, f);
             }
-            Anchor::Start => {
-                let mut h = SEED;
-                for (i, b) in s.iter().enumerate().take(self.max) {
-                    h = roll(h, self.byte(*b));
-                    if self.has_length(i + 1)
-                        && let Some(k) = s.get(..=i)
-                    {
-                        self.probe(lits, h, k, f);
-                    }
-                }
-            }
-            Anchor::End => {
-                let mut h = SEED;
-                for (i, b) in s.iter().rev().enumerate().take(self.max) {
-                    h = roll(h, self.byte(*b));
-                    if self.has_length(i + 1)
-                        && let Some(k) = s.get(s.len() - i - 1..)
-                    {
-                        self.probe(lits, h, k, f);
-                    }
-                }
-            }
+            return;
         }
+        // The state after `words` whole words from the anchored end: the
+        // same for every key at least that long.
+        let keys = KeyHash::new(self.anchor, self.fold, s);
+        let (mut h, mut words) = (SEED, 0);
+        for &l in &self.lengths {
+            let Some(k) = keys.key(l) else {
+                break;
+            };
+            while words < l / 8 {
+                h = keys.absorb(h, words);
+                words += 1;
+            }
+            self.probe(lits, keys.finish(h, l), k, f);
+        }
+    }
+}
+
+const SEED: u64 = 0x243f_6a88_85a3_08d3;
+const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The high and low halves of a full product, xored: one multiply that
+/// spreads every input bit over the whole result.
+#[inline]
+fn fold_mul(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ ((p >> 64) as u64)
+}
+
+/// Hashes of a string's anchored keys, eight bytes at a time from the
+/// anchored end: whole word `i` of a key of length `l` is bytes
+/// `8i..8i+8` from that end, the same in every key at least `8i + 8`
+/// long, and the key's last `l % 8` bytes (from the anchor) make its
+/// final word. Keys are hashed by the same code with `s` the key.
+struct KeyHash<'a> {
+    s: &'a [u8],
+    from_end: bool,
+    fold: bool,
+}
+
+impl<'a> KeyHash<'a> {
+    fn new(anchor: Anchor, fold: bool, s: &'a [u8]) -> KeyHash<'a> {
+        KeyHash {
+            s,
+            from_end: anchor == Anchor::End,
+            fold,
+        }
+    }
+
+    /// The key of length `l`: `l` bytes at the anchored end.
+    #[inline]
+    fn key(&self, l: usize) -> Option<&'a [u8]> {
+        if self.from_end {
+            self.s.get(self.s.len().checked_sub(l)?..)
+        } else {
+            self.s.get(..l)
+        }
+    }
+
+    /// Bytes `from..to` counted from the anchored end, in string order.
+    #[inline]
+    fn span(&self, from: usize, to: usize) -> &'a [u8] {
+        let n = self.s.len();
+        let range = if self.from_end {
+            n.saturating_sub(to)..n.saturating_sub(from)
+        } else {
+            from..to
+        };
+        self.s.get(range).unwrap_or(&[])
+    }
+
+    #[inline]
+    fn folded(&self, w: u64) -> u64 {
+        if self.fold { lower8(w) } else { w }
+    }
+
+    /// `h` with whole word `i` taken in.
+    #[inline]
+    fn absorb(&self, h: u64, i: usize) -> u64 {
+        fold_mul(h ^ self.folded(word(self.span(8 * i, 8 * i + 8))), MIX)
+    }
+
+    /// The hash of the key of length `l`, from the state after its whole
+    /// words: its last `l % 8` bytes as a word (in string order, from its
+    /// low byte up, zeros above) and its length go in.
+    #[inline]
+    fn finish(&self, h: u64, l: usize) -> u64 {
+        let (whole, rest) = (l / 8 * 8, l % 8);
+        let last = if rest == 0 {
+            0
+        } else {
+            // A whole word's load, shifted to the key's bytes, where the
+            // string has room for it; byte by byte where it does not.
+            let n = self.s.len();
+            let shift = 64 - 8 * rest as u32;
+            let loaded = if self.from_end {
+                let end = n.saturating_sub(whole);
+                end.checked_sub(8)
+                    .and_then(|from| self.s.get(from..end))
+                    .map(|w| word(w) >> shift)
+            } else {
+                self.s
+                    .get(whole..whole + 8)
+                    .map(|w| word(w) << shift >> shift)
+            };
+            loaded.unwrap_or_else(|| {
+                self.span(whole, l)
+                    .iter()
+                    .rev()
+                    .fold(0, |w, b| (w << 8) | u64::from(*b))
+            })
+        };
+        fold_mul(h ^ self.folded(last) ^ ((l as u64) << 56), MIX)
     }
 }
 
@@ -227,13 +307,12 @@ fn key_at(arena: &[u8], (start, len): (u32, u32)) -> &[u8] {
         .unwrap_or(&[])
 }
 
-/// The hash of `key` (folded when `fold`) from its anchored end.
+/// The hash of `key` (folded when `fold`) from its anchored end, as
+/// [`Table::lookup`] computes it.
 fn hash_of(anchor: Anchor, fold: bool, key: &[u8]) -> u64 {
-    let b = |b: &u8| if fold { b.to_ascii_lowercase() } else { *b };
-    match anchor {
-        Anchor::End => key.iter().rev().fold(SEED, |h, x| roll(h, b(x))),
-        Anchor::Whole | Anchor::Start => key.iter().fold(SEED, |h, x| roll(h, b(x))),
-    }
+    let keys = KeyHash::new(anchor, fold, key);
+    let h = (0..key.len() / 8).fold(SEED, |h, i| keys.absorb(h, i));
+    keys.finish(h, key.len())
 }
 
 /// Inner literals, found by one Aho–Corasick pass.
@@ -358,6 +437,8 @@ pub struct GlobSet {
     entries: Vec<Entry>,
     /// Whole, first and last literals: case-sensitive, then folded.
     tables: [Table; 6],
+    /// Bit `i` set when `tables[i]` has a key (a lookup visits only those).
+    filled: u8,
     inner: Inner,
     inner_folded: Inner,
     /// Variants with no literal.
@@ -379,6 +460,7 @@ impl Default for GlobSet {
                 Table::new(Anchor::Start, true),
                 Table::new(Anchor::End, true),
             ],
+            filled: 0,
             inner: Inner::new(),
             inner_folded: Inner::new(),
             rest: Vec::new(),
@@ -503,7 +585,10 @@ impl GlobSet {
                 v
             };
             match (glob.place_of(key), self.tables.get_mut(base + table)) {
-                (Some(place), Some(t)) => t.insert(lits, place, filed, room),
+                (Some(place), Some(t)) => {
+                    t.insert(lits, place, filed, room);
+                    self.filled |= 1 << (base + table);
+                }
                 // Cannot be (the key is a literal of the glob): tried
                 // one by one, as a variant without a literal.
                 _ => self.rest.push(v),
@@ -537,8 +622,13 @@ impl GlobSet {
             }
         };
         let lits = self.arena.lits.as_bytes();
-        for t in &self.tables {
-            t.lookup(lits, bytes, &mut check);
+        let mut filled = self.filled;
+        while filled != 0 {
+            let i = filled.trailing_zeros() as usize;
+            filled &= filled - 1;
+            if let Some(t) = self.tables.get(i) {
+                t.lookup(lits, bytes, &mut check);
+            }
         }
         self.inner.lookup(bytes, &mut check);
         self.inner_folded.lookup(bytes, &mut check);
@@ -573,11 +663,16 @@ mod tests {
                 negated: rng.below(2) == 0,
                 ranges: vec![('a', 'b')],
             },
-            _ => GlobUnit::Lit(
-                (0..=rng.below(3))
-                    .map(|_| ALPHABET[rng.below(ALPHABET.len())])
-                    .collect(),
-            ),
+            // Mostly short literals; one in four up to 24 characters, so
+            // that keys span whole words of the set's hash.
+            _ => {
+                let most = if rng.below(4) == 0 { 24 } else { 3 };
+                GlobUnit::Lit(
+                    (0..=rng.below(most))
+                        .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                        .collect(),
+                )
+            }
         }
     }
 
@@ -603,6 +698,32 @@ mod tests {
             .collect()
     }
 
+    /// A string `v` likely matches: its literals (in flipped case when
+    /// `fold`), a random character for `?` and classes, short random
+    /// runs for `*`.
+    fn sample(v: &[GlobUnit], fold: bool, rng: &mut Rng) -> String {
+        let mut s = String::new();
+        for u in v {
+            match u {
+                GlobUnit::Lit(l) if fold && rng.below(2) == 0 => {
+                    s.extend(l.chars().map(|c| {
+                        if c.is_ascii_lowercase() {
+                            c.to_ascii_uppercase()
+                        } else {
+                            c.to_ascii_lowercase()
+                        }
+                    }));
+                }
+                GlobUnit::Lit(l) => s.push_str(l),
+                GlobUnit::Star => s.push_str(&string(rng)),
+                GlobUnit::Any | GlobUnit::Class { .. } => {
+                    s.push_str(ALPHABET[rng.below(ALPHABET.len())]);
+                }
+            }
+        }
+        s
+    }
+
     /// The set finds exactly the globs that match, one by one.
     #[test]
     fn the_set_finds_what_each_glob_matches() {
@@ -610,12 +731,14 @@ mod tests {
         let mut compared = 0usize;
         let mut matched = 0usize;
         let mut matched_by_key = 0usize;
+        let mut matched_long = 0usize;
         for _ in 0..200 {
             let mut set = GlobSet::default();
             let mut globs = Vec::new();
             // Variants that are their key alone, which the set matches
             // without verifying: each as a glob of its own.
             let mut keys_alone = Vec::new();
+            let mut samples = Vec::new();
             for _ in 0..1 + rng.below(30) {
                 let p = GlobPattern {
                     text: String::new(),
@@ -635,12 +758,19 @@ mod tests {
                         }));
                     }
                 }
+                for v in &p.variants {
+                    samples.push(sample(v, p.case_insensitive, &mut rng));
+                }
                 globs.push(Glob::from_pattern(&p));
                 set.add_pattern(&p);
             }
             set.finish();
-            for _ in 0..40 {
-                let s = string(&mut rng);
+            for i in 0..40 {
+                // Half random strings, half strings built from a variant.
+                let s = match samples.get(rng.below(samples.len().max(1))) {
+                    Some(s) if i % 2 == 0 => s.clone(),
+                    _ => string(&mut rng),
+                };
                 let mut got = Vec::new();
                 set.matches(&s, |g| got.push(g));
                 got.sort_unstable();
@@ -653,15 +783,18 @@ mod tests {
                 assert_eq!(got, want, "{s:?}");
                 compared += 1;
                 matched += want.len();
+                if s.len() >= 16 {
+                    matched_long += want.len();
+                }
                 matched_by_key += keys_alone.iter().filter(|g| g.is_match(&s)).count();
             }
         }
         println!(
-            "compared {compared} strings, {matched} matches, {matched_by_key} of a variant that is its key alone"
+            "compared {compared} strings, {matched} matches ({matched_long} of strings of 16 bytes or more), {matched_by_key} of a variant that is its key alone"
         );
         assert!(
-            matched > 1_000 && matched_by_key > 300,
-            "the generator must produce matches ({matched}, {matched_by_key})"
+            matched > 1_000 && matched_by_key > 300 && matched_long > 300,
+            "the generator must produce matches ({matched}, {matched_by_key}, {matched_long})"
         );
     }
 
