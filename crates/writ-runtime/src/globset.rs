@@ -29,7 +29,7 @@ use hashbrown::hash_table::{Entry as TableEntry, HashTable};
 
 use crate::error::LoadError;
 use crate::glob::{
-    Glob, GlobPattern, GlobView, Key, Unit, eq_fold, is_key_alone, lower8, r_glob, word,
+    Glob, GlobPattern, GlobView, Key, Unit, eq_bytes, eq_fold, is_key_alone, lower8, r_glob, word,
 };
 use crate::matcher::ByteSet;
 use crate::wire::Reader;
@@ -158,7 +158,7 @@ impl Table {
             if self.fold {
                 eq_fold(k, text)
             } else {
-                k == text
+                eq_bytes(k, text)
             }
         };
         if let Some((_, v)) = self.slots.find(h, |(k, _)| same(key_at(lits, *k))) {
