@@ -683,10 +683,19 @@ pub fn eq_fold(a: &[u8], b: &[u8]) -> bool {
     if n < 8 {
         return a.eq_ignore_ascii_case(b);
     }
+    eq_words(a, b, lower8)
+}
+
+/// Whether `a` and `b`, of one length of at least 8, are equal a word at
+/// a time once `f` is applied to each word (the last word overlaps the
+/// one before when the length is no multiple of 8).
+#[inline]
+fn eq_words(a: &[u8], b: &[u8], f: impl Fn(u64) -> u64) -> bool {
+    let n = a.len();
     let same = |at: usize| {
         let x = a.get(at..at + 8).map(word);
         let y = b.get(at..at + 8).map(word);
-        matches!((x, y), (Some(x), Some(y)) if lower8(x) == lower8(y))
+        matches!((x, y), (Some(x), Some(y)) if f(x) == f(y))
     };
     (0..n / 8).all(|i| same(i * 8)) && same(n - 8)
 }
@@ -701,12 +710,7 @@ pub(crate) fn eq_bytes(a: &[u8], b: &[u8]) -> bool {
         return false;
     }
     if n >= 8 {
-        let same = |at: usize| {
-            let x = a.get(at..at + 8).map(word);
-            let y = b.get(at..at + 8).map(word);
-            matches!((x, y), (Some(x), Some(y)) if x == y)
-        };
-        return (0..n / 8).all(|i| same(i * 8)) && same(n - 8);
+        return eq_words(a, b, |x| x);
     }
     if n >= 4 {
         // Two loads of four bytes that overlap when `n` is under 8.
