@@ -105,6 +105,14 @@ fn gen_glob(rng: &mut Rng, depth: u32) -> Vec<G> {
     let mut out = Vec::with_capacity(len);
     for _ in 0..len {
         let g = match rng.below(10) {
+            // About one literal in eight is a run of 8 to 20 characters
+            // (uppercase among them), so that glob sets' keys span whole
+            // words of their hash, folded or not.
+            0..=3 if rng.chance(12) => {
+                let n = 8 + rng.below(13);
+                out.extend((0..n).map(|_| G::Lit(*rng.pick(&['a', 'b', 'A', '.', 'é']))));
+                continue;
+            }
             0..=3 => G::Lit(*rng.pick(ALPHABET)),
             4 | 5 => G::Star,
             6 => G::Any,
