@@ -506,6 +506,157 @@ fn rules_for_other_targets_are_indexed_away_and_decide_the_same() {
     }
 }
 
+/// `net:connect` requests of every agent, on every target (`""` for
+/// none), with every amount in the context.
+fn connect_requests(agents: &[&str], targets: &[&str], amounts: &[i64]) -> Vec<serde_json::Value> {
+    let mut requests = Vec::new();
+    for agent in agents {
+        for target in targets {
+            for amount in amounts {
+                let mut req = serde_json::json!({
+                    "agent": agent, "action": "net:connect",
+                    "context": {"amount": amount}
+                });
+                if !target.is_empty() {
+                    req["target"] = serde_json::json!(target);
+                }
+                requests.push(req);
+            }
+        }
+    }
+    requests
+}
+
+/// An action reached through several buckets split by principal: a
+/// request none of the agent's own rules decides is explained by a rule of
+/// another agent, found by widening the narrowed buckets (up to four) or
+/// by a second pass over the whole index (more) — the same rule as the
+/// reference names.
+#[test]
+fn defaults_explained_across_narrowed_buckets_decide_the_same() {
+    let patterns = [
+        "net:connect",
+        "net:*",
+        "*:connect",
+        "n?t:connect",
+        "ne[st]:connect",
+        "{net,web}:connect",
+    ];
+    for kept in [1, 2, 4, 5, 6] {
+        let mut text = String::from("policy \"narrowed\" { default deny }\n");
+        for (p, pattern) in patterns.iter().take(kept).enumerate() {
+            for i in 0..20 {
+                let effect = ["allow", "deny", "approve"][(i + p) % 3];
+                let on = match i % 4 {
+                    0 => format!(" on \"h{i}.com\""),
+                    1 => " on \"*.shared.com\"".to_owned(),
+                    2 => format!(" on \"[hx]{i}.org\""),
+                    _ => String::new(),
+                };
+                text.push_str(&format!(
+                    "rule p{p}r{i}: {effect} \"{pattern}\"{on}\n  for agents [agent{i}]\n  when amount > {p}\n"
+                ));
+            }
+        }
+        let requests = connect_requests(
+            &["agent0", "agent1", "agent6", "agent19", "nobody"],
+            &[
+                "h0.com",
+                "h4.com",
+                "a.shared.com",
+                "x2.org",
+                "h6.org",
+                "none",
+                "",
+            ],
+            &[0, 3, 9],
+        );
+        let allowed = decides_as_the_reference(&text, &requests);
+        assert!(allowed > 0, "{kept} patterns: some request is allowed");
+        // The defaults name rules of other agents: the widened candidates
+        // reach them.
+        let rt = Runtime::from_bytes(&bundle_of(&text)).unwrap();
+        let req = writ_runtime::Request::from_json(
+            r#"{"agent":"nobody","action":"net:connect","target":"h4.com","context":{"amount":9}}"#,
+        )
+        .unwrap();
+        let got = rt.check_at(&req, "2025-01-15T12:00:00Z".parse().unwrap());
+        let reason = got.reason_text(&req).unwrap_or_default().into_owned();
+        assert!(
+            reason.starts_with("rule `p") && reason.contains("not to agent `nobody`"),
+            "{kept} patterns: {reason}"
+        );
+    }
+}
+
+/// A bucket split by principal takes the rules of any principal that a
+/// target selects when they are few (their targets then count as
+/// matched), and the principal's share when many share the target: both
+/// decide as the reference does, and a rule found under two of its
+/// targets is decided once (its limit counted once).
+#[test]
+fn rules_found_by_target_across_principals_decide_the_same() {
+    for combine in ["first-match", "deny-overrides"] {
+        let mut text = format!("policy \"shared\" {{\n  combine {combine}\n  default deny\n}}\n");
+        for i in 0..40 {
+            let effect = ["allow", "approve", "allow", "deny"][i % 4];
+            // Every rule names `shared.com` (more rules than the few taken
+            // by target), some `*.internal` too; each has its own host.
+            let on = if i % 5 == 0 {
+                format!("[\"h{i}.com\", \"shared.com\", \"*.internal\", \"*{i}.com\"]")
+            } else {
+                format!("[\"h{i}.com\", \"shared.com\"]")
+            };
+            text.push_str(&format!(
+                "rule n{i}: {effect} \"net:connect\" on {on}\n  for agents [agent{i}]\n  when amount > {}\n",
+                i % 3
+            ));
+        }
+        // Rules of one agent for another host: in the agent's share of
+        // the bucket when `shared.com` is asked, where it must not match.
+        for i in (0..40).step_by(5) {
+            text.push_str(&format!(
+                "rule solo{i}: deny \"net:connect\" on \"solo{i}.com\"\n  for agents [agent{i}]\n"
+            ));
+        }
+        text.push_str("rule once: allow \"net:connect\" on [\"twice.com\", \"*.com\"]\n  for agents [agent7]\n  limit 2 per hour\n");
+        let requests = connect_requests(
+            &["agent0", "agent5", "agent7", "agent9", "agent10", "nobody"],
+            &[
+                "h0.com",
+                "h5.com",
+                "h10.com",
+                "shared.com",
+                "solo5.com",
+                "x.internal",
+                "twice.com",
+                "other",
+                "",
+            ],
+            &[0, 1, 5],
+        );
+        let allowed = decides_as_the_reference(&text, &requests);
+        assert!(
+            allowed > 5,
+            "{combine}: some requests are allowed ({allowed})"
+        );
+        // `twice.com` is both of rule `once`'s targets: two requests use
+        // its limit of two, and the third is refused by it.
+        let rt = Runtime::from_bytes(&bundle_of(&text)).unwrap();
+        let req = writ_runtime::Request::from_json(
+            r#"{"agent":"agent7","action":"net:connect","target":"twice.com","context":{"amount":0}}"#,
+        )
+        .unwrap();
+        let now = "2025-01-15T12:00:00Z".parse().unwrap();
+        let effects: Vec<bool> = (0..3)
+            .map(|_| rt.check_at(&req, now).is_allowed())
+            .collect();
+        assert_eq!(effects, [true, true, false], "{combine}");
+        let third = rt.check_at(&req, now);
+        assert_eq!(third.rule, Some("once"), "{combine}");
+    }
+}
+
 /// Prefixes and suffixes of many distinct lengths take the rolling-hash
 /// path of the action index; it must find the same rules.
 #[test]

@@ -532,11 +532,30 @@ fn policy(rng: &mut Rng) -> (Vec<String>, Vocab) {
         s.push_str("}\n");
         items.push(s);
     }
-    for i in 0..1 + rng.below(8) {
+    // Now and then a policy with a large bucket: more rules than the
+    // runtime's principal index takes (16), most on the first rule's
+    // actions and most scoped, so that buckets are split by agent and
+    // role and requests take the split paths (rules found by target
+    // across principals, a principal's share, the default's explanation
+    // widened from the narrowed buckets).
+    let big = rng.chance(6);
+    let count = if big {
+        17 + rng.below(32)
+    } else {
+        1 + rng.below(8)
+    };
+    let mut shared_actions: Option<Vec<String>> = None;
+    for i in 0..count {
         let mut s = format!("rule r{i}: {} [", rng.pick(&["allow", "deny", "approve"]));
-        let actions: Vec<String> = (0..1 + rng.below(2))
-            .map(|_| pattern(rng, &mut vocab.actions, ACTIONS))
-            .collect();
+        let actions: Vec<String> = match &shared_actions {
+            Some(a) if rng.chance(80) => a.clone(),
+            _ => (0..1 + rng.below(2))
+                .map(|_| pattern(rng, &mut vocab.actions, ACTIONS))
+                .collect(),
+        };
+        if big && shared_actions.is_none() {
+            shared_actions = Some(actions.clone());
+        }
         s.push_str(&actions.join(", "));
         s.push(']');
         if rng.chance(60) {
@@ -557,7 +576,7 @@ fn policy(rng: &mut Rng) -> (Vec<String>, Vocab) {
                 targets.join(", ")
             );
         }
-        if rng.chance(30) {
+        if rng.chance(if big { 70 } else { 30 }) {
             let _ = write!(
                 s,
                 "\n  {}",

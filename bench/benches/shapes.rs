@@ -212,11 +212,16 @@ impl Bench {
         true
     }
 
-    /// Compiles and loads every workload, then measures them all in
-    /// `rounds` rounds that take turns through the workloads, keeping each
-    /// cell's lowest round median (and the highest, for the spread): a slow
-    /// phase of the machine then costs one round of a cell, not the cell.
-    fn decisions(&mut self) {
+    /// Compiles and loads every workload of the decision tables, with its
+    /// hit and miss (checked to be allowed and denied).
+    fn load(
+        &mut self,
+    ) -> Vec<(
+        Workload,
+        Runtime,
+        writ_runtime::Request,
+        writ_runtime::Request,
+    )> {
         let (shapes, scopes, ns) = (
             self.config.shapes.clone(),
             self.config.scopes.clone(),
@@ -249,6 +254,36 @@ impl Bench {
                 }
             }
         }
+        loaded
+    }
+
+    /// Decides each workload's hit and miss `WRIT_BENCH_COUNT` times,
+    /// untimed, in [`counted_hits`] and [`counted_misses`]: for counting
+    /// instructions and simulated cache misses per decision under
+    /// callgrind, which the VM's drifting clock does not disturb
+    /// (`bench/callgrind-shapes`).
+    fn count(&mut self) {
+        let count = std::env::var("WRIT_BENCH_COUNT")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000usize);
+        for (w, rt, hit, miss) in self.load() {
+            counted_hits(&rt, &hit, count);
+            counted_misses(&rt, &miss, count);
+            eprintln!(
+                "writ {} N = {}: {count} hits and {count} misses decided",
+                label(&w),
+                w.n
+            );
+        }
+    }
+
+    /// Compiles and loads every workload, then measures them all in
+    /// `rounds` rounds that take turns through the workloads, keeping each
+    /// cell's lowest round median (and the highest, for the spread): a slow
+    /// phase of the machine then costs one round of a cell, not the cell.
+    fn decisions(&mut self) {
+        let loaded = self.load();
         // The first workload's numbers would carry the CPU's ramp-up.
         let warm = std::time::Instant::now();
         while warm.elapsed().as_millis() < 300 {
@@ -641,6 +676,23 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
+/// `count` decisions of `req`, for callgrind (see [`Bench::count`]).
+#[inline(never)]
+fn counted_hits(rt: &Runtime, req: &writ_runtime::Request, count: usize) {
+    for _ in 0..count {
+        black_box(rt.check(black_box(req)).effect);
+    }
+}
+
+/// As [`counted_hits`], for the misses (a distinct body, so that the
+/// two are not folded into one function).
+#[inline(never)]
+fn counted_misses(rt: &Runtime, req: &writ_runtime::Request, count: usize) {
+    for _ in 0..count {
+        black_box(!rt.check(black_box(req)).is_allowed());
+    }
+}
+
 fn main() {
     let config = Config::from_env();
     let mut bench = Bench {
@@ -652,6 +704,10 @@ fn main() {
         skipped: HashMap::new(),
     };
     let started = std::time::Instant::now();
+    if bench.config.sections.iter().any(|s| s == "count") {
+        bench.count();
+        return;
+    }
     if bench.config.runs("decision") || bench.config.runs("cedar") {
         bench.decisions();
         bench.print_decisions();

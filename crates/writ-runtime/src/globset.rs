@@ -82,6 +82,23 @@ struct Table {
     long: Vec<usize>,
     /// Every key length, ascending.
     lengths: Vec<usize>,
+    /// One bit per hash for about an eighth of a key (a Bloom filter with
+    /// one function, sized when the first key comes): a string's key of a
+    /// length no key has is most often turned away by one bit, before a
+    /// probe of `slots`.
+    filter: Vec<u64>,
+}
+
+/// Filter bits per key expected ([`Table::filter`]); about one in eight
+/// probes of a length without the key gets past the filter.
+const FILTER_BITS_PER_KEY: usize = 8;
+
+/// Where hash `h` falls in a filter of `words` words (a power of two):
+/// bits the table's own slot and tag do not use.
+#[inline]
+fn filter_bit(h: u64, words: usize) -> (usize, u64) {
+    let at = (h >> 20) as usize;
+    ((at >> 6) & words.saturating_sub(1), 1 << (at & 63))
 }
 
 impl Table {
@@ -94,7 +111,15 @@ impl Table {
             short: ByteSet::default(),
             long: Vec::new(),
             lengths: Vec::new(),
+            filter: Vec::new(),
         }
+    }
+
+    /// True unless the filter proves no key hashes to `h`.
+    #[inline]
+    fn may_hold(&self, h: u64) -> bool {
+        let (word, bit) = filter_bit(h, self.filter.len());
+        self.filter.get(word).is_none_or(|w| w & bit != 0)
     }
 
     /// Files `v` under the key at `place` of `lits`; a first key makes
@@ -105,16 +130,24 @@ impl Table {
             fold,
             slots,
             more,
+            filter,
             ..
         } = self;
         let (anchor, fold) = (*anchor, *fold);
         if slots.is_empty() {
             slots.reserve(room, |(k, _)| hash_of(anchor, fold, key_at(lits, *k)));
+            let bits = room.max(1).saturating_mul(FILTER_BITS_PER_KEY);
+            *filter = vec![0; bits.div_ceil(64).next_power_of_two()];
         }
         let new = key_at(lits, place);
+        let h = hash_of(anchor, fold, new);
+        let (word, bit) = filter_bit(h, filter.len());
+        if let Some(w) = filter.get_mut(word) {
+            *w |= bit;
+        }
         let same = |k: &[u8]| if fold { eq_fold(k, new) } else { k == new };
         let found = slots.entry(
-            hash_of(anchor, fold, new),
+            h,
             |(k, _)| same(key_at(lits, *k)),
             |(k, _)| hash_of(anchor, fold, key_at(lits, *k)),
         );
@@ -180,7 +213,10 @@ impl Table {
         }
         if self.anchor == Anchor::Whole {
             if self.has_length(s.len()) {
-                self.probe(lits, hash_of(self.anchor, self.fold, s), s, f);
+                let h = hash_of(self.anchor, self.fold, s);
+                if self.may_hold(h) {
+                    self.probe(lits, h, s, f);
+                }
             }
             return;
         }
@@ -196,7 +232,10 @@ impl Table {
                 h = keys.absorb(h, words);
                 words += 1;
             }
-            self.probe(lits, keys.finish(h, l), k, f);
+            let hk = keys.finish(h, l);
+            if self.may_hold(hk) {
+                self.probe(lits, hk, k, f);
+            }
         }
     }
 }

@@ -174,6 +174,13 @@ pub struct Narrowing<'a> {
 /// How each rule is narrowed.
 pub type Scopes<'a> = dyn Fn(u32) -> Narrowing<'a> + 'a;
 
+/// Set in a candidate the index hands out (a rule's number shifted left
+/// by one) when the rule was found by a target pattern the request's
+/// target matches: its targets need not be matched again. (Rule numbers
+/// are below 2^30: a rule takes at least seven bytes of a bundle smaller
+/// than 4 GiB, which loading checks.)
+pub const TARGET_PROVEN: u32 = 1;
+
 /// Buckets holding more rules than this are indexed by principal too.
 const SCOPE_INDEX_AT: usize = 16;
 
@@ -318,20 +325,70 @@ impl Targets {
 
     #[inline]
     fn visit(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
-        self.any.iter().for_each(|r| f(*r));
+        self.any.iter().for_each(|r| f(*r << 1));
         let bytes = target.as_bytes();
         if !self.by_name.is_empty()
             && let Some(v) = self.by_name.get(body, fx(bytes), bytes)
         {
-            v.iter().for_each(|r| f(*r));
+            v.iter().for_each(|r| f(*r << 1 | TARGET_PROVEN));
         }
         if !self.globs.is_empty() {
             self.globs.matches(target, |g| {
                 if let Some(rules) = self.glob_rules.get(g as usize) {
-                    rules.as_slice().iter().for_each(|r| f(*r));
+                    rules
+                        .as_slice()
+                        .iter()
+                        .for_each(|r| f(*r << 1 | TARGET_PROVEN));
                 }
             });
         }
+    }
+}
+
+/// How many rules a bucket split by principal may find by target alone
+/// before it is narrowed by principal instead (see [`Bucket::visit`]).
+const FEW_BY_TARGET: usize = 16;
+
+impl Targets {
+    /// As [`Targets::visit`], into `out`: how many rules it holds, or
+    /// `None` when more match than it has room for (then they are not
+    /// all visited: a list longer than the room left is skipped whole, so
+    /// the cost is bounded by the number of matching patterns).
+    #[inline]
+    fn visit_bounded(
+        &self,
+        body: &[u8],
+        target: &str,
+        out: &mut [u32; FEW_BY_TARGET],
+    ) -> Option<usize> {
+        // Copies `rules` into the room left; false when it is too small.
+        let take = |out: &mut [u32; FEW_BY_TARGET], n: &mut usize, rules: &[u32], proven: u32| {
+            let Some(room) = out.get_mut(*n..*n + rules.len()) else {
+                return false;
+            };
+            for (slot, r) in room.iter_mut().zip(rules) {
+                *slot = *r << 1 | proven;
+            }
+            *n += rules.len();
+            true
+        };
+        let mut n = 0usize;
+        let mut over = !take(out, &mut n, &self.any, 0);
+        let bytes = target.as_bytes();
+        if !over
+            && !self.by_name.is_empty()
+            && let Some(v) = self.by_name.get(body, fx(bytes), bytes)
+        {
+            over = !take(out, &mut n, v, TARGET_PROVEN);
+        }
+        if !over && !self.globs.is_empty() {
+            self.globs.matches(target, |g| {
+                if let Some(rules) = self.glob_rules.get(g as usize) {
+                    over = over || !take(out, &mut n, rules.as_slice(), TARGET_PROVEN);
+                }
+            });
+        }
+        (!over).then_some(n)
     }
 }
 
@@ -351,7 +408,7 @@ impl List {
     fn visit(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
         match &self.targets {
             Some(t) => t.visit(body, target, f),
-            None => self.rules.iter().for_each(|r| f(*r)),
+            None => self.rules.iter().for_each(|r| f(*r << 1)),
         }
     }
 }
@@ -452,28 +509,41 @@ impl Bucket {
         true
     }
 
+    /// Every rule of the bucket whatever its principals, narrowed by
+    /// target only.
     #[inline]
-    fn visit(&self, body: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+    fn visit_every(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
+        match &self.targets {
+            Some(t) => t.visit(body, target, f),
+            None => self.rules.as_slice().iter().for_each(|r| f(*r << 1)),
+        }
+    }
+
+    #[inline]
+    fn visit<'a>(&'a self, body: &[u8], who: &Who<'a>, f: &mut impl FnMut(u32)) {
         let target = who.target;
         if who.every {
-            // Every rule of the action whatever its principals, narrowed
-            // by target only.
-            match &self.targets {
-                Some(t) => t.visit(body, target, f),
-                None => self.rules.as_slice().iter().for_each(|r| f(*r)),
-            }
+            self.visit_every(body, target, f);
             return;
         }
         let Some(ix) = &self.scoped else {
             // Narrowed by target only, as `Who::every` would be: the
             // candidates are every rule of the action that can match.
-            match &self.targets {
-                Some(t) => t.visit(body, target, f),
-                None => self.rules.as_slice().iter().for_each(|r| f(*r)),
-            }
+            self.visit_every(body, target, f);
             return;
         };
-        who.narrowed.set(true);
+        // Few rules of any principal for this target: they are the
+        // candidates, whole (so a request that none decides needs no
+        // second look for the default's explanation), and their targets
+        // are matched already. Else the principal's share of the bucket.
+        if let Some(t) = &self.targets {
+            let mut few = [0u32; FEW_BY_TARGET];
+            if let Some(n) = t.visit_bounded(body, target, &mut few) {
+                few.iter().take(n).for_each(|c| f(*c));
+                return;
+            }
+        }
+        who.narrowed.set(who.narrowed.get().with(self));
         ix.open.visit(body, target, f);
         let agent = who.agent.as_bytes();
         if let Some(l) = ix.by_agent.get(body, fx(agent), agent) {
@@ -502,10 +572,41 @@ pub struct Who<'a> {
     /// Every rule of the action, however the index narrows it by
     /// principal and target (for the default decision's explanation).
     pub every: bool,
-    /// Set when a bucket the request reached left out rules by principal:
-    /// only then are the candidates fewer than [`Who::every`] would find
-    /// (both narrow by target alike).
-    pub narrowed: std::cell::Cell<bool>,
+    /// The buckets the request reached that left out rules by principal:
+    /// only with one are the candidates fewer than [`Who::every`] would
+    /// find (both narrow by target alike), and [`ActionIndex::widen`]
+    /// then adds what they left out.
+    pub narrowed: std::cell::Cell<Narrowed<'a>>,
+}
+
+/// How many narrowed buckets [`Narrowed`] remembers; a request reaching
+/// more (an action matched by several patterns, each with a bucket split
+/// by principal) is widened by a second pass over the whole index.
+const NARROWED_KEPT: usize = 4;
+
+/// The buckets of one request that left out rules by principal.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Narrowed<'a> {
+    kept: [Option<&'a Bucket>; NARROWED_KEPT],
+    /// More buckets than `kept` holds were narrowed.
+    overflow: bool,
+}
+
+impl<'a> Narrowed<'a> {
+    /// With `b` added.
+    fn with(mut self, b: &'a Bucket) -> Self {
+        match self.kept.iter_mut().find(|k| k.is_none()) {
+            Some(slot) => *slot = Some(b),
+            None => self.overflow = true,
+        }
+        self
+    }
+
+    /// True when no bucket left out rules by principal.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        !self.overflow && self.kept.iter().all(Option::is_none)
+    }
 }
 
 /// A table slot: one rule id, or with this bit set the index of a bucket
@@ -638,10 +739,17 @@ impl Keys {
     }
 
     #[inline]
-    fn visit(&self, body: &[u8], hash: u64, key: &[u8], who: &Who<'_>, f: &mut impl FnMut(u32)) {
+    fn visit<'a>(
+        &'a self,
+        body: &[u8],
+        hash: u64,
+        key: &[u8],
+        who: &Who<'a>,
+        f: &mut impl FnMut(u32),
+    ) {
         match self.table.get(body, hash, key) {
             None => {}
-            Some(&slot) if slot & MANY == 0 => f(slot),
+            Some(&slot) if slot & MANY == 0 => f(slot << 1),
             Some(&slot) => {
                 if let Some(b) = self.many.get((slot & !MANY) as usize) {
                     b.visit(body, who, f);
@@ -756,10 +864,18 @@ impl ActionIndex {
         self.scoped
     }
 
-    /// Calls `f` with every candidate rule (possibly twice, in no order).
-    /// Rules whose agent or role list excludes `who`, or whose exact
-    /// targets exclude its target, may be left out (unless `who.every`).
-    pub fn candidates(&self, body: &[u8], action: &str, who: &Who<'_>, mut f: impl FnMut(u32)) {
+    /// Calls `f` with every candidate rule (possibly twice, in no order),
+    /// as its number shifted left by one, [`TARGET_PROVEN`] set when the
+    /// rule's targets are known to match. Rules whose agent or role list
+    /// excludes `who`, or whose targets exclude its target, may be left out
+    /// (unless `who.every`, only the latter).
+    pub fn candidates<'a>(
+        &'a self,
+        body: &[u8],
+        action: &str,
+        who: &Who<'a>,
+        mut f: impl FnMut(u32),
+    ) {
         let bytes = action.as_bytes();
         if !self.exact.table.is_empty() {
             self.exact.visit(body, fx(bytes), bytes, who, &mut f);
@@ -812,5 +928,26 @@ impl ActionIndex {
                 }
             });
         }
+    }
+
+    /// Adds to a first pass's candidates the rules its narrowed buckets
+    /// left out by principal, so that with them they are every rule
+    /// [`Who::every`] finds, without finding the action's buckets again.
+    /// False, calling `f` for none, when more buckets were narrowed than
+    /// were kept: a second pass with [`Who::every`] is then needed.
+    pub fn widen(
+        &self,
+        body: &[u8],
+        narrowed: &Narrowed<'_>,
+        target: &str,
+        mut f: impl FnMut(u32),
+    ) -> bool {
+        if narrowed.overflow {
+            return false;
+        }
+        for b in narrowed.kept.iter().flatten() {
+            b.visit_every(body, target, &mut f);
+        }
+        true
     }
 }

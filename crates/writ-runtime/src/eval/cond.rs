@@ -134,6 +134,13 @@ pub(super) fn lets_apply(t: u8, effect: Effect) -> bool {
 }
 
 pub(super) fn holds(c: &PCond, req: &crate::request::Request, clock: &Clock) -> u8 {
+    // The common condition, one comparison, without the stack.
+    if let [Op::Atom(i)] = c.code.as_slice() {
+        return c
+            .atoms
+            .get(*i as usize)
+            .map_or(UNKNOWN, |a| atom(a, req, clock));
+    }
     let mut stack = [FALSE; 32];
     let mut spill: Vec<u8> = Vec::new();
     let mut len = 0usize;

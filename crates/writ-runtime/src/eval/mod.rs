@@ -21,7 +21,7 @@ use crate::limiter::{
 };
 use std::sync::OnceLock;
 
-use crate::matcher::{ActionIndex, Matcher, Narrowing, ScopeKey, Who, any_match};
+use crate::matcher::{ActionIndex, Matcher, Narrowing, ScopeKey, TARGET_PROVEN, Who, any_match};
 use crate::model::{
     Atom, Field, Head, Op, Prelude, Rate, Span, Value, r_ceiling_actions, r_condition, r_graph,
     r_rule, scan_condition_entry, scan_rule,
@@ -168,8 +168,46 @@ impl Small {
         self.more.push(v);
     }
 
+    /// Candidates from the index (see [`crate::matcher::TARGET_PROVEN`]),
+    /// sorted, each rule once: [`TARGET_PROVEN`] kept if any of its copies
+    /// had it.
+    fn finish_rules(&mut self) -> &[u32] {
+        if self.len <= 1 && self.more.is_empty() {
+            return self.inline.get(..self.len).unwrap_or(&[]);
+        }
+        let slice: &mut [u32] = if self.more.is_empty() {
+            self.inline.get_mut(..self.len).unwrap_or(&mut [])
+        } else {
+            &mut self.more
+        };
+        slice.sort_unstable();
+        let mut w = 0usize;
+        for i in 0..slice.len() {
+            let v = slice.get(i).copied().unwrap_or(0);
+            match w.checked_sub(1).and_then(|last| slice.get_mut(last)) {
+                Some(last) if *last >> 1 == v >> 1 => *last |= v,
+                _ => {
+                    if let Some(slot) = slice.get_mut(w) {
+                        *slot = v;
+                    }
+                    w += 1;
+                }
+            }
+        }
+        if self.more.is_empty() {
+            self.len = w;
+            self.inline.get(..w).unwrap_or(&[])
+        } else {
+            self.more.truncate(w);
+            &self.more
+        }
+    }
+
     /// Sorted and deduplicated.
     fn finish(&mut self) -> &[u32] {
+        if self.len <= 1 && self.more.is_empty() {
+            return self.inline.get(..self.len).unwrap_or(&[]);
+        }
         if !self.more.is_empty() {
             self.more.sort_unstable();
             self.more.dedup();
@@ -713,13 +751,18 @@ impl Compiled {
             roles: &roles,
             target: req.target.as_deref().unwrap_or(""),
             every: false,
-            narrowed: std::cell::Cell::new(false),
+            narrowed: std::cell::Cell::default(),
         };
         self.index
             .candidates(self.body(), &req.action, &who, |r| candidates.push(r));
         let mut best: Option<Decision<'s>> = None;
         let mut allow_limits: Vec<Hold<'s>> = Vec::new();
-        for &i in candidates.finish() {
+        // The rules that matched the action and target but whose scope
+        // left the principal out: what the default decision names.
+        // (Rarely any: no room is made until one comes.)
+        let mut out_of_scope: Vec<u32> = Vec::new();
+        for &c in candidates.finish_rules() {
+            let (i, proven) = (c >> 1, c & TARGET_PROVEN != 0);
             let rule = match self.rule(i) {
                 Ok(rule) => rule,
                 // Fail closed: a rule that cannot be read denies.
@@ -732,8 +775,13 @@ impl Compiled {
                     );
                 }
             };
-            if !self.applies(rule, req, p, clock) {
-                continue;
+            match self.applies(rule, req, p, clock, proven) {
+                Applies::Yes => {}
+                Applies::OutOfScope => {
+                    out_of_scope.push(i);
+                    continue;
+                }
+                Applies::No => continue,
             }
             let peek = !(self.combining == Combining::FirstMatch && pending.direct);
             let (decision, limit) = self.outcome(rule, req, p, clock, peek);
@@ -769,52 +817,82 @@ impl Compiled {
             return decision;
         }
         // Unless the index narrowed them for this request, the candidates
-        // are every rule of the action already: no second pass.
-        let every = (!who.narrowed.get()).then(|| candidates.finish());
-        self.default(req, p, every)
+        // were every rule of the action that can match; else the buckets
+        // that narrowed them give what they left out (or, past the buckets
+        // kept, a second pass over the index).
+        let narrowed = who.narrowed.get();
+        if narrowed.is_empty() {
+            return self.default(req, p, &out_of_scope, &[]);
+        }
+        let mut wider = Small::new();
+        if !self
+            .index
+            .widen(self.body(), &narrowed, who.target, |c| wider.push(c))
+        {
+            let no_roles = |_: &mut dyn FnMut(&str)| {};
+            let every = Who {
+                agent: p.id,
+                roles: &no_roles,
+                target: who.target,
+                every: true,
+                narrowed: std::cell::Cell::default(),
+            };
+            self.index
+                .candidates(self.body(), &req.action, &every, |c| wider.push(c));
+        }
+        // Each rule the first pass looked at is known already.
+        let first = candidates.finish_rules();
+        let mut unseen = Small::new();
+        wider
+            .finish_rules()
+            .iter()
+            .filter(|c| first.binary_search_by_key(&(*c >> 1), |f| f >> 1).is_err())
+            .for_each(|c| unseen.push(*c));
+        self.default(req, p, &out_of_scope, unseen.finish())
     }
 
     /// The default decision. It names the rule that matched the action
     /// (and target) but whose scope left the agent out, if one did, and
-    /// its policy; else the policy whose default applies. Looks at every
-    /// rule of the action (`every`, sorted, when the caller has them; else
-    /// found by a second pass over the index, taken only here).
+    /// its policy; else the policy whose default applies. `known` are
+    /// such rules found while deciding (by number, sorted); `unseen`,
+    /// candidates of the action that deciding did not look at (as the
+    /// index gives them, sorted): every rule of the action that can match
+    /// is in one or the other or was looked at and cannot explain.
     #[inline(never)]
     fn default<'s>(
         &'s self,
         req: &crate::request::Request,
         p: &Principal<'_>,
-        every: Option<&[u32]>,
+        known: &[u32],
+        unseen: &[u32],
     ) -> Decision<'s> {
-        let mut found = Small::new();
-        let every = match every {
-            Some(rules) => rules,
-            None => {
-                let no_roles = |_: &mut dyn FnMut(&str)| {};
-                let who = Who {
-                    agent: p.id,
-                    roles: &no_roles,
-                    target: req.target.as_deref().unwrap_or(""),
-                    every: true,
-                    narrowed: std::cell::Cell::new(false),
-                };
-                self.index
-                    .candidates(self.body(), &req.action, &who, |r| found.push(r));
-                found.finish()
-            }
-        };
         let target = req.target.as_deref().unwrap_or("");
-        let excluded = every.iter().filter_map(|&i| {
+        // Both lists in rule order, the unseen ones checked here.
+        let mut known_in = known.iter().peekable();
+        let mut unseen_in = unseen.iter().peekable();
+        let in_order = std::iter::from_fn(|| match (known_in.peek(), unseen_in.peek()) {
+            (Some(&&k), Some(&&u)) if k < u >> 1 => known_in.next().map(|k| (*k, true)),
+            (Some(_), Some(_)) | (None, Some(_)) => {
+                unseen_in.next().map(|u| (u >> 1, u & TARGET_PROVEN != 0))
+            }
+            (Some(_), None) => known_in.next().map(|k| (*k, true)),
+            (None, None) => None,
+        });
+        let excluded = in_order.filter_map(|(i, target_matched)| {
             // A rule that cannot be read here was not needed to decide
             // (the first pass would have denied): it explains nothing.
             let rule = self.rule(i).ok()?;
-            if !rule.targets.is_empty() && !any_match(&rule.targets, target) {
+            if !target_matched && !rule.targets.is_empty() && !any_match(&rule.targets, target) {
                 return None;
             }
             let list = scope_miss(&rule.scope, p)?;
             Some((rule.effect, (rule, list)))
         });
-        let nearest = crate::reason::nearest(excluded, self.default_effect);
+        let nearest = if known.len() + unseen.len() == 0 {
+            None
+        } else {
+            crate::reason::nearest(excluded, self.default_effect)
+        };
         let policy = match nearest {
             Some((rule, _)) => self.policy_name(rule.policy),
             None => self.default_policy.and_then(|i| self.policy_name(i)),
@@ -943,26 +1021,45 @@ impl Compiled {
         )
     }
 
+    /// Whether `rule` applies to the request; `proven` when the index
+    /// found it by a target pattern the request's target matches.
     fn applies(
         &self,
         rule: &PRule,
         req: &crate::request::Request,
         p: &Principal<'_>,
         clock: &Clock,
-    ) -> bool {
-        if !rule.targets.is_empty() {
+        proven: bool,
+    ) -> Applies {
+        if !proven && !rule.targets.is_empty() {
             let target = req.target.as_deref().unwrap_or("");
             if !any_match(&rule.targets, target) {
-                return false;
+                return Applies::No;
             }
         }
         if scope_miss(&rule.scope, p).is_some() {
-            return false;
+            return Applies::OutOfScope;
         }
-        rule.condition
+        if rule
+            .condition
             .as_ref()
             .is_none_or(|c| lets_apply(holds(c, req, clock), rule.effect))
+        {
+            Applies::Yes
+        } else {
+            Applies::No
+        }
     }
+}
+
+/// Whether a rule applies to a request.
+enum Applies {
+    Yes,
+    /// Its action and targets match, but its scope leaves the principal
+    /// out: the default decision may name it.
+    OutOfScope,
+    /// Its targets or its condition do not match.
+    No,
 }
 
 /// The first list of a rule's scope that leaves the principal out, in the

@@ -312,6 +312,11 @@ impl Compiled {
             condition_flags.push(scan_condition_entry(&mut r)?);
         }
         let rule_count = r.count(crate::model::MIN_RULE_SIZE)?;
+        // The index hands out rule numbers shifted left by one
+        // (`matcher::TARGET_PROVEN`); a bundle under 4 GiB has fewer.
+        if rule_count >= 1 << 30 {
+            return Err(LoadError::Corrupt("bundle too large".to_owned()));
+        }
         let mut index = ActionIndex::default();
         index.plan(rule_count);
         let mut needs_clock = false;
