@@ -172,6 +172,17 @@ impl Small {
     /// sorted, each rule once: [`TARGET_PROVEN`] kept if any of its copies
     /// had it.
     fn finish_rules(&mut self) -> &[u32] {
+        self.finish_by(|v| v >> 1)
+    }
+
+    /// Sorted and deduplicated.
+    fn finish(&mut self) -> &[u32] {
+        self.finish_by(|v| v)
+    }
+
+    /// Sorted, numbers of the same `key` merged into one (their bits
+    /// or-ed together).
+    fn finish_by(&mut self, key: fn(u32) -> u32) -> &[u32] {
         if self.len <= 1 && self.more.is_empty() {
             return self.inline.get(..self.len).unwrap_or(&[]);
         }
@@ -185,7 +196,7 @@ impl Small {
         for i in 0..slice.len() {
             let v = slice.get(i).copied().unwrap_or(0);
             match w.checked_sub(1).and_then(|last| slice.get_mut(last)) {
-                Some(last) if *last >> 1 == v >> 1 => *last |= v,
+                Some(last) if key(*last) == key(v) => *last |= v,
                 _ => {
                     if let Some(slot) = slice.get_mut(w) {
                         *slot = v;
@@ -201,35 +212,6 @@ impl Small {
             self.more.truncate(w);
             &self.more
         }
-    }
-
-    /// Sorted and deduplicated.
-    fn finish(&mut self) -> &[u32] {
-        if self.len <= 1 && self.more.is_empty() {
-            return self.inline.get(..self.len).unwrap_or(&[]);
-        }
-        if !self.more.is_empty() {
-            self.more.sort_unstable();
-            self.more.dedup();
-            return &self.more;
-        }
-        let len = self.len;
-        let Some(slice) = self.inline.get_mut(..len) else {
-            return &[];
-        };
-        slice.sort_unstable();
-        let mut w = 0usize;
-        for i in 0..len {
-            let v = slice.get(i).copied().unwrap_or(0);
-            if w == 0 || slice.get(w - 1) != Some(&v) {
-                if let Some(slot) = slice.get_mut(w) {
-                    *slot = v;
-                }
-                w += 1;
-            }
-        }
-        self.len = w;
-        self.inline.get(..w).unwrap_or(&[])
     }
 }
 
