@@ -215,6 +215,13 @@ fn the_decoder_survives_resealed_corruption() {
     survives_resealed_corruption(&bundle_of(&format!(
         "{POLICY}rule shared: allow \"tool:call\" on refund\n  limit 3 per hour shared\n"
     )));
+    // Action globs are checked where the action index reads them, once:
+    // a new glob as it is added, and one seen before (by its text) as it
+    // is skipped.
+    survives_resealed_corruption(&bundle_of(&format!(
+        "{POLICY}rule globbed: allow \"t?ol:{{call,run}}\" on refund\n\
+         rule again: deny \"t?ol:{{call,run}}\" on \"[a-c]*\"\n"
+    )));
 }
 
 fn survives_resealed_corruption(good: &[u8]) {

@@ -158,6 +158,16 @@ struct Bench {
     skipped: HashMap<(String, usize), String>,
 }
 
+/// A workload of the decision tables, loaded, with its hit and miss (and
+/// its bundle, when kept).
+struct Loaded {
+    w: Workload,
+    rt: Runtime,
+    hit: writ_runtime::Request,
+    miss: writ_runtime::Request,
+    bytes: Option<Vec<u8>>,
+}
+
 /// A compile table row: its name, and its policy of N rules.
 type Series = (String, Box<dyn Fn(usize) -> String>);
 
@@ -214,14 +224,8 @@ impl Bench {
 
     /// Compiles and loads every workload of the decision tables, with its
     /// hit and miss (checked to be allowed and denied).
-    fn load(
-        &mut self,
-    ) -> Vec<(
-        Workload,
-        Runtime,
-        writ_runtime::Request,
-        writ_runtime::Request,
-    )> {
+    /// With `keep`, each workload's bundle is kept too.
+    fn load(&mut self, keep: bool) -> Vec<Loaded> {
         let (shapes, scopes, ns) = (
             self.config.shapes.clone(),
             self.config.scopes.clone(),
@@ -240,7 +244,7 @@ impl Bench {
                     let compiled = self.compile(&name, n, &w.policy());
                     eprintln!("writ {name} N = {n}: compile {:.3} s", compiled.seconds);
                     let rt = Runtime::from_bytes(&compiled.bytes).expect("the bundle loads");
-                    drop(compiled);
+                    let bytes = keep.then_some(compiled.bytes);
                     let (hit, miss) = (w.hit().request(), w.miss().request());
                     assert!(
                         rt.check(&hit).is_allowed(),
@@ -250,7 +254,13 @@ impl Bench {
                         !rt.check(&miss).is_allowed(),
                         "{name}, N = {n}: the miss must be denied"
                     );
-                    loaded.push((w, rt, hit, miss));
+                    loaded.push(Loaded {
+                        w,
+                        rt,
+                        hit,
+                        miss,
+                        bytes,
+                    });
                 }
             }
         }
@@ -258,22 +268,29 @@ impl Bench {
     }
 
     /// Decides each workload's hit and miss `WRIT_BENCH_COUNT` times,
-    /// untimed, in [`counted_hits`] and [`counted_misses`]: for counting
-    /// instructions and simulated cache misses per decision under
-    /// callgrind, which the VM's drifting clock does not disturb
-    /// (`bench/callgrind-shapes`).
+    /// untimed, in [`counted_hits`] and [`counted_misses`], and loads its
+    /// bundle `WRIT_BENCH_LOADS` times (default 3) in [`load_bundle_copies`] (its copies are not counted):
+    /// for counting instructions and simulated cache misses per decision
+    /// and per load under callgrind, which the VM's drifting clock does
+    /// not disturb (`bench/callgrind-shapes`).
     fn count(&mut self) {
-        let count = std::env::var("WRIT_BENCH_COUNT")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000usize);
-        for (w, rt, hit, miss) in self.load() {
-            counted_hits(&rt, &hit, count);
-            counted_misses(&rt, &miss, count);
+        let env = |name: &str, default: usize| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(default)
+        };
+        let (count, loads) = (env("WRIT_BENCH_COUNT", 10_000), env("WRIT_BENCH_LOADS", 3));
+        for l in self.load(true) {
+            counted_hits(&l.rt, &l.hit, count);
+            counted_misses(&l.rt, &l.miss, count);
+            if let Some(bytes) = &l.bytes {
+                load_bundle_copies(bytes, loads);
+            }
             eprintln!(
-                "writ {} N = {}: {count} hits and {count} misses decided",
-                label(&w),
-                w.n
+                "writ {} N = {}: {count} hits and {count} misses decided, {loads} loads",
+                label(&l.w),
+                l.w.n
             );
         }
     }
@@ -283,7 +300,7 @@ impl Bench {
     /// cell's lowest round median (and the highest, for the spread): a slow
     /// phase of the machine then costs one round of a cell, not the cell.
     fn decisions(&mut self) {
-        let loaded = self.load();
+        let loaded = self.load(false);
         // The first workload's numbers would carry the CPU's ramp-up.
         let warm = std::time::Instant::now();
         while warm.elapsed().as_millis() < 300 {
@@ -294,7 +311,10 @@ impl Bench {
         let rounds = self.config.rounds;
         let mut spread: HashMap<Workload, [(f64, f64); 2]> = HashMap::new();
         for round in 1..=rounds {
-            for (w, rt, hit, miss) in &loaded {
+            for Loaded {
+                w, rt, hit, miss, ..
+            } in &loaded
+            {
                 let h = self.config.timer.median_ns(|| {
                     black_box(rt.check(black_box(hit)).effect);
                 });
@@ -690,6 +710,22 @@ fn counted_hits(rt: &Runtime, req: &writ_runtime::Request, count: usize) {
 fn counted_misses(rt: &Runtime, req: &writ_runtime::Request, count: usize) {
     for _ in 0..count {
         black_box(!rt.check(black_box(req)).is_allowed());
+    }
+}
+
+/// Loads copies of `bytes` `count` times, untimed (see [`counted_hits`]).
+fn load_bundle_copies(bytes: &[u8], count: usize) {
+    load_copies((0..count).map(|_| bytes.to_vec()).collect());
+}
+
+/// Loads each bundle of `copies` (copied before, so that the copies are
+/// not counted).
+#[inline(never)]
+fn load_copies(copies: Vec<Vec<u8>>) {
+    for copy in copies {
+        let rt = Runtime::from_vec(black_box(copy));
+        assert!(rt.is_ok(), "the bench's bundle must load");
+        drop(black_box(rt));
     }
 }
 

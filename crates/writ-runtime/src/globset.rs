@@ -525,9 +525,8 @@ fn view_of(arena: &Glob, e: Entry) -> GlobView<'_> {
 impl GlobSet {
     /// Makes room for `more` globs.
     pub fn reserve(&mut self, more: usize) {
+        // (The arena's room is made when the first glob comes, sized by it.)
         self.entries.reserve(more);
-        self.arena.units.reserve(more.saturating_mul(4));
-        self.arena.lits.reserve(more.saturating_mul(8));
         self.room = self.room.max(more);
     }
 
@@ -583,6 +582,16 @@ impl GlobSet {
             end: u32::try_from(self.arena.units.len()).unwrap_or(u32::MAX),
         };
         self.entries.push(entry);
+        if id == 0 && self.room > 1 {
+            // Room for the globs to come, each the size of this one (the
+            // globs of one policy tend to look alike), rather than growing
+            // and copying the arena as they come.
+            let more = self.room - 1;
+            let units = self.arena.units.len();
+            let lits = self.arena.lits.len();
+            self.arena.units.reserve(units.saturating_mul(more));
+            self.arena.lits.reserve(lits.saturating_mul(more));
+        }
         let glob = view_of(&self.arena, entry);
         let fold = entry.case_insensitive;
         let base = if fold { 3 } else { 0 };

@@ -8,7 +8,7 @@ use std::hash::Hasher;
 use hashbrown::hash_table::{Entry, HashTable};
 
 use crate::error::LoadError;
-use crate::glob::{Glob, GlobPattern, GlobUnit};
+use crate::glob::{Glob, GlobPattern, GlobUnit, r_glob};
 use crate::globset::GlobSet;
 use crate::model::{Pattern, PatternRef, Span};
 use crate::wire::Reader;
@@ -664,6 +664,17 @@ impl ByteSet {
 }
 
 impl Keys {
+    /// Adds `key` of `rule`, rule `expected` being the last to come: the
+    /// first key makes room for as many as may still come.
+    #[inline]
+    fn add(&mut self, key: Span, rule: u32, expected: usize) {
+        if self.pending.capacity() == 0 {
+            self.pending
+                .reserve(expected.saturating_sub(rule as usize).max(1));
+        }
+        self.pending.push((key, rule));
+    }
+
     fn has_length(&self, l: usize) -> bool {
         match u8::try_from(l) {
             Ok(short) => self.short.contains(short),
@@ -790,25 +801,29 @@ impl ActionIndex {
         self.expected = rules;
     }
 
-    /// Adds one action pattern of `rule`; rules are added in order. `r`
-    /// reads `body` (a glob's program is read from it).
+    /// Adds one action pattern of `rule`; rules are added in order. For a
+    /// glob, `r` reads `body` at its program, which is read in full (and
+    /// so checked) whether the glob is new or was seen before.
     ///
     /// # Errors
-    /// When a glob's program does not read (the scan that found the
-    /// pattern checked it, so this does not happen).
+    /// When a glob's program does not read, or a glob comes without its
+    /// program.
     pub fn add(
         &mut self,
         p: PatternRef,
         rule: u32,
         body: &[u8],
-        r: &Reader<'_>,
+        r: Option<&mut Reader<'_>>,
     ) -> Result<(), LoadError> {
         match p {
-            PatternRef::Exact(s) => self.exact.pending.push((s, rule)),
-            PatternRef::Prefix(s) => self.prefixes.pending.push((s, rule)),
-            PatternRef::Suffix(s) => self.suffixes.pending.push((s, rule)),
+            PatternRef::Exact(s) => self.exact.add(s, rule, self.expected),
+            PatternRef::Prefix(s) => self.prefixes.add(s, rule, self.expected),
+            PatternRef::Suffix(s) => self.suffixes.add(s, rule, self.expected),
             PatternRef::Any => self.any.push(rule),
             PatternRef::Glob { text, at } => {
+                let Some(r) = r else {
+                    return Err(LoadError::Corrupt("a glob without its program".to_owned()));
+                };
                 if self.glob_rules.is_empty() {
                     let room = self.expected.saturating_sub(rule as usize).max(1);
                     self.glob_rules.reserve(room);
@@ -825,14 +840,16 @@ impl ActionIndex {
                     if let Some(b) = self.glob_rules.get_mut(id as usize) {
                         b.push(rule);
                     }
-                    return Ok(());
+                    return r_glob(r, &mut ());
                 }
-                let mut gr = r.clone();
-                gr.seek(at as usize)?;
-                self.globs.add_read(&mut gr)?;
-                let mut bucket = Bucket::default();
-                bucket.push(rule);
-                self.glob_rules.push(bucket);
+                self.globs.add_read(r)?;
+                // Filled in place: a bucket built on the stack and copied
+                // in costs a stalled load (its narrow stores are read back
+                // as wide ones) on every glob of a large policy.
+                self.glob_rules.push(Bucket::default());
+                if let Some(b) = self.glob_rules.last_mut() {
+                    b.push(rule);
+                }
             }
         }
         Ok(())

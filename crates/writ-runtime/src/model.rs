@@ -556,6 +556,17 @@ pub enum PatternRef {
 /// Reads one pattern.
 #[inline(always)]
 fn r_pattern_ref<'a>(r: &mut Reader<'a>) -> Result<PatternRef, LoadError> {
+    let p = r_pattern_head(r)?;
+    if matches!(p, PatternRef::Glob { .. }) {
+        r_glob(r, &mut ())?;
+    }
+    Ok(p)
+}
+
+/// A pattern up to its glob program: for a glob, `r` is left at the
+/// program (at the returned `at`), which the caller must read.
+#[inline(always)]
+fn r_pattern_head(r: &mut Reader<'_>) -> Result<PatternRef, LoadError> {
     Ok(match PatternTag::from_byte(r.u8()?)? {
         PatternTag::Exact => PatternRef::Exact(r.str_span()?),
         PatternTag::Prefix => PatternRef::Prefix(r.str_span()?),
@@ -565,7 +576,6 @@ fn r_pattern_ref<'a>(r: &mut Reader<'a>) -> Result<PatternRef, LoadError> {
             let text = r.str_span()?;
             let at = u32::try_from(r.position())
                 .map_err(|_| LoadError::Corrupt("bundle too large".to_owned()))?;
-            r_glob(r, &mut ())?;
             PatternRef::Glob { text, at }
         }
     })
@@ -818,9 +828,7 @@ const ALL_FLAGS: u16 = (1 << 12) - 1;
 
 #[inline(always)]
 fn rule_flags(r: &mut Reader<'_>) -> Result<u16, LoadError> {
-    let lo = r.u8()?;
-    let hi = r.u8()?;
-    let flags = u16::from_le_bytes([lo, hi]);
+    let flags = r.u16()?;
     if flags & !ALL_FLAGS != 0 || (flags & SHARED_LIMIT != 0 && flags & LIMIT == 0) {
         return Err(LoadError::Corrupt(format!("bad rule flags {flags:#x}")));
     }
@@ -910,6 +918,15 @@ pub trait RuleSink<'a> {
 
     fn head(&mut self, r: &Reader<'a>, head: RuleHead) -> Result<(), LoadError>;
     fn action(&mut self, r: &Reader<'a>, p: PatternRef) -> Result<(), LoadError>;
+    /// An action glob `p`, with `r` at its program, which this must read
+    /// in full (checking it) before `r` goes on; by default checked, then
+    /// reported to [`RuleSink::action`]. (A sink that keeps the glob reads
+    /// it once rather than twice.)
+    #[inline(always)]
+    fn action_glob(&mut self, r: &mut Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
+        r_glob(r, &mut ())?;
+        self.action(r, p)
+    }
     /// One of the rule's targets; `targets_end` follows the last one.
     fn target(&mut self, r: &Reader<'a>, p: PatternRef) -> Result<(), LoadError>;
     fn targets_end(&mut self) {}
@@ -957,8 +974,12 @@ pub fn r_rule_with<'a, S: RuleSink<'a>>(r: &mut Reader<'a>, sink: &mut S) -> Res
         },
     )?;
     for _ in 0..r.count(1)? {
-        let p = r_pattern_ref(r)?;
-        sink.action(r, p)?;
+        let p = r_pattern_head(r)?;
+        if matches!(p, PatternRef::Glob { .. }) {
+            sink.action_glob(r, p)?;
+        } else {
+            sink.action(r, p)?;
+        }
     }
     if has(TARGETS) {
         for _ in 0..r.count(1)? {
@@ -1132,7 +1153,9 @@ struct RuleScanner<'s, A> {
     indexable: bool,
 }
 
-impl<'a, A: FnMut(PatternRef) -> Result<(), LoadError>> RuleSink<'a> for RuleScanner<'_, A> {
+impl<'a, A: FnMut(PatternRef, Option<&mut Reader<'a>>) -> Result<(), LoadError>> RuleSink<'a>
+    for RuleScanner<'_, A>
+{
     type Leaves = Check;
 
     #[inline(always)]
@@ -1146,7 +1169,11 @@ impl<'a, A: FnMut(PatternRef) -> Result<(), LoadError>> RuleSink<'a> for RuleSca
     }
     #[inline(always)]
     fn action(&mut self, _: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
-        (self.action)(p)
+        (self.action)(p, None)
+    }
+    #[inline(always)]
+    fn action_glob(&mut self, r: &mut Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
+        (self.action)(p, Some(r))
     }
     fn target(&mut self, _: &Reader<'a>, p: PatternRef) -> Result<(), LoadError> {
         match p {
@@ -1190,7 +1217,9 @@ impl<'a, A: FnMut(PatternRef) -> Result<(), LoadError>> RuleSink<'a> for RuleSca
 
 /// Checks one rule record without allocating: `action` is called with
 /// each action pattern, and the rule's agent then role names are pushed
-/// to `names`.
+/// to `names`. For a glob, `action` is given the reader at its program,
+/// and must read the program in full (checking it: the scan does not).
+/// (`r_glob(r, &mut ())` checks one that is not kept.)
 ///
 /// # Errors
 /// [`LoadError`] exactly where [`r_rule`] would fail (they are one
@@ -1199,7 +1228,7 @@ pub fn scan_rule<'a>(
     r: &mut Reader<'a>,
     policies: u32,
     conditions: &[u8],
-    action: impl FnMut(PatternRef) -> Result<(), LoadError>,
+    action: impl FnMut(PatternRef, Option<&mut Reader<'a>>) -> Result<(), LoadError>,
     names: &mut Vec<Span>,
     targets: &mut Vec<PatternRef>,
 ) -> Result<RuleScan, LoadError> {
@@ -1281,13 +1310,7 @@ impl Prelude {
     /// # Errors
     /// Never for a prelude read from `body`.
     pub fn reader<'a>(&'a self, body: &'a [u8]) -> Result<Reader<'a>, LoadError> {
-        let mut r = Reader::with_strings(
-            body,
-            Strings {
-                at: self.strings_at,
-                ends: &self.ends,
-            },
-        );
+        let mut r = Reader::with_strings(body, Strings::of(body, self.strings_at, &self.ends));
         r.seek(self.next)?;
         Ok(r)
     }

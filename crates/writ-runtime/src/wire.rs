@@ -20,6 +20,23 @@ pub struct Strings<'a> {
     pub at: u32,
     /// The end of each string, relative to `at`.
     pub ends: &'a [u32],
+    /// The table's bytes as text, when the caller has them checked: a
+    /// string is then sliced from it (its bounds checked as character
+    /// boundaries) rather than checked as UTF-8 again.
+    pub text: Option<&'a str>,
+}
+
+impl<'a> Strings<'a> {
+    /// The table of a body whose table starts at `at`, with `text` when
+    /// its bytes read as UTF-8 (one check for the whole table).
+    #[must_use]
+    pub fn of(body: &'a [u8], at: u32, ends: &'a [u32]) -> Strings<'a> {
+        let len = ends.last().copied().unwrap_or(0) as usize;
+        let text = body
+            .get(at as usize..(at as usize).saturating_add(len))
+            .and_then(|b| std::str::from_utf8(b).ok());
+        Strings { at, ends, text }
+    }
 }
 
 /// Reads little-endian values from a byte slice.
@@ -117,6 +134,28 @@ impl<'a> Reader<'a> {
     /// An LEB128 unsigned number of at most 32 bits.
     #[inline(always)]
     pub fn varint(&mut self) -> Result<u32, LoadError> {
+        // Most numbers (counts, lengths, string indices below 2^21)
+        // take one to three bytes.
+        match *self.rest {
+            [b, ..] if b < 0x80 => {
+                self.rest = self.rest.get(1..).unwrap_or(&[]);
+                Ok(u32::from(b))
+            }
+            [b, c, ..] if c < 0x80 => {
+                self.rest = self.rest.get(2..).unwrap_or(&[]);
+                Ok(u32::from(b & 0x7f) | u32::from(c) << 7)
+            }
+            [b, c, d, ..] if d < 0x80 => {
+                self.rest = self.rest.get(3..).unwrap_or(&[]);
+                Ok(u32::from(b & 0x7f) | u32::from(c & 0x7f) << 7 | u32::from(d) << 14)
+            }
+            _ => self.varint_long(),
+        }
+    }
+
+    /// [`Reader::varint`] past its first byte's fast path.
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u32, LoadError> {
         let mut v: u32 = 0;
         for shift in [0u32, 7, 14, 21, 28] {
             let [b] = self.array::<1>()?;
@@ -158,6 +197,19 @@ impl<'a> Reader<'a> {
             Some((out, rest)) => {
                 self.rest = rest;
                 Ok(*out)
+            }
+            None => Err(self.corrupt("truncated")),
+        }
+    }
+
+    /// A little-endian `u16`, read as one (two bytes read one by one and
+    /// put together are stored apart and loaded as one, a stalled load).
+    #[inline(always)]
+    pub fn u16(&mut self) -> Result<u16, LoadError> {
+        match self.rest.split_first_chunk::<2>() {
+            Some((out, rest)) => {
+                self.rest = rest;
+                Ok(u16::from_le_bytes(*out))
             }
             None => Err(self.corrupt("truncated")),
         }
@@ -214,10 +266,28 @@ impl<'a> Reader<'a> {
     #[inline]
     pub fn str_ref(&mut self) -> Result<&'a str, LoadError> {
         let (start, len) = self.next_str()?;
-        self.all
-            .get(start..start + len)
-            .and_then(|b| std::str::from_utf8(b).ok())
+        self.str_at(start, len)
             .ok_or_else(|| self.corrupt("invalid string"))
+    }
+
+    /// The `len` bytes at `start` as text: sliced from the string table's
+    /// checked text when they lie in it, else checked here.
+    #[inline]
+    fn str_at(&self, start: usize, len: usize) -> Option<&'a str> {
+        let end = start.checked_add(len)?;
+        if let Some(Strings {
+            at,
+            text: Some(text),
+            ..
+        }) = self.strings
+            && let Some(from) = start.checked_sub(at as usize)
+            && let Some(s) = text.get(from..end - at as usize)
+        {
+            return Some(s);
+        }
+        self.all
+            .get(start..end)
+            .and_then(|b| std::str::from_utf8(b).ok())
     }
 
     /// Skips a string. Interned strings were checked with their table;
@@ -287,10 +357,7 @@ impl<'a> Reader<'a> {
     /// # Errors
     /// When the place is not a string of these bytes.
     pub fn text(&self, (start, len): (u32, u32)) -> Result<&'a str, LoadError> {
-        let (start, len) = (start as usize, len as usize);
-        self.all
-            .get(start..start.saturating_add(len))
-            .and_then(|b| std::str::from_utf8(b).ok())
+        self.str_at(start as usize, len as usize)
             .ok_or_else(|| self.corrupt("invalid string"))
     }
 
@@ -496,14 +563,14 @@ mod tests {
         let mut r = Reader::new(&table.out);
         let (at, ends) = r.string_table().unwrap_or_default();
         assert_eq!(ends.len(), 3, "three distinct strings");
-        let mut r = Reader::with_strings(&table.out, Strings { at, ends: &ends });
+        let mut r = Reader::with_strings(&table.out, Strings::of(&table.out, at, &ends));
         assert!(r.seek(prefix).is_ok());
         let read: Vec<String> = (0..5).filter_map(|_| r.str().ok()).collect();
         assert_eq!(read, ["amount", "é", "amount", "", "é"]);
         // An index past the table is refused.
         let mut bad = table.out.clone();
         bad.push(9);
-        let mut r = Reader::with_strings(&bad, Strings { at, ends: &ends });
+        let mut r = Reader::with_strings(&bad, Strings::of(&bad, at, &ends));
         assert!(r.seek(bad.len() - 1).is_ok());
         assert!(r.str().is_err());
     }

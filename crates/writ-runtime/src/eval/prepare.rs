@@ -348,7 +348,7 @@ impl Compiled {
                 &mut r,
                 policy_count,
                 &condition_flags,
-                |p| index.add(p, id, body, &programs),
+                |p, at| index.add(p, id, body, at),
                 &mut names,
                 &mut targets,
             )?;
@@ -450,9 +450,12 @@ impl Compiled {
             .offsets
             .get(i as usize)
             .ok_or_else(|| "no such rule".to_owned())?;
+        // (Without the table's text: checking the whole table to decode one
+        // rule would cost more than checking the rule's strings.)
         let strings = Strings {
             at: self.strings_at,
             ends: &self.string_ends,
+            text: None,
         };
         prepare(self.body(), strings, &self.condition_offsets, *offset).map_err(|e| e.to_string())
     }

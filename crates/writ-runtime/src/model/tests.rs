@@ -29,7 +29,7 @@ fn decodes(bytes: &[u8]) -> Result<Rule, LoadError> {
         &mut Reader::new(bytes),
         1,
         &[],
-        |_| Ok(()),
+        |_, r| r.map_or(Ok(()), |r| crate::glob::r_glob(r, &mut ())),
         &mut Vec::new(),
         &mut Vec::new(),
     );
@@ -157,9 +157,9 @@ fn every_shape_of_rule_record_round_trips() {
             &mut r,
             1,
             &flags,
-            |_| {
+            |_, r| {
                 actions += 1;
-                Ok(())
+                r.map_or(Ok(()), |r| crate::glob::r_glob(r, &mut ()))
             },
             &mut names,
             &mut targets,
