@@ -476,7 +476,13 @@ impl Bucket {
     /// principal.
     fn index(&mut self, body: &[u8], scopes: &Scopes<'_>, programs: &Reader<'_>) -> bool {
         let rules = self.rules.as_slice();
-        if rules.len() <= SCOPE_INDEX_AT {
+        if rules.len() <= SCOPE_INDEX_AT
+            || rules
+                .iter()
+                .all(|r| matches!(scopes(*r).scope, ScopeKey::Open))
+        {
+            // Few rules, or none that names its principals: the target
+            // index is the bucket's whole index.
             self.targets = Targets::build(rules, body, scopes, programs);
             return false;
         }
@@ -494,8 +500,7 @@ impl Bucket {
         }
         self.targets = Targets::build(rules, body, scopes, programs);
         if ix.by_agent.is_empty() && ix.by_role.is_empty() {
-            // No rule names its principals: the target index is the
-            // bucket's whole index.
+            // Lists of principals, every one empty: as above.
             return false;
         }
         ix.open.index(body, scopes, programs);
@@ -613,6 +618,38 @@ impl<'a> Narrowed<'a> {
 /// of several rules.
 const MANY: u32 = 1 << 31;
 
+/// Adds `rule` to `slot`: a slot of one rule becomes, with a second, a
+/// bucket of `many` (rules come in order; a rule added twice is kept once).
+fn add_to_slot(slot: &mut u32, rule: u32, many: &mut Vec<Bucket>) {
+    if *slot & MANY != 0 {
+        if let Some(b) = many.get_mut((*slot & !MANY) as usize) {
+            b.push(rule);
+        }
+    } else if *slot != rule {
+        let mut b = Bucket::default();
+        b.push(*slot);
+        b.push(rule);
+        *slot = MANY | u32::try_from(many.len()).unwrap_or(0);
+        many.push(b);
+    }
+}
+
+/// Visits the rules of `slot` (see [`add_to_slot`]).
+#[inline]
+fn visit_slot<'a>(
+    slot: u32,
+    many: &'a [Bucket],
+    body: &[u8],
+    who: &Who<'a>,
+    f: &mut impl FnMut(u32),
+) {
+    if slot & MANY == 0 {
+        f(slot << 1);
+    } else if let Some(b) = many.get((slot & !MANY) as usize) {
+        b.visit(body, who, f);
+    }
+}
+
 /// Exact names, prefixes or suffixes with their rules.
 #[derive(Debug, Default)]
 struct Keys {
@@ -727,19 +764,8 @@ impl Keys {
             .table
             .reserve(self.pending.len(), |(s, _)| hash(text(body, *s)));
         for (span, rule) in std::mem::take(&mut self.pending) {
-            let Some(slot) = self.table.upsert(body, hash, span, rule) else {
-                continue;
-            };
-            if *slot & MANY != 0 {
-                if let Some(b) = self.many.get_mut((*slot & !MANY) as usize) {
-                    b.push(rule);
-                }
-            } else if *slot != rule {
-                let mut b = Bucket::default();
-                b.push(*slot);
-                b.push(rule);
-                *slot = MANY | u32::try_from(self.many.len()).unwrap_or(0);
-                self.many.push(b);
+            if let Some(slot) = self.table.upsert(body, hash, span, rule) {
+                add_to_slot(slot, rule, &mut self.many);
             }
         }
         let mut split = false;
@@ -758,14 +784,8 @@ impl Keys {
         who: &Who<'a>,
         f: &mut impl FnMut(u32),
     ) {
-        match self.table.get(body, hash, key) {
-            None => {}
-            Some(&slot) if slot & MANY == 0 => f(slot << 1),
-            Some(&slot) => {
-                if let Some(b) = self.many.get((slot & !MANY) as usize) {
-                    b.visit(body, who, f);
-                }
-            }
+        if let Some(&slot) = self.table.get(body, hash, key) {
+            visit_slot(slot, &self.many, body, who, f);
         }
     }
 }
@@ -784,8 +804,11 @@ pub struct ActionIndex {
     suffixes: Keys,
     any: Bucket,
     globs: GlobSet,
-    /// The rules of each glob of `globs`, by its number.
-    glob_rules: Vec<Bucket>,
+    /// The rules of each glob of `globs`, by its number: one rule, or a
+    /// bucket of `glob_many` (see [`add_to_slot`]; most globs have one
+    /// rule, and a slot is a quarter of a bucket's size).
+    glob_rules: Vec<u32>,
+    glob_many: Vec<Bucket>,
     /// Globs by text while the index is built (a glob written by many
     /// rules is matched once).
     glob_by_text: SpanTable<u32>,
@@ -837,19 +860,13 @@ impl ActionIndex {
                 if let Some(&mut id) = self.glob_by_text.upsert(body, fx, text, next)
                     && self.globs.is_case_insensitive(id) == Some(folds(at))
                 {
-                    if let Some(b) = self.glob_rules.get_mut(id as usize) {
-                        b.push(rule);
+                    if let Some(slot) = self.glob_rules.get_mut(id as usize) {
+                        add_to_slot(slot, rule, &mut self.glob_many);
                     }
                     return r_glob(r, &mut ());
                 }
                 self.globs.add_read(r)?;
-                // Filled in place: a bucket built on the stack and copied
-                // in costs a stalled load (its narrow stores are read back
-                // as wide ones) on every glob of a large policy.
-                self.glob_rules.push(Bucket::default());
-                if let Some(b) = self.glob_rules.last_mut() {
-                    b.push(rule);
-                }
+                self.glob_rules.push(rule);
             }
         }
         Ok(())
@@ -868,7 +885,7 @@ impl ActionIndex {
         split |= self.any.index(body, scopes, programs);
         self.globs.finish();
         self.glob_by_text = SpanTable::default();
-        for b in &mut self.glob_rules {
+        for b in &mut self.glob_many {
             split |= b.index(body, scopes, programs);
         }
         self.scoped = split;
@@ -940,8 +957,8 @@ impl ActionIndex {
         self.any.visit(body, who, &mut f);
         if !self.globs.is_empty() {
             self.globs.matches(action, |g| {
-                if let Some(b) = self.glob_rules.get(g as usize) {
-                    b.visit(body, who, &mut f);
+                if let Some(&slot) = self.glob_rules.get(g as usize) {
+                    visit_slot(slot, &self.glob_many, body, who, &mut f);
                 }
             });
         }
