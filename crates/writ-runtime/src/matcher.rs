@@ -194,10 +194,68 @@ const TARGET_INDEX_AT: usize = 8;
 #[derive(Debug, Default)]
 struct Targets {
     any: Vec<u32>,
-    by_name: SpanTable<Vec<u32>>,
+    /// (`Rules`: most names have one rule, held without an allocation.)
+    by_name: SpanTable<Rules>,
     globs: GlobSet,
     /// The rules of each glob of `globs`, by its number.
-    glob_rules: Vec<Rules>,
+    glob_rules: RuleSlots,
+}
+
+/// Lists of rules by number (a glob's), most of one rule: a slot holds
+/// the rule, or with [`MANY`] the place of its list in `many` (a slot is a
+/// sixth of a list's size, and allocates nothing).
+#[derive(Debug, Default)]
+struct RuleSlots {
+    slots: Vec<u32>,
+    many: Vec<Vec<u32>>,
+}
+
+impl RuleSlots {
+    fn reserve(&mut self, n: usize) {
+        self.slots.reserve(n);
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// A new list, of `rule`.
+    fn push(&mut self, rule: u32) {
+        self.slots.push(rule);
+    }
+
+    /// Adds `rule` to list `id` unless it was the last added (rules come
+    /// in order); false when there is no such list.
+    fn add(&mut self, id: u32, rule: u32) -> bool {
+        let Some(slot) = self.slots.get_mut(id as usize) else {
+            return false;
+        };
+        if *slot & MANY != 0 {
+            if let Some(list) = self.many.get_mut((*slot & !MANY) as usize)
+                && list.last() != Some(&rule)
+            {
+                list.push(rule);
+            }
+        } else if *slot != rule {
+            let first = *slot;
+            *slot = MANY | u32::try_from(self.many.len()).unwrap_or(0);
+            self.many.push(vec![first, rule]);
+        }
+        true
+    }
+
+    /// List `id` (empty when there is none).
+    #[inline]
+    fn get(&self, id: u32) -> &[u32] {
+        match self.slots.get(id as usize) {
+            Some(slot) if *slot & MANY == 0 => std::slice::from_ref(slot),
+            Some(slot) => self
+                .many
+                .get((*slot & !MANY) as usize)
+                .map_or(&[], Vec::as_slice),
+            None => &[],
+        }
+    }
 }
 
 /// Target patterns by text while a [`Targets`] is built, one table per
@@ -292,8 +350,7 @@ impl Targets {
                 }
                 _ => true,
             };
-            if same && let Some(rules) = self.glob_rules.get_mut(id as usize) {
-                rules.push(rule);
+            if same && self.glob_rules.add(id, rule) {
                 return true;
             }
         }
@@ -319,7 +376,7 @@ impl Targets {
             }
             PatternRef::Exact(_) | PatternRef::Any => return false,
         }
-        self.glob_rules.push(Rules::One(rule));
+        self.glob_rules.push(rule);
         true
     }
 
@@ -330,16 +387,14 @@ impl Targets {
         if !self.by_name.is_empty()
             && let Some(v) = self.by_name.get(body, fx(bytes), bytes)
         {
-            v.iter().for_each(|r| f(*r << 1 | TARGET_PROVEN));
+            v.as_slice().iter().for_each(|r| f(*r << 1 | TARGET_PROVEN));
         }
         if !self.globs.is_empty() {
             self.globs.matches(target, |g| {
-                if let Some(rules) = self.glob_rules.get(g as usize) {
-                    rules
-                        .as_slice()
-                        .iter()
-                        .for_each(|r| f(*r << 1 | TARGET_PROVEN));
-                }
+                self.glob_rules
+                    .get(g)
+                    .iter()
+                    .for_each(|r| f(*r << 1 | TARGET_PROVEN));
             });
         }
     }
@@ -379,13 +434,11 @@ impl Targets {
             && !self.by_name.is_empty()
             && let Some(v) = self.by_name.get(body, fx(bytes), bytes)
         {
-            over = !take(out, &mut n, v, TARGET_PROVEN);
+            over = !take(out, &mut n, v.as_slice(), TARGET_PROVEN);
         }
         if !over && !self.globs.is_empty() {
             self.globs.matches(target, |g| {
-                if let Some(rules) = self.glob_rules.get(g as usize) {
-                    over = over || !take(out, &mut n, rules.as_slice(), TARGET_PROVEN);
-                }
+                over = over || !take(out, &mut n, self.glob_rules.get(g), TARGET_PROVEN);
             });
         }
         (!over).then_some(n)
@@ -395,20 +448,21 @@ impl Targets {
 /// A list of rules, indexed by target when long.
 #[derive(Debug, Default)]
 struct List {
-    rules: Vec<u32>,
+    /// (`Rules`: a principal of one rule allocates nothing for it.)
+    rules: Rules,
     targets: Option<Box<Targets>>,
 }
 
 impl List {
     fn index(&mut self, body: &[u8], scopes: &Scopes<'_>, programs: &Reader<'_>) {
-        self.targets = Targets::build(&self.rules, body, scopes, programs);
+        self.targets = Targets::build(self.rules.as_slice(), body, scopes, programs);
     }
 
     #[inline]
     fn visit(&self, body: &[u8], target: &str, f: &mut impl FnMut(u32)) {
         match &self.targets {
             Some(t) => t.visit(body, target, f),
-            None => self.rules.iter().for_each(|r| f(*r << 1)),
+            None => self.rules.as_slice().iter().for_each(|r| f(*r << 1)),
         }
     }
 }
