@@ -583,14 +583,16 @@ impl GlobSet {
         };
         self.entries.push(entry);
         if id == 0 && self.room > 1 {
-            // Room for the globs to come, each the size of this one (the
-            // globs of one policy tend to look alike), rather than growing
-            // and copying the arena as they come.
+            // Room for the globs to come, each the size of this one and a
+            // quarter (the globs of one policy tend to look alike, their
+            // literals numbered), rather than growing and copying the arena
+            // as they come.
             let more = self.room - 1;
+            let room = |used: usize| used.saturating_add(used.div_ceil(4)).saturating_mul(more);
             let units = self.arena.units.len();
             let lits = self.arena.lits.len();
-            self.arena.units.reserve(units.saturating_mul(more));
-            self.arena.lits.reserve(lits.saturating_mul(more));
+            self.arena.units.reserve(room(units));
+            self.arena.lits.reserve(room(lits));
         }
         let glob = view_of(&self.arena, entry);
         let fold = entry.case_insensitive;

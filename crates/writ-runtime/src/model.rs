@@ -1234,7 +1234,14 @@ pub fn scan_rule<'a>(
 ) -> Result<RuleScan, LoadError> {
     let first_target = targets.len();
     let mut sink = RuleScanner {
-        out: RuleScan::default(),
+        // (Field by field: a default built apart and copied in is read
+        // back wider than it was written, a stalled load on every rule.)
+        out: RuleScan {
+            has_clock: false,
+            agents: 0,
+            roles: 0,
+            indexed_targets: None,
+        },
         policies,
         conditions,
         action,
