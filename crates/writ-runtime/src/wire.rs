@@ -531,6 +531,10 @@ mod tests {
             300,
             16_383,
             16_384,
+            (1 << 21) - 1,
+            1 << 21,
+            (1 << 28) - 1,
+            1 << 28,
             u32::MAX - 1,
             u32::MAX,
         ] {
@@ -539,6 +543,20 @@ mod tests {
             let mut r = Reader::new(&w.out);
             assert_eq!(r.varint().ok(), Some(v), "{v}");
             assert!(r.finish().is_ok());
+            // Followed by more bytes (the one- to three-byte paths look
+            // ahead), read to its own end and no further.
+            w.out.extend_from_slice(&[0x05, 0x81]);
+            let mut r = Reader::new(&w.out);
+            assert_eq!(r.varint().ok(), Some(v), "{v}, then more");
+            assert_eq!(r.u8().ok(), Some(0x05), "{v}: the next byte");
+            // Cut anywhere short of its end, refused.
+            let len = w.out.len() - 2;
+            for cut in 0..len {
+                assert!(
+                    Reader::new(&w.out[..cut]).varint().is_err(),
+                    "{v} cut at {cut}"
+                );
+            }
         }
         // Six bytes, and five whose last byte overflows 32 bits.
         for bad in [
@@ -583,5 +601,38 @@ mod tests {
         assert!(Reader::new(&bytes).string_table().is_err());
         let whole = [1u8, 2, 0xc3, 0xa9];
         assert!(Reader::new(&whole).string_table().is_ok());
+    }
+
+    /// `Reader::text` slices the table's checked text, and still refuses
+    /// a place that cuts a character or is not UTF-8 outside the table.
+    #[test]
+    fn text_is_sliced_from_the_table_only_on_character_boundaries() {
+        // A table of one string, "aé", then bytes after it: "b", a lone
+        // continuation byte.
+        let bytes = [1u8, 3, b'a', 0xc3, 0xa9, b'b', 0xa9];
+        let mut r = Reader::new(&bytes);
+        let (at, ends) = r.string_table().unwrap_or_default();
+        let strings = Strings::of(&bytes, at, &ends);
+        assert_eq!(strings.text, Some("aé"));
+        let r = Reader::with_strings(&bytes, strings);
+        assert_eq!(r.text((2, 3)).ok(), Some("aé"));
+        assert_eq!(r.text((3, 2)).ok(), Some("é"));
+        assert!(r.text((2, 2)).is_err(), "cuts é");
+        assert!(r.text((4, 1)).is_err(), "starts inside é");
+        assert_eq!(r.text((5, 1)).ok(), Some("b"), "past the table");
+        assert!(r.text((5, 2)).is_err(), "not UTF-8 past the table");
+        assert!(r.text((4, 9)).is_err(), "past the bytes");
+        // Without the table's text, the same answers.
+        let plain = Reader::with_strings(
+            &bytes,
+            Strings {
+                at,
+                ends: &ends,
+                text: None,
+            },
+        );
+        for place in [(2, 3), (3, 2), (2, 2), (4, 1), (5, 1), (5, 2), (4, 9)] {
+            assert_eq!(plain.text(place).ok(), r.text(place).ok(), "{place:?}");
+        }
     }
 }
