@@ -175,6 +175,15 @@ impl Small {
         self.finish_by(|v| v >> 1)
     }
 
+    /// The numbers as pushed.
+    fn as_slice(&self) -> &[u32] {
+        if self.more.is_empty() {
+            self.inline.get(..self.len).unwrap_or(&[])
+        } else {
+            &self.more
+        }
+    }
+
     /// Sorted and deduplicated.
     fn finish(&mut self) -> &[u32] {
         self.finish_by(|v| v)
@@ -830,7 +839,9 @@ impl Compiled {
             .iter()
             .filter(|c| first.binary_search_by_key(&(*c >> 1), |f| f >> 1).is_err())
             .for_each(|c| unseen.push(*c));
-        self.default(req, p, &out_of_scope, unseen.finish())
+        // (Taken in order from a sorted list of distinct rules: sorted and
+        // distinct already.)
+        self.default(req, p, &out_of_scope, unseen.as_slice())
     }
 
     /// The default decision. It names the rule that matched the action
