@@ -780,6 +780,10 @@ fn verify_audit<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDi
     d.set_item("last_seq", report.last.as_ref().map(|l| l.0))?;
     d.set_item("last_hash", report.last.as_ref().map(|l| l.1.clone()))?;
     d.set_item("problems", report.problem_lines())?;
+    d.set_item(
+        "pruned_through_seq",
+        report.pruned.as_ref().map(|p| p.through_seq),
+    )?;
     d.set_item("report", report.to_string())?;
     Ok(d)
 }

@@ -37,6 +37,42 @@ pub enum AuditCommand {
     /// starts like a formula (`=`, `+`, `-`, `@`, tab, CR, NUL); JSON Lines
     /// are the log's lines, byte for byte.
     Query(QueryArgs),
+    /// Remove an SQLite log's oldest records, keeping it verifiable.
+    ///
+    /// Removes every batch of records written before the cutoff, oldest
+    /// first, up to the first batch that is not that old, and records the
+    /// last removed record's number and hash as the log's anchor: `writ
+    /// audit verify` then checks the chain from there. JSON Lines logs
+    /// cannot be pruned in place: rotate them. Exits 0 after pruning
+    /// (nothing to remove included), 2 when the log cannot be pruned.
+    Prune {
+        /// The log: an SQLite database.
+        #[arg(value_name = "DB")]
+        log: PathBuf,
+        /// Remove records older than this: a number of days (`90d`) or
+        /// hours (`12h`).
+        #[arg(long, value_name = "AGE", value_parser = parse_age, required_unless_present = "before", conflicts_with = "before")]
+        older_than: Option<u64>,
+        /// Remove records written before this time (RFC 3339).
+        #[arg(long, value_name = "TIME")]
+        before: Option<jiff::Timestamp>,
+    },
+}
+
+/// An age as milliseconds: `90d` or `12h` (a whole number of days or
+/// hours).
+fn parse_age(text: &str) -> Result<u64, String> {
+    let (digits, unit) = text.split_at(text.len().saturating_sub(1));
+    let per = match unit {
+        "d" => 86_400_000,
+        "h" => 3_600_000,
+        _ => return Err(format!("`{text}` is not an age: write days as `90d` or hours as `12h`")),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(per))
+        .ok_or_else(|| format!("`{text}` is not an age: write days as `90d` or hours as `12h`"))
 }
 
 #[derive(Debug, clap::Args)]
@@ -95,6 +131,59 @@ pub fn run(args: &Args) -> ExitCode {
     match &args.command {
         AuditCommand::Verify { log } => verify(log),
         AuditCommand::Query(q) => query(q),
+        AuditCommand::Prune {
+            log,
+            older_than,
+            before,
+        } => prune(log, *older_than, *before),
+    }
+}
+
+fn prune(path: &Path, older_than: Option<u64>, before: Option<jiff::Timestamp>) -> ExitCode {
+    let cutoff = match (before, older_than) {
+        (Some(t), _) => t.as_millisecond(),
+        (None, Some(age)) => {
+            audit::now_ms().saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
+        }
+        (None, None) => audit::now_ms(),
+    };
+    match audit::Format::detect(path) {
+        Ok(audit::Format::Sqlite) => {}
+        Ok(_) => {
+            eprintln!(
+                "error: {}: a JSON Lines log cannot be pruned in place (its chain starts at its first line): rotate it, or write the log to SQLite (a `.db` path)",
+                path.display()
+            );
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    match audit::prune_sqlite(path, cutoff) {
+        Ok(report) => {
+            let cut = jiff::Timestamp::from_millisecond(cutoff)
+                .map_or_else(|_| cutoff.to_string(), |t| t.to_string());
+            match &report.anchor {
+                Some(a) if report.rows > 0 => outln!(
+                    "{}: pruned {} records written before {cut}; the log now starts after seq {} (hash {})",
+                    path.display(),
+                    report.records,
+                    a.through_seq,
+                    a.hash
+                ),
+                _ => outln!(
+                    "{}: nothing was written before {cut}; nothing pruned",
+                    path.display()
+                ),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -127,7 +216,7 @@ fn escape_ids(report: &mut VerifyReport) {
             Problem::Malformed { at, .. }
             | Problem::ChainBroken { at, .. }
             | Problem::OutOfOrder { at, .. } => at,
-            Problem::Missing { .. } => continue,
+            Problem::Missing { .. } | Problem::BadAnchor { .. } => continue,
         };
         if let Some(id) = &mut at.id {
             *id = terminal_text(id, CELL_CAP);

@@ -519,7 +519,6 @@ pub(crate) fn unhex(s: &[u8]) -> Option<[u8; 32]> {
 
 /// Unix milliseconds as `YYYY-MM-DDTHH:MM:SS.mmmZ` (proleptic Gregorian,
 /// UTC), without a time-zone library (the writer uses [`TimeCache`]).
-#[cfg(test)]
 pub(crate) fn push_time(out: &mut Vec<u8>, ms: i64) {
     push_date_time(out, ms.div_euclid(1000));
     push_millis(out, ms);

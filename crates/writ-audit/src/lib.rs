@@ -80,9 +80,10 @@ pub use jsonl::{JsonlSink, verify_jsonl};
 pub use mask::MASKED;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
-    SqliteCounts, SqliteSink, read_sqlite, sqlite_counts, sqlite_newest_first, verify_sqlite,
+    PruneReport, SqliteCounts, SqliteSink, prune_sqlite, read_sqlite, sqlite_counts,
+    sqlite_newest_first, verify_sqlite,
 };
-pub use verify::{At, IncompleteTail, Problem, VerifyReport};
+pub use verify::{At, IncompleteTail, Problem, Pruned, VerifyReport};
 
 use canonical::{Head, Spans};
 use error::Failure;

@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OptionalExtension as _, params};
 use writ_runtime::Effect;
 
-use super::canonical::{Head, hex_into, unhex, write_body};
-use super::verify::{Verifier, VerifyReport, parse_line};
+use super::canonical::{Head, hex, hex_into, unhex, write_body};
+use super::verify::{Pruned, Verifier, VerifyReport, parse_line};
 use super::{AuditError, Batch, ChainHead, Sink};
 
 /// The batch layout: the table and the per-record view.
@@ -38,7 +38,8 @@ const BATCH_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit_batch (
     records_n INTEGER NOT NULL,
     allowed INTEGER NOT NULL,
     denied INTEGER NOT NULL,
-    records TEXT NOT NULL
+    records TEXT NOT NULL,
+    written_ms INTEGER
 );
 CREATE VIEW IF NOT EXISTS audit AS SELECT
     json_extract(r.value, '$.seq') AS seq,
@@ -61,8 +62,18 @@ CREATE VIEW IF NOT EXISTS audit AS SELECT
 FROM audit_batch AS b, json_each(b.records) AS r;";
 
 const INSERT_BATCH: &str = "INSERT INTO audit_batch \
-    (first_seq, last_seq, min_ms, max_ms, records_n, allowed, denied, records) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+    (first_seq, last_seq, min_ms, max_ms, records_n, allowed, denied, records, written_ms) \
+    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
+/// Where a pruned log starts: one row per prune, the newest last. Made
+/// by the first prune.
+const ANCHOR_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit_anchor (
+    through_seq INTEGER NOT NULL,
+    hash TEXT NOT NULL,
+    pruned_records INTEGER NOT NULL,
+    pruned_at_ms INTEGER NOT NULL,
+    cutoff_ms INTEGER NOT NULL
+)";
 
 /// How a log's records are laid out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +97,55 @@ fn layout(conn: &Connection) -> rusqlite::Result<Option<Layout>> {
         Some("table") => Some(Layout::Rows),
         Some(_) => Some(Layout::Batches),
         None => None,
+    })
+}
+
+/// Whether the batch table has its `written_ms` column.
+fn has_written_ms(conn: &Connection) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM pragma_table_info('audit_batch') WHERE name = 'written_ms'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
+}
+
+/// The latest prune's anchor, if the log was ever pruned.
+fn anchor(conn: &Connection) -> rusqlite::Result<Option<Pruned>> {
+    let exists: bool = conn.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit_anchor'",
+        [],
+        |r| r.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !exists {
+        return Ok(None);
+    }
+    conn.query_row(
+        "SELECT through_seq, hash, pruned_at_ms, \
+         (SELECT COALESCE(SUM(pruned_records), 0) FROM audit_anchor) \
+         FROM audit_anchor ORDER BY rowid DESC LIMIT 1",
+        [],
+        |r| {
+            Ok(Pruned {
+                through_seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                hash: r.get(1)?,
+                at_ms: r.get(2)?,
+                records: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+            })
+        },
+    )
+    .optional()
+}
+
+/// Where the chain of a log with no records stands: after its last
+/// prune's anchor, or at the start. `None`: the anchor is malformed.
+fn anchor_head(conn: &Connection) -> rusqlite::Result<Option<ChainHead>> {
+    Ok(match anchor(conn)? {
+        None => Some(ChainHead::GENESIS),
+        Some(a) => unhex(a.hash.as_bytes()).map(|hash| ChainHead {
+            seq: a.through_seq,
+            hash,
+        }),
     })
 }
 
@@ -168,6 +228,12 @@ impl SqliteSink {
                 Layout::Batches
             }
         };
+        if layout == Layout::Batches && !has_written_ms(&conn).map_err(sql(&path))? {
+            // A batch log from before retention: its older batches have
+            // no write time (pruning goes by their greatest record time).
+            conn.execute_batch("ALTER TABLE audit_batch ADD COLUMN written_ms INTEGER")
+                .map_err(sql(&path))?;
+        }
         let corrupt = |why: &str| AuditError::Corrupt {
             path: path.clone(),
             why: format!("{why}; run `writ audit verify` on it and start a new log"),
@@ -183,7 +249,9 @@ impl SqliteSink {
                     .optional()
                     .map_err(sql(&path))?;
                 match last {
-                    None => ChainHead::GENESIS,
+                    None => anchor_head(&conn)
+                        .map_err(sql(&path))?
+                        .ok_or_else(|| corrupt("the prune anchor's hash is malformed"))?,
                     Some((seq, hash)) => ChainHead {
                         seq: u64::try_from(seq).unwrap_or(0),
                         hash: unhex(hash.as_bytes())
@@ -201,7 +269,9 @@ impl SqliteSink {
                     .optional()
                     .map_err(sql(&path))?;
                 match last {
-                    None => ChainHead::GENESIS,
+                    None => anchor_head(&conn)
+                        .map_err(sql(&path))?
+                        .ok_or_else(|| corrupt("the prune anchor's hash is malformed"))?,
                     Some(records) => {
                         let line = batch_lines(&records)
                             .and_then(|lines| lines.last().copied())
@@ -316,6 +386,7 @@ impl SqliteSink {
             allowed,
             denied,
             self.text,
+            super::now_ms(),
         ])?;
         Ok(())
     }
@@ -578,6 +649,198 @@ pub fn sqlite_counts(path: impl AsRef<Path>) -> Result<SqliteCounts, AuditError>
     .map_err(sql(path))
 }
 
+/// What [`prune_sqlite`] removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PruneReport {
+    /// Records removed (as the batch rows count them).
+    pub records: u64,
+    /// Batch rows (or, in the older layout, record rows) removed.
+    pub rows: u64,
+    /// The anchor the log now starts after (`None`: never pruned).
+    pub anchor: Option<Pruned>,
+}
+
+/// How many batches (or, in the older layout, rows) one prune
+/// transaction removes: each holds SQLite's write lock briefly, so a
+/// server's audit writer waits milliseconds at most.
+const PRUNE_BATCHES: i64 = 64;
+const PRUNE_ROWS: i64 = 16_384;
+
+/// Removes an SQLite log's oldest records: every batch written before
+/// `cutoff_ms` (Unix ms), up to the first that was not, and records the
+/// last removed record's sequence number and hash as the log's
+/// **anchor** (table `audit_anchor`), from which [`verify_sqlite`] then
+/// checks the chain. Only a prefix is removed, so the log stays one
+/// chain. A batch's age is when it was written; batches from before
+/// retention existed have no write time and go by their latest record's
+/// time (which a request's `at` sets). Logs in the older one-row-per-record
+/// layout go by each record's time.
+///
+/// Runs in short transactions (a few dozen batches each), so a writer
+/// appending to the same log meanwhile waits for SQLite's lock briefly
+/// and is never refused. The file keeps its size: SQLite reuses the
+/// freed pages for new records.
+///
+/// # Errors
+/// [`AuditError::Sqlite`] when the database cannot be opened or changed;
+/// [`AuditError::Corrupt`] when the last record to be removed cannot be
+/// read (nothing is then removed from that point on). A file that holds
+/// no log is an error, not an empty prune.
+pub fn prune_sqlite(path: impl AsRef<Path>, cutoff_ms: i64) -> Result<PruneReport, AuditError> {
+    let path = path.as_ref();
+    let conn = Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(sql(path))?;
+    let Some(layout) = layout(&conn).map_err(sql(path))? else {
+        return Err(AuditError::Corrupt {
+            path: path.to_path_buf(),
+            why: "it holds no audit log (no table `audit` or `audit_batch`)".to_owned(),
+        });
+    };
+    let age = if layout == Layout::Batches && has_written_ms(&conn).map_err(sql(path))? {
+        "COALESCE(written_ms, max_ms)"
+    } else if layout == Layout::Batches {
+        "max_ms"
+    } else {
+        "time_ms"
+    };
+    let mut report = PruneReport::default();
+    loop {
+        // IMMEDIATE: the write lock from the start, so what is read is
+        // what is deleted.
+        conn.execute_batch("BEGIN IMMEDIATE").map_err(sql(path))?;
+        let step = prune_step(&conn, path, layout, age, cutoff_ms);
+        let step = match step {
+            Ok(step) => {
+                conn.execute_batch("COMMIT").map_err(sql(path))?;
+                step
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        };
+        report.records += step.records;
+        report.rows += step.rows;
+        if !step.more {
+            break;
+        }
+    }
+    report.anchor = anchor(&conn).map_err(sql(path))?;
+    Ok(report)
+}
+
+/// What one prune transaction removed, and whether there may be more.
+struct Step {
+    records: u64,
+    rows: u64,
+    more: bool,
+}
+
+/// One prune transaction's work (inside it).
+fn prune_step(
+    conn: &Connection,
+    path: &Path,
+    layout: Layout,
+    age: &str,
+    cutoff_ms: i64,
+) -> Result<Step, AuditError> {
+    let (table, limit, count) = match layout {
+        Layout::Batches => ("audit_batch", PRUNE_BATCHES, "records_n"),
+        Layout::Rows => ("audit", PRUNE_ROWS, "1"),
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT rowid, {age}, {count} FROM {table} ORDER BY rowid LIMIT ?1"
+        ))
+        .map_err(sql(path))?;
+    let mut rows = stmt.query([limit]).map_err(sql(path))?;
+    let (mut last, mut taken, mut records, mut seen) = (None, 0u64, 0u64, 0i64);
+    let mut stopped = false;
+    while let Some(r) = rows.next().map_err(sql(path))? {
+        seen += 1;
+        let rowid: i64 = r.get(0).map_err(sql(path))?;
+        // A time that is not a number is never old enough.
+        let at: Option<i64> = r.get(1).ok();
+        if !at.is_some_and(|at| at < cutoff_ms) {
+            stopped = true;
+            break;
+        }
+        last = Some(rowid);
+        taken += 1;
+        records += r
+            .get::<_, i64>(2)
+            .ok()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0);
+    }
+    drop(rows);
+    drop(stmt);
+    let Some(last) = last else {
+        return Ok(Step {
+            records: 0,
+            rows: 0,
+            more: false,
+        });
+    };
+    let corrupt = |why: String| AuditError::Corrupt {
+        path: path.to_path_buf(),
+        why: format!(
+            "{why}; nothing from there on was pruned: run `writ audit verify` on it"
+        ),
+    };
+    let head = match layout {
+        Layout::Batches => {
+            let text: String = conn
+                .query_row(
+                    "SELECT records FROM audit_batch WHERE rowid = ?1",
+                    [last],
+                    |r| r.get(0),
+                )
+                .map_err(sql(path))?;
+            let line = batch_lines(&text)
+                .and_then(|lines| lines.last().copied())
+                .ok_or_else(|| corrupt(format!("batch row {last} is not an array of records")))?;
+            let info = parse_line(line.as_bytes())
+                .map_err(|why| corrupt(format!("the last record of batch row {last} is malformed ({why})")))?;
+            (info.seq, hex(&info.hash))
+        }
+        Layout::Rows => {
+            let (seq, hash): (i64, String) = conn
+                .query_row("SELECT seq, hash FROM audit WHERE rowid = ?1", [last], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .map_err(sql(path))?;
+            if unhex(hash.as_bytes()).is_none() {
+                return Err(corrupt(format!("row {last}'s hash is malformed")));
+            }
+            (u64::try_from(seq).unwrap_or(0), hash)
+        }
+    };
+    conn.execute_batch(ANCHOR_SCHEMA).map_err(sql(path))?;
+    conn.execute(&format!("DELETE FROM {table} WHERE rowid <= ?1"), [last])
+        .map_err(sql(path))?;
+    conn.execute(
+        "INSERT INTO audit_anchor (through_seq, hash, pruned_records, pruned_at_ms, cutoff_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            i64::try_from(head.0).unwrap_or(i64::MAX),
+            head.1,
+            i64::try_from(records).unwrap_or(i64::MAX),
+            super::now_ms(),
+            cutoff_ms,
+        ],
+    )
+    .map_err(sql(path))?;
+    Ok(Step {
+        records,
+        rows: taken,
+        more: !stopped && seen == limit,
+    })
+}
+
 /// Verifies an SQLite log, record by record in storage order.
 ///
 /// # Errors
@@ -590,7 +853,10 @@ pub fn verify_sqlite(path: impl AsRef<Path>) -> Result<VerifyReport, AuditError>
         Some(Layout::Rows) => "row",
         _ => "record",
     };
-    let mut verifier = Verifier::new(unit);
+    let mut verifier = match anchor(&conn).map_err(sql(path))? {
+        Some(a) => Verifier::after_anchor(unit, a),
+        None => Verifier::new(unit),
+    };
     let mut n = 0u64;
     visit(&conn, path, false, None, |s| {
         n += 1;

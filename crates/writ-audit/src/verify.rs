@@ -25,11 +25,22 @@
 //! log is then an intact shorter log), or a last record rewritten with a
 //! recomputed hash. Keep the last hash (`VerifyReport::last`) somewhere
 //! else to catch those.
+//!
+//! A pruned SQLite log starts after an **anchor**: the sequence number
+//! and hash of the last record pruned (`prune_sqlite`). Verifying starts
+//! from it as if that record were still there: the first remaining record
+//! must be the next number and carry its hash as `prev`, and numbers are
+//! missing from there on, not from 1. An anchor that was edited breaks
+//! the chain at the first remaining record; one that was removed leaves
+//! every pruned number missing. As with deletion from the end, only a
+//! copy of the anchor kept elsewhere can show records pruned beyond it.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::canonical::{GENESIS, HASH_SUFFIX_LEN, PREV_SUFFIX_LEN, hash_body, hex, unhex};
+use super::canonical::{
+    GENESIS, HASH_SUFFIX_LEN, PREV_SUFFIX_LEN, hash_body, hex, push_time, unhex,
+};
 
 /// What a verification found.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -45,6 +56,22 @@ pub struct VerifyReport {
     pub problems: Vec<Problem>,
     /// A final line cut short by a crash.
     pub incomplete_tail: Option<IncompleteTail>,
+    /// Where a pruned log starts: its anchor (`None`: never pruned).
+    pub pruned: Option<Pruned>,
+}
+
+/// A pruned log's anchor: the records through `through_seq` were
+/// removed by `prune_sqlite`, the last of them with hash `hash`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pruned {
+    pub through_seq: u64,
+    /// The last pruned record's hash (hex), which the first remaining
+    /// record must carry as `prev`.
+    pub hash: String,
+    /// Records removed by every prune together.
+    pub records: u64,
+    /// When the last prune ran, in Unix milliseconds.
+    pub at_ms: i64,
 }
 
 /// Where a record sits: its line or row (1-based), and what it says its
@@ -72,6 +99,9 @@ pub enum Problem {
     Duplicate(At),
     /// Sequence numbers `first..=last` never appear: deleted records.
     Missing { first: u64, last: u64 },
+    /// The pruned log's anchor cannot be read (`why`): the chain is
+    /// checked as if the log had never been pruned.
+    BadAnchor { why: String },
 }
 
 /// A final line without its newline.
@@ -156,6 +186,8 @@ pub(crate) struct Verifier {
     max_seq: u64,
     /// Seen sequence numbers as ranges `start -> end` (inclusive).
     seen: BTreeMap<u64, u64>,
+    /// The log starts after a prune's anchor (in `previous`).
+    anchored: bool,
 }
 
 impl Verifier {
@@ -167,11 +199,35 @@ impl Verifier {
                 last: None,
                 problems: Vec::new(),
                 incomplete_tail: None,
+                pruned: None,
             },
             previous: None,
             max_seq: 0,
             seen: BTreeMap::new(),
+            anchored: false,
         }
+    }
+
+    /// A verifier for a log pruned through `anchor`: the records it names
+    /// count as seen, and the last of them precedes the first record.
+    pub(crate) fn after_anchor(unit: &'static str, anchor: Pruned) -> Verifier {
+        let mut v = Verifier::new(unit);
+        match unhex(anchor.hash.as_bytes()) {
+            Some(hash) if anchor.through_seq > 0 => {
+                v.seen.insert(1, anchor.through_seq);
+                v.max_seq = anchor.through_seq;
+                v.previous = Some((anchor.through_seq, hash, true));
+                v.anchored = true;
+                v.report.pruned = Some(anchor);
+            }
+            _ => v.report.problems.push(Problem::BadAnchor {
+                why: format!(
+                    "through seq {}, hash `{}` is not a record's",
+                    anchor.through_seq, anchor.hash
+                ),
+            }),
+        }
+        v
     }
 
     /// One complete record (without its newline) at `position`.
@@ -210,7 +266,7 @@ impl Verifier {
                         predecessor: p,
                     });
                 }
-                None if info.seq == 1 && position == 1 && info.prev != GENESIS => {
+                None if info.seq == 1 && position == 1 && !self.anchored && info.prev != GENESIS => {
                     self.report.problems.push(Problem::ChainBroken {
                         at: at.clone(),
                         predecessor: 0,
@@ -322,6 +378,9 @@ impl VerifyReport {
                 Problem::Missing { first, last } => {
                     format!("seq {first} to {last} are missing: those records were deleted")
                 }
+                Problem::BadAnchor { why } => format!(
+                    "the prune anchor is malformed ({why}): the log is checked as if never pruned"
+                ),
             })
             .collect()
     }
@@ -345,6 +404,16 @@ impl fmt::Display for VerifyReport {
             "NOT intact"
         };
         write!(f, "{} records, {verdict}", self.records)?;
+        if let Some(p) = &self.pruned {
+            let mut when = Vec::new();
+            push_time(&mut when, p.at_ms);
+            let when = String::from_utf8_lossy(&when);
+            write!(
+                f,
+                "; pruned through seq {} ({} records, last pruned at {when}; anchor hash {})",
+                p.through_seq, p.records, p.hash
+            )?;
+        }
         if let Some((seq, hash)) = &self.last {
             write!(
                 f,

@@ -462,7 +462,8 @@ mod sqlite {
     use super::*;
     use std::ops::ControlFlow;
     use writ_audit::{
-        SqliteCounts, read_sqlite, sqlite_counts, sqlite_newest_first, verify_sqlite,
+        SqliteCounts, prune_sqlite, read_sqlite, sqlite_counts, sqlite_newest_first,
+        verify_sqlite,
     };
 
     fn write_db(path: &Path, n: u64) {
@@ -775,6 +776,230 @@ mod sqlite {
         );
         assert_eq!(report.problems[1], Problem::Missing { first: 4, last: 4 });
         assert!(report.to_string().contains("row 2 (seq 2"), "{report}");
+    }
+
+    /// Sets each batch row's write time, oldest first.
+    fn set_written(path: &Path, times: &[i64]) {
+        let c = conn(path);
+        let rowids: Vec<i64> = c
+            .prepare("SELECT rowid FROM audit_batch ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(rowids.len(), times.len(), "one time per batch");
+        for (rowid, t) in rowids.iter().zip(times) {
+            c.execute(
+                "UPDATE audit_batch SET written_ms = ?1 WHERE rowid = ?2",
+                [*t, *rowid],
+            )
+            .unwrap();
+        }
+    }
+
+    fn seqs(path: &Path) -> Vec<u64> {
+        read_sqlite(path)
+            .unwrap()
+            .iter()
+            .map(|l| json(l)["seq"].as_u64().unwrap())
+            .collect()
+    }
+
+    /// Batches 1-5, 6-9, 10-12 and 13-14, the first two written long
+    /// ago (their records' own times are recent: a batch's age is when
+    /// it was written), then pruned.
+    fn pruned_log(path: &Path) -> String {
+        write_db_from(path, 1, 5);
+        write_db_from(path, 6, 9);
+        write_db_from(path, 10, 12);
+        write_db_from(path, 13, 14);
+        let now = writ_audit::now_ms();
+        set_written(path, &[1_000, 2_000, now, now]);
+        let hash9 = json(&read_sqlite(path).unwrap()[8])["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let report = prune_sqlite(path, 2_500).unwrap();
+        assert_eq!((report.records, report.rows), (9, 2), "{report:?}");
+        let anchor = report.anchor.unwrap();
+        assert_eq!((anchor.through_seq, anchor.records), (9, 9));
+        assert_eq!(anchor.hash, hash9);
+        hash9
+    }
+
+    #[test]
+    fn pruning_removes_old_batches_and_verify_starts_from_the_anchor() {
+        let dir = temp_dir("sqlite-prune");
+        let path = dir.join("audit.db");
+        pruned_log(&path);
+        assert_eq!(seqs(&path), (10..=14).collect::<Vec<_>>());
+        let report = verify_sqlite(&path).unwrap();
+        assert!(report.is_intact(), "{report}");
+        assert_eq!(report.records, 5);
+        assert_eq!(report.pruned.as_ref().map(|p| p.through_seq), Some(9));
+        assert!(
+            report.to_string().contains("pruned through seq 9 (9 records"),
+            "{report}"
+        );
+        // Nothing more is that old: a second prune removes nothing and
+        // keeps the anchor.
+        let again = prune_sqlite(&path, 2_500).unwrap();
+        assert_eq!((again.records, again.rows), (0, 0));
+        assert_eq!(again.anchor.map(|a| a.through_seq), Some(9));
+        // Records written after a prune chain on.
+        write_db_from(&path, 15, 16);
+        assert!(verify_sqlite(&path).unwrap().is_intact());
+        // Pruning everything leaves the anchor, and a log continued after
+        // that goes on from it, not from seq 1.
+        let all = prune_sqlite(&path, i64::MAX).unwrap();
+        assert_eq!((all.records, all.rows), (7, 3), "{all:?}");
+        assert!(seqs(&path).is_empty());
+        let log = batching_log(&path);
+        log.record(&record(17));
+        log.shutdown().unwrap();
+        assert_eq!(seqs(&path), vec![17]);
+        let report = verify_sqlite(&path).unwrap();
+        assert!(report.is_intact(), "{report}");
+        let pruned = report.pruned.unwrap();
+        assert_eq!((pruned.through_seq, pruned.records), (16, 16));
+    }
+
+    /// What a prune leaves can still be tampered with, and is caught: an
+    /// edited anchor, a batch deleted after it, a removed anchor.
+    #[test]
+    fn an_edited_or_removed_anchor_and_later_deletions_are_reported() {
+        let dir = temp_dir("sqlite-anchor");
+        let fresh = |name: &str| {
+            let path = dir.join(name);
+            pruned_log(&path);
+            path
+        };
+        // The anchor's hash replaced by another record's.
+        let path = fresh("edited.db");
+        let other = json(&read_sqlite(&path).unwrap()[0])["hash"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        conn(&path)
+            .execute("UPDATE audit_anchor SET hash = ?1", [&other])
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(
+            matches!(
+                report.problems.as_slice(),
+                [Problem::ChainBroken { at, predecessor: 9 }] if at.seq == Some(10)
+            ),
+            "{report}"
+        );
+        // The anchor's number lowered: the records between are missing.
+        let path = fresh("lowered.db");
+        conn(&path)
+            .execute("UPDATE audit_anchor SET through_seq = 6", [])
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![Problem::Missing { first: 7, last: 9 }],
+            "{report}"
+        );
+        // The anchor's number raised past the first record.
+        let path = fresh("raised.db");
+        conn(&path)
+            .execute("UPDATE audit_anchor SET through_seq = 11", [])
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(!report.is_intact(), "{report}");
+        // A batch deleted after the anchor.
+        let path = fresh("deleted.db");
+        conn(&path)
+            .execute(
+                "DELETE FROM audit_batch WHERE first_seq = 10",
+                [],
+            )
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![Problem::Missing { first: 10, last: 12 }],
+            "{report}"
+        );
+        // The anchor removed: every pruned record is missing.
+        let path = fresh("removed.db");
+        conn(&path).execute("DELETE FROM audit_anchor", []).unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![Problem::Missing { first: 1, last: 9 }],
+            "{report}"
+        );
+        // An anchor that is not one: reported, and the log is checked
+        // from seq 1; a writer refuses to continue after it.
+        let path = fresh("garbled.db");
+        conn(&path)
+            .execute("UPDATE audit_anchor SET hash = 'not hex'", [])
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(
+            matches!(report.problems.first(), Some(Problem::BadAnchor { .. })),
+            "{report}"
+        );
+        assert!(report.problems.contains(&Problem::Missing { first: 1, last: 9 }));
+        conn(&path).execute("DELETE FROM audit_batch", []).unwrap();
+        let err = writ_audit::SqliteSink::open(&path).unwrap_err();
+        assert!(err.to_string().contains("anchor"), "{err}");
+    }
+
+    /// Logs from before retention: a row per record goes by each
+    /// record's time; batches without a write time by their latest
+    /// record's time, and the write time is added when the log is
+    /// continued.
+    #[test]
+    fn older_layouts_are_pruned_by_record_time() {
+        let dir = temp_dir("sqlite-prune-old");
+        let base = record(0).time_ms;
+        // A row per record: records 1-20, times base + i s.
+        let rows = dir.join("rows.db");
+        old_layout(&rows);
+        write_db(&rows, 20);
+        let report = prune_sqlite(&rows, base + 15_000).unwrap();
+        assert_eq!((report.records, report.rows), (14, 14), "{report:?}");
+        assert_eq!(seqs(&rows), (15..=20).collect::<Vec<_>>());
+        let verified = verify_sqlite(&rows).unwrap();
+        assert!(verified.is_intact(), "{verified}");
+        assert_eq!(verified.pruned.map(|p| p.through_seq), Some(14));
+        // Batches without `written_ms`.
+        let batches = dir.join("batches.db");
+        write_db_from(&batches, 1, 5);
+        write_db_from(&batches, 6, 9);
+        conn(&batches)
+            .execute_batch("ALTER TABLE audit_batch DROP COLUMN written_ms")
+            .unwrap();
+        let report = prune_sqlite(&batches, base + 6_000).unwrap();
+        assert_eq!((report.records, report.rows), (5, 1), "{report:?}");
+        write_db_from(&batches, 10, 10);
+        assert_eq!(seqs(&batches), (6..=10).collect::<Vec<_>>());
+        let written: Option<i64> = conn(&batches)
+            .query_row(
+                "SELECT written_ms FROM audit_batch WHERE first_seq = 10",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(written.is_some_and(|t| t > base));
+        assert!(verify_sqlite(&batches).unwrap().is_intact());
+    }
+
+    /// A file that is not an audit log is not pruned.
+    #[test]
+    fn pruning_what_is_not_a_log_is_an_error() {
+        let dir = temp_dir("sqlite-prune-none");
+        let empty = dir.join("empty.db");
+        conn(&empty).execute_batch("CREATE TABLE notes (x)").unwrap();
+        let err = prune_sqlite(&empty, i64::MAX).unwrap_err();
+        assert!(err.to_string().contains("no audit log"), "{err}");
+        assert!(prune_sqlite(dir.join("missing.db"), i64::MAX).is_err());
+        assert!(!dir.join("missing.db").exists());
     }
 
     /// An edited record, a deleted one and a batch that is no longer an
