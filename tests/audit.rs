@@ -172,6 +172,71 @@ fn verify_and_query_read_sqlite_whatever_the_name() {
 }
 
 #[test]
+fn prune_removes_what_is_old_enough_and_refuses_json_lines() {
+    let dir = temp_dir("prune");
+    let db = dir.join("audit.db");
+    fill(AuditLog::sqlite(&db).unwrap());
+    fill(AuditLog::sqlite(&db).unwrap());
+    // Both batches were written just now: a day's retention keeps them.
+    let out = writ(&["audit", "prune", s(&db), "--older-than", "1d"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout(&out).contains("nothing pruned"), "{}", stdout(&out));
+    let out = writ(&["audit", "verify", s(&db)]);
+    assert!(
+        stdout(&out).contains("12 records, intact"),
+        "{}",
+        stdout(&out)
+    );
+    // Everything written before a time to come goes.
+    let out = writ(&["audit", "prune", s(&db), "--before", "2999-01-01T00:00:00Z"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        stdout(&out).contains(
+            "pruned 12 records written before 2999-01-01T00:00:00Z; the log now starts after seq 12"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    let out = writ(&["audit", "verify", s(&db)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("0 records, intact; pruned through seq 12 (12 records"),
+        "{}",
+        stdout(&out)
+    );
+    // The log goes on from the anchor.
+    fill(AuditLog::sqlite(&db).unwrap());
+    let out = writ(&["audit", "verify", s(&db)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("6 records, intact; pruned through seq 12"));
+
+    // A JSON Lines log, a bad age, and no age: exit 2 with a sentence.
+    let jsonl = dir.join("audit.jsonl");
+    fill(AuditLog::jsonl(&jsonl).unwrap());
+    for (args, says) in [
+        (vec![s(&jsonl), "--older-than", "1d"], "rotate it"),
+        (vec![s(&db), "--older-than", "90x"], "write days as `90d`"),
+        (vec![s(&db)], "--older-than"),
+        (
+            vec![
+                s(&db),
+                "--older-than",
+                "1d",
+                "--before",
+                "2025-01-01T00:00:00Z",
+            ],
+            "cannot be used with",
+        ),
+    ] {
+        let out = writ(&[&["audit", "prune"][..], &args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&jsonl).unwrap().lines().count(), 6);
+}
+
+#[test]
 fn query_prints_a_table_and_filters() {
     let dir = temp_dir("query");
     let log = dir.join("audit.jsonl");

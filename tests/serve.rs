@@ -14,6 +14,11 @@
 //! - Signed bundles: a bundle swapped for an unsigned, foreign-signed or
 //!   damaged one is refused on SIGHUP and the old one keeps answering; a
 //!   server does not start on an unsigned bundle with `--verify`.
+//! - Audit retention: a server started with `--audit-retention-days 1`
+//!   removes the batches written days ago, keeps those written now (even
+//!   with decision times in the past), counts them in `/metrics`, and the
+//!   log still verifies from its anchor; a JSON Lines log is kept whole,
+//!   with a warning.
 //!
 //! Each server listens on a port the system picks (`--port 0`; the test
 //! reads the address from the server's log line), keeps its registry and
@@ -71,6 +76,11 @@ const TESTS: &[(&str, bool, fn())] = &[
         "a_bundle_not_signed_by_the_key_is_refused",
         false,
         a_bundle_not_signed_by_the_key_is_refused,
+    ),
+    (
+        "audit_retention_prunes_what_was_written_long_ago",
+        false,
+        audit_retention_prunes_what_was_written_long_ago,
     ),
 ];
 
@@ -156,11 +166,14 @@ impl Serve {
             .args(["--host", "127.0.0.1", "--port", "0"])
             .arg("--db-path")
             .arg(dir.path(&format!("{name}-registry.db")))
-            .arg("--audit-path")
-            .arg(dir.path(&format!("{name}-audit.jsonl")))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if !args.contains(&"--audit-path") {
+            command
+                .arg("--audit-path")
+                .arg(dir.path(&format!("{name}-audit.jsonl")));
+        }
         for var in SERVER_ENV {
             command.env_remove(var);
         }
@@ -929,4 +942,105 @@ fn a_bundle_not_signed_by_the_key_is_refused() {
     );
     eprintln!("unsigned bundle at start: {}", failure.log.trim());
     eprintln!("signed bundle: {compared} decisions compared");
+}
+
+/// Runs `writ ARGS` (which may fail): its exit code and standard output.
+fn writ_output(args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_writ"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn audit_retention_prunes_what_was_written_long_ago() {
+    let dir = TempDir::new("retention");
+    std::fs::write(dir.path("p.writ"), "rule free: allow \"tool:call\"\n").unwrap();
+    let (policy, db) = (dir.path("p.writ"), dir.path("audit.db"));
+    let (policy, db_s) = (policy.to_str().unwrap(), db.to_str().unwrap());
+    // Five decisions by a server that keeps everything...
+    let server = Serve::start(
+        &dir,
+        "keep",
+        &[policy, "--audit-path", db_s, "--audit-retention-days", "0"],
+    );
+    for _ in 0..5 {
+        server.check(&request("agent", "tool:call"));
+    }
+    server.terminate();
+    // ...written, as far as the log can tell, three days ago.
+    let days_ago = writ_audit::now_ms() - 3 * 86_400_000;
+    let aged = rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute("UPDATE audit_batch SET written_ms = ?1", [days_ago])
+        .unwrap();
+    assert!(aged >= 1, "the first server wrote no batch");
+
+    // A server that keeps one day prunes them at start. What it decides
+    // itself, with decision times a year ago, was written now: kept.
+    let server = Serve::start(
+        &dir,
+        "prune",
+        &[policy, "--audit-path", db_s, "--audit-retention-days", "1"],
+    );
+    let mut old = request("agent", "tool:call");
+    old["at"] = Value::from("2025-01-15T15:00:00Z");
+    for _ in 0..3 {
+        server.check(&old);
+    }
+    let start = Instant::now();
+    while counter(&server.metrics(), "writ_audit_pruned_records_total", "") < 5 {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "waited 10 s for the prune\n{}\n{}",
+            server.metrics(),
+            server.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        counter(&server.metrics(), "writ_audit_pruned_records_total", ""),
+        5
+    );
+    assert_eq!(
+        counter(&server.metrics(), "writ_audit_prune_failures_total", ""),
+        0
+    );
+    assert!(
+        server
+            .log()
+            .contains("pruned 5 records written over 1 day ago; it now starts after seq 5"),
+        "{}",
+        server.log()
+    );
+    server.terminate();
+    let (code, out) = writ_output(&["audit", "verify", db_s]);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(
+        out.contains("3 records, intact; pruned through seq 5 (5 records"),
+        "{out}"
+    );
+    let (code, out) = writ_output(&["audit", "query", db_s, "--export", "jsonl"]);
+    assert_eq!(code, Some(0), "{out}");
+    let seqs: Vec<u64> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, vec![6, 7, 8]);
+
+    // A JSON Lines log is never pruned, and the server says so.
+    let server = Serve::start(&dir, "jsonl", &[policy]);
+    assert!(
+        server.log().contains("is JSON Lines and is kept whole"),
+        "{}",
+        server.log()
+    );
+    server.terminate();
 }

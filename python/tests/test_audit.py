@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 import sqlite3
 import threading
 
 import pytest
 
 import writ
-from writ_testutil import NOON, SUPPORT, audit_verify
+from writ_testutil import NOON, SUPPORT, audit_verify, writ_cli
 
 REFUND = dict(agent="billing-agent", action="tool:call", target="refund")
 
@@ -153,10 +154,15 @@ def test_sqlite_audit(tmp_path):
     ]
     assert json.loads(rows[1][5])["token"] == "***"
     report = writ.verify_audit(db)
-    assert report["intact"] and report["records"] == 2
+    assert report["intact"] and report["records"] == 2 and report["pruned_through_seq"] is None
     proc = audit_verify(db)
     if proc is not None:
         assert proc.returncode == 0, proc.stdout + proc.stderr
+        # Pruned by the CLI: verified from the anchor.
+        cli = writ_cli()
+        subprocess.run([str(cli), "audit", "prune", str(db), "--before", "2999-01-01T00:00:00Z"], check=True)
+        report = writ.verify_audit(db)
+        assert report["intact"] and report["records"] == 0 and report["pruned_through_seq"] == 2
 
 
 def test_a_log_is_continued_across_engines(tmp_path):

@@ -125,4 +125,4 @@ def compile(
     """The bundle's bytes and the compiler's warnings (`writ.compile`
     issues them as `writ.PolicyWarning`)."""
 def verify_audit(path: _Path) -> dict[str, Any]:
-    """`writ audit verify` as a dict: intact, records, last_seq, last_hash, problems, report."""
+    """`writ audit verify` as a dict: intact, records, last_seq, last_hash, problems, pruned_through_seq (None unless pruned), report."""

@@ -66,7 +66,11 @@ fn parse_age(text: &str) -> Result<u64, String> {
     let per = match unit {
         "d" => 86_400_000,
         "h" => 3_600_000,
-        _ => return Err(format!("`{text}` is not an age: write days as `90d` or hours as `12h`")),
+        _ => {
+            return Err(format!(
+                "`{text}` is not an age: write days as `90d` or hours as `12h`"
+            ));
+        }
     };
     digits
         .parse::<u64>()
@@ -142,9 +146,7 @@ pub fn run(args: &Args) -> ExitCode {
 fn prune(path: &Path, older_than: Option<u64>, before: Option<jiff::Timestamp>) -> ExitCode {
     let cutoff = match (before, older_than) {
         (Some(t), _) => t.as_millisecond(),
-        (None, Some(age)) => {
-            audit::now_ms().saturating_sub(i64::try_from(age).unwrap_or(i64::MAX))
-        }
+        (None, Some(age)) => audit::now_ms().saturating_sub(i64::try_from(age).unwrap_or(i64::MAX)),
         (None, None) => audit::now_ms(),
     };
     match audit::Format::detect(path) {

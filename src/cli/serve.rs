@@ -74,6 +74,11 @@ pub struct Args {
     /// Lines otherwise (default writ-audit.db).
     #[arg(long, value_name = "FILE")]
     pub audit_path: Option<PathBuf>,
+    /// Remove audit records written more than N days ago, at start and
+    /// hourly; 0 keeps every record (env AUDIT_RETENTION_DAYS; default
+    /// 90). SQLite logs only: a JSON Lines log is kept whole.
+    #[arg(long, value_name = "N")]
+    pub audit_retention_days: Option<u32>,
     /// Share rate limits through Redis: redis://host:port.
     #[arg(long, value_name = "URL")]
     pub limits: Option<String>,
@@ -118,6 +123,7 @@ pub fn run(args: &Args) -> ExitCode {
         proxy_target: args.proxy_target.clone(),
         db_path: args.db_path.clone(),
         audit_path: args.audit_path.clone(),
+        audit_retention_days: args.audit_retention_days,
         limits: args.limits.clone(),
         on_store_failure: args.on_store_failure.map(|f| match f {
             FailureArg::Deny => StoreFailure::Deny,

@@ -764,7 +764,7 @@ fn prune_step(
         let rowid: i64 = r.get(0).map_err(sql(path))?;
         // A time that is not a number is never old enough.
         let at: Option<i64> = r.get(1).ok();
-        if !at.is_some_and(|at| at < cutoff_ms) {
+        if at.is_none_or(|at| at >= cutoff_ms) {
             stopped = true;
             break;
         }
@@ -787,9 +787,7 @@ fn prune_step(
     };
     let corrupt = |why: String| AuditError::Corrupt {
         path: path.to_path_buf(),
-        why: format!(
-            "{why}; nothing from there on was pruned: run `writ audit verify` on it"
-        ),
+        why: format!("{why}; nothing from there on was pruned: run `writ audit verify` on it"),
     };
     let head = match layout {
         Layout::Batches => {
@@ -803,15 +801,20 @@ fn prune_step(
             let line = batch_lines(&text)
                 .and_then(|lines| lines.last().copied())
                 .ok_or_else(|| corrupt(format!("batch row {last} is not an array of records")))?;
-            let info = parse_line(line.as_bytes())
-                .map_err(|why| corrupt(format!("the last record of batch row {last} is malformed ({why})")))?;
+            let info = parse_line(line.as_bytes()).map_err(|why| {
+                corrupt(format!(
+                    "the last record of batch row {last} is malformed ({why})"
+                ))
+            })?;
             (info.seq, hex(&info.hash))
         }
         Layout::Rows => {
             let (seq, hash): (i64, String) = conn
-                .query_row("SELECT seq, hash FROM audit WHERE rowid = ?1", [last], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })
+                .query_row(
+                    "SELECT seq, hash FROM audit WHERE rowid = ?1",
+                    [last],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .map_err(sql(path))?;
             if unhex(hash.as_bytes()).is_none() {
                 return Err(corrupt(format!("row {last}'s hash is malformed")));

@@ -266,7 +266,11 @@ impl Verifier {
                         predecessor: p,
                     });
                 }
-                None if info.seq == 1 && position == 1 && !self.anchored && info.prev != GENESIS => {
+                None if info.seq == 1
+                    && position == 1
+                    && !self.anchored
+                    && info.prev != GENESIS =>
+                {
                     self.report.problems.push(Problem::ChainBroken {
                         at: at.clone(),
                         predecessor: 0,

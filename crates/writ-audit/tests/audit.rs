@@ -462,8 +462,7 @@ mod sqlite {
     use super::*;
     use std::ops::ControlFlow;
     use writ_audit::{
-        SqliteCounts, prune_sqlite, read_sqlite, sqlite_counts, sqlite_newest_first,
-        verify_sqlite,
+        SqliteCounts, prune_sqlite, read_sqlite, sqlite_counts, sqlite_newest_first, verify_sqlite,
     };
 
     fn write_db(path: &Path, n: u64) {
@@ -778,21 +777,24 @@ mod sqlite {
         assert!(report.to_string().contains("row 2 (seq 2"), "{report}");
     }
 
-    /// Sets each batch row's write time, oldest first.
-    fn set_written(path: &Path, times: &[i64]) {
+    /// Sets each batch row's write time by its last record's number:
+    /// `old` maps a number to a time, or `None` for now. (A log's calls
+    /// to the writer never share a batch, but how many batches one call
+    /// makes depends on when the writer's turns come.)
+    fn set_written(path: &Path, time: impl Fn(u64) -> Option<i64>) {
         let c = conn(path);
-        let rowids: Vec<i64> = c
-            .prepare("SELECT rowid FROM audit_batch ORDER BY rowid")
+        let batches: Vec<(i64, i64)> = c
+            .prepare("SELECT rowid, last_seq FROM audit_batch ORDER BY rowid")
             .unwrap()
-            .query_map([], |r| r.get(0))
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
-        assert_eq!(rowids.len(), times.len(), "one time per batch");
-        for (rowid, t) in rowids.iter().zip(times) {
+        for (rowid, last) in batches {
+            let t = time(last as u64).unwrap_or_else(writ_audit::now_ms);
             c.execute(
                 "UPDATE audit_batch SET written_ms = ?1 WHERE rowid = ?2",
-                [*t, *rowid],
+                [t, rowid],
             )
             .unwrap();
         }
@@ -814,14 +816,18 @@ mod sqlite {
         write_db_from(path, 6, 9);
         write_db_from(path, 10, 12);
         write_db_from(path, 13, 14);
-        let now = writ_audit::now_ms();
-        set_written(path, &[1_000, 2_000, now, now]);
+        set_written(path, |last| match last {
+            ..=5 => Some(1_000),
+            6..=9 => Some(2_000),
+            _ => None,
+        });
         let hash9 = json(&read_sqlite(path).unwrap()[8])["hash"]
             .as_str()
             .unwrap()
             .to_owned();
         let report = prune_sqlite(path, 2_500).unwrap();
-        assert_eq!((report.records, report.rows), (9, 2), "{report:?}");
+        assert_eq!(report.records, 9, "{report:?}");
+        assert!(report.rows >= 2, "{report:?}");
         let anchor = report.anchor.unwrap();
         assert_eq!((anchor.through_seq, anchor.records), (9, 9));
         assert_eq!(anchor.hash, hash9);
@@ -839,7 +845,9 @@ mod sqlite {
         assert_eq!(report.records, 5);
         assert_eq!(report.pruned.as_ref().map(|p| p.through_seq), Some(9));
         assert!(
-            report.to_string().contains("pruned through seq 9 (9 records"),
+            report
+                .to_string()
+                .contains("pruned through seq 9 (9 records"),
             "{report}"
         );
         // Nothing more is that old: a second prune removes nothing and
@@ -853,7 +861,7 @@ mod sqlite {
         // Pruning everything leaves the anchor, and a log continued after
         // that goes on from it, not from seq 1.
         let all = prune_sqlite(&path, i64::MAX).unwrap();
-        assert_eq!((all.records, all.rows), (7, 3), "{all:?}");
+        assert_eq!(all.records, 7, "{all:?}");
         assert!(seqs(&path).is_empty());
         let log = batching_log(&path);
         log.record(&record(17));
@@ -909,19 +917,27 @@ mod sqlite {
             .execute("UPDATE audit_anchor SET through_seq = 11", [])
             .unwrap();
         let report = verify_sqlite(&path).unwrap();
-        assert!(!report.is_intact(), "{report}");
+        let duplicates: Vec<u64> = report
+            .problems
+            .iter()
+            .filter_map(|p| match p {
+                Problem::Duplicate(at) => at.seq,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(duplicates, vec![10, 11], "{report}");
         // A batch deleted after the anchor.
         let path = fresh("deleted.db");
         conn(&path)
-            .execute(
-                "DELETE FROM audit_batch WHERE first_seq = 10",
-                [],
-            )
+            .execute("DELETE FROM audit_batch WHERE first_seq = 10", [])
             .unwrap();
         let report = verify_sqlite(&path).unwrap();
         assert_eq!(
             report.problems,
-            vec![Problem::Missing { first: 10, last: 12 }],
+            vec![Problem::Missing {
+                first: 10,
+                last: 12
+            }],
             "{report}"
         );
         // The anchor removed: every pruned record is missing.
@@ -944,7 +960,11 @@ mod sqlite {
             matches!(report.problems.first(), Some(Problem::BadAnchor { .. })),
             "{report}"
         );
-        assert!(report.problems.contains(&Problem::Missing { first: 1, last: 9 }));
+        assert!(
+            report
+                .problems
+                .contains(&Problem::Missing { first: 1, last: 9 })
+        );
         conn(&path).execute("DELETE FROM audit_batch", []).unwrap();
         let err = writ_audit::SqliteSink::open(&path).unwrap_err();
         assert!(err.to_string().contains("anchor"), "{err}");
@@ -976,7 +996,7 @@ mod sqlite {
             .execute_batch("ALTER TABLE audit_batch DROP COLUMN written_ms")
             .unwrap();
         let report = prune_sqlite(&batches, base + 6_000).unwrap();
-        assert_eq!((report.records, report.rows), (5, 1), "{report:?}");
+        assert_eq!(report.records, 5, "{report:?}");
         write_db_from(&batches, 10, 10);
         assert_eq!(seqs(&batches), (6..=10).collect::<Vec<_>>());
         let written: Option<i64> = conn(&batches)
@@ -995,7 +1015,9 @@ mod sqlite {
     fn pruning_what_is_not_a_log_is_an_error() {
         let dir = temp_dir("sqlite-prune-none");
         let empty = dir.join("empty.db");
-        conn(&empty).execute_batch("CREATE TABLE notes (x)").unwrap();
+        conn(&empty)
+            .execute_batch("CREATE TABLE notes (x)")
+            .unwrap();
         let err = prune_sqlite(&empty, i64::MAX).unwrap_err();
         assert!(err.to_string().contains("no audit log"), "{err}");
         assert!(prune_sqlite(dir.join("missing.db"), i64::MAX).is_err());

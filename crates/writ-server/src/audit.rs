@@ -5,6 +5,8 @@
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use axum::http::StatusCode;
 use writ_audit::{AuditLog, AuditOptions, Format};
@@ -18,7 +20,15 @@ pub struct Audit {
     log: AuditLog,
     path: PathBuf,
     sqlite: bool,
+    /// Records removed by retention, and prunes that failed.
+    pruned: AtomicU64,
+    prune_failures: AtomicU64,
 }
+
+/// How often the server prunes its audit log (and once at start).
+pub const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+const DAY_MS: i64 = 86_400_000;
 
 /// What the admin audit query asks for.
 #[derive(Clone, Debug, Default)]
@@ -82,7 +92,51 @@ impl Audit {
             log,
             path: path.to_owned(),
             sqlite,
+            pruned: AtomicU64::new(0),
+            prune_failures: AtomicU64::new(0),
         })
+    }
+
+    /// Whether the log is SQLite (which can be queried and pruned).
+    #[must_use]
+    pub fn is_sqlite(&self) -> bool {
+        self.sqlite
+    }
+
+    /// Removes the records written more than `days` days before
+    /// `now_ms` (`writ_audit::prune_sqlite`: oldest batches first, the
+    /// log kept verifiable by its anchor). `Ok(None)`: nothing to do
+    /// (`days` is 0, or the log is JSON Lines, which is never pruned).
+    /// Runs beside the writer, which waits for SQLite's lock for
+    /// milliseconds at most.
+    ///
+    /// # Errors
+    /// When the log cannot be pruned (counted in `/metrics`).
+    pub fn prune(&self, days: u32, now_ms: i64) -> Result<Option<writ_audit::PruneReport>, String> {
+        if days == 0 || !self.sqlite {
+            return Ok(None);
+        }
+        let cutoff = now_ms.saturating_sub(i64::from(days).saturating_mul(DAY_MS));
+        match writ_audit::prune_sqlite(&self.path, cutoff) {
+            Ok(report) => {
+                self.pruned.fetch_add(report.records, Relaxed);
+                Ok(Some(report))
+            }
+            Err(e) => {
+                self.prune_failures.fetch_add(1, Relaxed);
+                Err(e.to_string())
+            }
+        }
+    }
+
+    /// The counters `/metrics` shows.
+    #[must_use]
+    pub fn counts_for_metrics(&self) -> crate::metrics::AuditCounts {
+        crate::metrics::AuditCounts {
+            dropped: self.log.dropped(),
+            pruned: self.pruned.load(Relaxed),
+            prune_failures: self.prune_failures.load(Relaxed),
+        }
     }
 
     /// Records a decision.

@@ -271,7 +271,9 @@ impl Config {
         if let Some(p) = flags.audit_path.clone().or(file.audit_path) {
             self.audit_path = p;
         }
-        if let Some(d) = env("AUDIT_RETENTION_DAYS") {
+        if let Some(d) = flags.audit_retention_days {
+            self.audit_retention_days = d;
+        } else if let Some(d) = env("AUDIT_RETENTION_DAYS") {
             self.audit_retention_days = d.trim().parse().map_err(|_| {
                 ConfigError(format!(
                     "AUDIT_RETENTION_DAYS `{d}` is not a number of days"
@@ -385,6 +387,7 @@ pub struct Flags {
     pub proxy_target: Option<String>,
     pub db_path: Option<PathBuf>,
     pub audit_path: Option<PathBuf>,
+    pub audit_retention_days: Option<u32>,
     pub limits: Option<String>,
     pub on_store_failure: Option<StoreFailure>,
     pub max_body_bytes: Option<usize>,
@@ -431,12 +434,14 @@ mod tests {
         let flags = Flags {
             port: Some(9000),
             mode: Some(Mode::Enforce),
+            audit_retention_days: Some(0),
             ..Flags::default()
         };
         let c = Config::default().layer(&flags, &env, None);
         let c = c.unwrap_or_else(|e| unreachable!("{e}"));
         assert_eq!(c.bind.port(), 9000);
         assert_eq!(c.mode, Mode::Enforce);
+        assert_eq!(c.audit_retention_days, 0);
     }
 
     #[test]

@@ -445,6 +445,7 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         _ => None,
     };
     let _watcher = reload::start(&state);
+    start_pruning(&state);
     ready(addr);
     let app = router(Arc::clone(&state));
     match tls {
@@ -461,6 +462,45 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         .audit
         .flush()
         .map_err(|e| ServeError(format!("audit log: {e}")))
+}
+
+/// Prunes the audit log at start and every [`audit::PRUNE_EVERY`], when
+/// `AUDIT_RETENTION_DAYS` is not 0 (with a JSON Lines log, says at start
+/// that it is kept whole).
+fn start_pruning(state: &Shared) {
+    let days = state.config.audit_retention_days;
+    if days == 0 {
+        return;
+    }
+    if !state.audit.is_sqlite() {
+        eprintln!(
+            "writ serve: AUDIT_RETENTION_DAYS={days} applies to SQLite audit logs; {} is JSON Lines and is kept whole (rotate it, or set AUDIT_RETENTION_DAYS=0)",
+            state.config.audit_path.display()
+        );
+        return;
+    }
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(audit::PRUNE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let s = Arc::clone(&state);
+            let pruned =
+                tokio::task::spawn_blocking(move || s.audit.prune(days, writ_audit::now_ms()))
+                    .await;
+            match pruned {
+                Ok(Ok(Some(r))) if r.rows > 0 => eprintln!(
+                    "writ serve: audit log: pruned {} records written over {days} day{} ago; it now starts after seq {}",
+                    r.records,
+                    if days == 1 { "" } else { "s" },
+                    r.anchor.map_or(0, |a| a.through_seq)
+                ),
+                Ok(Err(e)) => eprintln!("writ serve: audit log: cannot prune: {e}"),
+                _ => {}
+            }
+        }
+    });
 }
 
 async fn shutdown() {

@@ -90,7 +90,7 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     #[must_use]
-    pub fn render(&self, reloads: (u64, u64), audit_dropped: u64, revision: &str) -> String {
+    pub fn render(&self, reloads: (u64, u64), audit: AuditCounts, revision: &str) -> String {
         let mut out = String::new();
         out.push_str("# HELP writ_decisions_total Decisions by outcome, policy and rule.\n");
         out.push_str("# TYPE writ_decisions_total counter\n");
@@ -168,7 +168,17 @@ impl Metrics {
             (
                 "writ_audit_dropped_total",
                 "Audit records dropped because the writer had stopped.",
-                audit_dropped,
+                audit.dropped,
+            ),
+            (
+                "writ_audit_pruned_records_total",
+                "Audit records removed for being older than AUDIT_RETENTION_DAYS.",
+                audit.pruned,
+            ),
+            (
+                "writ_audit_prune_failures_total",
+                "Audit prunes that failed (the records stayed).",
+                audit.prune_failures,
             ),
         ];
         for (name, help, v) in counters {
@@ -184,6 +194,17 @@ impl Metrics {
         );
         out
     }
+}
+
+/// The audit log's counters, as `/metrics` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditCounts {
+    /// Records dropped because the writer had stopped.
+    pub dropped: u64,
+    /// Records removed by retention.
+    pub pruned: u64,
+    /// Prunes that failed.
+    pub prune_failures: u64,
 }
 
 /// A label value escaped for the text format.
@@ -202,7 +223,7 @@ mod tests {
         let m = Metrics::default();
         m.decision("allow", Some("p"), Some("r\"1"), 800);
         m.decision("deny", None, None, 30_000_000);
-        let text = m.render((2, 1), 0, "abc");
+        let text = m.render((2, 1), AuditCounts::default(), "abc");
         assert!(
             text.contains("writ_decisions_total{outcome=\"allow\",policy=\"p\",rule=\"r\\\"1\"} 1"),
             "{text}"
@@ -251,7 +272,7 @@ mod tests {
         for ns in samples {
             m.decision("allow", None, None, ns);
         }
-        let text = m.render((0, 0), 0, "abc");
+        let text = m.render((0, 0), AuditCounts::default(), "abc");
         for (bound_ns, label) in BUCKETS_NS.iter().zip(labels) {
             let want = samples.iter().filter(|&&ns| ns <= *bound_ns).count();
             let row = format!("writ_decision_seconds_bucket{{le=\"{label}\"}} {want}\n");
@@ -272,7 +293,7 @@ mod tests {
         m.decision("allow", Some("p"), Some("s"), 10);
         m.decision("deny", Some("p"), Some("r"), 10);
         m.decision("allow", None, Some("r"), 10);
-        let text = m.render((0, 0), 0, "abc");
+        let text = m.render((0, 0), AuditCounts::default(), "abc");
         let rows: Vec<&str> = text
             .lines()
             .filter(|l| l.starts_with("writ_decisions_total{"))

@@ -272,7 +272,7 @@ async fn metrics(State(s): State<Shared>, Headers(headers): Headers) -> Response
     let loaded = s.policies.current();
     let text = s.metrics.render(
         s.policies.reload_counts(),
-        s.audit.dropped(),
+        s.audit.counts_for_metrics(),
         &loaded.revision,
     );
     (
