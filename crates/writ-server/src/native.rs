@@ -86,6 +86,20 @@ fn request_for(
 ) -> Result<Request, ApiError> {
     let mut req = Request::from_json(text).map_err(|e| ApiError::bad_request(e.message))?;
     if let Some(p) = who {
+        // An agent is decided at the server's clock: a time of its own
+        // choosing would move it out of a rule's hours or a limit's
+        // window. (`who` is `None` for the admin token, and for anyone
+        // on a server that authenticates no one.)
+        if req.at.is_some() {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "at_not_allowed",
+                format!(
+                    "agent `{}`'s requests are decided at the server's clock; only the admin token may set `at`",
+                    p.agent
+                ),
+            ));
+        }
         if req.agent != p.agent && !is_admin(s, headers) {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,

@@ -258,6 +258,37 @@ async fn with_a_jwt_secret_only_health_is_open() {
     // The admin token may ask for anyone.
     let a = call(&s, "POST", "/v1/check", &[("x-admin-token", ADMIN)], other).await;
     assert_eq!(a.json["decision"], "deny", "{}", a.json);
+    // An agent cannot choose the time it is decided at (it would step
+    // out of a rule's hours or a limit's window); the admin token can.
+    let at =
+        format!(r#"{{"agent":"{id}","action":"read:customer_data","at":"2025-01-15T15:00:00Z"}}"#);
+    let auth = [("authorization", bearer.as_str())];
+    let a = call(&s, "POST", "/v1/check", &auth, &at).await;
+    assert_eq!(
+        (a.status, a.json["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("at_not_allowed")),
+        "{}",
+        a.json
+    );
+    let batch = format!(r#"{{"requests":[{own},{at}]}}"#);
+    let a = call(&s, "POST", "/v1/check/batch", &auth, &batch).await;
+    assert_eq!(a.json["decisions"][0]["decision"], "allow", "{}", a.json);
+    assert_eq!(
+        a.json["decisions"][1]["error"], "at_not_allowed",
+        "{}",
+        a.json
+    );
+    let a = call(&s, "POST", "/v1/explain", &auth, &at).await;
+    assert_eq!(a.json["error"], "at_not_allowed", "{}", a.json);
+    // (Decided, not refused: without the agent's token, its tags are not
+    // the registry's, so the tag-scoped rule does not apply.)
+    let a = call(&s, "POST", "/v1/check", &[("x-admin-token", ADMIN)], &at).await;
+    assert_eq!(
+        (a.status, a.json["decision"].as_str()),
+        (StatusCode::OK, Some("deny")),
+        "{}",
+        a.json
+    );
     // A wrong admin token is not the admin.
     let a = call(
         &s,
