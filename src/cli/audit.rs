@@ -249,8 +249,18 @@ fn each_line(path: &Path, mut each: impl FnMut(&[u8]) -> Result<(), Stop>) -> Re
     let unreadable = |e: std::io::Error| Stop::Input(format!("{}: {e}", path.display()));
     let format = audit::Format::detect(path).map_err(|e| Stop::Input(e.to_string()))?;
     if format == audit::Format::Sqlite {
-        let lines = audit::read_sqlite(path).map_err(|e| Stop::Input(e.to_string()))?;
-        return lines.iter().try_for_each(|l| each(l.as_bytes()));
+        // Streamed: one batch's lines held at a time, whatever the log's
+        // size. The first error stops the walk and is returned.
+        let mut stopped = None;
+        audit::sqlite_in_order(path, |l| match each(l.as_bytes()) {
+            Ok(()) => std::ops::ControlFlow::Continue(()),
+            Err(e) => {
+                stopped = Some(e);
+                std::ops::ControlFlow::Break(())
+            }
+        })
+        .map_err(|e| Stop::Input(e.to_string()))?;
+        return stopped.map_or(Ok(()), Err);
     }
     let mut reader = std::io::BufReader::new(std::fs::File::open(path).map_err(unreadable)?);
     let mut buf = Vec::new();

@@ -81,7 +81,7 @@ pub use mask::MASKED;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
     PruneReport, SqliteCounts, SqliteSink, prune_sqlite, read_sqlite, sqlite_counts,
-    sqlite_newest_first, verify_sqlite,
+    sqlite_in_order, sqlite_newest_first, verify_sqlite,
 };
 pub use verify::{At, IncompleteTail, Problem, Pruned, VerifyReport};
 

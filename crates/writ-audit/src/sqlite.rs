@@ -572,7 +572,7 @@ fn visit(
 }
 
 /// Every record of an SQLite log as its canonical JSON line, in storage
-/// order (what `writ audit query` and `--export jsonl` read).
+/// order, all in memory ([`sqlite_in_order`] streams them).
 ///
 /// # Errors
 /// [`AuditError::Sqlite`] when the database cannot be read.
@@ -587,6 +587,25 @@ pub fn read_sqlite(path: impl AsRef<Path>) -> Result<Vec<String>, AuditError> {
         ControlFlow::Continue(())
     })?;
     Ok(out)
+}
+
+/// The records of an SQLite log in storage order, until `f` breaks:
+/// each record's canonical JSON line, one at a time (a batch's lines are
+/// held while it is read, never the whole log). A unit that holds no
+/// record is skipped; `verify_sqlite` names it.
+///
+/// # Errors
+/// [`AuditError::Sqlite`] when the database cannot be read.
+pub fn sqlite_in_order(
+    path: impl AsRef<Path>,
+    mut f: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<(), AuditError> {
+    let path = path.as_ref();
+    let conn = open_read_only(path)?;
+    visit(&conn, path, false, None, |s| match s {
+        Stored::Line(l) => f(l),
+        Stored::Bad(_) => ControlFlow::Continue(()),
+    })
 }
 
 /// The records of an SQLite log, newest first, until `f` breaks: each
