@@ -42,6 +42,9 @@ pub enum AuditError {
     /// The file is an SQLite log, and this build has no SQLite support
     /// (the crate's feature `sqlite`).
     NoSqlite { path: PathBuf },
+    /// Another writer (in this process or another) has the log open: a
+    /// log is one chain, written by one writer at a time.
+    InUse { path: PathBuf },
 }
 
 impl fmt::Display for AuditError {
@@ -77,6 +80,11 @@ impl fmt::Display for AuditError {
                 "audit log: {}: an SQLite log, and this build reads and writes JSON Lines only (feature `sqlite`)",
                 path.display()
             ),
+            AuditError::InUse { path } => write!(
+                f,
+                "audit log: {}: another writer has it open; a log is one chain written by one process at a time, so give each writer (each `writ serve`, each engine) a log of its own",
+                path.display()
+            ),
         }
     }
 }
@@ -93,7 +101,8 @@ impl std::error::Error for AuditError {
                 .map(|e| e as &(dyn std::error::Error + 'static)),
             AuditError::Corrupt { .. }
             | AuditError::NotALog { .. }
-            | AuditError::NoSqlite { .. } => None,
+            | AuditError::NoSqlite { .. }
+            | AuditError::InUse { .. } => None,
         }
     }
 }
@@ -126,5 +135,23 @@ impl Failure {
             why: self.why,
             source: self.source.clone(),
         }
+    }
+}
+
+/// Takes the writer's lock on `file` (an advisory exclusive lock: `flock`
+/// on Unix), which holds while the handle is open, so that a second
+/// writer of the log at `path` is refused rather than forking its chain.
+/// A file system without locks is let be.
+pub(crate) fn lock_writer(file: &std::fs::File, path: &std::path::Path) -> Result<(), AuditError> {
+    match file.try_lock() {
+        Ok(()) => Ok(()),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AuditError::InUse {
+            path: path.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) if e.kind() == io::ErrorKind::Unsupported => Ok(()),
+        Err(std::fs::TryLockError::Error(source)) => Err(AuditError::Io {
+            path: path.to_path_buf(),
+            source,
+        }),
     }
 }

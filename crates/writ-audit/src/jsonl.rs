@@ -35,6 +35,9 @@ impl JsonlSink {
             .create(true)
             .open(&path)
             .map_err(io)?;
+        // Before the tail is looked at (and perhaps cut): a second writer
+        // would cut the first one's line in progress.
+        super::error::lock_writer(&file, &path)?;
         let last = last_line(&mut file).map_err(io)?;
         let head = match last {
             None => ChainHead::GENESIS,

@@ -100,6 +100,25 @@ fn layout(conn: &Connection) -> rusqlite::Result<Option<Layout>> {
     })
 }
 
+/// The lock a log's writer holds: on `<log>-writer`, created if missing
+/// and left in place (as SQLite leaves `-wal` and `-shm`).
+fn writer_lock(path: &Path) -> Result<std::fs::File, AuditError> {
+    let mut name = path.as_os_str().to_owned();
+    name.push("-writer");
+    let lock_path = PathBuf::from(name);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| AuditError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    super::error::lock_writer(&file, path)?;
+    Ok(file)
+}
+
 /// Whether the batch table has its `written_ms` column.
 fn has_written_ms(conn: &Connection) -> rusqlite::Result<bool> {
     conn.query_row(
@@ -193,6 +212,9 @@ fn to_io(e: rusqlite::Error) -> io::Error {
 #[derive(Debug)]
 pub struct SqliteSink {
     conn: Connection,
+    /// The writer's lock, on `<log>-writer` beside the database (not on
+    /// the database: SQLite's own locks there must not be disturbed).
+    _lock: std::fs::File,
     path: PathBuf,
     head: ChainHead,
     layout: Layout,
@@ -209,6 +231,7 @@ impl SqliteSink {
     /// [`AuditError::Corrupt`] when the last record is malformed.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteSink, AuditError> {
         let path = path.as_ref().to_path_buf();
+        let lock = writer_lock(&path)?;
         let conn = Connection::open(&path).map_err(sql(&path))?;
         // A new database's page size (an existing one keeps its own):
         // fewer, larger pages for a batch's commit to write.
@@ -289,6 +312,7 @@ impl SqliteSink {
         };
         Ok(SqliteSink {
             conn,
+            _lock: lock,
             path,
             head,
             layout,

@@ -457,6 +457,37 @@ fn unwritable_logs_are_errors_not_panics() {
     }
 }
 
+/// A log is one chain: while a writer has it open, a second one (here,
+/// or in another process) is refused, and it is free again once the
+/// first is shut down.
+#[test]
+fn a_log_has_one_writer_at_a_time() {
+    let dir = temp_dir("one-writer");
+    let mut paths = vec![dir.join("audit.jsonl")];
+    if cfg!(feature = "sqlite") {
+        paths.push(dir.join("audit.db"));
+    }
+    for path in paths {
+        let first = AuditLog::open(&path, AuditOptions::default()).unwrap();
+        first.record(&record(1));
+        let err = AuditLog::open(&path, AuditOptions::default()).unwrap_err();
+        assert!(
+            matches!(&err, writ_audit::AuditError::InUse { path: p } if *p == path),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("another writer has it open"),
+            "{err}"
+        );
+        first.shutdown().unwrap();
+        let second = AuditLog::open(&path, AuditOptions::default()).unwrap();
+        second.record(&record(2));
+        second.shutdown().unwrap();
+        let report = writ_audit::verify(&path).unwrap();
+        assert!(report.is_intact() && report.records == 2, "{report}");
+    }
+}
+
 #[cfg(feature = "sqlite")]
 mod sqlite {
     use super::*;
