@@ -144,12 +144,20 @@ fn anchor(conn: &Connection) -> rusqlite::Result<Option<Pruned>> {
          (SELECT COALESCE(SUM(pruned_records), 0) FROM audit_anchor) \
          FROM audit_anchor ORDER BY rowid DESC LIMIT 1",
         [],
+        // A column of the wrong type reads as 0 or empty: the verifier
+        // then reports the anchor as malformed, which it is.
         |r| {
+            let count = |i: usize| {
+                r.get::<_, i64>(i)
+                    .ok()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0)
+            };
             Ok(Pruned {
-                through_seq: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-                hash: r.get(1)?,
-                at_ms: r.get(2)?,
-                records: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
+                through_seq: count(0),
+                hash: r.get(1).unwrap_or_default(),
+                at_ms: r.get(2).unwrap_or(0),
+                records: count(3),
             })
         },
     )

@@ -210,20 +210,26 @@ impl Verifier {
 
     /// A verifier for a log pruned through `anchor`: the records it names
     /// count as seen, and the last of them precedes the first record.
-    pub(crate) fn after_anchor(unit: &'static str, anchor: Pruned) -> Verifier {
+    pub(crate) fn after_anchor(unit: &'static str, mut anchor: Pruned) -> Verifier {
         let mut v = Verifier::new(unit);
+        // What the report says of the anchor is never its stored text (a
+        // hostile string would reach the terminal), only what was parsed.
         match unhex(anchor.hash.as_bytes()) {
             Some(hash) if anchor.through_seq > 0 => {
                 v.seen.insert(1, anchor.through_seq);
                 v.max_seq = anchor.through_seq;
                 v.previous = Some((anchor.through_seq, hash, true));
                 v.anchored = true;
+                anchor.hash = hex(&hash);
                 v.report.pruned = Some(anchor);
             }
-            _ => v.report.problems.push(Problem::BadAnchor {
+            Some(_) => v.report.problems.push(Problem::BadAnchor {
+                why: "its sequence number is 0".to_owned(),
+            }),
+            None => v.report.problems.push(Problem::BadAnchor {
                 why: format!(
-                    "through seq {}, hash `{}` is not a record's",
-                    anchor.through_seq, anchor.hash
+                    "through seq {}: its hash is not 64 hex digits",
+                    anchor.through_seq
                 ),
             }),
         }

@@ -996,6 +996,24 @@ mod sqlite {
                 .problems
                 .contains(&Problem::Missing { first: 1, last: 9 })
         );
+        // Hostile text in the anchor never reaches the report.
+        conn(&path)
+            .execute("UPDATE audit_anchor SET hash = 'x\x1b[31m'", [])
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(!report.to_string().contains('\x1b'), "{report}");
+        // A column of the wrong type is a malformed anchor, not an error.
+        conn(&path)
+            .execute(
+                "UPDATE audit_anchor SET hash = x'00ff', through_seq = 'nine'",
+                [],
+            )
+            .unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(
+            matches!(report.problems.first(), Some(Problem::BadAnchor { .. })),
+            "{report}"
+        );
         conn(&path).execute("DELETE FROM audit_batch", []).unwrap();
         let err = writ_audit::SqliteSink::open(&path).unwrap_err();
         assert!(err.to_string().contains("anchor"), "{err}");
