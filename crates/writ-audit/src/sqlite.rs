@@ -609,16 +609,27 @@ fn visit(
 /// # Errors
 /// [`AuditError::Sqlite`] when the database cannot be read.
 pub fn read_sqlite(path: impl AsRef<Path>) -> Result<Vec<String>, AuditError> {
-    let path = path.as_ref();
-    let conn = open_read_only(path)?;
     let mut out = Vec::new();
-    visit(&conn, path, false, None, |s| {
-        if let Stored::Line(l) = s {
-            out.push(l.to_owned());
-        }
+    sqlite_in_order(path, |l| {
+        out.push(l.to_owned());
         ControlFlow::Continue(())
     })?;
     Ok(out)
+}
+
+/// The records' lines of a log opened read-only, in the order asked,
+/// until `f` breaks; a unit that holds no record is skipped.
+fn each_line(
+    path: &Path,
+    newest_first: bool,
+    window: Option<(i64, i64)>,
+    mut f: impl FnMut(&str) -> ControlFlow<()>,
+) -> Result<(), AuditError> {
+    let conn = open_read_only(path)?;
+    visit(&conn, path, newest_first, window, |s| match s {
+        Stored::Line(l) => f(l),
+        Stored::Bad(_) => ControlFlow::Continue(()),
+    })
 }
 
 /// The records of an SQLite log in storage order, until `f` breaks:
@@ -630,14 +641,9 @@ pub fn read_sqlite(path: impl AsRef<Path>) -> Result<Vec<String>, AuditError> {
 /// [`AuditError::Sqlite`] when the database cannot be read.
 pub fn sqlite_in_order(
     path: impl AsRef<Path>,
-    mut f: impl FnMut(&str) -> ControlFlow<()>,
+    f: impl FnMut(&str) -> ControlFlow<()>,
 ) -> Result<(), AuditError> {
-    let path = path.as_ref();
-    let conn = open_read_only(path)?;
-    visit(&conn, path, false, None, |s| match s {
-        Stored::Line(l) => f(l),
-        Stored::Bad(_) => ControlFlow::Continue(()),
-    })
+    each_line(path.as_ref(), false, None, f)
 }
 
 /// The records of an SQLite log, newest first, until `f` breaks: each
@@ -651,14 +657,9 @@ pub fn sqlite_in_order(
 pub fn sqlite_newest_first(
     path: impl AsRef<Path>,
     window: Option<(i64, i64)>,
-    mut f: impl FnMut(&str) -> ControlFlow<()>,
+    f: impl FnMut(&str) -> ControlFlow<()>,
 ) -> Result<(), AuditError> {
-    let path = path.as_ref();
-    let conn = open_read_only(path)?;
-    visit(&conn, path, true, window, |s| match s {
-        Stored::Line(l) => f(l),
-        Stored::Bad(_) => ControlFlow::Continue(()),
-    })
+    each_line(path.as_ref(), true, window, f)
 }
 
 /// How many records an SQLite log holds, and how many allowed and denied.
