@@ -144,11 +144,6 @@ impl Audit {
         self.log.record_decision(req, d, revision, d.time_ms);
     }
 
-    #[must_use]
-    pub fn dropped(&self) -> u64 {
-        self.log.dropped()
-    }
-
     /// Writes what is queued.
     ///
     /// # Errors
