@@ -82,6 +82,12 @@ const TESTS: &[(&str, bool, fn())] = &[
         false,
         audit_retention_prunes_what_was_written_long_ago,
     ),
+    #[cfg(target_os = "linux")]
+    (
+        "the_audit_logs_threads_run_below_the_servers",
+        false,
+        the_audit_logs_threads_run_below_the_servers,
+    ),
 ];
 
 fn main() -> std::process::ExitCode {
@@ -1043,4 +1049,72 @@ fn audit_retention_prunes_what_was_written_long_ago() {
         server.log()
     );
     server.terminate();
+}
+
+/// The nice value of each thread of process `pid`, by thread name.
+#[cfg(target_os = "linux")]
+fn threads_nice(pid: u32) -> Vec<(String, i32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // After `(comm)`: the state is field 3, the nice value field 19.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        found.push((
+            comm.trim().to_owned(),
+            rest.split(' ').nth(16).unwrap().parse().unwrap(),
+        ));
+    }
+    found
+}
+
+/// The audit log's threads run at a higher nice value than the threads
+/// that decide (19 by default; `--audit-nice N`), so that writing the
+/// log gives way to answering.
+#[cfg(target_os = "linux")]
+fn the_audit_logs_threads_run_below_the_servers() {
+    let dir = TempDir::new("audit-nice");
+    std::fs::write(dir.path("p.writ"), "rule free: allow \"tool:call\"\n").unwrap();
+    let policy = dir.path("p.writ");
+    let policy = policy.to_str().unwrap();
+    for (name, args, step) in [
+        ("default", &[][..], 19),
+        ("five", &["--audit-nice", "5"][..], 5),
+        ("zero", &["--audit-nice", "0"][..], 0),
+    ] {
+        let mut all = vec![policy];
+        all.extend_from_slice(args);
+        let server = Serve::start(&dir, name, &all);
+        // A decision written: the writer has started.
+        let (answer, _) = server.check(&request("agent", "tool:call"));
+        assert_eq!(answer["decision"], "allow");
+        let threads = threads_nice(server.child.id());
+        let main = threads
+            .iter()
+            .find(|(n, _)| n == "writ")
+            .unwrap_or_else(|| panic!("no main thread in {threads:?}"))
+            .1;
+        let audit: Vec<_> = threads
+            .iter()
+            .filter(|(n, _)| n.starts_with("writ-audit"))
+            .collect();
+        assert!(!audit.is_empty(), "{name}: {threads:?}");
+        for (n, nice) in &audit {
+            assert_eq!(*nice, (main + step).min(19), "{name}: {n} in {threads:?}");
+        }
+        for (n, nice) in threads.iter().filter(|(n, _)| n.starts_with("tokio")) {
+            assert_eq!(*nice, main, "{name}: {n} decides at the server's priority");
+        }
+        server.terminate();
+    }
+    // A step past 19 is refused.
+    assert!(
+        Serve::try_start(&dir, "twenty", &[policy, "--audit-nice", "20"]).is_err(),
+        "--audit-nice 20 was accepted"
+    );
 }

@@ -79,6 +79,11 @@ pub struct Args {
     /// 90). SQLite logs only: a JSON Lines log is kept whole.
     #[arg(long, value_name = "N")]
     pub audit_retention_days: Option<u32>,
+    /// How much lower than the server's the audit log's threads run
+    /// (their nice value raised by N, 0-19; default 19; Linux): writing
+    /// the log gives way to deciding. 0: the same priority.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=19))]
+    pub audit_nice: Option<u8>,
     /// Share rate limits through Redis: redis://host:port.
     #[arg(long, value_name = "URL")]
     pub limits: Option<String>,
@@ -124,6 +129,7 @@ pub fn run(args: &Args) -> ExitCode {
         db_path: args.db_path.clone(),
         audit_path: args.audit_path.clone(),
         audit_retention_days: args.audit_retention_days,
+        audit_nice: args.audit_nice,
         limits: args.limits.clone(),
         on_store_failure: args.on_store_failure.map(|f| match f {
             FailureArg::Deny => StoreFailure::Deny,

@@ -61,6 +61,7 @@ mod error;
 mod format;
 mod jsonl;
 mod mask;
+mod priority;
 mod queue;
 #[cfg(feature = "sqlite")]
 mod sqlite;
@@ -78,6 +79,7 @@ pub use error::AuditError;
 pub use format::{Format, verify};
 pub use jsonl::{JsonlSink, verify_jsonl};
 pub use mask::MASKED;
+pub use priority::{MAX_NICE, lower_this_thread};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
     PruneReport, SqliteCounts, SqliteSink, prune_sqlite, read_sqlite, sqlite_counts,
@@ -430,6 +432,12 @@ pub struct AuditOptions {
     /// How many records the queue holds; `record` waits for room when the
     /// writer falls this far behind.
     pub capacity: usize,
+    /// How much the writer and syncing threads raise their nice value
+    /// (Linux; at most to 19; 0, the default, leaves them as they are).
+    /// Their bursts of sealing, writing and checkpointing then give way
+    /// to the threads that decide, which no longer wait behind them on a
+    /// busy core; see [`lower_this_thread`]. Other systems ignore it.
+    pub nice: u8,
 }
 
 impl Default for AuditOptions {
@@ -449,6 +457,7 @@ impl Default for AuditOptions {
             batch_size: 1024,
             interval: Duration::from_millis(2),
             capacity: 8192,
+            nice: 0,
         }
     }
 }
@@ -617,12 +626,16 @@ impl AuditLog {
             syncer: None,
         };
         let interval = options.interval.max(Duration::from_micros(50));
+        let nice = options.nice;
         let mut writer = writer;
         if let Some(sync) = background {
             let shared = Arc::clone(&shared);
             let syncer = std::thread::Builder::new()
                 .name("writ-audit-sync".to_owned())
-                .spawn(move || run_syncer(&shared, sync))
+                .spawn(move || {
+                    let _ = lower_this_thread(nice);
+                    run_syncer(&shared, sync);
+                })
                 .map_err(|source| AuditError::Start {
                     what: "cannot start the syncing thread",
                     source,
@@ -631,7 +644,10 @@ impl AuditLog {
         }
         let writer = std::thread::Builder::new()
             .name("writ-audit".to_owned())
-            .spawn(move || writer.run(interval))
+            .spawn(move || {
+                let _ = lower_this_thread(nice);
+                writer.run(interval);
+            })
             .map_err(|source| AuditError::Start {
                 what: "cannot start the writer thread",
                 source,
@@ -678,7 +694,20 @@ impl AuditLog {
         revision: &Arc<str>,
         time_ms: i64,
     ) -> DecisionId {
-        let reason = d.reason_text(req);
+        self.record_decision_with_reason(req, d, revision, time_ms, d.reason_text(req).as_deref())
+    }
+
+    /// [`AuditLog::record_decision`] with the decision's reason already
+    /// made (`d.reason_text(req)`), for a caller that needs it elsewhere
+    /// too.
+    pub fn record_decision_with_reason(
+        &self,
+        req: &Request,
+        d: &Decision<'_>,
+        revision: &Arc<str>,
+        time_ms: i64,
+        reason: Option<&str>,
+    ) -> DecisionId {
         self.enqueue(revision, |q, seq, revision| {
             q.push(&Fields {
                 seq,
@@ -692,7 +721,7 @@ impl AuditLog {
                 action: &req.action,
                 target: req.target.as_deref(),
                 rule: d.rule,
-                reason: reason.as_deref(),
+                reason,
                 chain: &req.chain,
                 context: &req.context,
             });

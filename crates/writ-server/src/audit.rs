@@ -19,6 +19,9 @@ use crate::error::ApiError;
 pub struct Audit {
     log: AuditLog,
     path: PathBuf,
+    /// How much the log's threads raise their nice value (the pruning
+    /// thread's too).
+    nice: u8,
     sqlite: bool,
     /// Records removed by retention, and prunes that failed.
     pruned: AtomicU64,
@@ -83,14 +86,18 @@ impl Audit {
     ///
     /// # Errors
     /// When the log cannot be opened.
-    pub fn open(path: &Path) -> Result<Audit, String> {
+    pub fn open(path: &Path, nice: u8) -> Result<Audit, String> {
         let format = Format::for_writing(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let sqlite = format == Format::Sqlite;
-        let log = AuditLog::open(path, AuditOptions::default())
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let options = AuditOptions {
+            nice,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::open(path, options).map_err(|e| format!("{}: {e}", path.display()))?;
         Ok(Audit {
             log,
             path: path.to_owned(),
+            nice,
             sqlite,
             pruned: AtomicU64::new(0),
             prune_failures: AtomicU64::new(0),
@@ -123,10 +130,21 @@ impl Audit {
                 Ok(Some(report))
             }
             Err(e) => {
-                self.prune_failures.fetch_add(1, Relaxed);
+                self.prune_failed();
                 Err(e.to_string())
             }
         }
+    }
+
+    /// Counts a prune that failed before it reached the log.
+    pub fn prune_failed(&self) {
+        self.prune_failures.fetch_add(1, Relaxed);
+    }
+
+    /// How much the log's threads raise their nice value.
+    #[must_use]
+    pub fn nice(&self) -> u8 {
+        self.nice
     }
 
     /// The counters `/metrics` shows.
@@ -139,9 +157,16 @@ impl Audit {
         }
     }
 
-    /// Records a decision.
-    pub fn record(&self, req: &Request, d: &Decision<'_>, revision: &Arc<str>) {
-        self.log.record_decision(req, d, revision, d.time_ms);
+    /// Records a decision whose reason (`d.reason_text(req)`) is `reason`.
+    pub fn record(
+        &self,
+        req: &Request,
+        d: &Decision<'_>,
+        revision: &Arc<str>,
+        reason: Option<&str>,
+    ) {
+        self.log
+            .record_decision_with_reason(req, d, revision, d.time_ms, reason);
     }
 
     /// Writes what is queued.

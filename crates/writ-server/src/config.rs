@@ -96,6 +96,9 @@ pub struct Config {
     /// admin audit query needs SQLite.
     pub audit_path: PathBuf,
     pub audit_retention_days: u32,
+    /// How much the audit log's threads raise their nice value (0-19;
+    /// `writ_audit::AuditOptions::nice`; pruning too).
+    pub audit_nice: u8,
     pub metrics: bool,
     /// `redis://...` to share rate limits between instances.
     pub limits: Option<String>,
@@ -126,6 +129,7 @@ impl Default for Config {
             db_path: PathBuf::from("writ-serve.db"),
             audit_path: PathBuf::from("writ-audit.db"),
             audit_retention_days: 90,
+            audit_nice: 19,
             metrics: true,
             limits: None,
             on_store_failure: StoreFailure::Deny,
@@ -158,6 +162,7 @@ pub struct File {
     pub db_path: Option<PathBuf>,
     pub audit_path: Option<PathBuf>,
     pub audit_retention_days: Option<u32>,
+    pub audit_nice: Option<u8>,
     pub metrics: Option<bool>,
     pub limits: Option<String>,
     pub on_store_failure: Option<StoreFailure>,
@@ -282,6 +287,9 @@ impl Config {
         } else if let Some(d) = file.audit_retention_days {
             self.audit_retention_days = d;
         }
+        if let Some(n) = flags.audit_nice.or(file.audit_nice) {
+            self.audit_nice = n;
+        }
         if let Some(m) = env("METRICS_ENABLED") {
             self.metrics = matches!(
                 m.trim().to_ascii_lowercase().as_str(),
@@ -345,6 +353,13 @@ impl Config {
                 "ADMIN_TOKEN is shorter than 16 characters; use a long random token".to_owned(),
             ));
         }
+        if self.audit_nice > writ_audit::MAX_NICE {
+            return Err(ConfigError(format!(
+                "audit_nice {} is not a nice step: use 0 to {}",
+                self.audit_nice,
+                writ_audit::MAX_NICE
+            )));
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ConfigError(
                 "TLS needs both --tls-cert and --tls-key".to_owned(),
@@ -388,6 +403,7 @@ pub struct Flags {
     pub db_path: Option<PathBuf>,
     pub audit_path: Option<PathBuf>,
     pub audit_retention_days: Option<u32>,
+    pub audit_nice: Option<u8>,
     pub limits: Option<String>,
     pub on_store_failure: Option<StoreFailure>,
     pub max_body_bytes: Option<usize>,
@@ -442,6 +458,38 @@ mod tests {
         assert_eq!(c.bind.port(), 9000);
         assert_eq!(c.mode, Mode::Enforce);
         assert_eq!(c.audit_retention_days, 0);
+    }
+
+    #[test]
+    fn the_audit_threads_priority_comes_from_a_flag_then_the_file() {
+        let none = |_: &str| None;
+        let policies = Flags {
+            policies: vec!["p.yaml".into()],
+            ..Flags::default()
+        };
+        let nice = |flags: &Flags, file: Option<File>| {
+            Config::default()
+                .layer(flags, &none, file)
+                .map(|c| c.audit_nice)
+        };
+        assert_eq!(nice(&policies, None), Ok(19), "the default");
+        let file = || {
+            Some(File {
+                audit_nice: Some(5),
+                ..File::default()
+            })
+        };
+        assert_eq!(nice(&policies, file()), Ok(5));
+        let flags = Flags {
+            audit_nice: Some(0),
+            ..policies.clone()
+        };
+        assert_eq!(nice(&flags, file()), Ok(0), "a flag wins");
+        let flags = Flags {
+            audit_nice: Some(20),
+            ..policies
+        };
+        assert!(nice(&flags, None).is_err_and(|e| e.0.contains("use 0 to 19")));
     }
 
     #[test]

@@ -134,7 +134,8 @@ impl State {
             config.jwt_issuer.clone(),
         )
         .map_err(|e| ServeError(e.to_string()))?;
-        let audit = audit::Audit::open(&config.audit_path).map_err(ServeError)?;
+        let audit =
+            audit::Audit::open(&config.audit_path, config.audit_nice).map_err(ServeError)?;
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -271,12 +272,13 @@ impl State {
     }
 
     /// Decides `req` on `loaded`, records it and counts it; `f` builds
-    /// the answer from the decision.
+    /// the answer from the decision and its reason (`reason_text`, made
+    /// once for the record and the answer).
     pub fn decide<R>(
         &self,
         loaded: &Loaded,
         req: &Request,
-        f: impl FnOnce(&Decision<'_>) -> R,
+        f: impl FnOnce(&Decision<'_>, Option<&str>) -> R,
     ) -> R {
         let t = Instant::now();
         let d = if self.config.limits.is_some() {
@@ -285,14 +287,16 @@ impl State {
             loaded.runtime.check(req)
         };
         let ns = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.audit.record(req, &d, &loaded.revision_arc);
+        let reason = d.reason_text(req);
+        self.audit
+            .record(req, &d, &loaded.revision_arc, reason.as_deref());
         let outcome = if d.retry_after_s.is_some() {
             "rate_limited"
         } else {
             d.effect.as_str()
         };
         self.metrics.decision(outcome, d.policy, d.rule, ns);
-        f(&d)
+        f(&d, reason.as_deref())
     }
 }
 
@@ -486,17 +490,34 @@ fn start_pruning(state: &Shared) {
         loop {
             every.tick().await;
             let s = Arc::clone(&state);
-            let pruned =
-                tokio::task::spawn_blocking(move || s.audit.prune(days, writ_audit::now_ms()))
-                    .await;
+            // A thread of its own, at the audit writer's priority (a
+            // nice value, once raised, cannot be lowered again without
+            // privilege: not on one of tokio's pooled threads).
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            let spawned = std::thread::Builder::new()
+                .name("writ-audit-prune".to_owned())
+                .spawn(move || {
+                    let _ = writ_audit::lower_this_thread(s.audit.nice());
+                    let _ = tx.send(s.audit.prune(days, writ_audit::now_ms()));
+                });
+            let pruned = match spawned {
+                Ok(_) => rx.await.unwrap_or_else(|_| {
+                    state.audit.prune_failed();
+                    Err("the pruning thread stopped".to_owned())
+                }),
+                Err(e) => {
+                    state.audit.prune_failed();
+                    Err(format!("cannot start the pruning thread: {e}"))
+                }
+            };
             match pruned {
-                Ok(Ok(Some(r))) if r.rows > 0 => eprintln!(
+                Ok(Some(r)) if r.rows > 0 => eprintln!(
                     "writ serve: audit log: pruned {} records written over {days} day{} ago; it now starts after seq {}",
                     r.records,
                     if days == 1 { "" } else { "s" },
                     r.anchor.map_or(0, |a| a.through_seq)
                 ),
-                Ok(Err(e)) => eprintln!("writ serve: audit log: cannot prune: {e}"),
+                Err(e) => eprintln!("writ serve: audit log: cannot prune: {e}"),
                 _ => {}
             }
         }

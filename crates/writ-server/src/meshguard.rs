@@ -162,11 +162,8 @@ fn rule_name(d: &Decision<'_>) -> String {
 
 /// The answer to a decision that does not allow: 429 for a limit, 403
 /// otherwise.
-fn refusal(req: &Request, d: &Decision<'_>) -> Response {
-    let reason = d
-        .reason_text(req)
-        .map(std::borrow::Cow::into_owned)
-        .unwrap_or_default();
+fn refusal(req: &Request, d: &Decision<'_>, reason: Option<&str>) -> Response {
+    let reason = reason.unwrap_or_default();
     let policy = d.policy.unwrap_or("default");
     let trace = req.trace_id.clone().unwrap_or_default();
     if let Some(retry) = d.retry_after_s {
@@ -228,13 +225,13 @@ enum Outcome {
 fn decide(
     s: &Shared,
     req: &Request,
-    allow_body: impl FnOnce(&Decision<'_>) -> Response,
+    allow_body: impl FnOnce(&Decision<'_>, Option<&str>) -> Response,
 ) -> Outcome {
     let loaded = s.policies.current();
-    s.decide(&loaded, req, |d| {
+    s.decide(&loaded, req, |d, reason| {
         let allowed = d.effect == Effect::Allow || s.config.mode == Mode::Audit;
         if allowed {
-            let mut r = allow_body(d);
+            let mut r = allow_body(d, reason);
             let effect = if d.effect == Effect::Allow {
                 "allow"
             } else {
@@ -243,7 +240,7 @@ fn decide(
             decision_headers(&mut r, req, d, effect);
             Outcome::Allow(r)
         } else {
-            let mut r = refusal(req, d);
+            let mut r = refusal(req, d, reason);
             decision_headers(&mut r, req, d, d.effect.as_str());
             Outcome::Refuse(r)
         }
@@ -265,7 +262,7 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers) -> Response {
         Err(e) => return e.into_response(),
     };
     let audit_mode = s.config.mode == Mode::Audit;
-    match decide(&s, &req, |d| {
+    match decide(&s, &req, |d, reason| {
         // In the order serde_json's map wrote them (sorted keys).
         let would_deny = audit_mode && d.effect != Effect::Allow;
         let mut body = Object::new()
@@ -273,8 +270,8 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers) -> Response {
             .bool("allowed", true)
             .string("decision", "allow")
             .string("policy", d.policy.unwrap_or("default"));
-        if would_deny && let Some(r) = d.reason_text(&req) {
-            body = body.string("reason", &r);
+        if would_deny && let Some(r) = reason {
+            body = body.string("reason", r);
         }
         body = body
             .string("rule", &rule_name(d))
@@ -349,7 +346,7 @@ async fn proxy(
         )
         .into_response();
     };
-    let allowed = match decide(&s, &req, |_| StatusCode::OK.into_response()) {
+    let allowed = match decide(&s, &req, |_, _| StatusCode::OK.into_response()) {
         Outcome::Refuse(r) => return r,
         Outcome::Allow(r) => r,
     };

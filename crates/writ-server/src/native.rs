@@ -163,7 +163,7 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) 
         Err(e) => return e.into_response(),
     };
     let loaded = s.policies.current();
-    let json = s.decide(&loaded, &req, |d| d.to_json(&req));
+    let json = s.decide(&loaded, &req, |d, reason| d.to_json_with_reason(reason));
     (
         StatusCode::OK,
         revision_header(&loaded),
@@ -234,7 +234,9 @@ async fn batch(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) 
             out.push(',');
         }
         match request_for(&s, &headers, who.as_ref(), &value.to_string()) {
-            Ok(req) => out.push_str(&s.decide(&loaded, &req, |d| d.to_json(&req))),
+            Ok(req) => {
+                out.push_str(&s.decide(&loaded, &req, |d, reason| d.to_json_with_reason(reason)))
+            }
             Err(e) => out.push_str(
                 &serde_json::json!({ "error": e.code, "message": e.message }).to_string(),
             ),

@@ -73,6 +73,14 @@ impl Decision<'_> {
     /// The decision as one line of JSON, the same shape as `writ eval`.
     #[must_use]
     pub fn to_json(&self, req: &crate::request::Request) -> String {
+        self.to_json_with_reason(self.reason_text(req).as_deref())
+    }
+
+    /// [`Decision::to_json`] with the reason already made
+    /// ([`Decision::reason_text`] for the same request), for a caller
+    /// that needs it elsewhere too.
+    #[must_use]
+    pub fn to_json_with_reason(&self, reason: Option<&str>) -> String {
         fn field(out: &mut String, name: &str, v: Option<&str>) {
             out.push_str(",\"");
             out.push_str(name);
@@ -82,18 +90,17 @@ impl Decision<'_> {
                 None => out.push_str("null"),
             }
         }
-        let reason = self.reason_text(req);
         let mut out = String::with_capacity(
             112 + self.rule.map_or(0, str::len)
                 + self.policy.map_or(0, str::len)
-                + reason.as_deref().map_or(0, str::len),
+                + reason.map_or(0, str::len),
         );
         out.push_str("{\"decision\":\"");
         out.push_str(self.effect.as_str());
         out.push('"');
         field(&mut out, "rule", self.rule);
         field(&mut out, "policy", self.policy);
-        field(&mut out, "reason", reason.as_deref());
+        field(&mut out, "reason", reason);
         field(&mut out, "risk", self.risk.map(Risk::as_str));
         match self.retry_after_s {
             Some(s) => {

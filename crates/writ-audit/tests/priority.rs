@@ -1,0 +1,100 @@
+//! `AuditOptions::nice`: the log's own threads run at the nice value
+//! asked, and the threads that record are left as they were. A test
+//! binary of its own: no other log's threads are alive beside it.
+
+#![cfg(target_os = "linux")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::string_slice,
+    reason = "a test fails by panicking: unwrap, expect, panic and indexing say what broke"
+)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use writ_audit::{AuditLog, AuditOptions, AuditRecord};
+use writ_runtime::Effect;
+
+/// The nice value of each of this process's threads named `writ-audit*`.
+fn audit_threads() -> Vec<(String, i32)> {
+    let mut found = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap() {
+        let dir = task.unwrap().path();
+        let Ok(comm) = std::fs::read_to_string(dir.join("comm")) else {
+            continue; // the thread ended meanwhile
+        };
+        let comm = comm.trim().to_owned();
+        if !comm.starts_with("writ-audit") {
+            continue;
+        }
+        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        // After `(comm)`: state is field 3, nice field 19.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice: i32 = rest.split(' ').nth(16).unwrap().parse().unwrap();
+        found.push((comm, nice));
+    }
+    found.sort();
+    found
+}
+
+fn this_threads_nice() -> i32 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    rest.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_logs_threads_run_at_the_nice_value_asked() {
+    let dir = std::env::temp_dir().join(format!("writ-audit-priority-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = this_threads_nice();
+    let mut paths: Vec<PathBuf> = vec![dir.join("audit.jsonl")];
+    if cfg!(feature = "sqlite") {
+        paths.push(dir.join("audit.db"));
+    }
+    for (nice, path) in [(6u8, &paths[0]), (0, &paths[0])]
+        .into_iter()
+        .chain(paths.get(1).map(|p| (6u8, p)))
+    {
+        let log = AuditLog::open(
+            path,
+            AuditOptions {
+                nice,
+                ..AuditOptions::default()
+            },
+        )
+        .unwrap();
+        let mut rec = AuditRecord::new(
+            "billing-agent",
+            "tool:call",
+            Effect::Allow,
+            Arc::from("rev"),
+        );
+        rec.time_ms = 1;
+        log.record(&rec);
+        // Once a record is written, every thread of the log has started
+        // (and set its nice value first thing).
+        log.flush().unwrap();
+        let threads = audit_threads();
+        assert!(
+            threads.iter().any(|(name, _)| name == "writ-audit"),
+            "{threads:?}"
+        );
+        let want = (base + i32::from(nice)).min(19);
+        for (name, got) in &threads {
+            assert_eq!(*got, want, "{name} of {} with nice {nice}", path.display());
+        }
+        assert_eq!(
+            this_threads_nice(),
+            base,
+            "the recording thread is unchanged"
+        );
+        log.shutdown().unwrap();
+        assert_eq!(audit_threads(), Vec::new(), "the log's threads ended");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
