@@ -4,7 +4,7 @@
 //! with an [`AuditRecord`]) gives it a [`DecisionId`] and packs its fields
 //! into the queue: what differs from the record before (a few bytes for a
 //! repeated decision, up to a few hundred with a context) copied under a
-//! spin lock held only for that — no allocation, formatting, hashing, I/O or system
+//! lock held only for that — no allocation, formatting, hashing, I/O or system
 //! call on the calling thread. A writer thread takes the whole queue at
 //! each turn and, record by record, masks configured context keys,
 //! numbers it, writes its canonical line straight from the packed fields
@@ -463,14 +463,21 @@ impl Default for AuditOptions {
 }
 
 /// What the calling threads and the writer share: the queue behind a
-/// spin lock held only for a push or a swap (taken by every record: one
-/// atomic exchange), and the rest behind a mutex with the condition
+/// lock held only for a push or a swap (taken by every record: one
+/// atomic exchange to take it, one to give it back), and the rest behind
+/// a mutex with the condition
 /// variables the threads wait on (taken by flushes, by a caller waiting
 /// for room, and by the writer once a turn). Where both are held, the
 /// mutex is taken first.
 #[derive(Debug)]
 struct Shared {
-    intake: spin::mutex::SpinMutex<Intake, spin::relax::Yield>,
+    /// A blocking lock, not a spin lock: the writer may run at a lower
+    /// priority ([`AuditOptions::nice`]), and a caller spinning while a
+    /// preempted writer holds the lock would keep it from running for
+    /// as long as the scheduler favours the caller (milliseconds, at nice
+    /// 19). A caller that finds it held spins briefly, then sleeps, and
+    /// the writer runs.
+    intake: Mutex<Intake>,
     state: Mutex<State>,
     /// Callers waiting for room in a full queue.
     room: Condvar,
@@ -538,8 +545,10 @@ impl Shared {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn intake(&self) -> spin::mutex::SpinMutexGuard<'_, Intake, spin::relax::Yield> {
-        self.intake.lock()
+    fn intake(&self) -> MutexGuard<'_, Intake> {
+        // Held only to push a record or swap the queue, neither of which
+        // panics; if it were poisoned anyway, the queue is consistent.
+        self.intake.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The writer is gone (`st` is the locked state): drops every queued
@@ -582,7 +591,7 @@ impl AuditLog {
         })?;
         let capacity = options.capacity.max(1);
         let shared = Arc::new(Shared {
-            intake: spin::mutex::SpinMutex::new(Intake {
+            intake: Mutex::new(Intake {
                 queue: queue::Queue::with_capacity(1 << 16),
                 count: 0,
                 revisions: Vec::new(),
@@ -681,7 +690,7 @@ impl AuditLog {
     /// Records the decision `d` made for `req` at `time_ms` by the bundle
     /// of `revision` (see [`revision_of`]): assigns the decision its id
     /// and packs the request's and the decision's fields into the queue.
-    /// Cheap: a spin lock taken and a few bytes copied (what differs
+    /// Cheap: a lock taken and a few bytes copied (what differs
     /// from the record before; more with a chain or a context) — no
     /// allocation, formatting, hashing, I/O or system call — unless the
     /// queue is full (then it waits for room) or the writer is asleep
@@ -781,7 +790,7 @@ impl AuditLog {
     #[inline(always)]
     fn push_into(
         &self,
-        mut intake: spin::mutex::SpinMutexGuard<'_, Intake, spin::relax::Yield>,
+        mut intake: MutexGuard<'_, Intake>,
         id: DecisionId,
         revision: &Arc<str>,
         push: impl FnOnce(&mut queue::Queue, u64, u32),
