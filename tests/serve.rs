@@ -1090,15 +1090,27 @@ fn the_audit_logs_threads_run_below_the_servers() {
         let mut all = vec![policy];
         all.extend_from_slice(args);
         let server = Serve::start(&dir, name, &all);
-        // A decision written: the writer has started.
         let (answer, _) = server.check(&request("agent", "tool:call"));
         assert_eq!(answer["decision"], "allow");
-        let threads = threads_nice(server.child.id());
-        let main = threads
-            .iter()
-            .find(|(n, _)| n == "writ")
-            .unwrap_or_else(|| panic!("no main thread in {threads:?}"))
-            .1;
+        // The answer may come before the log's threads have run: wait
+        // (5 s at most) for them to set their nice value.
+        let start = Instant::now();
+        let (threads, main) = loop {
+            let threads = threads_nice(server.child.id());
+            let main = threads
+                .iter()
+                .find(|(n, _)| n == "writ")
+                .unwrap_or_else(|| panic!("no main thread in {threads:?}"))
+                .1;
+            let want = (main + step).min(19);
+            let audit = threads.iter().filter(|(n, _)| n.starts_with("writ-audit"));
+            if audit.clone().count() > 0 && audit.clone().all(|(_, n)| *n == want)
+                || start.elapsed() > Duration::from_secs(5)
+            {
+                break (threads, main);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
         let audit: Vec<_> = threads
             .iter()
             .filter(|(n, _)| n.starts_with("writ-audit"))

@@ -1119,7 +1119,7 @@ fn run() -> Result<bool, String> {
             let (per_cpu, _, _) = ratios(w, a, true);
             let [floor_due, floor_sent] = w.floor_same_rate.unwrap_or_default();
             println!(
-                "- ({key}) [{rt}]: writ / floor {:.0} % (median of {} rounds, {:.0}–{:.0} %; target ≥ 70 %: {}), {:.0} % per CPU second; p99 at half rate ({:.0} req/s) {} from when sent (target ≤ 2 ms: {}), {} from when due; the floor at the same rate: {} from when sent, {} from when due",
+                "- ({key}) [{rt}]: writ / floor {:.0} % (median of {} rounds, {:.0}–{:.0} %; target ≥ 70 %: {}), {:.0} % per CPU second; p99 at half rate ({:.0} req/s) {} from when sent (target ≤ 2 ms: {}), {} from when due; the floor at the same rate: {} from when sent, {} from when due (writ − floor, from when due: {:+.2} ms)",
                 floor_ratio * 100.0,
                 w.rounds.len(),
                 lo * 100.0,
@@ -1131,7 +1131,8 @@ fn run() -> Result<bool, String> {
                 verdict(w.half_sent.p99_s <= 0.002),
                 time(w.half.p99_s),
                 time(floor_sent.p99_s),
-                time(floor_due.p99_s)
+                time(floor_due.p99_s),
+                (w.half.p99_s - floor_due.p99_s) * 1e3
             );
             if let Some(d) = aegis_row {
                 let (x, lo, hi) = ratios(w, d, false);

@@ -4,8 +4,9 @@
 //! with an [`AuditRecord`]) gives it a [`DecisionId`] and packs its fields
 //! into the queue: what differs from the record before (a few bytes for a
 //! repeated decision, up to a few hundred with a context) copied under a
-//! lock held only for that — no allocation, formatting, hashing, I/O or system
-//! call on the calling thread. A writer thread takes the whole queue at
+//! lock held only for that — no hashing, I/O or (while the lock is free)
+//! system call on the calling thread, and no allocation or formatting but
+//! a reason sentence's. A writer thread takes the whole queue at
 //! each turn and, record by record, masks configured context keys,
 //! numbers it, writes its canonical line straight from the packed fields
 //! into a batch buffer and hashes it (chained to the record before), then
@@ -692,7 +693,8 @@ impl AuditLog {
     /// and packs the request's and the decision's fields into the queue.
     /// Cheap: a lock taken and a few bytes copied (what differs
     /// from the record before; more with a chain or a context) — no
-    /// allocation, formatting, hashing, I/O or system call — unless the
+    /// hashing, I/O or (while the lock is free) system call, and no
+    /// allocation or formatting but the reason sentence's — unless the
     /// queue is full (then it waits for room) or the writer is asleep
     /// after a second without records (then it wakes it). When the writer
     /// has stopped, the record is dropped and counted.
@@ -717,6 +719,11 @@ impl AuditLog {
         time_ms: i64,
         reason: Option<&str>,
     ) -> DecisionId {
+        debug_assert_eq!(
+            reason,
+            d.reason_text(req).as_deref(),
+            "not the decision's reason"
+        );
         self.enqueue(revision, |q, seq, revision| {
             q.push(&Fields {
                 seq,

@@ -30,7 +30,9 @@ fn audit_threads() -> Vec<(String, i32)> {
         if !comm.starts_with("writ-audit") {
             continue;
         }
-        let stat = std::fs::read_to_string(dir.join("stat")).unwrap();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
+            continue; // the thread ended meanwhile
+        };
         // After `(comm)`: state is field 3, nice field 19.
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let nice: i32 = rest.split(' ').nth(16).unwrap().parse().unwrap();
@@ -38,6 +40,19 @@ fn audit_threads() -> Vec<(String, i32)> {
     }
     found.sort();
     found
+}
+
+/// The log's threads, once `done` holds of them (polled for 5 s at most:
+/// a thread that ended stays in /proc for a moment after `join`).
+fn audit_threads_once(done: impl Fn(&[(String, i32)]) -> bool) -> Vec<(String, i32)> {
+    let start = std::time::Instant::now();
+    loop {
+        let threads = audit_threads();
+        if done(&threads) || start.elapsed() > std::time::Duration::from_secs(5) {
+            return threads;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
 }
 
 fn this_threads_nice() -> i32 {
@@ -76,15 +91,16 @@ fn a_logs_threads_run_at_the_nice_value_asked() {
         );
         rec.time_ms = 1;
         log.record(&rec);
-        // Once a record is written, every thread of the log has started
-        // (and set its nice value first thing).
+        // Once a record is written and synced, the writer (and a JSON
+        // Lines log's syncing thread) have run, and set their nice value
+        // first thing.
         log.flush().unwrap();
-        let threads = audit_threads();
+        let want = (base + i32::from(nice)).min(19);
+        let threads = audit_threads_once(|t| t.iter().all(|(_, n)| *n == want));
         assert!(
             threads.iter().any(|(name, _)| name == "writ-audit"),
             "{threads:?}"
         );
-        let want = (base + i32::from(nice)).min(19);
         for (name, got) in &threads {
             assert_eq!(*got, want, "{name} of {} with nice {nice}", path.display());
         }
@@ -94,7 +110,11 @@ fn a_logs_threads_run_at_the_nice_value_asked() {
             "the recording thread is unchanged"
         );
         log.shutdown().unwrap();
-        assert_eq!(audit_threads(), Vec::new(), "the log's threads ended");
+        assert_eq!(
+            audit_threads_once(<[_]>::is_empty),
+            Vec::new(),
+            "the log's threads ended"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

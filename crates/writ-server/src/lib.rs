@@ -449,6 +449,7 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         _ => None,
     };
     let _watcher = reload::start(&state);
+    check_audit_nice(state.config.audit_nice);
     start_pruning(&state);
     ready(addr);
     let app = router(Arc::clone(&state));
@@ -471,6 +472,27 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
 /// Prunes the audit log at start and every [`audit::PRUNE_EVERY`], when
 /// `AUDIT_RETENTION_DAYS` is not 0 (with a JSON Lines log, says at start
 /// that it is kept whole).
+/// Says at start when the audit log's threads cannot lower their
+/// priority (a system call filter, say): they then run at the server's,
+/// which is safe but loses what `--audit-nice` is for. A throwaway thread
+/// tries what the log's threads do.
+fn check_audit_nice(nice: u8) {
+    if nice == 0 || !cfg!(target_os = "linux") {
+        return;
+    }
+    let lowered = std::thread::Builder::new()
+        .name("writ-nice-probe".to_owned())
+        .spawn(move || writ_audit::lower_this_thread(nice))
+        .ok()
+        .and_then(|t| t.join().ok())
+        .flatten();
+    if lowered.is_none() {
+        eprintln!(
+            "writ serve: the audit log's threads cannot lower their priority (--audit-nice {nice}); they run at the server's"
+        );
+    }
+}
+
 fn start_pruning(state: &Shared) {
     let days = state.config.audit_retention_days;
     if days == 0 {
@@ -492,7 +514,9 @@ fn start_pruning(state: &Shared) {
             let s = Arc::clone(&state);
             // A thread of its own, at the audit writer's priority (a
             // nice value, once raised, cannot be lowered again without
-            // privilege: not on one of tokio's pooled threads).
+            // privilege: not on one of tokio's pooled threads). The
+            // process may exit during a prune: SQLite rolls its open
+            // transaction back, and the log stays whole.
             let (tx, rx) = tokio::sync::oneshot::channel();
             let spawned = std::thread::Builder::new()
                 .name("writ-audit-prune".to_owned())
