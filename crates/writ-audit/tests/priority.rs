@@ -33,10 +33,7 @@ fn audit_threads() -> Vec<(String, i32)> {
         let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             continue; // the thread ended meanwhile
         };
-        // After `(comm)`: state is field 3, nice field 19.
-        let rest = &stat[stat.rfind(')').unwrap() + 2..];
-        let nice: i32 = rest.split(' ').nth(16).unwrap().parse().unwrap();
-        found.push((comm, nice));
+        found.push((comm, nice_in_stat(&stat)));
     }
     found.sort();
     found
@@ -55,10 +52,15 @@ fn audit_threads_once(done: impl Fn(&[(String, i32)]) -> bool) -> Vec<(String, i
     }
 }
 
-fn this_threads_nice() -> i32 {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+/// The nice value in a thread's `/proc/.../stat`: after `(comm)`, the
+/// state is field 3 and the nice value field 19.
+fn nice_in_stat(stat: &str) -> i32 {
     let rest = &stat[stat.rfind(')').unwrap() + 2..];
     rest.split(' ').nth(16).unwrap().parse().unwrap()
+}
+
+fn this_threads_nice() -> i32 {
+    nice_in_stat(&std::fs::read_to_string("/proc/thread-self/stat").unwrap())
 }
 
 #[test]

@@ -19,9 +19,6 @@ use crate::error::ApiError;
 pub struct Audit {
     log: AuditLog,
     path: PathBuf,
-    /// How much the log's threads raise their nice value (the pruning
-    /// thread's too).
-    nice: u8,
     sqlite: bool,
     /// Records removed by retention, and prunes that failed.
     pruned: AtomicU64,
@@ -97,7 +94,6 @@ impl Audit {
         Ok(Audit {
             log,
             path: path.to_owned(),
-            nice,
             sqlite,
             pruned: AtomicU64::new(0),
             prune_failures: AtomicU64::new(0),
@@ -139,12 +135,6 @@ impl Audit {
     /// Counts a prune that failed before it reached the log.
     pub fn prune_failed(&self) {
         self.prune_failures.fetch_add(1, Relaxed);
-    }
-
-    /// How much the log's threads raise their nice value.
-    #[must_use]
-    pub fn nice(&self) -> u8 {
-        self.nice
     }
 
     /// The counters `/metrics` shows.

@@ -521,7 +521,7 @@ fn start_pruning(state: &Shared) {
             let spawned = std::thread::Builder::new()
                 .name("writ-audit-prune".to_owned())
                 .spawn(move || {
-                    let _ = writ_audit::lower_this_thread(s.audit.nice());
+                    let _ = writ_audit::lower_this_thread(s.config.audit_nice);
                     let _ = tx.send(s.audit.prune(days, writ_audit::now_ms()));
                 });
             let pruned = match spawned {
