@@ -1,5 +1,5 @@
 //! Any bytes as an HTTP request to `writ serve` (a method and path line,
-//! header lines, a blank line, a body), sent to the router in process. The
+//! header lines, a blank line, a body), sent to the server's service in process. The
 //! server never panics or answers 500, and with `JWT_SECRET` set nothing
 //! but `/health` answers 2xx without a credential: the admin token or a
 //! token with one of the policy's `token_prefix`es (the corpus has both;
@@ -70,7 +70,7 @@ fuzz_target!(|data: &[u8]| {
     let health = req.uri().path() == "/health";
     let (rt, state) = server();
     let Ok(status) = rt.block_on(async {
-        writ_server::router(Arc::clone(state))
+        writ_server::service(Arc::clone(state))
             .oneshot(req)
             .await
             .map(|r| r.status())

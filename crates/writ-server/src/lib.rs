@@ -18,6 +18,7 @@ pub mod audit;
 pub mod config;
 pub mod error;
 mod explain;
+pub mod hot;
 pub mod identity;
 mod meshguard;
 pub mod metrics;
@@ -352,20 +353,82 @@ pub fn router(state: Shared) -> Router {
         .with_state(state)
 }
 
+/// The service `writ serve` answers with: the hot routes ([`hot`]),
+/// then [`router`].
+#[must_use]
+pub fn service(state: Shared) -> hot::Service {
+    let router = router(Arc::clone(&state));
+    hot::Service::new(state, router)
+}
+
 async fn count_requests(
     axum::extract::State(state): axum::extract::State<Shared>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    guarded(&state, next.run(req)).await
+}
+
+/// What every request goes through: counted, and answered 504 when
+/// `answer` takes longer than `--request-timeout`.
+pub(crate) async fn guarded(
+    state: &State,
+    answer: impl Future<Output = axum::response::Response>,
+) -> axum::response::Response {
     state.metrics.requests.fetch_add(1, Relaxed);
     let timeout = state.config.request_timeout;
-    match tokio::time::timeout(timeout, next.run(req)).await {
+    match tokio::time::timeout(timeout, answer).await {
         Ok(r) => r,
         Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
             axum::http::StatusCode::GATEWAY_TIMEOUT,
             "timeout",
             format!("no answer within {} s", timeout.as_secs()),
         )),
+    }
+}
+
+/// A request's body, read whole up to `--max-body-bytes`.
+///
+/// # Errors
+/// 413 `body_too_large` past the limit (before reading anything when
+/// `Content-Length` says so); 400 when the body cannot be read.
+pub(crate) async fn read_body(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    use http_body_util::BodyExt as _;
+    let too_large = || {
+        ApiError::new(
+            axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the request body is over {limit} bytes (--max-body-bytes)"),
+        )
+    };
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(e) => Err(ApiError::bad_request(format!(
+            "the request body could not be read: {e}"
+        ))),
+    }
+}
+
+/// A request body, read by [`read_body`] (axum's own extractors answer
+/// a body over the limit in plain text; this one in the API's JSON).
+#[derive(Debug)]
+pub struct Body(pub axum::body::Bytes);
+
+impl axum::extract::FromRequest<Shared> for Body {
+    type Rejection = axum::response::Response;
+
+    async fn from_request(
+        req: axum::extract::Request,
+        state: &Shared,
+    ) -> Result<Body, Self::Rejection> {
+        read_body(req.into_body(), state.config.max_body_bytes)
+            .await
+            .map(Body)
+            .map_err(axum::response::IntoResponse::into_response)
     }
 }
 
@@ -452,7 +515,7 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
     check_audit_nice(state.config.audit_nice);
     start_pruning(&state);
     ready(addr);
-    let app = router(Arc::clone(&state));
+    let app = tower::make::Shared::new(service(Arc::clone(&state)));
     match tls {
         Some(config) => axum::serve(tls::Listener::new(listener, config)?, app)
             .with_graceful_shutdown(shutdown())

@@ -248,21 +248,33 @@ fn decide(
 }
 
 async fn check(State(s): State<Shared>, Headers(headers): Headers) -> Response {
-    let who = match s.authenticate(&headers, true) {
+    check_headers(&s, &headers)
+}
+
+/// `GET /proxy/check` from [`crate::hot`]: the handler above, on the
+/// request as it came (its body is not read, as the router's handler
+/// does not read it).
+pub(crate) fn check_request(s: &Shared, req: axum::extract::Request) -> Response {
+    let (parts, _) = req.into_parts();
+    check_headers(s, &parts.headers)
+}
+
+fn check_headers(s: &Shared, headers: &HeaderMap) -> Response {
+    let who = match s.authenticate(headers, true) {
         Ok(Some(w)) => w,
         Ok(None) => return ApiError::unauthorized("a bearer token is required").into_response(),
         Err(e) => return e.into_response(),
     };
-    let Some(action) = header_str(&headers, "x-meshguard-action").map(str::to_owned) else {
+    let Some(action) = header_str(headers, "x-meshguard-action").map(str::to_owned) else {
         return ApiError::bad_request("X-MeshGuard-Action is required").into_response();
     };
-    let resource = header_str(&headers, "x-meshguard-resource").map(str::to_owned);
-    let req = match request_of(&who, &headers, action, resource) {
+    let resource = header_str(headers, "x-meshguard-resource").map(str::to_owned);
+    let req = match request_of(&who, headers, action, resource) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
     let audit_mode = s.config.mode == Mode::Audit;
-    match decide(&s, &req, |d, reason| {
+    match decide(s, &req, |d, reason| {
         // In the order serde_json's map wrote them (sorted keys).
         let would_deny = audit_mode && d.effect != Effect::Allow;
         let mut body = Object::new()
@@ -323,7 +335,7 @@ async fn proxy(
     method: Method,
     uri: Uri,
     Headers(headers): Headers,
-    body: axum::body::Bytes,
+    crate::Body(body): crate::Body,
 ) -> Response {
     let who = match s.authenticate(&headers, true) {
         Ok(Some(w)) => w,
@@ -485,12 +497,12 @@ fn tier_of(text: Option<&str>) -> Result<Option<&'static str>, ApiError> {
 async fn create_agent(
     State(s): State<Shared>,
     Headers(headers): Headers,
-    body: String,
+    crate::Body(body): crate::Body,
 ) -> Response {
     if let Err(e) = admin(&s, &headers) {
         return e.into_response();
     }
-    let b: AgentBody = match serde_json::from_str(&body) {
+    let b: AgentBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(format!("malformed agent: {e}")).into_response(),
     };
@@ -555,12 +567,12 @@ async fn update_agent(
     State(s): State<Shared>,
     Headers(headers): Headers,
     Path(id): Path<String>,
-    body: String,
+    crate::Body(body): crate::Body,
 ) -> Response {
     if let Err(e) = admin(&s, &headers) {
         return e.into_response();
     }
-    let b: AgentBody = match serde_json::from_str(&body) {
+    let b: AgentBody = match serde_json::from_slice(&body) {
         Ok(b) => b,
         Err(e) => return ApiError::bad_request(format!("malformed agent: {e}")).into_response(),
     };

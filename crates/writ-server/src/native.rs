@@ -14,15 +14,14 @@
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use writ_runtime::Request;
 
-use crate::Headers;
 use crate::error::ApiError;
+use crate::{Body, Headers};
 use crate::{Principal, Shared};
 
 /// The most requests a batch may hold.
@@ -157,8 +156,23 @@ fn text(body: &[u8]) -> Result<&str, ApiError> {
     })
 }
 
-async fn check(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) -> Response {
-    let req = match text(&body).and_then(|body| asked(&s, &headers, body)) {
+async fn check(State(s): State<Shared>, Headers(headers): Headers, Body(body): Body) -> Response {
+    check_body(&s, &headers, &body)
+}
+
+/// `POST /v1/check` from [`crate::hot`]: the handler above, on the
+/// request as it came.
+pub(crate) async fn check_request(s: &Shared, req: axum::extract::Request) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    match crate::read_body(body, s.config.max_body_bytes).await {
+        Ok(body) => check_body(s, &headers, &body),
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_body(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
+    let req = match text(body).and_then(|body| asked(s, headers, body)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };
@@ -179,7 +193,7 @@ async fn check(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) 
 /// The decision and the steps that led to it (see `explain.rs`). An
 /// explanation runs on fresh limits: it counts against nothing, and does
 /// not see the served counts.
-async fn explain(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) -> Response {
+async fn explain(State(s): State<Shared>, Headers(headers): Headers, Body(body): Body) -> Response {
     let req = match text(&body).and_then(|body| asked(&s, &headers, body)) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
@@ -197,7 +211,7 @@ struct Batch {
     requests: Vec<serde_json::Value>,
 }
 
-async fn batch(State(s): State<Shared>, Headers(headers): Headers, body: Bytes) -> Response {
+async fn batch(State(s): State<Shared>, Headers(headers): Headers, Body(body): Body) -> Response {
     let who = match caller(&s, &headers) {
         Ok(w) => w,
         Err(e) => return e.into_response(),

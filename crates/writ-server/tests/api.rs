@@ -18,7 +18,7 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
-use writ_server::{Config, Shared, State, router};
+use writ_server::{Config, Shared, State, router, service};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef";
 const ADMIN: &str = "admin-token-0123456789";
@@ -58,7 +58,7 @@ async fn call(s: &Shared, method: &str, uri: &str, headers: &[(&str, &str)], bod
     for (k, v) in headers {
         b = b.header(*k, *v);
     }
-    let resp = router(Arc::clone(s))
+    let resp = service(Arc::clone(s))
         .oneshot(b.body(Body::from(body.to_owned())).unwrap())
         .await
         .unwrap();
@@ -130,7 +130,7 @@ async fn malformed_requests_get_a_code_and_a_sentence() {
     }
     // A body that is not UTF-8, on every endpoint that reads one.
     for uri in ["/v1/check", "/v1/check/batch", "/v1/explain"] {
-        let resp = router(Arc::clone(&s))
+        let resp = service(Arc::clone(&s))
             .oneshot(
                 Request::builder()
                     .method("POST")
@@ -167,8 +167,205 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
         r#"{{"agent":"a","action":"x","context":{{"pad":"{}"}}}}"#,
         "x".repeat(4096)
     );
-    let a = call(&s, "POST", "/v1/check", &[], &big).await;
-    assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE);
+    // Every endpoint that reads a body answers in the API's JSON: the
+    // hot route and the router's alike.
+    for uri in [
+        "/v1/check",
+        "/v1/check/batch",
+        "/v1/explain",
+        "/admin/agents",
+    ] {
+        let a = call(&s, "POST", uri, &[], &big).await;
+        assert_eq!(a.status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        assert_eq!(a.json["error"], "body_too_large", "{uri}: {}", a.json);
+        assert!(
+            a.json["message"]
+                .as_str()
+                .unwrap()
+                .contains("over 1024 bytes"),
+            "{uri}: {}",
+            a.json
+        );
+    }
+    // At the limit it is read.
+    let fits = format!(
+        r#"{{"agent":"a","action":"x","context":{{"pad":"{}"}}}}"#,
+        "x".repeat(1024 - 47)
+    );
+    assert_eq!(fits.len(), 1024);
+    let a = call(&s, "POST", "/v1/check", &[], &fits).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+}
+
+/// One request to `app`, answered as the wire would carry it: status,
+/// headers but `date`, body.
+async fn raw<S>(app: S, method: &str, uri: &str, headers: &[(&str, &str)], body: &[u8]) -> String
+where
+    S: tower::Service<
+            Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+        >,
+{
+    let mut b = Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    let resp = app
+        .oneshot(b.body(Body::from(body.to_vec())).unwrap())
+        .await
+        .unwrap();
+    let mut out = format!("{}\n", resp.status());
+    for (k, v) in resp.headers() {
+        if k != "date" {
+            out.push_str(&format!("{k}: {}\n", v.to_str().unwrap()));
+        }
+    }
+    let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    out.push_str(&String::from_utf8_lossy(&bytes));
+    generated_trace_ids_blanked(&out)
+}
+
+/// `text` with the trace ids the server makes up (`trace_` and 16 hex
+/// digits, random) blanked.
+fn generated_trace_ids_blanked(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("trace_") {
+        let (before, after) = rest.split_at(i + "trace_".len());
+        out.push_str(before);
+        let hex = after.bytes().take_while(u8::is_ascii_hexdigit).count();
+        if hex == 16 {
+            out.push_str("<generated>");
+            rest = &after[16..];
+        } else {
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A method, a URI, headers and a body.
+type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, Vec<u8>);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hot_routes_answer_as_the_router_does() {
+    // Two servers alike, one asked through the router only, the other as
+    // `writ serve` asks (`POST /v1/check` and `GET /proxy/check` answered
+    // before the router): every answer is the same, byte for byte, in
+    // the same order (so limits count the same).
+    let configure = |c: &mut Config| {
+        c.jwt_secret = Some(SECRET.into());
+        c.admin_token = Some(ADMIN.into());
+        c.max_body_bytes = 2048;
+    };
+    let seeds = [
+        "examples/seeds/meshguard-openai-support.yaml",
+        "examples/seeds/meshguard-support-agents.yaml",
+    ];
+    let a = state("hot-router", &seeds, configure);
+    let b = state("hot-service", &seeds, configure);
+    let t1 = ("authorization", "Bearer tok_support_t1_abc");
+    let t3 = ("authorization", "Bearer tok_support_t3_abc");
+    let admin = ("x-admin-token", ADMIN);
+    let search = ("x-meshguard-action", "web_search:execute");
+    let big = format!(
+        r#"{{"agent":"a","action":"x","context":{{"pad":"{}"}}}}"#,
+        "x".repeat(4096)
+    );
+    let ask =
+        r#"{"agent":"support-t1-001","action":"web_search:execute","token":"tok_support_t1_abc"}"#;
+    let mut cases: Vec<Case<'_>> = vec![
+        ("POST", "/v1/check", vec![admin], ask.into()),
+        (
+            "POST",
+            "/v1/check",
+            vec![admin, ("content-type", "application/json")],
+            br#"{"agent":"x","action":"computer_use:execute"}"#.to_vec(),
+        ),
+        ("POST", "/v1/check", vec![], ask.into()),
+        (
+            "POST",
+            "/v1/check",
+            vec![("authorization", "Bearer nope")],
+            ask.into(),
+        ),
+        (
+            "POST",
+            "/v1/check",
+            vec![admin],
+            b"{\"agent\":\"\xff\"}".to_vec(),
+        ),
+        ("POST", "/v1/check", vec![admin], b"{not json".to_vec()),
+        (
+            "POST",
+            "/v1/check",
+            vec![admin],
+            br#"{"agent":"x","action":"y","at":"2025-01-15T12:00:00Z","unknown":1}"#.to_vec(),
+        ),
+        ("POST", "/v1/check", vec![admin], big.clone().into_bytes()),
+        ("POST", "/v1/check", vec![t1], ask.into()),
+        ("GET", "/v1/check", vec![admin], vec![]),
+        ("POST", "/v1/check/", vec![admin], ask.into()),
+        (
+            "GET",
+            "/proxy/check",
+            vec![t1, search, ("x-meshguard-trace-id", "trace-1")],
+            vec![],
+        ),
+        (
+            "GET",
+            "/proxy/check",
+            vec![t3, ("x-meshguard-action", "computer_use:execute")],
+            vec![],
+        ),
+        ("GET", "/proxy/check", vec![t1], vec![]),
+        ("GET", "/proxy/check", vec![search], vec![]),
+        (
+            "GET",
+            "/proxy/check",
+            vec![("authorization", "Bearer tok_other_1"), search],
+            vec![],
+        ),
+        ("GET", "/proxy/check", vec![t1, search], big.into_bytes()),
+        ("HEAD", "/proxy/check", vec![t1, search], vec![]),
+        ("POST", "/proxy/check", vec![t1, search], vec![]),
+        ("GET", "/proxy/check?x=1", vec![t1, search], vec![]),
+    ];
+    // Past tier 1's limit of 30 searches an hour.
+    for _ in 0..32 {
+        cases.push(("GET", "/proxy/check", vec![t1, search], vec![]));
+    }
+    let mut compared = 0;
+    for (m, uri, headers, body) in &cases {
+        let want = raw(router(Arc::clone(&a)), m, uri, headers, body).await;
+        let got = raw(service(Arc::clone(&b)), m, uri, headers, body).await;
+        assert_eq!(got, want, "{m} {uri} {headers:?}");
+        compared += 1;
+    }
+    let last = raw(
+        service(Arc::clone(&b)),
+        "GET",
+        "/proxy/check",
+        &[t1, search],
+        b"",
+    )
+    .await;
+    assert!(last.starts_with("429"), "the limit was reached: {last}");
+    let metrics = |s: &Shared| {
+        s.metrics
+            .requests
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!(
+        metrics(&a) + 1,
+        metrics(&b),
+        "every request is counted either way"
+    );
+    eprintln!("{compared} requests answered alike");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
