@@ -142,15 +142,17 @@ impl Object {
 
     fn into_response(mut self, status: StatusCode) -> Response {
         self.0.push(b'}');
-        (
-            status,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            self.0,
-        )
-            .into_response()
+        let mut r = Response::new(Body::from(self.0));
+        *r.status_mut() = status;
+        // Room for every header a decision's answer carries (its type,
+        // `decision_headers`, the length), allocated once.
+        let h = r.headers_mut();
+        h.reserve(8);
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        r
     }
 }
 
@@ -200,20 +202,22 @@ fn refusal(req: &Request, d: &Decision<'_>, reason: Option<&str>) -> Response {
 }
 
 fn decision_headers(r: &mut Response, req: &Request, d: &Decision<'_>, effect: &str) {
+    const DECISION: HeaderName = HeaderName::from_static("x-meshguard-decision");
+    const POLICY: HeaderName = HeaderName::from_static("x-meshguard-policy");
+    const RULE: HeaderName = HeaderName::from_static("x-meshguard-rule");
+    const TRACE_ID: HeaderName = HeaderName::from_static("x-meshguard-trace-id");
+    const AGENT_ID: HeaderName = HeaderName::from_static("x-meshguard-agent-id");
     let h = r.headers_mut();
-    let mut put = |name: &'static str, value: &str| {
+    let mut put = |name: HeaderName, value: &str| {
         if let Ok(v) = HeaderValue::from_str(value) {
-            h.insert(HeaderName::from_static(name), v);
+            h.insert(name, v);
         }
     };
-    put("x-meshguard-decision", effect);
-    put("x-meshguard-policy", d.policy.unwrap_or("default"));
-    put("x-meshguard-rule", &rule_name(d));
-    put(
-        "x-meshguard-trace-id",
-        req.trace_id.as_deref().unwrap_or(""),
-    );
-    put("x-meshguard-agent-id", &req.agent);
+    put(DECISION, effect);
+    put(POLICY, d.policy.unwrap_or("default"));
+    put(RULE, &rule_name(d));
+    put(TRACE_ID, req.trace_id.as_deref().unwrap_or(""));
+    put(AGENT_ID, &req.agent);
 }
 
 /// Decides; in audit mode every decision allows (the log has the truth).
