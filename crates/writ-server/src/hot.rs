@@ -4,11 +4,11 @@
 //! Everything else goes to the router. The router's work per request
 //! (matching the path among every route, cloning and boxing each layer's
 //! service, the middleware's boxed future) cost about as much as deciding;
-//! for these two routes [`Service`] matches the method and the path
-//! itself and calls the same handlers, with the same request count,
-//! timeout and body limit the router's layers apply ([`guarded`],
-//! [`crate::body`]). Their answers are the router's, byte for byte:
-//! `tests/api.rs` asks both ways.
+//! for these two routes [`Service`] matches the method and the exact path
+//! itself and calls the same handlers, with the same request count and
+//! timeout (`guarded`) and the same body limit (`read_body`) as the
+//! router's layers and extractors. Their answers are the router's, byte
+//! for byte: `tests/api.rs` asks both ways.
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -340,6 +340,12 @@ pub fn sha256_hex(text: &str) -> String {
 }
 
 /// The router: every endpoint of both APIs.
+///
+/// `POST /v1/check` and `GET /proxy/check` do not reach it in `writ
+/// serve`: [`hot`] answers them first. A layer added here must be added
+/// to them there too (today: `guarded`, and `read_body`'s limit).
+/// `DefaultBodyLimit` stays as a backstop for any extractor that reads a
+/// body without [`Body`].
 pub fn router(state: Shared) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
@@ -404,6 +410,11 @@ pub(crate) async fn read_body(
             format!("the request body is over {limit} bytes (--max-body-bytes)"),
         )
     };
+    // A `Content-Length` past the limit is refused before anything is
+    // read; a body without one is cut off where it passes the limit.
+    if usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).map_or(true, |n| n > limit) {
+        return Err(too_large());
+    }
     match http_body_util::Limited::new(body, limit).collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),

@@ -187,6 +187,23 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
             a.json
         );
     }
+    // A `Content-Length` past the limit is answered at once, though the
+    // body never comes: nothing of it is waited for.
+    for uri in ["/v1/check", "/v1/explain"] {
+        let never = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .body(Body::new(NeverComes(4096)))
+            .unwrap();
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            service(Arc::clone(&s)).oneshot(never),
+        )
+        .await
+        .expect("answered without reading the body")
+        .unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+    }
     // At the limit it is read.
     let fits = format!(
         r#"{{"agent":"a","action":"x","context":{{"pad":"{}"}}}}"#,
@@ -195,6 +212,25 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
     assert_eq!(fits.len(), 1024);
     let a = call(&s, "POST", "/v1/check", &[], &fits).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+}
+
+/// A body that says it is `.0` bytes long and never sends a byte.
+struct NeverComes(u64);
+
+impl http_body::Body for NeverComes {
+    type Data = axum::body::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.0)
+    }
 }
 
 /// One request to `app`, answered as the wire would carry it: status,
@@ -334,6 +370,16 @@ async fn the_hot_routes_answer_as_the_router_does() {
         ("HEAD", "/proxy/check", vec![t1, search], vec![]),
         ("POST", "/proxy/check", vec![t1, search], vec![]),
         ("GET", "/proxy/check?x=1", vec![t1, search], vec![]),
+        ("POST", "/v1/check?x=1", vec![admin], ask.into()),
+        (
+            "POST",
+            "http://127.0.0.1:8181/v1/check",
+            vec![admin],
+            ask.into(),
+        ),
+        ("POST", "/v1%2Fcheck", vec![admin], ask.into()),
+        ("post", "/v1/check", vec![admin], ask.into()),
+        ("GET", "/PROXY/check", vec![t1, search], vec![]),
     ];
     // Past tier 1's limit of 30 searches an hour.
     for _ in 0..32 {
@@ -355,6 +401,28 @@ async fn the_hot_routes_answer_as_the_router_does() {
     )
     .await;
     assert!(last.starts_with("429"), "the limit was reached: {last}");
+    // The hot routes are answered by `service` itself: with a router that
+    // has no route at all, they still decide, and nothing else answers.
+    let c = state("hot-alone", &seeds, configure);
+    let alone = || writ_server::hot::Service::new(Arc::clone(&c), axum::Router::new());
+    let answer = raw(alone(), "POST", "/v1/check", &[admin], ask.as_bytes()).await;
+    assert!(
+        answer.starts_with("200") && answer.contains("\"decision\":\"allow\""),
+        "{answer}"
+    );
+    let answer = raw(alone(), "GET", "/proxy/check", &[t1, search], b"").await;
+    assert!(
+        answer.starts_with("200") && answer.contains("\"allowed\":true"),
+        "{answer}"
+    );
+    for (m, uri) in [
+        ("GET", "/health"),
+        ("GET", "/v1/check"),
+        ("POST", "/v1/check/"),
+    ] {
+        let answer = raw(alone(), m, uri, &[admin], b"").await;
+        assert!(answer.starts_with("404"), "{m} {uri}: {answer}");
+    }
     let metrics = |s: &Shared| {
         s.metrics
             .requests
