@@ -543,9 +543,6 @@ pub async fn run(config: Config, ready: impl FnOnce(SocketAddr)) -> Result<(), S
         .map_err(|e| ServeError(format!("audit log: {e}")))
 }
 
-/// Prunes the audit log at start and every [`audit::PRUNE_EVERY`], when
-/// `AUDIT_RETENTION_DAYS` is not 0 (with a JSON Lines log, says at start
-/// that it is kept whole).
 /// Says at start when the audit log's threads cannot lower their
 /// priority (a system call filter, say): they then run at the server's,
 /// which is safe but loses what `--audit-nice` is for. A throwaway thread
@@ -567,6 +564,9 @@ fn check_audit_nice(nice: u8) {
     }
 }
 
+/// Prunes the audit log at start and every [`audit::PRUNE_EVERY`], when
+/// `AUDIT_RETENTION_DAYS` is not 0 (with a JSON Lines log, says at start
+/// that it is kept whole).
 fn start_pruning(state: &Shared) {
     let days = state.config.audit_retention_days;
     if days == 0 {

@@ -21,8 +21,7 @@ use axum::routing::{get, post};
 use writ_runtime::Request;
 
 use crate::error::ApiError;
-use crate::{Body, Headers};
-use crate::{Principal, Shared};
+use crate::{Body, Headers, Principal, Shared};
 
 /// The most requests a batch may hold.
 pub const MAX_BATCH: usize = 1000;
