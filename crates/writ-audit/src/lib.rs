@@ -83,7 +83,7 @@ pub use mask::MASKED;
 pub use priority::{MAX_NICE, lower_this_thread};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{
-    PruneReport, SqliteCounts, SqliteSink, prune_sqlite, read_sqlite, sqlite_counts,
+    PruneReport, SqliteCounts, SqliteSink, WAL_PAGES, prune_sqlite, read_sqlite, sqlite_counts,
     sqlite_in_order, sqlite_newest_first, verify_sqlite,
 };
 pub use verify::{At, IncompleteTail, Problem, Pruned, VerifyReport};

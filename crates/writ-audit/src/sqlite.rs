@@ -22,12 +22,12 @@ use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use writ_runtime::Effect;
 
 use super::canonical::{Head, hex, hex_into, unhex, write_body};
 use super::verify::{Pruned, Verifier, VerifyReport, parse_line};
-use super::{AuditError, Batch, ChainHead, Sink};
+use super::{AuditError, BackgroundSync, Batch, ChainHead, Sink};
 
 /// The batch layout: the table and the per-record view.
 const BATCH_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS audit_batch (
@@ -228,6 +228,9 @@ pub struct SqliteSink {
     layout: Layout,
     /// A batch row's `records`, reused.
     text: String,
+    /// The writer's automatic checkpoint, in pages, when the syncing
+    /// thread checkpoints too.
+    wal_pages: u32,
 }
 
 impl SqliteSink {
@@ -325,7 +328,18 @@ impl SqliteSink {
             head,
             layout,
             text: String::new(),
+            wal_pages: WAL_PAGES,
         })
+    }
+
+    /// How many pages the WAL may grow to before the writer checkpoints
+    /// on its own, when the log checkpoints on its syncing thread
+    /// (default [`WAL_PAGES`]; SQLite's pages, 16 KiB in a new log). The
+    /// WAL file stays about this large between checkpoints.
+    #[must_use]
+    pub fn with_wal_pages(mut self, pages: u32) -> SqliteSink {
+        self.wal_pages = pages.max(1);
+        self
     }
 
     /// The database this sink writes to.
@@ -369,10 +383,82 @@ impl Sink for SqliteSink {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(to_io)
+        make_durable(&self.conn, &self.path).map(drop)
     }
+
+    /// Checkpoints through a second connection, on the log's syncing
+    /// thread, so that copying the WAL into the database (and its two
+    /// fsyncs) no longer holds up the writer. The writer's own automatic
+    /// checkpoint stays, at [`SqliteSink::with_wal_pages`] pages: the WAL
+    /// is reused from its start only after a checkpoint that caught up
+    /// with every frame, which one running beside the writer seldom does.
+    /// `None` (the writer then checkpoints itself, as before) when the
+    /// second connection cannot be opened.
+    fn background_sync(&mut self) -> Option<BackgroundSync> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        self.conn
+            .pragma_update(None, "wal_autocheckpoint", self.wal_pages)
+            .ok()?;
+        let path = self.path.clone();
+        Some(Box::new(move || make_durable(&conn, &path).map(drop)))
+    }
+}
+
+/// How many pages of WAL the writer lets grow before it checkpoints
+/// itself, when the syncing thread checkpoints too (16 KiB pages: 64 MiB).
+pub const WAL_PAGES: u32 = 4096;
+
+/// How [`make_durable`] made the log durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Durable {
+    /// A checkpoint copied every frame into the database, and synced the
+    /// WAL and the database.
+    Checkpointed,
+    /// Another checkpoint was running, or a reader kept part of the WAL
+    /// from the database: the WAL file was synced instead.
+    WalSynced,
+}
+
+/// Makes durable everything committed to the database at `path` before
+/// the call, through `conn`: a passive checkpoint (which waits for no
+/// reader or writer), and when that did not reach the WAL's last frame —
+/// a reader's snapshot holds frames back, or another connection was
+/// checkpointing — an fsync of the WAL itself, whose committed frames
+/// SQLite recovers after a crash (what `synchronous=FULL` does on every
+/// commit).
+///
+/// # Errors
+/// Any SQLite error but busy, or the WAL's fsync failing.
+fn make_durable(conn: &Connection, path: &Path) -> io::Result<Durable> {
+    let row = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+        ))
+    });
+    match row {
+        // Not busy, and every frame is in the database, synced (in a
+        // database that is not in WAL mode both are -1: each commit was
+        // synced).
+        Ok((0, log, done)) if done >= log => return Ok(Durable::Checkpointed),
+        Ok(_) => {}
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
+        Err(e) => return Err(to_io(e)),
+    }
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    match std::fs::File::open(PathBuf::from(wal)) {
+        Ok(file) => file.sync_data()?,
+        // No WAL: everything is in the database.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    Ok(Durable::WalSynced)
 }
 
 impl SqliteSink {
@@ -930,4 +1016,73 @@ fn open_read_only(path: &Path) -> Result<Connection, AuditError> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(sql(path))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "a test fails by panicking")]
+    use super::*;
+
+    fn database(name: &str) -> (PathBuf, Connection) {
+        let dir =
+            std::env::temp_dir().join(format!("writ-audit-durable-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("a.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (x TEXT);",
+        )
+        .unwrap();
+        (path, conn)
+    }
+
+    fn insert(conn: &Connection, n: usize) {
+        for _ in 0..n {
+            conn.execute("INSERT INTO t VALUES (?1)", [&"x".repeat(500)])
+                .unwrap();
+        }
+    }
+
+    fn frames(conn: &Connection) -> (i64, i64) {
+        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((r.get(1)?, r.get(2)?))
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn a_checkpoint_that_reaches_the_last_frame_is_enough() {
+        let (path, writer) = database("all");
+        insert(&writer, 50);
+        let other = Connection::open(&path).unwrap();
+        assert_eq!(make_durable(&other, &path).unwrap(), Durable::Checkpointed);
+        let (log, done) = frames(&writer);
+        assert!(
+            log > 0 && done == log,
+            "{log} frames, {done} in the database"
+        );
+    }
+
+    #[test]
+    fn when_a_reader_holds_frames_back_the_wal_itself_is_synced() {
+        let (path, writer) = database("reader");
+        insert(&writer, 10);
+        let other = Connection::open(&path).unwrap();
+        assert_eq!(make_durable(&other, &path).unwrap(), Durable::Checkpointed);
+        // A reader's snapshot, taken now, keeps later frames out of the
+        // database until it ends.
+        let reader = Connection::open(&path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        insert(&writer, 10);
+        assert_eq!(make_durable(&other, &path).unwrap(), Durable::WalSynced);
+        let (log, done) = frames(&writer);
+        assert!(done < log, "{log} frames, {done} in the database");
+        reader.execute_batch("COMMIT").unwrap();
+        assert_eq!(make_durable(&other, &path).unwrap(), Durable::Checkpointed);
+    }
 }

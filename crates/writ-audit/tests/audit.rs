@@ -551,6 +551,90 @@ mod sqlite {
             .unwrap()
     }
 
+    fn wal_len(path: &Path) -> u64 {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::metadata(PathBuf::from(wal)).map_or(0, |m| m.len())
+    }
+
+    /// What a copy of the database file alone holds (no WAL beside it):
+    /// what a checkpoint has put into the database.
+    fn records_in_the_database_file(path: &Path, dir: &Path) -> usize {
+        let copy = dir.join("copy.db");
+        let _ = std::fs::remove_file(&copy);
+        let mut wal = copy.as_os_str().to_owned();
+        wal.push("-wal");
+        let _ = std::fs::remove_file(PathBuf::from(wal));
+        std::fs::copy(path, &copy).unwrap();
+        read_sqlite(&copy).unwrap().len()
+    }
+
+    #[test]
+    fn flush_puts_every_record_into_the_database_file() {
+        let dir = temp_dir("sqlite-flush");
+        let path = dir.join("audit.db");
+        let options = AuditOptions {
+            batch_size: 64,
+            ..AuditOptions::default()
+        };
+        let log = AuditLog::new(writ_audit::SqliteSink::open(&path).unwrap(), options).unwrap();
+        let mut compared = 0;
+        for round in 1..=5u64 {
+            for i in (round - 1) * 2_000 + 1..=round * 2_000 {
+                log.record(&record(i));
+            }
+            log.flush().unwrap();
+            // The writer's own checkpoint comes only at 4096 pages, which
+            // this log never reaches: the syncing thread's checkpoint put
+            // every flushed record into the database file.
+            assert_eq!(
+                records_in_the_database_file(&path, &dir),
+                (round * 2_000) as usize,
+                "round {round}"
+            );
+            compared += 1;
+        }
+        assert_eq!(compared, 5);
+        log.shutdown().unwrap();
+        assert!(verify_sqlite(&path).unwrap().is_intact());
+    }
+
+    #[test]
+    fn the_wal_stays_bounded_while_the_syncing_thread_checkpoints() {
+        let dir = temp_dir("sqlite-wal");
+        let path = dir.join("audit.db");
+        let options = AuditOptions {
+            batch_size: 64,
+            interval: std::time::Duration::from_micros(200),
+            ..AuditOptions::default()
+        };
+        let sink = writ_audit::SqliteSink::open(&path)
+            .unwrap()
+            .with_wal_pages(32);
+        let log = AuditLog::new(sink, options).unwrap();
+        let n = 40_000u64;
+        let mut most = 0;
+        for i in 1..=n {
+            log.record(&record(i));
+            if i % 500 == 0 {
+                most = most.max(wal_len(&path));
+            }
+        }
+        log.flush().unwrap();
+        most = most.max(wal_len(&path));
+        let db = std::fs::metadata(&path).unwrap().len();
+        // About 20 MiB of records went through a WAL of 32 pages (512
+        // KiB): a WAL that only the syncing thread checkpointed would
+        // have held them all, as it is never caught up with the writer.
+        assert!(db > 8 << 20, "{db} bytes in the database");
+        assert!(most > 0, "a WAL was seen");
+        assert!(most <= 2 << 20, "the WAL grew to {most} bytes");
+        log.shutdown().unwrap();
+        let report = verify_sqlite(&path).unwrap();
+        assert!(report.is_intact(), "{report}");
+        assert_eq!(report.records, n);
+    }
+
     #[test]
     fn records_round_trip_through_sqlite() {
         let dir = temp_dir("sqlite");
