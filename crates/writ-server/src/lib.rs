@@ -377,13 +377,31 @@ async fn count_requests(
 
 /// What every request goes through: counted, and answered 504 when
 /// `answer` takes longer than `--request-timeout`.
+///
+/// The timer is armed only when the answer is not ready at its first
+/// poll (a `GET /proxy/check` always is; a body still on its way is
+/// not): registering it in tokio's timer wheel and taking it out again
+/// cost more than the rest of this function. The deadline still counts
+/// from here.
 pub(crate) async fn guarded(
     state: &State,
     answer: impl Future<Output = axum::response::Response>,
 ) -> axum::response::Response {
     state.metrics.requests.fetch_add(1, Relaxed);
     let timeout = state.config.request_timeout;
-    match tokio::time::timeout(timeout, answer).await {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut answer = std::pin::pin!(answer);
+    let first = std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match answer.as_mut().poll(cx) {
+            std::task::Poll::Ready(r) => Some(r),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await;
+    if let Some(r) = first {
+        return r;
+    }
+    match tokio::time::timeout_at(deadline, answer).await {
         Ok(r) => r,
         Err(_) => axum::response::IntoResponse::into_response(ApiError::new(
             axum::http::StatusCode::GATEWAY_TIMEOUT,

@@ -214,6 +214,45 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
     assert_eq!(a.status, StatusCode::OK, "{}", a.json);
 }
 
+#[tokio::test]
+async fn an_answer_that_never_comes_is_a_504_at_the_request_timeout() {
+    let s = state("timeout", &["examples/support.writ"], |c| {
+        c.request_timeout = std::time::Duration::from_millis(300);
+    });
+    // A body that never comes keeps the answer waiting: on the hot route
+    // (the timer armed after the first poll) and on the router's.
+    for uri in ["/v1/check", "/v1/explain", "/v1/check/batch"] {
+        let never = Request::builder()
+            .method("POST")
+            .uri(uri)
+            .body(Body::new(NeverComes(100)))
+            .unwrap();
+        let t = std::time::Instant::now();
+        let resp = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            service(Arc::clone(&s)).oneshot(never),
+        )
+        .await
+        .expect("answered at the request timeout")
+        .unwrap();
+        let waited = t.elapsed();
+        assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT, "{uri}");
+        assert!(
+            waited >= std::time::Duration::from_millis(300),
+            "{uri}: answered after {waited:?}"
+        );
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["error"], "timeout", "{uri}: {json}");
+    }
+    // An answer ready at once is not held up by the timer.
+    let a = call(&s, "POST", "/v1/check", &[], README_REQUEST).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.json);
+    assert_eq!(a.json["decision"], "allow", "{}", a.json);
+}
+
 /// A body that says it is `.0` bytes long and never sends a byte.
 struct NeverComes(u64);
 
