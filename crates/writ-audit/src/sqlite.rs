@@ -383,7 +383,7 @@ impl Sink for SqliteSink {
     }
 
     fn sync(&mut self) -> io::Result<()> {
-        make_durable(&self.conn, &self.path).map(drop)
+        make_durable(&self.conn).map(drop)
     }
 
     /// Checkpoints through a second connection, on the log's syncing
@@ -393,18 +393,20 @@ impl Sink for SqliteSink {
     /// is reused from its start only after a checkpoint that caught up
     /// with every frame, which one running beside the writer seldom does.
     /// `None` (the writer then checkpoints itself, as before) when the
-    /// second connection cannot be opened.
+    /// second connection cannot be opened or set up.
     fn background_sync(&mut self) -> Option<BackgroundSync> {
         let conn = Connection::open_with_flags(
             &self.path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .ok()?;
+        // The checkpoint syncs by its own connection's setting (NORMAL
+        // syncs the WAL and the database), whatever SQLite's build default.
+        conn.pragma_update(None, "synchronous", "NORMAL").ok()?;
         self.conn
             .pragma_update(None, "wal_autocheckpoint", self.wal_pages)
             .ok()?;
-        let path = self.path.clone();
-        Some(Box::new(move || make_durable(&conn, &path).map(drop)))
+        Some(Box::new(move || make_durable(&conn).map(drop)))
     }
 }
 
@@ -415,25 +417,33 @@ pub const WAL_PAGES: u32 = 4096;
 /// How [`make_durable`] made the log durable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Durable {
-    /// A checkpoint copied every frame into the database, and synced the
-    /// WAL and the database.
+    /// The checkpoint reached the WAL's last frame. Every checkpoint that
+    /// copies anything syncs the WAL first, and one that copies nothing
+    /// found every frame copied by an earlier one, which did; the WAL is
+    /// only reused from its start after a checkpoint that caught up and
+    /// synced the database. Either way each committed frame is on disk,
+    /// in the WAL or in the database.
     Checkpointed,
     /// Another checkpoint was running, or a reader kept part of the WAL
     /// from the database: the WAL file was synced instead.
     WalSynced,
 }
 
-/// Makes durable everything committed to the database at `path` before
-/// the call, through `conn`: a passive checkpoint (which waits for no
-/// reader or writer), and when that did not reach the WAL's last frame —
-/// a reader's snapshot holds frames back, or another connection was
-/// checkpointing — an fsync of the WAL itself, whose committed frames
-/// SQLite recovers after a crash (what `synchronous=FULL` does on every
-/// commit).
+/// Makes durable everything committed to `conn`'s database before the
+/// call: a passive checkpoint (which waits for no reader or writer), and
+/// when that did not reach the WAL's last frame — a reader's snapshot
+/// holds frames back, or another connection was checkpointing — an fsync
+/// of the WAL itself, whose committed frames SQLite recovers after a
+/// crash (what `synchronous=FULL` does on every commit).
+///
+/// The WAL is found where SQLite put it: beside the database's path as
+/// SQLite resolved it (through symbolic links), not as the caller spelled
+/// it.
 ///
 /// # Errors
-/// Any SQLite error but busy, or the WAL's fsync failing.
-fn make_durable(conn: &Connection, path: &Path) -> io::Result<Durable> {
+/// Any SQLite error but busy; the WAL missing (it cannot be, while a
+/// connection is open) or its fsync failing.
+fn make_durable(conn: &Connection) -> io::Result<Durable> {
     let row = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
         Ok((
             r.get::<_, i64>(0)?,
@@ -442,22 +452,27 @@ fn make_durable(conn: &Connection, path: &Path) -> io::Result<Durable> {
         ))
     });
     match row {
-        // Not busy, and every frame is in the database, synced (in a
-        // database that is not in WAL mode both are -1: each commit was
-        // synced).
+        // Not busy, and the checkpoint reached the last frame (see
+        // `Durable::Checkpointed`). In a database not in WAL mode both
+        // are -1: each commit was synced.
         Ok((0, log, done)) if done >= log => return Ok(Durable::Checkpointed),
         Ok(_) => {}
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) => {}
         Err(e) => return Err(to_io(e)),
     }
-    let mut wal = path.as_os_str().to_owned();
+    let Some(db) = conn.path().filter(|p| !p.is_empty()) else {
+        return Err(io::Error::other(
+            "the audit database has no file name: its WAL cannot be synced",
+        ));
+    };
+    let mut wal = std::ffi::OsString::from(db);
     wal.push("-wal");
-    match std::fs::File::open(PathBuf::from(wal)) {
-        Ok(file) => file.sync_data()?,
-        // No WAL: everything is in the database.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    // Opened for writing (no create, no truncate): some systems sync only
+    // a handle that may write.
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(PathBuf::from(wal))?
+        .sync_data()?;
     Ok(Durable::WalSynced)
 }
 
@@ -1057,7 +1072,7 @@ mod tests {
         let (path, writer) = database("all");
         insert(&writer, 50);
         let other = Connection::open(&path).unwrap();
-        assert_eq!(make_durable(&other, &path).unwrap(), Durable::Checkpointed);
+        assert_eq!(make_durable(&other).unwrap(), Durable::Checkpointed);
         let (log, done) = frames(&writer);
         assert!(
             log > 0 && done == log,
@@ -1070,7 +1085,7 @@ mod tests {
         let (path, writer) = database("reader");
         insert(&writer, 10);
         let other = Connection::open(&path).unwrap();
-        assert_eq!(make_durable(&other, &path).unwrap(), Durable::Checkpointed);
+        assert_eq!(make_durable(&other).unwrap(), Durable::Checkpointed);
         // A reader's snapshot, taken now, keeps later frames out of the
         // database until it ends.
         let reader = Connection::open(&path).unwrap();
@@ -1079,10 +1094,29 @@ mod tests {
             .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap();
         insert(&writer, 10);
-        assert_eq!(make_durable(&other, &path).unwrap(), Durable::WalSynced);
+        assert_eq!(make_durable(&other).unwrap(), Durable::WalSynced);
         let (log, done) = frames(&writer);
         assert!(done < log, "{log} frames, {done} in the database");
         reader.execute_batch("COMMIT").unwrap();
-        assert_eq!(make_durable(&other, &path).unwrap(), Durable::Checkpointed);
+        assert_eq!(make_durable(&other).unwrap(), Durable::Checkpointed);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_database_reached_through_a_symbolic_link_has_its_wal_synced() {
+        let (path, writer) = database("link");
+        let link = path.with_file_name("link.db");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        // SQLite keeps the WAL beside the link's target: there is no
+        // `link.db-wal` to sync, and finding none is an error.
+        let other = Connection::open(&link).unwrap();
+        let reader = Connection::open(&link).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        insert(&writer, 10);
+        assert!(!link.with_file_name("link.db-wal").exists());
+        assert_eq!(make_durable(&other).unwrap(), Durable::WalSynced);
     }
 }

@@ -586,7 +586,8 @@ mod sqlite {
             log.flush().unwrap();
             // The writer's own checkpoint comes only at 4096 pages, which
             // this log never reaches: the syncing thread's checkpoint put
-            // every flushed record into the database file.
+            // every flushed record into the database file (what the file
+            // holds as the system sees it; a power cut is not simulated).
             assert_eq!(
                 records_in_the_database_file(&path, &dir),
                 (round * 2_000) as usize,
@@ -625,10 +626,13 @@ mod sqlite {
         let db = std::fs::metadata(&path).unwrap().len();
         // About 20 MiB of records went through a WAL of 32 pages (512
         // KiB): a WAL that only the syncing thread checkpointed would
-        // have held them all, as it is never caught up with the writer.
+        // have held them all (42 MB), as it is never caught up with the
+        // writer. Past the 32 pages it grows by what the writer writes
+        // while the syncing thread holds the checkpoint (its fsyncs): a
+        // slow disk's worth of slack.
         assert!(db > 8 << 20, "{db} bytes in the database");
         assert!(most > 0, "a WAL was seen");
-        assert!(most <= 2 << 20, "the WAL grew to {most} bytes");
+        assert!(most <= 12 << 20, "the WAL grew to {most} bytes");
         log.shutdown().unwrap();
         let report = verify_sqlite(&path).unwrap();
         assert!(report.is_intact(), "{report}");

@@ -389,7 +389,9 @@ pub(crate) async fn guarded(
 ) -> axum::response::Response {
     state.metrics.requests.fetch_add(1, Relaxed);
     let timeout = state.config.request_timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
+    // A timeout too long to add to the clock is no timeout (as tokio's
+    // own `timeout` takes it).
+    let deadline = tokio::time::Instant::now().checked_add(timeout);
     let mut answer = std::pin::pin!(answer);
     let first = std::future::poll_fn(|cx| {
         std::task::Poll::Ready(match answer.as_mut().poll(cx) {
@@ -401,6 +403,9 @@ pub(crate) async fn guarded(
     if let Some(r) = first {
         return r;
     }
+    let Some(deadline) = deadline else {
+        return answer.await;
+    };
     match tokio::time::timeout_at(deadline, answer).await {
         Ok(r) => r,
         Err(_) => axum::response::IntoResponse::into_response(ApiError::new(

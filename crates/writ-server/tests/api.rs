@@ -251,6 +251,14 @@ async fn an_answer_that_never_comes_is_a_504_at_the_request_timeout() {
     let a = call(&s, "POST", "/v1/check", &[], README_REQUEST).await;
     assert_eq!(a.status, StatusCode::OK, "{}", a.json);
     assert_eq!(a.json["decision"], "allow", "{}", a.json);
+    // A timeout past what the clock can count is no timeout, not a panic.
+    let s = state("timeout-max", &["examples/support.writ"], |c| {
+        c.request_timeout = std::time::Duration::MAX;
+    });
+    for uri in ["/v1/check", "/v1/explain"] {
+        let a = call(&s, "POST", uri, &[], README_REQUEST).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}: {}", a.json);
+    }
 }
 
 /// A body that says it is `.0` bytes long and never sends a byte.
