@@ -380,9 +380,8 @@ async fn count_requests(
 ///
 /// The timer is armed only when the answer is not ready at its first
 /// poll (a `GET /proxy/check` always is; a body still on its way is
-/// not): registering it in tokio's timer wheel and taking it out again
-/// cost more than the rest of this function. The deadline still counts
-/// from here.
+/// not), which spares most answers putting an entry in tokio's timer
+/// wheel and taking it out again. The deadline still counts from here.
 pub(crate) async fn guarded(
     state: &State,
     answer: impl Future<Output = axum::response::Response>,
