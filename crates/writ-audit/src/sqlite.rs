@@ -1060,6 +1060,16 @@ mod tests {
         }
     }
 
+    /// A reader holding a snapshot of `path` open (until its `COMMIT`).
+    fn snapshot(path: &Path) -> Connection {
+        let reader = Connection::open(path).unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let _: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        reader
+    }
+
     fn frames(conn: &Connection) -> (i64, i64) {
         conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((r.get(1)?, r.get(2)?))
@@ -1088,11 +1098,7 @@ mod tests {
         assert_eq!(make_durable(&other).unwrap(), Durable::Checkpointed);
         // A reader's snapshot, taken now, keeps later frames out of the
         // database until it ends.
-        let reader = Connection::open(&path).unwrap();
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let reader = snapshot(&path);
         insert(&writer, 10);
         assert_eq!(make_durable(&other).unwrap(), Durable::WalSynced);
         let (log, done) = frames(&writer);
@@ -1110,11 +1116,7 @@ mod tests {
         // SQLite keeps the WAL beside the link's target: there is no
         // `link.db-wal` to sync, and finding none is an error.
         let other = Connection::open(&link).unwrap();
-        let reader = Connection::open(&link).unwrap();
-        reader.execute_batch("BEGIN").unwrap();
-        let _: i64 = reader
-            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
-            .unwrap();
+        let _reader = snapshot(&link); // held to the end
         insert(&writer, 10);
         assert!(!link.with_file_name("link.db-wal").exists());
         assert_eq!(make_durable(&other).unwrap(), Durable::WalSynced);

@@ -190,18 +190,7 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
     // A `Content-Length` past the limit is answered at once, though the
     // body never comes: nothing of it is waited for.
     for uri in ["/v1/check", "/v1/explain"] {
-        let never = Request::builder()
-            .method("POST")
-            .uri(uri)
-            .body(Body::new(NeverComes(4096)))
-            .unwrap();
-        let resp = tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            service(Arc::clone(&s)).oneshot(never),
-        )
-        .await
-        .expect("answered without reading the body")
-        .unwrap();
+        let resp = never_comes(&s, uri, 4096, 5, "answered without reading the body").await;
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
     }
     // At the limit it is read.
@@ -222,19 +211,8 @@ async fn an_answer_that_never_comes_is_a_504_at_the_request_timeout() {
     // A body that never comes keeps the answer waiting: on the hot route
     // (the timer armed after the first poll) and on the router's.
     for uri in ["/v1/check", "/v1/explain", "/v1/check/batch"] {
-        let never = Request::builder()
-            .method("POST")
-            .uri(uri)
-            .body(Body::new(NeverComes(100)))
-            .unwrap();
         let t = std::time::Instant::now();
-        let resp = tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            service(Arc::clone(&s)).oneshot(never),
-        )
-        .await
-        .expect("answered at the request timeout")
-        .unwrap();
+        let resp = never_comes(&s, uri, 100, 10, "answered at the request timeout").await;
         let waited = t.elapsed();
         assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT, "{uri}");
         assert!(
@@ -259,6 +237,29 @@ async fn an_answer_that_never_comes_is_a_504_at_the_request_timeout() {
         let a = call(&s, "POST", uri, &[], README_REQUEST).await;
         assert_eq!(a.status, StatusCode::OK, "{uri}: {}", a.json);
     }
+}
+
+/// `POST uri` with a body of `len` bytes that never comes, answered
+/// within `secs` seconds (or the test fails, saying `answered`).
+async fn never_comes(
+    s: &Shared,
+    uri: &str,
+    len: u64,
+    secs: u64,
+    answered: &str,
+) -> axum::response::Response {
+    let never = Request::builder()
+        .method("POST")
+        .uri(uri)
+        .body(Body::new(NeverComes(len)))
+        .unwrap();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(secs),
+        service(Arc::clone(s)).oneshot(never),
+    )
+    .await
+    .expect(answered)
+    .unwrap()
 }
 
 /// A body that says it is `.0` bytes long and never sends a byte.
