@@ -359,20 +359,8 @@ fn push_number(out: &mut Vec<u8>, n: f64) {
 
 /// A decimal number without the formatting machinery (this runs several
 /// times per record).
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        if let Some(d) = buf.get_mut(i) {
-            *d = b'0' + (n % 10) as u8;
-        }
-        n /= 10;
-        if n == 0 || i == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(buf.get(i..).unwrap_or(&[]));
+pub(crate) fn push_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(writ_runtime::json_text::decimal(n, &mut [0; 20]).as_bytes());
 }
 
 /// At least `width` digits, zero-padded (`n` is not negative here).
@@ -397,81 +385,11 @@ fn push_opt(out: &mut Vec<u8>, s: Option<impl AsRef<[u8]>>) {
     }
 }
 
-/// Bytes a JSON string must escape: `"`, `\` and control characters.
-#[expect(
-    clippy::indexing_slicing,
-    reason = "constant indices below 256, checked at compile time"
-)]
-const NEEDS_ESCAPE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        t[i] = true;
-        i += 1;
-    }
-    t[b'"' as usize] = true;
-    t[b'\\' as usize] = true;
-    t
-};
-
-/// Whether any of eight bytes is `"`, `\\` or a control character. Never
-/// false when one is (it may be true when none is; the caller then looks
-/// byte by byte).
-const fn may_need_escape(w: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let below_space = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-    let q = w ^ (ONES * b'"' as u64);
-    let quote = q.wrapping_sub(ONES) & !q & HIGH;
-    let b = w ^ (ONES * b'\\' as u64);
-    let backslash = b.wrapping_sub(ONES) & !b & HIGH;
-    (below_space | quote | backslash) != 0
-}
-
-/// The first byte at or after `from` that JSON must escape: eight bytes
-/// at a time, then one by one.
-fn next_escape(bytes: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while let Some(word) = bytes.get(i..i + 8) {
-        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
-        if may_need_escape(w) {
-            break;
-        }
-        i += 8;
-    }
-    let at = bytes
-        .get(i..)?
-        .iter()
-        .position(|&b| NEEDS_ESCAPE.get(usize::from(b)).copied().unwrap_or(true))?;
-    Some(i + at)
-}
-
-/// A JSON string: `"`, `\\` and control characters escaped, nothing else.
-/// `s` is UTF-8 (text, or bytes packed from text).
+/// A JSON string: `"`, `\\` and control characters escaped, nothing else
+/// (the runtime's writer, which the decision JSON uses too). `s` is UTF-8
+/// (text, or bytes packed from text).
 pub(crate) fn push_str(out: &mut Vec<u8>, s: impl AsRef<[u8]>) {
-    let bytes = s.as_ref();
-    out.reserve(bytes.len() + 2);
-    out.push(b'"');
-    let mut run = 0;
-    while let Some(at) = next_escape(bytes, run) {
-        out.extend_from_slice(bytes.get(run..at).unwrap_or(&[]));
-        match bytes.get(at).copied().unwrap_or(0) {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            // As serde_json and `Decision::to_json` write them.
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            b => {
-                let _ = write!(out, "\\u{b:04x}");
-            }
-        }
-        run = at + 1;
-    }
-    out.extend_from_slice(bytes.get(run..).unwrap_or(&[]));
-    out.push(b'"');
+    writ_runtime::json_text::push_bytes(out, s.as_ref());
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

@@ -39,6 +39,7 @@ pub mod glob;
 mod globset;
 #[cfg(feature = "json")]
 mod json;
+pub mod json_text;
 pub mod limiter;
 mod matcher;
 pub mod model;

@@ -123,8 +123,7 @@ impl Object {
     }
 
     fn str_value(&mut self, v: &str) {
-        // Writing a string into a Vec cannot fail.
-        let _ = serde_json::to_writer(&mut self.0, v);
+        writ_runtime::json_text::push_bytes(&mut self.0, v.as_bytes());
     }
 
     fn string(mut self, key: &str, value: &str) -> Object {

@@ -66,10 +66,12 @@ async fn root(State(s): State<Shared>, Headers(headers): Headers) -> Response {
 /// Whether the request carries the admin token.
 pub fn is_admin(s: &Shared, headers: &HeaderMap) -> bool {
     use subtle::ConstantTimeEq as _;
-    let (Some(want), Some(got)) = (
-        s.config.admin_token.as_deref(),
-        headers.get("x-admin-token").and_then(|v| v.to_str().ok()),
-    ) else {
+    const ADMIN_TOKEN: header::HeaderName = header::HeaderName::from_static("x-admin-token");
+    // No admin token configured: nothing to look up.
+    let Some(want) = s.config.admin_token.as_deref() else {
+        return false;
+    };
+    let Some(got) = headers.get(&ADMIN_TOKEN).and_then(|v| v.to_str().ok()) else {
         return false;
     };
     bool::from(want.as_bytes().ct_eq(got.as_bytes()))
@@ -177,16 +179,18 @@ fn check_body(s: &Shared, headers: &HeaderMap, body: &[u8]) -> Response {
     };
     let loaded = s.policies.current();
     let json = s.decide(&loaded, &req, |d, reason| d.to_json_with_reason(reason));
-    (
-        StatusCode::OK,
-        revision_header(&loaded),
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        json,
-    )
-        .into_response()
+    // The headers axum's `(StatusCode, headers…, String)` would set, in
+    // its order, in a map allocated once.
+    let mut r = Response::new(axum::body::Body::from(json));
+    let h = r.headers_mut();
+    h.reserve(4);
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let [(name, value)] = revision_header(&loaded);
+    h.insert(name, value);
+    r
 }
 
 /// The decision and the steps that led to it (see `explain.rs`). An

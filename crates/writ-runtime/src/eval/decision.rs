@@ -86,7 +86,7 @@ impl Decision<'_> {
             out.push_str(name);
             out.push_str("\":");
             match v {
-                Some(s) => json_string(out, s),
+                Some(s) => crate::json_text::push_str(out, s),
                 None => out.push_str("null"),
             }
         }
@@ -113,38 +113,6 @@ impl Decision<'_> {
     }
 }
 
-/// `s` as a JSON string, escaped as serde_json escapes it. Runs of bytes
-/// that need no escape are copied whole (every byte that needs one is
-/// ASCII, so the runs end on character boundaries).
-fn json_string(out: &mut String, s: &str) {
-    out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..0x20 => "",
-            _ => continue,
-        };
-        out.push_str(s.get(start..i).unwrap_or_default());
-        if escape.is_empty() {
-            use std::fmt::Write as _;
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
-    }
-    out.push_str(s.get(start..).unwrap_or_default());
-    out.push('"');
-}
-
 pub(super) fn expand<'a>(template: &'a str, req: &crate::request::Request) -> Cow<'a, str> {
     if !template.contains('{') {
         return Cow::Borrowed(template);
@@ -155,34 +123,4 @@ pub(super) fn expand<'a>(template: &'a str, req: &crate::request::Request) -> Co
             .replace("{target}", req.target.as_deref().unwrap_or(""))
             .replace("{agent}", &req.agent),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::json_string;
-
-    /// Every byte value below 0x80 and a few wider characters, alone, at
-    /// either end and in the middle of a run: the text is what serde_json
-    /// writes (the CLI's decision JSON and the server's must be one text).
-    #[test]
-    fn strings_are_escaped_as_serde_json_escapes_them() {
-        let mut chars: Vec<char> = (0u8..0x80).map(char::from).collect();
-        chars.extend(['é', '\u{2028}', '€', '😀', '\u{7f}', '\u{80}']);
-        let mut compared = 0;
-        for c in chars {
-            for s in [
-                c.to_string(),
-                format!("ab{c}"),
-                format!("{c}cd"),
-                format!("x{c}y{c}{c}z"),
-            ] {
-                let mut ours = String::new();
-                json_string(&mut ours, &s);
-                let theirs = serde_json::to_string(&s).unwrap_or_default();
-                assert_eq!(ours, theirs, "{s:?}");
-                compared += 1;
-            }
-        }
-        assert_eq!(compared, 134 * 4);
-    }
 }

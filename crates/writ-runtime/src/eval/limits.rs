@@ -38,28 +38,55 @@ impl<'s> Hold<'s> {
         }
     }
 
-    /// The reason a full limit gives.
+    /// The reason a full limit gives. Written piece by piece, not with
+    /// `format!`: under load most answers are this refusal.
     pub(super) fn full(&self, agent: &str) -> String {
+        let name = self.scope.name();
+        let mut s = String::with_capacity(72 + name.len() + agent.len() + self.key.len());
         match self.scope.kind() {
-            LimitKind::Rule => format!(
-                "rate limit `{}` of rule `{}` reached for agent `{agent}`",
-                self.rate,
-                self.scope.name()
-            ),
-            LimitKind::RuleShared => format!(
-                "rate limit `{}` of rule `{}` (shared by all agents) reached",
-                self.rate,
-                self.scope.name()
-            ),
-            LimitKind::Agent => format!(
-                "agent `{agent}` is over its {} limit `{}` ({}: {})",
-                self.metric.as_str(),
-                self.rate,
-                self.key,
-                self.rate.count
-            ),
+            LimitKind::Rule => {
+                s.push_str("rate limit `");
+                push_rate(&mut s, self.rate);
+                s.push_str("` of rule `");
+                s.push_str(name);
+                s.push_str("` reached for agent `");
+                s.push_str(agent);
+                s.push('`');
+            }
+            LimitKind::RuleShared => {
+                s.push_str("rate limit `");
+                push_rate(&mut s, self.rate);
+                s.push_str("` of rule `");
+                s.push_str(name);
+                s.push_str("` (shared by all agents) reached");
+            }
+            LimitKind::Agent => {
+                s.push_str("agent `");
+                s.push_str(agent);
+                s.push_str("` is over its ");
+                s.push_str(self.metric.as_str());
+                s.push_str(" limit `");
+                push_rate(&mut s, self.rate);
+                s.push_str("` (");
+                s.push_str(self.key);
+                s.push_str(": ");
+                push_u64(&mut s, self.rate.count);
+                s.push(')');
+            }
         }
+        s
     }
+}
+
+/// A rate as its `Display` writes it (`3/hour`).
+fn push_rate(s: &mut String, rate: Rate) {
+    push_u64(s, rate.count);
+    s.push('/');
+    s.push_str(rate.unit.as_str());
+}
+
+fn push_u64(s: &mut String, n: u64) {
+    s.push_str(crate::json_text::decimal(n, &mut [0; 20]));
 }
 
 /// A full limit, as a decision's reason: its sentence (which names the
@@ -156,5 +183,33 @@ impl<'s> Pending<'s> {
                 store.acquire(&items, now_ms)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::vocab::RateUnit;
+
+    /// The rate in a refusal's sentence is what `Rate`'s `Display`
+    /// writes, for counts of every length.
+    #[test]
+    fn rates_are_written_as_display_writes_them() {
+        let mut compared = 0;
+        for count in [0, 1, 9, 10, 99, 100, 12_345, u64::from(u32::MAX), u64::MAX] {
+            for unit in [
+                RateUnit::Second,
+                RateUnit::Minute,
+                RateUnit::Hour,
+                RateUnit::Day,
+            ] {
+                let rate = Rate { count, unit };
+                let mut ours = String::new();
+                push_rate(&mut ours, rate);
+                assert_eq!(ours, rate.to_string());
+                compared += 1;
+            }
+        }
+        assert_eq!(compared, 36);
     }
 }
