@@ -566,9 +566,9 @@ mod tests {
 
     #[test]
     fn escaping_a_word_at_a_time_escapes_what_a_byte_scan_does() {
-        // serde_json's escaping, which the runtime's `Decision::to_json`
-        // writes too (its escaper is private to the runtime and written to
-        // give serde_json's text), a character at a time.
+        // serde_json's escaping, which the runtime's `json_text` writes
+        // (for these lines and for `Decision::to_json`), a character at a
+        // time.
         fn slow(s: &str) -> String {
             serde_json::to_string(s).unwrap_or_default()
         }

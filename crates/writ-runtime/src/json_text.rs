@@ -3,9 +3,10 @@
 //! `\f`, and `\u00xx` for the others), every other character as it is.
 //! The one string writer of every JSON text writ builds without serde:
 //! a decision's answer (`Decision::to_json`), the audit log's canonical
-//! lines, MeshGuard's answers in `writ serve`. Text without anything to
-//! escape, the common case, is found eight bytes at a time and copied
-//! whole. [`decimal`] writes their whole numbers.
+//! lines, the allow answer of `writ serve`'s MeshGuard `/proxy/check`.
+//! Text without anything to escape, the common case, is found eight bytes
+//! at a time and copied whole. [`decimal`] writes the audit lines' whole
+//! numbers and those of a full limit's sentence.
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

@@ -87,6 +87,7 @@ async fn check_answers_writ_evals_decision_json() {
     assert_eq!(a.json["rule"], "refund_small");
     let revision = a.headers["x-writ-revision"].to_str().unwrap().to_owned();
     assert_eq!(revision.len(), 64);
+    assert_eq!(a.headers["content-type"], "application/json");
     // The same decision as `writ eval` on the same policy and request
     // (its engine on the sources: the runtime checked against the
     // reference evaluator).
